@@ -27,6 +27,8 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
 mod apiserver;
 mod assets;
 pub mod certs;

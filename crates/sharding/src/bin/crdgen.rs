@@ -1,0 +1,5 @@
+//! Prints the ControllerRing CustomResourceDefinition; `config/crds/` holds its output.
+
+fn main() {
+    print!("{}", sharding::api::controller_ring::crd_yaml());
+}

@@ -1,0 +1,19 @@
+//! Load generation and what-if analysis for controller sharding.
+//!
+//! - [`ring_whatif`]: `loadgen ring`, the assignment of objects to shards computed offline with
+//!   [`sharding::consistent_hash`], its skew, and the movement when a shard joins or leaves.
+
+use std::io::{BufWriter, Write};
+
+pub mod cli;
+pub mod ring_whatif;
+
+/// Runs the subcommand, writing its output to stdout.
+pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    match cli.command {
+        cli::Command::Ring(args) => ring_whatif::run(&args, &mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
