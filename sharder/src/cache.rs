@@ -1,0 +1,159 @@
+//! The sharder's only caches: ControllerRings and shard Leases. Both are small (one object
+//! per ring and per shard); the sharded objects themselves are never cached (SPEC B).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::jiff::Timestamp;
+use kube::{
+    Api, Client, ResourceExt as _,
+    runtime::{
+        WatchStreamExt, reflector,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use sharding::{
+    api::{ControllerRing, labels},
+    consistent_hash::Ring,
+};
+
+use crate::{metrics::RingLabels, webhook::handler::RingState};
+
+/// The last hash ring of each ring, with the available shards it was built from.
+type HashRings = Arc<Mutex<HashMap<String, (Vec<String>, Arc<Ring>)>>>;
+
+/// Read access to the cached ControllerRings and shard Leases, and the hash rings built
+/// from them for the webhook.
+#[derive(Clone)]
+pub struct RingCache {
+    rings: Store<ControllerRing>,
+    leases: Store<Lease>,
+    hash_rings: HashRings,
+    calculations: Family<RingLabels, Counter>,
+}
+
+impl std::fmt::Debug for RingCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingCache")
+            .field("rings", &self.rings.len())
+            .field("leases", &self.leases.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RingCache {
+    /// Starts the reflectors; the returned future drives them and must be polled.
+    pub fn start(
+        client: &Client,
+        calculations: Family<RingLabels, Counter>,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (rings, rings_writer) = reflector::store();
+        let (leases, leases_writer) = reflector::store();
+        let ring_watch = reflector(
+            rings_writer,
+            watcher(
+                Api::<ControllerRing>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+        )
+        .default_backoff()
+        .for_each(|_| async {});
+        // Only Leases with the ring label are shard Leases (SPEC C: filter for real).
+        let lease_watch = reflector(
+            leases_writer,
+            watcher(
+                Api::<Lease>::all(client.clone()),
+                watcher::Config::default().labels(labels::CONTROLLER_RING),
+            ),
+        )
+        .default_backoff()
+        .for_each(|_| async {});
+        let run = async move {
+            futures::join!(ring_watch, lease_watch);
+        };
+        let cache = Self {
+            rings,
+            leases,
+            hash_rings: Arc::default(),
+            calculations,
+        };
+        (cache, run)
+    }
+
+    /// Waits until both caches have been filled once.
+    pub async fn wait_until_ready(&self) {
+        let _ = futures::join!(
+            self.rings.wait_until_ready(),
+            self.leases.wait_until_ready()
+        );
+    }
+
+    /// The ControllerRing named `name`.
+    #[must_use]
+    pub fn ring(&self, name: &str) -> Option<Arc<ControllerRing>> {
+        self.rings.get(&ObjectRef::new(name))
+    }
+
+    /// All ControllerRings.
+    #[must_use]
+    pub fn rings(&self) -> Vec<Arc<ControllerRing>> {
+        self.rings.state()
+    }
+
+    /// The shard Leases of ring `name`.
+    #[must_use]
+    pub fn leases(&self, name: &str) -> Vec<Lease> {
+        self.leases
+            .state()
+            .into_iter()
+            .filter(|lease| {
+                lease
+                    .labels()
+                    .get(labels::CONTROLLER_RING)
+                    .map(String::as_str)
+                    == Some(name)
+            })
+            .map(Arc::unwrap_or_clone)
+            .collect()
+    }
+
+    /// All shard Leases.
+    #[must_use]
+    pub fn all_leases(&self) -> Vec<Arc<Lease>> {
+        self.leases.state()
+    }
+}
+
+impl RingState for RingCache {
+    fn controller_ring(&self, name: &str) -> Option<Arc<ControllerRing>> {
+        self.ring(name)
+    }
+
+    /// The ring of the currently available shards. It is rebuilt only when that set changes,
+    /// so most admissions reuse the last one.
+    fn hash_ring(&self, name: &str) -> Arc<Ring> {
+        let leases = self.leases(name);
+        let shards = sharding::leases::Shards::from_leases(&leases, Timestamp::now());
+        let available: Vec<String> = shards.available().map(|s| s.name.clone()).collect();
+        let mut hash_rings = self.hash_rings.lock().expect("not poisoned");
+        if let Some((members, ring)) = hash_rings.get(name)
+            && *members == available
+        {
+            return ring.clone();
+        }
+        let ring = Arc::new(Ring::with_nodes(available.iter().cloned()));
+        self.calculations
+            .get_or_create(&RingLabels {
+                controllerring: name.to_owned(),
+            })
+            .inc();
+        hash_rings.insert(name.to_owned(), (available, ring.clone()));
+        ring
+    }
+}

@@ -1,0 +1,273 @@
+//! The ControllerRing controller (SPEC A.7, B): applies each ring's webhook configuration and
+//! reports its shards in the ring's status with a `Ready` condition.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    api::{admissionregistration::v1::MutatingWebhookConfiguration, coordination::v1::Lease},
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        watcher,
+    },
+};
+use serde_json::json;
+use sharding::{
+    api::{ControllerRing, ControllerRingStatus, controller_ring::CONDITION_READY, labels},
+    leases::Shards,
+};
+
+use crate::webhook::configuration::{WebhookConfigSettings, webhook_configuration};
+
+/// The field manager of the sharder's server-side applies.
+const FIELD_MANAGER: &str = "sharder";
+
+/// Errors of one reconciliation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The webhook configuration could not be applied.
+    #[error("cannot apply MutatingWebhookConfiguration {name}")]
+    ApplyWebhook {
+        /// Its name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The status could not be written.
+    #[error("cannot update the status of ControllerRing {ring}")]
+    Status {
+        /// The ring.
+        ring: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The status of `ring` with shard Leases `leases` at `now`; `failure` is why applying the
+/// webhook configuration failed, if it did. The condition's transition time is kept while
+/// its status stays the same.
+#[must_use]
+pub fn desired_status(
+    ring: &ControllerRing,
+    leases: &[Lease],
+    now: Timestamp,
+    failure: Option<&str>,
+) -> ControllerRingStatus {
+    let shards = Shards::from_leases(leases, now);
+    let (status, reason, message) = match failure {
+        None => (
+            "True",
+            "ReconciliationSucceeded",
+            "ControllerRing was successfully reconciled".to_owned(),
+        ),
+        Some(failure) => ("False", "ReconciliationFailed", failure.to_owned()),
+    };
+    let previous = ring
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY));
+    let last_transition_time = previous
+        .filter(|c| c.status == status)
+        .map_or(Time(now), |c| c.last_transition_time.clone());
+    ControllerRingStatus {
+        observed_generation: ring.metadata.generation,
+        shards: i32::try_from(shards.len()).unwrap_or(i32::MAX),
+        available_shards: i32::try_from(shards.available().count()).unwrap_or(i32::MAX),
+        conditions: vec![Condition {
+            type_: CONDITION_READY.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            observed_generation: ring.metadata.generation,
+            last_transition_time,
+        }],
+    }
+}
+
+struct Context {
+    client: Client,
+    settings: WebhookConfigSettings,
+    recorder: Recorder,
+}
+
+async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = ring.ring_name().to_owned();
+    let configuration = webhook_configuration(&ring, &ctx.settings);
+    let applied = Api::<MutatingWebhookConfiguration>::all(ctx.client.clone())
+        .patch(
+            &labels::webhook_configuration(&name),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&configuration),
+        )
+        .await
+        .map_err(|source| Error::ApplyWebhook {
+            name: labels::webhook_configuration(&name),
+            source,
+        });
+    let failure = applied.as_ref().err().map(|e| crate::error_chain(e));
+    if let Some(failure) = &failure {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ReconciliationFailed".to_owned(),
+            note: Some(failure.clone()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &ring.object_ref(&())).await {
+            tracing::warn!(%error, "cannot publish event");
+        }
+    }
+
+    let leases = super::ring_leases(&ctx.client, &name)
+        .await
+        .map_err(|source| Error::Status {
+            ring: name.clone(),
+            source,
+        })?;
+    let status = desired_status(&ring, &leases, Timestamp::now(), failure.as_deref());
+    if ring.status.as_ref() != Some(&status) {
+        Api::<ControllerRing>::all(ctx.client.clone())
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": status })),
+            )
+            .await
+            .map_err(|source| Error::Status {
+                ring: name.clone(),
+                source,
+            })?;
+    }
+    applied?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<ControllerRing>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(error = %crate::error_chain(error), "ControllerRing reconciliation failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller until `shutdown` completes. Lease changes requeue their ring, so
+/// that the shard counts stay current.
+pub async fn run(
+    client: Client,
+    settings: WebhookConfigSettings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "controllerring-controller".to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings,
+        recorder,
+    });
+    Controller::new(
+        Api::<ControllerRing>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<MutatingWebhookConfiguration>::all(client.clone()),
+        watcher::Config::default().labels(labels::CONTROLLER_RING),
+    )
+    .watches(
+        Api::<Lease>::all(client),
+        watcher::Config::default().labels(labels::CONTROLLER_RING),
+        |lease| super::ring_of(&lease),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| async {})
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{
+        api::coordination::v1::LeaseSpec,
+        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+        jiff::SignedDuration,
+    };
+    use sharding::api::ControllerRingSpec;
+
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn lease(name: &str, holder: &str) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(15),
+                acquire_time: Some(MicroTime(now())),
+                renew_time: Some(MicroTime(now())),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    fn ring() -> ControllerRing {
+        let mut ring = ControllerRing::new("ring", ControllerRingSpec::default());
+        ring.metadata.generation = Some(3);
+        ring
+    }
+
+    #[test]
+    fn the_status_counts_all_and_available_shards() {
+        let leases = [lease("a", "a"), lease("b", "b"), lease("c", "")];
+        let status = desired_status(&ring(), &leases, now(), None);
+        assert_eq!((status.shards, status.available_shards), (3, 2));
+        assert_eq!(status.observed_generation, Some(3));
+        let ready = &status.conditions[0];
+        assert_eq!(
+            (ready.type_.as_str(), ready.status.as_str()),
+            ("Ready", "True")
+        );
+    }
+
+    #[test]
+    fn a_failure_makes_the_ring_not_ready_with_the_reason() {
+        let status = desired_status(&ring(), &[], now(), Some("cannot apply"));
+        let ready = &status.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ReconciliationFailed")
+        );
+        assert_eq!(ready.message, "cannot apply");
+    }
+
+    #[test]
+    fn the_transition_time_changes_only_with_the_condition_status() {
+        let mut ring = ring();
+        ring.status = Some(desired_status(&ring, &[], now(), None));
+        let later = now() + SignedDuration::from_secs(60);
+        let same = desired_status(&ring, &[], later, None);
+        assert_eq!(
+            same,
+            ring.status.clone().unwrap(),
+            "nothing changed, so nothing is written"
+        );
+        let failed = desired_status(&ring, &[], later, Some("x"));
+        assert_eq!(failed.conditions[0].last_transition_time, Time(later));
+    }
+}

@@ -1,0 +1,384 @@
+//! Resync of a ring's objects (SPEC A.8, B): list the metadata of every main and controlled
+//! object in the ring's namespaces, page by page, and drain or move those that are not on
+//! the shard the ring wants, with at most `concurrentMoves` patches in flight.
+//!
+//! The sharder never watches or caches the sharded objects: a resync holds one page at a
+//! time, so its memory does not grow with their number.
+
+pub mod controller;
+pub mod plan;
+
+use std::{collections::HashSet, sync::Mutex};
+
+use futures::{TryStreamExt, stream};
+use k8s_openapi::{
+    api::{coordination::v1::Lease, core::v1::Namespace},
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams},
+    core::{Selector, TypeMeta},
+    discovery,
+};
+use serde_json::json;
+use sharding::{
+    api::{ControllerRing, GroupResource, labels},
+    consistent_hash::Ring,
+    key,
+    leases::Shards,
+};
+
+use self::plan::{Action, plan};
+use crate::metrics::{ResourceLabels, ResyncMetrics};
+
+/// Objects listed per page.
+const PAGE_SIZE: u32 = 500;
+
+/// One failure of a resync; a resync reports all of them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The namespace selector cannot be turned into a label selector.
+    #[error("invalid namespaceSelector of ControllerRing {ring}")]
+    NamespaceSelector {
+        /// The ring.
+        ring: String,
+        /// Why.
+        #[source]
+        source: kube::core::ParseExpressionError,
+    },
+    /// Listing namespaces, or discovering or listing a resource failed.
+    #[error("cannot {action} {what}")]
+    List {
+        /// What was attempted.
+        action: &'static str,
+        /// The namespaces or the resource.
+        what: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The resource is not served by the API server.
+    #[error("resource {0} is not served by the API server")]
+    UnknownResource(String),
+    /// Draining or moving one object failed.
+    #[error("cannot {action} {resource} {object}")]
+    Patch {
+        /// `drain` or `move`.
+        action: &'static str,
+        /// `group/resource`.
+        resource: String,
+        /// `namespace/name`.
+        object: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// All failures of one resync.
+#[derive(Debug, thiserror::Error)]
+#[error("resync of ControllerRing {ring} failed for {} object(s) or resource(s); first: {}", errors.len(), crate::error_chain(&errors[0]))]
+pub struct Errors {
+    /// The ring.
+    pub ring: String,
+    /// Every failure (never empty).
+    pub errors: Vec<Error>,
+}
+
+/// What a resync needs besides the ring.
+#[derive(Clone)]
+pub struct Resync {
+    client: Client,
+    concurrent_moves: usize,
+    default_namespace_selector: LabelSelector,
+    metrics: ResyncMetrics,
+}
+
+impl std::fmt::Debug for Resync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resync")
+            .field("concurrent_moves", &self.concurrent_moves)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts of what one resync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Objects looked at.
+    pub objects: usize,
+    /// Objects moved.
+    pub moved: usize,
+    /// Objects drained.
+    pub drained: usize,
+}
+
+impl Resync {
+    /// A resync with at most `concurrent_moves` patches in flight; rings without a
+    /// namespaceSelector use `default_namespace_selector`.
+    #[must_use]
+    pub fn new(
+        client: Client,
+        concurrent_moves: usize,
+        default_namespace_selector: LabelSelector,
+        metrics: ResyncMetrics,
+    ) -> Self {
+        Self {
+            client,
+            concurrent_moves: concurrent_moves.max(1),
+            default_namespace_selector,
+            metrics,
+        }
+    }
+
+    /// Resyncs every main and controlled resource of `ring`, whose shard Leases are `leases`.
+    pub async fn ring(&self, ring: &ControllerRing, leases: &[Lease]) -> Result<Summary, Errors> {
+        let name = ring.ring_name().to_owned();
+        let (hash_ring, shards) = sharding::ring::from_leases(leases, Timestamp::now());
+        let namespaces = self.namespaces(ring).await.map_err(|error| Errors {
+            ring: name.clone(),
+            errors: vec![error],
+        })?;
+        let target = Target {
+            ring: &name,
+            hash_ring: &hash_ring,
+            shards: &shards,
+            namespaces: &namespaces,
+        };
+        let mut summary = Summary::default();
+        let mut errors = Vec::new();
+        for resource in &ring.spec.resources {
+            let controlled = resource.controlled_resources.iter().map(|gr| (gr, true));
+            for (group_resource, controlled) in
+                std::iter::once((&resource.group_resource(), false)).chain(controlled)
+            {
+                let (done, failed) = self.resource(&target, group_resource, controlled).await;
+                summary.objects += done.objects;
+                summary.moved += done.moved;
+                summary.drained += done.drained;
+                errors.extend(failed);
+            }
+        }
+        tracing::debug!(
+            ring = name,
+            ?summary,
+            errors = errors.len(),
+            "resynced ring"
+        );
+        if errors.is_empty() {
+            Ok(summary)
+        } else {
+            Err(Errors { ring: name, errors })
+        }
+    }
+
+    async fn namespaces(&self, ring: &ControllerRing) -> Result<HashSet<String>, Error> {
+        let selector = ring
+            .spec
+            .namespace_selector
+            .clone()
+            .unwrap_or_else(|| self.default_namespace_selector.clone());
+        let selector = Selector::try_from(selector).map_err(|source| Error::NamespaceSelector {
+            ring: ring.ring_name().to_owned(),
+            source,
+        })?;
+        let list = Api::<Namespace>::all(self.client.clone())
+            .list_metadata(&ListParams::default().labels_from(&selector))
+            .await
+            .map_err(|source| Error::List {
+                action: "list",
+                what: "namespaces".to_owned(),
+                source,
+            })?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|ns| ns.metadata.name)
+            .collect())
+    }
+
+    async fn resource(
+        &self,
+        target: &Target<'_>,
+        group_resource: &GroupResource,
+        controlled: bool,
+    ) -> (Summary, Vec<Error>) {
+        let what = format!("{}/{}", group_resource.group, group_resource.resource);
+        let resource = match discover(&self.client, group_resource).await {
+            Ok(resource) => resource,
+            Err(error) => return (Summary::default(), vec![error]),
+        };
+        let api = Api::<DynamicObject>::all_with(self.client.clone(), &resource);
+        let types = TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
+        let counters =
+            ResourceLabels::new(target.ring, &group_resource.group, &group_resource.resource);
+        let summary = Mutex::new(Summary::default());
+        let errors = Mutex::new(Vec::new());
+
+        // Pages are fetched only as fast as the patches of earlier pages complete.
+        let objects = pages(api.clone(), what.clone())
+            .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+            .try_flatten();
+        let result = objects
+            .try_for_each_concurrent(self.concurrent_moves, |object| {
+                let (resource, types, what, counters) = (&resource, &types, &what, &counters);
+                let (summary, errors) = (&summary, &errors);
+                async move {
+                    if !target
+                        .namespaces
+                        .contains(object.metadata.namespace.as_deref().unwrap_or_default())
+                    {
+                        return Ok(());
+                    }
+                    let key = if controlled {
+                        key::for_controller(&object.metadata)
+                    } else {
+                        key::for_object(Some(types), &object.metadata).ok()
+                    };
+                    let current = object
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(&labels::shard(target.ring)));
+                    let action = plan(
+                        key.as_deref(),
+                        current.map(String::as_str),
+                        controlled,
+                        target.hash_ring,
+                        target.shards,
+                    );
+                    let outcome = apply(&self.client, resource, target.ring, &object, action).await;
+                    let mut summary = summary.lock().expect("not poisoned");
+                    summary.objects += 1;
+                    match outcome {
+                        Ok(Action::Move) => {
+                            summary.moved += 1;
+                            self.metrics.movements.get_or_create(counters).inc();
+                        }
+                        Ok(Action::Drain) => {
+                            summary.drained += 1;
+                            self.metrics.drains.get_or_create(counters).inc();
+                        }
+                        Ok(Action::Nothing) => {}
+                        Err((action, source)) => {
+                            errors.lock().expect("not poisoned").push(Error::Patch {
+                                action,
+                                resource: what.clone(),
+                                object: format!(
+                                    "{}/{}",
+                                    object.metadata.namespace.as_deref().unwrap_or_default(),
+                                    object.metadata.name.as_deref().unwrap_or_default()
+                                ),
+                                source,
+                            });
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+        let mut errors = errors.into_inner().expect("not poisoned");
+        if let Err(error) = result {
+            errors.push(error);
+        }
+        (summary.into_inner().expect("not poisoned"), errors)
+    }
+}
+
+/// The ring a resync works towards.
+struct Target<'a> {
+    ring: &'a str,
+    hash_ring: &'a Ring,
+    shards: &'a Shards,
+    namespaces: &'a HashSet<String>,
+}
+
+/// Drains or moves one object with a merge patch guarded by its resourceVersion (SPEC A.8).
+async fn apply(
+    client: &Client,
+    resource: &ApiResource,
+    ring: &str,
+    object: &PartialObjectMeta<DynamicObject>,
+    action: Action,
+) -> Result<Action, (&'static str, kube::Error)> {
+    let (verb, labels) = match action {
+        Action::Nothing => return Ok(action),
+        Action::Drain => ("drain", json!({ labels::drain(ring): "true" })),
+        // Removing a drain label too: the drain may have been meant for a shard that died.
+        Action::Move => (
+            "move",
+            json!({ labels::shard(ring): null, labels::drain(ring): null }),
+        ),
+    };
+    let patch = json!({
+        "metadata": { "resourceVersion": object.metadata.resource_version, "labels": labels }
+    });
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<DynamicObject> = match &object.metadata.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
+        None => Api::all_with(client.clone(), resource),
+    };
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| action)
+        .map_err(|error| (verb, error))
+}
+
+/// The served version and kind of a group and resource.
+async fn discover(client: &Client, group_resource: &GroupResource) -> Result<ApiResource, Error> {
+    let what = format!("{}/{}", group_resource.group, group_resource.resource);
+    let group = discovery::group(client, &group_resource.group)
+        .await
+        .map_err(|source| Error::List {
+            action: "discover",
+            what: what.clone(),
+            source,
+        })?;
+    group
+        .recommended_resources()
+        .into_iter()
+        .map(|(resource, _)| resource)
+        .find(|resource| resource.plural == group_resource.resource)
+        .ok_or(Error::UnknownResource(what))
+}
+
+/// The metadata of all objects of a resource, a page at a time. The first page is served
+/// from the API server's watch cache (`resourceVersion=0`) to spare etcd; a patch based on a
+/// stale version fails with a conflict and is retried by the next resync.
+fn pages(
+    api: Api<DynamicObject>,
+    what: String,
+) -> impl futures::Stream<Item = Result<Vec<PartialObjectMeta<DynamicObject>>, Error>> {
+    stream::try_unfold(Some(None::<String>), move |token| {
+        let (api, what) = (api.clone(), what.clone());
+        async move {
+            let Some(token) = token else {
+                return Ok(None);
+            };
+            let mut params = ListParams::default().limit(PAGE_SIZE);
+            match &token {
+                Some(token) => params = params.continue_token(token),
+                None => params = params.match_any(),
+            }
+            let page = api
+                .list_metadata(&params)
+                .await
+                .map_err(|source| Error::List {
+                    action: "list",
+                    what,
+                    source,
+                })?;
+            let next = page
+                .metadata
+                .continue_
+                .filter(|token| !token.is_empty())
+                .map(Some);
+            Ok(Some((page.items, next)))
+        }
+    })
+}

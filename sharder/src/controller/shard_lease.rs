@@ -1,0 +1,217 @@
+//! The shard Lease controller (SPEC A.4): labels every shard Lease with its state, takes over
+//! `uncertain` Leases so that their shards count as dead, and deletes `orphaned` ones.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
+use kube::{
+    Api, Client, ResourceExt as _,
+    api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
+    runtime::{Controller, controller::Action, watcher},
+};
+use serde_json::json;
+use sharding::{
+    api::labels,
+    leases::{self, ShardState},
+};
+
+/// What to do with a shard Lease now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// The state label is up to date.
+    Nothing,
+    /// Write this state label.
+    Label(ShardState),
+    /// Write this taken-over Lease (holder `shardlease-controller`, labelled `dead`).
+    TakeOver(Box<Lease>),
+    /// Delete the Lease.
+    Delete,
+}
+
+/// Decides the step for `lease` at `now` and when to look again (pure).
+#[must_use]
+pub fn decide(lease: &Lease, now: Timestamp) -> (Step, Option<Duration>) {
+    let state = leases::state(lease, now);
+    let step = match state {
+        ShardState::Orphaned => return (Step::Delete, None),
+        ShardState::Uncertain => {
+            let mut taken = leases::take_over(lease, now);
+            let dead = leases::state(&taken, now);
+            taken
+                .labels_mut()
+                .insert(labels::STATE.to_owned(), dead.as_str().to_owned());
+            Step::TakeOver(Box::new(taken))
+        }
+        state if lease.labels().get(labels::STATE).map(String::as_str) != Some(state.as_str()) => {
+            Step::Label(state)
+        }
+        _ => Step::Nothing,
+    };
+    // Look again just after the next boundary, where the state changes.
+    let next = leases::next_transition(lease, now).map(|d| d + Duration::from_millis(100));
+    (step, next)
+}
+
+/// Errors of one reconciliation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing the Lease failed (a conflict means it changed meanwhile; the change requeues it).
+    #[error("cannot {action} shard Lease {namespace}/{name}")]
+    Write {
+        /// What was attempted.
+        action: &'static str,
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+struct Context {
+    client: Client,
+}
+
+async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = lease.namespace().unwrap_or_default();
+    let name = lease.name_any();
+    let api = Api::<Lease>::namespaced(ctx.client.clone(), &namespace);
+    let (step, next) = decide(&lease, Timestamp::now());
+    let error = |action| {
+        let (namespace, name) = (namespace.clone(), name.clone());
+        move |source| Error::Write {
+            action,
+            namespace,
+            name,
+            source,
+        }
+    };
+    match step {
+        Step::Nothing => {}
+        Step::Label(state) => {
+            tracing::info!(lease = name, %state, "shard state changed");
+            let patch = json!({
+                "metadata": {
+                    "resourceVersion": lease.resource_version(),
+                    "labels": { labels::STATE: state.as_str() },
+                }
+            });
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(error("label"))?;
+        }
+        Step::TakeOver(taken) => {
+            tracing::info!(lease = name, "taking over uncertain shard Lease");
+            api.replace(&name, &PostParams::default(), &taken)
+                .await
+                .map_err(error("take over"))?;
+        }
+        Step::Delete => {
+            tracing::info!(lease = name, "deleting orphaned shard Lease");
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: lease.resource_version(),
+                    uid: lease.uid(),
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &params).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => return Err(error("delete")(source)),
+                Ok(_) => {}
+            }
+            return Ok(Action::await_change());
+        }
+    }
+    Ok(next.map_or_else(Action::await_change, Action::requeue))
+}
+
+fn error_policy(_: Arc<Lease>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(error = %crate::error_chain(error), "shard Lease reconciliation failed");
+    Action::requeue(Duration::from_secs(1))
+}
+
+/// Runs the controller until `shutdown` completes. It watches only Leases with the ring
+/// label (SPEC C: the filter is applied for real, so other Leases never enter the cache).
+pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let leases = Api::<Lease>::all(client.clone());
+    Controller::new(
+        leases,
+        watcher::Config::default().labels(labels::CONTROLLER_RING),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, Arc::new(Context { client }))
+    .for_each(|_| async {})
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{
+        api::coordination::v1::LeaseSpec,
+        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+        jiff::SignedDuration,
+    };
+
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    /// A Lease of shard-0 last renewed `ago` before [`now`], with label `state`.
+    fn lease(holder: &str, ago: i64, state: Option<&str>) -> Lease {
+        let renewed = MicroTime(now() - SignedDuration::from_secs(ago));
+        Lease {
+            metadata: ObjectMeta {
+                name: Some("shard-0".into()),
+                labels: state.map(|s| [(labels::STATE.to_owned(), s.to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(15),
+                acquire_time: Some(renewed.clone()),
+                renew_time: Some(renewed),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_fresh_lease_is_labelled_ready_and_looked_at_again_when_it_would_expire() {
+        let (step, next) = decide(&lease("shard-0", 5, None), now());
+        assert_eq!(step, Step::Label(ShardState::Ready));
+        assert_eq!(next, Some(Duration::from_millis(10_100)));
+    }
+
+    #[test]
+    fn an_up_to_date_label_is_not_written_again() {
+        let (step, _) = decide(&lease("shard-0", 5, Some("ready")), now());
+        assert_eq!(step, Step::Nothing);
+    }
+
+    #[test]
+    fn an_uncertain_lease_is_taken_over_and_labelled_dead() {
+        let (step, _) = decide(&lease("shard-0", 31, Some("expired")), now());
+        let Step::TakeOver(taken) = step else {
+            panic!("expected a takeover, got {step:?}");
+        };
+        assert_eq!(taken.labels()[labels::STATE], "dead");
+        let spec = taken.spec.unwrap();
+        assert_eq!(
+            spec.holder_identity.as_deref(),
+            Some(labels::SHARD_LEASE_CONTROLLER)
+        );
+        assert_eq!(spec.lease_duration_seconds, Some(30));
+    }
+
+    #[test]
+    fn an_orphaned_lease_is_deleted() {
+        let (step, next) = decide(&lease("", 120, Some("dead")), now());
+        assert_eq!((step, next), (Step::Delete, None));
+    }
+}

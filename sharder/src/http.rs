@@ -1,0 +1,66 @@
+//! The plain-HTTP endpoints every replica serves: `/healthz`, `/readyz` and `/metrics`.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+
+/// Whether this replica can serve admissions: its caches are filled.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the replica ready.
+    pub fn set_ready(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// `/healthz` (the process serves) and `/readyz` (the caches are filled).
+pub fn health_router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(readiness): State<Readiness>| async move {
+                if readiness.is_ready() {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "caches are not synced yet")
+                }
+            }),
+        )
+        .with_state(readiness)
+}
+
+/// `/metrics` in the Prometheus text format.
+pub fn metrics_router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(registry): State<Arc<Registry>>| async move {
+                let mut body = String::new();
+                match encode(&mut body, &registry) {
+                    Ok(()) => (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                        .into_response(),
+                    Err(error) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+                    }
+                }
+            }),
+        )
+        .with_state(registry)
+}

@@ -1,0 +1,14 @@
+//! The sharder's mutating webhook (SPEC A.7): assigns new and moved objects of a
+//! ControllerRing to one of its available shards by adding the shard label.
+//!
+//! - [`assign`]: the pure decision for one admission request;
+//! - [`handler`]: decoding a review, looking up the ring, answering, and counting;
+//! - [`server`]: the HTTPS server that reloads its certificate when the files change;
+//! - [`configuration`]: the ring's MutatingWebhookConfiguration;
+//! - [`metrics`]: `controller_sharding_assignments_total` and the request duration.
+
+pub mod assign;
+pub mod configuration;
+pub mod handler;
+pub mod metrics;
+pub mod server;

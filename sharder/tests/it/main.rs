@@ -1,0 +1,261 @@
+//! Integration tests of the sharder on a real control plane: one control plane and one
+//! in-process sharder per test binary, shared by the tests; each test has its own namespace
+//! and its own ControllerRing selecting only that namespace.
+
+mod assignment;
+mod failover;
+mod webhook_down;
+
+use std::{path::Path, sync::OnceLock, time::Duration};
+
+use k8s_openapi::{
+    api::core::v1::{ConfigMap, Namespace},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+    runtime::wait::{await_condition, conditions},
+};
+use serde_json::json;
+use sharder::config::SharderConfig;
+use sharding::{
+    api::{ControllerRing, ControllerRingSpec, GroupResource, RingResource, controller_ring},
+    shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle},
+};
+use testenv::{ControlPlane, Environment, SharedControlPlane};
+
+static CONTROL_PLANE: SharedControlPlane = SharedControlPlane::new(Environment::new);
+
+/// How long a test waits for the sharder to act before it fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A client, once the shared sharder runs.
+async fn client() -> Client {
+    static SHARDER: OnceLock<()> = OnceLock::new();
+    let control_plane = CONTROL_PLANE.get();
+    SHARDER.get_or_init(|| {
+        let (config, listeners) = sharder_config(control_plane, "shared", Duration::from_secs(300));
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                install_crd(&control_plane.client().await.unwrap()).await;
+                let client = control_plane.client().await.unwrap();
+                let result = sharder::run(
+                    config,
+                    client,
+                    listeners,
+                    "it".into(),
+                    std::future::pending(),
+                )
+                .await;
+                panic!("the shared sharder stopped: {result:?}");
+            });
+        });
+    });
+    let client = control_plane.client().await.unwrap();
+    eventually("the ControllerRing CRD", || async {
+        Api::<ControllerRing>::all(client.clone())
+            .list(&kube::api::ListParams::default())
+            .await
+            .ok()
+    })
+    .await;
+    client
+}
+
+/// A sharder config for tests: the webhook on 127.0.0.1 with a certificate from the control
+/// plane's CA (in a directory removed with the control plane), no leader election.
+fn sharder_config(
+    control_plane: &ControlPlane,
+    name: &str,
+    sync_period: Duration,
+) -> (SharderConfig, sharder::Listeners) {
+    let listeners = sharder::Listeners {
+        webhook: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        health: Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+        metrics: Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+    };
+    let port = listeners.webhook.local_addr().unwrap().port();
+    let dir = control_plane.directory().join(format!("sharder-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = control_plane.certificate_authority();
+    let serving = ca.issue_serving(&["127.0.0.1"]).unwrap();
+    std::fs::write(dir.join("tls.crt"), serving.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), serving.key_pem).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.cert_pem()).unwrap();
+    let yaml = format!(
+        r"apiVersion: config.sharding.timebertt.dev/v1alpha1
+kind: SharderConfig
+leaderElection:
+  leaderElect: false
+health:
+  bindAddress: '0'
+metrics:
+  bindAddress: '0'
+controller:
+  sharder:
+    syncPeriod: {sync}s
+    concurrentMoves: 20
+webhook:
+  server:
+    certDir: {dir}
+  config:
+    clientConfig:
+      url: https://127.0.0.1:{port}/
+    caBundleFile: {dir}/ca.crt
+gracefulShutDown: 5s
+",
+        sync = sync_period.as_secs(),
+        dir = dir.display(),
+    );
+    let config = SharderConfig::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
+    (config, listeners)
+}
+
+async fn install_crd(client: &Client) {
+    let crd: CustomResourceDefinition =
+        serde_saphyr::from_str(&controller_ring::crd_yaml()).unwrap();
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    let name = "controllerrings.sharding.timebertt.dev";
+    crds.patch(
+        name,
+        &PatchParams::apply("sharder-it").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        PATIENCE,
+        await_condition(crds, name, conditions::is_crd_established()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// A namespace for one test, and a ring of the same name that shards its ConfigMaps
+/// (main) and their controlled Secrets.
+async fn namespace_and_ring(client: &Client) -> String {
+    let namespace: Namespace =
+        serde_json::from_value(json!({ "metadata": { "generateName": "it-" } })).unwrap();
+    let name = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap()
+        .metadata
+        .name
+        .unwrap();
+    let ring = ControllerRing::new(
+        &name,
+        ControllerRingSpec {
+            resources: vec![RingResource {
+                group: String::new(),
+                resource: "configmaps".into(),
+                controlled_resources: vec![GroupResource::new("", "secrets")],
+            }],
+            namespace_selector: Some(
+                serde_json::from_value(
+                    json!({ "matchLabels": { "kubernetes.io/metadata.name": name } }),
+                )
+                .unwrap(),
+            ),
+        },
+    );
+    Api::<ControllerRing>::all(client.clone())
+        .create(&PostParams::default(), &ring)
+        .await
+        .unwrap();
+    eventually("the ring's webhook to be ready", || {
+        let rings = Api::<ControllerRing>::all(client.clone());
+        let name = name.clone();
+        async move {
+            let ring = rings.get(&name).await.ok()?;
+            let ready = ring
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(())
+        }
+    })
+    .await;
+    name
+}
+
+/// Starts shard `name` of `ring`, holding its Lease in `namespace` with short timings.
+async fn shard(client: &Client, ring: &str, name: &str, lease_duration: u64) -> ShardLeaseHandle {
+    let config = ShardLeaseConfig::new(ring, name, ring)
+        .lease_duration(Duration::from_secs(lease_duration))
+        .renew_deadline(Duration::from_secs(lease_duration) * 2 / 3)
+        .retry_period(Duration::from_millis(500));
+    ShardLease::new(client.clone(), config)
+        .acquire()
+        .await
+        .unwrap()
+}
+
+/// The shard label of ConfigMap `name` in ring `ring` (= its namespace), if any.
+async fn shard_of(client: &Client, ring: &str, name: &str) -> Option<String> {
+    let config_map = Api::<ConfigMap>::namespaced(client.clone(), ring)
+        .get(name)
+        .await
+        .ok()?;
+    config_map
+        .metadata
+        .labels?
+        .get(&sharding::api::labels::shard(ring))
+        .cloned()
+}
+
+/// Creates ConfigMaps `cm-0`.. in namespace `ring`, each with a Secret it controls.
+async fn create_objects(client: &Client, ring: &str, count: usize) {
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ring);
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ring);
+    for i in 0..count {
+        let name = format!("cm-{i}");
+        let owner: ConfigMap =
+            serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+        let owner = config_maps
+            .create(&PostParams::default(), &owner)
+            .await
+            .unwrap();
+        let reference = kube::Resource::controller_owner_ref(&owner, &()).unwrap();
+        let secret = serde_json::from_value(json!({
+            "metadata": { "name": format!("secret-{i}"), "ownerReferences": [reference] }
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+}
+
+/// The shard the ring of `shards` assigns ConfigMap `name` in namespace `ring` to.
+fn expected_shard(shards: &[&str], ring: &str, name: &str) -> String {
+    let hash_ring = sharding::consistent_hash::Ring::with_nodes(shards.iter().copied());
+    hash_ring
+        .hash(&format!("/ConfigMap/{ring}/{name}"))
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`PATIENCE`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
