@@ -85,9 +85,9 @@ pub async fn run(
     let webhook_metrics = WebhookMetrics::register(&mut registry);
     let resync_metrics = ResyncMetrics::register(&mut registry);
     let calculations = metrics::register_ring_calculations(&mut registry);
-    let registry = Arc::new(registry);
-
     let (cache, reflectors) = RingCache::start(&client, calculations);
+    registry.register_collector(Box::new(metrics::RingCollector(cache.clone())));
+    let registry = Arc::new(registry);
     let reflectors = tokio::spawn(reflectors);
     let readiness = Readiness::default();
     let mut servers = tokio::task::JoinSet::new();

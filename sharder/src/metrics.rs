@@ -1,9 +1,21 @@
 //! The sharder's own metrics (SPEC A.9), registered once per process.
 
+use std::sync::Arc;
+
+use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
+use kube::ResourceExt as _;
 use prometheus_client::{
-    metrics::{counter::Counter, family::Family},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{MetricType, counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
+use sharding::{
+    api::{ControllerRing, labels},
+    leases::{self, ShardState},
+};
+
+use crate::cache::RingCache;
 
 pub use crate::webhook::metrics::{ResourceLabels, RingLabels};
 
@@ -43,4 +55,206 @@ pub fn register_ring_calculations(registry: &mut Registry) -> Family<RingLabels,
         family.clone(),
     );
     family
+}
+
+/// Where [`RingCollector`] reads ControllerRings and shard Leases from at each scrape.
+pub trait RingSource: std::fmt::Debug + Send + Sync + 'static {
+    /// The current ControllerRings and shard Leases.
+    fn snapshot(&self) -> (Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>);
+}
+
+impl RingSource for RingCache {
+    fn snapshot(&self) -> (Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>) {
+        (self.rings(), self.all_leases())
+    }
+}
+
+/// The ring and shard gauges of SPEC A.9, computed from the caches at each scrape, so every
+/// replica exports them and nothing has to keep them up to date.
+#[derive(Debug)]
+pub struct RingCollector<S>(pub S);
+
+/// A per-ring gauge: its name, help, and how to read its value from the ring.
+type RingGauge = (&'static str, &'static str, fn(&ControllerRing) -> i64);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RingUidLabels {
+    controllerring: String,
+    uid: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardInfoLabels {
+    namespace: String,
+    shard: String,
+    controllerring: String,
+    uid: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardStateLabels {
+    namespace: String,
+    shard: String,
+    controllerring: String,
+    state: String,
+}
+
+impl<S: RingSource> Collector for RingCollector<S> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (rings, leases) = self.0.snapshot();
+        let now = Timestamp::now();
+        let ring_gauges: [RingGauge; 4] = [
+            (
+                "controller_sharding_controllerring_metadata_generation",
+                "The metadata.generation of the ControllerRing",
+                |r| r.metadata.generation.unwrap_or_default(),
+            ),
+            (
+                "controller_sharding_controllerring_observed_generation",
+                "The status.observedGeneration of the ControllerRing",
+                |r| {
+                    r.status
+                        .as_ref()
+                        .and_then(|s| s.observed_generation)
+                        .unwrap_or_default()
+                },
+            ),
+            (
+                "controller_sharding_controllerring_status_shards",
+                "The ControllerRing's number of shards",
+                |r| r.status.as_ref().map_or(0, |s| i64::from(s.shards)),
+            ),
+            (
+                "controller_sharding_controllerring_status_available_shards",
+                "The ControllerRing's number of available shards",
+                |r| {
+                    r.status
+                        .as_ref()
+                        .map_or(0, |s| i64::from(s.available_shards))
+                },
+            ),
+        ];
+        for (name, help, value) in ring_gauges {
+            let family = Family::<RingUidLabels, Gauge>::default();
+            for ring in &rings {
+                let labels = RingUidLabels {
+                    controllerring: ring.ring_name().to_owned(),
+                    uid: ring.metadata.uid.clone().unwrap_or_default(),
+                };
+                family.get_or_create(&labels).set(value(ring));
+            }
+            family.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+        }
+
+        let info = Family::<ShardInfoLabels, Gauge>::default();
+        let states = Family::<ShardStateLabels, Gauge>::default();
+        for lease in &leases {
+            let Some(ring) = lease.labels().get(labels::CONTROLLER_RING) else {
+                continue;
+            };
+            let (namespace, shard) = (lease.namespace().unwrap_or_default(), lease.name_any());
+            let info_labels = ShardInfoLabels {
+                namespace: namespace.clone(),
+                shard: shard.clone(),
+                controllerring: ring.clone(),
+                uid: lease.uid().unwrap_or_default(),
+            };
+            info.get_or_create(&info_labels).set(1);
+            // A state set: one series per state, 1 for the current one.
+            let current = leases::state(lease, now);
+            for state in ShardState::ALL {
+                let labels = ShardStateLabels {
+                    namespace: namespace.clone(),
+                    shard: shard.clone(),
+                    controllerring: ring.clone(),
+                    state: state.as_str().to_owned(),
+                };
+                states
+                    .get_or_create(&labels)
+                    .set(i64::from(state == current));
+            }
+        }
+        info.encode(encoder.encode_descriptor(
+            "controller_sharding_shard_info",
+            "Information about a shard of a ControllerRing",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        states.encode(encoder.encode_descriptor(
+            "controller_sharding_shard_state",
+            "The state of a shard, one series per state",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{
+        api::coordination::v1::LeaseSpec,
+        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+    };
+    use prometheus_client::encoding::text::encode;
+    use sharding::api::{ControllerRingSpec, ControllerRingStatus};
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed(Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>);
+
+    impl RingSource for Fixed {
+        fn snapshot(&self) -> (Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>) {
+            (self.0.clone(), self.1.clone())
+        }
+    }
+
+    #[test]
+    fn ring_and_shard_gauges_follow_the_caches() {
+        let mut ring = ControllerRing::new("web", ControllerRingSpec::default());
+        ring.metadata.uid = Some("u1".into());
+        ring.metadata.generation = Some(4);
+        ring.status = Some(ControllerRingStatus {
+            observed_generation: Some(3),
+            shards: 2,
+            available_shards: 1,
+            conditions: vec![],
+        });
+        let now = Timestamp::now();
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some("web-0".into()),
+                namespace: Some("ops".into()),
+                uid: Some("l1".into()),
+                labels: Some([(labels::CONTROLLER_RING.to_owned(), "web".to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some("web-0".into()),
+                lease_duration_seconds: Some(15),
+                acquire_time: Some(MicroTime(now)),
+                renew_time: Some(MicroTime(now)),
+                ..LeaseSpec::default()
+            }),
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(RingCollector(Fixed(
+            vec![Arc::new(ring)],
+            vec![Arc::new(lease)],
+        ))));
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for line in [
+            r#"controller_sharding_controllerring_metadata_generation{controllerring="web",uid="u1"} 4"#,
+            r#"controller_sharding_controllerring_observed_generation{controllerring="web",uid="u1"} 3"#,
+            r#"controller_sharding_controllerring_status_shards{controllerring="web",uid="u1"} 2"#,
+            r#"controller_sharding_controllerring_status_available_shards{controllerring="web",uid="u1"} 1"#,
+            r#"controller_sharding_shard_info{namespace="ops",shard="web-0",controllerring="web",uid="l1"} 1"#,
+            r#"controller_sharding_shard_state{namespace="ops",shard="web-0",controllerring="web",state="ready"} 1"#,
+            r#"controller_sharding_shard_state{namespace="ops",shard="web-0",controllerring="web",state="dead"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 mod assignment;
 mod failover;
+mod metrics;
 mod webhook_down;
 
 use std::{path::Path, sync::OnceLock, time::Duration};
@@ -30,12 +31,21 @@ static CONTROL_PLANE: SharedControlPlane = SharedControlPlane::new(Environment::
 /// How long a test waits for the sharder to act before it fails.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The shared sharder's metrics port.
+static METRICS_PORT: OnceLock<u16> = OnceLock::new();
+
 /// A client, once the shared sharder runs.
 async fn client() -> Client {
-    static SHARDER: OnceLock<()> = OnceLock::new();
     let control_plane = CONTROL_PLANE.get();
-    SHARDER.get_or_init(|| {
+    METRICS_PORT.get_or_init(|| {
         let (config, listeners) = sharder_config(control_plane, "shared", Duration::from_secs(300));
+        let port = listeners
+            .metrics
+            .as_ref()
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async {
@@ -52,6 +62,7 @@ async fn client() -> Client {
                 panic!("the shared sharder stopped: {result:?}");
             });
         });
+        port
     });
     let client = control_plane.client().await.unwrap();
     eventually("the ControllerRing CRD", || async {

@@ -1,0 +1,78 @@
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{METRICS_PORT, client, create_objects, eventually, namespace_and_ring, shard};
+
+/// The shared sharder's `/metrics` page (plain HTTP/1.0 on loopback, no client needed).
+async fn scrape() -> String {
+    let port = *METRICS_PORT.get().expect("the shared sharder runs");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    response
+}
+
+#[tokio::test]
+async fn the_sharder_exports_the_contract_metrics_for_a_ring() {
+    let client = client().await;
+    let ring = namespace_and_ring(&client).await;
+    let lease = shard(&client, &ring, "shard-a", 15).await;
+    create_objects(&client, &ring, 2).await;
+
+    let text = eventually("the ring's series", || async {
+        let text = scrape().await;
+        text.contains(&format!(
+            r#"controller_sharding_controllerring_status_available_shards{{controllerring="{ring}""#
+        ))
+        .then_some(text)
+    })
+    .await;
+    let has = |line: &str| text.lines().any(|l| l.starts_with(line));
+    assert!(
+        has(&format!(
+            r#"controller_sharding_assignments_total{{controllerring="{ring}",group="",resource="configmaps"}} 2"#
+        )),
+        "{text}"
+    );
+    assert!(
+        has(&format!(
+            r#"controller_sharding_assignments_total{{controllerring="{ring}",group="",resource="secrets"}} 2"#
+        )),
+        "{text}"
+    );
+    assert!(
+        has(&format!(
+            r#"controller_sharding_shard_state{{namespace="{ring}",shard="shard-a",controllerring="{ring}",state="ready"}} 1"#
+        )),
+        "{text}"
+    );
+    assert!(
+        has(&format!(
+            r#"controller_sharding_shard_info{{namespace="{ring}",shard="shard-a",controllerring="{ring}""#
+        )),
+        "{text}"
+    );
+    assert!(
+        has(&format!(
+            r#"controller_sharding_ring_calculations_total{{controllerring="{ring}"}}"#
+        )),
+        "{text}"
+    );
+    for name in [
+        "controller_sharding_controllerring_metadata_generation",
+        "controller_sharding_controllerring_observed_generation",
+        "controller_sharding_controllerring_status_shards",
+    ] {
+        assert!(
+            has(&format!(r#"{name}{{controllerring="{ring}""#)),
+            "{name} in {text}"
+        );
+    }
+    lease.release().await.unwrap();
+}
