@@ -52,14 +52,15 @@ if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp_want" ]]; then
 fi
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
-build_date=$(go mod download -json "k8s.io/kubernetes@$k8s_version" 2>/dev/null | sed -n 's/.*"Time": "\(.*\)".*/\1/p' | head -n 1)
+# The release's publication time, so that a rebuild of the same release is byte-identical.
+build_date=$(cd "$modules/kubernetes" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
 minor=${k8s_version#v1.}; minor=${minor%%.*}
 k8s_ldflags="-s -w \
  -X k8s.io/component-base/version.gitVersion=$k8s_version \
  -X k8s.io/component-base/version.gitMajor=1 \
  -X k8s.io/component-base/version.gitMinor=$minor \
  -X k8s.io/component-base/version.gitTreeState=clean \
- -X k8s.io/component-base/version.buildDate=${build_date:-unknown} \
+ -X k8s.io/component-base/version.buildDate=$build_date \
  -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version \
  -X k8s.io/client-go/pkg/version.gitMajor=1 \
  -X k8s.io/client-go/pkg/version.gitMinor=$minor"

@@ -422,3 +422,26 @@ fn free_ports<const N: usize>() -> Result<[u16; N]> {
     }
     Ok(ports)
 }
+
+/// Polls `check` every 200 ms until it returns `Some`, and returns that value: how tests wait
+/// for a control plane (or a controller on it) to converge.
+///
+/// # Panics
+/// When `check` has not returned `Some` within `patience`, naming `what` did not happen.
+pub async fn eventually<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {patience:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -4,6 +4,7 @@
 
 mod assignment;
 mod failover;
+mod leader_election;
 mod metrics;
 mod webhook_down;
 
@@ -253,20 +254,10 @@ fn expected_shard(shards: &[&str], ring: &str, name: &str) -> String {
 }
 
 /// Polls `check` until it returns `Some`, failing the test after [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} did not happen within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    testenv::eventually(what, PATIENCE, check).await
 }

@@ -2,7 +2,7 @@ use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use testenv::{ASSETS_ENV, Environment, Error, KUBERNETES_VERSION};
@@ -22,22 +22,13 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn the_api_server_reports_the_pinned_release() {
     let version = client().await.apiserver_version().await.unwrap();
     if std::env::var_os(ASSETS_ENV).is_none() {
         assert_eq!(version.git_version, KUBERNETES_VERSION);
+        assert_eq!(version.git_tree_state, "clean");
+        assert!(version.build_date.starts_with("20"), "{version:?}");
     } else {
         assert_eq!(version.major, "1", "{version:?}");
     }
@@ -142,8 +133,8 @@ async fn a_killed_owner_leaves_no_process_and_no_directory_behind() {
     cli.kill().unwrap();
     cli.wait().unwrap();
 
-    eventually("the reaper's clean-up", || {
-        !directory.exists() && processes_mentioning(&needle).is_empty()
+    testenv::eventually("the reaper's clean-up", Duration::from_secs(20), || async {
+        (!directory.exists() && processes_mentioning(&needle).is_empty()).then_some(())
     })
     .await;
 }

@@ -1,0 +1,80 @@
+use std::time::Duration;
+
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Namespace};
+use kube::{Api, api::PostParams};
+use serde_json::json;
+use sharding::api::{ControllerRing, labels};
+use testenv::Environment;
+
+use crate::{eventually, install_crd, namespace_and_ring, sharder_config};
+
+/// With its own control plane: two sharders contend for leadership there.
+#[tokio::test]
+async fn only_the_leader_runs_the_controllers_and_another_replica_takes_over() {
+    let control_plane = Environment::new().start().await.unwrap();
+    let client = control_plane.client().await.unwrap();
+    install_crd(&client).await;
+    let namespace: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": labels::SHARDER_NAMESPACE } }))
+            .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+
+    let start = |name: &'static str| {
+        let (mut config, listeners) =
+            sharder_config(&control_plane, name, Duration::from_secs(300));
+        config.leader_election.leader_elect = true;
+        config.leader_election.lease_duration = Duration::from_secs(4);
+        config.leader_election.renew_deadline = Duration::from_secs(2);
+        config.leader_election.retry_period = Duration::from_secs(1);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let client = client.clone();
+        let task = tokio::spawn(async move {
+            sharder::run(config, client, listeners, name.into(), async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        (stop, task)
+    };
+    let leases = Api::<Lease>::namespaced(client.clone(), labels::SHARDER_NAMESPACE);
+    let holder = || async {
+        leases
+            .get_opt(labels::SHARDER_LEASE)
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+            .filter(|h| !h.is_empty())
+    };
+
+    let (stop_first, first) = start("first");
+    eventually("the first replica to lead", || async {
+        (holder().await? == "first").then_some(())
+    })
+    .await;
+    let (stop_second, second) = start("second");
+    // The leader's controllers make a new ring ready; the other replica only serves.
+    namespace_and_ring(&client).await;
+    assert_eq!(holder().await.as_deref(), Some("first"));
+
+    stop_first.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    eventually("the second replica to take over", || async {
+        (holder().await? == "second").then_some(())
+    })
+    .await;
+    let ring = namespace_and_ring(&client).await;
+    let status = Api::<ControllerRing>::all(client.clone())
+        .get(&ring)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.conditions[0].status, "True");
+
+    stop_second.send(()).unwrap();
+    second.await.unwrap().unwrap();
+}
