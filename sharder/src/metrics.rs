@@ -192,10 +192,6 @@ impl<S: RingSource> Collector for RingCollector<S> {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{
-        api::coordination::v1::LeaseSpec,
-        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
-    };
     use prometheus_client::encoding::text::encode;
     use sharding::api::{ControllerRingSpec, ControllerRingStatus};
 
@@ -222,22 +218,12 @@ mod tests {
             conditions: vec![],
         });
         let now = Timestamp::now();
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some("web-0".into()),
-                namespace: Some("ops".into()),
-                uid: Some("l1".into()),
-                labels: Some([(labels::CONTROLLER_RING.to_owned(), "web".to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some("web-0".into()),
-                lease_duration_seconds: Some(15),
-                acquire_time: Some(MicroTime(now)),
-                renew_time: Some(MicroTime(now)),
-                ..LeaseSpec::default()
-            }),
-        };
+        let lease = sharding::testing::lease("web-0")
+            .namespace("ops")
+            .uid("l1")
+            .ring("web")
+            .renewed_at(now)
+            .build();
         let mut registry = Registry::default();
         registry.register_collector(Box::new(RingCollector(Fixed(
             vec![Arc::new(ring)],

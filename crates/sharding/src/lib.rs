@@ -18,3 +18,5 @@ pub mod key;
 pub mod leases;
 pub mod ring;
 pub mod shard;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

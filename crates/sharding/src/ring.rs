@@ -22,24 +22,13 @@ pub fn from_leases<'a>(
 mod tests {
     use super::*;
     use crate::leases::ShardState;
-    use k8s_openapi::api::coordination::v1::LeaseSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
     use k8s_openapi::jiff::SignedDuration;
 
     fn lease(name: &str, holder: &str, renewed: Timestamp) -> Lease {
-        Lease {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(holder.into()),
-                lease_duration_seconds: Some(15),
-                acquire_time: Some(MicroTime(renewed)),
-                renew_time: Some(MicroTime(renewed)),
-                ..LeaseSpec::default()
-            }),
-        }
+        crate::testing::lease(name)
+            .holder(holder)
+            .renewed_at(renewed)
+            .build()
     }
 
     #[test]

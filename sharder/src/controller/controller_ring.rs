@@ -197,11 +197,7 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{
-        api::coordination::v1::LeaseSpec,
-        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
-        jiff::SignedDuration,
-    };
+    use k8s_openapi::jiff::SignedDuration;
     use sharding::api::ControllerRingSpec;
 
     use super::*;
@@ -211,19 +207,10 @@ mod tests {
     }
 
     fn lease(name: &str, holder: &str) -> Lease {
-        Lease {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(holder.into()),
-                lease_duration_seconds: Some(15),
-                acquire_time: Some(MicroTime(now())),
-                renew_time: Some(MicroTime(now())),
-                ..LeaseSpec::default()
-            }),
-        }
+        sharding::testing::lease(name)
+            .holder(holder)
+            .renewed_at(now())
+            .build()
     }
 
     fn ring() -> ControllerRing {

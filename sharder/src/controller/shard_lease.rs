@@ -150,11 +150,7 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Syn
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{
-        api::coordination::v1::LeaseSpec,
-        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
-        jiff::SignedDuration,
-    };
+    use k8s_openapi::jiff::SignedDuration;
 
     use super::*;
 
@@ -164,21 +160,14 @@ mod tests {
 
     /// A Lease of shard-0 last renewed `ago` before [`now`], with label `state`.
     fn lease(holder: &str, ago: i64, state: Option<&str>) -> Lease {
-        let renewed = MicroTime(now() - SignedDuration::from_secs(ago));
-        Lease {
-            metadata: ObjectMeta {
-                name: Some("shard-0".into()),
-                labels: state.map(|s| [(labels::STATE.to_owned(), s.to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(holder.into()),
-                lease_duration_seconds: Some(15),
-                acquire_time: Some(renewed.clone()),
-                renew_time: Some(renewed),
-                ..LeaseSpec::default()
-            }),
+        let lease = sharding::testing::lease("shard-0")
+            .holder(holder)
+            .renewed_at(now() - SignedDuration::from_secs(ago));
+        match state {
+            Some(state) => lease.state_label(state),
+            None => lease,
         }
+        .build()
     }
 
     #[test]

@@ -39,30 +39,16 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{
-        api::coordination::v1::{Lease, LeaseSpec},
-        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
-        jiff::Timestamp,
-    };
+    use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
     use sharding::ring::from_leases;
 
     use super::*;
 
     fn lease(name: &str, holder: &str) -> Lease {
-        let now = Timestamp::now();
-        Lease {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(holder.to_owned()),
-                lease_duration_seconds: Some(15),
-                acquire_time: Some(MicroTime(now)),
-                renew_time: Some(MicroTime(now)),
-                ..LeaseSpec::default()
-            }),
-        }
+        sharding::testing::lease(name)
+            .holder(holder)
+            .renewed_at(Timestamp::now())
+            .build()
     }
 
     /// A ring of shard-a (available) and shard-dead (released), and a key on shard-a.
