@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
 use prometheus_client::registry::Registry;
+use sharding::controller_metrics::ControllerMetrics;
 use tokio::sync::watch;
 
 use crate::{
@@ -85,6 +86,7 @@ pub async fn run(
     let webhook_metrics = WebhookMetrics::register(&mut registry);
     let resync_metrics = ResyncMetrics::register(&mut registry);
     let calculations = metrics::register_ring_calculations(&mut registry);
+    let controller_metrics = ControllerMetrics::register(&mut registry);
     let (cache, reflectors) = RingCache::start(&client, calculations);
     registry.register_collector(Box::new(metrics::RingCollector(cache.clone())));
     let registry = Arc::new(registry);
@@ -121,7 +123,13 @@ pub async fn run(
     readiness.set_ready();
     tracing::info!("caches synced, serving admissions");
 
-    let controllers = run_controllers(&config, client, identity, resync_metrics, stop.clone());
+    let controllers = run_controllers(
+        &config,
+        client,
+        identity,
+        (resync_metrics, controller_metrics),
+        stop.clone(),
+    );
     tokio::pin!(controllers);
     let result = tokio::select! {
         result = &mut controllers => result,
@@ -172,7 +180,7 @@ async fn run_controllers(
     config: &SharderConfig,
     client: Client,
     identity: String,
-    metrics: ResyncMetrics,
+    (resync_metrics, controller_metrics): (ResyncMetrics, ControllerMetrics),
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let election = &config.leader_election;
@@ -215,21 +223,27 @@ async fn run_controllers(
         client.clone(),
         sharder.concurrent_moves,
         config.webhook_config.namespace_selector.clone(),
-        metrics,
+        resync_metrics,
     );
     let controllers = async {
         futures::join!(
             controller::controller_ring::run(
                 client.clone(),
                 webhook_settings(config),
-                controllers_stop()
+                controller_metrics.controller("controllerring", 0),
+                controllers_stop(),
             ),
-            controller::shard_lease::run(client.clone(), controllers_stop()),
+            controller::shard_lease::run(
+                client.clone(),
+                controller_metrics.controller("shardlease", 0),
+                controllers_stop(),
+            ),
             controller::resync::controller::run(
                 client.clone(),
                 resync,
                 sharder.sync_period,
-                controllers_stop()
+                controller_metrics.controller("sharder", 0),
+                controllers_stop(),
             ),
         );
     };

@@ -22,6 +22,7 @@ use kube::{
 use serde_json::json;
 use sharding::{
     api::{ControllerRing, ControllerRingStatus, controller_ring::CONDITION_READY, labels},
+    controller_metrics::ReconcileMetrics,
     leases::Shards,
 };
 
@@ -162,6 +163,7 @@ fn error_policy(_: Arc<ControllerRing>, error: &Error, _: Arc<Context>) -> Actio
 pub async fn run(
     client: Client,
     settings: WebhookConfigSettings,
+    metrics: ReconcileMetrics,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let recorder = Recorder::new(
@@ -190,7 +192,14 @@ pub async fn run(
         |lease| super::ring_of(&lease),
     )
     .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
+    .run(
+        move |object, ctx| {
+            let metrics = metrics.clone();
+            async move { metrics.measure(reconcile(object, ctx)).await }
+        },
+        error_policy,
+        ctx,
+    )
     .for_each(|_| async {})
     .await;
 }

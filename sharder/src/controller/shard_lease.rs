@@ -13,6 +13,7 @@ use kube::{
 use serde_json::json;
 use sharding::{
     api::labels,
+    controller_metrics::ReconcileMetrics,
     leases::{self, ShardState},
 };
 
@@ -136,14 +137,25 @@ fn error_policy(_: Arc<Lease>, error: &Error, _: Arc<Context>) -> Action {
 
 /// Runs the controller until `shutdown` completes. It watches only Leases with the ring
 /// label (SPEC C: the filter is applied for real, so other Leases never enter the cache).
-pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    client: Client,
+    metrics: ReconcileMetrics,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let leases = Api::<Lease>::all(client.clone());
     Controller::new(
         leases,
         watcher::Config::default().labels(labels::CONTROLLER_RING),
     )
     .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, Arc::new(Context { client }))
+    .run(
+        move |object, ctx| {
+            let metrics = metrics.clone();
+            async move { metrics.measure(reconcile(object, ctx)).await }
+        },
+        error_policy,
+        Arc::new(Context { client }),
+    )
     .for_each(|_| async {})
     .await;
 }

@@ -74,5 +74,25 @@ async fn the_sharder_exports_the_contract_metrics_for_a_ring() {
             "{name} in {text}"
         );
     }
+    for controller in ["controllerring", "shardlease", "sharder"] {
+        assert!(
+            has(&format!(
+                r#"controller_runtime_reconcile_total{{controller="{controller}",result="#
+            )),
+            "{controller} in {text}"
+        );
+        assert!(
+            has(&format!(
+                r#"controller_runtime_reconcile_time_seconds_count{{controller="{controller}"}}"#
+            )),
+            "{controller} in {text}"
+        );
+        assert!(
+            has(&format!(
+                r#"controller_runtime_active_workers{{controller="{controller}"}}"#
+            )),
+            "{controller} in {text}"
+        );
+    }
     lease.release().await.unwrap();
 }

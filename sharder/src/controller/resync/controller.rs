@@ -15,7 +15,10 @@ use kube::{
         Controller, PredicateConfig, WatchStreamExt, controller::Action, predicates, watcher,
     },
 };
-use sharding::api::{ControllerRing, labels};
+use sharding::{
+    api::{ControllerRing, labels},
+    controller_metrics::ReconcileMetrics,
+};
 
 use super::{Errors, Resync};
 
@@ -92,6 +95,7 @@ pub async fn run(
     client: Client,
     resync: Resync,
     sync_period: Duration,
+    metrics: ReconcileMetrics,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     // Renewals change a Lease every few seconds; only a new state label (written by the
@@ -115,7 +119,14 @@ pub async fn run(
     )
     .watches_stream(state_changes, |lease| super::super::ring_of(&lease))
     .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
+    .run(
+        move |object, ctx| {
+            let metrics = metrics.clone();
+            async move { metrics.measure(reconcile(object, ctx)).await }
+        },
+        error_policy,
+        ctx,
+    )
     .for_each(|_| async {})
     .await;
 }
