@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
 use prometheus_client::registry::Registry;
-use sharding::controller_metrics::ControllerMetrics;
+use sharding::controller_metrics::{ControllerMetrics, RestClientMetrics};
 use tokio::sync::watch;
 
 use crate::{
@@ -63,13 +63,14 @@ impl Listeners {
 
 /// Runs the sharder until `shutdown` completes: the webhook and metrics on this replica,
 /// the controllers while this replica leads (`identity` is its name in the leader Lease).
+/// `client`'s requests are counted in `rest_metrics` (see [`client`]).
 ///
 /// # Errors
 /// A server fails, or leadership is lost (the controllers cannot safely go on, so the
 /// process should exit and restart, as a controller-runtime manager does).
 pub async fn run(
     config: SharderConfig,
-    client: Client,
+    (client, rest_metrics): (Client, RestClientMetrics),
     listeners: Listeners,
     identity: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -87,6 +88,7 @@ pub async fn run(
     let resync_metrics = ResyncMetrics::register(&mut registry);
     let calculations = metrics::register_ring_calculations(&mut registry);
     let controller_metrics = ControllerMetrics::register(&mut registry);
+    rest_metrics.register(&mut registry);
     let (cache, reflectors) = RingCache::start(&client, calculations);
     registry.register_collector(Box::new(metrics::RingCollector(cache.clone())));
     let registry = Arc::new(registry);
@@ -158,8 +160,8 @@ pub async fn run(
 }
 
 /// A client from `clientConnection.kubeconfig`, or else from the environment (in-cluster or
-/// `KUBECONFIG`).
-pub async fn client(config: &SharderConfig) -> anyhow::Result<Client> {
+/// `KUBECONFIG`), counting its requests in the returned metrics.
+pub async fn client(config: &SharderConfig) -> anyhow::Result<(Client, RestClientMetrics)> {
     let kube_config = match &config.client_connection.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -172,7 +174,16 @@ pub async fn client(config: &SharderConfig) -> anyhow::Result<Client> {
         }
         None => kube::Config::infer().await?,
     };
-    Ok(Client::try_from(kube_config)?)
+    let metrics = RestClientMetrics::default();
+    let host = kube_config
+        .cluster_url
+        .authority()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let client = kube::client::ClientBuilder::try_from(kube_config)?
+        .with_layer(&metrics.layer(&host))
+        .build();
+    Ok((client, metrics))
 }
 
 /// Runs the controllers, behind leader election when it is enabled, until `stop`.

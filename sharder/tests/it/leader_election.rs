@@ -30,8 +30,8 @@ async fn only_the_leader_runs_the_controllers_and_another_replica_takes_over() {
         config.leader_election.renew_deadline = Duration::from_secs(2);
         config.leader_election.retry_period = Duration::from_secs(1);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = client.clone();
         let task = tokio::spawn(async move {
+            let client = sharder::client(&config).await.unwrap();
             sharder::run(config, client, listeners, name.into(), async {
                 let _ = stopped.await;
             })

@@ -51,7 +51,7 @@ async fn client() -> Client {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async {
                 install_crd(&control_plane.client().await.unwrap()).await;
-                let client = control_plane.client().await.unwrap();
+                let client = sharder::client(&config).await.unwrap();
                 let result = sharder::run(
                     config,
                     client,
@@ -99,6 +99,8 @@ fn sharder_config(
     let yaml = format!(
         r"apiVersion: config.sharding.timebertt.dev/v1alpha1
 kind: SharderConfig
+clientConnection:
+  kubeconfig: {kubeconfig}
 leaderElection:
   leaderElect: false
 health:
@@ -120,6 +122,7 @@ gracefulShutDown: 5s
 ",
         sync = sync_period.as_secs(),
         dir = dir.display(),
+        kubeconfig = control_plane.kubeconfig_path().display(),
     );
     let config = SharderConfig::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
     (config, listeners)

@@ -74,6 +74,10 @@ async fn the_sharder_exports_the_contract_metrics_for_a_ring() {
             "{name} in {text}"
         );
     }
+    assert!(
+        has(r#"rest_client_requests_total{code="200",method="GET",host="127.0.0.1:"#),
+        "{text}"
+    );
     for controller in ["controllerring", "shardlease", "sharder"] {
         assert!(
             has(&format!(

@@ -19,8 +19,8 @@ async fn objects_created_while_the_webhook_is_down_are_assigned_by_the_next_resy
     let start = |name: &str| {
         let (config, listeners) = sharder_config(&control_plane, name, Duration::from_secs(300));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = client.clone();
         let task = tokio::spawn(async move {
+            let client = sharder::client(&config).await.unwrap();
             sharder::run(config, client, listeners, "it".into(), async {
                 let _ = stopped.await;
             })
