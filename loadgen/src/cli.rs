@@ -1,6 +1,6 @@
 //! Command-line arguments.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
@@ -19,6 +19,9 @@ pub enum Command {
     /// Assign objects to shards offline with the sharder's hash ring, and report the skew and
     /// the movement when one shard joins or leaves.
     Ring(RingArgs),
+    /// Measure the sharder on a local control plane: webhook latency, memory against the
+    /// number of sharded objects, and the time to move a departed shard's objects.
+    SharderBench(SharderBenchArgs),
 }
 
 /// Arguments of `loadgen ring`.
@@ -67,6 +70,75 @@ pub enum Format {
     Json,
 }
 
+/// Arguments of `loadgen sharder-bench`.
+#[derive(Debug, Args)]
+pub struct SharderBenchArgs {
+    /// Shards of the ring `bench`, each holding a Lease: bench-0, bench-1, ...
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: u32,
+
+    /// Creates per second in the webhook latency phase (alternating sharded and plain).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// How long the webhook latency phase runs, e.g. 20s, 500ms, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Sharded ConfigMaps that exist at the second memory reading.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub objects: usize,
+
+    /// Creates in flight while creating the objects of the memory phase.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// The sharder's `controller.sharder.concurrentMoves`.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrent_moves: u32,
+
+    /// How long a forced resync is given before the sharder's memory is read.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub settle: Duration,
+
+    /// How long the move of a departed shard's objects may take before the run fails.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub move_timeout: Duration,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// Output formats of `loadgen sharder-bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Human-readable report.
+    Table,
+    /// The report as JSON.
+    Json,
+}
+
+/// Parses a duration: a number followed by `ms`, `s`, `m` or `h`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 20s, 500ms, 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration {text:?}: unknown unit {unit:?}")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|err| format!("invalid duration {text:?}: {err}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,7 +153,9 @@ mod tests {
     fn shards_split_on_commas() {
         let cli = Cli::try_parse_from(["loadgen", "ring", "--shards", "a,b,c", "--objects", "3"])
             .expect("valid");
-        let Command::Ring(args) = cli.command;
+        let Command::Ring(args) = cli.command else {
+            panic!("not ring");
+        };
         assert_eq!(args.shards, ["a", "b", "c"]);
         assert_eq!(args.format, Format::Table);
         assert_eq!(args.add, "shard-new");
@@ -128,5 +202,43 @@ mod tests {
         ])
         .expect_err("invalid");
         assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn sharder_bench_has_defaults() {
+        let cli = Cli::try_parse_from(["loadgen", "sharder-bench"]).expect("valid");
+        let Command::SharderBench(args) = cli.command else {
+            panic!("not sharder-bench");
+        };
+        assert_eq!(args.shards, 2);
+        assert_eq!(args.rate, 50);
+        assert_eq!(args.duration, Duration::from_secs(20));
+        assert_eq!(args.objects, 20_000);
+        assert_eq!(args.concurrent_moves, 100);
+        assert_eq!(args.format, ReportFormat::Table);
+    }
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_input() {
+        for bad in ["", "s", "10x", "-1s", "1e400s"] {
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_zero_rate_is_rejected() {
+        let err =
+            Cli::try_parse_from(["loadgen", "sharder-bench", "--rate", "0"]).expect_err("invalid");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 }

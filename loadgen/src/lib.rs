@@ -2,17 +2,21 @@
 //!
 //! - [`ring_whatif`]: `loadgen ring`, the assignment of objects to shards computed offline with
 //!   [`sharding::consistent_hash`], its skew, and the movement when a shard joins or leaves.
+//! - [`sharder_bench`]: `loadgen sharder-bench`, the sharder measured on a local control plane:
+//!   webhook latency, memory against the number of sharded objects, and move time.
 
 use std::io::{BufWriter, Write};
 
 pub mod cli;
 pub mod ring_whatif;
+pub mod sharder_bench;
 
 /// Runs the subcommand, writing its output to stdout.
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     match cli.command {
         cli::Command::Ring(args) => ring_whatif::run(&args, &mut out)?,
+        cli::Command::SharderBench(args) => sharder_bench::run(&args, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -1,0 +1,1154 @@
+//! `loadgen sharder-bench`: the sharder binary measured on a local control plane (SPEC D).
+//!
+//! 1. Starts etcd and kube-apiserver ([`testenv`]), installs the ControllerRing CRD and starts
+//!    the `sharder` binary found next to this executable, on loopback.
+//! 2. Creates the ring `bench` (main resource: ConfigMaps in namespace `bench-sharded`), holds
+//!    one shard Lease per shard, and a namespace `bench-plain` that no ring selects.
+//! 3. Webhook latency: creates ConfigMaps on an open-loop schedule, alternating between the two
+//!    namespaces, and measures each from its intended start (no coordinated omission).
+//! 4. Memory: the sharder's RSS after a forced resync with about 1,000 and with `--objects`
+//!    sharded ConfigMaps; it should stay flat, since the sharder never caches them (SPEC B).
+//! 5. Move time: releases `bench-0`'s Lease and waits until none of its objects is left on it.
+//!
+//! Everything it starts is stopped on exit, on error and on Ctrl-C: the control plane removes
+//! its directory (which holds the sharder's files) and the sharder child is killed on drop.
+
+use std::{
+    fmt::Write as _,
+    io::Write,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use futures::StreamExt as _;
+use hdrhistogram::Histogram;
+use k8s_openapi::{
+    api::{
+        coordination::v1::Lease,
+        core::v1::{ConfigMap, Namespace},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::wait::{await_condition, conditions},
+};
+use serde::Serialize;
+use sharding::{
+    api::{ControllerRing, ControllerRingSpec, RingResource, controller_ring, labels},
+    shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle},
+};
+use tokio::time::Instant;
+
+use crate::cli::{ReportFormat, SharderBenchArgs};
+
+/// The ControllerRing under test.
+pub const RING: &str = "bench";
+/// The namespace the ring selects: creates there pass the sharder's webhook.
+pub const SHARDED_NAMESPACE: &str = "bench-sharded";
+/// A namespace no ring selects: creates there do not call any webhook.
+pub const PLAIN_NAMESPACE: &str = "bench-plain";
+
+/// The number of objects at the first memory reading.
+const SMALL_OBJECT_COUNT: usize = 1_000;
+/// How long the control plane and the sharder may take to become ready.
+const PATIENCE: Duration = Duration::from_secs(120);
+/// How often a condition is polled.
+const POLL: Duration = Duration::from_millis(200);
+/// Creates in flight at most in the latency phase; beyond it creates queue, and the queueing
+/// counts into their latency (it is measured from the intended start).
+const MAX_IN_FLIGHT: usize = 1_000;
+/// The page size of lists.
+const PAGE: u32 = 500;
+/// The annotation patched onto the ring to force a resync.
+const RESYNC_ANNOTATION: &str = "loadgen.sharding.timebertt.dev/resync";
+
+/// Runs the benchmark and writes its report to `out`.
+pub fn run(args: &SharderBenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let sharder = sharder_binary()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = bench(args, &sharder) => report,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
+    })?;
+    // Connections and Lease keepers still in the runtime have nothing left to do.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match args.format {
+        ReportFormat::Table => out.write_all(report.table().as_bytes())?,
+        ReportFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The sharder binary next to the current executable.
+fn sharder_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()
+        .context("cannot find the current executable")?
+        .with_file_name("sharder");
+    if !path.is_file() {
+        bail!(
+            "the sharder binary is missing at {}: build both with `cargo build --release -p sharder -p loadgen`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The whole run: set-up, the three phases, and an orderly stop.
+async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<Report> {
+    progress("starting a local control plane (etcd, kube-apiserver)");
+    let control_plane = testenv::Environment::new()
+        .start()
+        .await
+        .context("cannot start the local control plane")?;
+    let client = control_plane.client().await?;
+    install_crd(&client).await?;
+    let mut sharder = Sharder::start(&control_plane, sharder_path, args.concurrent_moves)?;
+    progress(&format!("sharder started (pid {})", sharder.pid));
+
+    for namespace in [SHARDED_NAMESPACE, PLAIN_NAMESPACE] {
+        create_namespace(&client, namespace).await?;
+    }
+    let mut leases = Vec::new();
+    for i in 0..args.shards {
+        let config = ShardLeaseConfig::new(RING, format!("{RING}-{i}"), SHARDED_NAMESPACE)
+            .lease_duration(Duration::from_secs(15));
+        let lease = ShardLease::new(client.clone(), config)
+            .acquire()
+            .await
+            .with_context(|| format!("cannot acquire the Lease of shard {RING}-{i}"))?;
+        leases.push(lease);
+    }
+    create_ring(&client).await?;
+    wait_until_ready(&client, &mut sharder, args.shards).await?;
+    let baseline_rss = sharder.memory()?.rss;
+
+    progress(&format!(
+        "webhook latency: {} creates/s for {:?}",
+        args.rate, args.duration
+    ));
+    let webhook = webhook_latency(&client, args.rate, args.duration).await?;
+
+    let memory = memory(&client, &mut sharder, args, baseline_rss).await?;
+
+    let movement = move_time(&client, &mut sharder, leases.remove(0), args.move_timeout).await?;
+
+    progress("stopping the sharder and the control plane");
+    sharder.stop().await;
+    for lease in leases {
+        // Best effort: the control plane goes away next anyway.
+        let _ = lease.release().await;
+    }
+    drop(control_plane);
+    Ok(Report {
+        parameters: Parameters {
+            shards: args.shards,
+            rate_per_second: args.rate,
+            duration_seconds: args.duration.as_secs_f64(),
+            objects: args.objects,
+            concurrency: args.concurrency,
+            concurrent_moves: args.concurrent_moves,
+            settle_seconds: args.settle.as_secs_f64(),
+        },
+        webhook,
+        memory,
+        movement,
+    })
+}
+
+fn progress(message: &str) {
+    eprintln!("sharder-bench: {message}");
+}
+
+/// Server-side applies the ControllerRing CRD and waits until it is established.
+async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(&controller_ring::crd_yaml())
+        .context("cannot parse the ControllerRing CRD")?;
+    let name = crd
+        .metadata
+        .name
+        .clone()
+        .context("the ControllerRing CRD has no name")?;
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    crds.patch(
+        &name,
+        &PatchParams::apply("loadgen").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .context("cannot install the ControllerRing CRD")?;
+    tokio::time::timeout(
+        PATIENCE,
+        await_condition(crds, &name, conditions::is_crd_established()),
+    )
+    .await
+    .context("the ControllerRing CRD was not established in time")?
+    .context("cannot watch the ControllerRing CRD")?;
+    Ok(())
+}
+
+/// The sharder child process and its files.
+#[derive(Debug)]
+struct Sharder {
+    child: tokio::process::Child,
+    pid: u32,
+    metrics_port: u16,
+    log: PathBuf,
+}
+
+impl Sharder {
+    /// Writes its certificates and config into the control plane's directory (so they are
+    /// removed with it) and starts it on loopback.
+    fn start(
+        control_plane: &testenv::ControlPlane,
+        binary: &Path,
+        concurrent_moves: u32,
+    ) -> anyhow::Result<Self> {
+        let dir = control_plane.directory().join("sharder");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let ca = control_plane.certificate_authority();
+        let serving = ca.issue_serving(&["127.0.0.1"])?;
+        write_file(&dir.join("tls.crt"), &serving.cert_pem)?;
+        write_file(&dir.join("tls.key"), &serving.key_pem)?;
+        write_file(&dir.join("ca.crt"), ca.cert_pem())?;
+        let webhook_port = free_port()?;
+        let metrics_port = free_port()?;
+        let config = dir.join("sharder.yaml");
+        write_file(
+            &config,
+            &sharder_config(&dir, webhook_port, metrics_port, concurrent_moves),
+        )?;
+        let log = dir.join("sharder.log");
+        let log_file = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let child = tokio::process::Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .env("KUBECONFIG", control_plane.kubeconfig_path())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let pid = child.id().context("the sharder exited at once")?;
+        Ok(Self {
+            child,
+            pid,
+            metrics_port,
+            log,
+        })
+    }
+
+    /// Fails with the tail of its log when the sharder has exited.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the sharder exited ({status}):\n{}", self.log_tail());
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<_> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Its resident and peak resident memory now.
+    fn memory(&mut self) -> anyhow::Result<Memory> {
+        self.check_alive()?;
+        let path = format!("/proc/{}/status", self.pid);
+        let status =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        Ok(Memory {
+            rss: proc_status_bytes(&status, "VmRSS")
+                .with_context(|| format!("no VmRSS in {path}"))?,
+            peak: proc_status_bytes(&status, "VmHWM")
+                .with_context(|| format!("no VmHWM in {path}"))?,
+        })
+    }
+
+    /// The sum over all series of counter `name` from its `/metrics` (0 without any series),
+    /// if it can be scraped.
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let port = self.metrics_port;
+        // Plain blocking HTTP/1.0 on loopback: no HTTP client is needed for one GET.
+        let body = tokio::task::spawn_blocking(move || scrape(port).ok())
+            .await
+            .ok()??;
+        // A counter family has no series until its first increment.
+        Some(metric_sum(&body, name).unwrap_or(0.0))
+    }
+
+    /// Kills it and waits for it to exit.
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The body of `GET /metrics` on 127.0.0.1:`port`.
+fn scrape(port: u16) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default())
+}
+
+/// Resident memory of a process, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss: u64,
+    peak: u64,
+}
+
+fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A free port on 127.0.0.1 (bound and released; another process may take it in between).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The SharderConfig: webhook and metrics on loopback, no leader election.
+fn sharder_config(dir: &Path, webhook_port: u16, metrics_port: u16, moves: u32) -> String {
+    let dir = dir.display();
+    format!(
+        r"apiVersion: config.sharding.timebertt.dev/v1alpha1
+kind: SharderConfig
+leaderElection:
+  leaderElect: false
+health:
+  bindAddress: '0'
+metrics:
+  bindAddress: 127.0.0.1:{metrics_port}
+controller:
+  sharder:
+    concurrentMoves: {moves}
+webhook:
+  server:
+    bindAddress: 127.0.0.1:{webhook_port}
+    certDir: {dir}
+  config:
+    clientConfig:
+      url: https://127.0.0.1:{webhook_port}/
+    caBundleFile: {dir}/ca.crt
+gracefulShutDown: 5s
+"
+    )
+}
+
+async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .with_context(|| format!("cannot create namespace {name}"))?;
+    Ok(())
+}
+
+/// The ring `bench`: ConfigMaps in [`SHARDED_NAMESPACE`] only.
+async fn create_ring(client: &Client) -> anyhow::Result<()> {
+    let selector = serde_json::from_value(serde_json::json!({
+        "matchLabels": { "kubernetes.io/metadata.name": SHARDED_NAMESPACE }
+    }))?;
+    let ring = ControllerRing::new(
+        RING,
+        ControllerRingSpec {
+            resources: vec![RingResource {
+                group: String::new(),
+                resource: "configmaps".into(),
+                controlled_resources: Vec::new(),
+            }],
+            namespace_selector: Some(selector),
+        },
+    );
+    Api::<ControllerRing>::all(client.clone())
+        .create(&PostParams::default(), &ring)
+        .await
+        .context("cannot create ControllerRing bench")?;
+    Ok(())
+}
+
+/// Polls `check` until it returns `Some`, failing after `patience` or when the sharder exits.
+async fn wait_for<T, F, Fut>(
+    what: &str,
+    patience: Duration,
+    sharder: &mut Sharder,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        sharder.check_alive()?;
+        if Instant::now() >= deadline {
+            bail!(
+                "{what} did not happen within {patience:?}; the sharder's log ends with:\n{}",
+                sharder.log_tail()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until the ring is Ready, every shard Lease is `ready`, and a ConfigMap created in
+/// [`SHARDED_NAMESPACE`] gets a shard label (the API server sees the webhook).
+async fn wait_until_ready(
+    client: &Client,
+    sharder: &mut Sharder,
+    shards: u32,
+) -> anyhow::Result<()> {
+    let rings = Api::<ControllerRing>::all(client.clone());
+    wait_for("the ring's Ready condition", PATIENCE, sharder, || async {
+        let ring = rings.get(RING).await?;
+        Ok(ring
+            .status
+            .is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+            .then_some(()))
+    })
+    .await?;
+    let leases = Api::<Lease>::namespaced(client.clone(), SHARDED_NAMESPACE);
+    let selector = format!("{}={RING}", labels::CONTROLLER_RING);
+    wait_for(
+        "every shard Lease to be ready",
+        PATIENCE,
+        sharder,
+        || async {
+            let list = leases
+                .list(&ListParams::default().labels(&selector))
+                .await?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|l| {
+                    l.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|labels| labels.get(labels::STATE))
+                        .is_some_and(|state| state == "ready")
+                })
+                .count();
+            Ok((ready == usize::try_from(shards)?).then_some(()))
+        },
+    )
+    .await?;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), SHARDED_NAMESPACE);
+    wait_for(
+        "the webhook to label a ConfigMap",
+        PATIENCE,
+        sharder,
+        || async {
+            let created = config_maps
+                .create(&PostParams::default(), &config_map("probe"))
+                .await?;
+            config_maps
+                .delete("probe", &DeleteParams::default())
+                .await?;
+            Ok(has_shard_label(&created.metadata).then_some(()))
+        },
+    )
+    .await
+}
+
+/// A small ConfigMap.
+fn config_map(name: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("key".to_owned(), "value".to_owned())].into()),
+        ..ConfigMap::default()
+    }
+}
+
+fn has_shard_label(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .is_some_and(|labels| labels.contains_key(&labels::shard(RING)))
+}
+
+/// Phase 3: open-loop creates, even ones sharded and odd ones plain.
+async fn webhook_latency(
+    client: &Client,
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<WebhookReport> {
+    let sharded = Api::<ConfigMap>::namespaced(client.clone(), SHARDED_NAMESPACE);
+    let plain = Api::<ConfigMap>::namespaced(client.clone(), PLAIN_NAMESPACE);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for i in 0..schedule_len(rate, duration) {
+        let intended = start + intended_offset(i, rate);
+        tokio::time::sleep_until(intended).await;
+        let is_sharded = i % 2 == 0;
+        let api = if is_sharded { &sharded } else { &plain }.clone();
+        let in_flight = in_flight.clone();
+        tasks.spawn(async move {
+            // Waiting here, not in the loop, keeps the schedule open-loop.
+            let _permit = in_flight.acquire_owned().await;
+            let result = api
+                .create(&PostParams::default(), &config_map(&format!("latency-{i}")))
+                .await;
+            let latency = intended.elapsed();
+            (
+                is_sharded,
+                latency,
+                result.map(|cm| has_shard_label(&cm.metadata)),
+            )
+        });
+    }
+    let mut sharded_latency = latency_histogram()?;
+    let mut plain_latency = latency_histogram()?;
+    let (mut errors, mut unlabelled, mut wrongly_labelled) = (0, 0, 0);
+    while let Some(joined) = tasks.join_next().await {
+        let (is_sharded, latency, result) = joined?;
+        let histogram = if is_sharded {
+            &mut sharded_latency
+        } else {
+            &mut plain_latency
+        };
+        histogram.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        match result {
+            Err(err) => {
+                if errors == 0 {
+                    progress(&format!("a create failed: {err}"));
+                }
+                errors += 1;
+            }
+            Ok(labelled) if labelled != is_sharded => {
+                if is_sharded {
+                    unlabelled += 1;
+                } else {
+                    wrongly_labelled += 1;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    let sharded = LatencySummary::of(&sharded_latency);
+    let plain = LatencySummary::of(&plain_latency);
+    Ok(WebhookReport {
+        p50_ratio: ratio(sharded.p50_ms, plain.p50_ms),
+        p99_ratio: ratio(sharded.p99_ms, plain.p99_ms),
+        sharded,
+        plain,
+        errors,
+        sharded_without_shard_label: unlabelled,
+        plain_with_shard_label: wrongly_labelled,
+    })
+}
+
+/// Latencies in microseconds, 1 µs to 10 min, 3 significant digits.
+fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
+}
+
+/// Phase 4: RSS after a resync with about 1,000 and with `--objects` sharded ConfigMaps.
+async fn memory(
+    client: &Client,
+    sharder: &mut Sharder,
+    args: &SharderBenchArgs,
+    baseline_rss: u64,
+) -> anyhow::Result<MemoryReport> {
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), SHARDED_NAMESPACE);
+    let concurrency = usize::try_from(args.concurrency)?;
+    let mut next = 0;
+    let mut samples = Vec::new();
+    let mut created = 0;
+    let mut create_errors = 0;
+    let mut create_time = Duration::ZERO;
+    for target in [SMALL_OBJECT_COUNT.min(args.objects), args.objects] {
+        let existing = count(&config_maps, None).await?;
+        let missing = target.saturating_sub(existing);
+        progress(&format!(
+            "memory: creating {missing} ConfigMaps ({existing} exist, {concurrency} in flight)"
+        ));
+        let started = Instant::now();
+        let errors = create_bulk(&config_maps, next..next + missing, concurrency).await;
+        create_time += started.elapsed();
+        next += missing;
+        created += missing - errors;
+        create_errors += errors;
+        let objects = count(&config_maps, None).await?;
+        progress(&format!(
+            "memory: {objects} ConfigMaps; forcing a resync, then waiting {:?}",
+            args.settle
+        ));
+        let max_during_resync = resync(client, sharder, samples.len(), args.settle).await?;
+        let memory = sharder.memory()?;
+        samples.push(MemorySample {
+            objects,
+            rss_mib: mib(memory.rss),
+            max_rss_during_resync_mib: mib(max_during_resync),
+        });
+    }
+    let peak = sharder.memory()?.peak;
+    let (small, large) = (samples[0].clone(), samples[1].clone());
+    Ok(MemoryReport {
+        baseline_rss_mib: mib(baseline_rss),
+        rss_ratio: ratio(large.rss_mib, small.rss_mib),
+        small,
+        large,
+        peak_rss_mib: mib(peak),
+        created,
+        create_errors,
+        creates_per_second: per_second(created, create_time),
+    })
+}
+
+/// Creates `obj-<i>` for each i with `concurrency` in flight; returns the number of failures.
+async fn create_bulk(
+    api: &Api<ConfigMap>,
+    names: std::ops::Range<usize>,
+    concurrency: usize,
+) -> usize {
+    futures::stream::iter(names)
+        .map(|i| async move {
+            api.create(&PostParams::default(), &config_map(&format!("obj-{i}")))
+                .await
+        })
+        .buffer_unordered(concurrency)
+        .fold(0, |errors, result| async move {
+            match result {
+                Ok(_) => errors,
+                Err(err) => {
+                    if errors == 0 {
+                        progress(&format!("a create failed: {err}"));
+                    }
+                    errors + 1
+                }
+            }
+        })
+        .await
+}
+
+/// Objects in `api`'s namespace (matching `selector`), counted from paginated metadata lists.
+async fn count(api: &Api<ConfigMap>, selector: Option<&str>) -> anyhow::Result<usize> {
+    let mut params = ListParams::default().limit(PAGE);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let mut total = 0;
+    loop {
+        let page = api.list_metadata(&params).await?;
+        total += page.items.len();
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(total),
+        }
+    }
+}
+
+/// Whether any object in `api`'s namespace matches `selector` (one item at most is listed).
+async fn any(api: &Api<ConfigMap>, selector: &str) -> anyhow::Result<bool> {
+    let page = api
+        .list_metadata(&ListParams::default().labels(selector).limit(1))
+        .await?;
+    Ok(!page.items.is_empty())
+}
+
+/// Touches the ring (any change makes the sharder resync it), then samples the sharder's RSS
+/// every 100 ms for `settle`, and returns the largest sample.
+async fn resync(
+    client: &Client,
+    sharder: &mut Sharder,
+    round: usize,
+    settle: Duration,
+) -> anyhow::Result<u64> {
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { RESYNC_ANNOTATION: round.to_string() } }
+    });
+    Api::<ControllerRing>::all(client.clone())
+        .patch(RING, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .context("cannot touch ControllerRing bench")?;
+    let deadline = Instant::now() + settle;
+    let mut max = 0;
+    while Instant::now() < deadline {
+        max = max.max(sharder.memory()?.rss);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(max)
+}
+
+/// Phase 5: releases the first shard's Lease and times the move of its objects.
+async fn move_time(
+    client: &Client,
+    sharder: &mut Sharder,
+    lease: ShardLeaseHandle,
+    patience: Duration,
+) -> anyhow::Result<MoveReport> {
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), SHARDED_NAMESPACE);
+    let shard_label = labels::shard(RING);
+    let on_departed = format!("{shard_label}={RING}-0");
+    let unassigned = format!("!{shard_label}");
+    let objects = count(&config_maps, Some(&on_departed)).await?;
+    let movements = "controller_sharding_movements_total";
+    let movements_before = sharder.metric(movements).await;
+    progress(&format!(
+        "move: releasing the Lease of {RING}-0, which has {objects} objects"
+    ));
+    let started = Instant::now();
+    lease
+        .release()
+        .await
+        .with_context(|| format!("cannot release the Lease of {RING}-0"))?;
+    wait_for(
+        "the move of bench-0's objects",
+        patience,
+        sharder,
+        || async {
+            let done =
+                !any(&config_maps, &on_departed).await? && !any(&config_maps, &unassigned).await?;
+            Ok(done.then_some(()))
+        },
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    let movements_after = sharder.metric(movements).await;
+    Ok(MoveReport {
+        moved_objects: objects,
+        seconds: elapsed.as_secs_f64(),
+        objects_per_second: per_second(objects, elapsed),
+        movements_counted: movements_before
+            .zip(movements_after)
+            .map(|(before, after)| after - before),
+    })
+}
+
+/// The benchmark's results and parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The run's parameters.
+    pub parameters: Parameters,
+    /// Phase 3.
+    pub webhook: WebhookReport,
+    /// Phase 4.
+    pub memory: MemoryReport,
+    /// Phase 5.
+    pub movement: MoveReport,
+}
+
+/// The run's parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parameters {
+    /// Shards (and shard Leases) of the ring.
+    pub shards: u32,
+    /// Creates per second in the latency phase, both namespaces together.
+    pub rate_per_second: u32,
+    /// Length of the latency phase.
+    pub duration_seconds: f64,
+    /// Sharded ConfigMaps at the second memory reading.
+    pub objects: usize,
+    /// Creates in flight in the memory phase.
+    pub concurrency: u32,
+    /// The sharder's concurrentMoves.
+    pub concurrent_moves: u32,
+    /// Time given to each forced resync.
+    pub settle_seconds: f64,
+}
+
+/// Create latencies through the webhook and without it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookReport {
+    /// Creates in [`SHARDED_NAMESPACE`], through the webhook.
+    pub sharded: LatencySummary,
+    /// Creates in [`PLAIN_NAMESPACE`], without a webhook.
+    pub plain: LatencySummary,
+    /// Sharded p50 / plain p50.
+    pub p50_ratio: Option<f64>,
+    /// Sharded p99 / plain p99.
+    pub p99_ratio: Option<f64>,
+    /// Failed creates (both kinds).
+    pub errors: usize,
+    /// Sharded creates the webhook did not label.
+    pub sharded_without_shard_label: usize,
+    /// Plain creates that carry a shard label (should be none).
+    pub plain_with_shard_label: usize,
+}
+
+/// Percentiles of a latency histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Recorded latencies.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+impl LatencySummary {
+    /// Summarizes a histogram of latencies in microseconds.
+    #[must_use]
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        Self {
+            count: histogram.len(),
+            p50_ms: millis(histogram.value_at_quantile(0.5)),
+            p90_ms: millis(histogram.value_at_quantile(0.9)),
+            p99_ms: millis(histogram.value_at_quantile(0.99)),
+            max_ms: millis(histogram.max()),
+        }
+    }
+}
+
+/// The sharder's memory against the number of sharded objects.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    /// RSS once the ring was ready, before the latency phase.
+    pub baseline_rss_mib: f64,
+    /// With about 1,000 objects.
+    pub small: MemorySample,
+    /// With `--objects` objects.
+    pub large: MemorySample,
+    /// large RSS / small RSS.
+    pub rss_ratio: Option<f64>,
+    /// The sharder's peak RSS over the whole run (VmHWM).
+    pub peak_rss_mib: f64,
+    /// ConfigMaps created in this phase.
+    pub created: usize,
+    /// Failed creates in this phase.
+    pub create_errors: usize,
+    /// Creates per second in this phase (through the webhook).
+    pub creates_per_second: f64,
+}
+
+/// One memory reading.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemorySample {
+    /// Sharded ConfigMaps that existed.
+    pub objects: usize,
+    /// VmRSS after the forced resync.
+    pub rss_mib: f64,
+    /// The largest VmRSS sampled while the resync ran.
+    pub max_rss_during_resync_mib: f64,
+}
+
+/// The move of a released shard's objects.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveReport {
+    /// Objects the released shard had.
+    pub moved_objects: usize,
+    /// From the release until none is on it and all carry a shard label.
+    pub seconds: f64,
+    /// moved_objects / seconds.
+    pub objects_per_second: f64,
+    /// The increase of the sharder's `controller_sharding_movements_total`, if scraped.
+    pub movements_counted: Option<f64>,
+}
+
+impl Report {
+    /// The human-readable report.
+    #[must_use]
+    pub fn table(&self) -> String {
+        let p = &self.parameters;
+        let w = &self.webhook;
+        let m = &self.memory;
+        let v = &self.movement;
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "sharder-bench: {} shards, {} creates/s for {} s, {} objects ({} in flight), concurrentMoves {}, settle {} s\n",
+            p.shards,
+            p.rate_per_second,
+            p.duration_seconds,
+            p.objects,
+            p.concurrency,
+            p.concurrent_moves,
+            p.settle_seconds
+        );
+        let _ = writeln!(
+            text,
+            "webhook latency (ConfigMap create, open loop, from the intended start)"
+        );
+        let _ = writeln!(
+            text,
+            "  {:<9} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            "", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        );
+        for (name, s) in [("sharded", &w.sharded), ("plain", &w.plain)] {
+            let _ = writeln!(
+                text,
+                "  {name:<9} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+            );
+        }
+        let _ = writeln!(
+            text,
+            "  sharded/plain: p50 {}, p99 {}\n  errors {}, sharded without shard label {}, plain with shard label {}\n",
+            format_ratio(w.p50_ratio),
+            format_ratio(w.p99_ratio),
+            w.errors,
+            w.sharded_without_shard_label,
+            w.plain_with_shard_label
+        );
+        let _ = writeln!(text, "sharder memory (VmRSS after a forced resync)");
+        let _ = writeln!(
+            text,
+            "  {:<24} {:>9.1} MiB",
+            "ring ready, no objects", m.baseline_rss_mib
+        );
+        for s in [&m.small, &m.large] {
+            let _ = writeln!(
+                text,
+                "  {:<24} {:>9.1} MiB (max {:.1} MiB during the resync)",
+                format!("{} objects", s.objects),
+                s.rss_mib,
+                s.max_rss_during_resync_mib
+            );
+        }
+        let _ = writeln!(
+            text,
+            "  ratio {}, peak over the run (VmHWM) {:.1} MiB\n  created {} ConfigMaps at {:.0}/s, {} errors\n",
+            format_ratio(m.rss_ratio),
+            m.peak_rss_mib,
+            m.created,
+            m.creates_per_second,
+            m.create_errors
+        );
+        let _ = writeln!(text, "move after releasing the Lease of bench-0");
+        let _ = writeln!(
+            text,
+            "  {} objects in {:.1} s ({:.0} objects/s); controller_sharding_movements_total +{}",
+            v.moved_objects,
+            v.seconds,
+            v.objects_per_second,
+            v.movements_counted
+                .map_or_else(|| "n/a".to_owned(), |n| format!("{n:.0}"))
+        );
+        text
+    }
+}
+
+fn format_ratio(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"))
+}
+
+/// The number of requests in an open-loop schedule of `rate` per second for `duration`.
+#[must_use]
+pub fn schedule_len(rate: u32, duration: Duration) -> u64 {
+    let total = u128::from(rate) * duration.as_millis() / 1000;
+    u64::try_from(total).unwrap_or(u64::MAX)
+}
+
+/// When request `i` of a schedule of `rate` per second should start, from the schedule's start.
+#[must_use]
+pub fn intended_offset(i: u64, rate: u32) -> Duration {
+    let nanos = u128::from(i) * 1_000_000_000 / u128::from(rate.max(1));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// `numerator / denominator`, or `None` when the denominator is not positive.
+#[must_use]
+pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator > 0.0).then(|| numerator / denominator)
+}
+
+/// `count / elapsed` per second, 0 for no time.
+#[must_use]
+pub fn per_second(count: usize, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if seconds > 0.0 {
+        count_as_f64(count) / seconds
+    } else {
+        0.0
+    }
+}
+
+/// A field such as `VmRSS:    12345 kB` of `/proc/<pid>/status`, in bytes.
+#[must_use]
+pub fn proc_status_bytes(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kib = value
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        kib.checked_mul(1024)
+    })
+}
+
+/// The sum of the values of every series of metric `name` in a Prometheus text exposition.
+#[must_use]
+pub fn metric_sum(exposition: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let value = match rest.chars().next() {
+            Some('{') => rest.rsplit_once('}').map(|(_, v)| v),
+            Some(' ') => Some(rest),
+            _ => None,
+        };
+        if let Some(value) = value.and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()) {
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "latencies in µs stay far below 2^52"
+)]
+fn millis(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "memory sizes stay far below 2^52 bytes"
+)]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "object counts stay far below 2^52"
+)]
+fn count_as_f64(count: usize) -> f64 {
+    count as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_has_rate_times_duration_requests() {
+        assert_eq!(schedule_len(50, Duration::from_secs(20)), 1000);
+        assert_eq!(schedule_len(3, Duration::from_millis(1500)), 4);
+        assert_eq!(schedule_len(1, Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn intended_starts_are_evenly_spaced_and_do_not_drift() {
+        assert_eq!(intended_offset(0, 50), Duration::ZERO);
+        assert_eq!(intended_offset(1, 50), Duration::from_millis(20));
+        assert_eq!(intended_offset(999, 50), Duration::from_millis(19_980));
+        // 1/3 s is not a whole number of nanoseconds; the error does not accumulate.
+        assert_eq!(
+            intended_offset(3_000_000, 3),
+            Duration::from_secs(1_000_000)
+        );
+    }
+
+    #[test]
+    fn a_summary_reports_percentiles_in_milliseconds() {
+        let mut histogram = latency_histogram().unwrap();
+        for ms in 1..=100 {
+            histogram.record(ms * 1000).unwrap();
+        }
+        let summary = LatencySummary::of(&histogram);
+        assert_eq!(summary.count, 100);
+        let close = |actual: f64, expected: f64| (actual - expected).abs() <= expected / 500.0;
+        assert!(close(summary.p50_ms, 50.0), "{summary:?}");
+        assert!(close(summary.p90_ms, 90.0), "{summary:?}");
+        assert!(close(summary.p99_ms, 99.0), "{summary:?}");
+        assert!(close(summary.max_ms, 100.0), "{summary:?}");
+    }
+
+    #[test]
+    fn an_empty_histogram_summarizes_to_zeros() {
+        let summary = LatencySummary::of(&latency_histogram().unwrap());
+        assert_eq!(summary.count, 0);
+        assert!(summary.p99_ms.abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn a_ratio_needs_a_positive_denominator() {
+        assert_eq!(ratio(3.0, 2.0), Some(1.5));
+        assert_eq!(ratio(3.0, 0.0), None);
+        assert_eq!(ratio(3.0, -1.0), None);
+    }
+
+    #[test]
+    fn a_rate_over_no_time_is_zero() {
+        assert!((per_second(500, Duration::from_secs(2)) - 250.0).abs() < 1e-9);
+        assert!(per_second(500, Duration::ZERO).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn proc_status_fields_are_read_in_bytes() {
+        let status = "Name:\tsharder\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\nVmRSSX:\t1 kB\n";
+        assert_eq!(proc_status_bytes(status, "VmRSS"), Some(20480 * 1024));
+        assert_eq!(proc_status_bytes(status, "VmHWM"), Some(40960 * 1024));
+        assert_eq!(proc_status_bytes(status, "VmSwap"), None);
+        assert_eq!(proc_status_bytes("VmRSS:\tlots", "VmRSS"), None);
+    }
+
+    #[test]
+    fn metric_sums_add_every_series_of_the_name_only() {
+        let exposition = "\
+# HELP controller_sharding_movements_total Moves.
+# TYPE controller_sharding_movements_total counter
+controller_sharding_movements_total{controllerring=\"a\",group=\"\",resource=\"configmaps\"} 3
+controller_sharding_movements_total{controllerring=\"b\",group=\"\",resource=\"secrets\"} 4
+controller_sharding_movements_total_other 100
+controller_sharding_drains_total{controllerring=\"a\"} 9
+";
+        assert_eq!(
+            metric_sum(exposition, "controller_sharding_movements_total"),
+            Some(7.0)
+        );
+        assert_eq!(metric_sum("up 1\n", "up"), Some(1.0));
+        assert_eq!(metric_sum(exposition, "missing_total"), None);
+    }
+
+    #[test]
+    fn the_sharder_config_is_on_loopback_without_leader_election() {
+        let config = sharder_config(Path::new("/tmp/x"), 9443, 8080, 7);
+        assert!(config.contains("leaderElect: false"));
+        assert!(config.contains("url: https://127.0.0.1:9443/"));
+        assert!(config.contains("bindAddress: 127.0.0.1:8080"));
+        assert!(config.contains("concurrentMoves: 7"));
+        assert!(config.contains("caBundleFile: /tmp/x/ca.crt"));
+    }
+}
