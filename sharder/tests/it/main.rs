@@ -5,6 +5,7 @@
 mod assignment;
 mod failover;
 mod leader_election;
+mod lifecycle;
 mod metrics;
 mod webhook_down;
 
