@@ -79,7 +79,11 @@ pub enum Error {
 
 /// All failures of one resync.
 #[derive(Debug, thiserror::Error)]
-#[error("resync of ControllerRing {ring} failed for {} object(s) or resource(s); first: {}", errors.len(), crate::error_chain(&errors[0]))]
+#[error(
+    "resync of ControllerRing {ring} failed for {} object(s) or resource(s){}",
+    errors.len(),
+    errors.first().map(|first| format!("; first: {}", crate::error_chain(first))).unwrap_or_default()
+)]
 pub struct Errors {
     /// The ring.
     pub ring: String,
