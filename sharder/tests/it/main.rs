@@ -196,6 +196,23 @@ async fn namespace_and_ring(client: &Client) -> String {
         }
     })
     .await;
+    // The API server loads new webhook configurations asynchronously. Our webhook denies an
+    // object with only generateName; once a dry run of one is denied, every later create in
+    // the namespace goes through the webhook.
+    let probe: ConfigMap =
+        serde_json::from_value(json!({ "metadata": { "generateName": "probe-" } })).unwrap();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &name);
+    eventually("the API server to call the ring's webhook", || async {
+        match config_maps.create(&dry_run, &probe).await {
+            Err(kube::Error::Api(status)) if status.code == 400 => Some(()),
+            _ => None,
+        }
+    })
+    .await;
     name
 }
 
