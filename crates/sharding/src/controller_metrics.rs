@@ -148,6 +148,27 @@ impl ReconcileMetrics {
     }
 }
 
+impl ReconcileMetrics {
+    /// Wraps a reconcile function for `Controller::run` so that each call is measured as by
+    /// [`ReconcileMetrics::measure`].
+    pub fn instrument<K, C, E, F, Fut>(
+        &self,
+        reconcile: F,
+    ) -> impl FnMut(K, C) -> futures::future::BoxFuture<'static, Result<Action, E>>
+    where
+        F: FnMut(K, C) -> Fut,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+    {
+        let metrics = self.clone();
+        let mut reconcile = reconcile;
+        move |object, ctx| {
+            let metrics = metrics.clone();
+            let reconciliation = reconcile(object, ctx);
+            Box::pin(async move { metrics.measure(reconciliation).await })
+        }
+    }
+}
+
 /// Runs `f` when dropped.
 fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
     struct Guard<F: FnOnce()>(Option<F>);

@@ -149,10 +149,7 @@ pub async fn run(
     )
     .graceful_shutdown_on(shutdown)
     .run(
-        move |object, ctx| {
-            let metrics = metrics.clone();
-            async move { metrics.measure(reconcile(object, ctx)).await }
-        },
+        metrics.instrument(reconcile),
         error_policy,
         Arc::new(Context { client }),
     )

@@ -119,14 +119,7 @@ pub async fn run(
     )
     .watches_stream(state_changes, |lease| super::super::ring_of(&lease))
     .graceful_shutdown_on(shutdown)
-    .run(
-        move |object, ctx| {
-            let metrics = metrics.clone();
-            async move { metrics.measure(reconcile(object, ctx)).await }
-        },
-        error_policy,
-        ctx,
-    )
+    .run(metrics.instrument(reconcile), error_policy, ctx)
     .for_each(|_| async {})
     .await;
 }
