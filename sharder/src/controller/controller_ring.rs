@@ -186,11 +186,9 @@ pub async fn run(
         Api::<MutatingWebhookConfiguration>::all(client.clone()),
         watcher::Config::default().labels(labels::CONTROLLER_RING),
     )
-    .watches(
-        Api::<Lease>::all(client),
-        watcher::Config::default().labels(labels::CONTROLLER_RING),
-        |lease| super::ring_of(&lease),
-    )
+    .watches_stream(super::lease_state_changes(&client), |lease| {
+        super::ring_of(&lease)
+    })
     .graceful_shutdown_on(shutdown)
     .run(metrics.instrument(reconcile), error_policy, ctx)
     .for_each(|_| async {})

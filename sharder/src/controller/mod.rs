@@ -5,7 +5,11 @@ pub mod resync;
 pub mod shard_lease;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client, ResourceExt as _, api::ListParams, runtime::reflector::ObjectRef};
+use kube::{
+    Api, Client, ResourceExt as _,
+    api::ListParams,
+    runtime::{PredicateConfig, WatchStreamExt, predicates, reflector::ObjectRef, watcher},
+};
 use sharding::api::{ControllerRing, labels};
 
 /// The ring a shard Lease belongs to.
@@ -14,6 +18,21 @@ pub(crate) fn ring_of(lease: &Lease) -> Option<ObjectRef<ControllerRing>> {
         .labels()
         .get(labels::CONTROLLER_RING)
         .map(|ring| ObjectRef::new(ring))
+}
+
+/// Shard Leases whose labels changed: a new Lease or a new state label. Renewals change a
+/// Lease every few seconds but cannot change a ring; only a state change (which the shard Lease
+/// controller writes as a label) can.
+pub(crate) fn lease_state_changes(
+    client: &Client,
+) -> impl futures::Stream<Item = Result<Lease, watcher::Error>> + Send + 'static {
+    watcher(
+        Api::<Lease>::all(client.clone()),
+        watcher::Config::default().labels(labels::CONTROLLER_RING),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicates::labels, PredicateConfig::default())
 }
 
 /// The shard Leases of `ring`, read from the API server rather than a cache: they are few,

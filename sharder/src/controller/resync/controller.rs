@@ -8,17 +8,11 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
     Api, Client,
-    runtime::{
-        Controller, PredicateConfig, WatchStreamExt, controller::Action, predicates, watcher,
-    },
+    runtime::{Controller, controller::Action, watcher},
 };
-use sharding::{
-    api::{ControllerRing, labels},
-    controller_metrics::ReconcileMetrics,
-};
+use sharding::{api::ControllerRing, controller_metrics::ReconcileMetrics};
 
 use super::{Errors, Resync};
 
@@ -98,15 +92,7 @@ pub async fn run(
     metrics: ReconcileMetrics,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    // Renewals change a Lease every few seconds; only a new state label (written by the
-    // shard Lease controller on a state change) can change the ring.
-    let state_changes = watcher(
-        Api::<Lease>::all(client.clone()),
-        watcher::Config::default().labels(labels::CONTROLLER_RING),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::labels, PredicateConfig::default());
+    let state_changes = super::super::lease_state_changes(&client);
     let ctx = Arc::new(Context {
         client: client.clone(),
         resync,
