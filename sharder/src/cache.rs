@@ -108,19 +108,16 @@ impl RingCache {
 
     /// The shard Leases of ring `name`.
     #[must_use]
-    pub fn leases(&self, name: &str) -> Vec<Lease> {
-        self.leases
-            .state()
-            .into_iter()
-            .filter(|lease| {
-                lease
-                    .labels()
-                    .get(labels::CONTROLLER_RING)
-                    .map(String::as_str)
-                    == Some(name)
-            })
-            .map(Arc::unwrap_or_clone)
-            .collect()
+    pub fn leases(&self, name: &str) -> Vec<Arc<Lease>> {
+        let mut leases = self.leases.state();
+        leases.retain(|lease| {
+            lease
+                .labels()
+                .get(labels::CONTROLLER_RING)
+                .map(String::as_str)
+                == Some(name)
+        });
+        leases
     }
 
     /// All shard Leases.
@@ -139,7 +136,10 @@ impl RingState for RingCache {
     /// so most admissions reuse the last one.
     fn hash_ring(&self, name: &str) -> Arc<Ring> {
         let leases = self.leases(name);
-        let shards = sharding::leases::Shards::from_leases(&leases, Timestamp::now());
+        let shards = sharding::leases::Shards::from_leases(
+            leases.iter().map(AsRef::as_ref),
+            Timestamp::now(),
+        );
         let available: Vec<String> = shards.available().map(|s| s.name.clone()).collect();
         let mut hash_rings = self.hash_rings.lock().expect("not poisoned");
         if let Some((members, ring)) = hash_rings.get(name)
