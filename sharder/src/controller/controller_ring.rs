@@ -3,7 +3,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use k8s_openapi::{
     api::{admissionregistration::v1::MutatingWebhookConfiguration, coordination::v1::Lease},
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -13,10 +12,10 @@ use kube::{
     Api, Client, Resource,
     api::{Patch, PatchParams},
     runtime::{
-        Controller,
+        WatchStreamExt as _,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
-        watcher,
+        watcher::{self, watcher},
     },
 };
 use serde_json::json;
@@ -178,21 +177,29 @@ pub async fn run(
         settings,
         recorder,
     });
-    Controller::new(
-        Api::<ControllerRing>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(
+    let webhook_configurations = watcher(
         Api::<MutatingWebhookConfiguration>::all(client.clone()),
         watcher::Config::default().labels(labels::CONTROLLER_RING),
     )
-    .watches_stream(super::lease_state_changes(&client), |lease| {
-        super::ring_of(&lease)
-    })
+    .default_backoff()
+    .touched_objects();
+    let results = super::controller(
+        Api::<ControllerRing>::all(client.clone()),
+        watcher::Config::default(),
+        &metrics,
+    )
+    .watches_stream(webhook_configurations, metrics.trigger_owners())
+    .watches_stream(
+        super::lease_state_changes(&client),
+        metrics.trigger_with(|lease| super::ring_of(&lease)),
+    )
     .graceful_shutdown_on(shutdown)
-    .run(metrics.instrument(reconcile), error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
+    .run(
+        metrics.instrument(reconcile),
+        metrics.instrument_error_policy(error_policy),
+        ctx,
+    );
+    super::drive(results, &metrics).await;
 }
 
 #[cfg(test)]

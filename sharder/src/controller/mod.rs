@@ -4,13 +4,56 @@ pub mod controller_ring;
 pub mod resync;
 pub mod shard_lease;
 
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
-    Api, Client, ResourceExt as _,
+    Api, Client, Resource, ResourceExt as _,
     api::ListParams,
-    runtime::{PredicateConfig, WatchStreamExt, predicates, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller, PredicateConfig, WatchStreamExt, controller, predicates,
+        reflector::{self, ObjectRef},
+        watcher,
+    },
 };
-use sharding::api::{ControllerRing, labels};
+use serde::de::DeserializeOwned;
+use sharding::{
+    api::{ControllerRing, labels},
+    controller_metrics::ReconcileMetrics,
+};
+
+/// A controller of the objects of `api` selected by `config`, whose queue `metrics` observe.
+pub(crate) fn controller<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    metrics: &ReconcileMetrics,
+) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let objects = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(metrics.trigger_self(objects), reader)
+}
+
+/// Drives the results of `Controller::run` until the controller stops.
+pub(crate) async fn drive<K, E: 'static, Q: 'static>(
+    results: impl Stream<Item = Result<(ObjectRef<K>, controller::Action), controller::Error<E, Q>>>,
+    metrics: &ReconcileMetrics,
+) where
+    K: Resource,
+{
+    results
+        .for_each(|result| {
+            metrics.observe_result(&result);
+            async {}
+        })
+        .await;
+}
 
 /// The ring a shard Lease belongs to.
 pub(crate) fn ring_of(lease: &Lease) -> Option<ObjectRef<ControllerRing>> {

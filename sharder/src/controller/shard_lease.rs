@@ -3,12 +3,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::{
     Api, Client, ResourceExt as _,
     api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
-    runtime::{Controller, controller::Action, watcher},
+    runtime::{controller::Action, watcher},
 };
 use serde_json::json;
 use sharding::{
@@ -143,18 +142,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let leases = Api::<Lease>::all(client.clone());
-    Controller::new(
+    let results = super::controller(
         leases,
         watcher::Config::default().labels(labels::CONTROLLER_RING),
+        &metrics,
     )
     .graceful_shutdown_on(shutdown)
     .run(
         metrics.instrument(reconcile),
-        error_policy,
+        metrics.instrument_error_policy(error_policy),
         Arc::new(Context { client }),
-    )
-    .for_each(|_| async {})
-    .await;
+    );
+    super::drive(results, &metrics).await;
 }
 
 #[cfg(test)]

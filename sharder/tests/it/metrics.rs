@@ -97,6 +97,25 @@ async fn the_sharder_exports_the_contract_metrics_for_a_ring() {
             )),
             "{controller} in {text}"
         );
+        // Every controller saw its objects arrive through a watch and took them from its queue.
+        for series in [
+            "workqueue_adds_total",
+            "workqueue_queue_duration_seconds_count",
+            "workqueue_work_duration_seconds_count",
+        ] {
+            let prefix = format!(r#"{series}{{name="{controller}"}} "#);
+            let count: u64 = text
+                .lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+                .parse()
+                .unwrap();
+            assert!(count > 0, "{prefix} is 0");
+        }
+        assert!(
+            has(&format!(r#"workqueue_depth{{name="{controller}"}}"#)),
+            "{controller} in {text}"
+        );
     }
     lease.release().await.unwrap();
 }

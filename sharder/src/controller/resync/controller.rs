@@ -7,10 +7,9 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
 use kube::{
     Api, Client,
-    runtime::{Controller, controller::Action, watcher},
+    runtime::{controller::Action, watcher},
 };
 use sharding::{api::ControllerRing, controller_metrics::ReconcileMetrics};
 
@@ -99,15 +98,22 @@ pub async fn run(
         sync_period,
         failures: Mutex::default(),
     });
-    Controller::new(
+    let results = super::super::controller(
         Api::<ControllerRing>::all(client),
         watcher::Config::default(),
+        &metrics,
     )
-    .watches_stream(state_changes, |lease| super::super::ring_of(&lease))
+    .watches_stream(
+        state_changes,
+        metrics.trigger_with(|lease| super::super::ring_of(&lease)),
+    )
     .graceful_shutdown_on(shutdown)
-    .run(metrics.instrument(reconcile), error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
+    .run(
+        metrics.instrument(reconcile),
+        metrics.instrument_error_policy(error_policy),
+        ctx,
+    );
+    super::super::drive(results, &metrics).await;
 }
 
 #[cfg(test)]
