@@ -1099,7 +1099,7 @@ mod tests {
     }
 
     fn error_text(body: &str) -> String {
-        crate::error_chain(&parse_body(body).expect_err("the config must be rejected"))
+        operations::error_chain(&parse_body(body).expect_err("the config must be rejected"))
     }
 
     /// A file in the temp directory, removed on drop.
@@ -1512,7 +1512,7 @@ gracefulShutDown: -1s
         ] {
             let error = parse_body(body).unwrap_err();
             assert!(matches!(error, ConfigError::Parse { .. }), "{error:?}");
-            let text = crate::error_chain(&error);
+            let text = operations::error_chain(&error);
             assert!(
                 text.starts_with("sharder.yaml: cannot parse sharder config: "),
                 "{text}"

@@ -7,10 +7,7 @@
 pub mod cache;
 pub mod config;
 pub mod controller;
-pub mod http;
-pub mod leader;
 pub mod metrics;
-pub mod telemetry;
 pub mod webhook;
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
@@ -18,6 +15,12 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
+use operations::{
+    http,
+    http::Readiness,
+    leader::{self, LeaderElection},
+    stopped,
+};
 use prometheus_client::registry::Registry;
 use sharding::controller_metrics::{ControllerMetrics, RestClientMetrics};
 use tokio::sync::watch;
@@ -26,8 +29,6 @@ use crate::{
     cache::RingCache,
     config::SharderConfig,
     controller::resync::Resync,
-    http::Readiness,
-    leader::LeaderElection,
     metrics::ResyncMetrics,
     webhook::{
         configuration::{ClientConfigSettings, WebhookConfigSettings},
@@ -96,14 +97,14 @@ pub async fn run(
     let readiness = Readiness::default();
     let mut servers = tokio::task::JoinSet::new();
     if let Some(listener) = listeners.health {
-        servers.spawn(serve_http(
+        servers.spawn(http::serve(
             listener,
             http::health_router(readiness.clone()),
             stopped(&stop),
         ));
     }
     if let Some(listener) = listeners.metrics {
-        servers.spawn(serve_http(
+        servers.spawn(http::serve(
             listener,
             http::metrics_router(registry.clone()),
             stopped(&stop),
@@ -162,28 +163,7 @@ pub async fn run(
 /// A client from `clientConnection.kubeconfig`, or else from the environment (in-cluster or
 /// `KUBECONFIG`), counting its requests in the returned metrics.
 pub async fn client(config: &SharderConfig) -> anyhow::Result<(Client, RestClientMetrics)> {
-    let kube_config = match &config.client_connection.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let metrics = RestClientMetrics::default();
-    let host = kube_config
-        .cluster_url
-        .authority()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let client = kube::client::ClientBuilder::try_from(kube_config)?
-        .with_layer(&metrics.layer(&host))
-        .build();
-    Ok((client, metrics))
+    operations::client::build(config.client_connection.kubeconfig.as_deref()).await
 }
 
 /// Runs the controllers, behind leader election when it is enabled, until `stop`.
@@ -302,37 +282,4 @@ fn webhook_settings(config: &SharderConfig) -> WebhookConfigSettings {
         ca_bundle: ca_bundle.map(|bytes| bytes.0),
         namespace_selector: Some(config.webhook_config.namespace_selector.clone()),
     }
-}
-
-async fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await
-        .context("HTTP server failed")
-}
-
-/// Completes once `stop` turns true (or its sender is gone).
-fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync + 'static {
-    let mut stop = stop.clone();
-    async move {
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    }
-}
-
-/// An error and its causes on one line, for logs.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -23,7 +23,7 @@ fn default_identity() -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sharder::telemetry::init();
+    operations::telemetry::init();
     let cli = Cli::parse();
     let config = match &cli.config {
         Some(path) => sharder::config::SharderConfig::load(path)?,
@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         client,
         listeners,
         cli.identity,
-        sharder::telemetry::shutdown_signal(),
+        operations::telemetry::shutdown_signal(),
     )
     .await
 }

@@ -114,7 +114,7 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
             name: labels::webhook_configuration(&name),
             source,
         });
-    let failure = applied.as_ref().err().map(|e| crate::error_chain(e));
+    let failure = applied.as_ref().err().map(|e| operations::error_chain(e));
     if let Some(failure) = &failure {
         let event = Event {
             type_: EventType::Warning,
@@ -153,7 +153,7 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
 }
 
 fn error_policy(_: Arc<ControllerRing>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(error = %crate::error_chain(error), "ControllerRing reconciliation failed");
+    tracing::warn!(error = %operations::error_chain(error), "ControllerRing reconciliation failed");
     Action::requeue(Duration::from_secs(5))
 }
 

@@ -130,7 +130,7 @@ async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error
 }
 
 fn error_policy(_: Arc<Lease>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(error = %crate::error_chain(error), "shard Lease reconciliation failed");
+    tracing::warn!(error = %operations::error_chain(error), "shard Lease reconciliation failed");
     Action::requeue(Duration::from_secs(1))
 }
 

@@ -79,7 +79,7 @@ fn error_policy(ring: Arc<ControllerRing>, error: &Error, ctx: Arc<Context>) -> 
     let count = failures.entry(ring.ring_name().to_owned()).or_default();
     *count += 1;
     let wait = backoff(*count, ctx.sync_period);
-    tracing::warn!(error = %crate::error_chain(error), retry_in = ?wait, "resync failed");
+    tracing::warn!(error = %operations::error_chain(error), retry_in = ?wait, "resync failed");
     Action::requeue(wait)
 }
 

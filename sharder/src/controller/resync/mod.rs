@@ -82,7 +82,7 @@ pub enum Error {
 #[error(
     "resync of ControllerRing {ring} failed for {} object(s) or resource(s){}",
     errors.len(),
-    errors.first().map(|first| format!("; first: {}", crate::error_chain(first))).unwrap_or_default()
+    errors.first().map(|first| format!("; first: {}", operations::error_chain(first))).unwrap_or_default()
 )]
 pub struct Errors {
     /// The ring.

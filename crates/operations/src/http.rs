@@ -64,3 +64,18 @@ pub fn metrics_router(registry: Arc<Registry>) -> Router {
         )
         .with_state(registry)
 }
+
+/// Serves `router` on `listener` until `stop` completes.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await
+        .context("HTTP server failed")
+}
