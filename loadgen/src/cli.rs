@@ -23,6 +23,9 @@ pub enum Command {
     /// Measure the sharder on a local control plane: webhook latency, memory against the
     /// number of sharded objects, and the time to move a departed shard's objects.
     SharderBench(SharderBenchArgs),
+    /// Measure the webhosting-operator's cost on a local control plane: CPU and memory of each
+    /// of N shards against one singleton, reconciling the same number of Websites in one run.
+    OperatorCost(OperatorCostArgs),
 }
 
 /// Arguments of `loadgen ring`.
@@ -42,7 +45,7 @@ pub struct RingArgs {
     #[arg(long, value_name = "PATH")]
     pub keys_file: Option<PathBuf>,
 
-    /// Generated Website keys, deterministic: webhosting.timebertt.dev/Website/project-<i%20>/experiment-<i>.
+    /// Generated Website keys, deterministic: `webhosting.timebertt.dev/Website/project-<i%20>/experiment-<i>`.
     #[arg(long, value_name = "N")]
     pub objects: Option<usize>,
 
@@ -111,7 +114,55 @@ pub struct SharderBenchArgs {
     pub format: ReportFormat,
 }
 
-/// Output formats of `loadgen sharder-bench`.
+/// Arguments of `loadgen operator-cost`.
+#[derive(Debug, Args)]
+pub struct OperatorCostArgs {
+    /// Websites created in each phase (sharded, then singleton).
+    #[arg(long, value_name = "N", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub websites: u32,
+
+    /// Operator shards in the sharded phase: shard-0, shard-1, ...
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub shards: u16,
+
+    /// Concurrent reconciliations of each operator process (`--workers`).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+
+    /// Themes the Websites pick from at random.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub themes: u16,
+
+    /// Project namespaces the Websites are spread over.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub namespaces: u16,
+
+    /// Website creates per second.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// Creates in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// How long the operators run idle after every Website is Ready, before their usage is read.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub settle: Duration,
+
+    /// How long the Websites of a phase may take to become Ready (or to be deleted).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Keep the control plane's directory (component, sharder and operator logs) at the end.
+    #[arg(long)]
+    pub keep_directory: bool,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// Output formats of `loadgen sharder-bench` and `loadgen operator-cost`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     /// Human-readable report.
@@ -197,6 +248,36 @@ mod tests {
         assert_eq!(args.objects, 20_000);
         assert_eq!(args.concurrent_moves, 100);
         assert_eq!(args.format, ReportFormat::Table);
+    }
+
+    #[test]
+    fn operator_cost_has_defaults() {
+        let cli = Cli::try_parse_from(["loadgen", "operator-cost"]).expect("valid");
+        let Command::OperatorCost(args) = cli.command else {
+            panic!("not operator-cost");
+        };
+        assert_eq!(args.websites, 2_000);
+        assert_eq!(args.shards, 3);
+        assert_eq!(args.workers, 5);
+        assert_eq!(args.settle, Duration::from_secs(20));
+        assert_eq!(args.format, ReportFormat::Table);
+    }
+
+    #[test]
+    fn operator_cost_rejects_zero_websites_shards_and_workers() {
+        for flag in [
+            "--websites",
+            "--shards",
+            "--workers",
+            "--themes",
+            "--namespaces",
+        ] {
+            let err =
+                Cli::try_parse_from(["loadgen", "operator-cost", flag, "0"]).expect_err("invalid");
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            let message = err.to_string();
+            assert!(message.contains(flag), "{message}");
+        }
     }
 
     #[test]

@@ -4,10 +4,15 @@
 //!   [`sharding::consistent_hash`], its skew, and the movement when a shard joins or leaves.
 //! - [`sharder_bench`]: `loadgen sharder-bench`, the sharder measured on a local control plane:
 //!   webhook latency, memory against the number of sharded objects, and move time.
+//! - [`operator_cost`]: `loadgen operator-cost`, the webhosting-operator's CPU and memory, N
+//!   shards against one singleton, measured in one run on a local control plane.
+//! - [`measure`]: the measurements of the experiments (SPEC D): pure, over timestamped samples.
 
 use std::io::{BufWriter, Write};
 
 pub mod cli;
+pub mod measure;
+pub mod operator_cost;
 pub mod ring_whatif;
 pub mod sharder_bench;
 
@@ -17,6 +22,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Ring(args) => ring_whatif::run(&args, &mut out)?,
         cli::Command::SharderBench(args) => sharder_bench::run(&args, &mut out)?,
+        cli::Command::OperatorCost(args) => operator_cost::run(&args, &mut out)?,
     }
     out.flush()?;
     Ok(())

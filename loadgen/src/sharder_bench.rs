@@ -11,13 +11,13 @@
 //! 5. Move time: releases `bench-0`'s Lease and waits until none of its objects is left on it.
 //!
 //! Everything it starts is stopped on exit, on error and on Ctrl-C: the control plane removes
-//! its directory (which holds the sharder's files) and the sharder child is killed on drop.
+//! its directory (which holds the sharder's files) and the sharder child is killed on drop
+//! ([`stack::SharderProcess`]).
 
 use std::{
     fmt::Write as _,
     io::Write,
     path::{Path, PathBuf},
-    process::Stdio,
     sync::Arc,
     time::Duration,
 };
@@ -25,26 +25,24 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
-use k8s_openapi::{
-    api::{
-        coordination::v1::Lease,
-        core::v1::{ConfigMap, Namespace},
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{ConfigMap, Namespace},
 };
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
-    runtime::wait::{await_condition, conditions},
 };
 use serde::Serialize;
 use sharding::{
-    api::{ControllerRing, ControllerRingSpec, RingResource, controller_ring, labels},
+    api::{ControllerRing, ControllerRingSpec, RingResource, labels},
     shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle},
 };
+use stack::{SharderProcess, SharderSettings};
 use tokio::time::Instant;
 
 use crate::cli::{ReportFormat, SharderBenchArgs};
+pub use crate::measure::{latency::LatencySummary, ratio};
 
 /// The ControllerRing under test.
 pub const RING: &str = "bench";
@@ -57,8 +55,6 @@ pub const PLAIN_NAMESPACE: &str = "bench-plain";
 const SMALL_OBJECT_COUNT: usize = 1_000;
 /// How long the control plane and the sharder may take to become ready.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// How often a condition is polled.
-const POLL: Duration = Duration::from_millis(200);
 /// Creates in flight at most in the latency phase; beyond it creates queue, and the queueing
 /// counts into their latency (it is measured from the intended start).
 const MAX_IN_FLIGHT: usize = 1_000;
@@ -114,9 +110,13 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
         .await
         .context("cannot start the local control plane")?;
     let client = control_plane.client().await?;
-    install_crd(&client).await?;
-    let mut sharder = Sharder::start(&control_plane, sharder_path, args.concurrent_moves)?;
-    progress(&format!("sharder started (pid {})", sharder.pid));
+    stack::install_sharding(&client).await?;
+    let settings = SharderSettings {
+        concurrent_moves: args.concurrent_moves,
+        ..SharderSettings::default()
+    };
+    let mut sharder = SharderProcess::start(&control_plane, sharder_path, &settings)?;
+    progress(&format!("sharder started (pid {})", sharder.pid()));
 
     for namespace in [SHARDED_NAMESPACE, PLAIN_NAMESPACE] {
         create_namespace(&client, namespace).await?;
@@ -133,7 +133,7 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
     }
     create_ring(&client).await?;
     wait_until_ready(&client, &mut sharder, args.shards).await?;
-    let baseline_rss = sharder.memory()?.rss;
+    let baseline_rss = sharder.usage()?.rss_bytes;
 
     progress(&format!(
         "webhook latency: {} creates/s for {:?}",
@@ -146,7 +146,7 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
     let movement = move_time(&client, &mut sharder, leases.remove(0), args.move_timeout).await?;
 
     progress("stopping the sharder and the control plane");
-    sharder.stop().await;
+    sharder.kill().await;
     for lease in leases {
         // Best effort: the control plane goes away next anyway.
         let _ = lease.release().await;
@@ -170,193 +170,6 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
 
 fn progress(message: &str) {
     eprintln!("sharder-bench: {message}");
-}
-
-/// Server-side applies the ControllerRing CRD and waits until it is established.
-async fn install_crd(client: &Client) -> anyhow::Result<()> {
-    let crd: CustomResourceDefinition = serde_saphyr::from_str(&controller_ring::crd_yaml())
-        .context("cannot parse the ControllerRing CRD")?;
-    let name = crd
-        .metadata
-        .name
-        .clone()
-        .context("the ControllerRing CRD has no name")?;
-    let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    crds.patch(
-        &name,
-        &PatchParams::apply("loadgen").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .context("cannot install the ControllerRing CRD")?;
-    tokio::time::timeout(
-        PATIENCE,
-        await_condition(crds, &name, conditions::is_crd_established()),
-    )
-    .await
-    .context("the ControllerRing CRD was not established in time")?
-    .context("cannot watch the ControllerRing CRD")?;
-    Ok(())
-}
-
-/// The sharder child process and its files.
-#[derive(Debug)]
-struct Sharder {
-    child: tokio::process::Child,
-    pid: u32,
-    metrics_port: u16,
-    log: PathBuf,
-}
-
-impl Sharder {
-    /// Writes its certificates and config into the control plane's directory (so they are
-    /// removed with it) and starts it on loopback.
-    fn start(
-        control_plane: &testenv::ControlPlane,
-        binary: &Path,
-        concurrent_moves: u32,
-    ) -> anyhow::Result<Self> {
-        let dir = control_plane.directory().join("sharder");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let ca = control_plane.certificate_authority();
-        let serving = ca.issue_serving(&["127.0.0.1"])?;
-        write_file(&dir.join("tls.crt"), &serving.cert_pem)?;
-        write_file(&dir.join("tls.key"), &serving.key_pem)?;
-        write_file(&dir.join("ca.crt"), ca.cert_pem())?;
-        let webhook_port = free_port()?;
-        let metrics_port = free_port()?;
-        let config = dir.join("sharder.yaml");
-        write_file(
-            &config,
-            &sharder_config(&dir, webhook_port, metrics_port, concurrent_moves),
-        )?;
-        let log = dir.join("sharder.log");
-        let log_file = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let child = tokio::process::Command::new(binary)
-            .arg("--config")
-            .arg(&config)
-            .env("KUBECONFIG", control_plane.kubeconfig_path())
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let pid = child.id().context("the sharder exited at once")?;
-        Ok(Self {
-            child,
-            pid,
-            metrics_port,
-            log,
-        })
-    }
-
-    /// Fails with the tail of its log when the sharder has exited.
-    fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("the sharder exited ({status}):\n{}", self.log_tail());
-        }
-        Ok(())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<_> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// Its resident and peak resident memory now.
-    fn memory(&mut self) -> anyhow::Result<Memory> {
-        self.check_alive()?;
-        let path = format!("/proc/{}/status", self.pid);
-        let status =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-        Ok(Memory {
-            rss: proc_status_bytes(&status, "VmRSS")
-                .with_context(|| format!("no VmRSS in {path}"))?,
-            peak: proc_status_bytes(&status, "VmHWM")
-                .with_context(|| format!("no VmHWM in {path}"))?,
-        })
-    }
-
-    /// The sum over all series of counter `name` from its `/metrics` (0 without any series),
-    /// if it can be scraped.
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let port = self.metrics_port;
-        // Plain blocking HTTP/1.0 on loopback: no HTTP client is needed for one GET.
-        let body = tokio::task::spawn_blocking(move || scrape(port).ok())
-            .await
-            .ok()??;
-        // A counter family has no series until its first increment.
-        Some(metric_sum(&body, name).unwrap_or(0.0))
-    }
-
-    /// Kills it and waits for it to exit.
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
-/// The body of `GET /metrics` on 127.0.0.1:`port`.
-fn scrape(port: u16) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default())
-}
-
-/// Resident memory of a process, in bytes.
-#[derive(Debug, Clone, Copy)]
-struct Memory {
-    rss: u64,
-    peak: u64,
-}
-
-fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// A free port on 127.0.0.1 (bound and released; another process may take it in between).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .context("cannot find a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// The SharderConfig: webhook and metrics on loopback, no leader election.
-fn sharder_config(dir: &Path, webhook_port: u16, metrics_port: u16, moves: u32) -> String {
-    let dir = dir.display();
-    format!(
-        r"apiVersion: config.sharding.timebertt.dev/v1alpha1
-kind: SharderConfig
-leaderElection:
-  leaderElect: false
-health:
-  bindAddress: '0'
-metrics:
-  bindAddress: 127.0.0.1:{metrics_port}
-controller:
-  sharder:
-    concurrentMoves: {moves}
-webhook:
-  server:
-    bindAddress: 127.0.0.1:{webhook_port}
-    certDir: {dir}
-  config:
-    clientConfig:
-      url: https://127.0.0.1:{webhook_port}/
-    caBundleFile: {dir}/ca.crt
-gracefulShutDown: 5s
-"
-    )
 }
 
 async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
@@ -397,38 +210,37 @@ async fn create_ring(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `check` until it returns `Some`, failing after `patience` or when the sharder exits.
+/// Polls `check` until it returns `Some`, failing after `patience` or when the sharder exits;
+/// a timeout quotes the end of the sharder's log.
 async fn wait_for<T, F, Fut>(
     what: &str,
     patience: Duration,
-    sharder: &mut Sharder,
-    mut check: F,
+    sharder: &mut SharderProcess,
+    check: F,
 ) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        sharder.check_alive()?;
-        if Instant::now() >= deadline {
-            bail!(
-                "{what} did not happen within {patience:?}; the sharder's log ends with:\n{}",
+    let result = stack::wait_for(what, patience, || sharder.check_alive(), check).await;
+    result.map_err(|error| {
+        if sharder.check_alive().is_err() {
+            // The error is the sharder's exit, with its log.
+            error
+        } else {
+            anyhow!(
+                "{error:#}; the sharder's log ends with:\n{}",
                 sharder.log_tail()
-            );
+            )
         }
-        tokio::time::sleep(POLL).await;
-    }
+    })
 }
 
 /// Waits until the ring is Ready, every shard Lease is `ready`, and a ConfigMap created in
 /// [`SHARDED_NAMESPACE`] gets a shard label (the API server sees the webhook).
 async fn wait_until_ready(
     client: &Client,
-    sharder: &mut Sharder,
+    sharder: &mut SharderProcess,
     shards: u32,
 ) -> anyhow::Result<()> {
     let rings = Api::<ControllerRing>::all(client.clone());
@@ -585,7 +397,7 @@ fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
 /// Phase 4: RSS after a resync with about 1,000 and with `--objects` sharded ConfigMaps.
 async fn memory(
     client: &Client,
-    sharder: &mut Sharder,
+    sharder: &mut SharderProcess,
     args: &SharderBenchArgs,
     baseline_rss: u64,
 ) -> anyhow::Result<MemoryReport> {
@@ -614,14 +426,14 @@ async fn memory(
             args.settle
         ));
         let max_during_resync = resync(client, sharder, samples.len(), args.settle).await?;
-        let memory = sharder.memory()?;
+        let usage = sharder.usage()?;
         samples.push(MemorySample {
             objects,
-            rss_mib: mib(memory.rss),
+            rss_mib: mib(usage.rss_bytes),
             max_rss_during_resync_mib: mib(max_during_resync),
         });
     }
-    let peak = sharder.memory()?.peak;
+    let peak = sharder.usage()?.peak_rss_bytes;
     let (small, large) = (samples[0].clone(), samples[1].clone());
     Ok(MemoryReport {
         baseline_rss_mib: mib(baseline_rss),
@@ -690,7 +502,7 @@ async fn any(api: &Api<ConfigMap>, selector: &str) -> anyhow::Result<bool> {
 /// every 100 ms for `settle`, and returns the largest sample.
 async fn resync(
     client: &Client,
-    sharder: &mut Sharder,
+    sharder: &mut SharderProcess,
     round: usize,
     settle: Duration,
 ) -> anyhow::Result<u64> {
@@ -704,7 +516,7 @@ async fn resync(
     let deadline = Instant::now() + settle;
     let mut max = 0;
     while Instant::now() < deadline {
-        max = max.max(sharder.memory()?.rss);
+        max = max.max(sharder.usage()?.rss_bytes);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(max)
@@ -713,7 +525,7 @@ async fn resync(
 /// Phase 5: releases the first shard's Lease and times the move of its objects.
 async fn move_time(
     client: &Client,
-    sharder: &mut Sharder,
+    sharder: &mut SharderProcess,
     lease: ShardLeaseHandle,
     patience: Duration,
 ) -> anyhow::Result<MoveReport> {
@@ -723,7 +535,7 @@ async fn move_time(
     let unassigned = format!("!{shard_label}");
     let objects = count(&config_maps, Some(&on_departed)).await?;
     let movements = "controller_sharding_movements_total";
-    let movements_before = sharder.metric(movements).await;
+    let movements_before = sharder.metric_sum(movements).await;
     progress(&format!(
         "move: releasing the Lease of {RING}-0, which has {objects} objects"
     ));
@@ -744,7 +556,7 @@ async fn move_time(
     )
     .await?;
     let elapsed = started.elapsed();
-    let movements_after = sharder.metric(movements).await;
+    let movements_after = sharder.metric_sum(movements).await;
     Ok(MoveReport {
         moved_objects: objects,
         seconds: elapsed.as_secs_f64(),
@@ -804,35 +616,6 @@ pub struct WebhookReport {
     pub sharded_without_shard_label: usize,
     /// Plain creates that carry a shard label (should be none).
     pub plain_with_shard_label: usize,
-}
-
-/// Percentiles of a latency histogram, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LatencySummary {
-    /// Recorded latencies.
-    pub count: u64,
-    /// Median.
-    pub p50_ms: f64,
-    /// 90th percentile.
-    pub p90_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Largest.
-    pub max_ms: f64,
-}
-
-impl LatencySummary {
-    /// Summarizes a histogram of latencies in microseconds.
-    #[must_use]
-    pub fn of(histogram: &Histogram<u64>) -> Self {
-        Self {
-            count: histogram.len(),
-            p50_ms: millis(histogram.value_at_quantile(0.5)),
-            p90_ms: millis(histogram.value_at_quantile(0.9)),
-            p99_ms: millis(histogram.value_at_quantile(0.99)),
-            max_ms: millis(histogram.max()),
-        }
-    }
 }
 
 /// The sharder's memory against the number of sharded objects.
@@ -981,12 +764,6 @@ pub fn intended_offset(i: u64, rate: u32) -> Duration {
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
-/// `numerator / denominator`, or `None` when the denominator is not positive.
-#[must_use]
-pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
-    (denominator > 0.0).then(|| numerator / denominator)
-}
-
 /// `count / elapsed` per second, 0 for no time.
 #[must_use]
 pub fn per_second(count: usize, elapsed: Duration) -> f64 {
@@ -998,54 +775,11 @@ pub fn per_second(count: usize, elapsed: Duration) -> f64 {
     }
 }
 
-/// A field such as `VmRSS:    12345 kB` of `/proc/<pid>/status`, in bytes.
-#[must_use]
-pub fn proc_status_bytes(status: &str, field: &str) -> Option<u64> {
-    status.lines().find_map(|line| {
-        let value = line.strip_prefix(field)?.strip_prefix(':')?;
-        let kib = value
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse::<u64>()
-            .ok()?;
-        kib.checked_mul(1024)
-    })
-}
-
-/// The sum of the values of every series of metric `name` in a Prometheus text exposition.
-#[must_use]
-pub fn metric_sum(exposition: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let value = match rest.chars().next() {
-            Some('{') => rest.rsplit_once('}').map(|(_, v)| v),
-            Some(' ') => Some(rest),
-            _ => None,
-        };
-        if let Some(value) = value.and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()) {
-            *found.get_or_insert(0.0) += value;
-        }
-    }
-    found
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "latencies in µs stay far below 2^52"
-)]
-fn millis(micros: u64) -> f64 {
-    micros as f64 / 1000.0
-}
-
 #[allow(
     clippy::cast_precision_loss,
     reason = "memory sizes stay far below 2^52 bytes"
 )]
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
@@ -1103,52 +837,8 @@ mod tests {
     }
 
     #[test]
-    fn a_ratio_needs_a_positive_denominator() {
-        assert_eq!(ratio(3.0, 2.0), Some(1.5));
-        assert_eq!(ratio(3.0, 0.0), None);
-        assert_eq!(ratio(3.0, -1.0), None);
-    }
-
-    #[test]
     fn a_rate_over_no_time_is_zero() {
         assert!((per_second(500, Duration::from_secs(2)) - 250.0).abs() < 1e-9);
         assert!(per_second(500, Duration::ZERO).abs() < f64::EPSILON);
-    }
-
-    #[test]
-    fn proc_status_fields_are_read_in_bytes() {
-        let status = "Name:\tsharder\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\nVmRSSX:\t1 kB\n";
-        assert_eq!(proc_status_bytes(status, "VmRSS"), Some(20480 * 1024));
-        assert_eq!(proc_status_bytes(status, "VmHWM"), Some(40960 * 1024));
-        assert_eq!(proc_status_bytes(status, "VmSwap"), None);
-        assert_eq!(proc_status_bytes("VmRSS:\tlots", "VmRSS"), None);
-    }
-
-    #[test]
-    fn metric_sums_add_every_series_of_the_name_only() {
-        let exposition = "\
-# HELP controller_sharding_movements_total Moves.
-# TYPE controller_sharding_movements_total counter
-controller_sharding_movements_total{controllerring=\"a\",group=\"\",resource=\"configmaps\"} 3
-controller_sharding_movements_total{controllerring=\"b\",group=\"\",resource=\"secrets\"} 4
-controller_sharding_movements_total_other 100
-controller_sharding_drains_total{controllerring=\"a\"} 9
-";
-        assert_eq!(
-            metric_sum(exposition, "controller_sharding_movements_total"),
-            Some(7.0)
-        );
-        assert_eq!(metric_sum("up 1\n", "up"), Some(1.0));
-        assert_eq!(metric_sum(exposition, "missing_total"), None);
-    }
-
-    #[test]
-    fn the_sharder_config_is_on_loopback_without_leader_election() {
-        let config = sharder_config(Path::new("/tmp/x"), 9443, 8080, 7);
-        assert!(config.contains("leaderElect: false"));
-        assert!(config.contains("url: https://127.0.0.1:9443/"));
-        assert!(config.contains("bindAddress: 127.0.0.1:8080"));
-        assert!(config.contains("concurrentMoves: 7"));
-        assert!(config.contains("caBundleFile: /tmp/x/ca.crt"));
     }
 }

@@ -29,6 +29,10 @@ pub(crate) fn args(layout: &Layout) -> Vec<String> {
         "--concurrent-gc-syncs=20".to_owned(),
         "--concurrent-deployment-syncs=10".to_owned(),
         "--concurrent-replicaset-syncs=10".to_owned(),
+        // The default client limit (20 requests/s) made kube-controller-manager the bottleneck
+        // of load tests: Websites waited for Deployment status at about one per second.
+        "--kube-api-qps=300".to_owned(),
+        "--kube-api-burst=600".to_owned(),
     ]
 }
 

@@ -1,0 +1,80 @@
+//! The local stack: a local control plane ([`testenv`]) plus the sharder and
+//! webhosting-operator shards as real processes, for loadgen experiments and integration tests.
+//!
+//! - [`environment`] is the control plane to run them on.
+//! - [`Binaries`] finds the `sharder` and `webhosting-operator` executables.
+//! - [`SharderProcess`] and [`OperatorProcess`] start them against a
+//!   [`ControlPlane`](testenv::ControlPlane) on loopback, read their CPU and memory
+//!   ([`Usage`]) and their `/metrics`, and stop them gracefully or kill them.
+//! - [`install_sharding`], [`install_webhosting`], [`create_project_namespace`] and
+//!   [`wait_ring_ready`] put the APIs in place and wait until the sharder's webhook is called.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use std::time::Duration;
+//!
+//! let binaries = stack::Binaries::next_to_current_exe()?;
+//! let control_plane = stack::environment().start().await?;
+//! let client = control_plane.client().await?;
+//! stack::install_sharding(&client).await?;
+//! stack::install_webhosting(&client).await?;
+//! let settings = stack::SharderSettings::default();
+//! let mut sharder = stack::SharderProcess::start(&control_plane, &binaries.sharder, &settings)?;
+//! stack::wait_ring_ready(&client, stack::WEBHOSTING_RING, Duration::from_secs(60)).await?;
+//! let shard = stack::OperatorProcess::start(
+//!     &control_plane,
+//!     &binaries.operator,
+//!     &stack::OperatorSettings::sharded("shard-0"),
+//! )?;
+//! println!("sharder uses {} bytes", sharder.usage()?.rss_bytes);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Caveats
+//! The processes are killed when their handle is dropped, and their files live in the control
+//! plane's directory, which is removed with it. A parent killed by `SIGKILL` leaves them
+//! running until they fail to reach the (then stopped) API server; the control plane's own
+//! watchdog only knows its own components.
+
+#![deny(missing_docs)]
+
+mod binaries;
+mod install;
+mod metrics;
+mod operator;
+mod process;
+mod ring;
+mod sharder;
+mod usage;
+mod wait;
+
+pub use crate::{
+    binaries::{Binaries, build_for_tests},
+    install::{
+        OPERATOR_NAMESPACE, PROJECT_LABEL, create_project_namespace, install_sharding,
+        install_webhosting,
+    },
+    metrics::metric_sum,
+    operator::{OperatorProcess, OperatorSettings},
+    ring::{WEBHOSTING_RING, wait_ring_ready},
+    sharder::{SharderProcess, SharderSettings},
+    usage::Usage,
+    wait::wait_for,
+};
+
+/// The service CIDR of [`environment`]: a /16 holds a ClusterIP Service for each of tens of
+/// thousands of Websites. Its first address stays `10.0.0.1`, the one the API server's
+/// certificate covers for `kubernetes.default`.
+const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/16";
+
+/// A local control plane for the stack: etcd, kube-apiserver and kube-controller-manager
+/// (which makes the Websites' Deployments Available and garbage-collects their children),
+/// with room for a Service per Website (testenv's default service range holds 253).
+pub fn environment() -> testenv::Environment {
+    testenv::Environment::new()
+        .controller_manager(true)
+        .api_server_arg(format!(
+            "--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"
+        ))
+}

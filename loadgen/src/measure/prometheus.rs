@@ -1,0 +1,558 @@
+//! Histograms and counters read from the Prometheus text exposition of a `/metrics` scrape.
+//!
+//! This is how the queue latency (`workqueue_queue_duration_seconds{name="website"}`, SPEC D)
+//! is read over a window: scrape every shard before and after, take each shard's [`delta`],
+//! [`sum`] them and ask [`histogram_quantile`], as PromQL's
+//! `histogram_quantile(0.99, sum by (le) (increase(..._bucket[window])))` would.
+//!
+//! Both the Prometheus text format and OpenMetrics (timestamps, exemplars, `# EOF`) are read;
+//! only sample lines are parsed, and a line that does not parse is skipped.
+
+use serde::Serialize;
+
+use super::as_f64;
+
+/// One cumulative bucket of a histogram: the observations less than or equal to `le`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bucket {
+    /// The upper bound; the last bucket's is `+Inf`.
+    pub le: f64,
+    /// Observations up to and including `le`.
+    pub cumulative: u64,
+}
+
+/// The buckets of histogram `name` (its `<name>_bucket` series) whose labels include all of
+/// `label_filter`, summed over the matching series by `le` and sorted by `le`; `None` when no
+/// series matches.
+#[must_use]
+pub fn histogram_buckets(
+    text: &str,
+    name: &str,
+    label_filter: &[(&str, &str)],
+) -> Option<Vec<Bucket>> {
+    let series = format!("{name}_bucket");
+    let buckets: Vec<Bucket> = samples(text)
+        .filter(|sample| sample.name == series && sample.matches(label_filter))
+        .filter_map(|sample| {
+            Some(Bucket {
+                le: parse_value(sample.label("le")?)?,
+                cumulative: as_count(sample.value)?,
+            })
+        })
+        .collect();
+    (!buckets.is_empty()).then(|| coalesce(buckets))
+}
+
+/// The sum of the samples named `name` (for example `workqueue_adds_total`) whose labels
+/// include all of `label_filter`; `None` when none matches.
+#[must_use]
+pub fn counter_sum(text: &str, name: &str, label_filter: &[(&str, &str)]) -> Option<f64> {
+    samples(text)
+        .filter(|sample| sample.name == name && sample.matches(label_filter))
+        .map(|sample| sample.value)
+        .reduce(|sum, value| sum + value)
+}
+
+/// The observations between two scrapes of one histogram.
+///
+/// If any count went down, the process restarted between them, and everything in `after` is
+/// new (as PromQL's `increase` treats a counter reset). A bucket missing `before` counts from 0.
+///
+/// # Caveats
+///
+/// A restart after which the counts have already climbed back above those of `before` cannot
+/// be told from two scrapes; it reads as fewer observations than there were.
+#[must_use]
+pub fn delta(before: &[Bucket], after: &[Bucket]) -> Vec<Bucket> {
+    let before = coalesce(before.to_vec());
+    let after = coalesce(after.to_vec());
+    let earlier = |le: f64| {
+        before
+            .iter()
+            .find(|b| b.le.total_cmp(&le).is_eq())
+            .map_or(0, |b| b.cumulative)
+    };
+    let reset = after.iter().any(|b| b.cumulative < earlier(b.le));
+    if reset {
+        return after;
+    }
+    after
+        .iter()
+        .map(|b| Bucket {
+            le: b.le,
+            cumulative: b.cumulative - earlier(b.le),
+        })
+        .collect()
+}
+
+/// The buckets of several histograms added by `le`, as PromQL's `sum by (le)`.
+#[must_use]
+pub fn sum(histograms: &[Vec<Bucket>]) -> Vec<Bucket> {
+    coalesce(histograms.iter().flatten().copied().collect())
+}
+
+/// The `q`-quantile of `buckets` with PromQL's `histogram_quantile` semantics (classic
+/// histograms): linear interpolation within the bucket the quantile falls into, from 0 in the
+/// lowest bucket if its bound is positive; the second-highest bound if it falls into the
+/// `+Inf` bucket.
+///
+/// `None` where PromQL gives NaN: `q` is NaN, there is no `+Inf` bucket, fewer than two
+/// buckets, or no observations. `q < 0` gives `-Inf` and `q > 1` gives `+Inf`, as there.
+#[must_use]
+pub fn histogram_quantile(q: f64, buckets: &[Bucket]) -> Option<f64> {
+    if q.is_nan() {
+        return None;
+    }
+    if q < 0.0 {
+        return Some(f64::NEG_INFINITY);
+    }
+    if q > 1.0 {
+        return Some(f64::INFINITY);
+    }
+    let mut buckets = coalesce(buckets.to_vec());
+    if buckets.last().is_none_or(|b| b.le != f64::INFINITY) || buckets.len() < 2 {
+        return None;
+    }
+    // Counts scraped from several processes at slightly different times can dip; PromQL
+    // forces them monotonic the same way.
+    let mut highest = 0;
+    for bucket in &mut buckets {
+        highest = highest.max(bucket.cumulative);
+        bucket.cumulative = highest;
+    }
+    let observations = as_f64(highest);
+    if highest == 0 {
+        return None;
+    }
+    let rank = q * observations;
+    let last = buckets.len() - 1;
+    let b = buckets[..last]
+        .iter()
+        .position(|bucket| as_f64(bucket.cumulative) >= rank)
+        .unwrap_or(last);
+    if b == last {
+        return Some(buckets[last - 1].le);
+    }
+    if b == 0 && buckets[0].le <= 0.0 {
+        return Some(buckets[0].le);
+    }
+    let (start, below) = if b == 0 {
+        (0.0, 0)
+    } else {
+        (buckets[b - 1].le, buckets[b - 1].cumulative)
+    };
+    let end = buckets[b].le;
+    let count = as_f64(buckets[b].cumulative - below);
+    let value = start + (end - start) * ((rank - as_f64(below)) / count);
+    // Only an empty lowest bucket at q = 0 divides 0 by 0; PromQL gives NaN there too.
+    (!value.is_nan()).then_some(value)
+}
+
+/// Sorts buckets by `le` and adds those with the same `le` (PromQL's `coalesceBuckets`).
+fn coalesce(mut buckets: Vec<Bucket>) -> Vec<Bucket> {
+    buckets.sort_by(|a, b| a.le.total_cmp(&b.le));
+    let mut merged: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for bucket in buckets {
+        match merged.last_mut() {
+            Some(last) if last.le.total_cmp(&bucket.le).is_eq() => {
+                last.cumulative = last.cumulative.saturating_add(bucket.cumulative);
+            }
+            _ => merged.push(bucket),
+        }
+    }
+    merged
+}
+
+/// One sample line: `name{label="value",...} value [timestamp] [# exemplar]`.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample<'a> {
+    name: &'a str,
+    labels: Vec<(&'a str, String)>,
+    value: f64,
+}
+
+impl Sample<'_> {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(label, _)| *label == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn matches(&self, filter: &[(&str, &str)]) -> bool {
+        filter
+            .iter()
+            .all(|&(name, value)| self.label(name) == Some(value))
+    }
+}
+
+/// The sample lines of `text`; comments, blank lines and lines that do not parse are skipped.
+fn samples(text: &str) -> impl Iterator<Item = Sample<'_>> {
+    text.lines().filter_map(parse_sample)
+}
+
+fn parse_sample(line: &str) -> Option<Sample<'_>> {
+    let line = line.trim_start();
+    if line.starts_with('#') {
+        return None;
+    }
+    let name_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(line.len());
+    let (name, rest) = line.split_at(name_end);
+    if name.is_empty() {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (labels, rest) = match rest.strip_prefix('{') {
+        Some(inside) => parse_labels(inside)?,
+        None => (Vec::new(), rest),
+    };
+    let value = parse_value(rest.split_whitespace().next()?)?;
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// Parses `name="value",...}` (the opening brace already taken); returns the labels and what
+/// follows the closing brace.
+fn parse_labels(mut rest: &str) -> Option<(Vec<(&str, String)>, &str)> {
+    let mut labels = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix('}') {
+            return Some((labels, after));
+        }
+        let (name, after_name) = rest.split_once('=')?;
+        let (value, after_value) = parse_quoted(after_name.trim_start().strip_prefix('"')?)?;
+        labels.push((name.trim(), value));
+        rest = after_value.trim_start();
+        if let Some(after_comma) = rest.strip_prefix(',') {
+            rest = after_comma;
+        } else if !rest.starts_with('}') {
+            return None;
+        }
+    }
+}
+
+/// Reads a label value up to its closing quote (the opening one already taken), undoing the
+/// escapes `\\`, `\"` and `\n`; returns it and what follows the closing quote.
+fn parse_quoted(text: &str) -> Option<(String, &str)> {
+    let mut value = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((value, &text[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => value.push('\n'),
+                escaped => value.push(escaped),
+            },
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+/// A sample value or `le` bound: Go's float syntax, including `+Inf`, `-Inf` and `NaN`.
+fn parse_value(text: &str) -> Option<f64> {
+    text.parse().ok()
+}
+
+/// A count written as a float (`3`, `3.0`, `1e+06`); `None` if it is not a count.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "checked finite and non-negative; counts stay far below 2^53"
+)]
+fn as_count(value: f64) -> Option<u64> {
+    (value.is_finite() && value >= 0.0).then(|| value.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCRAPE: &str = r#"# HELP workqueue_queue_duration_seconds How long in seconds an item stays in workqueue before being requested
+# TYPE workqueue_queue_duration_seconds histogram
+workqueue_queue_duration_seconds_bucket{name="website",le="0.001"} 5
+workqueue_queue_duration_seconds_bucket{name="website",le="0.01"} 8
+workqueue_queue_duration_seconds_bucket{le="0.1",name="website"} 10
+workqueue_queue_duration_seconds_bucket{name="website",le="+Inf"} 12
+workqueue_queue_duration_seconds_sum{name="website"} 0.7
+workqueue_queue_duration_seconds_count{name="website"} 12
+workqueue_queue_duration_seconds_bucket{name="theme",le="0.001"} 1
+workqueue_queue_duration_seconds_bucket{name="theme",le="0.01"} 1
+workqueue_queue_duration_seconds_bucket{name="theme",le="0.1"} 1
+workqueue_queue_duration_seconds_bucket{name="theme",le="+Inf"} 1
+# TYPE workqueue_adds_total counter
+workqueue_adds_total{name="website"} 12
+workqueue_adds_total{name="theme"} 1
+"#;
+
+    fn buckets(pairs: &[(f64, u64)]) -> Vec<Bucket> {
+        pairs
+            .iter()
+            .map(|&(le, cumulative)| Bucket { le, cumulative })
+            .collect()
+    }
+
+    const INF: f64 = f64::INFINITY;
+
+    fn website() -> [(&'static str, &'static str); 1] {
+        [("name", "website")]
+    }
+
+    #[test]
+    fn a_histograms_buckets_are_read_whatever_the_label_order() {
+        assert_eq!(
+            histogram_buckets(SCRAPE, "workqueue_queue_duration_seconds", &website()),
+            Some(buckets(&[(0.001, 5), (0.01, 8), (0.1, 10), (INF, 12)]))
+        );
+    }
+
+    #[test]
+    fn matching_series_are_summed_by_le() {
+        assert_eq!(
+            histogram_buckets(SCRAPE, "workqueue_queue_duration_seconds", &[]),
+            Some(buckets(&[(0.001, 6), (0.01, 9), (0.1, 11), (INF, 13)]))
+        );
+    }
+
+    #[test]
+    fn a_histogram_without_matching_series_is_none() {
+        let name = "workqueue_queue_duration_seconds";
+        assert_eq!(histogram_buckets(SCRAPE, name, &[("name", "nope")]), None);
+        assert_eq!(histogram_buckets(SCRAPE, "workqueue_depth", &[]), None);
+        assert_eq!(histogram_buckets("", name, &[]), None);
+        // The _sum and _count series are not buckets.
+        assert_eq!(
+            histogram_buckets(SCRAPE, "workqueue_queue_duration", &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn counters_are_summed_over_matching_series() {
+        assert_eq!(
+            counter_sum(SCRAPE, "workqueue_adds_total", &website()),
+            Some(12.0)
+        );
+        assert_eq!(counter_sum(SCRAPE, "workqueue_adds_total", &[]), Some(13.0));
+        assert_eq!(counter_sum(SCRAPE, "workqueue_adds", &[]), None);
+        assert_eq!(
+            counter_sum(SCRAPE, "workqueue_adds_total", &[("name", "x")]),
+            None
+        );
+    }
+
+    #[test]
+    fn escaped_quotes_commas_and_braces_stay_inside_a_label_value() {
+        let text = r#"requests_total{path="/a\"b,}c",code="200"} 3
+requests_total{path="back\\slash\nline",code="200"} 4"#;
+        assert_eq!(
+            counter_sum(text, "requests_total", &[("path", "/a\"b,}c")]),
+            Some(3.0)
+        );
+        assert_eq!(
+            counter_sum(text, "requests_total", &[("path", "back\\slash\nline")]),
+            Some(4.0)
+        );
+        assert_eq!(
+            counter_sum(text, "requests_total", &[("code", "200")]),
+            Some(7.0)
+        );
+    }
+
+    #[test]
+    fn openmetrics_timestamps_exemplars_and_eof_are_read_past() {
+        let text = r#"# TYPE latency_seconds histogram
+latency_seconds_bucket{le="1.0"} 2 # {trace_id="abc"} 0.5 1700000000.0
+latency_seconds_bucket{le="+Inf"} 3 1700000000
+events_total 1e+06 1700000000
+# EOF
+"#;
+        assert_eq!(
+            histogram_buckets(text, "latency_seconds", &[]),
+            Some(buckets(&[(1.0, 2), (INF, 3)]))
+        );
+        assert_eq!(counter_sum(text, "events_total", &[]), Some(1e6));
+    }
+
+    #[test]
+    fn sample_lines_parse_into_name_labels_and_value() {
+        assert_eq!(
+            parse_sample(r#"up{job="x", instance="y",} 1"#),
+            Some(Sample {
+                name: "up",
+                labels: vec![("job", "x".to_owned()), ("instance", "y".to_owned())],
+                value: 1.0
+            })
+        );
+        assert_eq!(
+            parse_sample("up 0").map(|s| (s.name, s.labels.len())),
+            Some(("up", 0))
+        );
+        assert_eq!(
+            parse_sample("up{} NaN").map(|s| s.value.is_nan()),
+            Some(true)
+        );
+        assert_eq!(
+            parse_sample("x -Inf").map(|s| s.value),
+            Some(f64::NEG_INFINITY)
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        for line in [
+            "",
+            "# HELP up help",
+            "up",
+            "up{job=\"x\" 1",
+            "up{job=\"x} 1",
+            "up{job} 1",
+            "up{job=\"x\"} one",
+            "{job=\"x\"} 1",
+        ] {
+            assert_eq!(parse_sample(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn counts_must_be_finite_and_not_negative() {
+        assert_eq!(as_count(3.0), Some(3));
+        assert_eq!(as_count(1e6), Some(1_000_000));
+        assert_eq!(as_count(-1.0), None);
+        assert_eq!(as_count(f64::NAN), None);
+        assert_eq!(as_count(f64::INFINITY), None);
+    }
+
+    #[test]
+    fn a_delta_is_the_observations_between_two_scrapes() {
+        let before = buckets(&[(0.1, 5), (1.0, 8), (INF, 9)]);
+        let after = buckets(&[(0.1, 7), (1.0, 12), (INF, 15)]);
+        assert_eq!(
+            delta(&before, &after),
+            buckets(&[(0.1, 2), (1.0, 4), (INF, 6)])
+        );
+    }
+
+    #[test]
+    fn a_delta_after_a_restart_is_everything_after_it() {
+        let before = buckets(&[(0.1, 5), (INF, 9)]);
+        let after = buckets(&[(0.1, 1), (INF, 2)]);
+        assert_eq!(delta(&before, &after), after);
+    }
+
+    #[test]
+    fn a_delta_from_nothing_is_the_later_scrape() {
+        let after = buckets(&[(0.1, 1), (INF, 2)]);
+        assert_eq!(delta(&[], &after), after);
+        assert_eq!(delta(&after, &after), buckets(&[(0.1, 0), (INF, 0)]));
+        assert!(delta(&after, &[]).is_empty());
+    }
+
+    #[test]
+    fn histograms_of_several_shards_add_by_le() {
+        let one = buckets(&[(0.1, 1), (INF, 2)]);
+        let two = buckets(&[(INF, 5), (0.1, 3), (1.0, 4)]);
+        assert_eq!(sum(&[one, two]), buckets(&[(0.1, 4), (1.0, 4), (INF, 7)]));
+        assert!(sum(&[]).is_empty());
+    }
+
+    /// `testhistogram_bucket` of Prometheus' `promql/testdata/histograms.test` at 50m.
+    fn positive() -> Vec<Bucket> {
+        buckets(&[(0.1, 50), (0.2, 70), (1.0, 110), (INF, 120)])
+    }
+
+    fn negative() -> Vec<Bucket> {
+        buckets(&[(-0.2, 10), (-0.1, 20), (0.3, 20), (INF, 30)])
+    }
+
+    fn assert_quantile(q: f64, buckets: &[Bucket], expected: f64) {
+        let actual = histogram_quantile(q, buckets).unwrap();
+        assert!(
+            (actual - expected).abs() < 1e-12,
+            "q {q}: {actual} != {expected}"
+        );
+    }
+
+    #[test]
+    fn quantiles_match_promqls_test_results() {
+        for (q, positive_expected, negative_expected) in [
+            (0.0, 0.0, -0.2),
+            (0.2, 0.048, -0.2),
+            (0.5, 0.15, -0.15),
+            (0.8, 0.72, 0.3),
+            (1.0, 1.0, 0.3),
+        ] {
+            assert_quantile(q, &positive(), positive_expected);
+            assert_quantile(q, &negative(), negative_expected);
+        }
+    }
+
+    #[test]
+    fn quantiles_out_of_range_are_infinite_and_nan_is_none() {
+        assert_eq!(
+            histogram_quantile(-0.1, &positive()),
+            Some(f64::NEG_INFINITY)
+        );
+        assert_eq!(histogram_quantile(1.01, &positive()), Some(f64::INFINITY));
+        assert_eq!(histogram_quantile(f64::NAN, &positive()), None);
+    }
+
+    #[test]
+    fn a_quantile_needs_an_inf_bucket_two_buckets_and_observations() {
+        assert_eq!(histogram_quantile(0.5, &[]), None);
+        assert_eq!(
+            histogram_quantile(0.5, &buckets(&[(0.1, 5), (1.0, 8)])),
+            None
+        );
+        assert_eq!(histogram_quantile(0.5, &buckets(&[(INF, 8)])), None);
+        assert_eq!(
+            histogram_quantile(0.5, &buckets(&[(0.1, 0), (INF, 0)])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_quantile_at_zero_of_an_empty_lowest_bucket_is_none() {
+        assert_eq!(
+            histogram_quantile(0.0, &buckets(&[(0.1, 0), (1.0, 4), (INF, 4)])),
+            None
+        );
+    }
+
+    #[test]
+    fn buckets_are_sorted_coalesced_and_forced_monotonic() {
+        let unsorted = buckets(&[(INF, 120), (1.0, 110), (0.1, 50), (0.2, 70)]);
+        assert_quantile(0.5, &unsorted, 0.15);
+        let duplicated = buckets(&[(0.1, 25), (0.1, 25), (0.2, 70), (1.0, 110), (INF, 120)]);
+        assert_quantile(0.5, &duplicated, 0.15);
+        // 0.2's count dips below 0.1's: it is raised to 50, so the median lies in (0.2, 1].
+        let dipping = buckets(&[(0.1, 50), (0.2, 40), (1.0, 110), (INF, 120)]);
+        assert_quantile(0.5, &dipping, 0.2 + 0.8 * (10.0 / 60.0));
+    }
+
+    #[test]
+    fn the_queue_latency_of_several_shards_over_a_window() {
+        let name = "workqueue_queue_duration_seconds";
+        let scrape = |counts: [u64; 3]| {
+            format!(
+                "{name}_bucket{{name=\"website\",le=\"0.5\"}} {}\n\
+                 {name}_bucket{{name=\"website\",le=\"1\"}} {}\n\
+                 {name}_bucket{{name=\"website\",le=\"+Inf\"}} {}\n",
+                counts[0], counts[1], counts[2]
+            )
+        };
+        let read = |text: &str| histogram_buckets(text, name, &website()).unwrap();
+        let shard_0 = delta(&read(&scrape([10, 10, 10])), &read(&scrape([60, 90, 100])));
+        let shard_1 = delta(&read(&scrape([0, 0, 0])), &read(&scrape([50, 100, 100])));
+        let window = sum(&[shard_0, shard_1]);
+        assert_eq!(window, buckets(&[(0.5, 100), (1.0, 180), (INF, 190)]));
+        assert_quantile(0.5, &window, 0.475);
+        assert_quantile(0.99, &window, 1.0);
+    }
+}

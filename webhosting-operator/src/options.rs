@@ -1,0 +1,112 @@
+//! The operator's flags (every flag also reads an environment variable, for manifests).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+use operations::parse_duration;
+
+/// How the operator runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// One of many shards of the ControllerRing `webhosting-operator`: holds its shard Lease
+    /// and reconciles only the Websites assigned to it.
+    Sharded,
+    /// One active replica that reconciles every Website, chosen by leader election.
+    Singleton,
+}
+
+/// How to run the operator.
+#[derive(Clone, Debug, Args)]
+pub struct Options {
+    /// Sharded (many active shards) or singleton (one leader-elected replica).
+    #[arg(long, value_enum, env = "WEBHOSTING_MODE", default_value_t = Mode::Sharded)]
+    pub mode: Mode,
+    /// This replica's name: the shard name, or the holder in the leader Lease.
+    #[arg(long, env = "POD_NAME", default_value_t = default_identity())]
+    pub identity: String,
+    /// The namespace of the shard Lease or the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "webhosting-system")]
+    pub namespace: String,
+    /// Concurrent reconciliations.
+    #[arg(long, env = "WEBHOSTING_WORKERS", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// A wait in every reconciliation that models a controller bound by external calls.
+    #[arg(long, env = "WEBHOSTING_SIMULATED_WORK", value_name = "DURATION",
+          default_value = "0s", value_parser = parse_duration)]
+    pub simulated_work: Duration,
+    /// How long the shard Lease or leader Lease is valid without renewal.
+    #[arg(long, env = "WEBHOSTING_LEASE_DURATION", value_name = "DURATION",
+          default_value = "15s", value_parser = parse_lease_duration)]
+    pub lease_duration: Duration,
+    /// Where `/metrics` is served.
+    #[arg(
+        long,
+        env = "WEBHOSTING_METRICS_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_address: SocketAddr,
+    /// Where `/healthz` and `/readyz` are served.
+    #[arg(
+        long,
+        env = "WEBHOSTING_HEALTH_ADDRESS",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub health_address: SocketAddr,
+    /// Append a JSON line per reconciliation start and end to this file.
+    #[arg(long, env = "WEBHOSTING_AUDIT_FILE", value_name = "PATH")]
+    pub audit_file: Option<PathBuf>,
+    /// The kubeconfig; defaults to in-cluster or `KUBECONFIG`.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+fn default_identity() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "webhosting-operator".to_owned())
+}
+
+/// Lease durations are whole seconds in a Lease, and renewal needs at least two.
+fn parse_lease_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < Duration::from_secs(2) || duration.subsec_nanos() != 0 {
+        return Err(format!(
+            "invalid lease duration {text:?}: must be whole seconds, at least 2s"
+        ));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    #[test]
+    fn defaults_run_a_shard_with_five_workers_and_no_simulated_work() {
+        let cli = Cli::try_parse_from(["op", "--identity", "shard-0"]).unwrap();
+        assert_eq!(cli.options.mode, Mode::Sharded);
+        assert_eq!(cli.options.workers, 5);
+        assert_eq!(cli.options.simulated_work, Duration::ZERO);
+        assert_eq!(cli.options.lease_duration, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for args in [
+            &["op", "--workers", "0"][..],
+            &["op", "--mode", "leader"],
+            &["op", "--lease-duration", "1500ms"],
+            &["op", "--simulated-work", "soon"],
+        ] {
+            let error = Cli::try_parse_from(args).expect_err("invalid").to_string();
+            assert!(error.contains(args[1]), "{error}");
+        }
+    }
+}
