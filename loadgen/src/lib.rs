@@ -7,6 +7,7 @@
 //! - [`operator_cost`]: `loadgen operator-cost`, the webhosting-operator's CPU and memory, N
 //!   shards against one singleton, measured in one run on a local control plane.
 //! - [`measure`]: the measurements of the experiments (SPEC D): pure, over timestamped samples.
+//! - [`scenario`]: the scenario files of `experiments/`, parsed and validated naming the field.
 
 use std::io::{BufWriter, Write};
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod measure;
 pub mod operator_cost;
 pub mod ring_whatif;
+pub mod scenario;
 pub mod sharder_bench;
 
 /// Runs the subcommand, writing its output to stdout.

@@ -1,0 +1,890 @@
+//! The scenario file of an experiment (SPEC D): what load to put on the operator, for how long,
+//! and at which shard counts.
+//!
+//! SPEC D's scenarios are sized for a remote cluster; a 2-core machine that also runs the
+//! control plane cannot carry them, so every rate, count and duration is a parameter of a file
+//! in `experiments/`. A file is read in two steps (STYLE 12): serde reads the YAML into a
+//! private raw form (camelCase keys, unknown keys rejected, everything optional), then
+//! validation applies the defaults and checks every value with pure rules, one function each,
+//! producing a [`Scenario`]. Errors name the file, the field path and the problem (STYLE 7),
+//! so an invalid file fails before anything starts.
+//!
+//! A [`Scenario`] serializes back to the file's format, so `run.json` records it as it ran and
+//! can be read again as a scenario.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::measure::slo::Slo;
+
+mod raw;
+mod rules;
+
+/// How long to wait after the load before the final measurements, when `settle` is not set.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
+
+/// Why a scenario file was rejected. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The scenario file could not be read.
+    #[error("cannot read scenario {}", file.display())]
+    Read {
+        /// The scenario file.
+        file: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not YAML or not shaped like a scenario: an unknown field, a wrong type, a
+    /// duplicate key.
+    #[error("{}: cannot parse scenario", file.display())]
+    Parse {
+        /// The scenario file.
+        file: PathBuf,
+        /// The YAML parser's error, which names the field and its line.
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+    /// A field is missing or has a value that is not allowed, alone or with other fields.
+    #[error("{}: {field}: {problem}", file.display())]
+    Invalid {
+        /// The scenario file.
+        file: PathBuf,
+        /// The field path, such as `load.create.rate`.
+        field: String,
+        /// What is wrong, with the value as written, such as `must be greater than 0, got -1`.
+        problem: String,
+    },
+}
+
+/// The result of loading a scenario.
+pub type Result<T, E = ScenarioError> = std::result::Result<T, E>;
+
+/// A validated scenario, with every default applied.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scenario {
+    /// `name`: `[a-z0-9-]+`, part of run ids.
+    pub name: String,
+    /// `description`: free text, empty when not set.
+    pub description: String,
+    /// `duration`: how long the load runs at each shard count.
+    #[serde(serialize_with = "duration_text")]
+    pub duration: Duration,
+    /// `settle`: the wait after the load before the final measurements.
+    #[serde(serialize_with = "duration_text")]
+    pub settle: Duration,
+    /// `shards`: the sweep, shard counts in strictly increasing order.
+    pub shards: Vec<u32>,
+    /// `world`: the namespaces, Themes and Websites that exist before the load.
+    pub world: World,
+    /// `load`: the operations on Websites during the load.
+    pub load: Load,
+    /// `chaos`: shards killed during the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<Chaos>,
+    /// `rollingUpdate`: rolling restarts of the operator during the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolling_update: Option<RollingUpdate>,
+    /// `operator`: how each operator shard runs.
+    pub operator: Operator,
+    /// `slo`: the thresholds of the SLO verdicts.
+    #[serde(serialize_with = "slo_fields")]
+    pub slo: Slo,
+}
+
+/// `world`: what exists before the load starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct World {
+    /// `namespaces`: `project-*` namespaces labelled `webhosting.timebertt.dev/project=true`.
+    pub namespaces: u32,
+    /// `themes`: Themes that Websites choose from at random.
+    pub themes: u32,
+    /// `initialWebsites`: Websites created before the load starts.
+    pub initial_websites: u32,
+}
+
+/// `load`: the operations on Websites, each on its own open-loop schedule.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Load {
+    /// `create`: Website creates.
+    pub create: Create,
+    /// `delete`: Website deletes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete: Option<Delete>,
+    /// `mutate`: theme changes of every Website.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mutate: Option<Mutate>,
+}
+
+/// `load.create`: Websites created per second, constant or ramped.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Create {
+    /// `rate` or `ramp`.
+    #[serde(flatten)]
+    pub rate: CreateRate,
+    /// `workers`: concurrent create requests.
+    pub workers: u32,
+}
+
+/// The create rate over the load's duration.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum CreateRate {
+    /// `rate`: Websites per second throughout.
+    #[serde(rename = "rate")]
+    Constant(f64),
+    /// `ramp`: the rate rises linearly over the duration, for capacity runs (SPEC D).
+    #[serde(rename = "ramp")]
+    Ramp(Ramp),
+}
+
+impl CreateRate {
+    /// The rate at `fraction` (0 to 1) of the load's duration.
+    fn at(self, fraction: f64) -> f64 {
+        match self {
+            Self::Constant(rate) => rate,
+            Self::Ramp(Ramp { from, to }) => from + (to - from) * fraction,
+        }
+    }
+
+    /// The mean rate from the start of the load to `fraction` (0 to 1) of its duration.
+    fn mean_until(self, fraction: f64) -> f64 {
+        f64::midpoint(self.at(0.0), self.at(fraction))
+    }
+}
+
+/// `load.create.ramp`: a linear rise of the rate, in Websites per second.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Ramp {
+    /// `from`: the rate when the load starts.
+    pub from: f64,
+    /// `to`: the rate when the load ends.
+    pub to: f64,
+}
+
+/// `load.delete`: Websites deleted per second.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Delete {
+    /// `rate`: Websites per second.
+    pub rate: f64,
+    /// `workers`: concurrent delete requests.
+    pub workers: u32,
+}
+
+/// `load.mutate`: every Website gets a random theme once per interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Mutate {
+    /// `interval`: how often each Website is mutated.
+    #[serde(serialize_with = "duration_text")]
+    pub interval: Duration,
+    /// `workers`: concurrent update requests.
+    pub workers: u32,
+}
+
+/// `chaos`: one random shard killed every interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Chaos {
+    /// `interval`: time between kills; the first comes one interval after the load starts.
+    #[serde(serialize_with = "duration_text")]
+    pub interval: Duration,
+    /// `signal`: how shards are killed.
+    pub signal: ChaosSignal,
+    /// `restart`: whether a replacement shard is started after each kill.
+    pub restart: bool,
+}
+
+/// `chaos.signal`: the signals of the kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum ChaosSignal {
+    /// `SIGKILL`: involuntary failovers only.
+    #[serde(rename = "SIGKILL")]
+    Kill,
+    /// `SIGTERM`: voluntary (graceful) failovers only.
+    #[serde(rename = "SIGTERM")]
+    Term,
+    /// `alternate`: SIGTERM, then SIGKILL, then SIGTERM…, so one run measures both kinds.
+    #[serde(rename = "alternate")]
+    Alternate,
+}
+
+/// A signal that kills a shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Signal {
+    /// SIGKILL: the shard dies without releasing its Lease.
+    #[serde(rename = "SIGKILL")]
+    Kill,
+    /// SIGTERM: the shard releases its Lease as it shuts down (SPEC A.3).
+    #[serde(rename = "SIGTERM")]
+    Term,
+}
+
+impl ChaosSignal {
+    /// The signal of the kill numbered `kill`, counting from 0.
+    #[must_use]
+    pub fn signal(self, kill: u32) -> Signal {
+        match self {
+            Self::Kill => Signal::Kill,
+            Self::Alternate if !kill.is_multiple_of(2) => Signal::Kill,
+            Self::Term | Self::Alternate => Signal::Term,
+        }
+    }
+}
+
+/// `rollingUpdate`: every shard restarted one by one every interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RollingUpdate {
+    /// `interval`: time between rolling restarts; the first comes one interval after the load
+    /// starts.
+    #[serde(serialize_with = "duration_text")]
+    pub interval: Duration,
+}
+
+/// `operator`: how each webhosting-operator shard runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operator {
+    /// `workers`: concurrent reconciliations per shard.
+    pub workers: u32,
+    /// `simulatedWork`: a wait in every reconciliation, so that capacity is bounded by the
+    /// operator rather than the machine.
+    #[serde(serialize_with = "duration_text")]
+    pub simulated_work: Duration,
+    /// `leaseDuration`: the shard Lease's duration, whole seconds.
+    #[serde(serialize_with = "duration_text")]
+    pub lease_duration: Duration,
+}
+
+impl Default for Operator {
+    /// SPEC D: 5 workers per shard; no simulated work; SPEC A.3: leaseDurationSeconds 15.
+    fn default() -> Self {
+        Self {
+            workers: 5,
+            simulated_work: Duration::ZERO,
+            lease_duration: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads, parses and validates the scenario file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parses and validates a scenario file's content; `source` is the file named in errors.
+    pub fn from_yaml(text: &str, source: &Path) -> Result<Self> {
+        // One line, such as "unknown field `duraton`, expected one of ... at line 3, column 1":
+        // errors are printed on one line, so without the multi-line source snippet.
+        let options = serde_saphyr::options! { with_snippet: false };
+        let raw: raw::RawScenario =
+            serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+                ScenarioError::Parse {
+                    file: source.to_owned(),
+                    source: Box::new(error),
+                }
+            })?;
+        raw.validate(source)
+    }
+
+    /// The create rate, in Websites per second, `elapsed` after the load started: constant, or
+    /// on the ramp. After the load's duration it stays at the final rate.
+    #[must_use]
+    pub fn create_rate_at(&self, elapsed: Duration) -> f64 {
+        self.load.create.rate.at(self.fraction_of_duration(elapsed))
+    }
+
+    /// The Websites created by `elapsed` after the load started according to the schedule
+    /// (the integral of [`Self::create_rate_at`]), counting no creates after the duration.
+    #[must_use]
+    pub fn creates_by(&self, elapsed: Duration) -> f64 {
+        let fraction = self.fraction_of_duration(elapsed);
+        self.load.create.rate.mean_until(fraction) * elapsed.min(self.duration).as_secs_f64()
+    }
+
+    /// The Websites that exist when the load ends: the initial ones plus the creates minus the
+    /// deletes over the duration. For docs and reports; validation ensures it is not negative.
+    #[must_use]
+    pub fn expected_websites(&self) -> f64 {
+        let deletes = self
+            .load
+            .delete
+            .map_or(0.0, |delete| delete.rate * self.duration.as_secs_f64());
+        f64::from(self.world.initial_websites) + self.creates_by(self.duration) - deletes
+    }
+
+    /// How many shards the chaos kills at each shard count: one every interval up to and
+    /// including the end of the load.
+    #[must_use]
+    pub fn kills(&self) -> u32 {
+        self.chaos.map_or(0, |chaos| {
+            rules::intervals_within(chaos.interval, self.duration)
+        })
+    }
+
+    /// `elapsed` as a fraction of the duration, at most 1.
+    fn fraction_of_duration(&self, elapsed: Duration) -> f64 {
+        (elapsed.as_secs_f64() / self.duration.as_secs_f64()).min(1.0)
+    }
+}
+
+/// A duration as a scenario file writes it: `15m`, `30s`, `500ms`, `1h`, `0s`.
+#[must_use]
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match duration.subsec_nanos() {
+        0 if seconds == 0 => "0s".to_owned(),
+        0 if seconds.is_multiple_of(3600) => format!("{}h", seconds / 3600),
+        0 if seconds.is_multiple_of(60) => format!("{}m", seconds / 60),
+        0 => format!("{seconds}s"),
+        nanos if nanos.is_multiple_of(1_000_000) => format!("{}ms", duration.as_millis()),
+        _ => format!("{}s", duration.as_secs_f64()),
+    }
+}
+
+fn duration_text<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_duration(*duration))
+}
+
+/// The SLO in the file's shape; [`Slo`] belongs to `measure`, which has no serde.
+fn slo_fields<S: Serializer>(slo: &Slo, serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Fields {
+        #[serde(serialize_with = "duration_text")]
+        reconciliation_p99: Duration,
+        #[serde(serialize_with = "duration_text")]
+        queue_p99: Duration,
+    }
+    Fields {
+        reconciliation_p99: slo.reconciliation_p99,
+        queue_p99: slo.queue_p99,
+    }
+    .serialize(serializer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASIC: &str = "\
+name: basic
+description: SPEC D basic, scaled
+duration: 15m
+settle: 20s
+shards: [1, 2, 3]
+world:
+  namespaces: 20
+  themes: 50
+  initialWebsites: 100
+load:
+  create: {rate: 12, workers: 10}
+  delete: {rate: 2, workers: 5}
+  mutate: {interval: 1m, workers: 10}
+chaos:
+  interval: 5m
+  signal: alternate
+rollingUpdate:
+  interval: 5m
+operator:
+  workers: 4
+  simulatedWork: 50ms
+  leaseDuration: 10s
+slo:
+  reconciliationP99: 4s
+  queueP99: 500ms
+";
+
+    fn parse(text: &str) -> Result<Scenario> {
+        Scenario::from_yaml(text, Path::new("experiments/test.yaml"))
+    }
+
+    /// The error and its causes, as the CLI prints them.
+    fn message(text: &str) -> String {
+        operations::error_chain(&parse(text).expect_err("the scenario is invalid"))
+    }
+
+    fn minimal() -> String {
+        "\
+name: minimal
+duration: 10m
+shards: [1]
+world: {namespaces: 2, themes: 3}
+load:
+  create: {rate: 1, workers: 1}
+"
+        .to_owned()
+    }
+
+    fn ramp(from: f64, to: f64) -> Scenario {
+        let mut scenario = parse(&minimal()).unwrap();
+        scenario.load.create.rate = CreateRate::Ramp(Ramp { from, to });
+        scenario
+    }
+
+    #[test]
+    fn a_full_file_sets_every_field() {
+        let scenario = parse(BASIC).unwrap();
+        assert_eq!(
+            scenario,
+            Scenario {
+                name: "basic".to_owned(),
+                description: "SPEC D basic, scaled".to_owned(),
+                duration: Duration::from_secs(900),
+                settle: Duration::from_secs(20),
+                shards: vec![1, 2, 3],
+                world: World {
+                    namespaces: 20,
+                    themes: 50,
+                    initial_websites: 100,
+                },
+                load: Load {
+                    create: Create {
+                        rate: CreateRate::Constant(12.0),
+                        workers: 10,
+                    },
+                    delete: Some(Delete {
+                        rate: 2.0,
+                        workers: 5,
+                    }),
+                    mutate: Some(Mutate {
+                        interval: Duration::from_secs(60),
+                        workers: 10,
+                    }),
+                },
+                chaos: Some(Chaos {
+                    interval: Duration::from_secs(300),
+                    signal: ChaosSignal::Alternate,
+                    restart: true,
+                }),
+                rolling_update: Some(RollingUpdate {
+                    interval: Duration::from_secs(300),
+                }),
+                operator: Operator {
+                    workers: 4,
+                    simulated_work: Duration::from_millis(50),
+                    lease_duration: Duration::from_secs(10),
+                },
+                slo: Slo {
+                    reconciliation_p99: Duration::from_secs(4),
+                    queue_p99: Duration::from_millis(500),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn omitted_fields_take_the_spec_defaults() {
+        let scenario = parse(&minimal()).unwrap();
+        assert_eq!(scenario.description, "");
+        assert_eq!(scenario.settle, Duration::from_secs(30));
+        assert_eq!(scenario.world.initial_websites, 0);
+        assert_eq!(scenario.load.delete, None);
+        assert_eq!(scenario.load.mutate, None);
+        assert_eq!(scenario.chaos, None);
+        assert_eq!(scenario.rolling_update, None);
+        assert_eq!(scenario.operator.workers, 5);
+        assert_eq!(scenario.operator.simulated_work, Duration::ZERO);
+        assert_eq!(scenario.operator.lease_duration, Duration::from_secs(15));
+        assert_eq!(scenario.slo.reconciliation_p99, Duration::from_secs(5));
+        assert_eq!(scenario.slo.queue_p99, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn chaos_restarts_shards_unless_told_not_to() {
+        let with_chaos = |restart: &str| {
+            // Two kills leave one of three shards.
+            let text = format!(
+                "{}chaos: {{interval: 5m, signal: SIGKILL{restart}}}\n",
+                minimal().replace("shards: [1]", "shards: [3]")
+            );
+            parse(&text).unwrap().chaos.unwrap().restart
+        };
+        assert!(with_chaos(""));
+        assert!(!with_chaos(", restart: false"));
+    }
+
+    #[test]
+    fn a_scenario_serializes_to_a_file_that_reads_back_the_same() {
+        for text in [BASIC.to_owned(), minimal()] {
+            let scenario = parse(&text).unwrap();
+            // JSON is YAML: run.json's scenario is a scenario file.
+            let json = serde_json::to_string(&scenario).unwrap();
+            assert_eq!(parse(&json).unwrap(), scenario, "{json}");
+        }
+        let json = serde_json::to_value(ramp(1.0, 30.0)).unwrap();
+        assert_eq!(
+            json["load"]["create"],
+            serde_json::json!({"ramp": {"from": 1.0, "to": 30.0}, "workers": 1})
+        );
+        assert_eq!(json["duration"], "10m");
+    }
+
+    #[test]
+    fn durations_are_written_in_their_largest_whole_unit() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(900), "15m"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_micros(1500), "0.0015s"),
+        ];
+        for (duration, text) in cases {
+            assert_eq!(format_duration(duration), text);
+            assert_eq!(operations::parse_duration(text), Ok(duration), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_its_line() {
+        let text = minimal().replace("duration:", "duraton:");
+        let error = message(&text);
+        assert!(
+            error.starts_with(
+                "experiments/test.yaml: cannot parse scenario: unknown field `duraton`, \
+                 expected one of name, description, duration,"
+            ),
+            "{error}"
+        );
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_nested_field_and_signal_are_parse_errors() {
+        let error = message(&format!("{}operator: {{wrokers: 5}}\n", minimal()));
+        assert!(error.contains("unknown field `wrokers`"), "{error}");
+        let text = format!("{}chaos: {{interval: 5m, signal: SIGINT}}\n", minimal());
+        let error = message(&text);
+        assert!(error.contains("unknown variant `SIGINT`"), "{error}");
+        assert!(
+            error.contains("expected one of SIGKILL, SIGTERM, alternate"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_a_parse_error() {
+        let error = message(&format!("{}duration: 5m\n", minimal()));
+        assert!(error.contains("duplicate"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_by_its_path() {
+        let cases = [
+            ("name: minimal\n", "", "name: is required"),
+            ("duration: 10m\n", "", "duration: is required"),
+            ("shards: [1]\n", "", "shards: is required"),
+            (
+                "world: {namespaces: 2, themes: 3}\n",
+                "",
+                "world: is required",
+            ),
+            (
+                "world: {namespaces: 2, themes: 3}\n",
+                "world: {namespaces: 2}\n",
+                "world.themes: is required",
+            ),
+            (
+                "load:\n  create: {rate: 1, workers: 1}\n",
+                "",
+                "load: is required",
+            ),
+            (
+                "  create: {rate: 1, workers: 1}\n",
+                "  create: {rate: 1}\n",
+                "load.create.workers: is required",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let error = message(&minimal().replace(from, to));
+            assert_eq!(error, format!("experiments/test.yaml: {expected}"));
+        }
+        let error = message(&format!("{}chaos: {{interval: 5m}}\n", minimal()));
+        assert_eq!(error, "experiments/test.yaml: chaos.signal: is required");
+    }
+
+    #[test]
+    fn an_invalid_value_is_named_by_its_path() {
+        let cases = [
+            (
+                "name: minimal",
+                "name: Minimal",
+                "name: must match [a-z0-9-]+, got \"Minimal\"",
+            ),
+            (
+                "duration: 10m",
+                "duration: 0s",
+                "duration: must be greater than 0s",
+            ),
+            (
+                "duration: 10m",
+                "duration: soon",
+                "duration: invalid duration \"soon\": expected e.g. 20s, 500ms, 2m",
+            ),
+            (
+                "shards: [1]",
+                "shards: [2, 1]",
+                "shards: must be strictly increasing, got [2, 1]",
+            ),
+            ("shards: [1]", "shards: []", "shards: must not be empty"),
+            (
+                "shards: [1]",
+                "shards: [0, 1]",
+                "shards: must each be at least 1, got [0, 1]",
+            ),
+            (
+                "namespaces: 2",
+                "namespaces: 0",
+                "world.namespaces: must be at least 1, got 0",
+            ),
+            (
+                "themes: 3",
+                "themes: -3",
+                "world.themes: must be at least 1, got -3",
+            ),
+            (
+                "rate: 1,",
+                "rate: -1,",
+                "load.create.rate: must be greater than 0, got -1",
+            ),
+            (
+                "rate: 1,",
+                "rate: .inf,",
+                "load.create.rate: must be a finite number, got inf",
+            ),
+            (
+                "rate: 1,",
+                "rate: 1, ramp: {from: 1, to: 2},",
+                "load.create: set either rate or ramp, not both",
+            ),
+            ("rate: 1,", "", "load.create: set either rate or ramp"),
+            (
+                "rate: 1,",
+                "ramp: {from: 2, to: 1},",
+                "load.create.ramp.to: must be greater than from (2), got 1",
+            ),
+            (
+                "rate: 1,",
+                "ramp: {from: -1, to: 1},",
+                "load.create.ramp.from: must be at least 0, got -1",
+            ),
+            (
+                "rate: 1,",
+                "ramp: {to: 1},",
+                "load.create.ramp.from: is required",
+            ),
+            (
+                "workers: 1",
+                "workers: 1001",
+                "load.create.workers: must be between 1 and 1000, got 1001",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = minimal().replace(from, to);
+            assert_ne!(text, minimal(), "{from}");
+            let error = message(&text);
+            assert_eq!(error, format!("experiments/test.yaml: {expected}"));
+        }
+    }
+
+    #[test]
+    fn an_invalid_optional_section_is_named_by_its_path() {
+        // Top-level sections go before `shards`, load sections after `load:`.
+        let cases = [
+            (
+                "load:\n  ",
+                "delete: {rate: 0, workers: 1}",
+                "load.delete.rate: must be greater than 0, got 0",
+            ),
+            (
+                "load:\n  ",
+                "delete: {rate: 1, workers: 0}",
+                "load.delete.workers: must be between 1 and 1000, got 0",
+            ),
+            (
+                "load:\n  ",
+                "mutate: {interval: 0s, workers: 1}",
+                "load.mutate.interval: must be greater than 0s",
+            ),
+            (
+                "load:\n  ",
+                "mutate: {interval: 11m, workers: 1}",
+                "load.mutate.interval: must not be longer than duration (10m), got 11m",
+            ),
+            (
+                "",
+                "chaos: {interval: 11m, signal: SIGKILL}",
+                "chaos.interval: must not be longer than duration (10m), got 11m",
+            ),
+            (
+                "",
+                "rollingUpdate: {interval: 0s}",
+                "rollingUpdate.interval: must be greater than 0s",
+            ),
+            (
+                "",
+                "rollingUpdate: {interval: 11m}",
+                "rollingUpdate.interval: must not be longer than duration (10m), got 11m",
+            ),
+            (
+                "",
+                "operator: {workers: 0}",
+                "operator.workers: must be between 1 and 1000, got 0",
+            ),
+            (
+                "",
+                "operator: {leaseDuration: 1s}",
+                "operator.leaseDuration: must be at least 2s, got 1s",
+            ),
+            (
+                "",
+                "operator: {leaseDuration: 2500ms}",
+                "operator.leaseDuration: must be whole seconds, got 2500ms",
+            ),
+            (
+                "",
+                "operator: {simulatedWork: -1s}",
+                "operator.simulatedWork: invalid duration \"-1s\": expected e.g. 20s, 500ms, 2m",
+            ),
+            (
+                "",
+                "slo: {reconciliationP99: 0s}",
+                "slo.reconciliationP99: must be greater than 0s",
+            ),
+            (
+                "",
+                "slo: {queueP99: 0ms}",
+                "slo.queueP99: must be greater than 0s",
+            ),
+            (
+                "",
+                "settle: forever",
+                "settle: invalid duration \"forever\": expected e.g. 20s, 500ms, 2m",
+            ),
+        ];
+        for (indent, section, expected) in cases {
+            let text = if indent.is_empty() {
+                minimal().replace("shards:", &format!("{section}\nshards:"))
+            } else {
+                minimal().replace(indent, &format!("{indent}{section}\n  "))
+            };
+            let error = message(&text);
+            assert_eq!(
+                error,
+                format!("experiments/test.yaml: {expected}"),
+                "{text}"
+            );
+        }
+        let text = minimal().replace("themes: 3", "themes: 3, initialWebsites: -1");
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: world.initialWebsites: must be at least 0, got -1"
+        );
+    }
+
+    #[test]
+    fn fields_that_do_not_fit_together_are_rejected() {
+        // 1 create/s for 10 min with no initial Websites: 600 exist to delete.
+        let text = minimal().replace("load:\n", "load:\n  delete: {rate: 1.5, workers: 1}\n");
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: load.delete.rate: must not delete more Websites (900) over \
+             duration (10m) than initialWebsites plus creates (600), got 1.5"
+        );
+        let text = format!(
+            "{}chaos: {{interval: 5m, signal: SIGTERM, restart: false}}\n",
+            minimal().replace("shards: [1]", "shards: [2, 3]")
+        );
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: chaos.restart: must be true when the 2 kills over duration \
+             (10m) leave no shard of shards[0] (2), got false"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_named() {
+        let error = Scenario::load(Path::new("/nonexistent/scenario.yaml")).unwrap_err();
+        assert!(matches!(error, ScenarioError::Read { .. }));
+        assert_eq!(
+            error.to_string(),
+            "cannot read scenario /nonexistent/scenario.yaml"
+        );
+    }
+
+    #[test]
+    fn a_constant_create_rate_is_the_same_throughout() {
+        let scenario = parse(&minimal()).unwrap();
+        assert!((scenario.create_rate_at(Duration::ZERO) - 1.0).abs() < 1e-9);
+        assert!((scenario.create_rate_at(Duration::from_secs(3600)) - 1.0).abs() < 1e-9);
+        assert!((scenario.creates_by(Duration::from_secs(60)) - 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_ramp_rises_linearly_over_the_duration_and_then_holds() {
+        let scenario = ramp(1.0, 31.0);
+        let rate = |seconds| scenario.create_rate_at(Duration::from_secs(seconds));
+        assert!((rate(0) - 1.0).abs() < 1e-9);
+        assert!((rate(300) - 16.0).abs() < 1e-9);
+        assert!((rate(600) - 31.0).abs() < 1e-9);
+        assert!((rate(900) - 31.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn creates_integrate_the_rate_up_to_the_duration() {
+        let scenario = ramp(1.0, 31.0);
+        let creates = |seconds| scenario.creates_by(Duration::from_secs(seconds));
+        // Half-way the rate is 16/s: the average of 1 and 16 over 300 s.
+        assert!((creates(300) - 8.5 * 300.0).abs() < 1e-6);
+        assert!((creates(600) - 16.0 * 600.0).abs() < 1e-6);
+        assert!((creates(900) - creates(600)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn expected_websites_are_initial_plus_creates_minus_deletes() {
+        let scenario = parse(BASIC).unwrap();
+        // 100 + 12/s × 900 s − 2/s × 900 s.
+        assert!((scenario.expected_websites() - 9100.0).abs() < 1e-6);
+        assert!((ramp(0.0, 2.0).expected_websites() - 600.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn chaos_kills_once_per_interval_within_the_duration() {
+        let mut scenario = parse(BASIC).unwrap();
+        assert_eq!(scenario.kills(), 3);
+        scenario.chaos = None;
+        assert_eq!(scenario.kills(), 0);
+    }
+
+    #[test]
+    fn alternate_chaos_starts_with_sigterm() {
+        let signals: Vec<_> = (0..4)
+            .map(|kill| ChaosSignal::Alternate.signal(kill))
+            .collect();
+        assert_eq!(
+            signals,
+            [Signal::Term, Signal::Kill, Signal::Term, Signal::Kill]
+        );
+        assert_eq!(ChaosSignal::Kill.signal(0), Signal::Kill);
+        assert_eq!(ChaosSignal::Term.signal(1), Signal::Term);
+    }
+
+    #[test]
+    fn operator_defaults_are_the_spec_ones() {
+        let defaults = Operator::default();
+        assert_eq!(defaults.workers, 5);
+        assert_eq!(defaults.simulated_work, Duration::ZERO);
+        assert_eq!(defaults.lease_duration, Duration::from_secs(15));
+        assert_eq!(DEFAULT_SETTLE, Duration::from_secs(30));
+    }
+}

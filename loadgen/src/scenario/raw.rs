@@ -1,0 +1,330 @@
+//! The scenario file as written, and its validation into a [`Scenario`].
+//!
+//! Every field is optional here so that a missing one is reported by its path (`world.themes:
+//! is required`) rather than by serde without one; durations are the text as written.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::rules::{self, RateOrRamp, Verdict};
+use super::{
+    Chaos, ChaosSignal, Create, CreateRate, DEFAULT_SETTLE, Delete, Load, Mutate, Operator, Ramp,
+    Result, RollingUpdate, Scenario, ScenarioError, Slo, World,
+};
+
+/// The top level of a scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawScenario {
+    name: Option<String>,
+    description: Option<String>,
+    duration: Option<String>,
+    settle: Option<String>,
+    shards: Option<Vec<i64>>,
+    world: Option<RawWorld>,
+    load: Option<RawLoad>,
+    chaos: Option<RawChaos>,
+    rolling_update: Option<RawRollingUpdate>,
+    operator: Option<RawOperator>,
+    slo: Option<RawSlo>,
+}
+
+/// `world`; counts are signed so that a negative one is reported by its path.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawWorld {
+    namespaces: Option<i64>,
+    themes: Option<i64>,
+    initial_websites: Option<i64>,
+}
+
+/// `load`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawLoad {
+    create: Option<RawCreate>,
+    delete: Option<RawDelete>,
+    mutate: Option<RawMutate>,
+}
+
+/// `load.create`: `rate` or `ramp`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCreate {
+    rate: Option<f64>,
+    ramp: Option<RawRamp>,
+    workers: Option<i64>,
+}
+
+/// `load.create.ramp`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRamp {
+    from: Option<f64>,
+    to: Option<f64>,
+}
+
+/// `load.delete`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawDelete {
+    rate: Option<f64>,
+    workers: Option<i64>,
+}
+
+/// `load.mutate`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawMutate {
+    interval: Option<String>,
+    workers: Option<i64>,
+}
+
+/// `chaos`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawChaos {
+    interval: Option<String>,
+    signal: Option<ChaosSignal>,
+    restart: Option<bool>,
+}
+
+/// `rollingUpdate`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRollingUpdate {
+    interval: Option<String>,
+}
+
+/// `operator`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawOperator {
+    workers: Option<i64>,
+    simulated_work: Option<String>,
+    lease_duration: Option<String>,
+}
+
+/// `slo`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSlo {
+    reconciliation_p99: Option<String>,
+    queue_p99: Option<String>,
+}
+
+impl RawScenario {
+    /// Applies the defaults and checks every field; `file` is named in errors.
+    pub(super) fn validate(self, file: &Path) -> Result<Scenario> {
+        let check = Check { file };
+        let name = check.field("name", rules::required(self.name).and_then(rules::name))?;
+        let duration = check.field(
+            "duration",
+            required_duration(self.duration).and_then(rules::positive_duration),
+        )?;
+        let settle = check.field("settle", optional_duration(self.settle, DEFAULT_SETTLE))?;
+        let shards = check.field(
+            "shards",
+            rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
+        )?;
+        let world = check.world(check.field("world", rules::required(self.world))?)?;
+        let load = check.load(
+            check.field("load", rules::required(self.load))?,
+            duration,
+            world.initial_websites,
+        )?;
+        let chaos = self
+            .chaos
+            .map(|raw| check.chaos(raw, duration, shards[0]))
+            .transpose()?;
+        let rolling_update = self
+            .rolling_update
+            .map(|raw| {
+                let interval = check.interval("rollingUpdate.interval", raw.interval, duration)?;
+                Ok(RollingUpdate { interval })
+            })
+            .transpose()?;
+        Ok(Scenario {
+            name,
+            description: self.description.unwrap_or_default(),
+            duration,
+            settle,
+            shards,
+            world,
+            load,
+            chaos,
+            rolling_update,
+            operator: check.operator(self.operator.unwrap_or_default())?,
+            slo: check.slo(self.slo.unwrap_or_default())?,
+        })
+    }
+}
+
+/// A duration without a default.
+fn required_duration(text: Option<String>) -> Verdict<Duration> {
+    rules::required(text).and_then(|text| rules::duration(&text))
+}
+
+/// A duration with a default.
+fn optional_duration(text: Option<String>, default: Duration) -> Verdict<Duration> {
+    text.map_or(Ok(default), |text| rules::duration(&text))
+}
+
+/// Validation of one file: names the file and the field in errors.
+struct Check<'a> {
+    file: &'a Path,
+}
+
+impl Check<'_> {
+    /// The value, or an error naming `field` and the problem.
+    fn field<T>(&self, field: &str, verdict: Verdict<T>) -> Result<T> {
+        verdict.map_err(|problem| ScenarioError::Invalid {
+            file: self.file.to_owned(),
+            field: field.to_owned(),
+            problem,
+        })
+    }
+
+    /// An interval of the load: set, above 0 and within the load's duration.
+    fn interval(&self, field: &str, text: Option<String>, duration: Duration) -> Result<Duration> {
+        self.field(
+            field,
+            required_duration(text)
+                .and_then(rules::positive_duration)
+                .and_then(|interval| rules::within(interval, duration)),
+        )
+    }
+
+    fn world(&self, raw: RawWorld) -> Result<World> {
+        let at_least_1 = |count| rules::required(count).and_then(|count| rules::count(count, 1));
+        Ok(World {
+            namespaces: self.field("world.namespaces", at_least_1(raw.namespaces))?,
+            themes: self.field("world.themes", at_least_1(raw.themes))?,
+            initial_websites: self.field(
+                "world.initialWebsites",
+                raw.initial_websites
+                    .map_or(Ok(0), |count| rules::count(count, 0)),
+            )?,
+        })
+    }
+
+    fn load(&self, raw: RawLoad, duration: Duration, initial_websites: u32) -> Result<Load> {
+        let create = self.create(self.field("load.create", rules::required(raw.create))?)?;
+        let delete = raw
+            .delete
+            .map(|raw| {
+                let available = f64::from(initial_websites)
+                    + create.rate.mean_until(1.0) * duration.as_secs_f64();
+                let rate = self.field(
+                    "load.delete.rate",
+                    rules::required(raw.rate)
+                        .and_then(rules::positive_rate)
+                        .and_then(|rate| rules::deletes_fit(rate, duration, available)),
+                )?;
+                let workers = self.field(
+                    "load.delete.workers",
+                    rules::required(raw.workers).and_then(rules::workers),
+                )?;
+                Ok(Delete { rate, workers })
+            })
+            .transpose()?;
+        let mutate = raw
+            .mutate
+            .map(|raw| {
+                Ok(Mutate {
+                    interval: self.interval("load.mutate.interval", raw.interval, duration)?,
+                    workers: self.field(
+                        "load.mutate.workers",
+                        rules::required(raw.workers).and_then(rules::workers),
+                    )?,
+                })
+            })
+            .transpose()?;
+        Ok(Load {
+            create,
+            delete,
+            mutate,
+        })
+    }
+
+    fn create(&self, raw: RawCreate) -> Result<Create> {
+        let rate = match self.field("load.create", rules::rate_or_ramp(raw.rate, raw.ramp))? {
+            RateOrRamp::Rate(rate) => {
+                CreateRate::Constant(self.field("load.create.rate", rules::positive_rate(rate))?)
+            }
+            RateOrRamp::Ramp(ramp) => {
+                let from = self.field(
+                    "load.create.ramp.from",
+                    rules::required(ramp.from).and_then(rules::ramp_from),
+                )?;
+                let to = self.field(
+                    "load.create.ramp.to",
+                    rules::required(ramp.to).and_then(|to| rules::ramp_to(from, to)),
+                )?;
+                CreateRate::Ramp(Ramp { from, to })
+            }
+        };
+        let workers = self.field(
+            "load.create.workers",
+            rules::required(raw.workers).and_then(rules::workers),
+        )?;
+        Ok(Create { rate, workers })
+    }
+
+    fn chaos(&self, raw: RawChaos, duration: Duration, smallest_shards: u32) -> Result<Chaos> {
+        let interval = self.interval("chaos.interval", raw.interval, duration)?;
+        let signal = self.field("chaos.signal", rules::required(raw.signal))?;
+        let kills = rules::intervals_within(interval, duration);
+        let restart = self.field(
+            "chaos.restart",
+            rules::restart(
+                raw.restart.unwrap_or(true),
+                kills,
+                smallest_shards,
+                duration,
+            ),
+        )?;
+        Ok(Chaos {
+            interval,
+            signal,
+            restart,
+        })
+    }
+
+    fn operator(&self, raw: RawOperator) -> Result<Operator> {
+        let defaults = Operator::default();
+        Ok(Operator {
+            workers: self.field(
+                "operator.workers",
+                raw.workers.map_or(Ok(defaults.workers), rules::workers),
+            )?,
+            simulated_work: self.field(
+                "operator.simulatedWork",
+                optional_duration(raw.simulated_work, defaults.simulated_work),
+            )?,
+            lease_duration: self.field(
+                "operator.leaseDuration",
+                optional_duration(raw.lease_duration, defaults.lease_duration)
+                    .and_then(rules::lease_duration),
+            )?,
+        })
+    }
+
+    fn slo(&self, raw: RawSlo) -> Result<Slo> {
+        let defaults = Slo::default();
+        Ok(Slo {
+            reconciliation_p99: self.field(
+                "slo.reconciliationP99",
+                optional_duration(raw.reconciliation_p99, defaults.reconciliation_p99)
+                    .and_then(rules::positive_duration),
+            )?,
+            queue_p99: self.field(
+                "slo.queueP99",
+                optional_duration(raw.queue_p99, defaults.queue_p99)
+                    .and_then(rules::positive_duration),
+            )?,
+        })
+    }
+}

@@ -1,0 +1,414 @@
+//! The rules a scenario's values follow, one pure function each: it returns the value to keep
+//! or what is wrong with it, with the value as written, and the caller names the field.
+
+use std::time::Duration;
+
+use super::format_duration;
+
+/// A value, or what is wrong with it.
+pub(super) type Verdict<T> = Result<T, String>;
+
+/// The most concurrent requests of one kind: more would only contend on 2 cores, and a
+/// schedule that workers cannot keep is not an error since latency shows it.
+pub(super) const MAX_WORKERS: u32 = 1000;
+
+/// A field without a default must be set.
+pub(super) fn required<T>(value: Option<T>) -> Verdict<T> {
+    value.ok_or_else(|| "is required".to_owned())
+}
+
+/// `[a-z0-9-]+`: the name goes into run ids and directory names.
+pub(super) fn name(text: String) -> Verdict<String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if !text.is_empty() && text.chars().all(allowed) {
+        Ok(text)
+    } else {
+        Err(format!("must match [a-z0-9-]+, got {text:?}"))
+    }
+}
+
+/// A duration as written, such as `15m`; the parser's message quotes the text.
+pub(super) fn duration(text: &str) -> Verdict<Duration> {
+    operations::parse_duration(text)
+}
+
+/// Loads, intervals and SLO thresholds of zero mean nothing.
+pub(super) fn positive_duration(value: Duration) -> Verdict<Duration> {
+    if value.is_zero() {
+        Err("must be greater than 0s".to_owned())
+    } else {
+        Ok(value)
+    }
+}
+
+/// An interval of the load (mutations, kills, rolling restarts) that would never come up
+/// within the load's duration is a mistake in the file.
+pub(super) fn within(value: Duration, duration: Duration) -> Verdict<Duration> {
+    if value <= duration {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must not be longer than duration ({}), got {}",
+            format_duration(duration),
+            format_duration(value)
+        ))
+    }
+}
+
+/// How many times an interval elapses within the duration, counting one at its very end.
+pub(super) fn intervals_within(interval: Duration, duration: Duration) -> u32 {
+    // Durations are validated positive; the quotient of two of them fits u32 in any real file.
+    u32::try_from(duration.as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX)
+}
+
+/// A count of at least `min`, such as namespaces (1) or initial Websites (0).
+pub(super) fn count(value: i64, min: u32) -> Verdict<u32> {
+    if value < i64::from(min) {
+        return Err(format!("must be at least {min}, got {value}"));
+    }
+    u32::try_from(value).map_err(|_| format!("must be at most {}, got {value}", u32::MAX))
+}
+
+/// Concurrent workers of the load generator or the operator: 1 to [`MAX_WORKERS`].
+pub(super) fn workers(value: i64) -> Verdict<u32> {
+    match u32::try_from(value) {
+        Ok(workers) if (1..=MAX_WORKERS).contains(&workers) => Ok(workers),
+        _ => Err(format!("must be between 1 and {MAX_WORKERS}, got {value}")),
+    }
+}
+
+/// The sweep: at least one shard count, each at least 1, strictly increasing so that each
+/// count runs once and reports read in order.
+pub(super) fn shard_counts(values: &[i64]) -> Verdict<Vec<u32>> {
+    if values.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let counts: Vec<u32> = values
+        .iter()
+        .map(|&value| u32::try_from(value).ok().filter(|&count| count >= 1))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("must each be at least 1, got {values:?}"))?;
+    if counts.windows(2).all(|pair| pair[0] < pair[1]) {
+        Ok(counts)
+    } else {
+        Err(format!("must be strictly increasing, got {values:?}"))
+    }
+}
+
+/// A rate in operations per second: finite and above 0. A rate the workers cannot keep is
+/// allowed: the latency shows it.
+pub(super) fn positive_rate(value: f64) -> Verdict<f64> {
+    if !value.is_finite() {
+        Err(format!("must be a finite number, got {value}"))
+    } else if value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("must be greater than 0, got {value}"))
+    }
+}
+
+/// The start of a ramp: finite and at least 0, since a capacity ramp may start from nothing.
+pub(super) fn ramp_from(value: f64) -> Verdict<f64> {
+    if !value.is_finite() {
+        Err(format!("must be a finite number, got {value}"))
+    } else if value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("must be at least 0, got {value}"))
+    }
+}
+
+/// The end of a ramp: finite and above its start, since a ramp rises (a flat one is a `rate`).
+pub(super) fn ramp_to(from: f64, to: f64) -> Verdict<f64> {
+    if !to.is_finite() {
+        Err(format!("must be a finite number, got {to}"))
+    } else if to > from {
+        Ok(to)
+    } else {
+        Err(format!("must be greater than from ({from}), got {to}"))
+    }
+}
+
+/// Which of `rate` and `ramp` a create load sets.
+#[derive(Debug, PartialEq)]
+pub(super) enum RateOrRamp<R> {
+    /// `rate`.
+    Rate(f64),
+    /// `ramp`.
+    Ramp(R),
+}
+
+/// A create load sets exactly one of `rate` and `ramp`.
+pub(super) fn rate_or_ramp<R>(rate: Option<f64>, ramp: Option<R>) -> Verdict<RateOrRamp<R>> {
+    match (rate, ramp) {
+        (Some(rate), None) => Ok(RateOrRamp::Rate(rate)),
+        (None, Some(ramp)) => Ok(RateOrRamp::Ramp(ramp)),
+        (Some(_), Some(_)) => Err("set either rate or ramp, not both".to_owned()),
+        (None, None) => Err("set either rate or ramp".to_owned()),
+    }
+}
+
+/// Deletes must find Websites: over the duration they may not outnumber the initial Websites
+/// plus the creates, or the scenario would not do what it says (and expected Websites would
+/// be negative).
+pub(super) fn deletes_fit(rate: f64, duration: Duration, available: f64) -> Verdict<f64> {
+    let deletes = rate * duration.as_secs_f64();
+    if deletes <= available {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "must not delete more Websites ({deletes}) over duration ({}) than initialWebsites \
+             plus creates ({available}), got {rate}",
+            format_duration(duration)
+        ))
+    }
+}
+
+/// The lease duration of the shard Leases: `leaseDurationSeconds` is whole seconds, and
+/// renewing before expiry needs at least 2 (the operator's own rule).
+pub(super) fn lease_duration(value: Duration) -> Verdict<Duration> {
+    if value.subsec_nanos() != 0 {
+        Err(format!(
+            "must be whole seconds, got {}",
+            format_duration(value)
+        ))
+    } else if value < Duration::from_secs(2) {
+        Err(format!(
+            "must be at least 2s, got {}",
+            format_duration(value)
+        ))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Chaos without restarts removes a shard per kill: the smallest shard count must outlive
+/// every kill, or the rest of the run measures an operator with no shard at all.
+pub(super) fn restart(
+    restart: bool,
+    kills: u32,
+    smallest: u32,
+    duration: Duration,
+) -> Verdict<bool> {
+    if restart || kills < smallest {
+        Ok(restart)
+    } else {
+        Err(format!(
+            "must be true when the {kills} kills over duration ({}) leave no shard of shards[0] \
+             ({smallest}), got false",
+            format_duration(duration)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_missing_value_is_required() {
+        assert_eq!(required(Some(1)), Ok(1));
+        assert_eq!(required::<u32>(None), Err("is required".to_owned()));
+    }
+
+    #[test]
+    fn names_are_lowercase_digits_and_dashes() {
+        assert_eq!(
+            name("rolling-update-2".to_owned()),
+            Ok("rolling-update-2".to_owned())
+        );
+        for bad in ["", "Basic", "scale_out", "a b", "é"] {
+            assert_eq!(
+                name(bad.to_owned()),
+                Err(format!("must match [a-z0-9-]+, got {bad:?}"))
+            );
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_a_unit() {
+        assert_eq!(duration("15m"), Ok(15 * MINUTE));
+        assert!(
+            duration("15 minutes")
+                .unwrap_err()
+                .contains("\"15 minutes\"")
+        );
+    }
+
+    #[test]
+    fn zero_durations_are_rejected_where_they_mean_nothing() {
+        assert_eq!(positive_duration(MINUTE), Ok(MINUTE));
+        assert_eq!(
+            positive_duration(Duration::ZERO),
+            Err("must be greater than 0s".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_interval_must_fit_in_the_duration() {
+        assert_eq!(within(5 * MINUTE, 15 * MINUTE), Ok(5 * MINUTE));
+        assert_eq!(within(15 * MINUTE, 15 * MINUTE), Ok(15 * MINUTE));
+        assert_eq!(
+            within(16 * MINUTE, 15 * MINUTE),
+            Err("must not be longer than duration (15m), got 16m".to_owned())
+        );
+    }
+
+    #[test]
+    fn intervals_within_count_the_one_at_the_end() {
+        assert_eq!(intervals_within(5 * MINUTE, 15 * MINUTE), 3);
+        assert_eq!(intervals_within(4 * MINUTE, 15 * MINUTE), 3);
+        assert_eq!(intervals_within(15 * MINUTE, 15 * MINUTE), 1);
+    }
+
+    #[test]
+    fn counts_have_a_minimum_and_fit_u32() {
+        assert_eq!(count(0, 0), Ok(0));
+        assert_eq!(count(20, 1), Ok(20));
+        assert_eq!(count(0, 1), Err("must be at least 1, got 0".to_owned()));
+        assert_eq!(count(-1, 0), Err("must be at least 0, got -1".to_owned()));
+        assert_eq!(
+            count(1 << 40, 1),
+            Err("must be at most 4294967295, got 1099511627776".to_owned())
+        );
+    }
+
+    #[test]
+    fn workers_are_between_1_and_1000() {
+        assert_eq!(workers(1), Ok(1));
+        assert_eq!(workers(1000), Ok(1000));
+        for bad in [0, -1, 1001] {
+            assert_eq!(
+                workers(bad),
+                Err(format!("must be between 1 and 1000, got {bad}"))
+            );
+        }
+    }
+
+    #[test]
+    fn shard_counts_are_positive_strictly_increasing_and_not_empty() {
+        assert_eq!(shard_counts(&[1, 2, 3]), Ok(vec![1, 2, 3]));
+        assert_eq!(shard_counts(&[]), Err("must not be empty".to_owned()));
+        assert_eq!(
+            shard_counts(&[0, 1]),
+            Err("must each be at least 1, got [0, 1]".to_owned())
+        );
+        assert_eq!(
+            shard_counts(&[2, 1]),
+            Err("must be strictly increasing, got [2, 1]".to_owned())
+        );
+        assert_eq!(
+            shard_counts(&[1, 1]),
+            Err("must be strictly increasing, got [1, 1]".to_owned())
+        );
+    }
+
+    #[test]
+    fn rates_are_finite_and_positive() {
+        assert_eq!(positive_rate(0.5), Ok(0.5));
+        assert_eq!(
+            positive_rate(-1.0),
+            Err("must be greater than 0, got -1".to_owned())
+        );
+        assert_eq!(
+            positive_rate(0.0),
+            Err("must be greater than 0, got 0".to_owned())
+        );
+        assert_eq!(
+            positive_rate(f64::INFINITY),
+            Err("must be a finite number, got inf".to_owned())
+        );
+        assert_eq!(
+            positive_rate(f64::NAN),
+            Err("must be a finite number, got NaN".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_ramp_starts_at_0_or_more() {
+        assert_eq!(ramp_from(0.0), Ok(0.0));
+        assert_eq!(
+            ramp_from(-1.0),
+            Err("must be at least 0, got -1".to_owned())
+        );
+        assert_eq!(
+            ramp_from(f64::NAN),
+            Err("must be a finite number, got NaN".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_ramp_rises() {
+        assert_eq!(ramp_to(1.0, 30.0), Ok(30.0));
+        assert_eq!(
+            ramp_to(2.0, 2.0),
+            Err("must be greater than from (2), got 2".to_owned())
+        );
+        assert_eq!(
+            ramp_to(1.0, f64::INFINITY),
+            Err("must be a finite number, got inf".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_create_load_sets_rate_or_ramp() {
+        assert_eq!(
+            rate_or_ramp::<()>(Some(1.0), None),
+            Ok(RateOrRamp::Rate(1.0))
+        );
+        assert_eq!(rate_or_ramp(None, Some(())), Ok(RateOrRamp::Ramp(())));
+        assert_eq!(
+            rate_or_ramp(Some(1.0), Some(())),
+            Err("set either rate or ramp, not both".to_owned())
+        );
+        assert_eq!(
+            rate_or_ramp::<()>(None, None),
+            Err("set either rate or ramp".to_owned())
+        );
+    }
+
+    #[test]
+    fn deletes_must_not_outnumber_the_websites() {
+        assert_eq!(deletes_fit(2.0, MINUTE, 120.0), Ok(2.0));
+        assert_eq!(
+            deletes_fit(2.0, MINUTE, 100.0),
+            Err(
+                "must not delete more Websites (120) over duration (1m) than initialWebsites \
+                 plus creates (100), got 2"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn lease_durations_are_whole_seconds_of_at_least_2() {
+        assert_eq!(
+            lease_duration(Duration::from_secs(15)),
+            Ok(Duration::from_secs(15))
+        );
+        assert_eq!(
+            lease_duration(Duration::from_millis(2500)),
+            Err("must be whole seconds, got 2500ms".to_owned())
+        );
+        assert_eq!(
+            lease_duration(Duration::from_secs(1)),
+            Err("must be at least 2s, got 1s".to_owned())
+        );
+    }
+
+    #[test]
+    fn chaos_without_restarts_must_leave_a_shard() {
+        assert_eq!(restart(true, 3, 1, 15 * MINUTE), Ok(true));
+        assert_eq!(restart(false, 2, 3, 15 * MINUTE), Ok(false));
+        assert_eq!(
+            restart(false, 3, 3, 15 * MINUTE),
+            Err(
+                "must be true when the 3 kills over duration (15m) leave no shard of shards[0] \
+                 (3), got false"
+                    .to_owned()
+            )
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! The scenario files shipped in `experiments/` are valid, so an experiment never fails on its
+//! own file after the control plane has started.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use loadgen::scenario::Scenario;
+
+fn experiments() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments")
+}
+
+/// Every `*.yaml` in `experiments/`, loaded, by file name.
+fn shipped() -> Vec<(String, Scenario)> {
+    let mut scenarios: Vec<_> = std::fs::read_dir(experiments())
+        .expect("experiments/ exists")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| {
+            let scenario = Scenario::load(&path)
+                .unwrap_or_else(|error| panic!("{}", operations::error_chain(&error)));
+            let stem = path.file_stem().expect("file name").to_string_lossy();
+            (stem.into_owned(), scenario)
+        })
+        .collect();
+    scenarios.sort_by(|a, b| a.0.cmp(&b.0));
+    scenarios
+}
+
+#[test]
+fn every_shipped_scenario_validates_and_is_named_after_its_file() {
+    let scenarios = shipped();
+    let names: Vec<_> = scenarios.iter().map(|(file, _)| file.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "basic",
+            "capacity",
+            "chaos",
+            "failover",
+            "rolling-update",
+            "scale-out",
+            "smoke"
+        ]
+    );
+    for (file, scenario) in &scenarios {
+        assert_eq!(&scenario.name, file);
+        assert!(!scenario.description.is_empty(), "{file}");
+    }
+}
+
+#[test]
+fn smoke_fits_three_minutes_per_shard_count() {
+    let (_, smoke) = shipped()
+        .into_iter()
+        .find(|(file, _)| file == "smoke")
+        .expect("smoke.yaml");
+    // About 60 s of set-up per shard count leaves 120 s of the 3 minutes for load and settling.
+    assert!(
+        smoke.duration + smoke.settle <= Duration::from_secs(120),
+        "{:?} + {:?}",
+        smoke.duration,
+        smoke.settle
+    );
+    assert_eq!(smoke.shards, [1, 2, 3]);
+}
