@@ -6,6 +6,7 @@
 //!   webhook latency, memory against the number of sharded objects, and move time.
 //! - [`operator_cost`]: `loadgen operator-cost`, the webhosting-operator's CPU and memory, N
 //!   shards against one singleton, measured in one run on a local control plane.
+//! - [`report`]: running a measurement to its report, as a table or JSON.
 //! - [`measure`]: the measurements of the experiments (SPEC D): pure, over timestamped samples.
 //! - [`scenario`]: the scenario files of `experiments/`, parsed and validated naming the field.
 
@@ -14,6 +15,7 @@ use std::io::{BufWriter, Write};
 pub mod cli;
 pub mod measure;
 pub mod operator_cost;
+pub mod report;
 pub mod ring_whatif;
 pub mod scenario;
 pub mod sharder_bench;

@@ -17,7 +17,7 @@
 
 use std::{fmt::Write as _, io::Write, time::Duration};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -38,7 +38,7 @@ use webhosting_operator::{
 };
 
 use crate::{
-    cli::{OperatorCostArgs, ReportFormat},
+    cli::OperatorCostArgs,
     sharder_bench::{intended_offset, mib, ratio},
 };
 
@@ -58,25 +58,7 @@ const FONTS: [&str; 3] = ["Menlo", "Georgia", "Verdana"];
 /// Runs the experiment and writes its report to `out`.
 pub fn run(args: &OperatorCostArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let binaries = Binaries::next_to_current_exe()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = runtime.block_on(async {
-        tokio::select! {
-            report = experiment(args, &binaries) => report,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    })?;
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    match args.format {
-        ReportFormat::Table => out.write_all(report.table().as_bytes())?,
-        ReportFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
-        }
-    }
-    Ok(())
+    crate::report::run(args.format, out, experiment(args, &binaries))
 }
 
 fn progress(message: &str) {
@@ -669,10 +651,10 @@ impl Report {
             control_plane,
         }
     }
+}
 
-    /// The human-readable report.
-    #[must_use]
-    pub fn table(&self) -> String {
+impl crate::report::Report for Report {
+    fn table(&self) -> String {
         let p = &self.parameters;
         let mut text = String::new();
         let _ = writeln!(
@@ -755,6 +737,7 @@ mod tests {
     use webhosting_operator::api::{WebsiteSpec, WebsiteStatus};
 
     use super::*;
+    use crate::{cli::ReportFormat, report::Report as _};
 
     #[test]
     fn websites_not_ready_are_counted_by_phase_and_shard() {

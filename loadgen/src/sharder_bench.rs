@@ -41,7 +41,7 @@ use sharding::{
 use stack::{SharderProcess, SharderSettings};
 use tokio::time::Instant;
 
-use crate::cli::{ReportFormat, SharderBenchArgs};
+use crate::cli::SharderBenchArgs;
 pub use crate::measure::{latency::LatencySummary, ratio};
 
 /// The ControllerRing under test.
@@ -66,26 +66,7 @@ const RESYNC_ANNOTATION: &str = "loadgen.sharding.timebertt.dev/resync";
 /// Runs the benchmark and writes its report to `out`.
 pub fn run(args: &SharderBenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let sharder = sharder_binary()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = runtime.block_on(async {
-        tokio::select! {
-            report = bench(args, &sharder) => report,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    })?;
-    // Connections and Lease keepers still in the runtime have nothing left to do.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    match args.format {
-        ReportFormat::Table => out.write_all(report.table().as_bytes())?,
-        ReportFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
-        }
-    }
-    Ok(())
+    crate::report::run(args.format, out, bench(args, &sharder))
 }
 
 /// The sharder binary next to the current executable.
@@ -663,10 +644,8 @@ pub struct MoveReport {
     pub movements_counted: Option<f64>,
 }
 
-impl Report {
-    /// The human-readable report.
-    #[must_use]
-    pub fn table(&self) -> String {
+impl crate::report::Report for Report {
+    fn table(&self) -> String {
         let p = &self.parameters;
         let w = &self.webhook;
         let m = &self.memory;
