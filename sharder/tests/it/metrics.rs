@@ -18,11 +18,24 @@ async fn scrape() -> String {
     response
 }
 
+/// Waits until the sharder's cache holds `shard` as ready: the webhook assigns only to shards
+/// that cache has seen, and the state gauge is read from it.
+async fn seen_ready(ring: &str, shard: &str) {
+    let ready = format!(
+        r#"controller_sharding_shard_state{{namespace="{ring}",shard="{shard}",controllerring="{ring}",state="ready"}} 1"#
+    );
+    eventually("the sharder to see the shard ready", || async {
+        scrape().await.lines().any(|l| l == ready).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_sharder_exports_the_contract_metrics_for_a_ring() {
     let client = client().await;
     let ring = namespace_and_ring(&client).await;
     let lease = shard(&client, &ring, "shard-a", 15).await;
+    seen_ready(&ring, "shard-a").await;
     create_objects(&client, &ring, 2).await;
 
     let text = eventually("the ring's series", || async {
