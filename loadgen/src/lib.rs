@@ -9,6 +9,7 @@
 //! - [`report`]: running a measurement to its report, as a table or JSON.
 //! - [`measure`]: the measurements of the experiments (SPEC D): pure, over timestamped samples.
 //! - [`scenario`]: the scenario files of `experiments/`, parsed and validated naming the field.
+//! - [`results`]: a run's measurements written as JSON, CSV, `.hgrm`, PNG/SVG plots and Markdown.
 
 use std::io::{BufWriter, Write};
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod measure;
 pub mod operator_cost;
 pub mod report;
+pub mod results;
 pub mod ring_whatif;
 pub mod scenario;
 pub mod sharder_bench;

@@ -1,0 +1,380 @@
+//! `report.md`: what ran where, a table per shard count, the SLO verdicts and the plots.
+
+use std::{fmt::Write, time::Duration};
+
+use super::{ComponentClass, RunResults, ShardCountResults, mib, seconds_since};
+use crate::measure::{
+    failover::FailoverKind,
+    movement::Change,
+    slo::{Metric, capacity_scaling},
+};
+
+/// The report of a run as Markdown.
+#[must_use]
+pub fn report_markdown(results: &RunResults) -> String {
+    let mut out = String::new();
+    header(&mut out, results);
+    for shard_count in &results.shard_counts {
+        shard_count_section(&mut out, shard_count);
+    }
+    scaling_section(&mut out, results);
+    out
+}
+
+/// Appends a line; writing to a `String` cannot fail.
+macro_rules! line {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+fn header(out: &mut String, results: &RunResults) {
+    let scenario = &results.scenario;
+    line!(
+        out,
+        "# Scenario `{}`: run `{}`",
+        scenario.name,
+        results.run_id
+    );
+    line!(out);
+    if !scenario.description.is_empty() {
+        line!(out, "{}", scenario.description);
+        line!(out);
+    }
+    line!(
+        out,
+        "- Date: {} to {} ({:.0} s)",
+        results.started,
+        results.ended,
+        seconds_since(results.started, results.ended)
+    );
+    line!(
+        out,
+        "- Machine: {} cores, {:.1} GiB memory, {}",
+        results.machine.cores,
+        mib(results.machine.memory_bytes) / 1024.0,
+        results.machine.os
+    );
+    line!(
+        out,
+        "- Versions: loadgen {}, Kubernetes {}",
+        results.versions.loadgen,
+        results.versions.kubernetes
+    );
+    let shards: Vec<String> = results
+        .shard_counts
+        .iter()
+        .map(|count| count.shards.to_string())
+        .collect();
+    line!(out, "- Shard counts: {}", shards.join(", "));
+    line!(out);
+}
+
+fn shard_count_section(out: &mut String, results: &ShardCountResults) {
+    line!(out, "## {} shards", results.shards);
+    line!(out);
+
+    latency_table(out, results);
+    verdict_table(out, results);
+    assignment_table(out, results);
+    movement_table(out, results);
+    failover_table(out, results);
+    capacity_line(out, results);
+    cost_table(out, results);
+    plot_links(out, results);
+}
+
+fn latency_table(out: &mut String, results: &ShardCountResults) {
+    let latency = results.reconciliation.summary();
+    line!(out, "### Latency");
+    line!(out);
+    line!(
+        out,
+        "| reconciliations | p50 | p90 | p99 | p99.9 | max | queue p99 |"
+    );
+    line!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    line!(
+        out,
+        "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+        latency.count,
+        latency.p50_ms,
+        latency.p90_ms,
+        latency.p99_ms,
+        latency.p999_ms,
+        latency.max_ms,
+        results
+            .queue_p99_ms
+            .map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.1} ms"))
+    );
+    if results.reconciliation.clamped() > 0 {
+        line!(
+            out,
+            "\n{} latencies exceeded the recorder's range and count as its limit.",
+            results.reconciliation.clamped()
+        );
+    }
+    line!(out);
+}
+
+fn verdict_table(out: &mut String, results: &ShardCountResults) {
+    line!(out, "### SLO verdicts");
+    line!(out);
+    line!(out, "| SLO | observed p99 | threshold | verdict |");
+    line!(out, "|---|---:|---:|:---:|");
+    for verdict in &results.verdicts {
+        line!(
+            out,
+            "| {} | {} | {} | {} |",
+            metric_name(verdict.metric),
+            millis(verdict.observed),
+            millis(verdict.threshold),
+            if verdict.met { "✅" } else { "❌" }
+        );
+    }
+    if results.verdicts.is_empty() {
+        line!(out, "| (none) | | | |");
+    }
+    line!(out);
+}
+
+fn assignment_table(out: &mut String, results: &ShardCountResults) {
+    line!(out, "### Assignment");
+    line!(out);
+    match (results.skew.last(), results.max_skew()) {
+        (Some((_, last)), Some(max)) => {
+            line!(
+                out,
+                "| samples | max/mean (worst) | max/mean (last) | CV (last) | objects (last) |"
+            );
+            line!(out, "|---:|---:|---:|---:|---:|");
+            line!(
+                out,
+                "| {} | {max:.3} | {:.3} | {:.3} | {} |",
+                results.skew.len(),
+                last.max_over_mean,
+                last.coefficient_of_variation,
+                last.total
+            );
+        }
+        _ => line!(out, "No samples of objects per shard."),
+    }
+    line!(out);
+}
+
+fn movement_table(out: &mut String, results: &ShardCountResults) {
+    if !results.movements.is_empty() {
+        line!(out, "### Movement");
+        line!(out);
+        line!(
+            out,
+            "| at | change | objects | moved | moved share | ideal share | vs ideal |"
+        );
+        line!(out, "|---|---|---:|---:|---:|---:|---:|");
+        for change in &results.movements {
+            let m = &change.movement;
+            line!(
+                out,
+                "| {} | {} | {} | {} | {:.3} | {:.3} | {} |",
+                change.at,
+                change_name(&change.change),
+                m.objects,
+                m.moved,
+                m.moved_share,
+                m.ideal_share,
+                m.ratio_to_ideal
+                    .map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.2}×"))
+            );
+        }
+        line!(out);
+    }
+}
+
+fn failover_table(out: &mut String, results: &ShardCountResults) {
+    if !results.failovers.is_empty() {
+        line!(out, "### Failover");
+        line!(out);
+        line!(
+            out,
+            "| shard | kind | killed at | to Lease dead | to all assigned | to all reconciled |"
+        );
+        line!(out, "|---|---|---|---:|---:|---:|");
+        for failover in &results.failovers {
+            let phases = failover.phases();
+            line!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                failover.shard,
+                match failover.kind {
+                    FailoverKind::Voluntary => "voluntary",
+                    FailoverKind::Involuntary => "involuntary",
+                },
+                failover.killed_at,
+                seconds(phases.to_lease_dead),
+                seconds(phases.to_all_assigned),
+                seconds(phases.to_all_reconciled)
+            );
+        }
+        line!(out);
+    }
+}
+
+fn capacity_line(out: &mut String, results: &ShardCountResults) {
+    line!(out, "### Capacity");
+    line!(out);
+    match results.capacity {
+        Some(breach) => line!(
+            out,
+            "First SLO breach at a load of {:.1}, in the window from {}.",
+            breach.load,
+            breach.at
+        ),
+        None => line!(out, "No SLO breach."),
+    }
+    line!(out);
+}
+
+fn cost_table(out: &mut String, results: &ShardCountResults) {
+    line!(out, "### Cost");
+    line!(out);
+    line!(
+        out,
+        "| component | class | CPU seconds | cores | peak memory | restarts |"
+    );
+    line!(out, "|---|---|---:|---:|---:|---:|");
+    for (component, cost) in &results.cost {
+        line!(
+            out,
+            "| {component} | {} | {:.2} | {:.3} | {:.1} MiB | {} |",
+            ComponentClass::of(component).as_str(),
+            cost.cpu_seconds,
+            cost.cores,
+            mib(cost.peak_rss_bytes),
+            cost.restarts
+        );
+    }
+    for (class, cost) in results.class_costs() {
+        line!(
+            out,
+            "| **all {}** | | {:.2} | | {:.1} MiB | |",
+            class.as_str(),
+            cost.cpu_seconds,
+            mib(cost.peak_rss_bytes)
+        );
+    }
+    line!(out);
+}
+
+fn plot_links(out: &mut String, results: &ShardCountResults) {
+    let n = results.shards;
+    line!(out, "### Plots");
+    line!(out);
+    line!(out, "![latency, {n} shards](latency-{n}shards.png)");
+    line!(out);
+    line!(
+        out,
+        "![objects per shard, {n} shards](objects-{n}shards.png)"
+    );
+    line!(out);
+}
+
+fn scaling_section(out: &mut String, results: &RunResults) {
+    line!(out, "## Scaling");
+    line!(out);
+    let capacities: Vec<(u32, f64)> = results
+        .shard_counts
+        .iter()
+        .filter_map(|count| Some((count.shards, count.capacity?.load)))
+        .collect();
+    let scaling = capacity_scaling(&capacities);
+    if scaling.is_empty() {
+        line!(
+            out,
+            "No capacity scaling: it needs an SLO breach with 1 shard to compare against."
+        );
+    } else {
+        line!(out, "| shards | capacity / capacity(1) |");
+        line!(out, "|---:|---:|");
+        for (shards, ratio) in scaling {
+            line!(out, "| {shards} | {ratio:.2} |");
+        }
+    }
+    line!(out);
+    line!(out, "![capacity and cost against shards](scaling.png)");
+}
+
+fn metric_name(metric: Metric) -> &'static str {
+    match metric {
+        Metric::ReconciliationLatency => "reconciliation latency",
+        Metric::QueueLatency => "queue latency",
+    }
+}
+
+fn change_name(change: &Change) -> String {
+    match change {
+        Change::Join { shard } => format!("{shard} joined"),
+        Change::Leave { shard } => format!("{shard} left"),
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// A phase in seconds, or a dash when it did not happen before the run ended.
+fn seconds(phase: Option<Duration>) -> String {
+    phase.map_or_else(|| "–".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::tests::synthetic;
+
+    #[test]
+    fn the_header_names_the_scenario_date_and_machine() {
+        let report = report_markdown(&synthetic());
+        assert!(report.starts_with("# Scenario `synthetic`: run `20231114-synthetic`\n"));
+        assert!(report.contains("- Date: 2023-11-14T22:13:20Z to 2023-11-14T22:15:50Z (150 s)"));
+        assert!(report.contains("- Machine: 2 cores, 8.0 GiB memory, linux"));
+    }
+
+    #[test]
+    fn each_shard_count_has_its_tables() {
+        let report = report_markdown(&synthetic());
+        for section in ["## 1 shards", "## 3 shards"] {
+            assert!(report.contains(section), "{section}");
+        }
+        assert_eq!(report.matches("### Latency").count(), 2);
+        assert!(
+            report
+                .contains("| shard-0 | involuntary | 2023-11-14T22:14:00Z | 15.0 s | 16.0 s | – |")
+        );
+        assert!(report.contains("| shard-new joined | 10 | 1 | 0.100 | 0.500 | 0.20× |"));
+        assert!(report.contains("First SLO breach at a load of 3000.0"));
+        assert!(report.contains("| **all operator** | | 10.00 | | 150.0 MiB | |"));
+        assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
+        assert!(report.contains("![capacity and cost against shards](scaling.png)"));
+    }
+
+    #[test]
+    fn verdicts_show_observed_against_threshold() {
+        let report = report_markdown(&synthetic());
+        assert!(report.contains("| SLO | observed p99 | threshold | verdict |"));
+        assert!(report.contains("| queue latency | 2000.0 ms | 1000.0 ms | ❌ |"));
+        assert!(report.contains("| queue latency | 200.0 ms | 1000.0 ms | ✅ |"));
+    }
+
+    #[test]
+    fn scaling_needs_a_breach_with_one_shard() {
+        let mut results = synthetic();
+        assert!(report_markdown(&results).contains("No capacity scaling"));
+        results.shard_counts[0].capacity = results.shard_counts[1].capacity.map(|mut breach| {
+            breach.load = 1500.0;
+            breach
+        });
+        assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
+    }
+}

@@ -1,0 +1,484 @@
+//! Writes the results of a run into its directory: `run.json`, `summary.csv`, per shard count
+//! `latency-<N>shards.csv`, `objects-<N>shards.csv` and `latency-<N>shards.hgrm`, the plots and
+//! `report.md`. Timestamps are RFC 3339 throughout, so the files of different runs and tools
+//! line up by time.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+
+use super::{
+    ClassCost, ComponentClass, Machine, MembershipChange, RunResults, ShardCountResults, Versions,
+    plots, report, seconds_since,
+};
+use crate::{
+    measure::{
+        cost::Cost,
+        failover::{FailoverEvents, FailoverKind},
+        latency::LatencySummary,
+        skew::Skew,
+        slo::{Breach, Verdict},
+    },
+    scenario::Scenario,
+};
+
+/// Writes every file of `results` into `dir` (created if missing) and returns their paths.
+pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
+
+    let run_json = dir.join("run.json");
+    write_file(&run_json, |out| {
+        serde_json::to_writer_pretty(&mut *out, &RunJson::of(results))?;
+        Ok(writeln!(out)?)
+    })?;
+    written.push(run_json);
+
+    let summary = dir.join("summary.csv");
+    write_csv(&summary, results.shard_counts.iter().map(SummaryRow::of))?;
+    written.push(summary);
+
+    for shard_count in &results.shard_counts {
+        let n = shard_count.shards;
+
+        let latency = dir.join(format!("latency-{n}shards.csv"));
+        write_csv(
+            &latency,
+            shard_count
+                .reconciliation
+                .windows()
+                .into_iter()
+                .map(|window| LatencyRow {
+                    start: window.start,
+                    seconds: seconds_since(results.started, window.start),
+                    count: window.count,
+                    p50_ms: window.p50_ms,
+                    p90_ms: window.p90_ms,
+                    p99_ms: window.p99_ms,
+                    max_ms: window.max_ms,
+                }),
+        )?;
+        written.push(latency);
+
+        let objects = dir.join(format!("objects-{n}shards.csv"));
+        write_csv(
+            &objects,
+            shard_count
+                .objects_per_shard
+                .iter()
+                .flat_map(|(timestamp, counts)| {
+                    counts.iter().map(|(shard, &objects)| ObjectsRow {
+                        timestamp: *timestamp,
+                        seconds: seconds_since(results.started, *timestamp),
+                        shard,
+                        objects,
+                    })
+                }),
+        )?;
+        written.push(objects);
+
+        let hgrm = dir.join(format!("latency-{n}shards.hgrm"));
+        write_file(&hgrm, |out| {
+            Ok(shard_count.reconciliation.write_hgrm(out)?)
+        })?;
+        written.push(hgrm);
+    }
+
+    written.extend(plots::write_all(dir, results)?);
+
+    let report = dir.join("report.md");
+    write_file(&report, |out| {
+        Ok(out.write_all(report::report_markdown(results).as_bytes())?)
+    })?;
+    written.push(report);
+
+    Ok(written)
+}
+
+/// Creates `path` and fills it through a buffer, naming the file in any error.
+fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out =
+        BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    fill(&mut out)
+        .and_then(|()| Ok(out.flush()?))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `rows` as CSV with a header from their field names; the header is written even
+/// without rows, so an empty series still says what it would hold.
+fn write_csv<R: Serialize + HeaderOnly>(
+    path: &Path,
+    rows: impl IntoIterator<Item = R>,
+) -> anyhow::Result<()> {
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let write = |out: &mut csv::Writer<File>| -> anyhow::Result<()> {
+        out.write_record(R::HEADER)?;
+        for row in rows {
+            out.serialize(row)?;
+        }
+        Ok(out.flush()?)
+    };
+    write(&mut out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The column names of a CSV row type, written explicitly because csv derives the header from
+/// the first row and would write none for an empty series.
+trait HeaderOnly {
+    /// The columns, in field order.
+    const HEADER: &'static [&'static str];
+}
+
+/// `run.json`: what ran where, and a summary of each shard count.
+#[derive(Debug, Serialize)]
+struct RunJson<'a> {
+    run_id: &'a str,
+    scenario: &'a Scenario,
+    started: Timestamp,
+    ended: Timestamp,
+    machine: &'a Machine,
+    versions: &'a Versions,
+    shard_counts: Vec<ShardCountJson<'a>>,
+}
+
+impl<'a> RunJson<'a> {
+    fn of(results: &'a RunResults) -> Self {
+        Self {
+            run_id: &results.run_id,
+            scenario: &results.scenario,
+            started: results.started,
+            ended: results.ended,
+            machine: &results.machine,
+            versions: &results.versions,
+            shard_counts: results
+                .shard_counts
+                .iter()
+                .map(ShardCountJson::of)
+                .collect(),
+        }
+    }
+}
+
+/// The summary of one shard count in `run.json`; the time series are in the CSV files.
+#[derive(Debug, Serialize)]
+struct ShardCountJson<'a> {
+    shards: u32,
+    reconciliation: LatencySummary,
+    /// Latencies longer than the recorder tells apart, counted at its limit.
+    reconciliation_clamped: u64,
+    queue_p99_ms: Option<f64>,
+    max_skew: Option<f64>,
+    last_skew: Option<&'a Skew>,
+    movements: &'a [MembershipChange],
+    failovers: Vec<FailoverJson<'a>>,
+    capacity: Option<Breach>,
+    cost: &'a BTreeMap<String, Cost>,
+    class_costs: BTreeMap<ComponentClass, ClassCost>,
+    verdicts: Vec<VerdictJson>,
+}
+
+impl<'a> ShardCountJson<'a> {
+    fn of(results: &'a ShardCountResults) -> Self {
+        Self {
+            shards: results.shards,
+            reconciliation: results.reconciliation.summary(),
+            reconciliation_clamped: results.reconciliation.clamped(),
+            queue_p99_ms: results.queue_p99_ms,
+            max_skew: results.max_skew(),
+            last_skew: results.skew.last().map(|(_, skew)| skew),
+            movements: &results.movements,
+            failovers: results.failovers.iter().map(FailoverJson::of).collect(),
+            capacity: results.capacity,
+            cost: &results.cost,
+            class_costs: results.class_costs(),
+            verdicts: results.verdicts.iter().map(VerdictJson::of).collect(),
+        }
+    }
+}
+
+/// A failover's events and its phases in seconds from the kill.
+#[derive(Debug, Serialize)]
+struct FailoverJson<'a> {
+    shard: &'a str,
+    kind: FailoverKind,
+    events: &'a FailoverEvents,
+    to_lease_dead_s: Option<f64>,
+    to_all_assigned_s: Option<f64>,
+    to_all_reconciled_s: Option<f64>,
+}
+
+impl<'a> FailoverJson<'a> {
+    fn of(events: &'a FailoverEvents) -> Self {
+        let phases = events.phases();
+        Self {
+            shard: &events.shard,
+            kind: events.kind,
+            events,
+            to_lease_dead_s: phases.to_lease_dead.map(|d| d.as_secs_f64()),
+            to_all_assigned_s: phases.to_all_assigned.map(|d| d.as_secs_f64()),
+            to_all_reconciled_s: phases.to_all_reconciled.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// An SLO verdict with its durations in milliseconds.
+#[derive(Debug, Serialize)]
+struct VerdictJson {
+    metric: &'static str,
+    threshold_ms: f64,
+    observed_ms: f64,
+    met: bool,
+}
+
+impl VerdictJson {
+    fn of(verdict: &Verdict) -> Self {
+        Self {
+            metric: verdict.metric.as_str(),
+            threshold_ms: verdict.threshold.as_secs_f64() * 1000.0,
+            observed_ms: verdict.observed.as_secs_f64() * 1000.0,
+            met: verdict.met,
+        }
+    }
+}
+
+/// A row of `summary.csv`: one shard count. Empty fields were not measured.
+#[derive(Debug, Serialize)]
+struct SummaryRow {
+    shards: u32,
+    count: u64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    queue_p99_ms: Option<f64>,
+    max_skew: Option<f64>,
+    capacity_load: Option<f64>,
+    capacity_at: Option<Timestamp>,
+    sharder_cpu_seconds: f64,
+    sharder_peak_rss_bytes: u64,
+    operator_cpu_seconds: f64,
+    operator_peak_rss_bytes: u64,
+    control_plane_cpu_seconds: f64,
+    control_plane_peak_rss_bytes: u64,
+}
+
+impl HeaderOnly for SummaryRow {
+    const HEADER: &'static [&'static str] = &[
+        "shards",
+        "count",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "queue_p99_ms",
+        "max_skew",
+        "capacity_load",
+        "capacity_at",
+        "sharder_cpu_seconds",
+        "sharder_peak_rss_bytes",
+        "operator_cpu_seconds",
+        "operator_peak_rss_bytes",
+        "control_plane_cpu_seconds",
+        "control_plane_peak_rss_bytes",
+    ];
+}
+
+impl SummaryRow {
+    fn of(results: &ShardCountResults) -> Self {
+        let latency = results.reconciliation.summary();
+        let classes = results.class_costs();
+        let class = |class| classes.get(&class).copied().unwrap_or_default();
+        let (sharder, operator, control_plane) = (
+            class(ComponentClass::Sharder),
+            class(ComponentClass::Operator),
+            class(ComponentClass::ControlPlane),
+        );
+        Self {
+            shards: results.shards,
+            count: latency.count,
+            p50_ms: latency.p50_ms,
+            p90_ms: latency.p90_ms,
+            p99_ms: latency.p99_ms,
+            max_ms: latency.max_ms,
+            queue_p99_ms: results.queue_p99_ms,
+            max_skew: results.max_skew(),
+            capacity_load: results.capacity.map(|breach| breach.load),
+            capacity_at: results.capacity.map(|breach| breach.at),
+            sharder_cpu_seconds: sharder.cpu_seconds,
+            sharder_peak_rss_bytes: sharder.peak_rss_bytes,
+            operator_cpu_seconds: operator.cpu_seconds,
+            operator_peak_rss_bytes: operator.peak_rss_bytes,
+            control_plane_cpu_seconds: control_plane.cpu_seconds,
+            control_plane_peak_rss_bytes: control_plane.peak_rss_bytes,
+        }
+    }
+}
+
+/// A row of `latency-<N>shards.csv`: one window of reconciliation latencies.
+#[derive(Debug, Serialize)]
+struct LatencyRow {
+    start: Timestamp,
+    /// `start` in seconds since the run started, the x axis of the plots.
+    seconds: f64,
+    count: u64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl HeaderOnly for LatencyRow {
+    const HEADER: &'static [&'static str] = &[
+        "start", "seconds", "count", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+    ];
+}
+
+/// A row of `objects-<N>shards.csv`: the objects of one shard at one time.
+#[derive(Debug, Serialize)]
+struct ObjectsRow<'a> {
+    timestamp: Timestamp,
+    /// `timestamp` in seconds since the run started.
+    seconds: f64,
+    shard: &'a str,
+    objects: u64,
+}
+
+impl HeaderOnly for ObjectsRow<'_> {
+    const HEADER: &'static [&'static str] = &["timestamp", "seconds", "shard", "objects"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::tests::synthetic;
+
+    fn read_csv(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
+        let mut reader = csv::Reader::from_path(path).unwrap();
+        let headers = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let rows = reader.records().map(Result::unwrap).collect();
+        (headers, rows)
+    }
+
+    #[test]
+    fn every_file_of_a_run_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = synthetic();
+        let written = write(dir.path(), &results).unwrap();
+        let mut expected = vec!["run.json", "summary.csv", "report.md"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        for n in [1, 3] {
+            for name in [
+                "latency-{n}shards.csv",
+                "objects-{n}shards.csv",
+                "latency-{n}shards.hgrm",
+                "latency-{n}shards.png",
+                "latency-{n}shards.svg",
+                "objects-{n}shards.png",
+                "objects-{n}shards.svg",
+            ] {
+                expected.push(name.replace("{n}", &n.to_string()));
+            }
+        }
+        expected.extend(["scaling.png".to_owned(), "scaling.svg".to_owned()]);
+        for name in &expected {
+            let path = dir.path().join(name);
+            assert!(path.is_file(), "{name} is missing");
+            assert!(written.contains(&path), "{name} is not reported as written");
+        }
+        assert_eq!(written.len(), expected.len());
+    }
+
+    #[test]
+    fn the_csv_files_have_their_headers_and_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = synthetic();
+        write(dir.path(), &results).unwrap();
+
+        let (headers, rows) = read_csv(&dir.path().join("summary.csv"));
+        assert_eq!(headers, SummaryRow::HEADER);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[1][0], "3");
+        // One shard count breached nothing: its capacity is empty.
+        assert_eq!(&rows[0][8], "");
+        assert_eq!(&rows[1][8], "3000.0");
+
+        let (headers, rows) = read_csv(&dir.path().join("latency-3shards.csv"));
+        assert_eq!(headers, LatencyRow::HEADER);
+        // 120 latencies one second apart fill twelve windows of ten seconds.
+        assert_eq!(rows.len(), 12);
+        assert_eq!(&rows[0][0], "2023-11-14T22:13:20Z");
+        assert_eq!(&rows[1][1], "10.0");
+
+        let (headers, rows) = read_csv(&dir.path().join("objects-3shards.csv"));
+        assert_eq!(headers, ObjectsRow::HEADER);
+        assert_eq!(rows.len(), 4 * 3);
+        assert_eq!(&rows[4][2], "shard-1");
+    }
+
+    #[test]
+    fn run_json_names_the_scenario_and_summarizes_each_shard_count() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &synthetic()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["scenario"]["name"], "synthetic");
+        assert_eq!(json["started"], "2023-11-14T22:13:20Z");
+        assert_eq!(json["machine"]["cores"], 2);
+        let counts = json["shard_counts"].as_array().unwrap();
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts[1]["shards"], 3);
+        assert_eq!(counts[1]["reconciliation"]["count"], 120);
+        assert_eq!(counts[0]["failovers"][0]["to_lease_dead_s"], 15.0);
+        assert_eq!(counts[1]["verdicts"][2]["met"], false);
+    }
+
+    #[test]
+    fn the_hgrm_file_is_a_percentile_distribution() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &synthetic()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("latency-1shards.hgrm")).unwrap();
+        assert!(text.contains("Percentile"), "{text}");
+        assert!(text.contains("Total count    =          120]"), "{text}");
+    }
+
+    #[test]
+    fn the_report_is_written_with_the_verdicts() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &synthetic()).unwrap();
+        let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(report.contains("| SLO | observed p99 | threshold | verdict |"));
+        assert!(report.contains('✅') && report.contains('❌'));
+    }
+
+    #[test]
+    fn plots_are_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &synthetic()).unwrap();
+        for stem in ["latency-1shards", "objects-3shards", "scaling"] {
+            let png = std::fs::read(dir.path().join(format!("{stem}.png"))).unwrap();
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{stem}.png");
+            let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
+            assert!(svg.contains("<svg"), "{stem}.svg");
+            assert!(svg.contains("<text"), "{stem}.svg has no labels");
+        }
+    }
+}
