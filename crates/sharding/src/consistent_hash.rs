@@ -171,10 +171,7 @@ mod tests {
 
     fn vectors_path() -> PathBuf {
         std::env::var_os("RING_VECTORS").map_or_else(
-            || {
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../../shared/testdata/ring-vectors.json")
-            },
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/ring-vectors.json"),
             PathBuf::from,
         )
     }
