@@ -86,15 +86,6 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
-    // Lease first: a shard must not watch or reconcile before it is a member of the ring.
-    let membership = match options.mode {
-        Mode::Sharded => Membership::Shard(Box::new(acquire_shard_lease(&client, &options).await?)),
-        Mode::Singleton => Membership::Leader(lead(&client, &options, &stop).await?),
-    };
-    let Some(membership) = membership.started() else {
-        return Ok(());
-    };
-
     let selected = match options.mode {
         Mode::Sharded => watcher_config(RING, &options.identity),
         Mode::Singleton => watcher::Config::default(),
@@ -120,6 +111,19 @@ pub async fn run(
         stopped(&stop),
     ));
 
+    // Servers first, so that a standby singleton answers health checks; it counts as ready, or
+    // a rolling update would wait for a replica that cannot lead before the old one leaves.
+    if options.mode == Mode::Singleton {
+        readiness.set_ready();
+    }
+    // The Lease before any watch: a shard must not watch or reconcile before it is a member.
+    let membership = match options.mode {
+        Mode::Sharded => Membership::Shard(Box::new(acquire_shard_lease(&client, &options).await?)),
+        Mode::Singleton => Membership::Leader(lead(&client, &options, &stop).await?),
+    };
+    let Some(membership) = membership.started() else {
+        return Ok(());
+    };
     let ctx = context(&options, &client, &watches)?;
     let synced = watches.synced();
     let ready = readiness.clone();
@@ -175,7 +179,6 @@ pub async fn run(
         Some(failure) => failure,
         None => membership.end().await,
     };
-    drop(stop);
     servers.abort_all();
     result
 }
