@@ -7,6 +7,7 @@
 //! - [`operator_cost`]: `loadgen operator-cost`, the webhosting-operator's CPU and memory, N
 //!   shards against one singleton, measured in one run on a local control plane.
 //! - [`report`]: running a measurement to its report, as a table or JSON.
+//! - [`experiment`]: running a scenario; so far its open-loop schedules.
 //! - [`measure`]: the measurements of the experiments (SPEC D): pure, over timestamped samples.
 //! - [`scenario`]: the scenario files of `experiments/`, parsed and validated naming the field.
 //! - [`results`]: a run's measurements written as JSON, CSV, `.hgrm`, PNG/SVG plots and Markdown.
@@ -14,6 +15,7 @@
 use std::io::{BufWriter, Write};
 
 pub mod cli;
+pub mod experiment;
 pub mod measure;
 pub mod operator_cost;
 pub mod report;

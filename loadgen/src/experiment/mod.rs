@@ -1,0 +1,3 @@
+//! Running a scenario (see `docs/experiments.md`). [`schedule`]: when each operation is due.
+
+pub mod schedule;
