@@ -174,6 +174,45 @@ impl ShardCountResults {
         classes
     }
 
+    /// The mean time of each failover phase in seconds (to Lease dead, to all assigned, to
+    /// all reconciled), over the failovers where the phase happened.
+    #[must_use]
+    pub fn mean_failover_seconds(&self) -> [Option<f64>; 3] {
+        let phases: Vec<_> = self.failovers.iter().map(FailoverEvents::phases).collect();
+        let mean = |phase: fn(
+            &crate::measure::failover::FailoverPhases,
+        ) -> Option<std::time::Duration>| {
+            let seconds: Vec<f64> = phases
+                .iter()
+                .filter_map(|p| phase(p).map(|d| d.as_secs_f64()))
+                .collect();
+            crate::measure::ratio(
+                seconds.iter().sum(),
+                crate::measure::as_f64(seconds.len() as u64),
+            )
+        };
+        [
+            mean(|p| p.to_lease_dead),
+            mean(|p| p.to_all_assigned),
+            mean(|p| p.to_all_reconciled),
+        ]
+    }
+
+    /// The mean of the movements' ratios to the ideal, over the changes that had to move
+    /// something.
+    #[must_use]
+    pub fn mean_movement_ratio(&self) -> Option<f64> {
+        let ratios: Vec<f64> = self
+            .movements
+            .iter()
+            .filter_map(|change| change.movement.ratio_to_ideal)
+            .collect();
+        crate::measure::ratio(
+            ratios.iter().sum(),
+            crate::measure::as_f64(ratios.len() as u64),
+        )
+    }
+
     /// The largest max/mean of the assignment over the run; `None` without samples.
     #[must_use]
     pub fn max_skew(&self) -> Option<f64> {

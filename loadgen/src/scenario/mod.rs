@@ -338,6 +338,21 @@ impl Scenario {
 }
 
 /// A duration as a scenario file writes it: `15m`, `30s`, `500ms`, `1h`, `0s`.
+/// The shard counts of `sweep` that `selected` names, in the sweep's order; an error names a
+/// count that is not in the sweep.
+pub fn select_shards(sweep: &[u32], selected: &[u32]) -> Result<Vec<u32>, String> {
+    if let Some(missing) = selected.iter().find(|n| !sweep.contains(n)) {
+        return Err(format!(
+            "{missing} is not a shard count of the scenario's sweep {sweep:?}"
+        ));
+    }
+    Ok(sweep
+        .iter()
+        .copied()
+        .filter(|n| selected.contains(n))
+        .collect())
+}
+
 #[must_use]
 pub fn format_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
@@ -429,6 +444,15 @@ load:
         let mut scenario = parse(&minimal()).unwrap();
         scenario.load.create.rate = CreateRate::Ramp(Ramp { from, to });
         scenario
+    }
+
+    #[test]
+    fn a_sweep_can_be_narrowed_to_some_of_its_shard_counts() {
+        assert_eq!(select_shards(&[1, 2, 3], &[3, 1]), Ok(vec![1, 3]));
+        assert_eq!(
+            select_shards(&[1, 2, 3], &[4]),
+            Err("4 is not a shard count of the scenario's sweep [1, 2, 3]".to_owned())
+        );
     }
 
     #[test]

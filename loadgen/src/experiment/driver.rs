@@ -1,0 +1,549 @@
+//! The driver: creates, deletes and mutates Websites on their open-loop schedules.
+//!
+//! A scheduler hands each operation to its kind's queue at its due time, whatever the state of
+//! earlier ones; a bounded number of workers per kind takes operations from the queue. When
+//! the API server is slow the queues grow, and since every latency counts from the
+//! operation's scheduled time, the stall shows in the latencies of everything due meanwhile
+//! (no coordinated omission).
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use k8s_openapi::jiff::Timestamp;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use rand::{RngExt as _, seq::IndexedRandom as _};
+use tokio::{sync::mpsc, time::Instant};
+use webhosting_operator::api::{LABEL_SKIP_WORKLOAD, Website, WebsiteSpec};
+
+use super::{
+    metrics::{Metrics, Operation, Outcome},
+    schedule,
+    tracker::Tracker,
+};
+use crate::scenario::Scenario;
+
+/// The label that marks the Websites of a run, so that runs and other Websites stay apart.
+pub const RUN_LABEL: &str = "loadgen.sharding.timebertt.dev/run";
+
+/// A Website the driver created and has not deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Live {
+    namespace: String,
+    name: String,
+    theme: String,
+}
+
+/// The Websites the driver may delete or mutate, with random choice in O(1).
+#[derive(Debug, Default)]
+pub struct Population {
+    live: Vec<Live>,
+    index: HashMap<String, usize>,
+}
+
+impl Population {
+    /// Adds a Website.
+    fn insert(&mut self, website: Live) {
+        let key = key(&website.namespace, &website.name);
+        if self.index.contains_key(&key) {
+            return;
+        }
+        self.index.insert(key, self.live.len());
+        self.live.push(website);
+    }
+
+    /// Removes and returns a random Website.
+    fn remove_random(&mut self, rng: &mut impl rand::Rng) -> Option<Live> {
+        if self.live.is_empty() {
+            return None;
+        }
+        let i = rng.random_range(0..self.live.len());
+        let removed = self.live.swap_remove(i);
+        self.index.remove(&key(&removed.namespace, &removed.name));
+        if let Some(moved) = self.live.get(i) {
+            self.index.insert(key(&moved.namespace, &moved.name), i);
+        }
+        Some(removed)
+    }
+
+    /// The Website `key`, if live.
+    fn get(&self, key: &str) -> Option<&Live> {
+        self.index.get(key).map(|&i| &self.live[i])
+    }
+
+    /// Sets the theme of `key`, if live.
+    fn set_theme(&mut self, key: &str, theme: &str) {
+        if let Some(&i) = self.index.get(key) {
+            theme.clone_into(&mut self.live[i].theme);
+        }
+    }
+
+    /// Live Websites.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+}
+
+/// `namespace/name`, the key of a Website in the tracker.
+#[must_use]
+pub fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// An operation due at `offset` from the start of the load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Due {
+    offset: Duration,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Create,
+    Delete,
+    Mutate(String),
+}
+
+/// The world the driver works in and what it reports to.
+pub struct Driver {
+    /// The API server.
+    pub client: Client,
+    /// The run's id, the value of [`RUN_LABEL`].
+    pub run_id: String,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// `project-*` namespaces.
+    pub namespaces: Vec<String>,
+    /// Theme names.
+    pub themes: Vec<String>,
+    /// Where writes are reported for their reconciliation latency.
+    pub tracker: Arc<Mutex<Tracker>>,
+    /// loadgen's series.
+    pub metrics: Metrics,
+    /// The Websites created and not deleted.
+    pub population: Mutex<Population>,
+    /// Why operations failed: `<operation>: <error>` and how often.
+    pub errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("run_id", &self.run_id)
+            .field("namespaces", &self.namespaces.len())
+            .field("themes", &self.themes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// Creates `count` Websites before the load, `workers` at a time, without measuring them;
+    /// returns the number that failed.
+    pub async fn create_initial(&self, count: u32, workers: usize) -> usize {
+        futures::stream::iter(0..count)
+            .map(|_| async { self.create_website().await.is_err() })
+            .buffer_unordered(workers.max(1))
+            .filter(|failed| std::future::ready(*failed))
+            .count()
+            .await
+    }
+
+    /// Runs the scenario's load from `start` (now) for its duration, then waits until every
+    /// operation that was due has ended.
+    pub async fn run(&self, start: Instant, started_at: Timestamp) {
+        let load = &self.scenario.load;
+        let duration = self.scenario.duration;
+        let creates = schedule::all_due(|t| self.scenario.creates_by(t), duration);
+        let deletes = load.delete.map_or_else(Vec::new, |delete| {
+            schedule::all_due(|t| delete.rate * t.as_secs_f64(), duration)
+        });
+        let mut mutations = BinaryHeap::new();
+        if let Some(mutate) = load.mutate {
+            let mut rng = rand::rng();
+            let population = super::lock(&self.population);
+            for live in &population.live {
+                // Initial Websites start at a random phase, so they are not all mutated at once.
+                let phase = mutate.interval.mul_f64(rng.random_range(0.0..1.0));
+                mutations.push(Reverse((phase, key(&live.namespace, &live.name))));
+            }
+        }
+        let (new_websites_tx, new_websites_rx) = mpsc::unbounded_channel();
+        let (create_tx, create_rx) = mpsc::unbounded_channel();
+        let (delete_tx, delete_rx) = mpsc::unbounded_channel();
+        let (mutate_tx, mutate_rx) = mpsc::unbounded_channel();
+        let dispatch = schedule_loop(
+            start,
+            duration,
+            load.mutate.map(|m| m.interval),
+            (creates, deletes, mutations),
+            new_websites_rx,
+            (create_tx, delete_tx, mutate_tx),
+        );
+        let workers = |rx: mpsc::UnboundedReceiver<Due>, workers: u32| {
+            let new_websites = new_websites_tx.clone();
+            tokio_stream_of(rx).for_each_concurrent(
+                usize::try_from(workers).unwrap_or(1).max(1),
+                move |due| {
+                    let new_websites = new_websites.clone();
+                    async move {
+                        let at = started_at + due.offset;
+                        self.execute(due, at, &new_websites).await;
+                    }
+                },
+            )
+        };
+        let create_workers = workers(create_rx, load.create.workers);
+        let delete_workers = workers(delete_rx, load.delete.map_or(1, |d| d.workers));
+        let mutate_workers = workers(mutate_rx, load.mutate.map_or(1, |m| m.workers));
+        drop(new_websites_tx);
+        futures::join!(dispatch, create_workers, delete_workers, mutate_workers);
+    }
+
+    async fn execute(
+        &self,
+        due: Due,
+        scheduled: Timestamp,
+        new_websites: &mpsc::UnboundedSender<(Duration, String)>,
+    ) {
+        let (operation, outcome) = match &due.kind {
+            Kind::Create => match self.create_website().await {
+                Ok((key, generation)) => {
+                    self.expect(&key, generation, scheduled);
+                    // Sending fails only once the scheduler is done: no more mutations then.
+                    let _ = new_websites.send((due.offset, key));
+                    (Operation::create, Outcome::success)
+                }
+                Err(()) => (Operation::create, Outcome::error),
+            },
+            Kind::Delete => (Operation::delete, self.delete_random().await),
+            Kind::Mutate(key) => (Operation::mutate, self.mutate(key, scheduled).await),
+        };
+        let since_scheduled = super::since(scheduled);
+        self.metrics.operation(operation, outcome, since_scheduled);
+    }
+
+    /// Counts a failed operation by its error, for the summary of the run.
+    fn failed(&self, operation: &str, error: &kube::Error) {
+        *super::lock(&self.errors)
+            .entry(format!("{operation}: {error}"))
+            .or_default() += 1;
+    }
+
+    fn expect(&self, key: &str, generation: i64, scheduled: Timestamp) {
+        let latency = super::lock(&self.tracker).expect(key, generation, scheduled);
+        if let Some(latency) = latency {
+            self.metrics.reconciled(&[latency]);
+        }
+    }
+
+    /// Creates a random Website; returns its key and generation.
+    async fn create_website(&self) -> Result<(String, i64), ()> {
+        let (namespace, theme, suffix) = {
+            let mut rng = rand::rng();
+            let namespace = self
+                .namespaces
+                .choose(&mut rng)
+                .cloned()
+                .unwrap_or_default();
+            let theme = self.themes.choose(&mut rng).cloned().unwrap_or_default();
+            let suffix: String = (0..8).map(|_| rng.random_range('a'..='z')).collect();
+            (namespace, theme, suffix)
+        };
+        let name = format!("experiment-{suffix}");
+        let website = Website {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    (LABEL_SKIP_WORKLOAD.to_owned(), "true".to_owned()),
+                    (RUN_LABEL.to_owned(), self.run_id.clone()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            spec: WebsiteSpec {
+                theme: theme.clone(),
+            },
+            status: None,
+        };
+        let api = Api::<Website>::namespaced(self.client.clone(), &namespace);
+        let created = api
+            .create(&PostParams::default(), &website)
+            .await
+            .map_err(|error| self.failed("create", &error))?;
+        let generation = created.metadata.generation.unwrap_or(1);
+        super::lock(&self.population).insert(Live {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            theme,
+        });
+        Ok((key(&namespace, &name), generation))
+    }
+
+    async fn delete_random(&self) -> Outcome {
+        let Some(live) = super::lock(&self.population).remove_random(&mut rand::rng()) else {
+            return Outcome::skipped;
+        };
+        let api = Api::<Website>::namespaced(self.client.clone(), &live.namespace);
+        match api.delete(&live.name, &DeleteParams::default()).await {
+            Ok(_) => Outcome::success,
+            Err(error) => {
+                self.failed("delete", &error);
+                Outcome::error
+            }
+        }
+    }
+
+    /// Sets another theme on `key`.
+    async fn mutate(&self, key: &str, scheduled: Timestamp) -> Outcome {
+        let Some(live) = super::lock(&self.population).get(key).cloned() else {
+            return Outcome::skipped;
+        };
+        let theme = other_theme(&self.themes, &live.theme, &mut rand::rng());
+        let api = Api::<Website>::namespaced(self.client.clone(), &live.namespace);
+        let patch = serde_json::json!({"spec": {"theme": theme}});
+        match api
+            .patch(&live.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(website) => {
+                super::lock(&self.population).set_theme(key, &theme);
+                self.expect(key, website.metadata.generation.unwrap_or(0), scheduled);
+                Outcome::success
+            }
+            // Deleted after it was chosen.
+            Err(kube::Error::Api(status)) if status.is_not_found() => Outcome::skipped,
+            Err(error) => {
+                self.failed("mutate", &error);
+                Outcome::error
+            }
+        }
+    }
+}
+
+/// A theme other than `current` (the same only if there is no other), so that every mutation
+/// changes the spec and its generation.
+fn other_theme(themes: &[String], current: &str, rng: &mut impl rand::Rng) -> String {
+    let others: Vec<&String> = themes.iter().filter(|t| *t != current).collect();
+    others
+        .choose(rng)
+        .map_or_else(|| current.to_owned(), |t| (*t).clone())
+}
+
+/// The due times of creates and deletes, and of the next mutation of each Website.
+type Schedules = (
+    Vec<Duration>,
+    Vec<Duration>,
+    BinaryHeap<Reverse<(Duration, String)>>,
+);
+
+/// The queues of creates, deletes and mutations.
+type Queues = (
+    mpsc::UnboundedSender<Due>,
+    mpsc::UnboundedSender<Due>,
+    mpsc::UnboundedSender<Due>,
+);
+
+/// Hands every operation to its queue at its due time until `duration`; mutations of created
+/// Websites join as their creates succeed.
+async fn schedule_loop(
+    start: Instant,
+    duration: Duration,
+    mutate_interval: Option<Duration>,
+    (creates, deletes, mut mutations): Schedules,
+    mut new_websites: mpsc::UnboundedReceiver<(Duration, String)>,
+    (create, delete, mutate): Queues,
+) {
+    let (mut creates, mut deletes) = (
+        creates.into_iter().peekable(),
+        deletes.into_iter().peekable(),
+    );
+    let mut created_open = true;
+    loop {
+        let next = [
+            creates.peek().copied(),
+            deletes.peek().copied(),
+            mutations.peek().map(|Reverse((at, _))| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(next) = next.filter(|at| *at <= duration) else {
+            // Nothing more is due; creates still running may add mutations within the load.
+            if created_open && Instant::now() < start + duration {
+                tokio::select! {
+                    entry = new_websites.recv() => match entry {
+                        Some(entry) => push_mutation(&mut mutations, entry, mutate_interval, duration),
+                        None => created_open = false,
+                    },
+                    () = tokio::time::sleep_until(start + duration) => return,
+                }
+                continue;
+            }
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(start + next) => {}
+            entry = new_websites.recv(), if created_open => {
+                match entry {
+                    Some(entry) => push_mutation(&mut mutations, entry, mutate_interval, duration),
+                    None => created_open = false,
+                }
+                continue;
+            }
+        }
+        let due = if creates.peek() == Some(&next) {
+            creates.next();
+            Due {
+                offset: next,
+                kind: Kind::Create,
+            }
+        } else if deletes.peek() == Some(&next) {
+            deletes.next();
+            Due {
+                offset: next,
+                kind: Kind::Delete,
+            }
+        } else {
+            let Some(Reverse((offset, key))) = mutations.pop() else {
+                continue;
+            };
+            if let Some(interval) = mutate_interval {
+                push_mutation(
+                    &mut mutations,
+                    (offset, key.clone()),
+                    Some(interval),
+                    duration,
+                );
+            }
+            Due {
+                offset,
+                kind: Kind::Mutate(key),
+            }
+        };
+        let queue = match due.kind {
+            Kind::Create => &create,
+            Kind::Delete => &delete,
+            Kind::Mutate(_) => &mutate,
+        };
+        // The workers outlive the scheduler; a send fails only if they are gone.
+        let _ = queue.send(due);
+    }
+}
+
+/// Schedules the next mutation of a Website created or mutated at `at`, if within the load.
+fn push_mutation(
+    mutations: &mut BinaryHeap<Reverse<(Duration, String)>>,
+    (at, key): (Duration, String),
+    interval: Option<Duration>,
+    duration: Duration,
+) {
+    if let Some(next) =
+        interval.and_then(|interval| schedule::mutations(at, interval, duration).first().copied())
+    {
+        mutations.push(Reverse((next, key)));
+    }
+}
+
+/// The operations of a queue as a stream.
+fn tokio_stream_of<T>(mut rx: mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng as _;
+
+    use super::*;
+
+    fn live(name: &str) -> Live {
+        Live {
+            namespace: "p".to_owned(),
+            name: name.to_owned(),
+            theme: "t0".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_population_removes_random_websites_and_keeps_its_index() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut population = Population::default();
+        for name in ["a", "b", "c", "d"] {
+            population.insert(live(name));
+        }
+        population.insert(live("a"));
+        assert_eq!(population.len(), 4);
+        let mut removed = Vec::new();
+        while let Some(website) = population.remove_random(&mut rng) {
+            removed.push(website.name);
+            for left in &population.live {
+                assert_eq!(population.get(&key("p", &left.name)), Some(left));
+            }
+        }
+        removed.sort();
+        assert_eq!(removed, ["a", "b", "c", "d"]);
+        assert!(population.is_empty());
+    }
+
+    #[test]
+    fn a_mutation_sets_another_theme() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let themes: Vec<String> = ["t0", "t1"].map(str::to_owned).to_vec();
+        for _ in 0..10 {
+            assert_eq!(other_theme(&themes, "t0", &mut rng), "t1");
+        }
+        assert_eq!(other_theme(&themes[..1], "t0", &mut rng), "t0");
+        let mut population = Population::default();
+        population.insert(live("a"));
+        population.set_theme("p/a", "t1");
+        assert_eq!(population.get("p/a").unwrap().theme, "t1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn operations_are_handed_out_at_their_due_times_without_waiting_for_workers() {
+        let start = Instant::now();
+        let secs = Duration::from_secs;
+        let (new_websites_tx, new_websites_rx) = mpsc::unbounded_channel();
+        let (create_tx, mut create_rx) = mpsc::unbounded_channel();
+        let (delete_tx, mut delete_rx) = mpsc::unbounded_channel();
+        let (mutate_tx, mut mutate_rx) = mpsc::unbounded_channel();
+        let creates = vec![secs(1), secs(2), secs(3)];
+        let deletes = vec![secs(5)];
+        // A Website created at 1 s is mutated every 4 s: at 5 s and 9 s, within 10 s.
+        new_websites_tx.send((secs(1), "p/a".to_owned())).unwrap();
+        drop(new_websites_tx);
+        schedule_loop(
+            start,
+            secs(10),
+            Some(secs(4)),
+            (creates, deletes, BinaryHeap::new()),
+            new_websites_rx,
+            (create_tx, delete_tx, mutate_tx),
+        )
+        .await;
+        assert_eq!(Instant::now() - start, secs(9));
+        let offsets = |rx: &mut mpsc::UnboundedReceiver<Due>| {
+            let mut offsets = Vec::new();
+            while let Ok(due) = rx.try_recv() {
+                offsets.push(due.offset);
+            }
+            offsets
+        };
+        assert_eq!(offsets(&mut create_rx), [secs(1), secs(2), secs(3)]);
+        assert_eq!(offsets(&mut delete_rx), [secs(5)]);
+        assert_eq!(offsets(&mut mutate_rx), [secs(5), secs(9)]);
+    }
+}

@@ -1,0 +1,162 @@
+//! The progress bar and live status line of a run on stderr. Without a terminal (CI, a pipe)
+//! the status line is printed every [`QUIET_INTERVAL`] instead.
+
+use std::{
+    collections::BTreeMap,
+    io::IsTerminal as _,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::time::Instant;
+
+use super::{
+    driver::Population,
+    metrics::{Metrics, Operation, Outcome},
+    tracker::{Finished, Tracker},
+};
+use crate::{measure::latency::LatencySummary, scenario::Scenario};
+
+/// How often the status line is printed without a terminal.
+const QUIET_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The progress of one shard count.
+pub struct Progress {
+    bar: ProgressBar,
+    prefix: String,
+    terminal: bool,
+}
+
+/// Prints a line that belongs to no shard count.
+pub fn note(message: &str) {
+    eprintln!("loadgen: {message}");
+}
+
+impl Progress {
+    /// The progress of the run with `shards` shards.
+    pub fn new(shards: u32, scenario: &Scenario) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let length = (scenario.duration + scenario.settle).as_secs();
+        let bar = if terminal {
+            ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len}s {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let prefix = format!("{} {shards} shard(s)", scenario.name);
+        bar.set_prefix(prefix.clone());
+        Self {
+            bar,
+            prefix,
+            terminal,
+        }
+    }
+
+    /// A step of the set-up.
+    pub fn phase(&self, message: &str) {
+        self.line(&format!("{}: {message}", self.prefix));
+    }
+
+    /// The load begins.
+    pub fn load_started(&self) {
+        self.phase("load started");
+        self.bar.reset_elapsed();
+    }
+
+    fn line(&self, line: &str) {
+        if self.terminal {
+            self.bar.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Updates the bar and the status line every second until `end`.
+    pub async fn run(
+        &self,
+        start: Instant,
+        end: Instant,
+        metrics: &Metrics,
+        tracker: &Arc<Mutex<Tracker>>,
+        population: &Mutex<Population>,
+    ) {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        let mut last_printed = Instant::now();
+        while Instant::now() < end {
+            ticks.tick().await;
+            let status = status(metrics, tracker, population);
+            if self.terminal {
+                self.bar.set_position((Instant::now() - start).as_secs());
+                self.bar.set_message(status);
+            } else if last_printed.elapsed() >= QUIET_INTERVAL {
+                last_printed = Instant::now();
+                let elapsed = (Instant::now() - start).as_secs();
+                eprintln!("{} {elapsed}s: {status}", self.prefix);
+            }
+        }
+        self.bar.finish_and_clear();
+    }
+
+    /// The summary of the shard count.
+    pub fn done(
+        &self,
+        summary: &LatencySummary,
+        queue_p99_ms: Option<f64>,
+        errors: &BTreeMap<String, u64>,
+        disruption_errors: &[String],
+        finished: &Finished,
+    ) {
+        let queue =
+            queue_p99_ms.map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.0} ms"));
+        self.line(&format!(
+            "{}: done: {} reconciliations, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; queue p99 {queue}; \
+             {} not reconciled by the end, {} abandoned by deletes",
+            self.prefix,
+            summary.count,
+            summary.p50_ms,
+            summary.p99_ms,
+            summary.max_ms,
+            finished.unfinished,
+            finished.abandoned
+        ));
+        for (error, count) in errors {
+            self.line(&format!("{}: {count} × {error}", self.prefix));
+        }
+        for error in disruption_errors {
+            self.line(&format!("{}: {error}", self.prefix));
+        }
+    }
+}
+
+/// `ops 312 ok 2 err │ websites 140 on 3 shards │ pending 4 │ p99 1.2 s`.
+fn status(
+    metrics: &Metrics,
+    tracker: &Arc<Mutex<Tracker>>,
+    population: &Mutex<Population>,
+) -> String {
+    let count = |result| {
+        Operation::ALL
+            .iter()
+            .map(|&op| metrics.operations(op, result))
+            .sum::<u64>()
+    };
+    let (websites, shards, pending) = {
+        let tracker = super::lock(tracker);
+        (
+            tracker.websites(),
+            tracker.available_shards().len(),
+            tracker.pending(),
+        )
+    };
+    let live = super::lock(population).len();
+    format!(
+        "ops {} ok {} err │ websites {websites} seen, {live} live │ {shards} shards │ {pending} pending",
+        count(Outcome::success),
+        count(Outcome::error),
+    )
+}

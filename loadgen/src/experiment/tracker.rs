@@ -1,0 +1,503 @@
+//! What the observer's watches saw, turned into measurements (pure): reconciliation latencies
+//! of the driver's writes, objects per shard, membership changes of the ring and the objects
+//! they moved, and the observations a failover's recovery is read from.
+//!
+//! The driver and the watch race: a Website may be seen Ready for a generation before the
+//! driver reports the write that produced it. So the tracker remembers, per Website, the
+//! highest generation seen Ready and when it was first seen, and an expectation that is
+//! already met ends at that time.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    time::Duration,
+};
+
+use k8s_openapi::jiff::Timestamp;
+use sharding::leases::ShardState;
+
+use crate::{
+    measure::{
+        elapsed,
+        failover::{ObjectState, Observation},
+        latency::LatencyRecorder,
+        movement::{Change, Movement},
+    },
+    results::MembershipChange,
+};
+
+/// A Website as a watch event showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebsiteView {
+    /// `namespace/name`.
+    pub key: String,
+    /// Its shard label, if assigned.
+    pub shard: Option<String>,
+    /// Whether `status.phase` is Ready.
+    pub phase_ready: bool,
+    /// `status.observedGeneration`.
+    pub observed_generation: Option<i64>,
+    /// `metadata.generation`.
+    pub generation: i64,
+}
+
+/// What the tracker knows of one Website.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    shard: Option<String>,
+    ready_for_generation: bool,
+    /// The highest observed generation seen with phase Ready, and when it was first seen.
+    ready: Option<(i64, Timestamp)>,
+}
+
+/// A write of the driver whose reconciliation is awaited.
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    generation: i64,
+    start: Timestamp,
+}
+
+/// An open membership change: the assignment before it, until the next change or the end.
+#[derive(Debug, Clone)]
+struct OpenChange {
+    at: Timestamp,
+    change: Change,
+    shards_before: usize,
+    before: BTreeMap<String, String>,
+}
+
+/// The measurements of one shard count's run, fed by the observer and the driver.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    websites: HashMap<String, Seen>,
+    pending: HashMap<String, Vec<Expected>>,
+    reconciliation: LatencyRecorder,
+    observations: Vec<Observation>,
+    leases: BTreeMap<String, ShardState>,
+    lease_history: Vec<(Timestamp, String, ShardState)>,
+    open_change: Option<OpenChange>,
+    changes: Vec<MembershipChange>,
+    abandoned: u64,
+}
+
+impl Tracker {
+    /// An empty tracker recording latencies in windows of `window`.
+    pub fn new(window: Duration) -> crate::measure::latency::Result<Self> {
+        Ok(Self {
+            websites: HashMap::new(),
+            pending: HashMap::new(),
+            reconciliation: LatencyRecorder::new(window)?,
+            observations: Vec::new(),
+            leases: BTreeMap::new(),
+            lease_history: Vec::new(),
+            open_change: None,
+            changes: Vec::new(),
+            abandoned: 0,
+        })
+    }
+
+    /// The driver wrote `key`, producing `generation`; its latency counts from `start`, the
+    /// write's intended time. Returns the latency if the watch already saw it reconciled.
+    pub fn expect(&mut self, key: &str, generation: i64, start: Timestamp) -> Option<Duration> {
+        let seen = self.websites.get(key).and_then(|seen| seen.ready);
+        if let Some((ready_generation, at)) = seen
+            && ready_generation >= generation
+        {
+            let latency = elapsed(start, at);
+            self.reconciliation.record(at, latency);
+            return Some(latency);
+        }
+        self.pending
+            .entry(key.to_owned())
+            .or_default()
+            .push(Expected { generation, start });
+        None
+    }
+
+    /// A watch showed `view` at `at`. Returns the latencies it completed.
+    pub fn website(&mut self, at: Timestamp, view: WebsiteView) -> Vec<Duration> {
+        let ready_generation = view
+            .observed_generation
+            .filter(|_| view.phase_ready)
+            .unwrap_or(0);
+        let ready_for_generation = view.phase_ready && ready_generation >= view.generation;
+        let seen = self.websites.entry(view.key.clone()).or_default();
+        if seen.ready.is_none_or(|(g, _)| ready_generation > g) && ready_generation > 0 {
+            seen.ready = Some((ready_generation, at));
+        }
+        if seen.shard != view.shard || seen.ready_for_generation != ready_for_generation {
+            seen.shard.clone_from(&view.shard);
+            seen.ready_for_generation = ready_for_generation;
+            self.observations.push(Observation {
+                at,
+                object: view.key.clone(),
+                state: ObjectState::Present {
+                    shard: view.shard,
+                    ready: ready_for_generation,
+                },
+            });
+        }
+        let mut completed = Vec::new();
+        if let Some(pending) = self.pending.get_mut(&view.key) {
+            pending.retain(|expected| {
+                if expected.generation <= ready_generation {
+                    completed.push(elapsed(expected.start, at));
+                    false
+                } else {
+                    true
+                }
+            });
+            if pending.is_empty() {
+                self.pending.remove(&view.key);
+            }
+        }
+        for latency in &completed {
+            self.reconciliation.record(at, *latency);
+        }
+        completed
+    }
+
+    /// A watch showed `key` deleted at `at`; writes still awaited are abandoned.
+    pub fn website_deleted(&mut self, at: Timestamp, key: &str) {
+        self.websites.remove(key);
+        if let Some(pending) = self.pending.remove(key) {
+            self.abandoned += pending.len() as u64;
+        }
+        self.observations.push(Observation {
+            at,
+            object: key.to_owned(),
+            state: ObjectState::Deleted,
+        });
+    }
+
+    /// A shard Lease's state label at `at` (`None`: deleted). With `initial` (the watch's
+    /// first listing) it sets the state without counting a membership change.
+    pub fn lease(&mut self, at: Timestamp, shard: &str, state: Option<ShardState>, initial: bool) {
+        let state = state.unwrap_or(ShardState::Unknown);
+        let before = self.leases.get(shard).copied().unwrap_or_default();
+        if before == state {
+            return;
+        }
+        let shards_before = self.available_shards().len();
+        if state == ShardState::Unknown {
+            self.leases.remove(shard);
+        } else {
+            self.leases.insert(shard.to_owned(), state);
+        }
+        self.lease_history.push((at, shard.to_owned(), state));
+        if initial || before.is_available() == state.is_available() {
+            return;
+        }
+        let change = if state.is_available() {
+            Change::Join {
+                shard: shard.to_owned(),
+            }
+        } else {
+            Change::Leave {
+                shard: shard.to_owned(),
+            }
+        };
+        self.close_change();
+        self.open_change = Some(OpenChange {
+            at,
+            change,
+            shards_before,
+            before: self.assignment(),
+        });
+    }
+
+    /// The shards whose Lease is available now.
+    #[must_use]
+    pub fn available_shards(&self) -> BTreeSet<String> {
+        self.leases
+            .iter()
+            .filter(|(_, state)| state.is_available())
+            .map(|(shard, _)| shard.clone())
+            .collect()
+    }
+
+    /// Objects per shard now: every available shard (0 if it has none) and every shard that
+    /// a label names.
+    #[must_use]
+    pub fn objects_per_shard(&self) -> BTreeMap<String, u64> {
+        let mut counts: BTreeMap<String, u64> = self
+            .available_shards()
+            .into_iter()
+            .map(|shard| (shard, 0))
+            .collect();
+        for shard in self
+            .websites
+            .values()
+            .filter_map(|seen| seen.shard.as_ref())
+        {
+            *counts.entry(shard.clone()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The objects per available shard now, for the skew.
+    #[must_use]
+    pub fn available_counts(&self) -> Vec<u64> {
+        let counts = self.objects_per_shard();
+        self.available_shards()
+            .iter()
+            .map(|shard| counts.get(shard).copied().unwrap_or(0))
+            .collect()
+    }
+
+    /// Object (`namespace/name`) to shard, for the assigned objects.
+    #[must_use]
+    pub fn assignment(&self) -> BTreeMap<String, String> {
+        self.websites
+            .iter()
+            .filter_map(|(key, seen)| Some((key.clone(), seen.shard.clone()?)))
+            .collect()
+    }
+
+    /// The objects assigned to `shard` now.
+    #[must_use]
+    pub fn objects_of(&self, shard: &str) -> BTreeSet<String> {
+        self.websites
+            .iter()
+            .filter(|(_, seen)| seen.shard.as_deref() == Some(shard))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Websites seen.
+    #[must_use]
+    pub fn websites(&self) -> usize {
+        self.websites.len()
+    }
+
+    /// Writes still awaiting their reconciliation.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.pending.values().map(Vec::len).sum()
+    }
+
+    /// The first time at or after `after` that `shard`'s Lease was seen dead, orphaned or
+    /// deleted.
+    #[must_use]
+    pub fn lease_dead_at(&self, shard: &str, after: Timestamp) -> Option<Timestamp> {
+        self.lease_history
+            .iter()
+            .find(|(at, name, state)| {
+                *at >= after && name == shard && !state.is_available() && *state <= ShardState::Dead
+            })
+            .map(|(at, _, _)| *at)
+    }
+
+    /// Ends the run at `at`: closes the open membership change with the assignment now and
+    /// returns the measurements. A write still not reconciled is recorded with its latency so
+    /// far, a lower bound, so that what never finished is not left out of the percentiles.
+    #[must_use]
+    pub fn finish(mut self, at: Timestamp) -> Finished {
+        self.close_change();
+        let unfinished = self.pending();
+        for expected in self.pending.values().flatten() {
+            self.reconciliation.record(at, elapsed(expected.start, at));
+        }
+        Finished {
+            reconciliation: self.reconciliation,
+            observations: self.observations,
+            changes: self.changes,
+            abandoned: self.abandoned,
+            unfinished,
+        }
+    }
+
+    fn close_change(&mut self) {
+        if let Some(open) = self.open_change.take() {
+            let movement = Movement::of(
+                &open.before,
+                &self.assignment(),
+                &open.change,
+                open.shards_before,
+            );
+            self.changes.push(MembershipChange {
+                at: open.at,
+                change: open.change,
+                movement,
+            });
+        }
+    }
+}
+
+/// The measurements of a tracker at the end of a run.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Reconciliation latencies.
+    pub reconciliation: LatencyRecorder,
+    /// Every change of an object's shard or readiness, and its deletion.
+    pub observations: Vec<Observation>,
+    /// Every membership change and the objects it moved by the next change or the end.
+    pub changes: Vec<MembershipChange>,
+    /// Writes whose Website was deleted before it was reconciled.
+    pub abandoned: u64,
+    /// Writes not reconciled by the end, recorded with their latency until the end.
+    pub unfinished: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(Duration::from_secs(10)).unwrap()
+    }
+
+    fn view(key: &str, shard: Option<&str>, generation: i64, ready: Option<i64>) -> WebsiteView {
+        WebsiteView {
+            key: key.to_owned(),
+            shard: shard.map(str::to_owned),
+            phase_ready: ready.is_some(),
+            observed_generation: ready,
+            generation,
+        }
+    }
+
+    #[test]
+    fn a_write_is_reconciled_when_the_watch_sees_its_generation_ready() {
+        let mut tracker = tracker();
+        assert_eq!(tracker.expect("p/a", 1, at(100)), None);
+        assert!(
+            tracker
+                .website(at(101), view("p/a", Some("s0"), 1, None))
+                .is_empty()
+        );
+        assert_eq!(
+            tracker.website(at(103), view("p/a", Some("s0"), 1, Some(1))),
+            [Duration::from_secs(3)]
+        );
+        assert_eq!(tracker.pending(), 0);
+        assert_eq!(tracker.finish(at(1000)).reconciliation.summary().count, 1);
+    }
+
+    #[test]
+    fn a_write_seen_ready_before_the_driver_reported_it_ends_when_it_was_seen() {
+        let mut tracker = tracker();
+        tracker.website(at(102), view("p/a", Some("s0"), 2, Some(2)));
+        assert_eq!(
+            tracker.expect("p/a", 2, at(100)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(tracker.pending(), 0);
+    }
+
+    #[test]
+    fn an_older_generation_ready_does_not_complete_a_newer_write() {
+        let mut tracker = tracker();
+        tracker.website(at(100), view("p/a", Some("s0"), 1, Some(1)));
+        assert_eq!(tracker.expect("p/a", 2, at(101)), None);
+        assert!(
+            tracker
+                .website(at(102), view("p/a", Some("s0"), 2, Some(1)))
+                .is_empty()
+        );
+        // Ready in another phase does not count: an Error phase with the new generation.
+        let mut error = view("p/a", Some("s0"), 2, None);
+        error.observed_generation = Some(2);
+        assert!(tracker.website(at(103), error).is_empty());
+        assert_eq!(
+            tracker.website(at(105), view("p/a", Some("s0"), 2, Some(2))),
+            [Duration::from_secs(4)]
+        );
+    }
+
+    #[test]
+    fn one_ready_generation_completes_every_write_up_to_it() {
+        let mut tracker = tracker();
+        tracker.expect("p/a", 1, at(100));
+        tracker.expect("p/a", 2, at(101));
+        tracker.expect("p/a", 3, at(102));
+        let completed = tracker.website(at(104), view("p/a", Some("s0"), 3, Some(2)));
+        assert_eq!(completed, [Duration::from_secs(4), Duration::from_secs(3)]);
+        assert_eq!(tracker.pending(), 1);
+        let finished = tracker.finish(at(110));
+        assert_eq!(finished.unfinished, 1);
+        assert_eq!(finished.reconciliation.summary().count, 3);
+        assert!(finished.reconciliation.summary().max_ms >= 8000.0);
+    }
+
+    #[test]
+    fn a_deleted_website_abandons_its_writes() {
+        let mut tracker = tracker();
+        tracker.expect("p/a", 1, at(100));
+        tracker.website_deleted(at(101), "p/a");
+        let finished = tracker.finish(at(1000));
+        assert_eq!(finished.abandoned, 1);
+        assert_eq!(finished.unfinished, 0);
+        assert_eq!(
+            finished.observations.last().unwrap().state,
+            ObjectState::Deleted
+        );
+    }
+
+    #[test]
+    fn objects_are_counted_per_shard_with_empty_available_shards() {
+        let mut tracker = tracker();
+        for shard in ["s0", "s1", "s2"] {
+            tracker.lease(at(0), shard, Some(ShardState::Ready), true);
+        }
+        tracker.website(at(1), view("p/a", Some("s0"), 1, None));
+        tracker.website(at(1), view("p/b", Some("s0"), 1, None));
+        tracker.website(at(1), view("p/c", Some("s1"), 1, None));
+        tracker.website(at(1), view("p/d", None, 1, None));
+        assert_eq!(
+            tracker.objects_per_shard(),
+            BTreeMap::from([("s0".into(), 2), ("s1".into(), 1), ("s2".into(), 0)])
+        );
+        assert_eq!(tracker.available_counts(), [2, 1, 0]);
+        assert_eq!(tracker.assignment().len(), 3);
+        assert_eq!(tracker.objects_of("s0").len(), 2);
+    }
+
+    #[test]
+    fn a_membership_change_measures_the_objects_moved_until_the_next_change() {
+        let mut tracker = tracker();
+        tracker.lease(at(0), "s0", Some(ShardState::Ready), true);
+        tracker.lease(at(0), "s1", Some(ShardState::Ready), true);
+        tracker.website(at(1), view("p/a", Some("s0"), 1, None));
+        tracker.website(at(1), view("p/b", Some("s1"), 1, None));
+        // Expiring keeps a shard available: no change.
+        tracker.lease(at(2), "s1", Some(ShardState::Expired), false);
+        tracker.lease(at(3), "s1", Some(ShardState::Dead), false);
+        tracker.website(at(4), view("p/b", Some("s0"), 1, None));
+        tracker.lease(at(5), "s2", Some(ShardState::Ready), false);
+        tracker.website(at(6), view("p/a", Some("s2"), 1, None));
+        let changes = tracker.finish(at(1000)).changes;
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].at, at(3));
+        assert_eq!(changes[0].change, Change::Leave { shard: "s1".into() });
+        assert_eq!(changes[0].movement.moved, 1);
+        assert_eq!(changes[0].movement.unnecessary, 0);
+        assert_eq!(changes[1].change, Change::Join { shard: "s2".into() });
+        assert_eq!(changes[1].movement.moved, 1);
+    }
+
+    #[test]
+    fn the_lease_is_dead_when_first_seen_dead_orphaned_or_deleted_after_the_kill() {
+        let mut tracker = tracker();
+        tracker.lease(at(0), "s0", Some(ShardState::Ready), true);
+        tracker.lease(at(5), "s0", Some(ShardState::Expired), false);
+        tracker.lease(at(9), "s0", Some(ShardState::Dead), false);
+        assert_eq!(tracker.lease_dead_at("s0", at(1)), Some(at(9)));
+        assert_eq!(tracker.lease_dead_at("s0", at(10)), None);
+        tracker.lease(at(70), "s0", None, false);
+        assert_eq!(tracker.lease_dead_at("s0", at(10)), Some(at(70)));
+    }
+
+    #[test]
+    fn observations_record_changes_of_shard_and_readiness_only() {
+        let mut tracker = tracker();
+        tracker.website(at(1), view("p/a", None, 1, None));
+        tracker.website(at(2), view("p/a", Some("s0"), 1, None));
+        tracker.website(at(3), view("p/a", Some("s0"), 1, None));
+        tracker.website(at(4), view("p/a", Some("s0"), 1, Some(1)));
+        assert_eq!(tracker.finish(at(1000)).observations.len(), 2);
+    }
+}

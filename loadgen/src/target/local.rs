@@ -1,0 +1,364 @@
+//! The local target: for each shard count a fresh control plane (etcd, kube-apiserver,
+//! kube-controller-manager) on loopback, the sharder and N operator shards as processes, so
+//! that every shard count starts from the same empty state.
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::jiff::Timestamp;
+use kube::{Api, Client};
+use sharding::api::ControllerRing;
+use stack::{Binaries, OperatorProcess, OperatorSettings, SharderProcess, SharderSettings, Usage};
+use testenv::ControlPlane;
+use tokio::{sync::Mutex, time::Instant};
+
+use crate::{
+    measure::cost::UsageSample,
+    results::Machine,
+    scenario::{Operator, Signal},
+};
+
+/// How long the stack gets to become ready, and a new shard to become available.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// How long a replacement shard takes to start after a kill. A Deployment's new pod needs
+/// a few seconds to be scheduled and started; a local process starts at once, which would
+/// make the replacement join in the same moment as the kill and blur the two membership
+/// changes into one.
+const REPLACEMENT_DELAY: Duration = Duration::from_secs(2);
+
+/// The local target.
+pub struct Local {
+    binaries: Binaries,
+    keep_directory: bool,
+    running: Option<Running>,
+}
+
+/// The stack of one shard count.
+struct Running {
+    control_plane: ControlPlane,
+    client: Client,
+    sharder: SharderProcess,
+    operators: Mutex<Vec<OperatorProcess>>,
+    settings: OperatorSettings,
+    /// Every new shard gets a new name, as a new pod of a Deployment does.
+    next_shard: AtomicU32,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local")
+            .field("keep_directory", &self.keep_directory)
+            .field("running", &self.running.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Local {
+    /// A local target running `binaries`.
+    #[must_use]
+    pub fn new(binaries: Binaries, keep_directory: bool) -> Self {
+        Self {
+            binaries,
+            keep_directory,
+            running: None,
+        }
+    }
+
+    /// Starts a fresh stack with `shards` shards and waits until the ring counts them all.
+    pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
+        self.finish().await?;
+        let control_plane = stack::environment()
+            .keep_directory(self.keep_directory)
+            .start()
+            .await
+            .context("cannot start the local control plane")?;
+        if self.keep_directory {
+            eprintln!(
+                "the control plane's files are kept in {}",
+                control_plane.directory().display()
+            );
+        }
+        let client = control_plane.client().await?;
+        stack::install_sharding(&client).await?;
+        stack::install_webhosting(&client).await?;
+        let mut sharder = SharderProcess::start(
+            &control_plane,
+            &self.binaries.sharder,
+            &SharderSettings::default(),
+        )?;
+        if let Err(error) = stack::wait_ring_ready(&client, stack::WEBHOSTING_RING, PATIENCE).await
+        {
+            sharder.check_alive()?;
+            bail!(
+                "{error:#}; the sharder's log ends with:\n{}",
+                sharder.log_tail()
+            );
+        }
+        let settings = settings(operator)?;
+        let running = Running {
+            control_plane,
+            client,
+            sharder,
+            operators: Mutex::new(Vec::new()),
+            settings,
+            next_shard: AtomicU32::new(0),
+        };
+        for _ in 0..shards {
+            running.start_shard(&self.binaries).await?;
+        }
+        running.wait_available(shards).await?;
+        self.running = Some(running);
+        Ok(())
+    }
+
+    /// A client of the control plane's API server.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Ok(self.running()?.client.clone())
+    }
+
+    /// The names of the shards that run.
+    pub async fn shards(&self) -> Vec<String> {
+        match &self.running {
+            Some(running) => running
+                .operators
+                .lock()
+                .await
+                .iter()
+                .map(|p| p.identity().to_owned())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Signals `shard` and waits until it has exited; with `replace`, starts a new shard
+    /// [`REPLACEMENT_DELAY`] later.
+    pub async fn kill(&self, shard: &str, signal: Signal, replace: bool) -> anyhow::Result<()> {
+        let running = self.running()?;
+        let mut process = running.take(shard).await?;
+        match signal {
+            Signal::Term => process.stop().await,
+            Signal::Kill => process.kill().await,
+        };
+        if replace {
+            tokio::time::sleep(REPLACEMENT_DELAY).await;
+            running.start_shard(&self.binaries).await?;
+        }
+        Ok(())
+    }
+
+    /// For each shard, starts a new one, waits until the ring counts it, and stops the old
+    /// one gracefully: a Deployment's rolling update with a surge of one.
+    pub async fn rolling_update(&self) -> anyhow::Result<()> {
+        let running = self.running()?;
+        let old: Vec<String> = self.shards().await;
+        let count = u32::try_from(old.len())?;
+        for shard in old {
+            running.start_shard(&self.binaries).await?;
+            running.wait_available(count + 1).await?;
+            running.take(&shard).await?.stop().await;
+        }
+        Ok(())
+    }
+
+    /// CPU and memory of the sharder, each shard and the control plane's processes, from
+    /// `/proc`.
+    pub async fn usage(&self) -> anyhow::Result<Vec<UsageSample>> {
+        let running = self.running()?;
+        let at = Timestamp::now();
+        let mut pids: Vec<(String, u32)> = vec![("sharder".to_owned(), running.sharder.pid())];
+        pids.extend(
+            running
+                .operators
+                .lock()
+                .await
+                .iter()
+                .map(|p| (p.identity().to_owned(), p.pid())),
+        );
+        pids.extend(
+            running
+                .control_plane
+                .pids()
+                .into_iter()
+                .map(|(name, pid)| (name.to_owned(), pid)),
+        );
+        // A process may exit between listing and reading it (a shard being killed).
+        Ok(pids
+            .into_iter()
+            .filter_map(|(component, pid)| {
+                let usage = Usage::of_pid(pid).ok()?;
+                Some(UsageSample {
+                    at,
+                    component,
+                    cpu_seconds: usage.cpu_seconds,
+                    // The high-water mark, so that a peak between samples is not missed.
+                    rss_bytes: usage.peak_rss_bytes,
+                })
+            })
+            .collect())
+    }
+
+    /// Each running shard's `/metrics`.
+    pub async fn operator_metrics(&self) -> Vec<(String, String)> {
+        let Some(running) = &self.running else {
+            return Vec::new();
+        };
+        let operators = running.operators.lock().await;
+        let mut scrapes = Vec::new();
+        for process in operators.iter() {
+            if let Some(text) = process.scrape().await {
+                scrapes.push((process.identity().to_owned(), text));
+            }
+        }
+        scrapes
+    }
+
+    /// Stops the shards, the sharder and the control plane.
+    pub async fn finish(&mut self) -> anyhow::Result<()> {
+        if let Some(mut running) = self.running.take() {
+            for mut process in running.operators.into_inner() {
+                process.stop().await;
+            }
+            running.sharder.stop().await;
+            drop(running.control_plane);
+        }
+        Ok(())
+    }
+
+    fn running(&self) -> anyhow::Result<&Running> {
+        self.running
+            .as_ref()
+            .context("the local target is not prepared")
+    }
+}
+
+impl Running {
+    async fn start_shard(&self, binaries: &Binaries) -> anyhow::Result<String> {
+        let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
+        let settings = OperatorSettings {
+            identity: format!("shard-{n}"),
+            ..self.settings.clone()
+        };
+        let process = OperatorProcess::start(&self.control_plane, &binaries.operator, &settings)?;
+        self.operators.lock().await.push(process);
+        Ok(settings.identity)
+    }
+
+    async fn take(&self, shard: &str) -> anyhow::Result<OperatorProcess> {
+        let mut operators = self.operators.lock().await;
+        let index = operators
+            .iter()
+            .position(|p| p.identity() == shard)
+            .with_context(|| format!("no shard {shard} runs"))?;
+        Ok(operators.swap_remove(index))
+    }
+
+    /// Waits until the ring counts `shards` available shards and every process is ready.
+    async fn wait_available(&self, shards: u32) -> anyhow::Result<()> {
+        let rings = Api::<ControllerRing>::all(self.client.clone());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut not_ready = Vec::new();
+            {
+                let mut operators = self.operators.lock().await;
+                for process in operators.iter_mut() {
+                    process.check_alive()?;
+                    if !process.ready().await {
+                        not_ready.push(process.identity().to_owned());
+                    }
+                }
+            }
+            let ring = rings.get(stack::WEBHOSTING_RING).await?;
+            let available = ring.status.map_or(0, |s| s.available_shards);
+            if not_ready.is_empty() && u32::try_from(available).ok() == Some(shards) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the shards were not ready within {PATIENCE:?}: not ready: [{}], the ring \
+                     counts {available} of {shards} shards available",
+                    not_ready.join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The settings of every shard of a scenario.
+fn settings(operator: &Operator) -> anyhow::Result<OperatorSettings> {
+    Ok(OperatorSettings {
+        workers: u16::try_from(operator.workers)
+            .with_context(|| format!("operator.workers {} is too large", operator.workers))?,
+        simulated_work: operator.simulated_work,
+        lease_duration: operator.lease_duration,
+        ..OperatorSettings::default()
+    })
+}
+
+/// This machine: logical CPUs, physical memory and the kernel.
+pub fn machine() -> anyhow::Result<Machine> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    Ok(Machine {
+        cores: u32::try_from(cores)?,
+        memory_bytes: mem_total_bytes(&meminfo).unwrap_or(0),
+        os: format!(
+            "{} {}",
+            read("/proc/sys/kernel/ostype"),
+            read("/proc/sys/kernel/osrelease")
+        )
+        .trim()
+        .to_owned(),
+    })
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_memory_is_read_from_meminfo_in_kib() {
+        let meminfo = "MemTotal:       24576000 kB\nMemFree:         1000 kB\n";
+        assert_eq!(mem_total_bytes(meminfo), Some(24_576_000 * 1024));
+        assert_eq!(mem_total_bytes("MemFree: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn shards_run_with_the_scenario_settings() {
+        let operator = Operator {
+            workers: 7,
+            simulated_work: Duration::from_millis(50),
+            lease_duration: Duration::from_secs(10),
+        };
+        let settings = settings(&operator).unwrap();
+        assert_eq!(settings.workers, 7);
+        assert_eq!(settings.simulated_work, Duration::from_millis(50));
+        assert_eq!(settings.lease_duration, Duration::from_secs(10));
+        assert!(!settings.singleton);
+        let too_many = Operator {
+            workers: 70_000,
+            ..operator
+        };
+        assert!(settings_error(&too_many).contains("operator.workers 70000"));
+    }
+
+    fn settings_error(operator: &Operator) -> String {
+        format!("{:#}", settings(operator).expect_err("invalid"))
+    }
+}

@@ -1,0 +1,162 @@
+//! Where an experiment runs: the API server, the sharder and the operator shards, and the
+//! handles an experiment needs on them (kill a shard, restart them all, read their cost and
+//! their `/metrics`).
+//!
+//! - [`local::Local`] (the default): a fresh local control plane with kube-controller-manager,
+//!   the sharder and N operator shards as processes, for each shard count of the sweep.
+//! - [`cluster::Cluster`]: any kubeconfig where the sharder and the operator are deployed.
+
+use std::path::PathBuf;
+
+use kube::Client;
+
+use crate::{
+    measure::cost::UsageSample,
+    results::Machine,
+    scenario::{Operator, Signal},
+};
+
+pub mod cluster;
+pub mod local;
+
+/// Where to run, as chosen on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Processes on a local control plane.
+    Local {
+        /// Keep the control plane's directory (logs of every process) after the run.
+        keep_directory: bool,
+        /// The sharder and operator executables; `None` for those next to loadgen's own.
+        binaries: Option<stack::Binaries>,
+    },
+    /// A cluster with the sharder and the operator deployed.
+    Cluster {
+        /// The kubeconfig; `None` for `KUBECONFIG`, `~/.kube/config` or in-cluster.
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context; `None` for the current one.
+        context: Option<String>,
+    },
+}
+
+/// A target, connected.
+pub enum Target {
+    /// See [`local::Local`].
+    Local(Box<local::Local>),
+    /// See [`cluster::Cluster`].
+    Cluster(Box<cluster::Cluster>),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Target").field(&self.kind()).finish()
+    }
+}
+
+impl Target {
+    /// Connects to the target of `choice`. A local target finds the sharder and operator
+    /// binaries next to loadgen's own.
+    pub async fn connect(choice: &Choice) -> anyhow::Result<Self> {
+        Ok(match choice {
+            Choice::Local {
+                keep_directory,
+                binaries,
+            } => {
+                let binaries = match binaries {
+                    Some(binaries) => binaries.clone(),
+                    None => stack::Binaries::next_to_current_exe()?,
+                };
+                Self::Local(Box::new(local::Local::new(binaries, *keep_directory)))
+            }
+            Choice::Cluster {
+                kubeconfig,
+                context,
+            } => Self::Cluster(Box::new(
+                cluster::Cluster::connect(kubeconfig.as_deref(), context.as_deref()).await?,
+            )),
+        })
+    }
+
+    /// A short name for logs and `run.json`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::Cluster(_) => "cluster",
+        }
+    }
+
+    /// Makes `shards` operator shards with `operator`'s settings run and be ready, on a
+    /// sharder and API server with nothing of an earlier shard count left over.
+    pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
+        match self {
+            Self::Local(local) => local.prepare(shards, operator).await,
+            Self::Cluster(cluster) => cluster.prepare(shards, operator).await,
+        }
+    }
+
+    /// A client of the target's API server; only valid after [`Self::prepare`].
+    pub fn client(&self) -> anyhow::Result<Client> {
+        match self {
+            Self::Local(local) => local.client(),
+            Self::Cluster(cluster) => Ok(cluster.client()),
+        }
+    }
+
+    /// The shards that run now.
+    pub async fn shards(&self) -> anyhow::Result<Vec<String>> {
+        match self {
+            Self::Local(local) => Ok(local.shards().await),
+            Self::Cluster(cluster) => cluster.shards().await,
+        }
+    }
+
+    /// Kills `shard` with `signal`; with `replace`, a new shard takes its place, as a
+    /// Deployment would start a new pod.
+    pub async fn kill(&self, shard: &str, signal: Signal, replace: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Local(local) => local.kill(shard, signal, replace).await,
+            Self::Cluster(cluster) => cluster.kill(shard, signal, replace).await,
+        }
+    }
+
+    /// Replaces every shard by a new one, one at a time, as a Deployment's rolling update
+    /// does; returns when the last old shard is gone.
+    pub async fn rolling_update(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Local(local) => local.rolling_update().await,
+            Self::Cluster(cluster) => cluster.rolling_update().await,
+        }
+    }
+
+    /// The CPU and memory of every component now.
+    pub async fn usage(&self) -> anyhow::Result<Vec<UsageSample>> {
+        match self {
+            Self::Local(local) => local.usage().await,
+            Self::Cluster(cluster) => cluster.usage().await,
+        }
+    }
+
+    /// Each running shard's `/metrics`, as (shard, exposition text).
+    pub async fn operator_metrics(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Local(local) => local.operator_metrics().await,
+            Self::Cluster(cluster) => cluster.operator_metrics().await,
+        }
+    }
+
+    /// Ends a shard count: a local target stops everything, a cluster is restored.
+    pub async fn finish(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Local(local) => local.finish().await,
+            Self::Cluster(cluster) => cluster.finish().await,
+        }
+    }
+
+    /// The machine the target runs on.
+    pub async fn machine(&self) -> anyhow::Result<Machine> {
+        match self {
+            Self::Local(_) => local::machine(),
+            Self::Cluster(cluster) => cluster.machine().await,
+        }
+    }
+}
