@@ -28,6 +28,17 @@ pub struct Progress {
     terminal: bool,
 }
 
+/// Successful and failed operations, of all kinds.
+fn operations(metrics: &Metrics) -> (u64, u64) {
+    let count = |result| {
+        Operation::ALL
+            .iter()
+            .map(|&op| metrics.operations(op, result))
+            .sum::<u64>()
+    };
+    (count(Outcome::success), count(Outcome::error))
+}
+
 /// Prints a line that belongs to no shard count.
 pub fn note(message: &str) {
     eprintln!("loadgen: {message}");
@@ -85,11 +96,13 @@ impl Progress {
         tracker: &Arc<Mutex<Tracker>>,
         population: &Mutex<Population>,
     ) {
+        // loadgen's counters run over the whole sweep; the status line counts this shard count.
+        let before = operations(metrics);
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         let mut last_printed = Instant::now();
         while Instant::now() < end {
             ticks.tick().await;
-            let status = status(metrics, tracker, population);
+            let status = status(metrics, before, tracker, population);
             if self.terminal {
                 self.bar.set_position((Instant::now() - start).as_secs());
                 self.bar.set_message(status);
@@ -136,15 +149,11 @@ impl Progress {
 /// `ops 312 ok 2 err │ websites 140 on 3 shards │ pending 4 │ p99 1.2 s`.
 fn status(
     metrics: &Metrics,
+    (ok_before, errors_before): (u64, u64),
     tracker: &Arc<Mutex<Tracker>>,
     population: &Mutex<Population>,
 ) -> String {
-    let count = |result| {
-        Operation::ALL
-            .iter()
-            .map(|&op| metrics.operations(op, result))
-            .sum::<u64>()
-    };
+    let (ok, errors) = operations(metrics);
     let (websites, shards, pending) = {
         let tracker = super::lock(tracker);
         (
@@ -156,7 +165,7 @@ fn status(
     let live = super::lock(population).len();
     format!(
         "ops {} ok {} err │ websites {websites} seen, {live} live │ {shards} shards │ {pending} pending",
-        count(Outcome::success),
-        count(Outcome::error),
+        ok - ok_before,
+        errors - errors_before,
     )
 }
