@@ -69,8 +69,9 @@ pub struct ExperimentArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub window: Duration,
 
-    /// Where loadgen serves its own Prometheus metrics while it runs ("0" disables them).
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:9090", value_parser = parse_address)]
+    /// Where loadgen serves its own Prometheus metrics while it runs ("0" disables them); not
+    /// 9090, where a port-forwarded Prometheus usually listens.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:9091", value_parser = parse_address)]
     pub metrics_address: MetricsAddress,
 
     /// Keep the local control plane's files (every process's log) after the run.

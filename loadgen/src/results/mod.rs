@@ -104,6 +104,11 @@ pub struct MembershipChange {
     pub movement: Movement,
 }
 
+/// The fewest objects per shard for a sample to count in [`ShardCountResults::max_skew`]: with
+/// a handful of objects (the first seconds of a run, 1 object on 2 shards is max/mean 2) the
+/// skew is chance, not the ring's.
+pub const SKEW_MIN_OBJECTS_PER_SHARD: u64 = 20;
+
 /// The kinds of processes whose cost is compared across shard counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -213,11 +218,15 @@ impl ShardCountResults {
         )
     }
 
-    /// The largest max/mean of the assignment over the run; `None` without samples.
+    /// The largest max/mean of the assignment over the samples with at least
+    /// [`SKEW_MIN_OBJECTS_PER_SHARD`] objects per shard; `None` without such samples.
     #[must_use]
     pub fn max_skew(&self) -> Option<f64> {
         self.skew
             .iter()
+            .filter(|(_, skew)| {
+                skew.total >= SKEW_MIN_OBJECTS_PER_SHARD.saturating_mul(skew.shards as u64)
+            })
             .map(|(_, skew)| skew.max_over_mean)
             .max_by(f64::total_cmp)
     }
@@ -392,14 +401,24 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_max_skew_is_the_largest_sample() {
-        let results = shard_count(3);
-        let largest = results
-            .skew
-            .iter()
-            .map(|(_, s)| s.max_over_mean)
-            .fold(0.0, f64::max);
-        assert_eq!(results.max_skew(), Some(largest));
+    fn the_max_skew_is_the_largest_sample_with_enough_objects() {
+        let samples = |counts: &[&[u64]]| {
+            counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (at(START + i64::try_from(i).unwrap()), Skew::of(c)))
+                .collect::<Vec<_>>()
+        };
+        let results = ShardCountResults {
+            skew: samples(&[&[1, 0], &[30, 20], &[45, 55]]),
+            ..shard_count(2)
+        };
+        assert_eq!(results.max_skew(), Some(1.2));
+        let too_few = ShardCountResults {
+            skew: samples(&[&[1, 0], &[20, 19]]),
+            ..shard_count(2)
+        };
+        assert_eq!(too_few.max_skew(), None);
         assert_eq!(
             ShardCountResults {
                 skew: Vec::new(),

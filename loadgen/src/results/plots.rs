@@ -308,7 +308,7 @@ impl Plot for ScalingPlot {
         capacity
             .configure_mesh()
             .x_desc("shards")
-            .y_desc("load")
+            .y_desc("offered operations/s")
             .draw()?;
         capacity.draw_series(LineSeries::new(
             self.capacity.iter().copied(),

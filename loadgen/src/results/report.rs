@@ -2,7 +2,9 @@
 
 use std::{fmt::Write, time::Duration};
 
-use super::{ComponentClass, RunResults, ShardCountResults, mib, seconds_since};
+use super::{
+    ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, mib, seconds_since,
+};
 use crate::measure::{
     failover::FailoverKind,
     movement::Change,
@@ -143,23 +145,27 @@ fn verdict_table(out: &mut String, results: &ShardCountResults) {
 fn assignment_table(out: &mut String, results: &ShardCountResults) {
     line!(out, "### Assignment");
     line!(out);
-    match (results.skew.last(), results.max_skew()) {
-        (Some((_, last)), Some(max)) => {
+    match results.skew.last() {
+        Some((_, last)) => {
             line!(
                 out,
-                "| samples | max/mean (worst) | max/mean (last) | CV (last) | objects (last) |"
+                "| samples | max/mean (worst, ≥ {SKEW_MIN_OBJECTS_PER_SHARD} objects per shard) | \
+                 max/mean (last) | CV (last) | objects (last) |"
             );
             line!(out, "|---:|---:|---:|---:|---:|");
+            let worst = results
+                .max_skew()
+                .map_or_else(|| "–".to_owned(), |max| format!("{max:.3}"));
             line!(
                 out,
-                "| {} | {max:.3} | {:.3} | {:.3} | {} |",
+                "| {} | {worst} | {:.3} | {:.3} | {} |",
                 results.skew.len(),
                 last.max_over_mean,
                 last.coefficient_of_variation,
                 last.total
             );
         }
-        _ => line!(out, "No samples of objects per shard."),
+        None => line!(out, "No samples of objects per shard."),
     }
     line!(out);
 }
