@@ -90,14 +90,19 @@ fn upper(values: impl IntoIterator<Item = f64>) -> f64 {
         .fold(1.0, |top: f64, value| top.max(value * 1.1))
 }
 
-/// The x range of a time series in seconds since the run started: from the start (or an
-/// earlier sample) to the end (or a later sample).
-fn time_range(results: &RunResults, times: impl IntoIterator<Item = f64>) -> std::ops::Range<f64> {
-    let times: Vec<f64> = times
+/// The x range of one shard count's time series, in seconds since the run started: from its
+/// first to its last sample (and a little room), so that each shard count's plot shows its own
+/// part of the run while its times stay comparable with every other series.
+fn time_range(times: impl IntoIterator<Item = f64>) -> std::ops::Range<f64> {
+    let (first, last) = times
         .into_iter()
-        .chain([seconds_since(results.started, results.ended)])
-        .collect();
-    times.iter().copied().fold(0.0, f64::min)..upper(times)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(first, last), t| {
+            (first.min(t), last.max(t))
+        });
+    if first > last {
+        return 0.0..1.0;
+    }
+    first..last + ((last - first) * 0.02).max(1.0)
 }
 
 /// Reconciliation latency percentiles per window over time.
@@ -123,7 +128,7 @@ impl LatencyPlot {
             .collect();
         Self {
             shards: shard_count.shards,
-            range: time_range(results, points.iter().map(|(t, _)| *t)),
+            range: time_range(points.iter().map(|(t, _)| *t)),
             points,
         }
     }
@@ -194,7 +199,6 @@ impl ObjectsPlot {
         Self {
             shards: shard_count.shards,
             range: time_range(
-                results,
                 shard_count
                     .objects_per_shard
                     .iter()
@@ -379,8 +383,10 @@ mod tests {
         let times: Vec<f64> = plot.points.iter().map(|(t, _)| *t).collect();
         assert_eq!(times.first(), Some(&0.0));
         assert_eq!(times.get(1), Some(&10.0));
-        // The x axis reaches the end of the run even though the last window starts earlier.
-        assert!(plot.range.end >= 150.0);
+        // The x axis spans this shard count's windows, with room after the last.
+        assert!(plot.range.start <= 0.0);
+        assert!(plot.range.end > *times.last().unwrap());
+        assert_eq!(time_range([]), 0.0..1.0);
     }
 
     #[test]
