@@ -112,10 +112,38 @@ const METRICS: &[Metric] = &[
     Metric::new("p99_ms", "reconcile p99", Unit::Millis),
     Metric::new("queue_p99_ms", "queue p99", Unit::Millis),
     Metric::new("max_skew", "max skew", Unit::Plain),
-    Metric::new("capacity_load", "capacity", Unit::Plain),
-    Metric::optional("failover_lease_dead_s", "to Lease dead", Unit::Seconds),
-    Metric::optional("failover_assigned_s", "to all assigned", Unit::Seconds),
-    Metric::optional("failover_reconciled_s", "to all reconciled", Unit::Seconds),
+    Metric::new("capacity_websites", "capacity", Unit::Plain),
+    Metric::optional("capacity_ops_per_second", "capacity ops/s", Unit::Plain),
+    Metric::optional(
+        "failover_voluntary_lease_dead_s",
+        "voluntary to Lease dead",
+        Unit::Seconds,
+    ),
+    Metric::optional(
+        "failover_voluntary_assigned_s",
+        "voluntary to all assigned",
+        Unit::Seconds,
+    ),
+    Metric::optional(
+        "failover_voluntary_reconciled_s",
+        "voluntary to all reconciled",
+        Unit::Seconds,
+    ),
+    Metric::optional(
+        "failover_involuntary_lease_dead_s",
+        "involuntary to Lease dead",
+        Unit::Seconds,
+    ),
+    Metric::optional(
+        "failover_involuntary_assigned_s",
+        "involuntary to all assigned",
+        Unit::Seconds,
+    ),
+    Metric::optional(
+        "failover_involuntary_reconciled_s",
+        "involuntary to all reconciled",
+        Unit::Seconds,
+    ),
     Metric::optional("movement_ratio", "movement vs ideal", Unit::Plain),
     Metric::new("sharder_cpu_seconds", "sharder CPU", Unit::Seconds),
     Metric::new("sharder_peak_rss_bytes", "sharder peak", Unit::Bytes),
@@ -576,7 +604,7 @@ mod tests {
         // Reordered columns, a column compare does not know, an empty field, and the optional
         // and cost columns missing altogether.
         let rows = summary(
-            "p99_ms,future_column,shards,capacity_load,p50_ms\n\
+            "p99_ms,future_column,shards,capacity_websites,p50_ms\n\
              900.5,x,3,,100\n\
              1200,y,1,2500,150\n",
         )
@@ -588,7 +616,7 @@ mod tests {
                     1,
                     &[
                         ("p99_ms", 1200.0),
-                        ("capacity_load", 2500.0),
+                        ("capacity_websites", 2500.0),
                         ("p50_ms", 150.0)
                     ]
                 ),
@@ -687,15 +715,18 @@ mod tests {
         let without = [run("a", vec![row(1, &[("p99_ms", 1.0)])])];
         let shown =
             |runs: &[Run]| -> Vec<&str> { shown_metrics(runs).iter().map(|m| m.column).collect() };
-        assert!(!shown(&without).contains(&"failover_lease_dead_s"));
-        assert!(shown(&without).contains(&"capacity_load"));
+        assert!(!shown(&without).contains(&"failover_involuntary_lease_dead_s"));
+        assert!(shown(&without).contains(&"capacity_websites"));
         let with = [
             run("a", vec![row(1, &[])]),
-            run("b", vec![row(1, &[("failover_lease_dead_s", 15.0)])]),
+            run(
+                "b",
+                vec![row(1, &[("failover_involuntary_lease_dead_s", 15.0)])],
+            ),
         ];
         let shown_with = shown(&with);
-        assert!(shown_with.contains(&"failover_lease_dead_s"));
-        assert!(!shown_with.contains(&"failover_assigned_s"));
+        assert!(shown_with.contains(&"failover_involuntary_lease_dead_s"));
+        assert!(!shown_with.contains(&"failover_involuntary_assigned_s"));
         let table = Comparison::of(&with).table();
         assert!(table.contains(" to Lease dead |"), "{table}");
     }
@@ -734,8 +765,11 @@ mod tests {
         let shards: Vec<u32> = written.rows.iter().map(|row| row.shards).collect();
         assert_eq!(shards, [1, 3]);
         // Only 3 shards breached an SLO; 1 shard's operator shard costs 10 CPU seconds.
-        assert_eq!(written.rows[0].values.get("capacity_load"), None);
-        assert_eq!(written.rows[1].values.get("capacity_load"), Some(&3000.0));
+        assert_eq!(written.rows[0].values.get("capacity_websites"), None);
+        assert_eq!(
+            written.rows[1].values.get("capacity_websites"),
+            Some(&3000.0)
+        );
         assert_eq!(
             written.rows[0].values.get("operator_cpu_seconds"),
             Some(&10.0)

@@ -10,7 +10,7 @@ use loadgen::{
 /// The header `summary.csv` had when these tests were written, with a column compare does not
 /// know in the middle.
 const HEADER: &str = "shards,count,p50_ms,p90_ms,p99_ms,max_ms,queue_p99_ms,max_skew,\
-                      capacity_load,capacity_at,unknown_future_column,\
+                      capacity_websites,capacity_at,unknown_future_column,\
                       sharder_cpu_seconds,sharder_peak_rss_bytes,operator_cpu_seconds,\
                       operator_peak_rss_bytes,control_plane_cpu_seconds,\
                       control_plane_peak_rss_bytes";
@@ -95,7 +95,7 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
     let after = write_run(
         root.path(),
         "after",
-        &format!("{HEADER},failover_lease_dead_s,failover_assigned_s"),
+        &format!("{HEADER},failover_involuntary_lease_dead_s,failover_involuntary_assigned_s"),
         &[
             "2,600,200,450,250,700,50,1.2,8000,,y,2.5,31457280,33.0,209715200,110.0,524288000,15.0,16.5",
             "4,600,100,450,150,700,50,1.2,9000,,y,2.5,31457280,33.0,209715200,110.0,524288000,14.0,",
@@ -113,8 +113,8 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
         .iter()
         .map(|metric| metric["column"].as_str().expect("column"))
         .collect();
-    assert!(metrics.contains(&"failover_lease_dead_s"));
-    assert!(!metrics.contains(&"failover_reconciled_s"));
+    assert!(metrics.contains(&"failover_involuntary_lease_dead_s"));
+    assert!(!metrics.contains(&"failover_involuntary_reconciled_s"));
 
     let rows = json["rows"].as_array().expect("rows");
     let shards: Vec<(&str, u64)> = rows
@@ -142,15 +142,18 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
     assert_eq!(after_2["baseline"]["shards"], 2);
     assert_eq!(after_2["figures"]["p50_ms"]["value"], 200.0);
     assert_eq!(after_2["figures"]["p50_ms"]["ratio"], 0.5);
-    assert_eq!(after_2["figures"]["capacity_load"]["ratio"], 2.0);
+    assert_eq!(after_2["figures"]["capacity_websites"]["ratio"], 2.0);
     // The baseline run measured no failover: the value without a ratio.
-    assert_eq!(after_2["figures"]["failover_lease_dead_s"]["value"], 15.0);
-    assert!(after_2["figures"]["failover_lease_dead_s"]["ratio"].is_null());
+    assert_eq!(
+        after_2["figures"]["failover_involuntary_lease_dead_s"]["value"],
+        15.0
+    );
+    assert!(after_2["figures"]["failover_involuntary_lease_dead_s"]["ratio"].is_null());
     // The baseline run measured no 4 shards.
     let after_4 = &rows[4];
     assert!(after_4["baseline"].is_null());
     assert!(after_4["figures"]["p50_ms"]["ratio"].is_null());
-    assert!(after_4["figures"]["failover_assigned_s"]["value"].is_null());
+    assert!(after_4["figures"]["failover_involuntary_assigned_s"]["value"].is_null());
     assert_eq!(rows[1]["is_baseline"], true);
     assert_eq!(rows[1]["figures"]["p50_ms"]["ratio"], 1.0);
 
@@ -160,7 +163,7 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
         "{table}"
     );
     assert!(
-        table.contains(" to Lease dead | to all assigned |"),
+        table.contains(" involuntary to Lease dead | involuntary to all assigned |"),
         "{table}"
     );
 }

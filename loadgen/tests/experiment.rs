@@ -101,7 +101,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "the queue latency was scraped"
     );
     assert!(
-        !column("failover_assigned_s").is_empty(),
+        !column("failover_voluntary_assigned_s").is_empty(),
         "the kill was measured"
     );
     let operator_cpu: f64 = column("operator_cpu_seconds").parse().unwrap();
@@ -110,6 +110,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let report = read(&dir, "report.md");
     for part in [
         "# Scenario `e2e`",
+        "## Summary",
         "## 2 shards",
         "| shard-",
         "voluntary",

@@ -29,7 +29,7 @@ use crate::{
     measure::{
         cost, elapsed,
         failover::{self, FailoverEvents},
-        slo::{self, LoadWindow},
+        slo::{self, Load, LoadWindow, Metric},
     },
     results::{RunResults, ShardCountResults, Versions, writer},
     scenario::Scenario,
@@ -274,24 +274,40 @@ fn measure(
         .collect();
     let summary = finished.reconciliation.summary();
     let queue_p99_ms = samples.queue_p99_ms();
-    let windows: Vec<LoadWindow> = finished
+    // A window counts toward capacity if it starts during the load, with the load offered then.
+    let under_load = |at: Timestamp, p99: Duration| {
+        let into_load = elapsed(started_at, at);
+        (at >= started_at && into_load < scenario.duration).then(|| LoadWindow {
+            at,
+            load: offered(scenario, into_load),
+            p99,
+        })
+    };
+    let reconciliation_windows: Vec<LoadWindow> = finished
         .reconciliation
         .windows()
         .into_iter()
-        .filter_map(|w| {
-            let into_load = elapsed(started_at, w.start);
-            (w.start >= started_at && into_load < scenario.duration).then(|| LoadWindow {
-                at: w.start,
-                load: offered_load(scenario, into_load),
-                p99: Duration::from_secs_f64(w.p99_ms / 1000.0),
-            })
-        })
+        .filter_map(|w| under_load(w.start, Duration::from_secs_f64(w.p99_ms / 1000.0)))
         .collect();
-    let capacity = slo::first_breach(
-        &windows,
-        scenario.slo.reconciliation_p99,
-        slo::DEFAULT_CONSECUTIVE,
-    );
+    let queue_windows: Vec<LoadWindow> = samples
+        .queue_windows
+        .iter()
+        .filter_map(|&(at, p99)| under_load(at, p99))
+        .collect();
+    let capacity = slo::earliest([
+        slo::first_breach(
+            Metric::ReconciliationLatency,
+            &reconciliation_windows,
+            scenario.slo.reconciliation_p99,
+            slo::consecutive_windows(finished.reconciliation.window()),
+        ),
+        slo::first_breach(
+            Metric::QueueLatency,
+            &queue_windows,
+            scenario.slo.queue_p99,
+            slo::consecutive_windows(sampler::INTERVAL),
+        ),
+    ]);
     let verdicts = scenario.slo.verdicts(
         Duration::from_secs_f64(summary.p99_ms / 1000.0),
         queue_p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
@@ -423,10 +439,10 @@ async fn set_up(
     })
 }
 
-/// The operations per second the schedule offers `elapsed` into the load: creates, deletes and
-/// the mutations of the Websites that exist by then.
+/// The load the schedule offers `elapsed` into the load: the Websites that exist by then, and
+/// the creates, deletes and mutations of those Websites per second.
 #[must_use]
-pub fn offered_load(scenario: &Scenario, elapsed: Duration) -> f64 {
+pub fn offered(scenario: &Scenario, elapsed: Duration) -> Load {
     let elapsed = elapsed.min(scenario.duration);
     let delete_rate = scenario.load.delete.map_or(0.0, |d| d.rate);
     let websites = (f64::from(scenario.world.initial_websites) + scenario.creates_by(elapsed)
@@ -436,7 +452,10 @@ pub fn offered_load(scenario: &Scenario, elapsed: Duration) -> f64 {
         .load
         .mutate
         .map_or(0.0, |m| websites / m.interval.as_secs_f64());
-    scenario.create_rate_at(elapsed) + delete_rate + mutate_rate
+    Load {
+        websites,
+        operations_per_second: scenario.create_rate_at(elapsed) + delete_rate + mutate_rate,
+    }
 }
 
 /// A local target's control plane goes away with the shard count; a cluster keeps what was
@@ -560,9 +579,13 @@ mod tests {
              load:\n  create: {rate: 2, workers: 1}\n  delete: {rate: 1, workers: 1}\n  mutate: {interval: 10s, workers: 1}\n",
         );
         // At 0 s: 2 + 1 creates and deletes, 10 Websites mutated every 10 s.
-        assert!((offered_load(&scenario, Duration::ZERO) - 4.0).abs() < 1e-9);
+        let at_start = offered(&scenario, Duration::ZERO);
+        assert!((at_start.websites - 10.0).abs() < 1e-9);
+        assert!((at_start.operations_per_second - 4.0).abs() < 1e-9);
         // At 50 s: 10 + 100 - 50 = 60 Websites.
-        assert!((offered_load(&scenario, Duration::from_secs(50)) - 9.0).abs() < 1e-9);
+        let at_50s = offered(&scenario, Duration::from_secs(50));
+        assert!((at_50s.websites - 60.0).abs() < 1e-9);
+        assert!((at_50s.operations_per_second - 9.0).abs() < 1e-9);
     }
 
     #[test]
@@ -571,9 +594,12 @@ mod tests {
             "name: t\nduration: 100s\nshards: [1]\nworld: {namespaces: 1, themes: 2}\n\
              load:\n  create: {ramp: {from: 1, to: 5}, workers: 1}\n",
         );
-        assert!((offered_load(&scenario, Duration::ZERO) - 1.0).abs() < 1e-9);
-        assert!((offered_load(&scenario, Duration::from_secs(100)) - 5.0).abs() < 1e-9);
-        assert!((offered_load(&scenario, Duration::from_secs(500)) - 5.0).abs() < 1e-9);
+        let rate = |seconds| offered(&scenario, Duration::from_secs(seconds)).operations_per_second;
+        assert!((rate(0) - 1.0).abs() < 1e-9);
+        assert!((rate(100) - 5.0).abs() < 1e-9);
+        assert!((rate(500) - 5.0).abs() < 1e-9);
+        // 1/s rising to 5/s over 100 s: 300 Websites.
+        assert!((offered(&scenario, Duration::from_secs(100)).websites - 300.0).abs() < 1e-9);
     }
 
     #[test]

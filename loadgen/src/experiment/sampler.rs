@@ -36,6 +36,10 @@ pub struct Samples {
     queue_first: BTreeMap<String, Vec<Bucket>>,
     /// Each shard's queue-latency buckets at its last scrape.
     queue_last: BTreeMap<String, Vec<Bucket>>,
+    /// When the queue histograms were last scraped.
+    queue_last_at: Option<Timestamp>,
+    /// The p99 of the queue latency over every shard between two ticks, from the first.
+    pub queue_windows: Vec<(Timestamp, Duration)>,
     /// Why the target's usage could not be read, once.
     pub usage_error: Option<String>,
 }
@@ -44,6 +48,7 @@ impl Samples {
     /// Takes the baseline of the shards' queue histograms, so the load's latencies exclude
     /// those of the set-up.
     pub async fn baseline(&mut self, target: &Target) {
+        self.queue_last_at = Some(Timestamp::now());
         for (shard, buckets) in queue_buckets(target).await {
             self.queue_first.insert(shard.clone(), buckets.clone());
             self.queue_last.insert(shard, buckets);
@@ -67,7 +72,27 @@ impl Samples {
                 self.usage_error.get_or_insert_with(|| format!("{error:#}"));
             }
         }
-        for (shard, buckets) in queue_buckets(target).await {
+        let scraped = queue_buckets(target).await;
+        self.queue_tick(at, scraped);
+    }
+
+    /// Takes the queue histograms scraped at `at`: the p99 since the last tick joins the
+    /// windows, and they become the last buckets.
+    fn queue_tick(&mut self, at: Timestamp, scraped: Vec<(String, Vec<Bucket>)>) {
+        let deltas: Vec<Vec<Bucket>> = scraped
+            .iter()
+            .map(|(shard, buckets)| {
+                let before = self.queue_last.get(shard).map_or(&[][..], Vec::as_slice);
+                prometheus::delta(before, buckets)
+            })
+            .collect();
+        if let Some(since) = self.queue_last_at.replace(at)
+            && let Some(p99) = prometheus::histogram_quantile(0.99, &prometheus::sum(&deltas))
+                .and_then(|p99| Duration::try_from_secs_f64(p99).ok())
+        {
+            self.queue_windows.push((since, p99));
+        }
+        for (shard, buckets) in scraped {
             // A shard started during the load counts from zero.
             self.queue_first.entry(shard.clone()).or_default();
             self.queue_last.insert(shard, buckets);
@@ -137,5 +162,50 @@ mod tests {
         let p99 = samples.queue_p99_ms().unwrap();
         assert!(p99 > 100.0, "{p99}");
         assert!(Samples::default().queue_p99_ms().is_none());
+    }
+
+    #[test]
+    fn each_tick_adds_the_queue_p99_since_the_last_one() {
+        let at = |s| Timestamp::from_second(s).unwrap();
+        let mut samples = Samples {
+            queue_last_at: Some(at(0)),
+            ..Samples::default()
+        };
+        samples
+            .queue_first
+            .insert("shard-0".into(), buckets([0, 0, 0]));
+        samples
+            .queue_last
+            .insert("shard-0".into(), buckets([0, 0, 0]));
+        // Fast observations, then slow ones, then none, then a new shard's slow ones.
+        samples.queue_tick(at(5), vec![("shard-0".into(), buckets([100, 100, 100]))]);
+        samples.queue_tick(at(10), vec![("shard-0".into(), buckets([100, 200, 200]))]);
+        samples.queue_tick(at(15), vec![("shard-0".into(), buckets([100, 200, 200]))]);
+        samples.queue_tick(
+            at(20),
+            vec![
+                ("shard-0".into(), buckets([100, 200, 200])),
+                ("shard-1".into(), buckets([0, 0, 50])),
+            ],
+        );
+        let windows: Vec<_> = samples
+            .queue_windows
+            .iter()
+            .map(|(at, p99)| {
+                (
+                    at.as_second(),
+                    *p99 > Duration::from_millis(100),
+                    *p99 > Duration::from_secs(1),
+                )
+            })
+            .collect();
+        // No observations from 10 s to 15 s: no window. shard-1's fall in `+Inf`, read as 1 s.
+        assert_eq!(
+            windows,
+            [(0, false, false), (5, true, false), (15, true, false)]
+        );
+        // A restarted shard's counts went down: everything after is new.
+        samples.queue_tick(at(25), vec![("shard-0".into(), buckets([10, 10, 10]))]);
+        assert_eq!(samples.queue_windows.len(), 4);
     }
 }

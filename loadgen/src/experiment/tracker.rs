@@ -103,7 +103,7 @@ impl Tracker {
             && ready_generation >= generation
         {
             let latency = elapsed(start, at);
-            self.reconciliation.record(at, latency);
+            self.reconciliation.record(start, latency);
             return Some(latency);
         }
         self.pending
@@ -140,7 +140,7 @@ impl Tracker {
         if let Some(pending) = self.pending.get_mut(&view.key) {
             pending.retain(|expected| {
                 if expected.generation <= ready_generation {
-                    completed.push(elapsed(expected.start, at));
+                    completed.push((expected.start, elapsed(expected.start, at)));
                     false
                 } else {
                     true
@@ -150,10 +150,12 @@ impl Tracker {
                 self.pending.remove(&view.key);
             }
         }
-        for latency in &completed {
-            self.reconciliation.record(at, *latency);
+        // At the write's intended start, so that a stall shows in the windows of the writes
+        // it delayed rather than in the one window where they all complete.
+        for (start, latency) in &completed {
+            self.reconciliation.record(*start, *latency);
         }
-        completed
+        completed.into_iter().map(|(_, latency)| latency).collect()
     }
 
     /// A watch showed `key` deleted at `at`; writes still awaited are abandoned.
@@ -295,7 +297,8 @@ impl Tracker {
         self.close_change();
         let unfinished = self.pending();
         for expected in self.pending.values().flatten() {
-            self.reconciliation.record(at, elapsed(expected.start, at));
+            self.reconciliation
+                .record(expected.start, elapsed(expected.start, at));
         }
         Finished {
             reconciliation: self.reconciliation,
@@ -375,6 +378,25 @@ mod tests {
         );
         assert_eq!(tracker.pending(), 0);
         assert_eq!(tracker.finish(at(1000)).reconciliation.summary().count, 1);
+    }
+
+    #[test]
+    fn latencies_fall_in_the_windows_of_their_writes_intended_starts() {
+        let mut tracker = tracker();
+        // Two writes 20 s apart, stalled until one moment: two windows, not one.
+        tracker.expect("p/a", 1, at(100));
+        tracker.expect("p/b", 1, at(120));
+        tracker.website(at(135), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.website(at(135), view("p/b", Some("s0"), 1, Some(1)));
+        tracker.expect("p/c", 1, at(140));
+        let finished = tracker.finish(at(150));
+        let windows: Vec<_> = finished
+            .reconciliation
+            .windows()
+            .iter()
+            .map(|w| (w.start, w.count))
+            .collect();
+        assert_eq!(windows, [(at(100), 1), (at(120), 1), (at(140), 1)]);
     }
 
     #[test]

@@ -7,9 +7,6 @@ use serde::Serialize;
 
 use super::ratio;
 
-/// Windows in a row over the threshold that make a breach, so one noisy window does not.
-pub const DEFAULT_CONSECUTIVE: usize = 2;
-
 /// The service level objectives of the experiments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slo {
@@ -95,33 +92,60 @@ impl Verdict {
     }
 }
 
+/// The load offered at some time of a run: how many objects there are and how fast they churn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Load {
+    /// The Websites that exist.
+    pub websites: f64,
+    /// Creates, deletes and mutations per second.
+    pub operations_per_second: f64,
+}
+
 /// One window of a run under a ramp of load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadWindow {
     /// The start of the window.
     pub at: Timestamp,
-    /// The load then, for example the number of objects or operations per second.
-    pub load: f64,
+    /// The load then.
+    pub load: Load,
     /// The p99 latency in the window.
     pub p99: Duration,
 }
 
-/// Where the SLO was first breached.
+/// Where an SLO was first breached.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Breach {
+    /// The SLO breached.
+    pub metric: Metric,
     /// The start of the first window of the breach.
     pub at: Timestamp,
     /// The load in that window: the capacity at this shard count.
-    pub load: f64,
+    #[serde(flatten)]
+    pub load: Load,
 }
 
-/// The first window whose p99 exceeds `threshold` in `consecutive` windows in a row (at least
-/// one); `None` if the SLO held throughout.
+/// How long a p99 must stay over its threshold to be a breach, so one noisy window is not.
+pub const SUSTAINED: Duration = Duration::from_secs(20);
+
+/// The windows of `window` in a row that cover [`SUSTAINED`], at least one.
+#[must_use]
+pub fn consecutive_windows(window: Duration) -> usize {
+    if window.is_zero() {
+        return 1;
+    }
+    usize::try_from(SUSTAINED.as_nanos().div_ceil(window.as_nanos()))
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// The first window whose p99 of `metric` exceeds `threshold` in `consecutive` windows in a row
+/// (at least one); `None` if the SLO held throughout.
 ///
 /// `windows` are taken in time order, whatever their order in the slice; a window without
 /// latencies should be left out rather than given a p99 of zero.
 #[must_use]
 pub fn first_breach(
+    metric: Metric,
     windows: &[LoadWindow],
     threshold: Duration,
     consecutive: usize,
@@ -132,9 +156,16 @@ pub fn first_breach(
         .windows(consecutive.max(1))
         .find(|run| run.iter().all(|w| w.p99 > threshold))
         .map(|run| Breach {
+            metric,
             at: run[0].at,
             load: run[0].load,
         })
+}
+
+/// The earlier of the breaches of several SLOs: the capacity is where the first one breaks.
+#[must_use]
+pub fn earliest(breaches: impl IntoIterator<Item = Option<Breach>>) -> Option<Breach> {
+    breaches.into_iter().flatten().min_by_key(|b| b.at)
 }
 
 /// Capacity relative to one shard, `capacity(N) / capacity(1)`, per shard count in ascending
@@ -160,13 +191,30 @@ mod tests {
         Timestamp::from_second(seconds).unwrap()
     }
 
-    fn window(seconds: i64, load: f64, p99_ms: u64) -> LoadWindow {
+    fn load(websites: f64) -> Load {
+        Load {
+            websites,
+            operations_per_second: websites / 60.0,
+        }
+    }
+
+    fn window(seconds: i64, websites: f64, p99_ms: u64) -> LoadWindow {
         LoadWindow {
             at: at(seconds),
-            load,
+            load: load(websites),
             p99: Duration::from_millis(p99_ms),
         }
     }
+
+    fn breach(seconds: i64, websites: f64) -> Breach {
+        Breach {
+            metric: Metric::ReconciliationLatency,
+            at: at(seconds),
+            load: load(websites),
+        }
+    }
+
+    const RECONCILIATION: Metric = Metric::ReconciliationLatency;
 
     const THRESHOLD: Duration = Duration::from_secs(5);
 
@@ -235,32 +283,35 @@ mod tests {
             window(40, 500.0, 7000),
         ];
         assert_eq!(
-            first_breach(&windows, THRESHOLD, 2),
-            Some(Breach {
-                at: at(30),
-                load: 400.0
-            })
+            first_breach(RECONCILIATION, &windows, THRESHOLD, 2),
+            Some(breach(30, 400.0))
         );
     }
 
     #[test]
     fn a_single_window_breaches_when_one_is_enough() {
         let windows = [window(0, 100.0, 1000), window(10, 200.0, 9000)];
-        let breach = first_breach(&windows, THRESHOLD, 1).unwrap();
+        let breach = first_breach(RECONCILIATION, &windows, THRESHOLD, 1).unwrap();
         assert_eq!(breach.at, at(10));
-        assert_eq!(first_breach(&windows, THRESHOLD, 0), Some(breach));
+        assert_eq!(
+            first_breach(RECONCILIATION, &windows, THRESHOLD, 0),
+            Some(breach)
+        );
     }
 
     #[test]
     fn a_p99_at_the_threshold_is_no_breach() {
         let windows = [window(0, 100.0, 5000), window(10, 200.0, 5000)];
-        assert_eq!(first_breach(&windows, THRESHOLD, 2), None);
+        assert_eq!(first_breach(RECONCILIATION, &windows, THRESHOLD, 2), None);
     }
 
     #[test]
     fn fewer_windows_than_needed_are_no_breach() {
-        assert_eq!(first_breach(&[], THRESHOLD, 2), None);
-        assert_eq!(first_breach(&[window(0, 1.0, 9000)], THRESHOLD, 2), None);
+        assert_eq!(first_breach(RECONCILIATION, &[], THRESHOLD, 2), None);
+        assert_eq!(
+            first_breach(RECONCILIATION, &[window(0, 1.0, 9000)], THRESHOLD, 2),
+            None
+        );
     }
 
     #[test]
@@ -272,10 +323,43 @@ mod tests {
             window(30, 400.0, 9000),
         ];
         assert_eq!(
-            first_breach(&windows, THRESHOLD, 2),
-            Some(Breach {
-                at: at(20),
-                load: 300.0
+            first_breach(RECONCILIATION, &windows, THRESHOLD, 2),
+            Some(breach(20, 300.0))
+        );
+    }
+
+    #[test]
+    fn a_breach_must_last_twenty_seconds_whatever_the_window() {
+        assert_eq!(consecutive_windows(Duration::from_secs(10)), 2);
+        assert_eq!(consecutive_windows(Duration::from_secs(5)), 4);
+        assert_eq!(consecutive_windows(Duration::from_secs(7)), 3);
+        assert_eq!(consecutive_windows(Duration::from_secs(60)), 1);
+        assert_eq!(consecutive_windows(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn capacity_ends_at_the_first_slo_to_break() {
+        let queue = Breach {
+            metric: Metric::QueueLatency,
+            ..breach(20, 300.0)
+        };
+        assert_eq!(
+            earliest([Some(breach(30, 400.0)), Some(queue), None]),
+            Some(queue)
+        );
+        assert_eq!(earliest([None, None]), None);
+    }
+
+    #[test]
+    fn a_breach_is_written_with_its_slo_and_load() {
+        let json = serde_json::to_value(breach(30, 120.0)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "metric": "reconciliation_latency",
+                "at": "1970-01-01T00:00:30Z",
+                "websites": 120.0,
+                "operations_per_second": 2.0,
             })
         );
     }

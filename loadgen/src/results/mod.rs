@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::{
     measure::{
         cost::Cost,
-        failover::FailoverEvents,
+        failover::{FailoverEvents, FailoverKind},
         latency::LatencyRecorder,
         movement::{Change, Movement},
         skew::Skew,
@@ -179,11 +179,17 @@ impl ShardCountResults {
         classes
     }
 
-    /// The mean time of each failover phase in seconds (to Lease dead, to all assigned, to
-    /// all reconciled), over the failovers where the phase happened.
+    /// The mean time of each phase of the failovers of `kind` in seconds (to Lease dead, to
+    /// all assigned, to all reconciled), over those where the phase happened. Voluntary and
+    /// involuntary failovers are apart, since the second waits about 2 × leaseDuration.
     #[must_use]
-    pub fn mean_failover_seconds(&self) -> [Option<f64>; 3] {
-        let phases: Vec<_> = self.failovers.iter().map(FailoverEvents::phases).collect();
+    pub fn mean_failover_seconds(&self, kind: FailoverKind) -> [Option<f64>; 3] {
+        let phases: Vec<_> = self
+            .failovers
+            .iter()
+            .filter(|failover| failover.kind == kind)
+            .map(FailoverEvents::phases)
+            .collect();
         let mean = |phase: fn(
             &crate::measure::failover::FailoverPhases,
         ) -> Option<std::time::Duration>| {
@@ -256,9 +262,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::measure::{
         cost::Cost,
-        failover::FailoverKind,
         latency::LatencyRecorder,
-        slo::{Metric, Slo},
+        slo::{Load, Metric, Slo},
     };
 
     pub(crate) fn at(seconds: i64) -> Timestamp {
@@ -345,8 +350,12 @@ pub(crate) mod tests {
                 all_reconciled_at: None,
             }],
             capacity: (shards > 1).then(|| Breach {
+                metric: Metric::ReconciliationLatency,
                 at: at(START + 90),
-                load: 1000.0 * f64::from(shards),
+                load: Load {
+                    websites: 1000.0 * f64::from(shards),
+                    operations_per_second: 20.0 * f64::from(shards),
+                },
             }),
             cost: costs,
             verdicts,

@@ -254,7 +254,7 @@ impl Plot for ObjectsPlot {
 /// Capacity, CPU and memory against the shard count, in three panels.
 struct ScalingPlot {
     max_shards: f64,
-    /// Shard count and the load at the first SLO breach.
+    /// Shard count and the Websites at the first SLO breach.
     capacity: Vec<(f64, f64)>,
     /// Per component class: shard count and CPU seconds.
     cpu: Vec<(ComponentClass, Vec<(f64, f64)>)>,
@@ -286,7 +286,7 @@ impl ScalingPlot {
             max_shards: counts.last().map_or(1.0, |count| f64::from(count.shards)),
             capacity: counts
                 .iter()
-                .filter_map(|count| Some((f64::from(count.shards), count.capacity?.load)))
+                .filter_map(|count| Some((f64::from(count.shards), count.capacity?.load.websites)))
                 .collect(),
             cpu: per_class(|cost| cost.cpu_seconds),
             memory: per_class(|cost| mib(cost.peak_rss_bytes)),
@@ -312,7 +312,7 @@ impl Plot for ScalingPlot {
         capacity
             .configure_mesh()
             .x_desc("shards")
-            .y_desc("offered operations/s")
+            .y_desc("Websites")
             .draw()?;
         capacity.draw_series(LineSeries::new(
             self.capacity.iter().copied(),

@@ -8,7 +8,7 @@ use super::{
 use crate::measure::{
     failover::FailoverKind,
     movement::Change,
-    slo::{Metric, capacity_scaling},
+    slo::{self, Metric, capacity_scaling},
 };
 
 /// The report of a run as Markdown.
@@ -16,6 +16,7 @@ use crate::measure::{
 pub fn report_markdown(results: &RunResults) -> String {
     let mut out = String::new();
     header(&mut out, results);
+    summary_table(&mut out, results);
     for shard_count in &results.shard_counts {
         shard_count_section(&mut out, shard_count);
     }
@@ -72,6 +73,58 @@ fn header(out: &mut String, results: &RunResults) {
         .map(|count| count.shards.to_string())
         .collect();
     line!(out, "- Shard counts: {}", shards.join(", "));
+    line!(out);
+}
+
+/// The headline figures of every shard count, one row each.
+fn summary_table(out: &mut String, results: &RunResults) {
+    line!(out, "## Summary");
+    line!(out);
+    line!(
+        out,
+        "| shards | reconcile p99 | queue p99 | capacity | max skew | voluntary failover | \
+         involuntary failover | operator CPU | operator peak | sharder CPU |"
+    );
+    line!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "–".to_owned());
+    for count in &results.shard_counts {
+        let classes = count.class_costs();
+        let class = |class| classes.get(&class).copied().unwrap_or_default();
+        let (operator, sharder) = (
+            class(ComponentClass::Operator),
+            class(ComponentClass::Sharder),
+        );
+        let failover = |kind| {
+            let [dead, assigned, reconciled] = count.mean_failover_seconds(kind);
+            let s = |value: Option<f64>| or_dash(value.map(|v| format!("{v:.1}")));
+            (dead.is_some() || assigned.is_some() || reconciled.is_some())
+                .then(|| format!("{} / {} / {} s", s(dead), s(assigned), s(reconciled)))
+        };
+        line!(
+            out,
+            "| {} | {:.0} ms | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
+            count.shards,
+            count.reconciliation.summary().p99_ms,
+            or_dash(count.queue_p99_ms.map(|ms| format!("{ms:.0} ms"))),
+            or_dash(count.capacity.map(|breach| format!(
+                "{:.0} Websites, {:.1} ops/s",
+                breach.load.websites, breach.load.operations_per_second
+            ))),
+            or_dash(count.max_skew().map(|skew| format!("{skew:.3}"))),
+            or_dash(failover(FailoverKind::Voluntary)),
+            or_dash(failover(FailoverKind::Involuntary)),
+            operator.cpu_seconds,
+            mib(operator.peak_rss_bytes),
+            sharder.cpu_seconds,
+        );
+    }
+    line!(out);
+    line!(
+        out,
+        "Failovers: mean seconds from the kill to the Lease dead / all its objects assigned / \
+         all reconciled. Capacity: the load offered at the first sustained SLO breach. \
+         Operator peak: the peak memory of all shards added up."
+    );
     line!(out);
 }
 
@@ -233,11 +286,15 @@ fn capacity_line(out: &mut String, results: &ShardCountResults) {
     match results.capacity {
         Some(breach) => line!(
             out,
-            "First SLO breach at a load of {:.1}, in the window from {}.",
-            breach.load,
+            "First SLO breach at {:.0} Websites and {:.1} operations/s offered: the {} p99 \
+             stayed over its objective for {} s from the window at {}.",
+            breach.load.websites,
+            breach.load.operations_per_second,
+            metric_name(breach.metric),
+            slo::SUSTAINED.as_secs(),
             breach.at
         ),
-        None => line!(out, "No SLO breach."),
+        None => line!(out, "No sustained SLO breach during the load."),
     }
     line!(out);
 }
@@ -292,7 +349,7 @@ fn scaling_section(out: &mut String, results: &RunResults) {
     let capacities: Vec<(u32, f64)> = results
         .shard_counts
         .iter()
-        .filter_map(|count| Some((count.shards, count.capacity?.load)))
+        .filter_map(|count| Some((count.shards, count.capacity?.load.websites)))
         .collect();
     let scaling = capacity_scaling(&capacities);
     if scaling.is_empty() {
@@ -301,7 +358,7 @@ fn scaling_section(out: &mut String, results: &RunResults) {
             "No capacity scaling: it needs an SLO breach with 1 shard to compare against."
         );
     } else {
-        line!(out, "| shards | capacity / capacity(1) |");
+        line!(out, "| shards | capacity (Websites) / capacity(1) |");
         line!(out, "|---:|---:|");
         for (shards, ratio) in scaling {
             line!(out, "| {shards} | {ratio:.2} |");
@@ -359,10 +416,27 @@ mod tests {
                 .contains("| shard-0 | involuntary | 2023-11-14T22:14:00Z | 15.0 s | 16.0 s | – |")
         );
         assert!(report.contains("| shard-new joined | 10 | 1 | 0.100 | 0.500 | 0.20× |"));
-        assert!(report.contains("First SLO breach at a load of 3000.0"));
+        assert!(report.contains(
+            "First SLO breach at 3000 Websites and 60.0 operations/s offered: the reconciliation \
+             latency p99 stayed over its objective for 20 s"
+        ));
         assert!(report.contains("| **all operator** | | 10.00 | | 150.0 MiB | |"));
         assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
         assert!(report.contains("![capacity and cost against shards](scaling.png)"));
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_shard_count() {
+        let report = report_markdown(&synthetic());
+        let summary =
+            &report[report.find("## Summary").unwrap()..report.find("## 1 shards").unwrap()];
+        assert!(summary.contains("| 1 | "), "{summary}");
+        // 3 shards breached at 3000 Websites; its one failover is involuntary.
+        assert!(
+            summary.contains("| 3000 Websites, 60.0 ops/s | "),
+            "{summary}"
+        );
+        assert!(summary.contains("| – | 15.0 / 16.0 / – s |"), "{summary}");
     }
 
     #[test]
@@ -378,7 +452,7 @@ mod tests {
         let mut results = synthetic();
         assert!(report_markdown(&results).contains("No capacity scaling"));
         results.shard_counts[0].capacity = results.shard_counts[1].capacity.map(|mut breach| {
-            breach.load = 1500.0;
+            breach.load.websites = 1500.0;
             breach
         });
         assert!(report_markdown(&results).contains("| 3 | 2.00 |"));

@@ -264,11 +264,16 @@ struct SummaryRow {
     max_ms: f64,
     queue_p99_ms: Option<f64>,
     max_skew: Option<f64>,
-    capacity_load: Option<f64>,
+    capacity_websites: Option<f64>,
+    capacity_ops_per_second: Option<f64>,
+    capacity_slo: Option<&'static str>,
     capacity_at: Option<Timestamp>,
-    failover_lease_dead_s: Option<f64>,
-    failover_assigned_s: Option<f64>,
-    failover_reconciled_s: Option<f64>,
+    failover_voluntary_lease_dead_s: Option<f64>,
+    failover_voluntary_assigned_s: Option<f64>,
+    failover_voluntary_reconciled_s: Option<f64>,
+    failover_involuntary_lease_dead_s: Option<f64>,
+    failover_involuntary_assigned_s: Option<f64>,
+    failover_involuntary_reconciled_s: Option<f64>,
     movement_ratio: Option<f64>,
     sharder_cpu_seconds: f64,
     sharder_peak_rss_bytes: u64,
@@ -288,11 +293,16 @@ impl HeaderOnly for SummaryRow {
         "max_ms",
         "queue_p99_ms",
         "max_skew",
-        "capacity_load",
+        "capacity_websites",
+        "capacity_ops_per_second",
+        "capacity_slo",
         "capacity_at",
-        "failover_lease_dead_s",
-        "failover_assigned_s",
-        "failover_reconciled_s",
+        "failover_voluntary_lease_dead_s",
+        "failover_voluntary_assigned_s",
+        "failover_voluntary_reconciled_s",
+        "failover_involuntary_lease_dead_s",
+        "failover_involuntary_assigned_s",
+        "failover_involuntary_reconciled_s",
         "movement_ratio",
         "sharder_cpu_seconds",
         "sharder_peak_rss_bytes",
@@ -313,7 +323,16 @@ impl SummaryRow {
             class(ComponentClass::Operator),
             class(ComponentClass::ControlPlane),
         );
-        let [lease_dead, assigned, reconciled] = results.mean_failover_seconds();
+        let [
+            voluntary_lease_dead,
+            voluntary_assigned,
+            voluntary_reconciled,
+        ] = results.mean_failover_seconds(FailoverKind::Voluntary);
+        let [
+            involuntary_lease_dead,
+            involuntary_assigned,
+            involuntary_reconciled,
+        ] = results.mean_failover_seconds(FailoverKind::Involuntary);
         Self {
             shards: results.shards,
             count: latency.count,
@@ -323,11 +342,18 @@ impl SummaryRow {
             max_ms: latency.max_ms,
             queue_p99_ms: results.queue_p99_ms,
             max_skew: results.max_skew(),
-            capacity_load: results.capacity.map(|breach| breach.load),
+            capacity_websites: results.capacity.map(|breach| breach.load.websites),
+            capacity_ops_per_second: results
+                .capacity
+                .map(|breach| breach.load.operations_per_second),
+            capacity_slo: results.capacity.map(|breach| breach.metric.as_str()),
             capacity_at: results.capacity.map(|breach| breach.at),
-            failover_lease_dead_s: lease_dead,
-            failover_assigned_s: assigned,
-            failover_reconciled_s: reconciled,
+            failover_voluntary_lease_dead_s: voluntary_lease_dead,
+            failover_voluntary_assigned_s: voluntary_assigned,
+            failover_voluntary_reconciled_s: voluntary_reconciled,
+            failover_involuntary_lease_dead_s: involuntary_lease_dead,
+            failover_involuntary_assigned_s: involuntary_assigned,
+            failover_involuntary_reconciled_s: involuntary_reconciled,
             movement_ratio: results.mean_movement_ratio(),
             sharder_cpu_seconds: sharder.cpu_seconds,
             sharder_peak_rss_bytes: sharder.peak_rss_bytes,
@@ -433,6 +459,15 @@ mod tests {
         // One shard count breached nothing: its capacity is empty.
         assert_eq!(&rows[0][8], "");
         assert_eq!(&rows[1][8], "3000.0");
+        let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        assert_eq!(&rows[1][column("capacity_ops_per_second")], "60.0");
+        assert_eq!(&rows[1][column("capacity_slo")], "reconciliation_latency");
+        // The fixture's one failover is involuntary: no voluntary figures.
+        assert_eq!(&rows[1][column("failover_voluntary_lease_dead_s")], "");
+        assert_eq!(
+            &rows[1][column("failover_involuntary_lease_dead_s")],
+            "15.0"
+        );
 
         let (headers, rows) = read_csv(&dir.path().join("latency-3shards.csv"));
         assert_eq!(headers, LatencyRow::HEADER);
