@@ -32,7 +32,7 @@ use crate::{
         slo::{self, Load, LoadWindow, Metric},
     },
     results::{RunResults, ShardCountResults, Versions, writer},
-    scenario::Scenario,
+    scenario::{CreateRate, Scenario},
     target::{Choice, Target},
 };
 
@@ -294,20 +294,27 @@ fn measure(
         .iter()
         .filter_map(|&(at, p99)| under_load(at, p99))
         .collect();
-    let capacity = slo::earliest([
-        slo::first_breach(
-            Metric::ReconciliationLatency,
-            &reconciliation_windows,
-            scenario.slo.reconciliation_p99,
-            slo::consecutive_windows(finished.reconciliation.window()),
-        ),
-        slo::first_breach(
-            Metric::QueueLatency,
-            &queue_windows,
-            scenario.slo.queue_p99,
-            slo::consecutive_windows(sampler::INTERVAL),
-        ),
-    ]);
+    // Under a steady load a breach says when the load was too much or a failover held it up,
+    // not how much load a shard count carries: capacity needs a ramp (SPEC D).
+    let ramped = matches!(scenario.load.create.rate, CreateRate::Ramp(_));
+    let capacity = ramped
+        .then(|| {
+            slo::earliest([
+                slo::first_breach(
+                    Metric::ReconciliationLatency,
+                    &reconciliation_windows,
+                    scenario.slo.reconciliation_p99,
+                    slo::consecutive_windows(finished.reconciliation.window()),
+                ),
+                slo::first_breach(
+                    Metric::QueueLatency,
+                    &queue_windows,
+                    scenario.slo.queue_p99,
+                    slo::consecutive_windows(sampler::INTERVAL),
+                ),
+            ])
+        })
+        .flatten();
     let verdicts = scenario.slo.verdicts(
         Duration::from_secs_f64(summary.p99_ms / 1000.0),
         queue_p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),

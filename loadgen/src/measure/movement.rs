@@ -37,7 +37,8 @@ pub struct Movement {
     /// `moved / objects`.
     pub moved_share: f64,
     /// The least share that must move: `1 / (N + 1)` on a join to N shards (the new shard's
-    /// fair share), the departed shard's share before the change on a leave.
+    /// fair share), the departed shard's share before the change on a leave; 0 when the last
+    /// shard leaves, since no shard is left to take its objects until another joins.
     pub ideal_share: f64,
     /// `moved_share / ideal_share`; 1 is ideal, `None` when nothing had to move.
     pub ratio_to_ideal: Option<f64>,
@@ -69,6 +70,7 @@ impl Movement {
         let moved_share = share(moved, objects);
         let ideal_share = match change {
             Change::Join { .. } => 1.0 / as_f64(shards_before as u64 + 1),
+            Change::Leave { .. } if shards_before <= 1 => 0.0,
             Change::Leave { shard } => share(
                 pairs.iter().filter(|(old, _)| old == shard).count(),
                 objects,
@@ -187,6 +189,15 @@ mod tests {
         let movement = Movement::of(&before, &after, &join("s0"), 0);
         assert!(close(movement.ideal_share, 1.0));
         assert_eq!(movement.ratio_to_ideal, Some(0.0));
+    }
+
+    #[test]
+    fn the_leave_of_the_last_shard_has_nothing_to_move_to_and_no_ratio() {
+        let before = assignment(&[("a", "s0"), ("b", "s0")]);
+        let movement = Movement::of(&before, &before, &leave("s0"), 1);
+        assert_eq!(movement.moved, 0);
+        assert!(close(movement.ideal_share, 0.0));
+        assert_eq!(movement.ratio_to_ideal, None);
     }
 
     #[test]

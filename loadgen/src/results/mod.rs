@@ -275,7 +275,8 @@ pub(crate) mod tests {
 
     pub(crate) fn scenario() -> Scenario {
         let yaml = "name: synthetic\nduration: 2m\nshards: [1, 3]\n\
-                    world: {namespaces: 2, themes: 3}\nload:\n  create: {rate: 2, workers: 1}\n";
+                    world: {namespaces: 2, themes: 3}\n\
+                    load:\n  create: {ramp: {from: 1, to: 3}, workers: 1}\n";
         Scenario::from_yaml(yaml, std::path::Path::new("synthetic.yaml")).unwrap()
     }
 

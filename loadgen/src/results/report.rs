@@ -5,10 +5,13 @@ use std::{fmt::Write, time::Duration};
 use super::{
     ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, mib, seconds_since,
 };
-use crate::measure::{
-    failover::FailoverKind,
-    movement::Change,
-    slo::{self, Metric, capacity_scaling},
+use crate::{
+    measure::{
+        failover::FailoverKind,
+        movement::Change,
+        slo::{self, Metric, capacity_scaling},
+    },
+    scenario::CreateRate,
 };
 
 /// The report of a run as Markdown.
@@ -17,8 +20,9 @@ pub fn report_markdown(results: &RunResults) -> String {
     let mut out = String::new();
     header(&mut out, results);
     summary_table(&mut out, results);
+    let ramped = matches!(results.scenario.load.create.rate, CreateRate::Ramp(_));
     for shard_count in &results.shard_counts {
-        shard_count_section(&mut out, shard_count);
+        shard_count_section(&mut out, shard_count, ramped);
     }
     scaling_section(&mut out, results);
     out
@@ -128,7 +132,7 @@ fn summary_table(out: &mut String, results: &RunResults) {
     line!(out);
 }
 
-fn shard_count_section(out: &mut String, results: &ShardCountResults) {
+fn shard_count_section(out: &mut String, results: &ShardCountResults, ramped: bool) {
     line!(out, "## {} shards", results.shards);
     line!(out);
 
@@ -137,7 +141,7 @@ fn shard_count_section(out: &mut String, results: &ShardCountResults) {
     assignment_table(out, results);
     movement_table(out, results);
     failover_table(out, results);
-    capacity_line(out, results);
+    capacity_line(out, results, ramped);
     cost_table(out, results);
     plot_links(out, results);
 }
@@ -280,9 +284,18 @@ fn failover_table(out: &mut String, results: &ShardCountResults) {
     }
 }
 
-fn capacity_line(out: &mut String, results: &ShardCountResults) {
+fn capacity_line(out: &mut String, results: &ShardCountResults, ramped: bool) {
     line!(out, "### Capacity");
     line!(out);
+    if !ramped {
+        line!(
+            out,
+            "Not measured: capacity needs a load that rises until an SLO breaks \
+             (`load.create.ramp`), and this scenario's is steady."
+        );
+        line!(out);
+        return;
+    }
     match results.capacity {
         Some(breach) => line!(
             out,
@@ -352,7 +365,9 @@ fn scaling_section(out: &mut String, results: &RunResults) {
         .filter_map(|count| Some((count.shards, count.capacity?.load.websites)))
         .collect();
     let scaling = capacity_scaling(&capacities);
-    if scaling.is_empty() {
+    if !matches!(results.scenario.load.create.rate, CreateRate::Ramp(_)) {
+        line!(out, "No capacity scaling: the scenario's load has no ramp.");
+    } else if scaling.is_empty() {
         line!(
             out,
             "No capacity scaling: it needs an SLO breach with 1 shard to compare against."
@@ -437,6 +452,18 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("| – | 15.0 / 16.0 / – s |"), "{summary}");
+    }
+
+    #[test]
+    fn capacity_is_not_measured_under_a_steady_load() {
+        let mut results = synthetic();
+        results.scenario.load.create.rate = CreateRate::Constant(2.0);
+        for count in &mut results.shard_counts {
+            count.capacity = None;
+        }
+        let report = report_markdown(&results);
+        assert!(report.contains("Not measured: capacity needs a load that rises"));
+        assert!(report.contains("No capacity scaling: the scenario's load has no ramp."));
     }
 
     #[test]
