@@ -159,7 +159,8 @@ async fn config_map_of(client: &Client, website: &Website) -> Option<ConfigMap> 
         .unwrap()
 }
 
-/// The reconciliation audit of the given operators.
+/// The reconciliation audit of the given operators: the lines written so far. A line still
+/// being written as the file is read has no newline yet and is left for the next read.
 fn audit(
     control_plane: &ControlPlane,
     identities: &[&str],
@@ -169,8 +170,12 @@ fn audit(
         .flat_map(|identity| {
             std::fs::read_to_string(audit_file(control_plane, identity))
                 .unwrap_or_default()
-                .lines()
-                .map(|line| serde_json::from_str(line).unwrap())
+                .split_inclusive('\n')
+                .filter_map(|line| line.strip_suffix('\n'))
+                .map(|line| {
+                    serde_json::from_str(line)
+                        .unwrap_or_else(|error| panic!("audit line {line:?}: {error}"))
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
