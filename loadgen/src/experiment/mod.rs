@@ -32,7 +32,7 @@ use crate::{
         slo::{self, Load, LoadWindow, Metric},
     },
     results::{RunResults, ShardCountResults, Versions, writer},
-    scenario::{CreateRate, Scenario},
+    scenario::Scenario,
     target::{Choice, Target},
 };
 
@@ -294,10 +294,8 @@ fn measure(
         .iter()
         .filter_map(|&(at, p99)| under_load(at, p99))
         .collect();
-    // Under a steady load a breach says when the load was too much or a failover held it up,
-    // not how much load a shard count carries: capacity needs a ramp (SPEC D).
-    let ramped = matches!(scenario.load.create.rate, CreateRate::Ramp(_));
-    let capacity = ramped
+    let capacity = scenario
+        .measures_capacity()
         .then(|| {
             slo::earliest([
                 slo::first_breach(

@@ -5,13 +5,10 @@ use std::{fmt::Write, time::Duration};
 use super::{
     ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, mib, seconds_since,
 };
-use crate::{
-    measure::{
-        failover::FailoverKind,
-        movement::Change,
-        slo::{self, Metric, capacity_scaling},
-    },
-    scenario::CreateRate,
+use crate::measure::{
+    failover::FailoverKind,
+    movement::Change,
+    slo::{self, Metric, capacity_scaling},
 };
 
 /// The report of a run as Markdown.
@@ -20,7 +17,7 @@ pub fn report_markdown(results: &RunResults) -> String {
     let mut out = String::new();
     header(&mut out, results);
     summary_table(&mut out, results);
-    let ramped = matches!(results.scenario.load.create.rate, CreateRate::Ramp(_));
+    let ramped = results.scenario.measures_capacity();
     for shard_count in &results.shard_counts {
         shard_count_section(&mut out, shard_count, ramped);
     }
@@ -365,7 +362,7 @@ fn scaling_section(out: &mut String, results: &RunResults) {
         .filter_map(|count| Some((count.shards, count.capacity?.load.websites)))
         .collect();
     let scaling = capacity_scaling(&capacities);
-    if !matches!(results.scenario.load.create.rate, CreateRate::Ramp(_)) {
+    if !results.scenario.measures_capacity() {
         line!(out, "No capacity scaling: the scenario's load has no ramp.");
     } else if scaling.is_empty() {
         line!(
@@ -457,7 +454,7 @@ mod tests {
     #[test]
     fn capacity_is_not_measured_under_a_steady_load() {
         let mut results = synthetic();
-        results.scenario.load.create.rate = CreateRate::Constant(2.0);
+        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(2.0);
         for count in &mut results.shard_counts {
             count.capacity = None;
         }

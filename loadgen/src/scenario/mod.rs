@@ -303,6 +303,14 @@ impl Scenario {
         self.load.create.rate.at(self.fraction_of_duration(elapsed))
     }
 
+    /// Whether a run measures capacity: only under a ramp of creates (SPEC D). Under a steady
+    /// load, a breach says when the load was too much or a failover held it up, not how much
+    /// load a shard count carries.
+    #[must_use]
+    pub fn measures_capacity(&self) -> bool {
+        matches!(self.load.create.rate, CreateRate::Ramp(_))
+    }
+
     /// The Websites created by `elapsed` after the load started according to the schedule
     /// (the integral of [`Self::create_rate_at`]), counting no creates after the duration.
     #[must_use]
