@@ -361,7 +361,12 @@ async fn every_series_on_the_dashboards_is_exported_and_every_panel_has_data() {
 }
 
 /// A local stack with series for every panel: the sharder, and two operator shards where the
-/// second joined after the Websites were created, so that the sharder drained and moved some.
+/// second joined after the Websites were created, so that the sharder drained some, and a
+/// Website in a namespace that joined the ring late, so that the sharder moved it.
+///
+/// Drains alone do not certainly give movements: the new shard copies the Website's shard
+/// label to the children and may do so before the resync reaches them, leaving it nothing to
+/// move.
 struct Stack {
     control_plane: testenv::ControlPlane,
     sharder: SharderProcess,
@@ -369,6 +374,8 @@ struct Stack {
 }
 
 const NAMESPACE: &str = "project-dashboards";
+/// Outside the ring when its Website is created, so the webhook leaves the Website unassigned.
+const LATE_NAMESPACE: &str = "project-dashboards-late";
 const THEME: &str = "plain";
 
 impl Stack {
@@ -402,7 +409,7 @@ impl Stack {
         };
         stack.add_shard(&binaries.operator, "shard-0").await;
         let websites = website_names();
-        create_websites(&client, &websites).await;
+        create_websites(&client, NAMESPACE, &websites).await;
         stack
             .wait("every Website Ready on shard-0", |metrics| {
                 metrics.texts.get(1).is_some_and(|text| {
@@ -411,10 +418,11 @@ impl Stack {
                 })
             })
             .await;
+        create_late_website(&client).await;
         stack.add_shard(&binaries.operator, "shard-1").await;
         stack
             .wait(
-                "the sharder to drain and move objects to shard-1",
+                "the sharder to drain objects to shard-1 and to move the late Website",
                 |metrics| {
                     metrics.sharder("controller_sharding_drains_total") > Some(0.0)
                         && metrics.sharder("controller_sharding_movements_total") > Some(0.0)
@@ -571,9 +579,29 @@ async fn create_theme(client: &Client) {
         .expect("a Theme");
 }
 
+/// A Website created unassigned, in a namespace that then joins the ring: the next resync
+/// (shard-1's arrival triggers one) moves it to a shard.
+async fn create_late_website(client: &Client) {
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(LATE_NAMESPACE.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("a namespace outside the ring");
+    create_websites(client, LATE_NAMESPACE, &["late".to_owned()]).await;
+    stack::create_project_namespace(client, LATE_NAMESPACE)
+        .await
+        .unwrap();
+}
+
 /// Websites without pods (`skip-workload`): their Deployments become Available at once.
-async fn create_websites(client: &Client, names: &[String]) {
-    let websites = Api::<Website>::namespaced(client.clone(), NAMESPACE);
+async fn create_websites(client: &Client, namespace: &str, names: &[String]) {
+    let websites = Api::<Website>::namespaced(client.clone(), namespace);
     for name in names {
         let mut website = Website::new(
             name,
@@ -583,7 +611,7 @@ async fn create_websites(client: &Client, names: &[String]) {
         );
         website.metadata = ObjectMeta {
             name: Some(name.clone()),
-            namespace: Some(NAMESPACE.to_owned()),
+            namespace: Some(namespace.to_owned()),
             labels: Some([(LABEL_SKIP_WORKLOAD.to_owned(), "true".to_owned())].into()),
             ..ObjectMeta::default()
         };
@@ -592,8 +620,6 @@ async fn create_websites(client: &Client, names: &[String]) {
             .await
             .expect("a Website");
     }
-    // The namespace exists (created above); this only makes the dependency explicit.
-    let _: Namespace = Api::all(client.clone()).get(NAMESPACE).await.unwrap();
 }
 
 /// `prometheus` on PATH, if it is installed.
