@@ -25,10 +25,7 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
-use k8s_openapi::api::{
-    coordination::v1::Lease,
-    core::v1::{ConfigMap, Namespace},
-};
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::ConfigMap};
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
@@ -100,7 +97,7 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
     progress(&format!("sharder started (pid {})", sharder.pid()));
 
     for namespace in [SHARDED_NAMESPACE, PLAIN_NAMESPACE] {
-        create_namespace(&client, namespace).await?;
+        stack::create_namespace(&client, namespace).await?;
     }
     let mut leases = Vec::new();
     for i in 0..args.shards {
@@ -151,21 +148,6 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
 
 fn progress(message: &str) {
     eprintln!("sharder-bench: {message}");
-}
-
-async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .with_context(|| format!("cannot create namespace {name}"))?;
-    Ok(())
 }
 
 /// The ring `bench`: ConfigMaps in [`SHARDED_NAMESPACE`] only.

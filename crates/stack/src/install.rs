@@ -1,6 +1,6 @@
 //! The APIs and objects a stack needs before its processes start.
 
-use std::{fmt::Debug, time::Duration};
+use std::{collections::BTreeMap, fmt::Debug, time::Duration};
 
 use anyhow::Context as _;
 use k8s_openapi::{
@@ -64,10 +64,29 @@ pub async fn install_webhosting(client: &Client) -> anyhow::Result<()> {
 /// Creates (or updates) namespace `name` with the label `webhosting.timebertt.dev/project:
 /// "true"`, which puts it into the ring `webhosting-operator`.
 pub async fn create_project_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    apply_namespace(
+        client,
+        name,
+        [(PROJECT_LABEL.to_owned(), "true".to_owned())].into(),
+    )
+    .await
+}
+
+/// Creates (or updates) namespace `name` without labels of ours: outside the ring
+/// `webhosting-operator`.
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    apply_namespace(client, name, BTreeMap::new()).await
+}
+
+async fn apply_namespace(
+    client: &Client,
+    name: &str,
+    labels: BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     let namespace = Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some([(PROJECT_LABEL.to_owned(), "true".to_owned())].into()),
+            labels: Some(labels),
             ..ObjectMeta::default()
         },
         ..Namespace::default()

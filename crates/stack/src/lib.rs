@@ -6,8 +6,8 @@
 //! - [`SharderProcess`] and [`OperatorProcess`] start them against a
 //!   [`ControlPlane`](testenv::ControlPlane) on loopback, read their CPU and memory
 //!   ([`Usage`]) and their `/metrics`, and stop them gracefully or kill them.
-//! - [`install_sharding`], [`install_webhosting`], [`create_project_namespace`] and
-//!   [`wait_ring_ready`] put the APIs in place and wait until the sharder's webhook is called.
+//! - [`install_sharding`], [`install_webhosting`], [`create_project_namespace`] (or
+//!   [`create_namespace`], outside the ring) and [`wait_ring_ready`] put the APIs in place and wait until the sharder's webhook is called.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -52,8 +52,8 @@ mod wait;
 pub use crate::{
     binaries::{Binaries, build_for_tests},
     install::{
-        OPERATOR_NAMESPACE, PROJECT_LABEL, create_project_namespace, install_sharding,
-        install_webhosting,
+        OPERATOR_NAMESPACE, PROJECT_LABEL, create_namespace, create_project_namespace,
+        install_sharding, install_webhosting,
     },
     metrics::metric_sum,
     operator::{OperatorProcess, OperatorSettings},

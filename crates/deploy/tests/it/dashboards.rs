@@ -12,7 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
@@ -582,17 +581,9 @@ async fn create_theme(client: &Client) {
 /// A Website created unassigned, in a namespace that then joins the ring: the next resync
 /// (shard-1's arrival triggers one) moves it to a shard.
 async fn create_late_website(client: &Client) {
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(LATE_NAMESPACE.to_owned()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
+    stack::create_namespace(client, LATE_NAMESPACE)
         .await
-        .expect("a namespace outside the ring");
+        .unwrap();
     create_websites(client, LATE_NAMESPACE, &["late".to_owned()]).await;
     stack::create_project_namespace(client, LATE_NAMESPACE)
         .await
