@@ -29,7 +29,8 @@ use crate::{
     measure::{
         cost, elapsed,
         failover::{self, FailoverEvents},
-        slo::{self, Load, LoadWindow, Metric},
+        latency::LatencyRecorder,
+        slo::{self, Breach, Load, LoadWindow, Metric},
     },
     results::{RunResults, ShardCountResults, Versions, writer},
     scenario::Scenario,
@@ -274,45 +275,12 @@ fn measure(
         .collect();
     let summary = finished.reconciliation.summary();
     let queue_p99_ms = samples.queue_p99_ms();
-    // A window counts toward capacity if it starts during the load, with the load offered then.
-    let under_load = |at: Timestamp, p99: Duration| {
-        let into_load = elapsed(started_at, at);
-        (at >= started_at && into_load < scenario.duration).then(|| LoadWindow {
-            at,
-            load: offered(scenario, into_load),
-            p99,
-        })
-    };
-    let reconciliation_windows: Vec<LoadWindow> = finished
-        .reconciliation
-        .windows()
-        .into_iter()
-        .filter_map(|w| under_load(w.start, Duration::from_secs_f64(w.p99_ms / 1000.0)))
-        .collect();
-    let queue_windows: Vec<LoadWindow> = samples
-        .queue_windows
-        .iter()
-        .filter_map(|&(at, p99)| under_load(at, p99))
-        .collect();
-    let capacity = scenario
-        .measures_capacity()
-        .then(|| {
-            slo::earliest([
-                slo::first_breach(
-                    Metric::ReconciliationLatency,
-                    &reconciliation_windows,
-                    scenario.slo.reconciliation_p99,
-                    slo::consecutive_windows(finished.reconciliation.window()),
-                ),
-                slo::first_breach(
-                    Metric::QueueLatency,
-                    &queue_windows,
-                    scenario.slo.queue_p99,
-                    slo::consecutive_windows(sampler::INTERVAL),
-                ),
-            ])
-        })
-        .flatten();
+    let capacity = capacity(
+        scenario,
+        started_at,
+        &finished.reconciliation,
+        &samples.queue_windows,
+    );
     let verdicts = scenario.slo.verdicts(
         Duration::from_secs_f64(summary.p99_ms / 1000.0),
         queue_p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
@@ -332,6 +300,50 @@ fn measure(
         cost: cost::summarize(&samples.usage),
         verdicts,
     }
+}
+
+/// The load at the first sustained breach of either SLO in the windows that start during the
+/// load; `None` without a ramp of creates ([`Scenario::measures_capacity`]) or without a breach.
+fn capacity(
+    scenario: &Scenario,
+    started_at: Timestamp,
+    reconciliation: &LatencyRecorder,
+    queue_windows: &[(Timestamp, Duration)],
+) -> Option<Breach> {
+    if !scenario.measures_capacity() {
+        return None;
+    }
+    let under_load = |at: Timestamp, p99: Duration| {
+        let into_load = elapsed(started_at, at);
+        (at >= started_at && into_load < scenario.duration).then(|| LoadWindow {
+            at,
+            load: offered(scenario, into_load),
+            p99,
+        })
+    };
+    let reconciliation_windows: Vec<LoadWindow> = reconciliation
+        .windows()
+        .into_iter()
+        .filter_map(|w| under_load(w.start, Duration::from_secs_f64(w.p99_ms / 1000.0)))
+        .collect();
+    let queue_windows: Vec<LoadWindow> = queue_windows
+        .iter()
+        .filter_map(|&(at, p99)| under_load(at, p99))
+        .collect();
+    slo::earliest([
+        slo::first_breach(
+            Metric::ReconciliationLatency,
+            &reconciliation_windows,
+            scenario.slo.reconciliation_p99,
+            slo::consecutive_windows(reconciliation.window()),
+        ),
+        slo::first_breach(
+            Metric::QueueLatency,
+            &queue_windows,
+            scenario.slo.queue_p99,
+            slo::consecutive_windows(sampler::INTERVAL),
+        ),
+    ])
 }
 
 /// What the load of a shard count left to measure.

@@ -133,9 +133,7 @@ pub fn consecutive_windows(window: Duration) -> usize {
     if window.is_zero() {
         return 1;
     }
-    usize::try_from(SUSTAINED.as_nanos().div_ceil(window.as_nanos()))
-        .unwrap_or(usize::MAX)
-        .max(1)
+    usize::try_from(SUSTAINED.as_nanos().div_ceil(window.as_nanos())).unwrap_or(usize::MAX)
 }
 
 /// The first window whose p99 of `metric` exceeds `threshold` in `consecutive` windows in a row
