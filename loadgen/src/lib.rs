@@ -8,9 +8,9 @@
 //!   shards against one singleton, measured in one run on a local control plane.
 //! - [`report`]: running a measurement to its report, as a table or JSON.
 //! - [`experiment`]: `loadgen experiment`, a scenario run at each shard count of its sweep on
-//!   a [`target`], written to `results/<run-id>/`.
+//!   a target (an [`environment`]), written to `results/<run-id>/`.
 //! - [`compare`]: `loadgen compare`, runs or the shard counts of one run side by side.
-//! - [`target`]: where an experiment runs: a local control plane or a cluster.
+//! - [`environment`]: where an experiment runs: a local control plane or a cluster.
 //! - [`measure`]: the measurements of the experiments (SPEC D): pure, over timestamped samples.
 //! - [`scenario`]: the scenario files of `experiments/`, parsed and validated naming the field.
 //! - [`results`]: a run's measurements written as JSON, CSV, `.hgrm`, PNG/SVG plots and Markdown.
@@ -19,6 +19,7 @@ use std::io::{BufWriter, Write};
 
 pub mod cli;
 pub mod compare;
+pub mod environment;
 pub mod experiment;
 pub mod measure;
 pub mod operator_cost;
@@ -27,7 +28,6 @@ pub mod results;
 pub mod ring_whatif;
 pub mod scenario;
 pub mod sharder_bench;
-pub mod target;
 
 /// Runs the subcommand, writing its output to stdout.
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
@@ -53,11 +53,11 @@ fn experiment_command(args: &cli::ExperimentArgs, out: &mut impl Write) -> anyho
     }
     let options = experiment::Options {
         target: match args.target {
-            cli::TargetKind::Local => target::Choice::Local {
+            cli::TargetKind::Local => environment::Choice::Local {
                 keep_directory: args.keep_directory,
                 binaries: None,
             },
-            cli::TargetKind::Cluster => target::Choice::Cluster {
+            cli::TargetKind::Cluster => environment::Choice::Cluster {
                 kubeconfig: args.kubeconfig.clone(),
                 context: args.context.clone(),
             },

@@ -14,8 +14,8 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use loadgen::{
+    environment::cluster::Cluster,
     scenario::{Operator, Signal},
-    target::cluster::Cluster,
 };
 use serde_json::json;
 

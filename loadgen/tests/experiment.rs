@@ -5,9 +5,9 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use loadgen::{
+    environment::Choice,
     experiment::{self, Options},
     scenario::Scenario,
-    target::Choice,
 };
 
 const SCENARIO: &str = "\

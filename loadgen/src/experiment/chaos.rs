@@ -13,9 +13,9 @@ use tokio::time::Instant;
 
 use super::tracker::Tracker;
 use crate::{
+    environment::Target,
     measure::failover::FailoverKind,
     scenario::{Chaos, RollingUpdate, Signal},
-    target::Target,
 };
 
 /// A shard killed by chaos, and its objects then.

@@ -26,6 +26,7 @@ use tokio::{sync::watch, time::Instant};
 use webhosting_operator::api::{Theme, ThemeSpec, Website};
 
 use crate::{
+    environment::{Choice, Target},
     measure::{
         cost, elapsed,
         failover::{self, FailoverEvents},
@@ -34,7 +35,6 @@ use crate::{
     },
     results::{RunResults, ShardCountResults, Versions, writer},
     scenario::Scenario,
-    target::{Choice, Target},
 };
 
 pub mod chaos;

@@ -11,12 +11,12 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::tracker::Tracker;
 use crate::{
+    environment::Target,
     measure::{
         cost::UsageSample,
         prometheus::{self, Bucket},
         skew::Skew,
     },
-    target::Target,
 };
 
 /// The operator's queue-latency histogram and its work queue (SPEC D).
