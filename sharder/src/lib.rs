@@ -13,6 +13,7 @@ pub mod webhook;
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
 use operations::{
@@ -22,7 +23,6 @@ use operations::{
     stopped,
 };
 use prometheus_client::registry::Registry;
-use sharding::controller_metrics::{ControllerMetrics, RestClientMetrics};
 use tokio::sync::watch;
 
 use crate::{
