@@ -87,10 +87,9 @@ pub async fn run(
     let mut registry = Registry::default();
     let webhook_metrics = WebhookMetrics::register(&mut registry);
     let resync_metrics = ResyncMetrics::register(&mut registry);
-    let calculations = metrics::register_ring_calculations(&mut registry);
     let controller_metrics = ControllerMetrics::register(&mut registry);
     rest_metrics.register(&mut registry);
-    let (cache, reflectors) = RingCache::start(&client, calculations);
+    let (cache, reflectors) = RingCache::start(&client);
     registry.register_collector(Box::new(metrics::RingCollector(cache.clone())));
     let registry = Arc::new(registry);
     let reflectors = tokio::spawn(reflectors);
