@@ -17,16 +17,24 @@ use kube::{
         watcher,
     },
 };
-use prometheus_client::metrics::{counter::Counter, family::Family};
 use sharding::{
     api::{ControllerRing, labels},
     consistent_hash::Ring,
 };
 
-use crate::{metrics::RingLabels, webhook::handler::RingState};
+use crate::webhook::handler::RingState;
 
-/// The last hash ring of each ring, with the available shards it was built from.
-type HashRings = Arc<Mutex<HashMap<String, (Vec<String>, Arc<Ring>)>>>;
+/// The last hash ring of a ring, with the available shards it was built from.
+#[derive(Debug)]
+struct HashRing {
+    members: Vec<String>,
+    ring: Arc<Ring>,
+    /// How many hash rings have been built for this ring so far.
+    builds: u64,
+}
+
+/// The last hash ring of each ring, by ring name.
+type HashRings = Arc<Mutex<HashMap<String, HashRing>>>;
 
 /// Read access to the cached ControllerRings and shard Leases, and the hash rings built
 /// from them for the webhook.
@@ -35,7 +43,6 @@ pub struct RingCache {
     rings: Store<ControllerRing>,
     leases: Store<Lease>,
     hash_rings: HashRings,
-    calculations: Family<RingLabels, Counter>,
 }
 
 impl std::fmt::Debug for RingCache {
@@ -49,10 +56,7 @@ impl std::fmt::Debug for RingCache {
 
 impl RingCache {
     /// Starts the reflectors; the returned future drives them and must be polled.
-    pub fn start(
-        client: &Client,
-        calculations: Family<RingLabels, Counter>,
-    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+    pub fn start(client: &Client) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (rings, rings_writer) = reflector::store();
         let (leases, leases_writer) = reflector::store();
         let ring_watch = reflector(
@@ -81,7 +85,6 @@ impl RingCache {
             rings,
             leases,
             hash_rings: Arc::default(),
-            calculations,
         };
         (cache, run)
     }
@@ -125,6 +128,21 @@ impl RingCache {
     pub fn all_leases(&self) -> Vec<Arc<Lease>> {
         self.leases.state()
     }
+
+    /// How many hash rings have been built for each ring so far, by ring name (see
+    /// [`RingState::hash_ring`]).
+    ///
+    /// # Panics
+    /// Never: building a hash ring under the lock does not panic, so the lock is never
+    /// poisoned.
+    #[must_use]
+    pub fn hash_ring_builds(&self) -> Vec<(String, u64)> {
+        let hash_rings = self.hash_rings.lock().expect("not poisoned");
+        hash_rings
+            .iter()
+            .map(|(name, hash_ring)| (name.clone(), hash_ring.builds))
+            .collect()
+    }
 }
 
 impl RingState for RingCache {
@@ -142,18 +160,20 @@ impl RingState for RingCache {
         );
         let available: Vec<String> = shards.available().map(|s| s.name.clone()).collect();
         let mut hash_rings = self.hash_rings.lock().expect("not poisoned");
-        if let Some((members, ring)) = hash_rings.get(name)
-            && *members == available
-        {
-            return ring.clone();
-        }
+        let builds = match hash_rings.get(name) {
+            Some(last) if last.members == available => return last.ring.clone(),
+            Some(last) => last.builds,
+            None => 0,
+        };
         let ring = Arc::new(Ring::with_nodes(available.iter().cloned()));
-        self.calculations
-            .get_or_create(&RingLabels {
-                controllerring: name.to_owned(),
-            })
-            .inc();
-        hash_rings.insert(name.to_owned(), (available, ring.clone()));
+        hash_rings.insert(
+            name.to_owned(),
+            HashRing {
+                members: available,
+                ring: ring.clone(),
+                builds: builds + 1,
+            },
+        );
         ring
     }
 }

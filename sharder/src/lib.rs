@@ -13,6 +13,7 @@ pub mod webhook;
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
 use operations::{
@@ -22,7 +23,6 @@ use operations::{
     stopped,
 };
 use prometheus_client::registry::Registry;
-use sharding::controller_metrics::{ControllerMetrics, RestClientMetrics};
 use tokio::sync::watch;
 
 use crate::{
@@ -87,10 +87,9 @@ pub async fn run(
     let mut registry = Registry::default();
     let webhook_metrics = WebhookMetrics::register(&mut registry);
     let resync_metrics = ResyncMetrics::register(&mut registry);
-    let calculations = metrics::register_ring_calculations(&mut registry);
     let controller_metrics = ControllerMetrics::register(&mut registry);
     rest_metrics.register(&mut registry);
-    let (cache, reflectors) = RingCache::start(&client, calculations);
+    let (cache, reflectors) = RingCache::start(&client);
     registry.register_collector(Box::new(metrics::RingCollector(cache.clone())));
     let registry = Arc::new(registry);
     let reflectors = tokio::spawn(reflectors);

@@ -46,31 +46,29 @@ impl ResyncMetrics {
     }
 }
 
-/// `controller_sharding_ring_calculations_total`: hash rings built from shard Leases.
-pub fn register_ring_calculations(registry: &mut Registry) -> Family<RingLabels, Counter> {
-    let family = Family::default();
-    registry.register(
-        "controller_sharding_ring_calculations",
-        "Total number of hash ring calculations",
-        family.clone(),
-    );
-    family
-}
-
-/// Where [`RingCollector`] reads ControllerRings and shard Leases from at each scrape.
+/// Where [`RingCollector`] reads ControllerRings, shard Leases and hash ring builds from at
+/// each scrape.
 pub trait RingSource: std::fmt::Debug + Send + Sync + 'static {
     /// The current ControllerRings and shard Leases.
     fn snapshot(&self) -> (Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>);
+
+    /// How many hash rings have been built for each ring so far, by ring name.
+    fn hash_ring_builds(&self) -> Vec<(String, u64)>;
 }
 
 impl RingSource for RingCache {
     fn snapshot(&self) -> (Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>) {
         (self.rings(), self.all_leases())
     }
+
+    fn hash_ring_builds(&self) -> Vec<(String, u64)> {
+        RingCache::hash_ring_builds(self)
+    }
 }
 
-/// The ring and shard gauges of SPEC A.9, computed from the caches at each scrape, so every
-/// replica exports them and nothing has to keep them up to date.
+/// The ring and shard gauges of SPEC A.9 and `controller_sharding_ring_calculations_total`,
+/// computed from the caches at each scrape, so every replica exports them and nothing has to
+/// keep them up to date.
 #[derive(Debug)]
 pub struct RingCollector<S>(pub S);
 
@@ -186,6 +184,23 @@ impl<S: RingSource> Collector for RingCollector<S> {
             None,
             MetricType::Gauge,
         )?)?;
+
+        let calculations = Family::<RingLabels, Counter>::default();
+        for (ring, builds) in self.0.hash_ring_builds() {
+            calculations
+                .get_or_create(&RingLabels {
+                    controllerring: ring,
+                })
+                .inc_by(builds);
+        }
+        // The help ends with a period as prometheus-client's registry writes it for the
+        // registered series.
+        calculations.encode(encoder.encode_descriptor(
+            "controller_sharding_ring_calculations",
+            "Total number of hash ring calculations.",
+            None,
+            MetricType::Counter,
+        )?)?;
         Ok(())
     }
 }
@@ -198,16 +213,24 @@ mod tests {
     use super::*;
 
     #[derive(Debug)]
-    struct Fixed(Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>);
+    struct Fixed(
+        Vec<Arc<ControllerRing>>,
+        Vec<Arc<Lease>>,
+        Vec<(String, u64)>,
+    );
 
     impl RingSource for Fixed {
         fn snapshot(&self) -> (Vec<Arc<ControllerRing>>, Vec<Arc<Lease>>) {
             (self.0.clone(), self.1.clone())
         }
+
+        fn hash_ring_builds(&self) -> Vec<(String, u64)> {
+            self.2.clone()
+        }
     }
 
     #[test]
-    fn ring_and_shard_gauges_follow_the_caches() {
+    fn ring_and_shard_series_follow_the_caches() {
         let mut ring = ControllerRing::new("web", ControllerRingSpec::default());
         ring.metadata.uid = Some("u1".into());
         ring.metadata.generation = Some(4);
@@ -228,6 +251,7 @@ mod tests {
         registry.register_collector(Box::new(RingCollector(Fixed(
             vec![Arc::new(ring)],
             vec![Arc::new(lease)],
+            vec![("web".to_owned(), 2)],
         ))));
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
@@ -239,6 +263,9 @@ mod tests {
             r#"controller_sharding_shard_info{namespace="ops",shard="web-0",controllerring="web",uid="l1"} 1"#,
             r#"controller_sharding_shard_state{namespace="ops",shard="web-0",controllerring="web",state="ready"} 1"#,
             r#"controller_sharding_shard_state{namespace="ops",shard="web-0",controllerring="web",state="dead"} 0"#,
+            "# HELP controller_sharding_ring_calculations Total number of hash ring calculations.",
+            "# TYPE controller_sharding_ring_calculations counter",
+            r#"controller_sharding_ring_calculations_total{controllerring="web"} 2"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

@@ -17,6 +17,7 @@ pub mod samples;
 use std::{net::TcpListener, sync::Arc};
 
 use anyhow::Context as _;
+use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use kube::{
     Client,
     runtime::{
@@ -30,10 +31,7 @@ use operations::{
     stopped,
 };
 use prometheus_client::registry::Registry;
-use sharding::{
-    controller_metrics::{ControllerMetrics, RestClientMetrics},
-    shard::{Shard, ShardLease, ShardLeaseConfig, ShardLeaseHandle, watcher_config},
-};
+use sharding::shard::{Shard, ShardLease, ShardLeaseConfig, ShardLeaseHandle, watcher_config};
 use tokio::sync::watch;
 
 use crate::{

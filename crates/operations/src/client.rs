@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use controller_runtime_metrics::RestClientMetrics;
 use kube::Client;
-use sharding::controller_metrics::RestClientMetrics;
 
 /// A client from the kubeconfig at `kubeconfig_path`, or else from the environment (in-cluster or
 /// `KUBECONFIG`), counting its requests in the returned metrics.

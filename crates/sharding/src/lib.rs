@@ -14,7 +14,6 @@
 
 pub mod api;
 pub mod consistent_hash;
-pub mod controller_metrics;
 pub mod key;
 pub mod leases;
 pub mod ring;

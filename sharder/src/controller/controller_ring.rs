@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use controller_runtime_metrics::ReconcileMetrics;
 use k8s_openapi::{
     api::{admissionregistration::v1::MutatingWebhookConfiguration, coordination::v1::Lease},
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -21,7 +22,6 @@ use kube::{
 use serde_json::json;
 use sharding::{
     api::{ControllerRing, ControllerRingStatus, controller_ring::CONDITION_READY, labels},
-    controller_metrics::ReconcileMetrics,
     leases::Shards,
 };
 

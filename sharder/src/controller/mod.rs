@@ -6,6 +6,7 @@ pub mod shard_lease;
 
 use std::fmt::Debug;
 
+use controller_runtime_metrics::ReconcileMetrics;
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
@@ -18,10 +19,7 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use sharding::{
-    api::{ControllerRing, labels},
-    controller_metrics::ReconcileMetrics,
-};
+use sharding::api::{ControllerRing, labels};
 
 /// A controller of the objects of `api` selected by `config`, whose queue `metrics` observe.
 pub(crate) fn controller<K>(

@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use controller_runtime_metrics::ReconcileMetrics;
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::{
     Api, Client, ResourceExt as _,
@@ -12,7 +13,6 @@ use kube::{
 use serde_json::json;
 use sharding::{
     api::labels,
-    controller_metrics::ReconcileMetrics,
     leases::{self, ShardState},
 };
 

@@ -5,6 +5,7 @@ pub mod website;
 
 use std::{fmt::Debug, pin::Pin, sync::Arc};
 
+use controller_runtime_metrics::ReconcileMetrics;
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::{
     NamespaceResourceScope,
@@ -23,7 +24,6 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use sharding::controller_metrics::ReconcileMetrics;
 use tokio::sync::watch;
 
 use crate::api::{Theme, Website};

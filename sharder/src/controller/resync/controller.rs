@@ -7,11 +7,12 @@ use std::{
     time::Duration,
 };
 
+use controller_runtime_metrics::ReconcileMetrics;
 use kube::{
     Api, Client,
     runtime::{controller::Action, watcher},
 };
-use sharding::{api::ControllerRing, controller_metrics::ReconcileMetrics};
+use sharding::api::ControllerRing;
 
 use super::{Errors, Resync};
 

@@ -1,13 +1,23 @@
-//! Reconcile, work-queue and REST-client metrics for kube-runtime controllers under
-//! controller-runtime's names and labels (SPEC A.9), so that existing controller dashboards
-//! work for Rust controllers.
+//! controller-runtime's metrics for kube-runtime controllers: the reconcile series
+//! (`controller_runtime_reconcile_*`, `controller_runtime_active_workers`,
+//! `controller_runtime_max_concurrent_reconciles`), the work-queue series (`workqueue_*`) and
+//! the API requests (`rest_client_requests_total`), under controller-runtime's names and labels
+//! (SPEC A.9), so that dashboards built for Go controllers work for Rust controllers.
+//!
+//! - [`ControllerMetrics`]: one registration per process, then
+//!   [`ControllerMetrics::controller`] for each controller, whose [`ReconcileMetrics`] wraps
+//!   its triggers, reconcile function and error policy;
+//! - [`RestClientMetrics`]: a layer on the kube client that counts its requests.
+//!
+//! kube-runtime keeps its queue private, so the queue is observed at its edges: every trigger
+//! stream of a controller must pass through its [`ReconcileMetrics`], as below.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 //! # use kube::{Api, Client, runtime::{Controller, WatchStreamExt, controller::Action, reflector, watcher}};
 //! # use futures::StreamExt;
-//! # use sharding::controller_metrics::ControllerMetrics;
+//! # use controller_runtime_metrics::ControllerMetrics;
 //! # async fn reconcile(_: Arc<ConfigMap>, _: Arc<()>) -> Result<Action, kube::Error> { todo!() }
 //! # fn error_policy(_: Arc<ConfigMap>, _: &kube::Error, _: Arc<()>) -> Action { todo!() }
 //! # async fn wire(client: Client) {
@@ -35,6 +45,8 @@
 //!     .await;
 //! # }
 //! ```
+
+#![deny(missing_docs)]
 
 mod rest_client;
 mod workqueue;
@@ -150,7 +162,7 @@ impl ControllerMetrics {
 ///
 /// The queue is observed through the controller's triggers, so every trigger stream must pass
 /// through [`trigger_self`](Self::trigger_self), [`trigger_owners`](Self::trigger_owners) or
-/// [`trigger_with`](Self::trigger_with) (see the module example).
+/// [`trigger_with`](Self::trigger_with) (see the crate example).
 #[derive(Clone, Debug)]
 pub struct ReconcileMetrics {
     metrics: ControllerMetrics,
