@@ -40,7 +40,9 @@ pub struct WebsiteStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Phase is the current phase of this Website.
+    // A plain string in the schema, as in the Go original: the API server accepts any phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub phase: Option<WebsitePhase>,
     /// LastTransitionTime is the last time the phase transitioned from one value to another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
