@@ -27,8 +27,10 @@ use sharding::{
 
 use crate::webhook::configuration::{WebhookConfigSettings, webhook_configuration};
 
-/// The field manager of the sharder's server-side applies.
-const FIELD_MANAGER: &str = "sharder";
+/// The field manager of the controller's writes and the reporter of its events, as in the Go
+/// original (docs/compatibility.md). Its server-side applies are not forced, so a field
+/// another manager owns is a conflict, reported in the ring's status, rather than taken over.
+const FIELD_MANAGER: &str = "controllerring-controller";
 
 /// Errors of one reconciliation.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +108,7 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
     let applied = Api::<MutatingWebhookConfiguration>::all(ctx.client.clone())
         .patch(
             &labels::webhook_configuration(&name),
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(FIELD_MANAGER),
             &Patch::Apply(&configuration),
         )
         .await
@@ -139,7 +141,10 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
         Api::<ControllerRing>::all(ctx.client.clone())
             .patch_status(
                 &name,
-                &PatchParams::default(),
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                    ..PatchParams::default()
+                },
                 &Patch::Merge(&json!({ "status": status })),
             )
             .await
@@ -168,7 +173,7 @@ pub async fn run(
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
-            controller: "controllerring-controller".to_owned(),
+            controller: FIELD_MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
         },
     );

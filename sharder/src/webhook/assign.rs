@@ -73,10 +73,10 @@ pub fn assign(
     let hash_key = match ring.role_of(&resource) {
         None => {
             return Decision::Deny {
+                // Worded as the Go original words it, without the ring's name.
                 reason: format!(
-                    "error determining hash key func for object: object's resource {:?} was not found in ControllerRing {:?}",
+                    "error determining hash key func for object: object's resource {:?} was not found in ControllerRing",
                     group_resource_string(&resource),
-                    ring.ring_name()
                 ),
             };
         }
@@ -357,7 +357,7 @@ mod tests {
                 ),
                 Decision::Deny {
                     reason: format!(
-                        "error determining hash key func for object: object's resource \"{printed}\" was not found in ControllerRing \"ring\""
+                        "error determining hash key func for object: object's resource \"{printed}\" was not found in ControllerRing"
                     )
                 }
             );

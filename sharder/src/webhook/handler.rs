@@ -2,9 +2,12 @@
 //! in the path, decides with [`assign`], and answers.
 //!
 //! Every answer is a 200 with an AdmissionReview (STYLE 9): a body that cannot be decoded gets
-//! an `invalid` response, so the API server reports the reason instead of a transport error,
+//! a denial with code 400, so the API server reports the reason instead of a transport error,
 //! and the webhook's `failurePolicy: Ignore` lets the object through unassigned for the
 //! resync to pick up.
+//!
+//! The answers' codes and messages are those of the Go original (docs/compatibility.md):
+//! denials carry a code and a message but no reason, allowed requests code 200 and why.
 
 use std::{sync::Arc, time::Instant};
 
@@ -13,19 +16,21 @@ use axum::{
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection, rejection::PathRejection},
 };
+use k8s_openapi::ByteString;
 use kube::core::{
-    DynamicObject, Status, TypeMeta,
-    admission::{
-        AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
-    },
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionReview, META_API_VERSION_V1, META_KIND},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sharding::{api::ControllerRing, consistent_hash::Ring};
 
 use super::{
     assign::{Decision, assign},
     metrics::{ResourceLabels, RingLabels, WebhookMetrics},
 };
+
+/// The message of an allowed request that assigns the object, as the Go original words it.
+pub const ASSIGNING: &str = "assigning object";
 
 /// Where the webhook finds the ControllerRings and the hash rings of their available shards.
 ///
@@ -66,30 +71,30 @@ impl Webhook {
     /// response, which carries the request's uid whenever the body has one.
     #[must_use]
     #[tracing::instrument(name = "admit", skip_all, fields(ring = %ring, uid))]
-    pub fn review(&self, ring: &str, body: &[u8]) -> AdmissionReview<DynamicObject> {
+    pub fn review(&self, ring: &str, body: &[u8]) -> Review {
         let review = match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
             Ok(review) => review,
             Err(error) => {
                 tracing::debug!(%error, "cannot decode AdmissionReview");
-                return invalid(
+                return Review::invalid(
                     format!("cannot decode AdmissionReview: {error}"),
-                    uid_of(body),
+                    uid_of(body).unwrap_or_default(),
                 );
             }
         };
         let request: Result<AdmissionRequest<DynamicObject>, _> = review.try_into();
         let Ok(request) = request else {
-            return invalid("AdmissionReview carries no request", None);
+            return Review::invalid("AdmissionReview carries no request", String::new());
         };
         tracing::Span::current().record("uid", request.uid.as_str());
 
         let Some(controller_ring) = self.state.controller_ring(ring) else {
             // Only rings with a webhook configuration send requests here: this one is gone,
             // or the caches have not seen it yet.
-            return respond(
-                &request,
-                Status::failure(&format!("ControllerRing {ring:?} not found"), "NotFound")
-                    .with_code(404),
+            return Review::denied(
+                request.uid,
+                404,
+                format!("ControllerRing {ring:?} not found"),
             );
         };
         // Timed only for existing rings, so that requests to made-up paths add no series.
@@ -109,7 +114,7 @@ impl Webhook {
                 ))
                 .inc();
         }
-        let review = answer(&request, decision);
+        let review = Review::deciding(request.uid, decision);
         self.metrics
             .request_duration
             .get_or_create(&RingLabels {
@@ -127,80 +132,108 @@ pub async fn admit(
     State(webhook): State<Webhook>,
     ring: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Json<AdmissionReview<DynamicObject>> {
+) -> Json<Review> {
     let review = match (ring, body) {
         (Ok(Path(ring)), Ok(body)) => webhook.review(&ring, &body),
-        (Err(rejection), _) => invalid(format!("invalid request path: {rejection}"), None),
-        (_, Err(rejection)) => invalid(format!("cannot read the request body: {rejection}"), None),
+        (Err(rejection), _) => {
+            Review::invalid(format!("invalid request path: {rejection}"), String::new())
+        }
+        (_, Err(rejection)) => Review::invalid(
+            format!("cannot read the request body: {rejection}"),
+            String::new(),
+        ),
     };
     Json(review)
 }
 
-/// The review answering `request` with `decision`.
-fn answer(
-    request: &AdmissionRequest<DynamicObject>,
-    decision: Decision,
-) -> AdmissionReview<DynamicObject> {
-    match decision {
-        Decision::Allow { reason } => respond(request, success(reason.to_owned())),
-        Decision::Deny { reason } => respond(
-            request,
-            Status::failure(&reason, "BadRequest").with_code(400),
-        ),
-        Decision::Patch { shard, patch } => {
-            let response = AdmissionResponse::from(request);
-            match response.with_patch(patch) {
-                Ok(mut response) => {
-                    response.result = success(format!("assigning object to shard {shard}"));
-                    review_of(response)
-                }
-                // Serializing a JSON patch of strings cannot fail; answer anyway rather than panic.
-                Err(error) => respond(
-                    request,
-                    Status::failure(&error.to_string(), "InternalError").with_code(500),
-                ),
-            }
+/// The `admission.k8s.io/v1` AdmissionReview the webhook answers with, serialized as the
+/// Kubernetes API defines it.
+///
+/// kube's `AdmissionResponse` only decodes requests here: it serializes its patch, a
+/// `Vec<u8>`, as an array of numbers (kube-rs issue 1781), where the API's `[]byte` is a base64
+/// string. kube-apiserver accepts both; other readers of AdmissionReviews need the string.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    api_version: &'static str,
+    kind: &'static str,
+    response: Response,
+}
+
+/// The `response` of a [`Review`]: the fields of the API's AdmissionResponse the webhook sets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response {
+    uid: String,
+    allowed: bool,
+    status: Status,
+    /// A JSON patch, base64 in JSON (`k8s_openapi::ByteString`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<ByteString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+}
+
+/// The `status` of a [`Response`]: the fields of `metav1.Status` the Go original's webhook
+/// sets. Without a reason, kubectl prints a denial as "Error from server: …".
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct Status {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    message: String,
+    code: u16,
+}
+
+impl Review {
+    /// A review of the one version the webhook is registered for (SPEC A.7:
+    /// `admissionReviewVersions: [v1]`), whatever the request claimed to be.
+    fn new(response: Response) -> Self {
+        Self {
+            api_version: META_API_VERSION_V1,
+            kind: META_KIND,
+            response,
         }
     }
-}
 
-/// A successful status with `message`, as the Go original answers allowed requests.
-fn success(message: String) -> Status {
-    Status {
-        message,
-        ..Status::success().with_code(200)
+    /// Admits the request with id `uid`, saying why in `message`.
+    fn allowed(uid: String, message: String, patch: Option<Vec<u8>>) -> Self {
+        let patch_type = patch.is_some().then_some("JSONPatch");
+        Self::new(Response {
+            uid,
+            allowed: true,
+            status: Status { message, code: 200 },
+            patch: patch.map(ByteString),
+            patch_type,
+        })
     }
-}
 
-/// The review answering `request` with `status`: allowed iff the status is a success.
-fn respond(
-    request: &AdmissionRequest<DynamicObject>,
-    status: Status,
-) -> AdmissionReview<DynamicObject> {
-    let mut response = AdmissionResponse::from(request);
-    response.allowed = status.is_success();
-    response.result = status;
-    review_of(response)
-}
-
-/// The review answering a body without a readable request; `uid` if one could be read.
-fn invalid(reason: impl ToString, uid: Option<String>) -> AdmissionReview<DynamicObject> {
-    let mut response = AdmissionResponse::invalid(reason);
-    response.result.code = 400;
-    if let Some(uid) = uid {
-        response.uid = uid;
+    /// Rejects the request with id `uid` with HTTP `code` and `message`.
+    fn denied(uid: String, code: u16, message: String) -> Self {
+        Self::new(Response {
+            uid,
+            allowed: false,
+            status: Status { message, code },
+            patch: None,
+            patch_type: None,
+        })
     }
-    review_of(response)
-}
 
-/// Wraps `response` in a review of the one version the webhook is registered for (SPEC A.7:
-/// `admissionReviewVersions: [v1]`), whatever the request claimed to be.
-fn review_of(mut response: AdmissionResponse) -> AdmissionReview<DynamicObject> {
-    response.types = TypeMeta {
-        api_version: META_API_VERSION_V1.to_owned(),
-        kind: META_KIND.to_owned(),
-    };
-    response.into_review()
+    /// Rejects a body without a readable request (code 400); `uid` if one could be read.
+    fn invalid(message: impl Into<String>, uid: String) -> Self {
+        Self::denied(uid, 400, message.into())
+    }
+
+    /// Answers the request with id `uid` with `decision`.
+    fn deciding(uid: String, decision: Decision) -> Self {
+        match decision {
+            Decision::Allow { reason } => Self::allowed(uid, reason.to_owned(), None),
+            Decision::Deny { reason } => Self::denied(uid, 400, reason),
+            Decision::Patch { patch, .. } => match serde_json::to_vec(&patch) {
+                Ok(patch) => Self::allowed(uid, ASSIGNING.to_owned(), Some(patch)),
+                // Serializing a JSON patch of strings cannot fail; answer anyway rather than panic.
+                Err(error) => Self::denied(uid, 500, error.to_string()),
+            },
+        }
+    }
 }
 
 /// The request's uid in a body that is not a decodable review, if it has one: the API server
@@ -224,6 +257,7 @@ fn uid_of(body: &[u8]) -> Option<String> {
 mod tests {
     use std::collections::HashMap;
 
+    use base64::{Engine as _, prelude::BASE64_STANDARD};
     use prometheus_client::{encoding::text::encode, registry::Registry};
     use proptest::prelude::*;
     use serde_json::{Value, json};
@@ -304,9 +338,67 @@ mod tests {
         json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": metadata})
     }
 
-    /// The answer to `body` on ring `ring`, as the API server reads it.
+    /// The answer to `body` on ring `ring` as JSON, after checking that a strict reader of
+    /// the API type accepts it.
     fn answer_json(webhook: &Webhook, ring: &str, body: &[u8]) -> Value {
-        serde_json::to_value(webhook.review(ring, body)).unwrap()
+        let answer = serde_json::to_value(webhook.review(ring, body)).unwrap();
+        let strict: StrictReview = serde_json::from_value(answer.clone())
+            .unwrap_or_else(|error| panic!("{error} in {answer}"));
+        assert_eq!(strict.api_version, "admission.k8s.io/v1");
+        assert_eq!(strict.kind, "AdmissionReview");
+        if let Some(patch) = &strict.response.patch {
+            assert!(
+                BASE64_STANDARD.decode(patch).is_ok(),
+                "the patch is not base64: {answer}"
+            );
+        }
+        answer
+    }
+
+    /// An `admission.k8s.io/v1` AdmissionReview as the Kubernetes API reference defines it,
+    /// read strictly: unknown fields are errors, and the patch (`[]byte`) is a string.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct StrictReview {
+        api_version: String,
+        kind: String,
+        response: StrictResponse,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[expect(dead_code, reason = "the fields are there to be accepted, not read")]
+    struct StrictResponse {
+        uid: String,
+        allowed: bool,
+        status: Option<StrictStatus>,
+        patch: Option<String>,
+        patch_type: Option<String>,
+        audit_annotations: Option<HashMap<String, String>>,
+        warnings: Option<Vec<String>>,
+    }
+
+    /// `metav1.Status`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[expect(dead_code, reason = "the fields are there to be accepted, not read")]
+    struct StrictStatus {
+        kind: Option<String>,
+        api_version: Option<String>,
+        metadata: Option<Value>,
+        status: Option<String>,
+        message: Option<String>,
+        reason: Option<String>,
+        details: Option<Value>,
+        code: Option<i32>,
+    }
+
+    /// The JSON patch in `response`, decoded from base64.
+    fn patch_of(response: &Value) -> json_patch::Patch {
+        let patch = BASE64_STANDARD
+            .decode(response["patch"].as_str().expect("a base64 string"))
+            .unwrap();
+        serde_json::from_slice(&patch).unwrap()
     }
 
     fn metrics_text(registry: &Registry) -> String {
@@ -330,17 +422,12 @@ mod tests {
         assert_eq!(response["allowed"], true);
         assert_eq!(response["status"]["code"], 200);
         assert_eq!(response["patchType"], "JSONPatch");
-        let patch: Vec<u8> = serde_json::from_value(response["patch"].clone()).unwrap();
-        let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
-        json_patch::patch(&mut object, &patch).unwrap();
+        json_patch::patch(&mut object, &patch_of(response)).unwrap();
         let shard = object["metadata"]["labels"][labels::shard("ring")]
             .as_str()
             .unwrap();
         assert!(shard.starts_with("shard-"), "{object}");
-        assert_eq!(
-            response["status"]["message"],
-            format!("assigning object to shard {shard}")
-        );
+        assert_eq!(response["status"]["message"], "assigning object");
         assert!(metrics_text(&registry).contains(ASSIGNED));
     }
 
@@ -391,7 +478,8 @@ mod tests {
         assert_eq!(response["uid"], "uid-1");
         assert_eq!(response["allowed"], false);
         assert_eq!(response["status"]["code"], 400);
-        assert_eq!(response["status"]["reason"], "BadRequest");
+        // No reason, as in the Go original: kubectl prints "Error from server: …".
+        assert_eq!(response["status"].get("reason"), None);
         assert_eq!(
             response["status"]["message"],
             "error calculating hash key for object: generateName is not supported on ring resources that are not controlled by another resource"
@@ -432,7 +520,7 @@ mod tests {
         assert_eq!(response["allowed"], false);
         assert_eq!(response["uid"], "");
         assert_eq!(response["status"]["code"], 400);
-        assert_eq!(response["status"]["reason"], "InvalidRequest");
+        assert_eq!(response["status"].get("reason"), None);
         assert!(
             response["status"]["message"]
                 .as_str()
@@ -509,12 +597,10 @@ mod tests {
                 );
             }
             Some(true) => {
-                if let Some(patch) = response.get("patch") {
+                if response.get("patch").is_some() {
                     prop_assert_eq!(&response["patchType"], "JSONPatch");
-                    let patch: Vec<u8> = serde_json::from_value(patch.clone()).unwrap();
-                    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
                     let mut object = sent.as_ref().unwrap()["request"]["object"].clone();
-                    json_patch::patch(&mut object, &patch).unwrap();
+                    json_patch::patch(&mut object, &patch_of(response)).unwrap();
                     prop_assert!(object["metadata"]["labels"][labels::shard(ring)].is_string());
                 }
             }

@@ -12,10 +12,8 @@ pub use website::{LABEL_SKIP_WORKLOAD, Website, WebsitePhase, WebsiteSpec, Websi
 /// The API group of Websites and Themes.
 pub const GROUP: &str = "webhosting.timebertt.dev";
 
-/// The CustomResourceDefinitions as (file name, YAML), in the layout of `config/crds/`.
-///
-/// # Panics
-/// Never: a CRD always serializes to JSON, and JSON values to YAML.
+/// The CustomResourceDefinitions as (file name, YAML), in the layout of `config/crds/`, with
+/// the schemas of the Go original's (docs/compatibility.md).
 #[must_use]
 pub fn crds_yaml() -> Vec<(&'static str, String)> {
     vec![
@@ -28,11 +26,7 @@ pub fn crds_yaml() -> Vec<(&'static str, String)> {
 }
 
 fn crd_yaml<K: CustomResourceExt>() -> String {
-    let crd = serde_json::to_value(K::crd()).expect("a CRD serializes to JSON");
-    format!(
-        "---\n{}",
-        serde_saphyr::to_string(&crd).expect("JSON values serialize to YAML")
-    )
+    sharding::api::crd::to_yaml(&K::crd())
 }
 
 #[cfg(test)]

@@ -40,11 +40,30 @@ pub struct WebsiteStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Phase is the current phase of this Website.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // A plain string in the schema, as in the Go original: the API server accepts any phase,
+    // so one this operator does not know reads as none rather than failing the whole list.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_phase"
+    )]
+    #[schemars(with = "Option<String>")]
     pub phase: Option<WebsitePhase>,
     /// LastTransitionTime is the last time the phase transitioned from one value to another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<MicroTime>,
+}
+
+/// The phase named by a `status.phase`, or `None` for an absent or unknown one.
+fn known_phase<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<WebsitePhase>, D::Error> {
+    let phase = Option::<String>::deserialize(deserializer)?;
+    Ok(phase.and_then(|phase| {
+        WebsitePhase::ALL
+            .into_iter()
+            .find(|known| known.as_str() == phase)
+    }))
 }
 
 /// WebsitePhase describes the phase of a Website.
@@ -111,6 +130,14 @@ mod tests {
             serde_json::from_value::<WebsiteStatus>(value).unwrap(),
             status
         );
+    }
+
+    #[test]
+    fn an_unknown_phase_reads_as_none() {
+        let status: WebsiteStatus =
+            serde_json::from_value(json!({"phase": "Sleeping", "observedGeneration": 2})).unwrap();
+        assert_eq!(status.phase, None);
+        assert_eq!(status.observed_generation, Some(2));
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct ControllerRingSpec {
     /// this selector will not remove labels from objects in namespaces that were previously
     /// included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::crd::atomic_label_selector")]
     pub namespace_selector: Option<LabelSelector>,
 }
 
@@ -105,7 +106,7 @@ pub struct ControllerRingStatus {
     pub available_shards: i32,
     /// Conditions of the ring; the one type is `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    #[schemars(schema_with = "super::crd::conditions")]
     pub conditions: Vec<Condition>,
 }
 
@@ -147,17 +148,10 @@ pub enum ResourceRole {
 
 /// The CustomResourceDefinition YAML as checked in under `config/crds/` (the sharder's
 /// `crdgen` writes it).
-///
-/// # Panics
-/// Never: a CRD always serializes to JSON, and JSON values to YAML.
 #[must_use]
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt as _;
-    let crd = serde_json::to_value(ControllerRing::crd()).expect("a CRD serializes to JSON");
-    format!(
-        "---\n{}",
-        serde_saphyr::to_string(&crd).expect("JSON values serialize to YAML")
-    )
+    super::crd::to_yaml(&ControllerRing::crd())
 }
 
 #[cfg(test)]
