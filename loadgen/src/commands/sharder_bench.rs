@@ -14,15 +14,10 @@
 //! its directory (which holds the sharder's files) and the sharder child is killed on drop
 //! ([`stack::SharderProcess`]).
 
-use std::{
-    fmt::Write as _,
-    io::Write,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{fmt::Write as _, io::Write, path::Path, sync::Arc, time::Duration};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
+use clap::Args;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::ConfigMap};
@@ -30,16 +25,61 @@ use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
+use operations::parse_duration;
 use serde::Serialize;
 use sharding::{
     api::{ControllerRing, ControllerRingSpec, RingResource, labels},
     shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle},
 };
-use stack::{SharderProcess, SharderSettings};
+use stack::{Binaries, SharderProcess, SharderSettings, Stack, StackOptions};
 use tokio::time::Instant;
 
-use crate::cli::SharderBenchArgs;
-pub use crate::measure::{latency::LatencySummary, ratio};
+use crate::{
+    experiment::schedule::{intended_offset, schedule_len},
+    measure::{latency::LatencySummary, ratio},
+    report::{Progress, ReportFormat, TextTable},
+    units::{format_optional, format_ratio, mib, per_second},
+};
+
+/// Arguments of `loadgen sharder-bench`.
+#[derive(Debug, Args)]
+pub struct SharderBenchArgs {
+    /// Shards of the ring `bench`, each holding a Lease: bench-0, bench-1, ...
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: u32,
+
+    /// Creates per second in the webhook latency phase (alternating sharded and plain).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// How long the webhook latency phase runs, e.g. 20s, 500ms, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Sharded ConfigMaps that exist at the second memory reading.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub objects: usize,
+
+    /// Creates in flight while creating the objects of the memory phase.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// The sharder's `controller.sharder.concurrentMoves`.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrent_moves: u32,
+
+    /// How long a forced resync is given before the sharder's memory is read.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub settle: Duration,
+
+    /// How long the move of a departed shard's objects may take before the run fails.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub move_timeout: Duration,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
 
 /// The ControllerRing under test.
 pub const RING: &str = "bench";
@@ -62,39 +102,27 @@ const RESYNC_ANNOTATION: &str = "loadgen.sharding.timebertt.dev/resync";
 
 /// Runs the benchmark and writes its report to `out`.
 pub fn run(args: &SharderBenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let sharder = sharder_binary()?;
+    let sharder = Binaries::sharder_next_to_current_exe()?;
     crate::report::run(args.format, out, bench(args, &sharder))
 }
 
-/// The sharder binary next to the current executable.
-fn sharder_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()
-        .context("cannot find the current executable")?
-        .with_file_name("sharder");
-    if !path.is_file() {
-        bail!(
-            "the sharder binary is missing at {}: build both with `cargo build --release -p sharder -p loadgen`",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// The whole run: set-up, the three phases, and an orderly stop.
-async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<Report> {
+async fn bench(args: &SharderBenchArgs, sharder: &Path) -> anyhow::Result<Report> {
     progress("starting a local control plane (etcd, kube-apiserver)");
-    let control_plane = testenv::Environment::new()
-        .start()
-        .await
-        .context("cannot start the local control plane")?;
-    let client = control_plane.client().await?;
-    stack::install_sharding(&client).await?;
-    let settings = SharderSettings {
-        concurrent_moves: args.concurrent_moves,
-        ..SharderSettings::default()
-    };
-    let mut sharder = SharderProcess::start(&control_plane, sharder_path, &settings)?;
-    progress(&format!("sharder started (pid {})", sharder.pid()));
+    let options = StackOptions::default()
+        .webhosting(false)
+        .sharder(SharderSettings {
+            concurrent_moves: args.concurrent_moves,
+            ..SharderSettings::default()
+        });
+    let stack = Stack::start(sharder, &options).await?;
+    progress(&format!("sharder started (pid {})", stack.sharder.pid()));
+    let Stack {
+        control_plane,
+        client,
+        mut sharder,
+        ..
+    } = stack;
 
     for namespace in [SHARDED_NAMESPACE, PLAIN_NAMESPACE] {
         stack::create_namespace(&client, namespace).await?;
@@ -147,7 +175,7 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
 }
 
 fn progress(message: &str) {
-    eprintln!("sharder-bench: {message}");
+    Progress::new("sharder-bench").note(message);
 }
 
 /// The ring `bench`: ConfigMaps in [`SHARDED_NAMESPACE`] only.
@@ -648,18 +676,18 @@ impl crate::report::Report for Report {
             text,
             "webhook latency (ConfigMap create, open loop, from the intended start)"
         );
-        let _ = writeln!(
-            text,
-            "  {:<9} {:>6} {:>9} {:>9} {:>9} {:>9}",
-            "", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"
-        );
+        let mut latency = TextTable::new(&["", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
         for (name, s) in [("sharded", &w.sharded), ("plain", &w.plain)] {
-            let _ = writeln!(
-                text,
-                "  {name:<9} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-                s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
-            );
+            latency.row([
+                name.to_owned(),
+                s.count.to_string(),
+                format!("{:.1}", s.p50_ms),
+                format!("{:.1}", s.p90_ms),
+                format!("{:.1}", s.p99_ms),
+                format!("{:.1}", s.max_ms),
+            ]);
         }
+        text.push_str(&latency.render());
         let _ = writeln!(
             text,
             "  sharded/plain: p50 {}, p99 {}\n  errors {}, sharded without shard label {}, plain with shard label {}\n",
@@ -670,20 +698,22 @@ impl crate::report::Report for Report {
             w.plain_with_shard_label
         );
         let _ = writeln!(text, "sharder memory (VmRSS after a forced resync)");
-        let _ = writeln!(
-            text,
-            "  {:<24} {:>9.1} MiB",
-            "ring ready, no objects", m.baseline_rss_mib
-        );
+        let mut memory = TextTable::new(&[]);
+        memory.row([
+            "ring ready, no objects".to_owned(),
+            format!("{:.1} MiB", m.baseline_rss_mib),
+        ]);
         for s in [&m.small, &m.large] {
-            let _ = writeln!(
-                text,
-                "  {:<24} {:>9.1} MiB (max {:.1} MiB during the resync)",
+            memory.row([
                 format!("{} objects", s.objects),
-                s.rss_mib,
-                s.max_rss_during_resync_mib
-            );
+                format!("{:.1} MiB", s.rss_mib),
+                format!(
+                    "(max {:.1} MiB during the resync)",
+                    s.max_rss_during_resync_mib
+                ),
+            ]);
         }
+        text.push_str(&memory.render());
         let _ = writeln!(
             text,
             "  ratio {}, peak over the run (VmHWM) {:.1} MiB\n  created {} ConfigMaps at {:.0}/s, {} errors\n",
@@ -700,80 +730,15 @@ impl crate::report::Report for Report {
             v.moved_objects,
             v.seconds,
             v.objects_per_second,
-            v.movements_counted
-                .map_or_else(|| "n/a".to_owned(), |n| format!("{n:.0}"))
+            format_optional(v.movements_counted, 0)
         );
         text
     }
 }
 
-fn format_ratio(ratio: Option<f64>) -> String {
-    ratio.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"))
-}
-
-/// The number of requests in an open-loop schedule of `rate` per second for `duration`.
-#[must_use]
-pub fn schedule_len(rate: u32, duration: Duration) -> u64 {
-    let total = u128::from(rate) * duration.as_millis() / 1000;
-    u64::try_from(total).unwrap_or(u64::MAX)
-}
-
-/// When request `i` of a schedule of `rate` per second should start, from the schedule's start.
-#[must_use]
-pub fn intended_offset(i: u64, rate: u32) -> Duration {
-    let nanos = u128::from(i) * 1_000_000_000 / u128::from(rate.max(1));
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
-/// `count / elapsed` per second, 0 for no time.
-#[must_use]
-pub fn per_second(count: usize, elapsed: Duration) -> f64 {
-    let seconds = elapsed.as_secs_f64();
-    if seconds > 0.0 {
-        count_as_f64(count) / seconds
-    } else {
-        0.0
-    }
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "memory sizes stay far below 2^52 bytes"
-)]
-pub(crate) fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "object counts stay far below 2^52"
-)]
-fn count_as_f64(count: usize) -> f64 {
-    count as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_schedule_has_rate_times_duration_requests() {
-        assert_eq!(schedule_len(50, Duration::from_secs(20)), 1000);
-        assert_eq!(schedule_len(3, Duration::from_millis(1500)), 4);
-        assert_eq!(schedule_len(1, Duration::ZERO), 0);
-    }
-
-    #[test]
-    fn intended_starts_are_evenly_spaced_and_do_not_drift() {
-        assert_eq!(intended_offset(0, 50), Duration::ZERO);
-        assert_eq!(intended_offset(1, 50), Duration::from_millis(20));
-        assert_eq!(intended_offset(999, 50), Duration::from_millis(19_980));
-        // 1/3 s is not a whole number of nanoseconds; the error does not accumulate.
-        assert_eq!(
-            intended_offset(3_000_000, 3),
-            Duration::from_secs(1_000_000)
-        );
-    }
 
     #[test]
     fn a_summary_reports_percentiles_in_milliseconds() {
@@ -795,11 +760,5 @@ mod tests {
         let summary = LatencySummary::of(&latency_histogram().unwrap());
         assert_eq!(summary.count, 0);
         assert!(summary.p99_ms.abs() < f64::EPSILON);
-    }
-
-    #[test]
-    fn a_rate_over_no_time_is_zero() {
-        assert!((per_second(500, Duration::from_secs(2)) - 250.0).abs() < 1e-9);
-        assert!(per_second(500, Duration::ZERO).abs() < f64::EPSILON);
     }
 }
