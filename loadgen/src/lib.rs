@@ -2,7 +2,8 @@
 //!
 //! - [`cli`] and [`commands`]: the subcommands, each in its own module: `ring`,
 //!   `sharder-bench`, `operator-cost`, `experiment` and `compare`.
-//! - [`world`]: the namespaces, Themes and Websites a measurement creates.
+//! - [`world`]: the namespaces, Themes and Websites a measurement creates; [`listing`]: lists
+//!   by label selector in pages.
 //! - [`report`]: running a measurement to its report, as a table or JSON; [`units`]: the
 //!   units and ratios reports print.
 //! - [`environment`]: where an experiment runs: a local control plane or a cluster.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod environment;
 pub mod experiment;
+pub mod listing;
 pub mod measure;
 pub mod report;
 pub mod results;

@@ -1,9 +1,9 @@
 //! `loadgen operator-cost`: the webhosting-operator's CPU and memory, N shards against one
 //! singleton, on one local control plane in one run (SPEC D "Cost").
 //!
-//! 1. Starts etcd, kube-apiserver and kube-controller-manager ([`stack::environment`]; the
-//!    deployment controller makes the Websites' Deployments Available), the sharder, the APIs
-//!    ([`stack::install_webhosting`]), Themes `theme-<i>` and namespaces `project-<i>`.
+//! 1. Starts the webhosting [`stack::Stack`]: etcd, kube-apiserver and kube-controller-manager
+//!    (the deployment controller makes the Websites' Deployments Available), the APIs and the
+//!    sharder; then the [`World`]: Themes `theme-<i>` and namespaces `project-<i>`.
 //! 2. Sharded phase: starts `--shards` operator shards, waits until the ring counts them all
 //!    available, creates `--websites` Websites at a steady rate (labelled `skip-workload`, so
 //!    no pods run), waits until every one is Ready for its generation, lets the operators run
@@ -26,7 +26,7 @@ use k8s_openapi::api::{
     networking::v1::Ingress,
 };
 use kube::{
-    Api, Client, Resource, ResourceExt as _,
+    Api, ResourceExt as _,
     api::{DeleteParams, ListParams, PostParams},
 };
 use operations::parse_duration;
@@ -38,6 +38,7 @@ use webhosting_operator::api::{Website, WebsitePhase};
 
 use crate::{
     experiment::schedule::intended_offset,
+    listing,
     measure::{as_f64, ratio},
     report::{Progress, ReportFormat, TextTable},
     units::{format_optional, format_ratio, mib},
@@ -96,8 +97,6 @@ pub struct OperatorCostArgs {
 const PHASE_LABEL: &str = "loadgen.sharding.timebertt.dev/phase";
 /// How often Websites are listed while waiting for them; a list of thousands is not free.
 const LIST_INTERVAL: Duration = Duration::from_secs(2);
-/// The page size of lists.
-const PAGE: u32 = 500;
 /// Where its progress goes.
 const PROGRESS: Progress = Progress::new("operator-cost");
 
@@ -285,7 +284,7 @@ impl Run<'_> {
         let mut last_ready = 0;
         loop {
             self.stack.check_alive().await?;
-            let listed = list_all(&websites, &selector).await?;
+            let listed = listing::all(&websites, Some(&selector)).await?;
             let ready = listed.iter().filter(|w| is_reconciled(w)).count();
             if ready >= expected {
                 return Ok(());
@@ -327,41 +326,16 @@ impl Run<'_> {
             self.args.timeout,
             || sharder.check_alive(),
             || async {
-                let gone = !any::<Website>(client, &selector).await?
-                    && !any::<Deployment>(client, &selector).await?
-                    && !any::<ConfigMap>(client, &selector).await?
-                    && !any::<Service>(client, &selector).await?
-                    && !any::<Ingress>(client, &selector).await?;
+                let gone = !listing::any(&Api::<Website>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<Deployment>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<ConfigMap>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<Service>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<Ingress>::all(client.clone()), &selector).await?;
                 Ok(gone.then_some(()))
             },
         )
         .await
     }
-}
-
-/// Every Website matching `selector`, from paginated lists.
-async fn list_all(api: &Api<Website>, selector: &str) -> anyhow::Result<Vec<Website>> {
-    let mut params = ListParams::default().labels(selector).limit(PAGE);
-    let mut items = Vec::new();
-    loop {
-        let page = api.list(&params).await?;
-        items.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(items),
-        }
-    }
-}
-
-/// Whether any object of kind `K` in any namespace matches `selector` (one is listed at most).
-async fn any<K>(client: &Client, selector: &str) -> anyhow::Result<bool>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let page = Api::<K>::all(client.clone())
-        .list_metadata(&ListParams::default().labels(selector).limit(1))
-        .await?;
-    Ok(!page.items.is_empty())
 }
 
 /// Ready for its current generation: the operator reconciled the latest spec (SPEC D).

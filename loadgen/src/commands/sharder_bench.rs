@@ -1,7 +1,7 @@
 //! `loadgen sharder-bench`: the sharder binary measured on a local control plane (SPEC D).
 //!
-//! 1. Starts etcd and kube-apiserver ([`testenv`]), installs the ControllerRing CRD and starts
-//!    the `sharder` binary found next to this executable, on loopback.
+//! 1. Starts a [`stack::Stack`] without the webhosting APIs: etcd and kube-apiserver, the
+//!    ControllerRing CRD, and the `sharder` binary found next to this executable, on loopback.
 //! 2. Creates the ring `bench` (main resource: ConfigMaps in namespace `bench-sharded`), holds
 //!    one shard Lease per shard, and a namespace `bench-plain` that no ring selects.
 //! 3. Webhook latency: creates ConfigMaps on an open-loop schedule, alternating between the two
@@ -36,6 +36,7 @@ use tokio::time::Instant;
 
 use crate::{
     experiment::schedule::{intended_offset, schedule_len},
+    listing,
     measure::{latency::LatencySummary, ratio},
     report::{Progress, ReportFormat, TextTable},
     units::{format_optional, format_ratio, mib, per_second},
@@ -95,8 +96,6 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// Creates in flight at most in the latency phase; beyond it creates queue, and the queueing
 /// counts into their latency (it is measured from the intended start).
 const MAX_IN_FLIGHT: usize = 1_000;
-/// The page size of lists.
-const PAGE: u32 = 500;
 /// The annotation patched onto the ring to force a resync.
 const RESYNC_ANNOTATION: &str = "loadgen.sharding.timebertt.dev/resync";
 
@@ -400,7 +399,7 @@ async fn memory(
     let mut create_errors = 0;
     let mut create_time = Duration::ZERO;
     for target in [SMALL_OBJECT_COUNT.min(args.objects), args.objects] {
-        let existing = count(&config_maps, None).await?;
+        let existing = listing::count(&config_maps, None).await?;
         let missing = target.saturating_sub(existing);
         progress(&format!(
             "memory: creating {missing} ConfigMaps ({existing} exist, {concurrency} in flight)"
@@ -411,7 +410,7 @@ async fn memory(
         next += missing;
         created += missing - errors;
         create_errors += errors;
-        let objects = count(&config_maps, None).await?;
+        let objects = listing::count(&config_maps, None).await?;
         progress(&format!(
             "memory: {objects} ConfigMaps; forcing a resync, then waiting {:?}",
             args.settle
@@ -464,31 +463,6 @@ async fn create_bulk(
         .await
 }
 
-/// Objects in `api`'s namespace (matching `selector`), counted from paginated metadata lists.
-async fn count(api: &Api<ConfigMap>, selector: Option<&str>) -> anyhow::Result<usize> {
-    let mut params = ListParams::default().limit(PAGE);
-    if let Some(selector) = selector {
-        params = params.labels(selector);
-    }
-    let mut total = 0;
-    loop {
-        let page = api.list_metadata(&params).await?;
-        total += page.items.len();
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(total),
-        }
-    }
-}
-
-/// Whether any object in `api`'s namespace matches `selector` (one item at most is listed).
-async fn any(api: &Api<ConfigMap>, selector: &str) -> anyhow::Result<bool> {
-    let page = api
-        .list_metadata(&ListParams::default().labels(selector).limit(1))
-        .await?;
-    Ok(!page.items.is_empty())
-}
-
 /// Touches the ring (any change makes the sharder resync it), then samples the sharder's RSS
 /// every 100 ms for `settle`, and returns the largest sample.
 async fn resync(
@@ -524,7 +498,7 @@ async fn move_time(
     let shard_label = labels::shard(RING);
     let on_departed = format!("{shard_label}={RING}-0");
     let unassigned = format!("!{shard_label}");
-    let objects = count(&config_maps, Some(&on_departed)).await?;
+    let objects = listing::count(&config_maps, Some(&on_departed)).await?;
     let movements = "controller_sharding_movements_total";
     let movements_before = sharder.metric_sum(movements).await;
     progress(&format!(
@@ -540,8 +514,8 @@ async fn move_time(
         patience,
         sharder,
         || async {
-            let done =
-                !any(&config_maps, &on_departed).await? && !any(&config_maps, &unassigned).await?;
+            let done = !listing::any(&config_maps, &on_departed).await?
+                && !listing::any(&config_maps, &unassigned).await?;
             Ok(done.then_some(()))
         },
     )
