@@ -5,7 +5,7 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
-use operations::parse_duration;
+use operations::duration::parse as parse_duration;
 
 use crate::{environment, experiment, scenario};
 

@@ -29,7 +29,7 @@ use kube::{
     Api, ResourceExt as _,
     api::{DeleteParams, ListParams, PostParams},
 };
-use operations::parse_duration;
+use operations::duration::parse as parse_duration;
 use serde::Serialize;
 use sharding::api::labels;
 use stack::{Binaries, OperatorSettings, Stack, StackOptions, Usage};

@@ -25,7 +25,7 @@ use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use operations::parse_duration;
+use operations::duration::parse as parse_duration;
 use serde::Serialize;
 use sharding::{
     api::{ControllerRing, ControllerRingSpec, RingResource, labels},
