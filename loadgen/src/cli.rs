@@ -132,6 +132,16 @@ mod tests {
     }
 
     #[test]
+    fn duration_flags_take_gos_syntax() {
+        let cli =
+            Cli::try_parse_from(["loadgen", "operator-cost", "--timeout", "1h30m"]).expect("valid");
+        let Command::OperatorCost(args) = cli.command else {
+            panic!("not operator-cost");
+        };
+        assert_eq!(args.timeout, Duration::from_secs(5400));
+    }
+
+    #[test]
     fn operator_cost_rejects_zero_websites_shards_and_workers() {
         for flag in [
             "--websites",

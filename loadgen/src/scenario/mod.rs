@@ -562,6 +562,14 @@ load:
     }
 
     #[test]
+    fn durations_are_read_in_gos_syntax_as_in_the_sharder_config() {
+        let scenario = parse(&minimal().replace("duration: 10m", "duration: 1h30m")).unwrap();
+        assert_eq!(scenario.duration, Duration::from_secs(5400));
+        let settle = parse(&format!("{}settle: 1m30.5s\n", minimal())).unwrap();
+        assert_eq!(settle.settle, Duration::from_millis(90_500));
+    }
+
+    #[test]
     fn durations_are_written_in_their_largest_whole_unit() {
         let cases = [
             (Duration::ZERO, "0s"),
