@@ -178,10 +178,14 @@ impl Run<'_> {
                 workers: self.args.workers,
                 ..settings
             };
-            self.stack
+            let pid = self
+                .stack
                 .start_operator(&self.binaries.operator, &settings)
                 .await?;
-            progress(&format!("{phase}: started {}", settings.identity));
+            progress(&format!(
+                "{phase}: started {} (pid {pid})",
+                settings.identity
+            ));
         }
         self.stack
             .wait_operators_ready(shards)

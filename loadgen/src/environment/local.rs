@@ -205,7 +205,7 @@ impl Local {
 }
 
 impl Running {
-    async fn start_shard(&self, binaries: &Binaries) -> anyhow::Result<String> {
+    async fn start_shard(&self, binaries: &Binaries) -> anyhow::Result<()> {
         let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
         let settings = OperatorSettings {
             identity: format!("shard-{n}"),
@@ -213,7 +213,8 @@ impl Running {
         };
         self.stack
             .start_operator(&binaries.operator, &settings)
-            .await
+            .await?;
+        Ok(())
     }
 
     /// Waits until the ring counts `shards` available shards and every process is ready.

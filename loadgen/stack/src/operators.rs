@@ -35,16 +35,17 @@ pub struct Operators {
 }
 
 impl Operators {
-    /// Starts a replica with `settings` and adds it; returns its identity.
+    /// Starts a replica with `settings` and adds it; returns its process id.
     pub async fn start(
         &self,
         control_plane: &ControlPlane,
         binary: &Path,
         settings: &OperatorSettings,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<u32> {
         let process = OperatorProcess::start(control_plane, binary, settings)?;
+        let pid = process.pid();
         self.processes.lock().await.push(process);
-        Ok(settings.identity.clone())
+        Ok(pid)
     }
 
     /// The replicas, locked.

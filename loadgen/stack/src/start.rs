@@ -128,12 +128,12 @@ impl Stack {
         })
     }
 
-    /// Starts an operator replica from `binary` with `settings`; returns its identity.
+    /// Starts an operator replica from `binary` with `settings`; returns its process id.
     pub async fn start_operator(
         &self,
         binary: &Path,
         settings: &crate::OperatorSettings,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<u32> {
         self.operators
             .start(&self.control_plane, binary, settings)
             .await
