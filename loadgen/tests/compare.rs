@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use loadgen::{
-    cli::ReportFormat,
-    compare::{self, CompareArgs},
+    commands::compare::{self, CompareArgs},
+    report::ReportFormat,
 };
 
 /// The header `summary.csv` had when these tests were written, with a column compare does not

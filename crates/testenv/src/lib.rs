@@ -59,6 +59,7 @@ pub use crate::{
     certs::{CertificateAuthority, CertifiedKey},
     error::{Error, Result},
     kubeconfig::CONTEXT,
+    process::log_tail,
     shared::SharedControlPlane,
 };
 use crate::{

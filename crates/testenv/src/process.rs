@@ -83,8 +83,11 @@ impl Drop for Component {
     }
 }
 
-/// Reads at most the last 64 KiB of a log and returns its last `lines` lines.
-pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+/// The last `lines` lines of the log file at `path` (read from its last 64 KiB at most), for
+/// error messages about a process that writes it; `(no log at <path>)` when it cannot be
+/// opened.
+#[must_use]
+pub fn log_tail(path: &Path, lines: usize) -> String {
     const WINDOW: u64 = 64 * 1024;
     let Ok(mut file) = File::open(path) else {
         return format!("(no log at {})", path.display());
@@ -218,5 +221,6 @@ mod tests {
             writeln!(file, "line {i}").unwrap();
         }
         assert_eq!(log_tail(file.path(), 2), "line 98\nline 99");
+        assert!(log_tail(&file.path().with_extension("missing"), 2).starts_with("(no log at"));
     }
 }

@@ -52,7 +52,8 @@ impl SharedControlPlane {
                     .map_err(|error| format!("cannot create a runtime: {error}"))?;
                 runtime
                     .block_on(environment.start())
-                    .map_err(|error| error_chain(&error))
+                    // `{:#}` writes the error and its causes on one line.
+                    .map_err(|error| format!("{:#}", anyhow::Error::new(error)))
             })
             .join()
             .unwrap_or_else(|_| Err("starting the control plane panicked".to_owned()))
@@ -62,15 +63,4 @@ impl SharedControlPlane {
             Err(error) => panic!("the shared control plane could not be started: {error}"),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

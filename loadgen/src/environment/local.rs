@@ -7,13 +7,10 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use k8s_openapi::jiff::Timestamp;
-use kube::{Api, Client};
-use sharding::api::ControllerRing;
-use stack::{Binaries, OperatorProcess, OperatorSettings, SharderProcess, SharderSettings, Usage};
-use testenv::ControlPlane;
-use tokio::{sync::Mutex, time::Instant};
+use kube::Client;
+use stack::{Binaries, OperatorSettings, Stack, StackOptions, Usage};
 
 use crate::{
     measure::cost::UsageSample,
@@ -39,10 +36,7 @@ pub struct Local {
 
 /// The stack of one shard count.
 struct Running {
-    control_plane: ControlPlane,
-    client: Client,
-    sharder: SharderProcess,
-    operators: Mutex<Vec<OperatorProcess>>,
+    stack: Stack,
     settings: OperatorSettings,
     /// Every new shard gets a new name, as a new pod of a Deployment does.
     next_shard: AtomicU32,
@@ -71,65 +65,41 @@ impl Local {
     /// Starts a fresh stack with `shards` shards and waits until the ring counts them all.
     pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
         self.finish().await?;
-        let control_plane = stack::environment()
+        let options = StackOptions::default()
             .keep_directory(self.keep_directory)
-            .start()
-            .await
-            .context("cannot start the local control plane")?;
+            .patience(PATIENCE);
+        let stack = Stack::start(&self.binaries.sharder, &options).await?;
         if self.keep_directory {
             eprintln!(
                 "the control plane's files are kept in {}",
-                control_plane.directory().display()
+                stack.control_plane.directory().display()
             );
         }
-        let client = control_plane.client().await?;
-        stack::install_sharding(&client).await?;
-        stack::install_webhosting(&client).await?;
-        let mut sharder = SharderProcess::start(
-            &control_plane,
-            &self.binaries.sharder,
-            &SharderSettings::default(),
-        )?;
-        if let Err(error) = stack::wait_ring_ready(&client, stack::WEBHOSTING_RING, PATIENCE).await
-        {
-            sharder.check_alive()?;
-            bail!(
-                "{error:#}; the sharder's log ends with:\n{}",
-                sharder.log_tail()
-            );
-        }
-        let settings = settings(operator)?;
-        let running = Running {
-            control_plane,
-            client,
-            sharder,
-            operators: Mutex::new(Vec::new()),
-            settings,
+        let mut running = Running {
+            stack,
+            settings: settings(operator)?,
             next_shard: AtomicU32::new(0),
         };
         for _ in 0..shards {
             running.start_shard(&self.binaries).await?;
         }
-        running.wait_available(shards).await?;
+        running
+            .stack
+            .wait_operators_ready(usize::try_from(shards)?)
+            .await?;
         self.running = Some(running);
         Ok(())
     }
 
     /// A client of the control plane's API server.
     pub fn client(&self) -> anyhow::Result<Client> {
-        Ok(self.running()?.client.clone())
+        Ok(self.running()?.stack.client.clone())
     }
 
     /// The names of the shards that run.
     pub async fn shards(&self) -> Vec<String> {
         match &self.running {
-            Some(running) => running
-                .operators
-                .lock()
-                .await
-                .iter()
-                .map(|p| p.identity().to_owned())
-                .collect(),
+            Some(running) => running.stack.operators.identities().await,
             None => Vec::new(),
         }
     }
@@ -138,7 +108,7 @@ impl Local {
     /// [`REPLACEMENT_DELAY`] later.
     pub async fn kill(&self, shard: &str, signal: Signal, replace: bool) -> anyhow::Result<()> {
         let running = self.running()?;
-        let mut process = running.take(shard).await?;
+        let mut process = running.stack.operators.take(shard).await?;
         match signal {
             Signal::Term => process.stop().await,
             Signal::Kill => process.kill().await,
@@ -159,7 +129,7 @@ impl Local {
         for shard in old {
             running.start_shard(&self.binaries).await?;
             running.wait_available(count + 1).await?;
-            running.take(&shard).await?.stop().await;
+            running.stack.operators.take(&shard).await?.stop().await;
         }
         Ok(())
     }
@@ -169,9 +139,11 @@ impl Local {
     pub async fn usage(&self) -> anyhow::Result<Vec<UsageSample>> {
         let running = self.running()?;
         let at = Timestamp::now();
-        let mut pids: Vec<(String, u32)> = vec![("sharder".to_owned(), running.sharder.pid())];
+        let mut pids: Vec<(String, u32)> =
+            vec![("sharder".to_owned(), running.stack.sharder.pid())];
         pids.extend(
             running
+                .stack
                 .operators
                 .lock()
                 .await
@@ -180,6 +152,7 @@ impl Local {
         );
         pids.extend(
             running
+                .stack
                 .control_plane
                 .pids()
                 .into_iter()
@@ -206,7 +179,7 @@ impl Local {
         let Some(running) = &self.running else {
             return Vec::new();
         };
-        let operators = running.operators.lock().await;
+        let operators = running.stack.operators.lock().await;
         let mut scrapes = Vec::new();
         for process in operators.iter() {
             if let Some(text) = process.scrape().await {
@@ -218,12 +191,8 @@ impl Local {
 
     /// Stops the shards, the sharder and the control plane.
     pub async fn finish(&mut self) -> anyhow::Result<()> {
-        if let Some(mut running) = self.running.take() {
-            for mut process in running.operators.into_inner() {
-                process.stop().await;
-            }
-            running.sharder.stop().await;
-            drop(running.control_plane);
+        if let Some(running) = self.running.take() {
+            running.stack.stop().await;
         }
         Ok(())
     }
@@ -236,55 +205,25 @@ impl Local {
 }
 
 impl Running {
-    async fn start_shard(&self, binaries: &Binaries) -> anyhow::Result<String> {
+    async fn start_shard(&self, binaries: &Binaries) -> anyhow::Result<()> {
         let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
         let settings = OperatorSettings {
             identity: format!("shard-{n}"),
             ..self.settings.clone()
         };
-        let process = OperatorProcess::start(&self.control_plane, &binaries.operator, &settings)?;
-        self.operators.lock().await.push(process);
-        Ok(settings.identity)
-    }
-
-    async fn take(&self, shard: &str) -> anyhow::Result<OperatorProcess> {
-        let mut operators = self.operators.lock().await;
-        let index = operators
-            .iter()
-            .position(|p| p.identity() == shard)
-            .with_context(|| format!("no shard {shard} runs"))?;
-        Ok(operators.swap_remove(index))
+        self.stack
+            .start_operator(&binaries.operator, &settings)
+            .await?;
+        Ok(())
     }
 
     /// Waits until the ring counts `shards` available shards and every process is ready.
     async fn wait_available(&self, shards: u32) -> anyhow::Result<()> {
-        let rings = Api::<ControllerRing>::all(self.client.clone());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let mut not_ready = Vec::new();
-            {
-                let mut operators = self.operators.lock().await;
-                for process in operators.iter_mut() {
-                    process.check_alive()?;
-                    if !process.ready().await {
-                        not_ready.push(process.identity().to_owned());
-                    }
-                }
-            }
-            let ring = rings.get(stack::WEBHOSTING_RING).await?;
-            let available = ring.status.map_or(0, |s| s.available_shards);
-            if not_ready.is_empty() && u32::try_from(available).ok() == Some(shards) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "the shards were not ready within {PATIENCE:?}: not ready: [{}], the ring \
-                     counts {available} of {shards} shards available",
-                    not_ready.join(", ")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let stack = &self.stack;
+        stack
+            .operators
+            .wait_ready(&stack.client, usize::try_from(shards)?, PATIENCE, || Ok(()))
+            .await
     }
 }
 

@@ -17,18 +17,18 @@ use futures::StreamExt as _;
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use rand::{RngExt as _, seq::IndexedRandom as _};
 use tokio::{sync::mpsc, time::Instant};
-use webhosting_operator::api::{LABEL_SKIP_WORKLOAD, Website, WebsiteSpec};
+use webhosting_operator::api::Website;
 
 use super::{
     metrics::{Metrics, Operation, Outcome},
     schedule,
     tracker::Tracker,
 };
-use crate::scenario::Scenario;
+use crate::{scenario::Scenario, world::World};
 
 /// The label that marks the Websites of a run, so that runs and other Websites stay apart.
 pub const RUN_LABEL: &str = "loadgen.sharding.timebertt.dev/run";
@@ -126,10 +126,8 @@ pub struct Driver {
     pub run_id: String,
     /// The scenario.
     pub scenario: Scenario,
-    /// `project-*` namespaces.
-    pub namespaces: Vec<String>,
-    /// Theme names.
-    pub themes: Vec<String>,
+    /// The namespaces and Themes of the Websites.
+    pub world: World,
     /// Where writes are reported for their reconciliation latency.
     pub tracker: Arc<Mutex<Tracker>>,
     /// loadgen's series.
@@ -144,8 +142,8 @@ impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
             .field("run_id", &self.run_id)
-            .field("namespaces", &self.namespaces.len())
-            .field("themes", &self.themes.len())
+            .field("namespaces", &self.world.namespaces.len())
+            .field("themes", &self.world.themes.len())
             .finish_non_exhaustive()
     }
 }
@@ -252,33 +250,12 @@ impl Driver {
 
     /// Creates a random Website; returns its key and generation.
     async fn create_website(&self) -> Result<(String, i64), ()> {
-        let (namespace, theme, suffix) = {
-            let mut rng = rand::rng();
-            let namespace = self
-                .namespaces
-                .choose(&mut rng)
-                .cloned()
-                .unwrap_or_default();
-            let theme = self.themes.choose(&mut rng).cloned().unwrap_or_default();
-            let suffix: String = (0..8).map(|_| rng.random_range('a'..='z')).collect();
-            (namespace, theme, suffix)
-        };
-        let name = format!("experiment-{suffix}");
-        let website = Website {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(namespace.clone()),
-                labels: Some(BTreeMap::from([
-                    (LABEL_SKIP_WORKLOAD.to_owned(), "true".to_owned()),
-                    (RUN_LABEL.to_owned(), self.run_id.clone()),
-                ])),
-                ..ObjectMeta::default()
-            },
-            spec: WebsiteSpec {
-                theme: theme.clone(),
-            },
-            status: None,
-        };
+        let website = self
+            .world
+            .random_website(&mut rand::rng(), (RUN_LABEL, &self.run_id));
+        let namespace = website.metadata.namespace.clone().unwrap_or_default();
+        let name = website.metadata.name.clone().unwrap_or_default();
+        let theme = website.spec.theme.clone();
         let api = Api::<Website>::namespaced(self.client.clone(), &namespace);
         let created = api
             .create(&PostParams::default(), &website)
@@ -312,7 +289,7 @@ impl Driver {
         let Some(live) = super::lock(&self.population).get(key).cloned() else {
             return Outcome::skipped;
         };
-        let theme = other_theme(&self.themes, &live.theme, &mut rand::rng());
+        let theme = other_theme(&self.world.themes, &live.theme, &mut rand::rng());
         let api = Api::<Website>::namespaced(self.client.clone(), &live.namespace);
         let patch = serde_json::json!({"spec": {"theme": theme}});
         match api

@@ -8,7 +8,6 @@
 //! - [`metrics`]: loadgen's own Prometheus series.
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -16,14 +15,14 @@ use std::{
 };
 
 use anyhow::Context as _;
-use k8s_openapi::{api::core::v1::Namespace, jiff::Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams},
+    api::{DeleteParams, ListParams},
 };
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, time::Instant};
-use webhosting_operator::api::{Theme, ThemeSpec, Website};
+use webhosting_operator::api::Website;
 
 use crate::{
     environment::{Choice, Target},
@@ -35,6 +34,7 @@ use crate::{
     },
     results::{RunResults, ShardCountResults, Versions, writer},
     scenario::Scenario,
+    world::World,
 };
 
 pub mod chaos;
@@ -46,10 +46,6 @@ pub mod sampler;
 pub mod schedule;
 pub mod tracker;
 
-/// The label of the namespaces Websites are created in (SPEC A.10).
-const PROJECT_LABEL: &str = "webhosting.timebertt.dev/project";
-/// Field manager of loadgen's server-side applies.
-const FIELD_MANAGER: &str = "loadgen";
 /// How long the world's Websites get to be gone after a shard count.
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(300);
 
@@ -90,7 +86,7 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<PathB
         Some(address) => {
             let listener = std::net::TcpListener::bind(address)
                 .with_context(|| format!("cannot listen on --metrics-address {address}"))?;
-            progress::note(&format!(
+            progress::NOTES.note(&format!(
                 "serving loadgen's metrics on http://{}/metrics",
                 listener.local_addr()?
             ));
@@ -171,11 +167,10 @@ async fn shard_count(
     metrics: &metrics::Metrics,
 ) -> anyhow::Result<(ShardCountResults, String)> {
     let progress = progress::Progress::new(shards, scenario);
-    let World {
+    let Prepared {
         client,
         version,
-        namespaces,
-        themes,
+        world,
     } = set_up(target, scenario, shards, &progress).await?;
     let target = &*target;
     let tracker = Arc::new(Mutex::new(tracker::Tracker::new(window)?));
@@ -183,8 +178,7 @@ async fn shard_count(
         client: client.clone(),
         run_id: run_id.to_owned(),
         scenario: scenario.clone(),
-        namespaces,
-        themes,
+        world,
         tracker: tracker.clone(),
         metrics: metrics.clone(),
         population: Mutex::default(),
@@ -286,7 +280,7 @@ fn measure(
         queue_p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
     );
     if let Some(error) = &samples.usage_error {
-        progress::note(&format!("no cost measured with {shards} shard(s): {error}"));
+        progress::NOTES.note(&format!("no cost measured with {shards} shard(s): {error}"));
     }
     ShardCountResults {
         shards,
@@ -419,12 +413,11 @@ async fn load(
     })
 }
 
-/// What a shard count runs in.
-struct World {
+/// A prepared target of a shard count.
+struct Prepared {
     client: Client,
     version: String,
-    namespaces: Vec<String>,
-    themes: Vec<String>,
+    world: World,
 }
 
 /// Prepares the target with `shards` shards and creates the namespaces and Themes.
@@ -433,7 +426,7 @@ async fn set_up(
     scenario: &Scenario,
     shards: u32,
     progress: &progress::Progress,
-) -> anyhow::Result<World> {
+) -> anyhow::Result<Prepared> {
     progress.phase(&format!(
         "starting {} with {shards} shard(s)",
         target.kind()
@@ -446,13 +439,11 @@ async fn set_up(
         .context("cannot read the API server's version")?
         .git_version;
     progress.phase("creating namespaces and Themes");
-    let namespaces = create_namespaces(&client, scenario.world.namespaces).await?;
-    let themes = create_themes(&client, scenario.world.themes).await?;
-    Ok(World {
+    let world = World::create(&client, scenario.world.namespaces, scenario.world.themes).await?;
+    Ok(Prepared {
         client,
         version,
-        namespaces,
-        themes,
+        world,
     })
 }
 
@@ -479,61 +470,6 @@ pub fn offered(scenario: &Scenario, elapsed: Duration) -> Load {
 /// created, so the run's Websites are deleted.
 fn cleanup_needed(target: &Target) -> bool {
     matches!(target, Target::Cluster(_))
-}
-
-/// `project-0` … `project-<count - 1>`, labelled as project namespaces.
-async fn create_namespaces(client: &Client, count: u32) -> anyhow::Result<Vec<String>> {
-    let api = Api::<Namespace>::all(client.clone());
-    let mut names = Vec::new();
-    for i in 0..count {
-        let name = format!("project-{i}");
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(BTreeMap::from([(
-                    PROJECT_LABEL.to_owned(),
-                    "true".to_owned(),
-                )])),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        api.patch(&name, &apply_params(), &Patch::Apply(&namespace))
-            .await
-            .with_context(|| format!("cannot create namespace {name}"))?;
-        names.push(name);
-    }
-    Ok(names)
-}
-
-/// Colors and fonts of the Themes, cycled.
-const COLORS: [&str; 5] = ["darkcyan", "crimson", "olive", "navy", "orchid"];
-const FONTS: [&str; 3] = ["Menlo", "Georgia", "Verdana"];
-
-/// `theme-0` … `theme-<count - 1>`.
-async fn create_themes(client: &Client, count: u32) -> anyhow::Result<Vec<String>> {
-    let api = Api::<Theme>::all(client.clone());
-    let mut names = Vec::new();
-    for (i, (color, font)) in (0..count).zip(COLORS.iter().cycle().zip(FONTS.iter().cycle())) {
-        let name = format!("theme-{i}");
-        let mut theme = Theme::new(
-            &name,
-            ThemeSpec {
-                color: (*color).to_owned(),
-                font_family: (*font).to_owned(),
-            },
-        );
-        theme.metadata.managed_fields = None;
-        api.patch(&name, &apply_params(), &Patch::Apply(&theme))
-            .await
-            .with_context(|| format!("cannot create Theme {name}"))?;
-        names.push(name);
-    }
-    Ok(names)
-}
-
-fn apply_params() -> PatchParams {
-    PatchParams::apply(FIELD_MANAGER).force()
 }
 
 /// Deletes the run's Websites and waits until they are gone.

@@ -39,10 +39,8 @@ fn operations(metrics: &Metrics) -> (u64, u64) {
     (count(Outcome::success), count(Outcome::error))
 }
 
-/// Prints a line that belongs to no shard count.
-pub fn note(message: &str) {
-    eprintln!("loadgen: {message}");
-}
+/// Lines that belong to no shard count.
+pub const NOTES: crate::report::Progress = crate::report::Progress::new("loadgen");
 
 impl Progress {
     /// The progress of the run with `shards` shards.

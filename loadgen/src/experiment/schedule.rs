@@ -15,11 +15,7 @@ const PRECISION: Duration = Duration::from_micros(1);
 /// uses the same code.
 #[must_use]
 pub fn due(n: u64, count_by: impl Fn(Duration) -> f64, horizon: Duration) -> Option<Duration> {
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "operation counts stay far below 2^52"
-    )]
-    let target = n as f64 + 1.0;
+    let target = crate::measure::as_f64(n) + 1.0;
     if count_by(horizon) < target - 1e-9 {
         return None;
     }
@@ -51,6 +47,20 @@ pub fn mutations(created: Duration, interval: Duration, end: Duration) -> Vec<Du
     std::iter::successors(Some(created + interval), |at| Some(*at + interval))
         .take_while(|at| *at <= end)
         .collect()
+}
+
+/// The number of requests in an open-loop schedule of `rate` per second for `duration`.
+#[must_use]
+pub fn schedule_len(rate: u32, duration: Duration) -> u64 {
+    let total = u128::from(rate) * duration.as_millis() / 1000;
+    u64::try_from(total).unwrap_or(u64::MAX)
+}
+
+/// When request `i` of a schedule of `rate` per second should start, from the schedule's start.
+#[must_use]
+pub fn intended_offset(i: u64, rate: u32) -> Duration {
+    let nanos = u128::from(i) * 1_000_000_000 / u128::from(rate.max(1));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -100,5 +110,24 @@ mod tests {
         assert_eq!(times, [secs(35.0), secs(65.0), secs(95.0)]);
         assert!(mutations(secs(90.0), secs(30.0), secs(100.0)).is_empty());
         assert!(mutations(secs(0.0), Duration::ZERO, secs(100.0)).is_empty());
+    }
+
+    #[test]
+    fn the_schedule_has_rate_times_duration_requests() {
+        assert_eq!(schedule_len(50, Duration::from_secs(20)), 1000);
+        assert_eq!(schedule_len(3, Duration::from_millis(1500)), 4);
+        assert_eq!(schedule_len(1, Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn intended_starts_are_evenly_spaced_and_do_not_drift() {
+        assert_eq!(intended_offset(0, 50), Duration::ZERO);
+        assert_eq!(intended_offset(1, 50), Duration::from_millis(20));
+        assert_eq!(intended_offset(999, 50), Duration::from_millis(19_980));
+        // 1/3 s is not a whole number of nanoseconds; the error does not accumulate.
+        assert_eq!(
+            intended_offset(3_000_000, 3),
+            Duration::from_secs(1_000_000)
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! - [`failover`]: the phases of a failover from timestamped events and observations.
 //! - [`slo`]: SLO verdicts, the first breach under a ramp, and capacity scaling.
 //! - [`cost`]: CPU seconds and peak memory per component from `/proc` samples.
-//! - [`prometheus`]: histograms and counters read from the text exposition of `/metrics`.
+//! - [`prometheus`]: histograms read from the text exposition of `/metrics`.
 
 use std::time::Duration;
 

@@ -1,14 +1,15 @@
-//! Histograms and counters read from the Prometheus text exposition of a `/metrics` scrape.
+//! Histograms read from the Prometheus text exposition of a `/metrics` scrape.
 //!
 //! This is how the queue latency (`workqueue_queue_duration_seconds{name="website"}`, SPEC D)
 //! is read over a window: scrape every shard before and after, take each shard's [`delta`],
 //! [`sum`] them and ask [`histogram_quantile`], as PromQL's
 //! `histogram_quantile(0.99, sum by (le) (increase(..._bucket[window])))` would.
 //!
-//! Both the Prometheus text format and OpenMetrics (timestamps, exemplars, `# EOF`) are read;
-//! only sample lines are parsed, and a line that does not parse is skipped.
+//! The exposition is parsed by [`stack::exposition`], which reads the Prometheus text format
+//! and OpenMetrics.
 
 use serde::Serialize;
+use stack::exposition::samples;
 
 use super::as_f64;
 
@@ -35,22 +36,13 @@ pub fn histogram_buckets(
         .filter(|sample| sample.name == series && sample.matches(label_filter))
         .filter_map(|sample| {
             Some(Bucket {
-                le: parse_value(sample.label("le")?)?,
+                // Go's float syntax, `+Inf` included.
+                le: sample.label("le")?.parse().ok()?,
                 cumulative: as_count(sample.value)?,
             })
         })
         .collect();
     (!buckets.is_empty()).then(|| coalesce(buckets))
-}
-
-/// The sum of the samples named `name` (for example `workqueue_adds_total`) whose labels
-/// include all of `label_filter`; `None` when none matches.
-#[must_use]
-pub fn counter_sum(text: &str, name: &str, label_filter: &[(&str, &str)]) -> Option<f64> {
-    samples(text)
-        .filter(|sample| sample.name == name && sample.matches(label_filter))
-        .map(|sample| sample.value)
-        .reduce(|sum, value| sum + value)
 }
 
 /// The observations between two scrapes of one histogram.
@@ -163,103 +155,6 @@ fn coalesce(mut buckets: Vec<Bucket>) -> Vec<Bucket> {
     merged
 }
 
-/// One sample line: `name{label="value",...} value [timestamp] [# exemplar]`.
-#[derive(Debug, Clone, PartialEq)]
-struct Sample<'a> {
-    name: &'a str,
-    labels: Vec<(&'a str, String)>,
-    value: f64,
-}
-
-impl Sample<'_> {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(label, _)| *label == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn matches(&self, filter: &[(&str, &str)]) -> bool {
-        filter
-            .iter()
-            .all(|&(name, value)| self.label(name) == Some(value))
-    }
-}
-
-/// The sample lines of `text`; comments, blank lines and lines that do not parse are skipped.
-fn samples(text: &str) -> impl Iterator<Item = Sample<'_>> {
-    text.lines().filter_map(parse_sample)
-}
-
-fn parse_sample(line: &str) -> Option<Sample<'_>> {
-    let line = line.trim_start();
-    if line.starts_with('#') {
-        return None;
-    }
-    let name_end = line
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .unwrap_or(line.len());
-    let (name, rest) = line.split_at(name_end);
-    if name.is_empty() {
-        return None;
-    }
-    let rest = rest.trim_start();
-    let (labels, rest) = match rest.strip_prefix('{') {
-        Some(inside) => parse_labels(inside)?,
-        None => (Vec::new(), rest),
-    };
-    let value = parse_value(rest.split_whitespace().next()?)?;
-    Some(Sample {
-        name,
-        labels,
-        value,
-    })
-}
-
-/// Parses `name="value",...}` (the opening brace already taken); returns the labels and what
-/// follows the closing brace.
-fn parse_labels(mut rest: &str) -> Option<(Vec<(&str, String)>, &str)> {
-    let mut labels = Vec::new();
-    loop {
-        rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix('}') {
-            return Some((labels, after));
-        }
-        let (name, after_name) = rest.split_once('=')?;
-        let (value, after_value) = parse_quoted(after_name.trim_start().strip_prefix('"')?)?;
-        labels.push((name.trim(), value));
-        rest = after_value.trim_start();
-        if let Some(after_comma) = rest.strip_prefix(',') {
-            rest = after_comma;
-        } else if !rest.starts_with('}') {
-            return None;
-        }
-    }
-}
-
-/// Reads a label value up to its closing quote (the opening one already taken), undoing the
-/// escapes `\\`, `\"` and `\n`; returns it and what follows the closing quote.
-fn parse_quoted(text: &str) -> Option<(String, &str)> {
-    let mut value = String::new();
-    let mut chars = text.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((value, &text[i + 1..])),
-            '\\' => match chars.next()?.1 {
-                'n' => value.push('\n'),
-                escaped => value.push(escaped),
-            },
-            c => value.push(c),
-        }
-    }
-    None
-}
-
-/// A sample value or `le` bound: Go's float syntax, including `+Inf`, `-Inf` and `NaN`.
-fn parse_value(text: &str) -> Option<f64> {
-    text.parse().ok()
-}
-
 /// A count written as a float (`3`, `3.0`, `1e+06`); `None` if it is not a count.
 #[allow(
     clippy::cast_possible_truncation,
@@ -334,38 +229,6 @@ workqueue_adds_total{name="theme"} 1
     }
 
     #[test]
-    fn counters_are_summed_over_matching_series() {
-        assert_eq!(
-            counter_sum(SCRAPE, "workqueue_adds_total", &website()),
-            Some(12.0)
-        );
-        assert_eq!(counter_sum(SCRAPE, "workqueue_adds_total", &[]), Some(13.0));
-        assert_eq!(counter_sum(SCRAPE, "workqueue_adds", &[]), None);
-        assert_eq!(
-            counter_sum(SCRAPE, "workqueue_adds_total", &[("name", "x")]),
-            None
-        );
-    }
-
-    #[test]
-    fn escaped_quotes_commas_and_braces_stay_inside_a_label_value() {
-        let text = r#"requests_total{path="/a\"b,}c",code="200"} 3
-requests_total{path="back\\slash\nline",code="200"} 4"#;
-        assert_eq!(
-            counter_sum(text, "requests_total", &[("path", "/a\"b,}c")]),
-            Some(3.0)
-        );
-        assert_eq!(
-            counter_sum(text, "requests_total", &[("path", "back\\slash\nline")]),
-            Some(4.0)
-        );
-        assert_eq!(
-            counter_sum(text, "requests_total", &[("code", "200")]),
-            Some(7.0)
-        );
-    }
-
-    #[test]
     fn openmetrics_timestamps_exemplars_and_eof_are_read_past() {
         let text = r#"# TYPE latency_seconds histogram
 latency_seconds_bucket{le="1.0"} 2 # {trace_id="abc"} 0.5 1700000000.0
@@ -377,47 +240,6 @@ events_total 1e+06 1700000000
             histogram_buckets(text, "latency_seconds", &[]),
             Some(buckets(&[(1.0, 2), (INF, 3)]))
         );
-        assert_eq!(counter_sum(text, "events_total", &[]), Some(1e6));
-    }
-
-    #[test]
-    fn sample_lines_parse_into_name_labels_and_value() {
-        assert_eq!(
-            parse_sample(r#"up{job="x", instance="y",} 1"#),
-            Some(Sample {
-                name: "up",
-                labels: vec![("job", "x".to_owned()), ("instance", "y".to_owned())],
-                value: 1.0
-            })
-        );
-        assert_eq!(
-            parse_sample("up 0").map(|s| (s.name, s.labels.len())),
-            Some(("up", 0))
-        );
-        assert_eq!(
-            parse_sample("up{} NaN").map(|s| s.value.is_nan()),
-            Some(true)
-        );
-        assert_eq!(
-            parse_sample("x -Inf").map(|s| s.value),
-            Some(f64::NEG_INFINITY)
-        );
-    }
-
-    #[test]
-    fn malformed_lines_are_skipped() {
-        for line in [
-            "",
-            "# HELP up help",
-            "up",
-            "up{job=\"x\" 1",
-            "up{job=\"x} 1",
-            "up{job} 1",
-            "up{job=\"x\"} one",
-            "{job=\"x\"} 1",
-        ] {
-            assert_eq!(parse_sample(line), None, "{line}");
-        }
     }
 
     #[test]

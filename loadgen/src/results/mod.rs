@@ -5,6 +5,7 @@
 //! [`writer::write`] turns them into the files of `results/<run-id>/`:
 //!
 //! - [`writer`]: `run.json`, `summary.csv`, CSV time series, `.hgrm` percentile distributions;
+//! - [`summary`]: the row of `summary.csv`, its header and the figures compare reads from it;
 //! - [`plots`]: PNG and SVG plots of latency, objects per shard and scaling;
 //! - [`report`]: `report.md`, a table per shard count and the SLO verdicts.
 
@@ -27,6 +28,7 @@ use crate::{
 
 pub mod plots;
 pub mod report;
+pub mod summary;
 pub mod writer;
 
 /// Everything one run measured, for every shard count of its sweep.
@@ -243,16 +245,6 @@ impl ShardCountResults {
 #[must_use]
 pub fn seconds_since(start: Timestamp, at: Timestamp) -> f64 {
     at.duration_since(start).as_secs_f64()
-}
-
-/// Bytes in MiB, for tables and plots.
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "memory sizes stay far below 2^52 bytes"
-)]
-#[must_use]
-pub fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use plotters::{
     style::{FontStyle, register_font},
 };
 
-use super::{ComponentClass, RunResults, ShardCountResults, mib, seconds_since};
-use crate::measure::as_f64;
+use super::{ComponentClass, RunResults, ShardCountResults, seconds_since};
+use crate::{measure::as_f64, units::mib};
 
 /// The size of every plot, in pixels.
 const SIZE: (u32, u32) = (1024, 576);

@@ -3,12 +3,15 @@
 use std::{fmt::Write, time::Duration};
 
 use super::{
-    ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, mib, seconds_since,
+    ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, seconds_since,
 };
-use crate::measure::{
-    failover::FailoverKind,
-    movement::Change,
-    slo::{self, Metric, capacity_scaling},
+use crate::{
+    measure::{
+        failover::FailoverKind,
+        movement::Change,
+        slo::{self, Metric, capacity_scaling},
+    },
+    units::mib,
 };
 
 /// The report of a run as Markdown.

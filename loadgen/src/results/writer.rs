@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::{
     ClassCost, ComponentClass, Machine, MembershipChange, RunResults, ShardCountResults, Versions,
     plots, report, seconds_since,
+    summary::{Columns, SummaryRow, csv_row},
 };
 use crate::{
     measure::{
@@ -116,7 +117,7 @@ fn write_file(
 
 /// Writes `rows` as CSV with a header from their field names; the header is written even
 /// without rows, so an empty series still says what it would hold.
-fn write_csv<R: Serialize + HeaderOnly>(
+fn write_csv<R: Serialize + Columns>(
     path: &Path,
     rows: impl IntoIterator<Item = R>,
 ) -> anyhow::Result<()> {
@@ -132,13 +133,6 @@ fn write_csv<R: Serialize + HeaderOnly>(
         Ok(out.flush()?)
     };
     write(&mut out).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The column names of a CSV row type, written explicitly because csv derives the header from
-/// the first row and would write none for an empty series.
-trait HeaderOnly {
-    /// The columns, in field order.
-    const HEADER: &'static [&'static str];
 }
 
 /// `run.json`: what ran where, and a summary of each shard count.
@@ -253,149 +247,29 @@ impl VerdictJson {
     }
 }
 
-/// A row of `summary.csv`: one shard count. Empty fields were not measured.
-#[derive(Debug, Serialize)]
-struct SummaryRow {
-    shards: u32,
-    count: u64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    queue_p99_ms: Option<f64>,
-    max_skew: Option<f64>,
-    capacity_websites: Option<f64>,
-    capacity_ops_per_second: Option<f64>,
-    capacity_slo: Option<&'static str>,
-    capacity_at: Option<Timestamp>,
-    failover_voluntary_lease_dead_s: Option<f64>,
-    failover_voluntary_assigned_s: Option<f64>,
-    failover_voluntary_reconciled_s: Option<f64>,
-    failover_involuntary_lease_dead_s: Option<f64>,
-    failover_involuntary_assigned_s: Option<f64>,
-    failover_involuntary_reconciled_s: Option<f64>,
-    movement_ratio: Option<f64>,
-    sharder_cpu_seconds: f64,
-    sharder_peak_rss_bytes: u64,
-    operator_cpu_seconds: f64,
-    operator_peak_rss_bytes: u64,
-    control_plane_cpu_seconds: f64,
-    control_plane_peak_rss_bytes: u64,
-}
-
-impl HeaderOnly for SummaryRow {
-    const HEADER: &'static [&'static str] = &[
-        "shards",
-        "count",
-        "p50_ms",
-        "p90_ms",
-        "p99_ms",
-        "max_ms",
-        "queue_p99_ms",
-        "max_skew",
-        "capacity_websites",
-        "capacity_ops_per_second",
-        "capacity_slo",
-        "capacity_at",
-        "failover_voluntary_lease_dead_s",
-        "failover_voluntary_assigned_s",
-        "failover_voluntary_reconciled_s",
-        "failover_involuntary_lease_dead_s",
-        "failover_involuntary_assigned_s",
-        "failover_involuntary_reconciled_s",
-        "movement_ratio",
-        "sharder_cpu_seconds",
-        "sharder_peak_rss_bytes",
-        "operator_cpu_seconds",
-        "operator_peak_rss_bytes",
-        "control_plane_cpu_seconds",
-        "control_plane_peak_rss_bytes",
-    ];
-}
-
-impl SummaryRow {
-    fn of(results: &ShardCountResults) -> Self {
-        let latency = results.reconciliation.summary();
-        let classes = results.class_costs();
-        let class = |class| classes.get(&class).copied().unwrap_or_default();
-        let (sharder, operator, control_plane) = (
-            class(ComponentClass::Sharder),
-            class(ComponentClass::Operator),
-            class(ComponentClass::ControlPlane),
-        );
-        let [
-            voluntary_lease_dead,
-            voluntary_assigned,
-            voluntary_reconciled,
-        ] = results.mean_failover_seconds(FailoverKind::Voluntary);
-        let [
-            involuntary_lease_dead,
-            involuntary_assigned,
-            involuntary_reconciled,
-        ] = results.mean_failover_seconds(FailoverKind::Involuntary);
-        Self {
-            shards: results.shards,
-            count: latency.count,
-            p50_ms: latency.p50_ms,
-            p90_ms: latency.p90_ms,
-            p99_ms: latency.p99_ms,
-            max_ms: latency.max_ms,
-            queue_p99_ms: results.queue_p99_ms,
-            max_skew: results.max_skew(),
-            capacity_websites: results.capacity.map(|breach| breach.load.websites),
-            capacity_ops_per_second: results
-                .capacity
-                .map(|breach| breach.load.operations_per_second),
-            capacity_slo: results.capacity.map(|breach| breach.metric.as_str()),
-            capacity_at: results.capacity.map(|breach| breach.at),
-            failover_voluntary_lease_dead_s: voluntary_lease_dead,
-            failover_voluntary_assigned_s: voluntary_assigned,
-            failover_voluntary_reconciled_s: voluntary_reconciled,
-            failover_involuntary_lease_dead_s: involuntary_lease_dead,
-            failover_involuntary_assigned_s: involuntary_assigned,
-            failover_involuntary_reconciled_s: involuntary_reconciled,
-            movement_ratio: results.mean_movement_ratio(),
-            sharder_cpu_seconds: sharder.cpu_seconds,
-            sharder_peak_rss_bytes: sharder.peak_rss_bytes,
-            operator_cpu_seconds: operator.cpu_seconds,
-            operator_peak_rss_bytes: operator.peak_rss_bytes,
-            control_plane_cpu_seconds: control_plane.cpu_seconds,
-            control_plane_peak_rss_bytes: control_plane.peak_rss_bytes,
-        }
+csv_row! {
+    /// A row of `latency-<N>shards.csv`: one window of reconciliation latencies.
+    struct LatencyRow {
+        start: Timestamp,
+        /// `start` in seconds since the run started, the x axis of the plots.
+        seconds: f64,
+        count: u64,
+        p50_ms: f64,
+        p90_ms: f64,
+        p99_ms: f64,
+        max_ms: f64,
     }
 }
 
-/// A row of `latency-<N>shards.csv`: one window of reconciliation latencies.
-#[derive(Debug, Serialize)]
-struct LatencyRow {
-    start: Timestamp,
-    /// `start` in seconds since the run started, the x axis of the plots.
-    seconds: f64,
-    count: u64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-}
-
-impl HeaderOnly for LatencyRow {
-    const HEADER: &'static [&'static str] = &[
-        "start", "seconds", "count", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-    ];
-}
-
-/// A row of `objects-<N>shards.csv`: the objects of one shard at one time.
-#[derive(Debug, Serialize)]
-struct ObjectsRow<'a> {
-    timestamp: Timestamp,
-    /// `timestamp` in seconds since the run started.
-    seconds: f64,
-    shard: &'a str,
-    objects: u64,
-}
-
-impl HeaderOnly for ObjectsRow<'_> {
-    const HEADER: &'static [&'static str] = &["timestamp", "seconds", "shard", "objects"];
+csv_row! {
+    /// A row of `objects-<N>shards.csv`: the objects of one shard at one time.
+    struct ObjectsRow<'a> {
+        timestamp: Timestamp,
+        /// `timestamp` in seconds since the run started.
+        seconds: f64,
+        shard: &'a str,
+        objects: u64,
+    }
 }
 
 #[cfg(test)]

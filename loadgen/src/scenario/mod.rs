@@ -562,6 +562,14 @@ load:
     }
 
     #[test]
+    fn durations_are_read_in_gos_syntax_as_in_the_sharder_config() {
+        let scenario = parse(&minimal().replace("duration: 10m", "duration: 1h30m")).unwrap();
+        assert_eq!(scenario.duration, Duration::from_secs(5400));
+        let settle = parse(&format!("{}settle: 1m30.5s\n", minimal())).unwrap();
+        assert_eq!(settle.settle, Duration::from_millis(90_500));
+    }
+
+    #[test]
     fn durations_are_written_in_their_largest_whole_unit() {
         let cases = [
             (Duration::ZERO, "0s"),
@@ -573,7 +581,7 @@ load:
         ];
         for (duration, text) in cases {
             assert_eq!(format_duration(duration), text);
-            assert_eq!(operations::parse_duration(text), Ok(duration), "{text}");
+            assert_eq!(operations::duration::parse(text), Ok(duration), "{text}");
         }
     }
 
@@ -661,7 +669,7 @@ load:
             (
                 "duration: 10m",
                 "duration: soon",
-                "duration: invalid duration \"soon\": expected e.g. 20s, 500ms, 2m",
+                "duration: invalid duration \"soon\": expected e.g. 20s, 500ms, 1h30m",
             ),
             (
                 "shards: [1]",
@@ -786,7 +794,7 @@ load:
             (
                 "",
                 "operator: {simulatedWork: -1s}",
-                "operator.simulatedWork: invalid duration \"-1s\": expected e.g. 20s, 500ms, 2m",
+                "operator.simulatedWork: invalid duration \"-1s\": must not be negative",
             ),
             (
                 "",
@@ -801,7 +809,7 @@ load:
             (
                 "",
                 "settle: forever",
-                "settle: invalid duration \"forever\": expected e.g. 20s, 500ms, 2m",
+                "settle: invalid duration \"forever\": expected e.g. 20s, 500ms, 1h30m",
             ),
         ];
         for (indent, section, expected) in cases {

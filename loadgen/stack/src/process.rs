@@ -3,7 +3,6 @@
 
 use std::{
     fs::File,
-    io::{Read as _, Seek as _, SeekFrom},
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
     time::Duration,
@@ -95,7 +94,7 @@ impl ChildProcess {
 
     /// The last lines of its log.
     pub(crate) fn log_tail(&self) -> String {
-        log_tail(&self.log, TAIL_LINES)
+        testenv::log_tail(&self.log, TAIL_LINES)
     }
 
     /// Its CPU time and memory so far; fails if it has exited.
@@ -116,7 +115,7 @@ impl ChildProcess {
     /// none before its first increment), if it can be scraped.
     pub(crate) async fn metric_sum(&self, name: &str) -> Option<f64> {
         let body = self.scrape().await?;
-        Some(metrics::metric_sum(&body, name).unwrap_or(0.0))
+        Some(crate::exposition::metric_sum(&body, name).unwrap_or(0.0))
     }
 
     /// Sends SIGTERM and waits up to 10 s for it to exit, then kills it. Returns how it
@@ -146,21 +145,6 @@ impl ChildProcess {
         let _ = self.child.start_kill();
         self.child.wait().await.ok()
     }
-}
-
-/// Reads at most the last 64 KiB of a log and returns its last `lines` lines.
-fn log_tail(path: &Path, lines: usize) -> String {
-    const WINDOW: u64 = 64 * 1024;
-    let Ok(mut file) = File::open(path) else {
-        return format!("(no log at {})", path.display());
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(WINDOW)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A free port on 127.0.0.1 (bound and released; another process may take it in between).
@@ -300,19 +284,5 @@ mod tests {
         assert!(process.usage().is_err());
         // Killing an exited process reports how it exited.
         assert_eq!(process.kill().await.unwrap().code(), Some(3));
-    }
-
-    #[test]
-    fn a_log_tail_keeps_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let text = (1..=30)
-            .map(|i| format!("line {i}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        std::fs::write(&path, text).unwrap();
-        let tail = log_tail(&path, 3);
-        assert_eq!(tail, "line 28\nline 29\nline 30");
-        assert!(log_tail(&dir.path().join("missing"), 3).starts_with("(no log at"));
     }
 }

@@ -26,7 +26,12 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::{cli::ReportFormat, measure::ratio, report::Report};
+use crate::{
+    measure::ratio,
+    report::{Report, ReportFormat},
+    results::summary::{Columns as _, Metric, SummaryRow, Unit},
+    units::BYTES_PER_MIB,
+};
 
 /// Arguments of `loadgen compare`.
 #[derive(Debug, Args)]
@@ -52,114 +57,11 @@ pub fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<()> {
         .map(|dir| Run::read(dir))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let comparison = Comparison::of(&runs);
-    // As `crate::report::run` writes its reports, without the runtime it measures on.
-    match args.format {
-        ReportFormat::Table => out.write_all(comparison.table().as_bytes())?,
-        ReportFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &comparison)?;
-            writeln!(out)?;
-        }
-    }
-    Ok(())
-}
-
-/// The unit of a figure of `summary.csv`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Unit {
-    Millis,
-    Seconds,
-    /// Shown in MiB.
-    Bytes,
-    /// A count, a load or a ratio.
-    Plain,
-}
-
-/// A figure compared across rows: a column of `summary.csv`.
-#[derive(Debug, Serialize)]
-struct Metric {
-    /// The column's name in `summary.csv`, and the figure's key in the JSON output.
-    column: &'static str,
-    /// The table's heading.
-    label: &'static str,
-    unit: Unit,
-    /// Shown only when some row has a value: scenarios without failovers or membership
-    /// changes, and runs from before these columns existed, have none.
-    optional: bool,
-}
-
-impl Metric {
-    const fn new(column: &'static str, label: &'static str, unit: Unit) -> Self {
-        Self {
-            column,
-            label,
-            unit,
-            optional: false,
-        }
-    }
-
-    const fn optional(column: &'static str, label: &'static str, unit: Unit) -> Self {
-        Self {
-            optional: true,
-            ..Self::new(column, label, unit)
-        }
-    }
+    crate::report::write(args.format, out, &comparison)
 }
 
 /// The figures compared, in the order of the table's columns.
-const METRICS: &[Metric] = &[
-    Metric::new("p50_ms", "reconcile p50", Unit::Millis),
-    Metric::new("p99_ms", "reconcile p99", Unit::Millis),
-    Metric::new("queue_p99_ms", "queue p99", Unit::Millis),
-    Metric::new("max_skew", "max skew", Unit::Plain),
-    Metric::new("capacity_websites", "capacity", Unit::Plain),
-    Metric::optional("capacity_ops_per_second", "capacity ops/s", Unit::Plain),
-    Metric::optional(
-        "failover_voluntary_lease_dead_s",
-        "voluntary to Lease dead",
-        Unit::Seconds,
-    ),
-    Metric::optional(
-        "failover_voluntary_assigned_s",
-        "voluntary to all assigned",
-        Unit::Seconds,
-    ),
-    Metric::optional(
-        "failover_voluntary_reconciled_s",
-        "voluntary to all reconciled",
-        Unit::Seconds,
-    ),
-    Metric::optional(
-        "failover_involuntary_lease_dead_s",
-        "involuntary to Lease dead",
-        Unit::Seconds,
-    ),
-    Metric::optional(
-        "failover_involuntary_assigned_s",
-        "involuntary to all assigned",
-        Unit::Seconds,
-    ),
-    Metric::optional(
-        "failover_involuntary_reconciled_s",
-        "involuntary to all reconciled",
-        Unit::Seconds,
-    ),
-    Metric::optional("movement_ratio", "movement vs ideal", Unit::Plain),
-    Metric::new("sharder_cpu_seconds", "sharder CPU", Unit::Seconds),
-    Metric::new("sharder_peak_rss_bytes", "sharder peak", Unit::Bytes),
-    Metric::new("operator_cpu_seconds", "operator CPU", Unit::Seconds),
-    Metric::new("operator_peak_rss_bytes", "operator peak", Unit::Bytes),
-    Metric::new(
-        "control_plane_cpu_seconds",
-        "control plane CPU",
-        Unit::Seconds,
-    ),
-    Metric::new(
-        "control_plane_peak_rss_bytes",
-        "control plane peak",
-        Unit::Bytes,
-    ),
-];
+const METRICS: &[Metric] = SummaryRow::METRICS;
 
 /// One run directory as read from disk.
 #[derive(Debug)]
@@ -487,8 +389,6 @@ fn cell(unit: Unit, figure: Option<Figure>, with_ratio: bool) -> String {
         None => value,
     }
 }
-
-const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
 
 /// A number with about three significant digits, as figures of a noisy machine deserve.
 fn number(value: f64) -> String {

@@ -25,24 +25,20 @@ pub struct Binaries {
 impl Binaries {
     /// Both executables in `dir`; fails naming the first one that is missing.
     pub fn in_dir(dir: &Path) -> anyhow::Result<Self> {
-        let binaries = Self {
-            sharder: dir.join(PACKAGES[0]),
-            operator: dir.join(PACKAGES[1]),
-        };
-        for path in [&binaries.sharder, &binaries.operator] {
-            if !path.is_file() {
-                bail!(
-                    "{} is missing: build it with `{BUILD_COMMAND}`",
-                    path.display()
-                );
-            }
-        }
-        Ok(binaries)
+        Ok(Self {
+            sharder: existing(dir, PACKAGES[0])?,
+            operator: existing(dir, PACKAGES[1])?,
+        })
     }
 
     /// Both executables in the directory of the running one (`target/release` for loadgen).
     pub fn next_to_current_exe() -> anyhow::Result<Self> {
         Self::in_dir(&current_exe_dir()?)
+    }
+
+    /// Only the sharder, in the directory of the running one, for a stack without operators.
+    pub fn sharder_next_to_current_exe() -> anyhow::Result<PathBuf> {
+        existing(&current_exe_dir()?, PACKAGES[0])
     }
 
     /// Both executables freshly built for an integration test: see [`build_for_tests`].
@@ -94,6 +90,18 @@ pub fn build_for_tests(packages: &[&str]) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(target.join(profile))
+}
+
+/// `dir/<package>`, if it is a file.
+fn existing(dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(package);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: build it with `{BUILD_COMMAND}`",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn current_exe_dir() -> anyhow::Result<PathBuf> {

@@ -8,6 +8,9 @@
 //!   ([`Usage`]) and their `/metrics`, and stop them gracefully or kill them.
 //! - [`install_sharding`], [`install_webhosting`], [`create_project_namespace`] (or
 //!   [`create_namespace`], outside the ring) and [`wait_ring_ready`] put the APIs in place and wait until the sharder's webhook is called.
+//! - [`exposition`] reads the Prometheus text their `/metrics` serve.
+//! - [`Stack`] does all of it in one start-up, the one every loadgen subcommand uses, and
+//!   keeps the operator replicas ([`Operators`]) started on it.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -40,25 +43,30 @@
 #![deny(missing_docs)]
 
 mod binaries;
+pub mod exposition;
 mod install;
 mod metrics;
 mod operator;
+mod operators;
 mod process;
 mod ring;
 mod sharder;
+mod start;
 mod usage;
 mod wait;
 
 pub use crate::{
     binaries::{Binaries, build_for_tests},
+    exposition::metric_sum,
     install::{
         OPERATOR_NAMESPACE, PROJECT_LABEL, create_namespace, create_project_namespace,
         install_sharding, install_webhosting,
     },
-    metrics::metric_sum,
     operator::{OperatorProcess, OperatorSettings},
+    operators::{Operators, UncleanExit},
     ring::{WEBHOSTING_RING, wait_ring_ready},
     sharder::{SharderProcess, SharderSettings},
+    start::{Stack, StackOptions},
     usage::Usage,
     wait::wait_for,
 };

@@ -1,4 +1,4 @@
-//! A process's loopback HTTP endpoints (`/metrics`, `/readyz`) and the Prometheus text format.
+//! A process's loopback HTTP endpoints (`/metrics`, `/readyz`).
 
 use std::{
     io::{self, Read as _, Write as _},
@@ -41,59 +41,9 @@ fn parse_response(response: &str) -> Option<(u16, String)> {
     Some((code, body.to_owned()))
 }
 
-/// The sum of the values of every series of metric `name` in a Prometheus text exposition,
-/// or `None` when it has no series. Summing a family of info gauges (value 1 each, such as
-/// `kube_website_info`) counts its series.
-#[must_use]
-pub fn metric_sum(exposition: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let value = match rest.chars().next() {
-            Some('{') => rest.rsplit_once('}').map(|(_, v)| v),
-            Some(' ') => Some(rest),
-            _ => None,
-        };
-        if let Some(value) = value.and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()) {
-            *found.get_or_insert(0.0) += value;
-        }
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metric_sums_add_every_series_of_the_name_only() {
-        let exposition = "\
-# HELP controller_sharding_movements_total Moves.
-# TYPE controller_sharding_movements_total counter
-controller_sharding_movements_total{controllerring=\"a\",group=\"\",resource=\"configmaps\"} 3
-controller_sharding_movements_total{controllerring=\"b\",group=\"\",resource=\"secrets\"} 4
-controller_sharding_movements_total_other 100
-controller_sharding_drains_total{controllerring=\"a\"} 9
-";
-        assert_eq!(
-            metric_sum(exposition, "controller_sharding_movements_total"),
-            Some(7.0)
-        );
-        assert_eq!(metric_sum("up 1\n", "up"), Some(1.0));
-        assert_eq!(metric_sum(exposition, "missing_total"), None);
-    }
-
-    #[test]
-    fn info_series_sum_to_their_count() {
-        let exposition = "\
-kube_website_info{namespace=\"p-1\",website=\"a\",uid=\"1\",theme=\"t\"} 1
-kube_website_info{namespace=\"p-1\",website=\"b\",uid=\"2\",theme=\"t\"} 1
-kube_website_shard{namespace=\"p-1\",website=\"a\",uid=\"1\",shard=\"s\",drain=\"false\"} 1
-";
-        assert_eq!(metric_sum(exposition, "kube_website_info"), Some(2.0));
-    }
 
     #[test]
     fn responses_split_into_status_and_body() {

@@ -3,14 +3,63 @@
 //!
 //! The statistics are pure functions; [`run`] reads the input and prints them.
 
-use std::collections::HashMap;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
 
+use clap::{ArgGroup, Args, ValueEnum};
 use serde::Serialize;
 use sharding::consistent_hash::Ring;
 
-use crate::cli::{Format, RingArgs};
+use crate::{measure::as_f64, report::TextTable, units::format_optional};
+
+/// Arguments of `loadgen ring`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("shard_set").required(true).args(["shards", "shard_count"])))]
+#[command(group(ArgGroup::new("object_set").required(true).args(["keys_file", "objects"])))]
+pub struct RingArgs {
+    /// Shard names, comma-separated.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub shards: Vec<String>,
+
+    /// Generated shard names: shard-0, shard-1, ...
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<usize>,
+
+    /// Hash keys (`group/Kind/namespace/name`), one per line; blank lines are ignored.
+    #[arg(long, value_name = "PATH")]
+    pub keys_file: Option<PathBuf>,
+
+    /// Generated Website keys, deterministic: `webhosting.timebertt.dev/Website/project-<i%20>/experiment-<i>`.
+    #[arg(long, value_name = "N")]
+    pub objects: Option<usize>,
+
+    /// The shard that joins in the movement analysis.
+    #[arg(long, value_name = "NAME", default_value = "shard-new")]
+    pub add: String,
+
+    /// The shard that leaves in the movement analysis [default: each shard in turn].
+    #[arg(long, value_name = "NAME")]
+    pub remove: Option<String>,
+
+    /// Output format: table and json report the distribution and movement, csv prints the
+    /// assignment of each key.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Output formats of `loadgen ring`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable report.
+    Table,
+    /// `key,shard` per key, in input order.
+    Csv,
+    /// The report as JSON.
+    Json,
+}
 
 /// Why `loadgen ring` cannot answer.
 #[derive(Debug, thiserror::Error)]
@@ -174,8 +223,8 @@ pub fn skew(counts: &[usize]) -> Skew {
             coefficient_of_variation: None,
         };
     }
-    let n = as_f64(counts.len());
-    let mean = counts.iter().map(|&c| as_f64(c)).sum::<f64>() / n;
+    let n = as_f64(counts.len() as u64);
+    let mean = counts.iter().map(|&c| as_f64(c as u64)).sum::<f64>() / n;
     if mean == 0.0 {
         return Skew {
             mean,
@@ -183,10 +232,14 @@ pub fn skew(counts: &[usize]) -> Skew {
             coefficient_of_variation: None,
         };
     }
-    let max = counts.iter().copied().max().map_or(0.0, as_f64);
+    let max = counts
+        .iter()
+        .copied()
+        .max()
+        .map_or(0.0, |c| as_f64(c as u64));
     let variance = counts
         .iter()
-        .map(|&c| (as_f64(c) - mean).powi(2))
+        .map(|&c| (as_f64(c as u64) - mean).powi(2))
         .sum::<f64>()
         / n;
     Skew {
@@ -250,7 +303,7 @@ pub fn join(shards: &[String], keys: &[String], before: &[&str], joining: &str) 
         event: Event::Join,
         shard: joining.to_owned(),
         moved: moved(before, &assign(&ring, keys)),
-        ideal: as_f64(keys.len()) / as_f64(shards.len() + 1),
+        ideal: as_f64(keys.len() as u64) / as_f64(shards.len() as u64 + 1),
     }
 }
 
@@ -267,7 +320,7 @@ pub fn leave(shards: &[String], keys: &[String], before: &[&str], leaving: &str)
         event: Event::Leave,
         shard: leaving.to_owned(),
         moved: moved(before, &assign(&ring, keys)),
-        ideal: as_f64(before.iter().filter(|&&shard| shard == leaving).count()),
+        ideal: as_f64(before.iter().filter(|&&shard| shard == leaving).count() as u64),
     }
 }
 
@@ -336,14 +389,6 @@ pub fn write_csv(out: &mut impl Write, keys: &[String], assignment: &[&str]) -> 
 
 /// Writes the report for people.
 pub fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
-    let width = report
-        .counts
-        .iter()
-        .map(|c| c.shard.len())
-        .chain(report.movements.iter().map(|m| m.shard.len()))
-        .chain(["shard".len()])
-        .max()
-        .unwrap_or_default();
     writeln!(
         out,
         "{} shards, {} objects",
@@ -351,61 +396,51 @@ pub fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
         report.objects
     )?;
     writeln!(out)?;
-    writeln!(out, "{:<width$}  {:>9}  {:>7}", "shard", "objects", "share")?;
+    let mut shards = TextTable::new(&["shard", "objects", "share"])
+        .indent(0)
+        .gap(2);
     for count in &report.counts {
         let share = if report.objects == 0 {
             0.0
         } else {
-            100.0 * as_f64(count.objects) / as_f64(report.objects)
+            100.0 * as_f64(count.objects as u64) / as_f64(report.objects as u64)
         };
-        writeln!(
-            out,
-            "{:<width$}  {:>9}  {:>6.2}%",
-            count.shard, count.objects, share
-        )?;
+        shards.row([
+            count.shard.clone(),
+            count.objects.to_string(),
+            format!("{share:.2}%"),
+        ]);
     }
+    out.write_all(shards.render().as_bytes())?;
     writeln!(out)?;
     writeln!(
         out,
         "skew: mean {:.1}, max/mean {}, coefficient of variation {}",
         report.skew.mean,
-        ratio(report.skew.max_over_mean, 3),
-        ratio(report.skew.coefficient_of_variation, 3),
+        format_optional(report.skew.max_over_mean, 3),
+        format_optional(report.skew.coefficient_of_variation, 3),
     )?;
     writeln!(out)?;
-    writeln!(
-        out,
-        "{:<5}  {:<width$}  {:>9}  {:>9}  {:>11}",
-        "event", "shard", "moved", "ideal", "moved/ideal"
-    )?;
+    let mut movements = TextTable::new(&["event", "shard", "moved", "ideal", "moved/ideal"])
+        .indent(0)
+        .gap(2)
+        .left_aligned(2);
     for movement in &report.movements {
         let event = match movement.event {
             Event::Join => "join",
             Event::Leave => "leave",
         };
-        let over_ideal = (movement.ideal > 0.0).then(|| as_f64(movement.moved) / movement.ideal);
-        writeln!(
-            out,
-            "{event:<5}  {:<width$}  {:>9}  {:>9.1}  {:>11}",
-            movement.shard,
-            movement.moved,
-            movement.ideal,
-            ratio(over_ideal, 3)
-        )?;
+        let over_ideal =
+            (movement.ideal > 0.0).then(|| as_f64(movement.moved as u64) / movement.ideal);
+        movements.row([
+            event.to_owned(),
+            movement.shard.clone(),
+            movement.moved.to_string(),
+            format!("{:.1}", movement.ideal),
+            format_optional(over_ideal, 3),
+        ]);
     }
-    Ok(())
-}
-
-fn ratio(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "object and shard counts are far below 2^52"
-)]
-fn as_f64(n: usize) -> f64 {
-    n as f64
+    out.write_all(movements.render().as_bytes())
 }
 
 #[cfg(test)]
@@ -469,7 +504,7 @@ mod tests {
         let movement = leave(&shards, &keys, &before, "shard-1");
         assert_eq!(movement.event, Event::Leave);
         assert!(movement.moved > 0);
-        assert!(close(as_f64(movement.moved), movement.ideal));
+        assert!(close(as_f64(movement.moved as u64), movement.ideal));
     }
 
     #[test]

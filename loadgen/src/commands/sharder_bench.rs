@@ -1,7 +1,7 @@
 //! `loadgen sharder-bench`: the sharder binary measured on a local control plane (SPEC D).
 //!
-//! 1. Starts etcd and kube-apiserver ([`testenv`]), installs the ControllerRing CRD and starts
-//!    the `sharder` binary found next to this executable, on loopback.
+//! 1. Starts a [`stack::Stack`] without the webhosting APIs: etcd and kube-apiserver, the
+//!    ControllerRing CRD, and the `sharder` binary found next to this executable, on loopback.
 //! 2. Creates the ring `bench` (main resource: ConfigMaps in namespace `bench-sharded`), holds
 //!    one shard Lease per shard, and a namespace `bench-plain` that no ring selects.
 //! 3. Webhook latency: creates ConfigMaps on an open-loop schedule, alternating between the two
@@ -14,15 +14,10 @@
 //! its directory (which holds the sharder's files) and the sharder child is killed on drop
 //! ([`stack::SharderProcess`]).
 
-use std::{
-    fmt::Write as _,
-    io::Write,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{fmt::Write as _, io::Write, path::Path, sync::Arc, time::Duration};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
+use clap::Args;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::ConfigMap};
@@ -30,16 +25,62 @@ use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
+use operations::duration::parse as parse_duration;
 use serde::Serialize;
 use sharding::{
     api::{ControllerRing, ControllerRingSpec, RingResource, labels},
     shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle},
 };
-use stack::{SharderProcess, SharderSettings};
+use stack::{Binaries, SharderProcess, SharderSettings, Stack, StackOptions};
 use tokio::time::Instant;
 
-use crate::cli::SharderBenchArgs;
-pub use crate::measure::{latency::LatencySummary, ratio};
+use crate::{
+    experiment::schedule::{intended_offset, schedule_len},
+    listing,
+    measure::{latency::LatencySummary, ratio},
+    report::{Progress, ReportFormat, TextTable},
+    units::{format_optional, format_ratio, mib, per_second},
+};
+
+/// Arguments of `loadgen sharder-bench`.
+#[derive(Debug, Args)]
+pub struct SharderBenchArgs {
+    /// Shards of the ring `bench`, each holding a Lease: bench-0, bench-1, ...
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: u32,
+
+    /// Creates per second in the webhook latency phase (alternating sharded and plain).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// How long the webhook latency phase runs, e.g. 20s, 500ms, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Sharded ConfigMaps that exist at the second memory reading.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub objects: usize,
+
+    /// Creates in flight while creating the objects of the memory phase.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// The sharder's `controller.sharder.concurrentMoves`.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrent_moves: u32,
+
+    /// How long a forced resync is given before the sharder's memory is read.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub settle: Duration,
+
+    /// How long the move of a departed shard's objects may take before the run fails.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub move_timeout: Duration,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
 
 /// The ControllerRing under test.
 pub const RING: &str = "bench";
@@ -55,46 +96,32 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// Creates in flight at most in the latency phase; beyond it creates queue, and the queueing
 /// counts into their latency (it is measured from the intended start).
 const MAX_IN_FLIGHT: usize = 1_000;
-/// The page size of lists.
-const PAGE: u32 = 500;
 /// The annotation patched onto the ring to force a resync.
 const RESYNC_ANNOTATION: &str = "loadgen.sharding.timebertt.dev/resync";
 
 /// Runs the benchmark and writes its report to `out`.
 pub fn run(args: &SharderBenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let sharder = sharder_binary()?;
+    let sharder = Binaries::sharder_next_to_current_exe()?;
     crate::report::run(args.format, out, bench(args, &sharder))
 }
 
-/// The sharder binary next to the current executable.
-fn sharder_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()
-        .context("cannot find the current executable")?
-        .with_file_name("sharder");
-    if !path.is_file() {
-        bail!(
-            "the sharder binary is missing at {}: build both with `cargo build --release -p sharder -p loadgen`",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// The whole run: set-up, the three phases, and an orderly stop.
-async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<Report> {
+async fn bench(args: &SharderBenchArgs, sharder: &Path) -> anyhow::Result<Report> {
     progress("starting a local control plane (etcd, kube-apiserver)");
-    let control_plane = testenv::Environment::new()
-        .start()
-        .await
-        .context("cannot start the local control plane")?;
-    let client = control_plane.client().await?;
-    stack::install_sharding(&client).await?;
-    let settings = SharderSettings {
-        concurrent_moves: args.concurrent_moves,
-        ..SharderSettings::default()
-    };
-    let mut sharder = SharderProcess::start(&control_plane, sharder_path, &settings)?;
-    progress(&format!("sharder started (pid {})", sharder.pid()));
+    let options = StackOptions::default()
+        .webhosting(false)
+        .sharder(SharderSettings {
+            concurrent_moves: args.concurrent_moves,
+            ..SharderSettings::default()
+        });
+    let stack = Stack::start(sharder, &options).await?;
+    progress(&format!("sharder started (pid {})", stack.sharder.pid()));
+    let Stack {
+        control_plane,
+        client,
+        mut sharder,
+        ..
+    } = stack;
 
     for namespace in [SHARDED_NAMESPACE, PLAIN_NAMESPACE] {
         stack::create_namespace(&client, namespace).await?;
@@ -147,7 +174,7 @@ async fn bench(args: &SharderBenchArgs, sharder_path: &Path) -> anyhow::Result<R
 }
 
 fn progress(message: &str) {
-    eprintln!("sharder-bench: {message}");
+    Progress::new("sharder-bench").note(message);
 }
 
 /// The ring `bench`: ConfigMaps in [`SHARDED_NAMESPACE`] only.
@@ -372,7 +399,7 @@ async fn memory(
     let mut create_errors = 0;
     let mut create_time = Duration::ZERO;
     for target in [SMALL_OBJECT_COUNT.min(args.objects), args.objects] {
-        let existing = count(&config_maps, None).await?;
+        let existing = listing::count(&config_maps, None).await?;
         let missing = target.saturating_sub(existing);
         progress(&format!(
             "memory: creating {missing} ConfigMaps ({existing} exist, {concurrency} in flight)"
@@ -383,7 +410,7 @@ async fn memory(
         next += missing;
         created += missing - errors;
         create_errors += errors;
-        let objects = count(&config_maps, None).await?;
+        let objects = listing::count(&config_maps, None).await?;
         progress(&format!(
             "memory: {objects} ConfigMaps; forcing a resync, then waiting {:?}",
             args.settle
@@ -436,31 +463,6 @@ async fn create_bulk(
         .await
 }
 
-/// Objects in `api`'s namespace (matching `selector`), counted from paginated metadata lists.
-async fn count(api: &Api<ConfigMap>, selector: Option<&str>) -> anyhow::Result<usize> {
-    let mut params = ListParams::default().limit(PAGE);
-    if let Some(selector) = selector {
-        params = params.labels(selector);
-    }
-    let mut total = 0;
-    loop {
-        let page = api.list_metadata(&params).await?;
-        total += page.items.len();
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(total),
-        }
-    }
-}
-
-/// Whether any object in `api`'s namespace matches `selector` (one item at most is listed).
-async fn any(api: &Api<ConfigMap>, selector: &str) -> anyhow::Result<bool> {
-    let page = api
-        .list_metadata(&ListParams::default().labels(selector).limit(1))
-        .await?;
-    Ok(!page.items.is_empty())
-}
-
 /// Touches the ring (any change makes the sharder resync it), then samples the sharder's RSS
 /// every 100 ms for `settle`, and returns the largest sample.
 async fn resync(
@@ -496,7 +498,7 @@ async fn move_time(
     let shard_label = labels::shard(RING);
     let on_departed = format!("{shard_label}={RING}-0");
     let unassigned = format!("!{shard_label}");
-    let objects = count(&config_maps, Some(&on_departed)).await?;
+    let objects = listing::count(&config_maps, Some(&on_departed)).await?;
     let movements = "controller_sharding_movements_total";
     let movements_before = sharder.metric_sum(movements).await;
     progress(&format!(
@@ -512,8 +514,8 @@ async fn move_time(
         patience,
         sharder,
         || async {
-            let done =
-                !any(&config_maps, &on_departed).await? && !any(&config_maps, &unassigned).await?;
+            let done = !listing::any(&config_maps, &on_departed).await?
+                && !listing::any(&config_maps, &unassigned).await?;
             Ok(done.then_some(()))
         },
     )
@@ -648,18 +650,18 @@ impl crate::report::Report for Report {
             text,
             "webhook latency (ConfigMap create, open loop, from the intended start)"
         );
-        let _ = writeln!(
-            text,
-            "  {:<9} {:>6} {:>9} {:>9} {:>9} {:>9}",
-            "", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"
-        );
+        let mut latency = TextTable::new(&["", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
         for (name, s) in [("sharded", &w.sharded), ("plain", &w.plain)] {
-            let _ = writeln!(
-                text,
-                "  {name:<9} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-                s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
-            );
+            latency.row([
+                name.to_owned(),
+                s.count.to_string(),
+                format!("{:.1}", s.p50_ms),
+                format!("{:.1}", s.p90_ms),
+                format!("{:.1}", s.p99_ms),
+                format!("{:.1}", s.max_ms),
+            ]);
         }
+        text.push_str(&latency.render());
         let _ = writeln!(
             text,
             "  sharded/plain: p50 {}, p99 {}\n  errors {}, sharded without shard label {}, plain with shard label {}\n",
@@ -670,20 +672,22 @@ impl crate::report::Report for Report {
             w.plain_with_shard_label
         );
         let _ = writeln!(text, "sharder memory (VmRSS after a forced resync)");
-        let _ = writeln!(
-            text,
-            "  {:<24} {:>9.1} MiB",
-            "ring ready, no objects", m.baseline_rss_mib
-        );
+        let mut memory = TextTable::new(&[]);
+        memory.row([
+            "ring ready, no objects".to_owned(),
+            format!("{:.1} MiB", m.baseline_rss_mib),
+        ]);
         for s in [&m.small, &m.large] {
-            let _ = writeln!(
-                text,
-                "  {:<24} {:>9.1} MiB (max {:.1} MiB during the resync)",
+            memory.row([
                 format!("{} objects", s.objects),
-                s.rss_mib,
-                s.max_rss_during_resync_mib
-            );
+                format!("{:.1} MiB", s.rss_mib),
+                format!(
+                    "(max {:.1} MiB during the resync)",
+                    s.max_rss_during_resync_mib
+                ),
+            ]);
         }
+        text.push_str(&memory.render());
         let _ = writeln!(
             text,
             "  ratio {}, peak over the run (VmHWM) {:.1} MiB\n  created {} ConfigMaps at {:.0}/s, {} errors\n",
@@ -700,80 +704,15 @@ impl crate::report::Report for Report {
             v.moved_objects,
             v.seconds,
             v.objects_per_second,
-            v.movements_counted
-                .map_or_else(|| "n/a".to_owned(), |n| format!("{n:.0}"))
+            format_optional(v.movements_counted, 0)
         );
         text
     }
 }
 
-fn format_ratio(ratio: Option<f64>) -> String {
-    ratio.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"))
-}
-
-/// The number of requests in an open-loop schedule of `rate` per second for `duration`.
-#[must_use]
-pub fn schedule_len(rate: u32, duration: Duration) -> u64 {
-    let total = u128::from(rate) * duration.as_millis() / 1000;
-    u64::try_from(total).unwrap_or(u64::MAX)
-}
-
-/// When request `i` of a schedule of `rate` per second should start, from the schedule's start.
-#[must_use]
-pub fn intended_offset(i: u64, rate: u32) -> Duration {
-    let nanos = u128::from(i) * 1_000_000_000 / u128::from(rate.max(1));
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
-/// `count / elapsed` per second, 0 for no time.
-#[must_use]
-pub fn per_second(count: usize, elapsed: Duration) -> f64 {
-    let seconds = elapsed.as_secs_f64();
-    if seconds > 0.0 {
-        count_as_f64(count) / seconds
-    } else {
-        0.0
-    }
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "memory sizes stay far below 2^52 bytes"
-)]
-pub(crate) fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "object counts stay far below 2^52"
-)]
-fn count_as_f64(count: usize) -> f64 {
-    count as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_schedule_has_rate_times_duration_requests() {
-        assert_eq!(schedule_len(50, Duration::from_secs(20)), 1000);
-        assert_eq!(schedule_len(3, Duration::from_millis(1500)), 4);
-        assert_eq!(schedule_len(1, Duration::ZERO), 0);
-    }
-
-    #[test]
-    fn intended_starts_are_evenly_spaced_and_do_not_drift() {
-        assert_eq!(intended_offset(0, 50), Duration::ZERO);
-        assert_eq!(intended_offset(1, 50), Duration::from_millis(20));
-        assert_eq!(intended_offset(999, 50), Duration::from_millis(19_980));
-        // 1/3 s is not a whole number of nanoseconds; the error does not accumulate.
-        assert_eq!(
-            intended_offset(3_000_000, 3),
-            Duration::from_secs(1_000_000)
-        );
-    }
 
     #[test]
     fn a_summary_reports_percentiles_in_milliseconds() {
@@ -795,11 +734,5 @@ mod tests {
         let summary = LatencySummary::of(&latency_histogram().unwrap());
         assert_eq!(summary.count, 0);
         assert!(summary.p99_ms.abs() < f64::EPSILON);
-    }
-
-    #[test]
-    fn a_rate_over_no_time_is_zero() {
-        assert!((per_second(500, Duration::from_secs(2)) - 250.0).abs() < 1e-9);
-        assert!(per_second(500, Duration::ZERO).abs() < f64::EPSILON);
     }
 }

@@ -1,9 +1,9 @@
 //! `loadgen operator-cost`: the webhosting-operator's CPU and memory, N shards against one
 //! singleton, on one local control plane in one run (SPEC D "Cost").
 //!
-//! 1. Starts etcd, kube-apiserver and kube-controller-manager ([`stack::environment`]; the
-//!    deployment controller makes the Websites' Deployments Available), the sharder, the APIs
-//!    ([`stack::install_webhosting`]), Themes `theme-<i>` and namespaces `project-<i>`.
+//! 1. Starts the webhosting [`stack::Stack`]: etcd, kube-apiserver and kube-controller-manager
+//!    (the deployment controller makes the Websites' Deployments Available), the APIs and the
+//!    sharder; then the [`World`]: Themes `theme-<i>` and namespaces `project-<i>`.
 //! 2. Sharded phase: starts `--shards` operator shards, waits until the ring counts them all
 //!    available, creates `--websites` Websites at a steady rate (labelled `skip-workload`, so
 //!    no pods run), waits until every one is Ready for its generation, lets the operators run
@@ -18,6 +18,7 @@
 use std::{fmt::Write as _, io::Write, time::Duration};
 
 use anyhow::{Context as _, bail};
+use clap::Args;
 use futures::StreamExt as _;
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -25,35 +26,79 @@ use k8s_openapi::api::{
     networking::v1::Ingress,
 };
 use kube::{
-    Api, Client, Resource, ResourceExt as _,
+    Api, ResourceExt as _,
     api::{DeleteParams, ListParams, PostParams},
 };
+use operations::duration::parse as parse_duration;
 use serde::Serialize;
-use sharding::api::{ControllerRing, labels};
-use stack::{Binaries, OperatorProcess, OperatorSettings, SharderProcess, SharderSettings, Usage};
+use sharding::api::labels;
+use stack::{Binaries, OperatorSettings, Stack, StackOptions, Usage};
 use tokio::time::Instant;
-use webhosting_operator::{
-    api::{Theme, ThemeSpec, Website, WebsitePhase},
-    samples,
-};
+use webhosting_operator::api::{Website, WebsitePhase};
 
 use crate::{
-    cli::OperatorCostArgs,
-    sharder_bench::{intended_offset, mib, ratio},
+    experiment::schedule::intended_offset,
+    listing,
+    measure::{as_f64, ratio},
+    report::{Progress, ReportFormat, TextTable},
+    units::{format_optional, format_ratio, mib},
+    world::World,
 };
+
+/// Arguments of `loadgen operator-cost`.
+#[derive(Debug, Args)]
+pub struct OperatorCostArgs {
+    /// Websites created in each phase (sharded, then singleton).
+    #[arg(long, value_name = "N", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub websites: u32,
+
+    /// Operator shards in the sharded phase: shard-0, shard-1, ...
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub shards: u16,
+
+    /// Concurrent reconciliations of each operator process (`--workers`).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+
+    /// Themes the Websites pick from at random.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub themes: u16,
+
+    /// Project namespaces the Websites are spread over.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub namespaces: u16,
+
+    /// Website creates per second.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// Creates in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// How long the operators run idle after every Website is Ready, before their usage is read.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub settle: Duration,
+
+    /// How long the Websites of a phase may take to become Ready (or to be deleted).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Keep the control plane's directory (component, sharder and operator logs) at the end.
+    #[arg(long)]
+    pub keep_directory: bool,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
 
 /// The label that tells the Websites (and, through them, their children) of a phase apart.
 const PHASE_LABEL: &str = "loadgen.sharding.timebertt.dev/phase";
-/// How long the control plane, the sharder and the operators may take to become ready.
-const PATIENCE: Duration = Duration::from_secs(120);
 /// How often Websites are listed while waiting for them; a list of thousands is not free.
 const LIST_INTERVAL: Duration = Duration::from_secs(2);
-/// The page size of lists.
-const PAGE: u32 = 500;
-/// The colors of the Themes, in turn.
-const COLORS: [&str; 5] = ["darkcyan", "crimson", "olive", "navy", "orchid"];
-/// The font families of the Themes, in turn.
-const FONTS: [&str; 3] = ["Menlo", "Georgia", "Verdana"];
+/// Where its progress goes.
+const PROGRESS: Progress = Progress::new("operator-cost");
 
 /// Runs the experiment and writes its report to `out`.
 pub fn run(args: &OperatorCostArgs, out: &mut impl Write) -> anyhow::Result<()> {
@@ -62,69 +107,46 @@ pub fn run(args: &OperatorCostArgs, out: &mut impl Write) -> anyhow::Result<()> 
 }
 
 fn progress(message: &str) {
-    eprintln!("operator-cost: {message}");
+    PROGRESS.note(message);
 }
 
 /// The whole run: set-up, both phases, and the report.
 async fn experiment(args: &OperatorCostArgs, binaries: &Binaries) -> anyhow::Result<Report> {
     progress("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)");
-    let control_plane = stack::environment()
-        .keep_directory(args.keep_directory)
-        .start()
-        .await
-        .context("cannot start the local control plane")?;
-    let client = control_plane.client().await?;
-    stack::install_sharding(&client).await?;
-    stack::install_webhosting(&client).await?;
-    let mut sharder = SharderProcess::start(
-        &control_plane,
-        &binaries.sharder,
-        &SharderSettings::default(),
-    )?;
-    progress(&format!("sharder started (pid {})", sharder.pid()));
-    if let Err(error) = stack::wait_ring_ready(&client, stack::WEBHOSTING_RING, PATIENCE).await {
-        sharder.check_alive()?;
-        bail!(
-            "{error:#}; the sharder's log ends with:\n{}",
-            sharder.log_tail()
-        );
-    }
-    let themes = create_themes(&client, args.themes).await?;
-    let mut namespaces = Vec::new();
-    for i in 0..args.namespaces {
-        let name = format!("project-{i}");
-        stack::create_project_namespace(&client, &name).await?;
-        namespaces.push(name);
-    }
+    let options = StackOptions::default().keep_directory(args.keep_directory);
+    let stack = Stack::start(&binaries.sharder, &options).await?;
+    progress(&format!("sharder started (pid {})", stack.sharder.pid()));
+    let world = World::create(
+        &stack.client,
+        u32::from(args.namespaces),
+        u32::from(args.themes),
+    )
+    .await?;
     let mut run = Run {
         args,
-        client,
-        sharder,
-        themes,
-        namespaces,
+        binaries,
+        stack,
+        world,
     };
 
     let shards = (0..args.shards)
         .map(|i| OperatorSettings::sharded(format!("shard-{i}")))
         .collect();
-    let shards_phase = run
-        .phase(&control_plane, binaries, "sharded", shards)
-        .await?;
+    let shards_phase = run.phase("sharded", shards).await?;
     run.delete_websites("sharded").await?;
     let singleton = vec![OperatorSettings::singleton("singleton")];
-    let singleton_phase = run
-        .phase(&control_plane, binaries, "singleton", singleton)
-        .await?;
+    let singleton_phase = run.phase("singleton", singleton).await?;
 
-    let sharder_cost = ProcessCost::new("sharder", None, run.sharder.usage()?);
-    let control_plane_cost = control_plane
+    let mut stack = run.stack;
+    let sharder_cost = ProcessCost::new("sharder", None, stack.sharder.usage()?);
+    let control_plane_cost = stack
+        .control_plane
         .pids()
         .into_iter()
         .map(|(name, pid)| Ok(ProcessCost::new(name, None, Usage::of_pid(pid)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     progress("stopping the sharder and the control plane");
-    run.sharder.stop().await;
-    drop(control_plane);
+    stack.stop().await;
     Ok(Report::new(
         Parameters::of(args),
         shards_phase,
@@ -137,10 +159,9 @@ async fn experiment(args: &OperatorCostArgs, binaries: &Binaries) -> anyhow::Res
 /// What both phases share.
 struct Run<'a> {
     args: &'a OperatorCostArgs,
-    client: Client,
-    sharder: SharderProcess,
-    themes: Vec<String>,
-    namespaces: Vec<String>,
+    binaries: &'a Binaries,
+    stack: Stack,
+    world: World,
 }
 
 impl Run<'_> {
@@ -148,28 +169,28 @@ impl Run<'_> {
     /// the operators' usage and stops them.
     async fn phase(
         &mut self,
-        control_plane: &testenv::ControlPlane,
-        binaries: &Binaries,
         phase: &str,
         operators: Vec<OperatorSettings>,
     ) -> anyhow::Result<PhaseReport> {
         let shards = operators.iter().filter(|s| !s.singleton).count();
-        let mut processes = Vec::new();
         for settings in operators {
             let settings = OperatorSettings {
                 workers: self.args.workers,
                 ..settings
             };
-            let process = OperatorProcess::start(control_plane, &binaries.operator, &settings)?;
+            let pid = self
+                .stack
+                .start_operator(&self.binaries.operator, &settings)
+                .await?;
             progress(&format!(
-                "{phase}: started {} (pid {})",
-                process.identity(),
-                process.pid()
+                "{phase}: started {} (pid {pid})",
+                settings.identity
             ));
-            processes.push(process);
         }
-        self.wait_operators_ready(phase, &mut processes, shards)
-            .await?;
+        self.stack
+            .wait_operators_ready(shards)
+            .await
+            .with_context(|| format!("{phase}: the operators did not get ready"))?;
 
         let websites = self.websites(phase);
         progress(&format!(
@@ -183,8 +204,7 @@ impl Run<'_> {
         if created == 0 {
             bail!("{phase}: every Website create failed");
         }
-        self.wait_websites_ready(phase, created, &mut processes)
-            .await?;
+        self.wait_websites_ready(phase, created).await?;
         let ready_seconds = started.elapsed().as_secs_f64();
         progress(&format!(
             "{phase}: all {created} Websites Ready after {ready_seconds:.1} s; settling for {:?}",
@@ -193,22 +213,16 @@ impl Run<'_> {
         tokio::time::sleep(self.args.settle).await;
 
         let mut costs = Vec::new();
-        for process in &mut processes {
+        for process in self.stack.operators.lock().await.iter_mut() {
             let usage = process.usage()?;
             let websites = process.metric_sum("kube_website_info").await;
             costs.push(ProcessCost::new(process.identity(), websites, usage));
         }
-        // Together: a shard that leaves hands its Websites to those still running.
-        let statuses =
-            futures::future::join_all(processes.iter_mut().map(OperatorProcess::stop)).await;
-        for (process, status) in processes.iter().zip(statuses) {
-            if !status.is_some_and(|s| s.success()) {
-                progress(&format!(
-                    "{phase}: {} did not exit cleanly ({status:?}); its log ends with:\n{}",
-                    process.identity(),
-                    process.log_tail()
-                ));
-            }
+        for exit in self.stack.operators.stop_all().await {
+            progress(&format!(
+                "{phase}: {} did not exit cleanly ({:?}); its log ends with:\n{}",
+                exit.identity, exit.status, exit.log_tail
+            ));
         }
         Ok(PhaseReport {
             created,
@@ -219,78 +233,20 @@ impl Run<'_> {
         })
     }
 
-    /// Waits until every operator serves `/readyz`, and the ring counts every shard available
-    /// (otherwise the first Websites would all go to the first shards).
-    async fn wait_operators_ready(
-        &mut self,
-        phase: &str,
-        processes: &mut [OperatorProcess],
-        shards: usize,
-    ) -> anyhow::Result<()> {
-        let rings = Api::<ControllerRing>::all(self.client.clone());
-        // A loop of its own: the liveness checks need the processes mutably, readiness shared.
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            self.check_alive(processes)?;
-            let mut not_ready = Vec::new();
-            for process in processes.iter() {
-                if !process.ready().await {
-                    not_ready.push(process.identity().to_owned());
-                }
-            }
-            let ring = rings.get(stack::WEBHOSTING_RING).await?;
-            let available = ring.status.map_or(0, |s| s.available_shards);
-            if not_ready.is_empty() && usize::try_from(available)? == shards {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{phase}: the operators were not ready within {PATIENCE:?}: not ready: [{}], \
-                     the ring counts {available} of {shards} shards available",
-                    not_ready.join(", ")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Fails with the log of the first process of the stack that has exited.
-    fn check_alive(&mut self, operators: &mut [OperatorProcess]) -> anyhow::Result<()> {
-        self.sharder.check_alive()?;
-        operators
-            .iter_mut()
-            .try_for_each(OperatorProcess::check_alive)
-    }
-
-    /// The Websites of a phase: named `experiment-<8 random a-z>`, a random Theme each, spread
-    /// evenly over the project namespaces, labelled `skip-workload` and with the phase.
+    /// The Websites of a phase ([`World::websites`]), spread evenly over the project
+    /// namespaces and labelled with the phase.
     fn websites(&self, phase: &str) -> Vec<Website> {
         let mut rng = rand::rng();
         let total = usize::try_from(self.args.websites).unwrap_or(usize::MAX);
-        let mut websites = Vec::with_capacity(total);
-        for (namespace, count) in self
-            .namespaces
+        let namespaces = &self.world.namespaces;
+        namespaces
             .iter()
-            .zip(split_evenly(total, self.namespaces.len()))
-        {
-            let batch = samples::random_websites(
-                &mut rng,
-                count,
-                namespace,
-                "experiment",
-                &self.themes,
-                true,
-            );
-            websites.extend(batch.into_iter().map(|mut website| {
-                website
-                    .meta_mut()
-                    .labels
-                    .get_or_insert_default()
-                    .insert(PHASE_LABEL.to_owned(), phase.to_owned());
-                website
-            }));
-        }
-        websites
+            .zip(split_evenly(total, namespaces.len()))
+            .flat_map(|(namespace, count)| {
+                self.world
+                    .websites(&mut rng, namespace, count, (PHASE_LABEL, phase))
+            })
+            .collect()
     }
 
     /// Creates the Websites on a steady schedule of `--rate` per second with at most
@@ -302,7 +258,7 @@ impl Run<'_> {
         futures::stream::iter(websites.into_iter().enumerate())
             .map(|(i, website)| {
                 let namespace = website.metadata.namespace.clone().unwrap_or_default();
-                let api = Api::<Website>::namespaced(self.client.clone(), &namespace);
+                let api = Api::<Website>::namespaced(self.stack.client.clone(), &namespace);
                 async move {
                     let intended = start + intended_offset(u64::try_from(i).unwrap_or(0), rate);
                     tokio::time::sleep_until(intended).await;
@@ -325,19 +281,14 @@ impl Run<'_> {
     }
 
     /// Waits until `expected` Websites of the phase are Ready for their current generation.
-    async fn wait_websites_ready(
-        &mut self,
-        phase: &str,
-        expected: usize,
-        processes: &mut [OperatorProcess],
-    ) -> anyhow::Result<()> {
-        let websites = Api::<Website>::all(self.client.clone());
+    async fn wait_websites_ready(&mut self, phase: &str, expected: usize) -> anyhow::Result<()> {
+        let websites = Api::<Website>::all(self.stack.client.clone());
         let selector = format!("{PHASE_LABEL}={phase}");
         let deadline = Instant::now() + self.args.timeout;
         let mut last_ready = 0;
         loop {
-            self.check_alive(processes)?;
-            let listed = list_all(&websites, &selector).await?;
+            self.stack.check_alive().await?;
+            let listed = listing::all(&websites, Some(&selector)).await?;
             let ready = listed.iter().filter(|w| is_reconciled(w)).count();
             if ready >= expected {
                 return Ok(());
@@ -365,76 +316,30 @@ impl Run<'_> {
         ));
         let selector = format!("{PHASE_LABEL}={phase}");
         let params = ListParams::default().labels(&selector);
-        for namespace in &self.namespaces {
-            Api::<Website>::namespaced(self.client.clone(), namespace)
+        for namespace in &self.world.namespaces {
+            Api::<Website>::namespaced(self.stack.client.clone(), namespace)
                 .delete_collection(&DeleteParams::background(), &params)
                 .await
                 .with_context(|| format!("cannot delete the Websites in {namespace}"))?;
         }
-        let client = &self.client;
-        let sharder = &mut self.sharder;
+        let client = &self.stack.client;
+        let sharder = &mut self.stack.sharder;
         let what = format!("the deletion of the {phase} Websites and their children");
         stack::wait_for(
             &what,
             self.args.timeout,
             || sharder.check_alive(),
             || async {
-                let gone = !any::<Website>(client, &selector).await?
-                    && !any::<Deployment>(client, &selector).await?
-                    && !any::<ConfigMap>(client, &selector).await?
-                    && !any::<Service>(client, &selector).await?
-                    && !any::<Ingress>(client, &selector).await?;
+                let gone = !listing::any(&Api::<Website>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<Deployment>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<ConfigMap>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<Service>::all(client.clone()), &selector).await?
+                    && !listing::any(&Api::<Ingress>::all(client.clone()), &selector).await?;
                 Ok(gone.then_some(()))
             },
         )
         .await
     }
-}
-
-/// Creates Themes `theme-<i>` and returns their names.
-async fn create_themes(client: &Client, count: u16) -> anyhow::Result<Vec<String>> {
-    let api = Api::<Theme>::all(client.clone());
-    let mut names = Vec::new();
-    for i in 0..usize::from(count) {
-        let name = format!("theme-{i}");
-        let theme = Theme::new(
-            &name,
-            ThemeSpec {
-                color: COLORS[i % COLORS.len()].to_owned(),
-                font_family: FONTS[i % FONTS.len()].to_owned(),
-            },
-        );
-        api.create(&PostParams::default(), &theme)
-            .await
-            .with_context(|| format!("cannot create Theme {name}"))?;
-        names.push(name);
-    }
-    Ok(names)
-}
-
-/// Every Website matching `selector`, from paginated lists.
-async fn list_all(api: &Api<Website>, selector: &str) -> anyhow::Result<Vec<Website>> {
-    let mut params = ListParams::default().labels(selector).limit(PAGE);
-    let mut items = Vec::new();
-    loop {
-        let page = api.list(&params).await?;
-        items.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(items),
-        }
-    }
-}
-
-/// Whether any object of kind `K` in any namespace matches `selector` (one is listed at most).
-async fn any<K>(client: &Client, selector: &str) -> anyhow::Result<bool>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let page = Api::<K>::all(client.clone())
-        .list_metadata(&ListParams::default().labels(selector).limit(1))
-        .await?;
-    Ok(!page.items.is_empty())
 }
 
 /// Ready for its current generation: the operator reconciled the latest spec (SPEC D).
@@ -607,11 +512,7 @@ impl Ratios {
 
 /// The mean of `costs`, named `name`; websites only when every process has them.
 fn mean(name: &str, costs: &[ProcessCost]) -> ProcessCost {
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "a handful of processes is far below 2^52"
-    )]
-    let n = costs.len().max(1) as f64;
+    let n = as_f64(costs.len().max(1) as u64);
     let websites: Option<Vec<f64>> = costs.iter().map(|c| c.websites).collect();
     ProcessCost {
         name: name.to_owned(),
@@ -669,11 +570,15 @@ impl crate::report::Report for Report {
             p.workers,
             p.settle_seconds
         );
-        let _ = writeln!(
-            text,
-            "  {:<12} {:>9} {:>8} {:>9} {:>9} {:>10} {:>10}",
-            "process", "websites", "CPU s", "RSS MiB", "peak MiB", "CPU/single", "peak/single"
-        );
+        let mut processes = TextTable::new(&[
+            "process",
+            "websites",
+            "CPU s",
+            "RSS MiB",
+            "peak MiB",
+            "CPU/single",
+            "peak/single",
+        ]);
         let rows = self
             .sharded
             .processes
@@ -686,19 +591,17 @@ impl crate::report::Report for Report {
             )])
             .chain(self.singleton.processes.iter().map(|c| (c.clone(), None)));
         for (cost, ratios) in rows {
-            let _ = writeln!(
-                text,
-                "  {:<12} {:>9} {:>8.2} {:>9.1} {:>9.1} {:>10} {:>10}",
+            processes.row([
                 cost.name,
-                cost.websites
-                    .map_or_else(|| "n/a".to_owned(), |w| format!("{w:.0}")),
-                cost.cpu_seconds,
-                cost.rss_mib,
-                cost.peak_rss_mib,
+                format_optional(cost.websites, 0),
+                format!("{:.2}", cost.cpu_seconds),
+                format!("{:.1}", cost.rss_mib),
+                format!("{:.1}", cost.peak_rss_mib),
                 format_ratio(ratios.and_then(|r| r.cpu)),
                 format_ratio(ratios.and_then(|r| r.peak_rss)),
-            );
+            ]);
         }
+        text.push_str(&processes.render());
         let m = &self.mean_shard_ratios;
         let _ = writeln!(
             text,
@@ -716,19 +619,18 @@ impl crate::report::Report for Report {
             );
         }
         let _ = writeln!(text, "\nover the whole run");
+        let mut whole_run = TextTable::new(&[]);
         for cost in std::iter::once(&self.sharder).chain(&self.control_plane) {
-            let _ = writeln!(
-                text,
-                "  {:<24} {:>8.2} CPU s {:>9.1} MiB RSS {:>9.1} MiB peak",
-                cost.name, cost.cpu_seconds, cost.rss_mib, cost.peak_rss_mib
-            );
+            whole_run.row([
+                cost.name.clone(),
+                format!("{:.2} CPU s", cost.cpu_seconds),
+                format!("{:.1} MiB RSS", cost.rss_mib),
+                format!("{:.1} MiB peak", cost.peak_rss_mib),
+            ]);
         }
+        text.push_str(&whole_run.render());
         text
     }
-}
-
-fn format_ratio(ratio: Option<f64>) -> String {
-    ratio.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"))
 }
 
 #[cfg(test)]
@@ -737,7 +639,7 @@ mod tests {
     use webhosting_operator::api::{WebsiteSpec, WebsiteStatus};
 
     use super::*;
-    use crate::{cli::ReportFormat, report::Report as _};
+    use crate::report::Report as _;
 
     #[test]
     fn websites_not_ready_are_counted_by_phase_and_shard() {

@@ -1,0 +1,111 @@
+//! `loadgen experiment`: a scenario (`experiments/*.yaml`) run at each shard count of its
+//! sweep on a target, with its results written to `results/<run-id>/` (see
+//! [`crate::experiment`]).
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+use operations::duration::parse as parse_duration;
+
+use crate::{environment, experiment, scenario};
+
+/// Arguments of `loadgen experiment`.
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// The scenario file, e.g. `experiments/smoke.yaml`.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+
+    /// Where to run: `local` starts a control plane, the sharder and the shards as processes;
+    /// `cluster` uses a cluster where the sharder and the operator are deployed.
+    #[arg(long, value_enum, default_value_t = TargetKind::Local)]
+    pub target: TargetKind,
+
+    /// The kubeconfig of the cluster [default: $KUBECONFIG, ~/.kube/config or in-cluster].
+    #[arg(long, value_name = "PATH", requires_if("cluster", "target"))]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context of the cluster [default: the current one].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Only these shard counts of the scenario's sweep, comma-separated.
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub shards: Vec<u32>,
+
+    /// The directory that receives the run's directory.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+
+    /// The name of the run's directory [default: <UTC time>-<scenario>].
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+
+    /// The window of latency percentiles over time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub window: Duration,
+
+    /// Where loadgen serves its own Prometheus metrics while it runs ("0" disables them); not
+    /// 9090, where a port-forwarded Prometheus usually listens.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:9091", value_parser = parse_address)]
+    pub metrics_address: MetricsAddress,
+
+    /// Keep the local control plane's files (every process's log) after the run.
+    #[arg(long)]
+    pub keep_directory: bool,
+}
+
+/// Where an experiment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetKind {
+    /// A local control plane with the sharder and the shards as processes.
+    Local,
+    /// A cluster with the sharder and the operator deployed.
+    Cluster,
+}
+
+/// `--metrics-address`: an address, or disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddress(pub Option<std::net::SocketAddr>);
+
+fn parse_address(text: &str) -> Result<MetricsAddress, String> {
+    if text == "0" {
+        return Ok(MetricsAddress(None));
+    }
+    text.parse()
+        .map(|address| MetricsAddress(Some(address)))
+        .map_err(|error| format!("{error}: expected ip:port or 0"))
+}
+
+/// Validates the scenario before anything starts, runs it, and prints where the report is.
+pub fn run(args: &ExperimentArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut scenario = scenario::Scenario::load(&args.scenario)?;
+    if !args.shards.is_empty() {
+        scenario.shards = scenario::select_shards(&scenario.shards, &args.shards)
+            .map_err(|problem| anyhow::anyhow!("--shards: {problem}"))?;
+    }
+    let options = experiment::Options {
+        target: match args.target {
+            TargetKind::Local => environment::Choice::Local {
+                keep_directory: args.keep_directory,
+                binaries: None,
+            },
+            TargetKind::Cluster => environment::Choice::Cluster {
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            },
+        },
+        results: args.results.clone(),
+        run_id: args.run_id.clone(),
+        window: args.window,
+        metrics_address: args.metrics_address.0,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let dir = runtime.block_on(experiment::run(&scenario, &options))?;
+    writeln!(
+        out,
+        "report: {}",
+        experiment::display_path(&dir.join("report.md"))
+    )?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The operator replicas of a stack, started, waited for and stopped together.
+
+use std::{path::Path, process::ExitStatus, time::Duration};
+
+use anyhow::{Context as _, bail};
+use kube::{Api, Client};
+use sharding::api::ControllerRing;
+use testenv::ControlPlane;
+use tokio::{
+    sync::{Mutex, MutexGuard},
+    time::Instant,
+};
+
+use crate::{OperatorProcess, OperatorSettings, WEBHOSTING_RING};
+
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A replica that did not exit cleanly when stopped.
+#[derive(Debug)]
+pub struct UncleanExit {
+    /// Its identity.
+    pub identity: String,
+    /// How it exited, if that could be observed.
+    pub status: Option<ExitStatus>,
+    /// The end of its log.
+    pub log_tail: String,
+}
+
+/// Running operator replicas (shards or a singleton). Shared: a replica can be started, taken
+/// out or killed while another task waits for the ring.
+#[derive(Debug, Default)]
+pub struct Operators {
+    processes: Mutex<Vec<OperatorProcess>>,
+}
+
+impl Operators {
+    /// Starts a replica with `settings` and adds it; returns its process id.
+    pub async fn start(
+        &self,
+        control_plane: &ControlPlane,
+        binary: &Path,
+        settings: &OperatorSettings,
+    ) -> anyhow::Result<u32> {
+        let process = OperatorProcess::start(control_plane, binary, settings)?;
+        let pid = process.pid();
+        self.processes.lock().await.push(process);
+        Ok(pid)
+    }
+
+    /// The replicas, locked.
+    pub async fn lock(&self) -> MutexGuard<'_, Vec<OperatorProcess>> {
+        self.processes.lock().await
+    }
+
+    /// The identities of the replicas, in the order they were started.
+    pub async fn identities(&self) -> Vec<String> {
+        self.lock()
+            .await
+            .iter()
+            .map(|p| p.identity().to_owned())
+            .collect()
+    }
+
+    /// Removes replica `identity` and hands it over, still running.
+    pub async fn take(&self, identity: &str) -> anyhow::Result<OperatorProcess> {
+        let mut processes = self.lock().await;
+        let index = processes
+            .iter()
+            .position(|p| p.identity() == identity)
+            .with_context(|| format!("no shard {identity} runs"))?;
+        Ok(processes.swap_remove(index))
+    }
+
+    /// Waits until every replica answers `/readyz` and the ring `webhosting-operator` counts
+    /// `shards` available shards (so that the first Websites do not all go to the first
+    /// shards). Calls `alive` before each poll, as [`wait_for`](crate::wait_for) does.
+    ///
+    /// # Errors
+    /// A replica exited (with its log), `alive` fails, or `patience` runs out.
+    pub async fn wait_ready(
+        &self,
+        client: &Client,
+        shards: usize,
+        patience: Duration,
+        mut alive: impl FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let rings = Api::<ControllerRing>::all(client.clone());
+        let deadline = Instant::now() + patience;
+        loop {
+            alive()?;
+            let mut not_ready = Vec::new();
+            // Locked for one poll only, so that a kill or a new shard need not wait.
+            for process in self.lock().await.iter_mut() {
+                process.check_alive()?;
+                if !process.ready().await {
+                    not_ready.push(process.identity().to_owned());
+                }
+            }
+            let ring = rings.get(WEBHOSTING_RING).await?;
+            let available = ring.status.map_or(0, |s| s.available_shards);
+            if not_ready.is_empty() && usize::try_from(available).ok() == Some(shards) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the operators were not ready within {patience:?}: not ready: [{}], the \
+                     ring counts {available} of {shards} shards available",
+                    not_ready.join(", ")
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Stops every replica gracefully, all at once: stopped one by one, each leaving shard
+    /// would hand its Websites to those still running. Returns the replicas that did not exit
+    /// cleanly.
+    pub async fn stop_all(&self) -> Vec<UncleanExit> {
+        let mut processes = std::mem::take(&mut *self.lock().await);
+        let statuses =
+            futures::future::join_all(processes.iter_mut().map(OperatorProcess::stop)).await;
+        processes
+            .iter()
+            .zip(statuses)
+            .filter(|(_, status)| !status.is_some_and(|s| s.success()))
+            .map(|(process, status)| UncleanExit {
+                identity: process.identity().to_owned(),
+                status,
+                log_tail: process.log_tail(),
+            })
+            .collect()
+    }
+}
