@@ -3,7 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use operations::parse_duration;
+use operations::duration::parse as parse_duration;
 
 /// Load generation and what-if analysis for controller sharding.
 #[derive(Debug, Parser)]

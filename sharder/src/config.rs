@@ -54,16 +54,15 @@ pub enum ConfigError {
         source: Box<serde_saphyr::Error>,
     },
     /// A field has a value that is not allowed.
-    #[error("{}: {field}: {reason}, got {value}", file.display())]
+    #[error("{}: {field}: {message}", file.display())]
     Invalid {
         /// The config file.
         file: PathBuf,
         /// The field path, such as `controller.sharder.concurrentMoves`.
         field: String,
-        /// The rejected value as written (strings quoted), or `nothing` when the field is missing.
-        value: String,
-        /// What the value must be.
-        reason: String,
+        /// What the value must be, and the rejected value as written (strings quoted), or
+        /// `nothing` when the field is missing.
+        message: String,
     },
     /// Fields that are valid on their own do not fit together.
     #[error("{}: {field}: {reason}", file.display())]
@@ -569,8 +568,7 @@ impl Check<'_> {
         ConfigError::Invalid {
             file: self.file.to_owned(),
             field: field.to_owned(),
-            value: value.to_string(),
-            reason: reason.into(),
+            message: format!("{}, got {value}", reason.into()),
         }
     }
 
@@ -878,8 +876,12 @@ impl Check<'_> {
 
     /// A Go duration: `Ok` when zero or positive, `Err` with the magnitude when negative.
     fn duration(&self, field: &str, text: &str) -> Result<Result<Duration, Duration>> {
-        let nanos = duration::parse(text)
-            .map_err(|error| self.invalid(field, quoted(text), error.to_string()))?;
+        let nanos =
+            operations::duration::parse_nanos(text).map_err(|error| ConfigError::Invalid {
+                file: self.file.to_owned(),
+                field: field.to_owned(),
+                message: error.to_string(),
+            })?;
         let magnitude = Duration::from_nanos(nanos.unsigned_abs());
         Ok(if nanos < 0 {
             Err(magnitude)
@@ -959,128 +961,6 @@ fn non_empty(text: Option<String>) -> Option<String> {
 /// A string value as shown in errors.
 fn quoted(text: &str) -> String {
     format!("{text:?}")
-}
-
-/// Go durations (`time.ParseDuration`), hand-written: `15s`, `1h30m`, `300ms`, `1.5h`, `-1s`.
-pub mod duration {
-    /// Why a text is not a Go duration.
-    #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-    pub enum ParseDurationError {
-        /// Not of the form `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, or out of range.
-        #[error("invalid duration")]
-        Invalid,
-        /// A number without a unit, such as `15` (only `0` may omit it).
-        #[error("invalid duration: missing unit")]
-        MissingUnit,
-        /// A unit other than `ns`, `us`, `µs`, `ms`, `s`, `m` and `h`.
-        #[error("invalid duration: unknown unit {0:?}")]
-        UnknownUnit(String),
-    }
-
-    /// Go's unit table.
-    const NANOS_PER_UNIT: [(&str, u128); 8] = [
-        ("ns", 1),
-        ("us", 1_000),
-        ("\u{b5}s", 1_000),  // U+00B5 micro sign
-        ("\u{3bc}s", 1_000), // U+03BC Greek small letter mu
-        ("ms", 1_000_000),
-        ("s", 1_000_000_000),
-        ("m", 60 * 1_000_000_000),
-        ("h", 60 * 60 * 1_000_000_000),
-    ];
-
-    /// Go's limit: a duration is an `int64` of nanoseconds.
-    const LIMIT: u128 = 1 << 63;
-
-    /// Parses a Go duration into signed nanoseconds, accepting exactly what Go's
-    /// `time.ParseDuration` accepts and giving the same value (Go computes fractions through a
-    /// float64, and so does this, so `0.3333333333333333333h` is exactly 20 minutes in both).
-    pub fn parse(text: &str) -> Result<i64, ParseDurationError> {
-        let (negative, mut rest) = match text.as_bytes().first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text),
-        };
-        if rest == "0" {
-            return Ok(0);
-        }
-        if rest.is_empty() {
-            return Err(ParseDurationError::Invalid);
-        }
-        let mut total: u128 = 0;
-        while !rest.is_empty() {
-            let (nanos, after) = component(rest)?;
-            total += nanos;
-            if total > LIMIT {
-                return Err(ParseDurationError::Invalid);
-            }
-            rest = after;
-        }
-        let total = i128::try_from(total).map_err(|_| ParseDurationError::Invalid)?;
-        i64::try_from(if negative { -total } else { total })
-            .map_err(|_| ParseDurationError::Invalid)
-    }
-
-    /// One `[0-9]*(\.[0-9]*)?[a-z]+` component: its nanoseconds and the text after it.
-    fn component(text: &str) -> Result<(u128, &str), ParseDurationError> {
-        let digits = |text: &str| text.bytes().take_while(u8::is_ascii_digit).count();
-        let integer_len = digits(text);
-        let mut integer: u128 = 0;
-        for digit in text[..integer_len].bytes() {
-            integer = integer * 10 + u128::from(digit - b'0');
-            if integer > LIMIT {
-                return Err(ParseDurationError::Invalid);
-            }
-        }
-        let mut rest = &text[integer_len..];
-        // Fraction digits beyond what fits are ignored, as in Go.
-        let (mut fraction, mut scale, mut fraction_len) = (0_u64, 1_f64, 0);
-        let has_point = rest.starts_with('.');
-        if has_point {
-            rest = &rest[1..];
-            fraction_len = digits(rest);
-            for digit in rest[..fraction_len].bytes() {
-                if fraction > (i64::MAX as u64) / 10 {
-                    break;
-                }
-                let next = fraction * 10 + u64::from(digit - b'0');
-                if u128::from(next) > LIMIT {
-                    break;
-                }
-                (fraction, scale) = (next, scale * 10.0);
-            }
-            rest = &rest[fraction_len..];
-        }
-        if integer_len == 0 && fraction_len == 0 {
-            return Err(ParseDurationError::Invalid);
-        }
-        let unit_len = rest
-            .bytes()
-            .take_while(|&byte| byte != b'.' && !byte.is_ascii_digit())
-            .count();
-        if unit_len == 0 {
-            return Err(ParseDurationError::MissingUnit);
-        }
-        let unit = &rest[..unit_len];
-        let nanos_per_unit = NANOS_PER_UNIT
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|&(_, nanos)| nanos)
-            .ok_or_else(|| ParseDurationError::UnknownUnit(unit.to_owned()))?;
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "Go computes the fraction through float64; so must we, to get its value to \
-                      the nanosecond"
-        )]
-        let fraction_nanos = (fraction as f64 * (nanos_per_unit as f64 / scale)) as u128;
-        let nanos = integer * nanos_per_unit + fraction_nanos;
-        if nanos > LIMIT {
-            return Err(ParseDurationError::Invalid);
-        }
-        Ok((nanos, &rest[unit_len..]))
-    }
 }
 
 #[cfg(test)]
@@ -1579,13 +1459,13 @@ gracefulShutDown: -1s
             ),
             (
                 "controller: {sharder: {syncPeriod: 5}}",
-                "sharder.yaml: controller.sharder.syncPeriod: invalid duration: missing unit, \
-                 got \"5\"",
+                "sharder.yaml: controller.sharder.syncPeriod: invalid duration \"5\": missing \
+                 unit, expected e.g. 20s, 500ms, 1h30m",
             ),
             (
                 "leaderElection: {leaseDuration: 15x}",
-                "sharder.yaml: leaderElection.leaseDuration: invalid duration: unknown unit \
-                 \"x\", got \"15x\"",
+                "sharder.yaml: leaderElection.leaseDuration: invalid duration \"15x\": unknown \
+                 unit \"x\"",
             ),
             (
                 "leaderElection: {retryPeriod: -2s}",
@@ -1598,7 +1478,8 @@ gracefulShutDown: -1s
             ),
             (
                 "gracefulShutDown: soon",
-                "sharder.yaml: gracefulShutDown: invalid duration, got \"soon\"",
+                "sharder.yaml: gracefulShutDown: invalid duration \"soon\": expected e.g. 20s, \
+                 500ms, 1h30m",
             ),
             (
                 "clientConnection: {burst: -1}",
@@ -1774,90 +1655,5 @@ gracefulShutDown: -1s
                 url: None,
             }
         );
-    }
-
-    #[test]
-    fn go_durations_parse_to_the_same_nanoseconds_as_go() {
-        const S: i64 = 1_000_000_000;
-        for (text, nanos) in [
-            ("0", 0),
-            ("+0", 0),
-            ("-0", 0),
-            ("5s", 5 * S),
-            ("30s", 30 * S),
-            ("1478s", 1478 * S),
-            ("-5s", -5 * S),
-            ("+5s", 5 * S),
-            ("-0s", 0),
-            ("5.0s", 5 * S),
-            ("5.6s", 5 * S + 600_000_000),
-            ("5.s", 5 * S),
-            (".5s", S / 2),
-            ("1.0s", S),
-            ("1.00s", S),
-            ("1.004s", S + 4_000_000),
-            ("1.0040s", S + 4_000_000),
-            ("100.00100s", 100 * S + 1_000_000),
-            ("10ns", 10),
-            ("11us", 11_000),
-            ("12\u{b5}s", 12_000),
-            ("12\u{3bc}s", 12_000),
-            ("13ms", 13_000_000),
-            ("14s", 14 * S),
-            ("15m", 15 * 60 * S),
-            ("16h", 16 * 3600 * S),
-            ("3h30m", (3 * 3600 + 30 * 60) * S),
-            ("10.5s4m", 4 * 60 * S + 10 * S + S / 2),
-            ("-2m3.4s", -(2 * 60 * S + 3 * S + 400_000_000)),
-            (
-                "1h2m3s4ms5us6ns",
-                3600 * S + 2 * 60 * S + 3 * S + 4_000_000 + 5_000 + 6,
-            ),
-            ("39h9m14.425s", (39 * 3600 + 9 * 60 + 14) * S + 425_000_000),
-            ("52763797000ns", 52_763_797_000),
-            ("0.3333333333333333333h", 20 * 60 * S),
-            ("9007199254740993ns", 9_007_199_254_740_993),
-            ("9223372036854775807ns", i64::MAX),
-            ("9223372036854775.807us", i64::MAX),
-            ("9223372036s854ms775us807ns", i64::MAX),
-            ("-9223372036854775808ns", i64::MIN),
-            ("-9223372036854775.808us", i64::MIN),
-            ("-9223372036s854ms775us808ns", i64::MIN),
-            ("-2562047h47m16.854775808s", i64::MIN),
-            ("0.100000000000000000000h", 6 * 60 * S),
-            (
-                "0.830103483285477580700h",
-                49 * 60 * S + 48 * S + 372_539_827,
-            ),
-        ] {
-            assert_eq!(duration::parse(text), Ok(nanos), "{text}");
-        }
-    }
-
-    #[test]
-    fn invalid_go_durations_are_rejected_like_go() {
-        use duration::ParseDurationError::{Invalid, MissingUnit, UnknownUnit};
-        for (text, error) in [
-            ("", Invalid),
-            ("3", MissingUnit),
-            ("-", Invalid),
-            ("s", Invalid),
-            (".", Invalid),
-            ("-.", Invalid),
-            (".s", Invalid),
-            ("+.s", Invalid),
-            ("1d", UnknownUnit("d".to_owned())),
-            ("1.5.5s", MissingUnit),
-            ("3000000h", Invalid),
-            ("9223372036854775808ns", Invalid),
-            ("9223372036854775.808us", Invalid),
-            ("9223372036854ms775us808ns", Invalid),
-            ("-9223372036854775809ns", Invalid),
-            ("1s ", UnknownUnit("s ".to_owned())),
-            (" 1s", Invalid),
-            ("00", MissingUnit),
-        ] {
-            assert_eq!(duration::parse(text), Err(error), "{text:?}");
-        }
     }
 }

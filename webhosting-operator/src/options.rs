@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
-use operations::parse_duration;
+use operations::duration::parse as parse_duration;
 
 /// How the operator runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -67,7 +67,7 @@ fn default_identity() -> String {
 
 /// Lease durations are whole seconds in a Lease, and renewal needs at least two.
 fn parse_lease_duration(text: &str) -> Result<Duration, String> {
-    let duration = parse_duration(text)?;
+    let duration = parse_duration(text).map_err(|error| error.to_string())?;
     if duration < Duration::from_secs(2) || duration.subsec_nanos() != 0 {
         return Err(format!(
             "invalid lease duration {text:?}: must be whole seconds, at least 2s"

@@ -573,7 +573,7 @@ load:
         ];
         for (duration, text) in cases {
             assert_eq!(format_duration(duration), text);
-            assert_eq!(operations::parse_duration(text), Ok(duration), "{text}");
+            assert_eq!(operations::duration::parse(text), Ok(duration), "{text}");
         }
     }
 
@@ -661,7 +661,7 @@ load:
             (
                 "duration: 10m",
                 "duration: soon",
-                "duration: invalid duration \"soon\": expected e.g. 20s, 500ms, 2m",
+                "duration: invalid duration \"soon\": expected e.g. 20s, 500ms, 1h30m",
             ),
             (
                 "shards: [1]",
@@ -786,7 +786,7 @@ load:
             (
                 "",
                 "operator: {simulatedWork: -1s}",
-                "operator.simulatedWork: invalid duration \"-1s\": expected e.g. 20s, 500ms, 2m",
+                "operator.simulatedWork: invalid duration \"-1s\": must not be negative",
             ),
             (
                 "",
@@ -801,7 +801,7 @@ load:
             (
                 "",
                 "settle: forever",
-                "settle: invalid duration \"forever\": expected e.g. 20s, 500ms, 2m",
+                "settle: invalid duration \"forever\": expected e.g. 20s, 500ms, 1h30m",
             ),
         ];
         for (indent, section, expected) in cases {

@@ -29,7 +29,7 @@ pub(super) fn name(text: String) -> Verdict<String> {
 
 /// A duration as written, such as `15m`; the parser's message quotes the text.
 pub(super) fn duration(text: &str) -> Verdict<Duration> {
-    operations::parse_duration(text)
+    operations::duration::parse(text).map_err(|error| error.to_string())
 }
 
 /// Loads, intervals and SLO thresholds of zero mean nothing.
