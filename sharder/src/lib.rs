@@ -53,9 +53,9 @@ impl Listeners {
             TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
         };
         Ok(Self {
-            webhook: bind(config.webhook_server.bind_address)?,
-            health: config.health_bind_address.map(bind).transpose()?,
-            metrics: config.metrics_bind_address.map(bind).transpose()?,
+            webhook: bind(config.webhook.server.bind_address.get())?,
+            health: config.health.bind_address.get().map(bind).transpose()?,
+            metrics: config.metrics.bind_address.get().map(bind).transpose()?,
         })
     }
 }
@@ -74,7 +74,7 @@ pub async fn run(
     identity: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut runtime = Runtime::new(shutdown, config.graceful_shutdown_timeout);
+    let mut runtime = Runtime::new(shutdown, config.graceful_shutdown_timeout.get());
     let mut registry = Registry::default();
     let webhook_metrics = WebhookMetrics::register(&mut registry);
     let resync_metrics = ResyncMetrics::register(&mut registry);
@@ -93,8 +93,8 @@ pub async fn run(
     }
     let router = webhook::server::router(Webhook::new(Arc::new(cache.clone()), webhook_metrics));
     let (cert, key) = (
-        config.webhook_server.cert_file(),
-        config.webhook_server.key_file(),
+        config.webhook.server.cert_file(),
+        config.webhook.server.key_file(),
     );
     let webhook_stop = runtime.stopped();
     runtime.spawn_server(async move {
@@ -116,8 +116,8 @@ pub async fn run(
             namespace: election.resource_namespace.clone(),
             name: election.resource_name.clone(),
             identity,
-            lease_duration: election.lease_duration,
-            renew_deadline: election.renew_deadline,
+            lease_duration: election.lease_duration.get(),
+            renew_deadline: election.renew_deadline.get(),
         };
         Ok(Some(leader::acquire(client.clone(), &election).await?))
     };
@@ -148,11 +148,11 @@ async fn run_controllers(
     (resync_metrics, controller_metrics): (ResyncMetrics, ControllerMetrics),
     stop: StopSignal,
 ) {
-    let sharder = &config.sharder_controller;
+    let sharder = &config.controller.sharder;
     let resync = Resync::new(
         client.clone(),
-        sharder.concurrent_moves,
-        config.webhook_config.namespace_selector.clone(),
+        sharder.concurrent_moves.get(),
+        config.webhook.config.namespace_selector.clone(),
         resync_metrics,
     );
     futures::join!(
@@ -170,7 +170,7 @@ async fn run_controllers(
         controller::resync::controller::run(
             client.clone(),
             resync,
-            sharder.sync_period,
+            sharder.sync_period.get(),
             controller_metrics.controller("sharder", 0),
             stop.stopped(),
         ),
@@ -183,7 +183,7 @@ fn webhook_settings(config: &SharderConfig) -> WebhookConfigSettings {
         service,
         url,
         ca_bundle,
-    } = config.webhook_config.client_config.clone();
+    } = config.webhook.config.client_config.clone();
     let client_config = match (service, url) {
         (Some(service), _) => ClientConfigSettings::Service {
             namespace: service.namespace,
@@ -193,9 +193,9 @@ fn webhook_settings(config: &SharderConfig) -> WebhookConfigSettings {
         (None, url) => ClientConfigSettings::Url(url.unwrap_or_default()),
     };
     WebhookConfigSettings {
-        annotations: config.webhook_config.annotations.clone(),
+        annotations: config.webhook.config.annotations.clone(),
         client_config,
         ca_bundle: ca_bundle.map(|bytes| bytes.0),
-        namespace_selector: Some(config.webhook_config.namespace_selector.clone()),
+        namespace_selector: Some(config.webhook.config.namespace_selector.clone()),
     }
 }
