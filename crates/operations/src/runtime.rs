@@ -254,3 +254,79 @@ impl Runtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A membership that is lost once its sender says so.
+    struct Fake(watch::Receiver<bool>);
+
+    impl Membership for Fake {
+        fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+            stopped(&self.0)
+        }
+
+        async fn leave(self) -> anyhow::Result<()> {
+            if *self.0.borrow() {
+                anyhow::bail!("lost");
+            }
+            Ok(())
+        }
+    }
+
+    async fn until_stopped(stop: StopSignal) {
+        stop.stopped().await;
+    }
+
+    #[tokio::test]
+    async fn the_work_runs_until_the_shutdown_signal_and_then_leaves() {
+        let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
+        let runtime = Runtime::new(
+            async {
+                let _ = on_shutdown.await;
+            },
+            None,
+        );
+        let (_lost, membership) = watch::channel(false);
+        let run = tokio::spawn(runtime.run(async { Ok(Fake(membership)) }, until_stopped));
+        shutdown.send(()).unwrap();
+        run.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lost_membership_stops_the_work_and_fails_the_run() {
+        let runtime = Runtime::new(std::future::pending(), None);
+        let (lost, membership) = watch::channel(false);
+        lost.send(true).unwrap();
+        let error = runtime
+            .run(async { Ok(Fake(membership)) }, until_stopped)
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "lost");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_ends_before_the_stop_fails_the_run() {
+        let mut runtime = Runtime::new(std::future::pending(), Some(Duration::ZERO));
+        runtime.spawn_server(async { Ok(()) });
+        let error = runtime
+            .run(async { Ok(None::<Fake>) }, until_stopped)
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "a server stopped unexpectedly");
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_the_membership_ends_the_run_without_work() {
+        let runtime = Runtime::new(async {}, None);
+        let worked = std::sync::atomic::AtomicBool::new(false);
+        runtime
+            .run(std::future::pending::<anyhow::Result<Fake>>(), |_| async {
+                worked.store(true, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await
+            .unwrap();
+        assert!(!worked.load(std::sync::atomic::Ordering::Relaxed));
+    }
+}
