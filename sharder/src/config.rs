@@ -5,7 +5,7 @@
 //! [`SharderConfig`] (STYLE 12): Go's JSON field names, Go's defaults for missing fields and for
 //! empty strings (which Go treats as unset), k8s-openapi's types where Go uses Kubernetes types,
 //! and newtypes such as [`PositiveDuration`] whose `Deserialize` rejects a bad value. Unknown
-//! fields are rejected, inside the Kubernetes types too. [`SharderConfig::validate`] then checks
+//! fields are rejected, inside the Kubernetes types too. `SharderConfig::validate` then checks
 //! what no single value can: the rules across fields, and those inside the Kubernetes types.
 //! Errors name the file, the field path and the bad value (STYLE 7).
 //!
@@ -117,10 +117,10 @@ pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SharderConfig {
     /// `apiVersion`: [`API_VERSION`]; `None` when the file has none, which
-    /// [`SharderConfig::validate`] rejects.
+    /// [`SharderConfig::from_yaml`] rejects.
     #[serde(default)]
     pub api_version: Option<ApiVersion>,
-    /// `kind`: [`KIND`]; `None` when the file has none, which [`SharderConfig::validate`]
+    /// `kind`: [`KIND`]; `None` when the file has none, which [`SharderConfig::from_yaml`]
     /// rejects.
     #[serde(default)]
     pub kind: Option<Kind>,
@@ -1424,6 +1424,18 @@ gracefulShutDown: -1s
             "sharder.yaml: cannot parse sharder config: unknown field `gracefulShutdown`, \
              expected one of apiVersion, kind, clientConnection, leaderElection, debugging, \
              health, metrics, controller, webhook, gracefulShutDown at line 3, column 1"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_of_a_kubernetes_type_is_named_with_its_path() {
+        assert_eq!(
+            error_text(
+                "webhook: {config: {namespaceSelector: {matchExpressions: \
+                 [{key: a, operator: Exists, value: b}]}}}\n"
+            ),
+            "sharder.yaml: cannot parse sharder config: \
+             webhook.config.namespaceSelector.matchExpressions[0]: unknown field `value`"
         );
     }
 
