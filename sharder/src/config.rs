@@ -1,12 +1,13 @@
 //! The sharder's configuration file (SPEC B).
 //!
 //! The file is the Go original's `SharderConfig` (`config.sharding.timebertt.dev/v1alpha1`), so a
-//! config file written for the Go sharder works here unchanged. It is read in two steps
-//! (STYLE 12): serde reads it into [`RawSharderConfig`], which mirrors the Go types field by field
-//! (Go JSON names, unknown fields rejected, everything optional), and
-//! [`RawSharderConfig::validate`] applies the Go defaults and checks every value, producing a
-//! [`SharderConfig`] of plain Rust types. Errors name the file, the field path and the bad value
-//! (STYLE 7).
+//! config file written for the Go sharder works here unchanged. serde reads it straight into
+//! [`SharderConfig`] (STYLE 12): Go's JSON field names, Go's defaults for missing fields and for
+//! empty strings (which Go treats as unset), k8s-openapi's types where Go uses Kubernetes types,
+//! and newtypes such as [`PositiveDuration`] whose `Deserialize` rejects a bad value. Unknown
+//! fields are rejected, inside the Kubernetes types too. `SharderConfig::validate` then checks
+//! what no single value can: the rules across fields, and those inside the Kubernetes types.
+//! Errors name the file, the field path and the bad value (STYLE 7).
 //!
 //! Two fields extend the original for running the sharder outside a cluster:
 //! `webhook.server.bindAddress` (the Go sharder always listens on `:9443`) and
@@ -14,7 +15,7 @@
 //! `caBundle`, where in a cluster cert-manager injects it).
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
+use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -23,8 +24,10 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{ServiceReference, WebhookClientConfig};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de::Error as _};
 use sharding::api::labels::{SHARDER_LEASE, SHARDER_NAMESPACE};
+
+use crate::webhook::configuration::default_namespace_selector;
 
 /// The only `apiVersion` a sharder config file may have.
 pub const API_VERSION: &str = "config.sharding.timebertt.dev/v1alpha1";
@@ -49,9 +52,9 @@ pub enum ConfigError {
     Parse {
         /// The config file.
         file: PathBuf,
-        /// The YAML parser's error, which names the field and its line.
+        /// What is wrong with the shape.
         #[source]
-        source: Box<serde_saphyr::Error>,
+        source: ShapeError,
     },
     /// A field has a value that is not allowed.
     #[error("{}: {field}: {message}", file.display())]
@@ -89,76 +92,129 @@ pub enum ConfigError {
     },
 }
 
+/// Why a file does not have the shape of a SharderConfig.
+#[derive(Debug, thiserror::Error)]
+pub enum ShapeError {
+    /// The YAML parser's error, which names the field and its line.
+    #[error(transparent)]
+    Yaml(Box<serde_saphyr::Error>),
+    /// A field that a Kubernetes type in the file does not have (those types ignore unknown
+    /// fields themselves).
+    #[error("{parent}: unknown field `{field}`")]
+    UnknownField {
+        /// The path of the object that holds the field.
+        parent: String,
+        /// The field's name.
+        field: String,
+    },
+}
+
 /// The result of loading a sharder config.
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
-/// The validated sharder configuration, with every default applied.
-#[derive(Clone, Debug, PartialEq)]
+/// The sharder configuration, with every default applied: the Go `SharderConfig`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SharderConfig {
+    /// `apiVersion`: [`API_VERSION`]; `None` when the file has none, which
+    /// [`SharderConfig::from_yaml`] rejects.
+    #[serde(default)]
+    pub api_version: Option<ApiVersion>,
+    /// `kind`: [`KIND`]; `None` when the file has none, which [`SharderConfig::from_yaml`]
+    /// rejects.
+    #[serde(default)]
+    pub kind: Option<Kind>,
     /// `clientConnection`: how to reach the API server.
+    #[serde(deserialize_with = "section")]
     pub client_connection: ClientConnection,
     /// `leaderElection`: the sharder's leader election for its controllers.
+    #[serde(deserialize_with = "section")]
     pub leader_election: LeaderElection,
     /// `debugging`: the component-base debugging switches, accepted for compatibility.
+    #[serde(deserialize_with = "section")]
     pub debugging: Debugging,
-    /// `health.bindAddress`: where `/healthz` and `/readyz` are served; `None` when set to `"0"`.
-    /// Defaults to `:8081`.
-    pub health_bind_address: Option<SocketAddr>,
-    /// `metrics.bindAddress`: where `/metrics` is served; `None` when set to `"0"`. Defaults to
-    /// `:8080` like the Go defaults.
-    pub metrics_bind_address: Option<SocketAddr>,
-    /// `controller.sharder`: the resync of object assignments.
-    pub sharder_controller: SharderController,
-    /// `webhook.server`: the HTTPS server of the assignment webhook.
-    pub webhook_server: WebhookServer,
-    /// `webhook.config`: the MutatingWebhookConfiguration written per ControllerRing (SPEC A.7).
-    pub webhook_config: WebhookConfig,
-    /// `gracefulShutDown`: how long the sharder's tasks get to stop after a shutdown signal.
-    /// `Some(Duration::ZERO)` (`0s`) does not wait at all, `None` (a negative duration such as
-    /// `-1s`) waits without a limit. Defaults to 15 s.
-    pub graceful_shutdown_timeout: Option<Duration>,
+    /// `health`: where `/healthz` and `/readyz` are served, `:8081` by default.
+    #[serde(deserialize_with = "section")]
+    pub health: Endpoint<ListenAddress<8081>>,
+    /// `metrics`: where `/metrics` is served, `:8080` by default like the Go defaults.
+    #[serde(deserialize_with = "section")]
+    pub metrics: Endpoint<ListenAddress<8080>>,
+    /// `controller`: the sharder's controllers.
+    #[serde(deserialize_with = "section")]
+    pub controller: Controller,
+    /// `webhook`: the assignment webhook's server and configuration.
+    #[serde(deserialize_with = "section")]
+    pub webhook: Webhook,
+    /// `gracefulShutDown` (sic, the Go JSON name): how long the sharder's tasks get to stop
+    /// after a shutdown signal.
+    #[serde(rename = "gracefulShutDown")]
+    pub graceful_shutdown_timeout: GracefulShutdown,
 }
 
 /// `clientConnection` (component-base `ClientConnectionConfiguration`).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClientConnection {
     /// `kubeconfig`: path of a kubeconfig file; `None` uses the usual lookup (`KUBECONFIG`,
     /// `~/.kube/config`, in-cluster).
+    #[serde(deserialize_with = "non_empty")]
     pub kubeconfig: Option<PathBuf>,
     /// `acceptContentTypes`: the `Accept` header for API requests; `None` leaves the client's.
+    #[serde(deserialize_with = "non_empty")]
     pub accept_content_types: Option<String>,
     /// `contentType`: the content type of request bodies; `None` leaves the client's.
+    #[serde(deserialize_with = "non_empty")]
     pub content_type: Option<String>,
     /// `qps`: the client-side request rate limit. `None` (unset, `0` or negative) means no
     /// client-side limit, the default (SPEC B).
+    #[serde(deserialize_with = "qps")]
     pub qps: Option<f32>,
     /// `burst`: the burst allowed above `qps`; `None` when unset or `0`.
+    #[serde(deserialize_with = "burst")]
     pub burst: Option<u32>,
 }
 
 /// `leaderElection` (component-base `LeaderElectionConfiguration`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct LeaderElection {
     /// `leaderElect`: whether the controllers run only on the leader. Defaults to true.
     pub leader_elect: bool,
     /// `leaseDuration`: how long non-leaders wait before taking over. Defaults to 15 s.
-    pub lease_duration: Duration,
+    pub lease_duration: PositiveDuration,
     /// `renewDeadline`: how long the leader retries renewing before it gives up leadership.
     /// Less than `lease_duration`; defaults to 10 s.
-    pub renew_deadline: Duration,
+    pub renew_deadline: PositiveDuration,
     /// `retryPeriod`: the wait between attempts to acquire or renew. Less than
     /// `renew_deadline`; defaults to 2 s.
-    pub retry_period: Duration,
+    pub retry_period: PositiveDuration,
     /// `resourceLock`: the lock object type; only `leases` is supported.
-    pub resource_lock: String,
+    pub resource_lock: ResourceLock,
     /// `resourceName`: the name of the Lease. Defaults to `sharder`.
+    #[serde(deserialize_with = "resource_name")]
     pub resource_name: String,
     /// `resourceNamespace`: the namespace of the Lease. Defaults to `sharding-system`.
+    #[serde(deserialize_with = "resource_namespace")]
     pub resource_namespace: String,
 }
 
+impl Default for LeaderElection {
+    fn default() -> Self {
+        Self {
+            leader_elect: true,
+            lease_duration: PositiveDuration::from_secs(15),
+            renew_deadline: PositiveDuration::from_secs(10),
+            retry_period: PositiveDuration::from_secs(2),
+            resource_lock: ResourceLock,
+            resource_name: SHARDER_LEASE.to_owned(),
+            resource_namespace: SHARDER_NAMESPACE.to_owned(),
+        }
+    }
+}
+
 /// `debugging` (component-base `DebuggingConfiguration`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Debugging {
     /// `enableProfiling`: whether profiling endpoints may be served. Defaults to true.
     pub enable_profiling: bool,
@@ -166,29 +222,96 @@ pub struct Debugging {
     pub enable_contention_profiling: bool,
 }
 
+impl Default for Debugging {
+    fn default() -> Self {
+        Self {
+            enable_profiling: true,
+            enable_contention_profiling: false,
+        }
+    }
+}
+
+/// `health` or `metrics`: an endpoint served over plain HTTP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Endpoint<A> {
+    /// `bindAddress`: where the endpoint is served, if at all.
+    pub bind_address: A,
+}
+
+/// `controller`: the sharder's controllers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Controller {
+    /// `sharder`: the resync of object assignments.
+    #[serde(deserialize_with = "section")]
+    pub sharder: SharderController,
+}
+
 /// `controller.sharder`: the resync of object assignments (SPEC B).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SharderController {
-    /// `syncPeriod`: how often every ring is resynced. Positive; defaults to 5 min.
-    pub sync_period: Duration,
-    /// `concurrentMoves`: how many objects of one ring are moved or drained at once. At least 1;
-    /// defaults to 100.
-    pub concurrent_moves: usize,
+    /// `syncPeriod`: how often every ring is resynced. Defaults to 5 min.
+    pub sync_period: PositiveDuration,
+    /// `concurrentMoves`: how many objects of one ring are moved or drained at once. Defaults
+    /// to 100.
+    pub concurrent_moves: ConcurrentMoves,
+}
+
+impl Default for SharderController {
+    fn default() -> Self {
+        Self {
+            sync_period: PositiveDuration::from_secs(5 * 60),
+            concurrent_moves: ConcurrentMoves(100),
+        }
+    }
+}
+
+/// `webhook`: the assignment webhook.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Webhook {
+    /// `server`: the HTTPS server of the assignment webhook.
+    #[serde(deserialize_with = "section")]
+    pub server: WebhookServer,
+    /// `config`: the MutatingWebhookConfiguration written per ControllerRing (SPEC A.7).
+    #[serde(deserialize_with = "section")]
+    pub config: WebhookConfig,
 }
 
 /// `webhook.server`: the HTTPS server of the assignment webhook.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookServer {
     /// `bindAddress` (our extension): where the webhook server listens. Defaults to `:9443`, the
     /// Go sharder's fixed port; it cannot be disabled.
-    pub bind_address: SocketAddr,
+    pub bind_address: WebhookAddress,
     /// `certDir`: the directory of the serving certificate and key. Defaults to
     /// `/tmp/k8s-webhook-server/serving-certs`.
+    #[serde(deserialize_with = "cert_dir")]
     pub cert_dir: PathBuf,
     /// `certName`: the certificate's file name in `cert_dir`. Defaults to `tls.crt`.
+    #[serde(deserialize_with = "cert_name")]
     pub cert_name: String,
     /// `keyName`: the key's file name in `cert_dir`. Defaults to `tls.key`.
+    #[serde(deserialize_with = "key_name")]
     pub key_name: String,
+}
+
+const CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
+const CERT_NAME: &str = "tls.crt";
+const KEY_NAME: &str = "tls.key";
+
+impl Default for WebhookServer {
+    fn default() -> Self {
+        Self {
+            bind_address: WebhookAddress::default(),
+            cert_dir: PathBuf::from(CERT_DIR),
+            cert_name: CERT_NAME.to_owned(),
+            key_name: KEY_NAME.to_owned(),
+        }
+    }
 }
 
 impl WebhookServer {
@@ -206,67 +329,54 @@ impl WebhookServer {
 }
 
 /// `webhook.config`: what goes into each ring's MutatingWebhookConfiguration (SPEC A.7).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookConfig {
     /// `annotations`: copied onto every webhook configuration (for example a CA-injection
     /// annotation).
     pub annotations: BTreeMap<String, String>,
     /// `clientConfig`: how the API server reaches the webhook. Exactly one of `service` and
     /// `url` is set; the ring's path replaces the service's `path` or is appended to the `url`
-    /// (SPEC A.7). `ca_bundle` holds the content of `caBundleFile` when that is set. Defaults to
-    /// the service `sharding-system/sharder`.
+    /// (SPEC A.7). [`SharderConfig::load`] fills `ca_bundle` with the content of
+    /// `caBundleFile`. Defaults to the service `sharding-system/sharder`.
+    #[serde(deserialize_with = "client_config")]
     pub client_config: WebhookClientConfig,
     /// `namespaceSelector`: the namespaces of a ring that sets none. Defaults to
     /// `kubernetes.io/metadata.name NotIn [kube-system, sharding-system]`.
     pub namespace_selector: LabelSelector,
+    /// `caBundleFile` (our extension): a PEM file whose content becomes `clientConfig.caBundle`.
+    #[serde(deserialize_with = "non_empty")]
+    pub ca_bundle_file: Option<PathBuf>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            annotations: BTreeMap::new(),
+            client_config: WebhookClientConfig {
+                service: Some(default_service()),
+                ..WebhookClientConfig::default()
+            },
+            namespace_selector: default_namespace_selector(),
+            ca_bundle_file: None,
+        }
+    }
 }
 
 impl Default for SharderConfig {
     /// The Go original's defaults (its `defaults.go`), and `:9443` for the webhook server.
     fn default() -> Self {
         Self {
+            api_version: Some(ApiVersion),
+            kind: Some(Kind),
             client_connection: ClientConnection::default(),
-            leader_election: LeaderElection {
-                leader_elect: true,
-                lease_duration: Duration::from_secs(15),
-                renew_deadline: Duration::from_secs(10),
-                retry_period: Duration::from_secs(2),
-                resource_lock: "leases".to_owned(),
-                resource_name: SHARDER_LEASE.to_owned(),
-                resource_namespace: SHARDER_NAMESPACE.to_owned(),
-            },
-            debugging: Debugging {
-                enable_profiling: true,
-                enable_contention_profiling: false,
-            },
-            health_bind_address: Some(all_interfaces(8081)),
-            metrics_bind_address: Some(all_interfaces(8080)),
-            sharder_controller: SharderController {
-                sync_period: Duration::from_secs(5 * 60),
-                concurrent_moves: 100,
-            },
-            webhook_server: WebhookServer {
-                bind_address: all_interfaces(9443),
-                cert_dir: PathBuf::from("/tmp/k8s-webhook-server/serving-certs"),
-                cert_name: "tls.crt".to_owned(),
-                key_name: "tls.key".to_owned(),
-            },
-            webhook_config: WebhookConfig {
-                annotations: BTreeMap::new(),
-                client_config: WebhookClientConfig {
-                    service: Some(default_service()),
-                    ..WebhookClientConfig::default()
-                },
-                namespace_selector: LabelSelector {
-                    match_expressions: Some(vec![LabelSelectorRequirement {
-                        key: "kubernetes.io/metadata.name".to_owned(),
-                        operator: "NotIn".to_owned(),
-                        values: Some(vec!["kube-system".to_owned(), SHARDER_NAMESPACE.to_owned()]),
-                    }]),
-                    match_labels: None,
-                },
-            },
-            graceful_shutdown_timeout: Some(Duration::from_secs(15)),
+            leader_election: LeaderElection::default(),
+            debugging: Debugging::default(),
+            health: Endpoint::default(),
+            metrics: Endpoint::default(),
+            controller: Controller::default(),
+            webhook: Webhook::default(),
+            graceful_shutdown_timeout: GracefulShutdown(Some(Duration::from_secs(15))),
         }
     }
 }
@@ -298,263 +408,140 @@ impl SharderConfig {
 
     /// Parses and validates a config file's content; `source` is the file named in errors.
     ///
-    /// Reads the file named by `webhook.config.caBundleFile`, if any.
+    /// Reads the file named by `webhook.config.caBundleFile`, if any, into
+    /// `webhook.config.clientConfig.caBundle`.
     pub fn from_yaml(text: &str, source: &Path) -> Result<Self> {
-        // One line, such as "line 3 column 1: unknown field `x`, expected one of ...": errors are
-        // logged on one line, so without the multi-line source snippet.
-        let options = serde_saphyr::options! { with_snippet: false };
-        let raw: RawSharderConfig =
-            serde_saphyr::from_str_with_options(text, options).map_err(|error| {
-                ConfigError::Parse {
-                    file: source.to_owned(),
-                    source: Box::new(error),
-                }
-            })?;
-        raw.validate(source)
+        let mut config = parse(text).map_err(|error| error.in_file(source))?;
+        let check = Check { file: source };
+        config.validate(&check)?;
+        if let Some(path) = &config.webhook.config.ca_bundle_file {
+            config.webhook.config.client_config.ca_bundle =
+                Some(ByteString(check.ca_bundle(path)?));
+        }
+        Ok(config)
+    }
+
+    /// The rules no single value can check: across fields, and inside the Kubernetes types.
+    fn validate(&self, check: &Check<'_>) -> Result<()> {
+        for (field, present, expected) in [
+            ("apiVersion", self.api_version.is_some(), API_VERSION),
+            ("kind", self.kind.is_some(), KIND),
+        ] {
+            if !present {
+                return Err(check.invalid(field, "nothing", format!("must be {expected}")));
+            }
+        }
+        let election = &self.leader_election;
+        for (shorter, value, longer, limit) in [
+            (
+                "renewDeadline",
+                election.renew_deadline,
+                "leaseDuration",
+                election.lease_duration,
+            ),
+            (
+                "retryPeriod",
+                election.retry_period,
+                "renewDeadline",
+                election.renew_deadline,
+            ),
+        ] {
+            if value >= limit {
+                return Err(check.conflict(
+                    "leaderElection",
+                    format!("{shorter} ({value}) must be less than {longer} ({limit})"),
+                ));
+            }
+        }
+        let webhook = &self.webhook.config;
+        check.client_config(&webhook.client_config)?;
+        if webhook.ca_bundle_file.is_some() && webhook.client_config.ca_bundle.is_some() {
+            return Err(check.conflict(
+                "webhook.config",
+                "at most one of caBundleFile and clientConfig.caBundle may be set",
+            ));
+        }
+        check.label_selector(
+            "webhook.config.namespaceSelector",
+            &webhook.namespace_selector,
+        )
     }
 }
 
-/// The config file as written: the Go `SharderConfig` with its JSON field names. Every field is
-/// optional; [`RawSharderConfig::validate`] applies the defaults.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawSharderConfig {
-    /// `apiVersion`: must be [`API_VERSION`].
-    pub api_version: Option<String>,
-    /// `kind`: must be [`KIND`].
-    pub kind: Option<String>,
-    /// `clientConnection`.
-    pub client_connection: Option<RawClientConnection>,
-    /// `leaderElection`.
-    pub leader_election: Option<RawLeaderElection>,
-    /// `debugging`.
-    pub debugging: Option<RawDebugging>,
-    /// `health`.
-    pub health: Option<RawEndpoint>,
-    /// `metrics`.
-    pub metrics: Option<RawEndpoint>,
-    /// `controller`.
-    pub controller: Option<RawController>,
-    /// `webhook`.
-    pub webhook: Option<RawWebhook>,
-    /// `gracefulShutDown` (sic, the Go JSON name): a Go duration.
-    #[serde(rename = "gracefulShutDown")]
-    pub graceful_shut_down: Option<String>,
+/// Why [`parse`] failed, before the file is known.
+enum ParseError {
+    Shape(ShapeError),
+    Invalid { field: String, message: String },
 }
 
-/// `clientConnection` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawClientConnection {
-    /// `kubeconfig`.
-    pub kubeconfig: Option<String>,
-    /// `acceptContentTypes`.
-    pub accept_content_types: Option<String>,
-    /// `contentType`.
-    pub content_type: Option<String>,
-    /// `qps`.
-    pub qps: Option<f32>,
-    /// `burst`.
-    pub burst: Option<i32>,
-}
-
-/// `leaderElection` as written; durations are Go durations.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawLeaderElection {
-    /// `leaderElect`.
-    pub leader_elect: Option<bool>,
-    /// `leaseDuration`.
-    pub lease_duration: Option<String>,
-    /// `renewDeadline`.
-    pub renew_deadline: Option<String>,
-    /// `retryPeriod`.
-    pub retry_period: Option<String>,
-    /// `resourceLock`.
-    pub resource_lock: Option<String>,
-    /// `resourceName`.
-    pub resource_name: Option<String>,
-    /// `resourceNamespace`.
-    pub resource_namespace: Option<String>,
-}
-
-/// `debugging` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawDebugging {
-    /// `enableProfiling`.
-    pub enable_profiling: Option<bool>,
-    /// `enableContentionProfiling`.
-    pub enable_contention_profiling: Option<bool>,
-}
-
-/// `health` or `metrics` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawEndpoint {
-    /// `bindAddress`: `host:port`, `:port`, or `0` to disable.
-    pub bind_address: Option<String>,
-}
-
-/// `controller` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawController {
-    /// `sharder`.
-    pub sharder: Option<RawSharderController>,
-}
-
-/// `controller.sharder` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawSharderController {
-    /// `syncPeriod`: a Go duration.
-    pub sync_period: Option<String>,
-    /// `concurrentMoves`.
-    pub concurrent_moves: Option<i32>,
-}
-
-/// `webhook` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawWebhook {
-    /// `server`.
-    pub server: Option<RawWebhookServer>,
-    /// `config`.
-    pub config: Option<RawWebhookConfig>,
-}
-
-/// `webhook.server` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawWebhookServer {
-    /// `bindAddress` (our extension).
-    pub bind_address: Option<String>,
-    /// `certDir`.
-    pub cert_dir: Option<String>,
-    /// `certName`.
-    pub cert_name: Option<String>,
-    /// `keyName`.
-    pub key_name: Option<String>,
-}
-
-/// `webhook.config` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawWebhookConfig {
-    /// `annotations`.
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// `clientConfig`.
-    pub client_config: Option<RawWebhookClientConfig>,
-    /// `namespaceSelector`.
-    pub namespace_selector: Option<RawLabelSelector>,
-    /// `caBundleFile` (our extension): a PEM file whose content becomes `clientConfig.caBundle`.
-    pub ca_bundle_file: Option<String>,
-}
-
-/// `webhook.config.clientConfig` as written (admissionregistration/v1 `WebhookClientConfig`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawWebhookClientConfig {
-    /// `caBundle`: base64-encoded PEM.
-    pub ca_bundle: Option<ByteString>,
-    /// `service`.
-    pub service: Option<RawServiceReference>,
-    /// `url`.
-    pub url: Option<String>,
-}
-
-/// `webhook.config.clientConfig.service` as written (admissionregistration/v1
-/// `ServiceReference`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawServiceReference {
-    /// `namespace`.
-    pub namespace: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `path`.
-    pub path: Option<String>,
-    /// `port`.
-    pub port: Option<i32>,
-}
-
-/// `webhook.config.namespaceSelector` as written (meta/v1 `LabelSelector`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawLabelSelector {
-    /// `matchLabels`.
-    pub match_labels: Option<BTreeMap<String, String>>,
-    /// `matchExpressions`.
-    pub match_expressions: Option<Vec<RawLabelSelectorRequirement>>,
-}
-
-/// One of `matchExpressions` as written (meta/v1 `LabelSelectorRequirement`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawLabelSelectorRequirement {
-    /// `key`.
-    pub key: String,
-    /// `operator`: `In`, `NotIn`, `Exists` or `DoesNotExist`.
-    pub operator: String,
-    /// `values`.
-    pub values: Option<Vec<String>>,
-}
-
-impl RawSharderConfig {
-    /// Applies the defaults and checks every field; `source` is the file named in errors.
-    ///
-    /// Reads the file named by `webhook.config.caBundleFile`, if any.
-    pub fn validate(self, source: &Path) -> Result<SharderConfig> {
-        let check = Check { file: source };
-        check.type_meta("apiVersion", self.api_version.as_deref(), API_VERSION)?;
-        check.type_meta("kind", self.kind.as_deref(), KIND)?;
-        let defaults = SharderConfig::default();
-        let webhook = self.webhook.unwrap_or_default();
-        Ok(SharderConfig {
-            client_connection: check
-                .client_connection(self.client_connection.unwrap_or_default())?,
-            leader_election: check.leader_election(
-                self.leader_election.unwrap_or_default(),
-                defaults.leader_election,
-            )?,
-            debugging: {
-                let raw = self.debugging.unwrap_or_default();
-                Debugging {
-                    enable_profiling: raw
-                        .enable_profiling
-                        .unwrap_or(defaults.debugging.enable_profiling),
-                    enable_contention_profiling: raw
-                        .enable_contention_profiling
-                        .unwrap_or(defaults.debugging.enable_contention_profiling),
-                }
+impl ParseError {
+    fn in_file(self, file: &Path) -> ConfigError {
+        let file = file.to_owned();
+        match self {
+            Self::Shape(source) => ConfigError::Parse { file, source },
+            Self::Invalid { field, message } => ConfigError::Invalid {
+                file,
+                field,
+                message,
             },
-            health_bind_address: check.optional_bind_address(
-                "health.bindAddress",
-                self.health.and_then(|health| health.bind_address),
-                defaults.health_bind_address,
-            )?,
-            metrics_bind_address: check.optional_bind_address(
-                "metrics.bindAddress",
-                self.metrics.and_then(|metrics| metrics.bind_address),
-                defaults.metrics_bind_address,
-            )?,
-            sharder_controller: check.sharder_controller(
-                self.controller
-                    .and_then(|controller| controller.sharder)
-                    .unwrap_or_default(),
-                defaults.sharder_controller,
-            )?,
-            webhook_server: check
-                .webhook_server(webhook.server.unwrap_or_default(), defaults.webhook_server)?,
-            webhook_config: check
-                .webhook_config(webhook.config.unwrap_or_default(), defaults.webhook_config)?,
-            graceful_shutdown_timeout: match self.graceful_shut_down {
-                None => defaults.graceful_shutdown_timeout,
-                // Negative means no timeout, as in controller-runtime.
-                Some(text) => check.duration("gracefulShutDown", &text)?.ok(),
+        }
+    }
+}
+
+/// Reads a config file's YAML, tracking the path of a rejected value and the fields that the
+/// Kubernetes types ignore.
+fn parse(text: &str) -> Result<SharderConfig, ParseError> {
+    // One line, such as "line 3 column 1: unknown field `x`, expected one of ...": errors are
+    // logged on one line, so without the multi-line source snippet.
+    let options = serde_saphyr::options! { with_snippet: false };
+    let mut ignored = None;
+    let mut path = String::new();
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |yaml| {
+        let mut on_ignored = |field: serde_ignored::Path<'_>| {
+            ignored.get_or_insert_with(|| ignored_field(&field));
+        };
+        let yaml = serde_ignored::Deserializer::new(yaml, &mut on_ignored);
+        let mut track = serde_path_to_error::Track::new();
+        let result =
+            SharderConfig::deserialize(serde_path_to_error::Deserializer::new(yaml, &mut track));
+        if result.is_err() {
+            path = track.path().to_string();
+        }
+        result
+    });
+    match (parsed, ignored) {
+        (Ok(_), Some((parent, field))) => Err(ParseError::Shape(ShapeError::UnknownField {
+            parent,
+            field,
+        })),
+        (Ok(config), None) => Ok(config),
+        // A newtype's own message: what the value must be, and the value.
+        (Err(serde_saphyr::Error::Message { msg, .. }), _) => Err(ParseError::Invalid {
+            field: path,
+            message: msg,
+        }),
+        (Err(error), _) => Err(ParseError::Shape(ShapeError::Yaml(Box::new(error)))),
+    }
+}
+
+/// The path of an ignored field's parent and the field's name, as in `a.b[0]` and `c`.
+fn ignored_field(path: &serde_ignored::Path<'_>) -> (String, String) {
+    fn text(path: &serde_ignored::Path<'_>) -> String {
+        match path {
+            serde_ignored::Path::Root => String::new(),
+            serde_ignored::Path::Seq { parent, index } => format!("{}[{index}]", text(parent)),
+            serde_ignored::Path::Map { parent, key } => match text(parent) {
+                parent if parent.is_empty() => key.clone(),
+                parent => format!("{parent}.{key}"),
             },
-        })
+            serde_ignored::Path::Some { parent }
+            | serde_ignored::Path::NewtypeStruct { parent }
+            | serde_ignored::Path::NewtypeVariant { parent } => text(parent),
+        }
+    }
+    match path {
+        serde_ignored::Path::Map { parent, key } => (text(parent), key.clone()),
+        other => (text(other), String::new()),
     }
 }
 
@@ -564,11 +551,16 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    fn invalid(&self, field: &str, value: impl Display, reason: impl Into<String>) -> ConfigError {
+    fn invalid(
+        &self,
+        field: &str,
+        value: impl fmt::Display,
+        reason: impl fmt::Display,
+    ) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_owned(),
             field: field.to_owned(),
-            message: format!("{}, got {value}", reason.into()),
+            message: format!("{reason}, got {value}"),
         }
     }
 
@@ -580,358 +572,77 @@ impl Check<'_> {
         }
     }
 
-    fn type_meta(&self, field: &str, value: Option<&str>, expected: &str) -> Result<()> {
-        match value {
-            Some(value) if value == expected => Ok(()),
-            Some(value) => Err(self.invalid(field, quoted(value), format!("must be {expected}"))),
-            None => Err(self.invalid(field, "nothing", format!("must be {expected}"))),
-        }
-    }
-
-    fn client_connection(&self, raw: RawClientConnection) -> Result<ClientConnection> {
-        let qps = match raw.qps {
-            Some(qps) if !qps.is_finite() => {
-                return Err(self.invalid("clientConnection.qps", qps, "must be a finite number"));
-            }
-            // 0 is unset, and a negative rate disables the limiter as in client-go: either way no
-            // client-side limit (SPEC B).
-            Some(qps) if qps > 0.0 => Some(qps),
-            _ => None,
-        };
-        let burst = match raw.burst {
-            Some(burst) => match u32::try_from(burst) {
-                Ok(0) => None,
-                Ok(burst) => Some(burst),
-                Err(_) => {
-                    return Err(self.invalid(
-                        "clientConnection.burst",
-                        burst,
-                        "must not be negative",
-                    ));
-                }
-            },
-            None => None,
-        };
-        Ok(ClientConnection {
-            kubeconfig: non_empty(raw.kubeconfig).map(PathBuf::from),
-            accept_content_types: non_empty(raw.accept_content_types),
-            content_type: non_empty(raw.content_type),
-            qps,
-            burst,
-        })
-    }
-
-    fn leader_election(
-        &self,
-        raw: RawLeaderElection,
-        defaults: LeaderElection,
-    ) -> Result<LeaderElection> {
-        let lease_duration = self.positive_duration(
-            "leaderElection.leaseDuration",
-            raw.lease_duration,
-            defaults.lease_duration,
-        )?;
-        let renew_deadline = self.positive_duration(
-            "leaderElection.renewDeadline",
-            raw.renew_deadline,
-            defaults.renew_deadline,
-        )?;
-        let retry_period = self.positive_duration(
-            "leaderElection.retryPeriod",
-            raw.retry_period,
-            defaults.retry_period,
-        )?;
-        if renew_deadline >= lease_duration {
-            return Err(self.conflict(
-                "leaderElection",
-                format!(
-                    "renewDeadline ({renew_deadline:?}) must be less than leaseDuration \
-                     ({lease_duration:?})"
-                ),
-            ));
-        }
-        if retry_period >= renew_deadline {
-            return Err(self.conflict(
-                "leaderElection",
-                format!(
-                    "retryPeriod ({retry_period:?}) must be less than renewDeadline \
-                     ({renew_deadline:?})"
-                ),
-            ));
-        }
-        let resource_lock = non_empty(raw.resource_lock).unwrap_or(defaults.resource_lock);
-        if resource_lock != "leases" {
-            return Err(self.invalid(
-                "leaderElection.resourceLock",
-                quoted(&resource_lock),
-                "must be leases",
-            ));
-        }
-        Ok(LeaderElection {
-            leader_elect: raw.leader_elect.unwrap_or(defaults.leader_elect),
-            lease_duration,
-            renew_deadline,
-            retry_period,
-            resource_lock,
-            resource_name: non_empty(raw.resource_name).unwrap_or(defaults.resource_name),
-            resource_namespace: non_empty(raw.resource_namespace)
-                .unwrap_or(defaults.resource_namespace),
-        })
-    }
-
-    fn sharder_controller(
-        &self,
-        raw: RawSharderController,
-        defaults: SharderController,
-    ) -> Result<SharderController> {
-        let sync_period = self.positive_duration(
-            "controller.sharder.syncPeriod",
-            raw.sync_period,
-            defaults.sync_period,
-        )?;
-        let concurrent_moves = match raw.concurrent_moves {
-            None => defaults.concurrent_moves,
-            Some(moves) => usize::try_from(moves)
-                .ok()
-                .filter(|&moves| moves >= 1)
-                .ok_or_else(|| {
-                    self.invalid(
-                        "controller.sharder.concurrentMoves",
-                        moves,
-                        "must be at least 1",
-                    )
-                })?,
-        };
-        Ok(SharderController {
-            sync_period,
-            concurrent_moves,
-        })
-    }
-
-    fn webhook_server(
-        &self,
-        raw: RawWebhookServer,
-        defaults: WebhookServer,
-    ) -> Result<WebhookServer> {
-        let bind_address = match non_empty(raw.bind_address) {
-            None => defaults.bind_address,
-            Some(text) => parse_bind_address(&text).ok_or_else(|| {
-                self.invalid(
-                    "webhook.server.bindAddress",
-                    quoted(&text),
-                    "must be ip:port or :port (the webhook server cannot be disabled)",
-                )
-            })?,
-        };
-        Ok(WebhookServer {
-            bind_address,
-            cert_dir: non_empty(raw.cert_dir).map_or(defaults.cert_dir, PathBuf::from),
-            cert_name: non_empty(raw.cert_name).unwrap_or(defaults.cert_name),
-            key_name: non_empty(raw.key_name).unwrap_or(defaults.key_name),
-        })
-    }
-
-    fn webhook_config(
-        &self,
-        raw: RawWebhookConfig,
-        defaults: WebhookConfig,
-    ) -> Result<WebhookConfig> {
-        let mut client_config = match raw.client_config {
-            None => defaults.client_config,
-            Some(raw) => self.client_config(raw)?,
-        };
-        if let Some(path) = non_empty(raw.ca_bundle_file) {
-            if client_config.ca_bundle.is_some() {
-                return Err(self.conflict(
-                    "webhook.config",
-                    "at most one of caBundleFile and clientConfig.caBundle may be set",
-                ));
-            }
-            client_config.ca_bundle = Some(ByteString(self.ca_bundle(&path)?));
-        }
-        Ok(WebhookConfig {
-            annotations: raw.annotations.unwrap_or_default(),
-            client_config,
-            namespace_selector: match raw.namespace_selector {
-                None => defaults.namespace_selector,
-                Some(raw) => self.label_selector("webhook.config.namespaceSelector", raw)?,
-            },
-        })
-    }
-
-    fn client_config(&self, raw: RawWebhookClientConfig) -> Result<WebhookClientConfig> {
+    fn client_config(&self, config: &WebhookClientConfig) -> Result<()> {
         const FIELD: &str = "webhook.config.clientConfig";
-        let (service, url) = match (raw.service, non_empty(raw.url)) {
+        match (&config.service, &config.url) {
             (Some(_), Some(_)) => {
-                return Err(self.conflict(FIELD, "exactly one of service and url must be set"));
+                Err(self.conflict(FIELD, "exactly one of service and url must be set"))
             }
-            (Some(service), None) => (Some(self.service(service)?), None),
-            (None, Some(url)) => {
-                check_https_url(&url).map_err(|reason| {
-                    self.invalid("webhook.config.clientConfig.url", quoted(&url), reason)
-                })?;
-                (None, Some(url))
-            }
-            // Like the Go defaults: without a target, the sharder's own Service.
-            (None, None) => (Some(default_service()), None),
-        };
-        Ok(WebhookClientConfig {
-            ca_bundle: raw.ca_bundle,
-            service,
-            url,
-        })
-    }
-
-    fn service(&self, raw: RawServiceReference) -> Result<ServiceReference> {
-        let defaults = default_service();
-        if let Some(port) = raw.port
-            && !(1..=65535).contains(&port)
-        {
-            return Err(self.invalid(
-                "webhook.config.clientConfig.service.port",
-                port,
-                "must be between 1 and 65535",
-            ));
+            (Some(service), None) => match service.port {
+                Some(port) if !(1..=65535).contains(&port) => Err(self.invalid(
+                    "webhook.config.clientConfig.service.port",
+                    port,
+                    "must be between 1 and 65535",
+                )),
+                _ => Ok(()),
+            },
+            (None, Some(url)) => check_https_url(url).map_err(|reason| {
+                self.invalid("webhook.config.clientConfig.url", quoted(url), reason)
+            }),
+            // Filled with the default service while reading.
+            (None, None) => Ok(()),
         }
-        Ok(ServiceReference {
-            namespace: non_empty(raw.namespace).unwrap_or(defaults.namespace),
-            name: non_empty(raw.name).unwrap_or(defaults.name),
-            path: raw.path,
-            port: raw.port,
-        })
     }
 
-    fn ca_bundle(&self, path: &str) -> Result<Vec<u8>> {
+    fn ca_bundle(&self, path: &Path) -> Result<Vec<u8>> {
         const FIELD: &str = "webhook.config.caBundleFile";
         let pem = std::fs::read(path).map_err(|source| ConfigError::ReadCaBundle {
             file: self.file.to_owned(),
             field: FIELD.to_owned(),
-            path: PathBuf::from(path),
+            path: path.to_owned(),
             source,
         })?;
         let marker = b"-----BEGIN CERTIFICATE-----";
         if !pem.windows(marker.len()).any(|window| window == marker) {
             return Err(self.invalid(
                 FIELD,
-                quoted(path),
+                quoted(&path.display().to_string()),
                 "must name a PEM file with at least one certificate",
             ));
         }
         Ok(pem)
     }
 
-    fn label_selector(&self, field: &str, raw: RawLabelSelector) -> Result<LabelSelector> {
-        let match_expressions = raw
-            .match_expressions
-            .map(|requirements| {
-                requirements
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, requirement)| {
-                        self.requirement(&format!("{field}.matchExpressions[{index}]"), requirement)
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
-        Ok(LabelSelector {
-            match_expressions,
-            match_labels: raw.match_labels,
-        })
+    fn label_selector(&self, field: &str, selector: &LabelSelector) -> Result<()> {
+        for (index, requirement) in selector.match_expressions.iter().flatten().enumerate() {
+            self.requirement(&format!("{field}.matchExpressions[{index}]"), requirement)?;
+        }
+        Ok(())
     }
 
-    fn requirement(
-        &self,
-        field: &str,
-        raw: RawLabelSelectorRequirement,
-    ) -> Result<LabelSelectorRequirement> {
-        if raw.key.is_empty() {
+    fn requirement(&self, field: &str, requirement: &LabelSelectorRequirement) -> Result<()> {
+        if requirement.key.is_empty() {
             return Err(self.invalid(&format!("{field}.key"), quoted(""), "must not be empty"));
         }
-        let has_values = raw.values.as_ref().is_some_and(|values| !values.is_empty());
-        match (raw.operator.as_str(), has_values) {
-            ("In" | "NotIn", true) | ("Exists" | "DoesNotExist", false) => {}
+        let has_values = requirement
+            .values
+            .as_ref()
+            .is_some_and(|values| !values.is_empty());
+        match (requirement.operator.as_str(), has_values) {
+            ("In" | "NotIn", true) | ("Exists" | "DoesNotExist", false) => Ok(()),
             ("In" | "NotIn", false) => {
-                return Err(self.conflict(field, "values must be set for operator In and NotIn"));
+                Err(self.conflict(field, "values must be set for operator In and NotIn"))
             }
-            ("Exists" | "DoesNotExist", true) => {
-                return Err(self.conflict(
-                    field,
-                    "values must be empty for operator Exists and DoesNotExist",
-                ));
-            }
-            (operator, _) => {
-                return Err(self.invalid(
-                    &format!("{field}.operator"),
-                    quoted(operator),
-                    "must be In, NotIn, Exists or DoesNotExist",
-                ));
-            }
+            ("Exists" | "DoesNotExist", true) => Err(self.conflict(
+                field,
+                "values must be empty for operator Exists and DoesNotExist",
+            )),
+            (operator, _) => Err(self.invalid(
+                &format!("{field}.operator"),
+                quoted(operator),
+                "must be In, NotIn, Exists or DoesNotExist",
+            )),
         }
-        Ok(LabelSelectorRequirement {
-            key: raw.key,
-            operator: raw.operator,
-            values: raw.values,
-        })
-    }
-
-    /// A Go duration: `Ok` when zero or positive, `Err` with the magnitude when negative.
-    fn duration(&self, field: &str, text: &str) -> Result<Result<Duration, Duration>> {
-        let nanos =
-            operations::duration::parse_nanos(text).map_err(|error| ConfigError::Invalid {
-                file: self.file.to_owned(),
-                field: field.to_owned(),
-                message: error.to_string(),
-            })?;
-        let magnitude = Duration::from_nanos(nanos.unsigned_abs());
-        Ok(if nanos < 0 {
-            Err(magnitude)
-        } else {
-            Ok(magnitude)
-        })
-    }
-
-    fn positive_duration(
-        &self,
-        field: &str,
-        text: Option<String>,
-        default: Duration,
-    ) -> Result<Duration> {
-        let Some(text) = text else {
-            return Ok(default);
-        };
-        match self.duration(field, &text)? {
-            Ok(duration) if !duration.is_zero() => Ok(duration),
-            _ => Err(self.invalid(field, quoted(&text), "must be positive")),
-        }
-    }
-
-    /// `health.bindAddress` or `metrics.bindAddress`: empty means the default, `0` disables.
-    fn optional_bind_address(
-        &self,
-        field: &str,
-        text: Option<String>,
-        default: Option<SocketAddr>,
-    ) -> Result<Option<SocketAddr>> {
-        match non_empty(text) {
-            None => Ok(default),
-            Some(text) if text == "0" => Ok(None),
-            Some(text) => parse_bind_address(&text).map(Some).ok_or_else(|| {
-                self.invalid(
-                    field,
-                    quoted(&text),
-                    "must be ip:port, :port or 0 to disable",
-                )
-            }),
-        }
-    }
-}
-
-/// Parses a Go listen address other than `0`: `ip:port`, `[ipv6]:port` or `:port` (every
-/// interface).
-fn parse_bind_address(text: &str) -> Option<SocketAddr> {
-    match text.strip_prefix(':') {
-        Some(port) => port.parse().ok().map(all_interfaces),
-        None => text.parse().ok(),
     }
 }
 
@@ -953,14 +664,304 @@ fn check_https_url(url: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-/// Go treats an empty string like an unset field.
-fn non_empty(text: Option<String>) -> Option<String> {
-    text.filter(|text| !text.is_empty())
-}
-
 /// A string value as shown in errors.
 fn quoted(text: &str) -> String {
     format!("{text:?}")
+}
+
+/// The error of a value that breaks its field's rule: what it must be, and the value.
+fn rejected<E: serde::de::Error>(value: impl fmt::Display, reason: &str) -> E {
+    E::custom(format!("{reason}, got {value}"))
+}
+
+/// `apiVersion`: only [`API_VERSION`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiVersion;
+
+/// `kind`: only [`KIND`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind;
+
+/// `leaderElection.resourceLock`: only `leases` (empty means the same).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceLock;
+
+/// Reads a string that must be `expected` (or empty, where Go's default is `expected`).
+fn fixed_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    expected: &str,
+    empty_allowed: bool,
+) -> Result<(), D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text == expected || (empty_allowed && text.is_empty()) {
+        Ok(())
+    } else {
+        Err(rejected(quoted(&text), &format!("must be {expected}")))
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        fixed_text(deserializer, API_VERSION, false).map(|()| Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        fixed_text(deserializer, KIND, false).map(|()| Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceLock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        fixed_text(deserializer, "leases", true).map(|()| Self)
+    }
+}
+
+/// A Go duration greater than zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PositiveDuration(operations::Duration);
+
+impl PositiveDuration {
+    /// `duration`, unless it is zero.
+    #[must_use]
+    pub fn new(duration: Duration) -> Option<Self> {
+        (!duration.is_zero()).then_some(Self(operations::Duration::new(duration)))
+    }
+
+    const fn from_secs(secs: u64) -> Self {
+        Self(operations::Duration::from_secs(secs))
+    }
+
+    /// The duration.
+    #[must_use]
+    pub const fn get(self) -> Duration {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for PositiveDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for PositiveDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let nanos = operations::duration::parse_nanos(&text).map_err(D::Error::custom)?;
+        match u64::try_from(nanos) {
+            Ok(nanos) if nanos > 0 => Ok(Self(Duration::from_nanos(nanos).into())),
+            _ => Err(rejected(quoted(&text), "must be positive")),
+        }
+    }
+}
+
+/// `gracefulShutDown`: a Go duration; `Some(Duration::ZERO)` (`0s`) does not wait at all, `None`
+/// (a negative duration such as `-1s`) waits without a limit, as in controller-runtime.
+/// Defaults to 15 s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GracefulShutdown(Option<Duration>);
+
+impl GracefulShutdown {
+    /// The timeout; `None` waits without a limit.
+    #[must_use]
+    pub const fn get(self) -> Option<Duration> {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for GracefulShutdown {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let nanos = operations::duration::parse_nanos(&text).map_err(D::Error::custom)?;
+        Ok(Self(u64::try_from(nanos).ok().map(Duration::from_nanos)))
+    }
+}
+
+/// `health.bindAddress` or `metrics.bindAddress`: `ip:port` or `:port`, or `0` to disable;
+/// empty means `:PORT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddress<const PORT: u16>(Option<SocketAddr>);
+
+impl<const PORT: u16> ListenAddress<PORT> {
+    /// The address, or `None` when disabled.
+    #[must_use]
+    pub const fn get(self) -> Option<SocketAddr> {
+        self.0
+    }
+}
+
+impl<const PORT: u16> Default for ListenAddress<PORT> {
+    fn default() -> Self {
+        Self(Some(all_interfaces(PORT)))
+    }
+}
+
+impl<'de, const PORT: u16> Deserialize<'de> for ListenAddress<PORT> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "" => Ok(Self::default()),
+            "0" => Ok(Self(None)),
+            _ => parse_bind_address(&text)
+                .map(|address| Self(Some(address)))
+                .ok_or_else(|| rejected(quoted(&text), "must be ip:port, :port or 0 to disable")),
+        }
+    }
+}
+
+/// `webhook.server.bindAddress`: `ip:port` or `:port`; empty means `:9443`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebhookAddress(SocketAddr);
+
+impl WebhookAddress {
+    /// The address.
+    #[must_use]
+    pub const fn get(self) -> SocketAddr {
+        self.0
+    }
+}
+
+impl Default for WebhookAddress {
+    fn default() -> Self {
+        Self(all_interfaces(9443))
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Ok(Self::default());
+        }
+        parse_bind_address(&text).map(Self).ok_or_else(|| {
+            rejected(
+                quoted(&text),
+                "must be ip:port or :port (the webhook server cannot be disabled)",
+            )
+        })
+    }
+}
+
+/// Parses a Go listen address other than `0`: `ip:port`, `[ipv6]:port` or `:port` (every
+/// interface).
+fn parse_bind_address(text: &str) -> Option<SocketAddr> {
+    match text.strip_prefix(':') {
+        Some(port) => port.parse().ok().map(all_interfaces),
+        None => text.parse().ok(),
+    }
+}
+
+/// `controller.sharder.concurrentMoves`: at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConcurrentMoves(usize);
+
+impl ConcurrentMoves {
+    /// How many moves at once.
+    #[must_use]
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ConcurrentMoves {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let moves = i32::deserialize(deserializer)?;
+        usize::try_from(moves)
+            .ok()
+            .filter(|&moves| moves >= 1)
+            .map(Self)
+            .ok_or_else(|| rejected(moves, "must be at least 1"))
+    }
+}
+
+/// A section such as `debugging:` that is present but empty (null) has every default.
+fn section<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Go treats an empty string like an unset field.
+fn non_empty<'de, D: Deserializer<'de>, T: From<String>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    Ok(text.filter(|text| !text.is_empty()).map(T::from))
+}
+
+/// A string whose empty value means `default`, as Go's defaulting does.
+fn or_default<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    default: &str,
+) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Ok(if text.is_empty() {
+        default.to_owned()
+    } else {
+        text
+    })
+}
+
+fn resource_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    or_default(deserializer, SHARDER_LEASE)
+}
+
+fn resource_namespace<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    or_default(deserializer, SHARDER_NAMESPACE)
+}
+
+fn cert_dir<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+    or_default(deserializer, CERT_DIR).map(PathBuf::from)
+}
+
+fn cert_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    or_default(deserializer, CERT_NAME)
+}
+
+fn key_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    or_default(deserializer, KEY_NAME)
+}
+
+/// `clientConnection.qps`: a finite number; zero means unset, and a negative rate disables
+/// the limiter as in client-go: either way no client-side limit (SPEC B).
+fn qps<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f32>, D::Error> {
+    let qps = f32::deserialize(deserializer)?;
+    if !qps.is_finite() {
+        return Err(rejected(qps, "must be a finite number"));
+    }
+    Ok((qps > 0.0).then_some(qps))
+}
+
+/// `clientConnection.burst`: not negative; zero means unset.
+fn burst<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let burst = i32::deserialize(deserializer)?;
+    let burst = u32::try_from(burst).map_err(|_| rejected(burst, "must not be negative"))?;
+    Ok((burst > 0).then_some(burst))
+}
+
+/// `webhook.config.clientConfig` with Go's defaults: the sharder's own Service when neither a
+/// service nor a URL is set, and the Service's name and namespace when empty.
+fn client_config<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<WebhookClientConfig, D::Error> {
+    let mut config = WebhookClientConfig::deserialize(deserializer)?;
+    let defaults = default_service();
+    config.url = config.url.filter(|url| !url.is_empty());
+    match &mut config.service {
+        None if config.url.is_none() => config.service = Some(defaults),
+        None => {}
+        Some(service) => {
+            if service.namespace.is_empty() {
+                service.namespace = defaults.namespace;
+            }
+            if service.name.is_empty() {
+                service.name = defaults.name;
+            }
+        }
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -1000,6 +1001,10 @@ mod tests {
         }
     }
 
+    fn positive(duration: Duration) -> PositiveDuration {
+        PositiveDuration::new(duration).unwrap()
+    }
+
     const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
     #[test]
@@ -1022,10 +1027,10 @@ mod tests {
             SharderConfig::default().leader_election,
             LeaderElection {
                 leader_elect: true,
-                lease_duration: Duration::from_secs(15),
-                renew_deadline: Duration::from_secs(10),
-                retry_period: Duration::from_secs(2),
-                resource_lock: "leases".to_owned(),
+                lease_duration: positive(Duration::from_secs(15)),
+                renew_deadline: positive(Duration::from_secs(10)),
+                retry_period: positive(Duration::from_secs(2)),
+                resource_lock: ResourceLock,
                 resource_name: "sharder".to_owned(),
                 resource_namespace: "sharding-system".to_owned(),
             }
@@ -1047,37 +1052,33 @@ mod tests {
     fn health_metrics_and_shutdown_default_to_the_go_values() {
         let config = SharderConfig::default();
         assert_eq!(
-            config.health_bind_address,
+            config.health.bind_address.get(),
             Some("0.0.0.0:8081".parse().unwrap())
         );
         assert_eq!(
-            config.metrics_bind_address,
+            config.metrics.bind_address.get(),
             Some("0.0.0.0:8080".parse().unwrap())
         );
         assert_eq!(
-            config.graceful_shutdown_timeout,
+            config.graceful_shutdown_timeout.get(),
             Some(Duration::from_secs(15))
         );
     }
 
     #[test]
     fn sharder_controller_defaults_to_five_minutes_and_100_moves() {
-        assert_eq!(
-            SharderConfig::default().sharder_controller,
-            SharderController {
-                sync_period: Duration::from_secs(300),
-                concurrent_moves: 100,
-            }
-        );
+        let sharder = SharderConfig::default().controller.sharder;
+        assert_eq!(sharder.sync_period.get(), Duration::from_secs(300));
+        assert_eq!(sharder.concurrent_moves.get(), 100);
     }
 
     #[test]
     fn webhook_server_defaults_to_port_9443_and_the_controller_runtime_cert_paths() {
-        let server = SharderConfig::default().webhook_server;
+        let server = SharderConfig::default().webhook.server;
         assert_eq!(
             server,
             WebhookServer {
-                bind_address: "0.0.0.0:9443".parse().unwrap(),
+                bind_address: WebhookAddress("0.0.0.0:9443".parse().unwrap()),
                 cert_dir: PathBuf::from("/tmp/k8s-webhook-server/serving-certs"),
                 cert_name: "tls.crt".to_owned(),
                 key_name: "tls.key".to_owned(),
@@ -1096,7 +1097,7 @@ mod tests {
     #[test]
     fn webhook_config_defaults_to_the_sharder_service_and_excludes_system_namespaces() {
         assert_eq!(
-            SharderConfig::default().webhook_config,
+            SharderConfig::default().webhook.config,
             WebhookConfig {
                 annotations: BTreeMap::new(),
                 client_config: WebhookClientConfig {
@@ -1117,6 +1118,7 @@ mod tests {
                     }]),
                     match_labels: None,
                 },
+                ca_bundle_file: None,
             }
         );
     }
@@ -1156,7 +1158,7 @@ mod tests {
         assert_eq!(config.client_connection.qps, Some(1000.0));
         assert_eq!(config.client_connection.burst, Some(1200));
         assert_eq!(
-            config.webhook_config.annotations,
+            config.webhook.config.annotations,
             BTreeMap::from([(
                 "cert-manager.io/inject-ca-from".to_owned(),
                 "sharding-system/webhook-server".to_owned()
@@ -1230,10 +1232,10 @@ gracefulShutDown: -1s
                 },
                 leader_election: LeaderElection {
                     leader_elect: false,
-                    lease_duration: Duration::from_secs(60),
-                    renew_deadline: Duration::from_secs(45),
-                    retry_period: Duration::from_millis(1500),
-                    resource_lock: "leases".to_owned(),
+                    lease_duration: positive(Duration::from_secs(60)),
+                    renew_deadline: positive(Duration::from_secs(45)),
+                    retry_period: positive(Duration::from_millis(1500)),
+                    resource_lock: ResourceLock,
                     resource_name: "my-sharder".to_owned(),
                     resource_namespace: "my-system".to_owned(),
                 },
@@ -1241,38 +1243,48 @@ gracefulShutDown: -1s
                     enable_profiling: false,
                     enable_contention_profiling: true,
                 },
-                health_bind_address: Some("127.0.0.1:9081".parse().unwrap()),
-                metrics_bind_address: None,
-                sharder_controller: SharderController {
-                    sync_period: Duration::from_secs(5400),
-                    concurrent_moves: 7,
+                health: Endpoint {
+                    bind_address: ListenAddress(Some("127.0.0.1:9081".parse().unwrap())),
                 },
-                webhook_server: WebhookServer {
-                    bind_address: "[::1]:10443".parse().unwrap(),
-                    cert_dir: PathBuf::from("/certs"),
-                    cert_name: "cert.pem".to_owned(),
-                    key_name: "key.pem".to_owned(),
+                metrics: Endpoint {
+                    bind_address: ListenAddress(None),
                 },
-                webhook_config: WebhookConfig {
-                    annotations: BTreeMap::from([("example.com/a".to_owned(), "b".to_owned())]),
-                    client_config: WebhookClientConfig {
-                        ca_bundle: Some(ByteString(PEM.as_bytes().to_vec())),
-                        service: None,
-                        url: Some("https://sharder.example.com:10443/".to_owned()),
-                    },
-                    namespace_selector: LabelSelector {
-                        match_expressions: Some(vec![LabelSelectorRequirement {
-                            key: "team".to_owned(),
-                            operator: "Exists".to_owned(),
-                            values: None,
-                        }]),
-                        match_labels: Some(BTreeMap::from([(
-                            "sharded".to_owned(),
-                            "true".to_owned()
-                        )])),
+                controller: Controller {
+                    sharder: SharderController {
+                        sync_period: positive(Duration::from_secs(5400)),
+                        concurrent_moves: ConcurrentMoves(7),
                     },
                 },
-                graceful_shutdown_timeout: None,
+                webhook: Webhook {
+                    server: WebhookServer {
+                        bind_address: WebhookAddress("[::1]:10443".parse().unwrap()),
+                        cert_dir: PathBuf::from("/certs"),
+                        cert_name: "cert.pem".to_owned(),
+                        key_name: "key.pem".to_owned(),
+                    },
+                    config: WebhookConfig {
+                        annotations: BTreeMap::from([("example.com/a".to_owned(), "b".to_owned())]),
+                        client_config: WebhookClientConfig {
+                            ca_bundle: Some(ByteString(PEM.as_bytes().to_vec())),
+                            service: None,
+                            url: Some("https://sharder.example.com:10443/".to_owned()),
+                        },
+                        namespace_selector: LabelSelector {
+                            match_expressions: Some(vec![LabelSelectorRequirement {
+                                key: "team".to_owned(),
+                                operator: "Exists".to_owned(),
+                                values: None,
+                            }]),
+                            match_labels: Some(BTreeMap::from([(
+                                "sharded".to_owned(),
+                                "true".to_owned()
+                            )])),
+                        },
+                        ca_bundle_file: Some(ca.0.clone()),
+                    },
+                },
+                graceful_shutdown_timeout: GracefulShutdown(None),
+                ..SharderConfig::default()
             }
         );
     }
@@ -1285,7 +1297,7 @@ gracefulShutDown: -1s
         )
         .unwrap();
         assert_eq!(
-            config.webhook_config.client_config,
+            config.webhook.config.client_config,
             WebhookClientConfig {
                 ca_bundle: Some(ByteString(b"foo".to_vec())),
                 service: Some(ServiceReference {
@@ -1306,13 +1318,13 @@ gracefulShutDown: -1s
              webhook: {server: {bindAddress: '127.0.0.1:0'}}\n",
         )
         .unwrap();
-        assert_eq!(config.health_bind_address, None);
+        assert_eq!(config.health.bind_address.get(), None);
         assert_eq!(
-            config.metrics_bind_address,
+            config.metrics.bind_address.get(),
             Some("0.0.0.0:0".parse().unwrap())
         );
         assert_eq!(
-            config.webhook_server.bind_address,
+            config.webhook.server.bind_address.get(),
             "127.0.0.1:0".parse().unwrap()
         );
     }
@@ -1322,19 +1334,22 @@ gracefulShutDown: -1s
         assert_eq!(
             parse_body("gracefulShutDown: 0s\n")
                 .unwrap()
-                .graceful_shutdown_timeout,
+                .graceful_shutdown_timeout
+                .get(),
             Some(Duration::ZERO)
         );
         assert_eq!(
             parse_body("gracefulShutDown: '0'\n")
                 .unwrap()
-                .graceful_shutdown_timeout,
+                .graceful_shutdown_timeout
+                .get(),
             Some(Duration::ZERO)
         );
         assert_eq!(
             parse_body("gracefulShutDown: -1s\n")
                 .unwrap()
-                .graceful_shutdown_timeout,
+                .graceful_shutdown_timeout
+                .get(),
             None
         );
     }
@@ -1409,6 +1424,18 @@ gracefulShutDown: -1s
             "sharder.yaml: cannot parse sharder config: unknown field `gracefulShutdown`, \
              expected one of apiVersion, kind, clientConnection, leaderElection, debugging, \
              health, metrics, controller, webhook, gracefulShutDown at line 3, column 1"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_of_a_kubernetes_type_is_named_with_its_path() {
+        assert_eq!(
+            error_text(
+                "webhook: {config: {namespaceSelector: {matchExpressions: \
+                 [{key: a, operator: Exists, value: b}]}}}\n"
+            ),
+            "sharder.yaml: cannot parse sharder config: \
+             webhook.config.namespaceSelector.matchExpressions[0]: unknown field `value`"
         );
     }
 
@@ -1648,7 +1675,7 @@ gracefulShutDown: -1s
         ))
         .unwrap();
         assert_eq!(
-            config.webhook_config.client_config,
+            config.webhook.config.client_config,
             WebhookClientConfig {
                 ca_bundle: Some(ByteString(PEM.as_bytes().to_vec())),
                 service: Some(default_service()),

@@ -10,20 +10,18 @@ pub mod controller;
 pub mod metrics;
 pub mod webhook;
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{net::TcpListener, sync::Arc};
 
 use anyhow::Context as _;
 use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
 use operations::{
-    http,
-    http::Readiness,
+    http::{self, Readiness},
     leader::{self, LeaderElection},
-    stopped,
+    runtime::{Runtime, StopSignal},
 };
 use prometheus_client::registry::Registry;
-use tokio::sync::watch;
 
 use crate::{
     cache::RingCache,
@@ -55,9 +53,9 @@ impl Listeners {
             TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
         };
         Ok(Self {
-            webhook: bind(config.webhook_server.bind_address)?,
-            health: config.health_bind_address.map(bind).transpose()?,
-            metrics: config.metrics_bind_address.map(bind).transpose()?,
+            webhook: bind(config.webhook.server.bind_address.get())?,
+            health: config.health.bind_address.get().map(bind).transpose()?,
+            metrics: config.metrics.bind_address.get().map(bind).transpose()?,
         })
     }
 }
@@ -76,14 +74,7 @@ pub async fn run(
     identity: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let on_shutdown = stop_tx.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = on_shutdown.send(true);
-    });
-
+    let mut runtime = Runtime::new(shutdown, config.graceful_shutdown_timeout.get());
     let mut registry = Registry::default();
     let webhook_metrics = WebhookMetrics::register(&mut registry);
     let resync_metrics = ResyncMetrics::register(&mut registry);
@@ -91,71 +82,55 @@ pub async fn run(
     rest_metrics.register(&mut registry);
     let (cache, reflectors) = RingCache::start(&client);
     registry.register_collector(Box::new(metrics::RingCollector(cache.clone())));
-    let registry = Arc::new(registry);
     let reflectors = tokio::spawn(reflectors);
     let readiness = Readiness::default();
-    let mut servers = tokio::task::JoinSet::new();
     if let Some(listener) = listeners.health {
-        servers.spawn(http::serve(
-            listener,
-            http::health_router(readiness.clone()),
-            stopped(&stop),
-        ));
+        runtime.serve(listener, http::health_router(readiness.clone()));
     }
     if let Some(listener) = listeners.metrics {
-        servers.spawn(http::serve(
-            listener,
-            http::metrics_router(registry.clone()),
-            stopped(&stop),
-        ));
+        runtime.serve(listener, http::metrics_router(Arc::new(registry)));
     }
     let router = webhook::server::router(Webhook::new(Arc::new(cache.clone()), webhook_metrics));
     let (cert, key) = (
-        config.webhook_server.cert_file(),
-        config.webhook_server.key_file(),
+        config.webhook.server.cert_file(),
+        config.webhook.server.key_file(),
     );
-    let webhook_stop = stopped(&stop);
-    servers.spawn(async move {
+    let webhook_stop = runtime.stopped();
+    runtime.spawn_server(async move {
         webhook::server::serve(listeners.webhook, cert, key, router, webhook_stop)
             .await
             .context("webhook server failed")
     });
 
-    cache.wait_until_ready().await;
-    readiness.set_ready();
-    tracing::info!("caches synced, serving admissions");
-
-    let controllers = run_controllers(
-        &config,
-        client,
-        identity,
-        (resync_metrics, controller_metrics),
-        stop.clone(),
-    );
-    tokio::pin!(controllers);
-    let result = tokio::select! {
-        result = &mut controllers => result,
-        Some(joined) = servers.join_next() => {
-            let served = joined.context("server task panicked")?;
-            if *stop.borrow() {
-                // Stopping: servers may finish before the controllers do.
-                served.and(controllers.await)
-            } else {
-                served.and(Err(anyhow::anyhow!("a server stopped unexpectedly")))
-            }
+    // Admissions first, on every replica; then the controllers, on the leader only.
+    let leadership = async {
+        cache.wait_until_ready().await;
+        readiness.set_ready();
+        tracing::info!("caches synced, serving admissions");
+        let election = &config.leader_election;
+        if !election.leader_elect {
+            return Ok(None);
         }
+        let election = LeaderElection {
+            namespace: election.resource_namespace.clone(),
+            name: election.resource_name.clone(),
+            identity,
+            lease_duration: election.lease_duration.get(),
+            renew_deadline: election.renew_deadline.get(),
+        };
+        Ok(Some(leader::acquire(client.clone(), &election).await?))
     };
-    // Whatever ended the run, stop the rest within the graceful shutdown period.
-    let _ = stop_tx.send(true);
+    let result = runtime
+        .run(leadership, |stop| {
+            Box::pin(run_controllers(
+                &config,
+                &client,
+                (resync_metrics, controller_metrics),
+                stop,
+            ))
+        })
+        .await;
     reflectors.abort();
-    let drain = async { while servers.join_next().await.is_some() {} };
-    let timeout = config.graceful_shutdown_timeout.unwrap_or(Duration::MAX);
-    if tokio::time::timeout(timeout, drain).await.is_err() {
-        tracing::warn!(
-            ?timeout,
-            "servers did not stop within the graceful shutdown timeout"
-        );
-    }
     result
 }
 
@@ -165,99 +140,40 @@ pub async fn client(config: &SharderConfig) -> anyhow::Result<(Client, RestClien
     operations::client::build(config.client_connection.kubeconfig.as_deref()).await
 }
 
-/// Runs the controllers, behind leader election when it is enabled, until `stop`.
+/// Runs the controllers until `stop`.
 async fn run_controllers(
     config: &SharderConfig,
-    client: Client,
-    identity: String,
+    client: &Client,
     (resync_metrics, controller_metrics): (ResyncMetrics, ControllerMetrics),
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let election = &config.leader_election;
-    let leadership = if election.leader_elect {
-        let election = LeaderElection {
-            namespace: election.resource_namespace.clone(),
-            name: election.resource_name.clone(),
-            identity,
-            lease_duration: election.lease_duration,
-            renew_deadline: election.renew_deadline,
-        };
-        let (mut leading, task) = leader::elect(client.clone(), &election)
-            .await
-            .context("cannot start leader election")?;
-        tokio::select! {
-            result = leading.wait_for(|leading| *leading) => { result.context("leader election stopped")?; }
-            () = stopped(&stop) => return Ok(()),
-        }
-        tracing::info!(lease = election.name, "became leader, starting controllers");
-        Some((leading, task))
-    } else {
-        None
-    };
-
-    let (lost_tx, lost) = watch::channel(false);
-    let controllers_stop = {
-        let (stop, lost) = (stop.clone(), lost.clone());
-        move || {
-            let (stop, lost) = (stop.clone(), lost.clone());
-            async move {
-                tokio::select! {
-                    () = stopped(&stop) => {}
-                    () = stopped(&lost) => {}
-                }
-            }
-        }
-    };
-    let sharder = &config.sharder_controller;
+    stop: StopSignal,
+) {
+    let sharder = &config.controller.sharder;
     let resync = Resync::new(
         client.clone(),
-        sharder.concurrent_moves,
-        config.webhook_config.namespace_selector.clone(),
+        sharder.concurrent_moves.get(),
+        config.webhook.config.namespace_selector.clone(),
         resync_metrics,
     );
-    let controllers = async {
-        futures::join!(
-            controller::controller_ring::run(
-                client.clone(),
-                webhook_settings(config),
-                controller_metrics.controller("controllerring", 0),
-                controllers_stop(),
-            ),
-            controller::shard_lease::run(
-                client.clone(),
-                controller_metrics.controller("shardlease", 0),
-                controllers_stop(),
-            ),
-            controller::resync::controller::run(
-                client.clone(),
-                resync,
-                sharder.sync_period,
-                controller_metrics.controller("sharder", 0),
-                controllers_stop(),
-            ),
-        );
-    };
-
-    match leadership {
-        None => {
-            controllers.await;
-            Ok(())
-        }
-        Some((mut leading, task)) => {
-            let lost_leadership = async {
-                let _ = leading.wait_for(|leading| !*leading).await;
-                let _ = lost_tx.send(true);
-            };
-            tokio::select! {
-                () = controllers => {
-                    drop(leading);
-                    let _ = task.await;
-                    Ok(())
-                }
-                () = lost_leadership => Err(anyhow::anyhow!("lost leadership")),
-            }
-        }
-    }
+    futures::join!(
+        controller::controller_ring::run(
+            client.clone(),
+            webhook_settings(config),
+            controller_metrics.controller("controllerring", 0),
+            stop.stopped(),
+        ),
+        controller::shard_lease::run(
+            client.clone(),
+            controller_metrics.controller("shardlease", 0),
+            stop.stopped(),
+        ),
+        controller::resync::controller::run(
+            client.clone(),
+            resync,
+            sharder.sync_period.get(),
+            controller_metrics.controller("sharder", 0),
+            stop.stopped(),
+        ),
+    );
 }
 
 /// The webhook configuration settings of the config file.
@@ -266,7 +182,7 @@ fn webhook_settings(config: &SharderConfig) -> WebhookConfigSettings {
         service,
         url,
         ca_bundle,
-    } = config.webhook_config.client_config.clone();
+    } = config.webhook.config.client_config.clone();
     let client_config = match (service, url) {
         (Some(service), _) => ClientConfigSettings::Service {
             namespace: service.namespace,
@@ -276,9 +192,9 @@ fn webhook_settings(config: &SharderConfig) -> WebhookConfigSettings {
         (None, url) => ClientConfigSettings::Url(url.unwrap_or_default()),
     };
     WebhookConfigSettings {
-        annotations: config.webhook_config.annotations.clone(),
+        annotations: config.webhook.config.annotations.clone(),
         client_config,
         ca_bundle: ca_bundle.map(|bytes| bytes.0),
-        namespace_selector: Some(config.webhook_config.namespace_selector.clone()),
+        namespace_selector: Some(config.webhook.config.namespace_selector.clone()),
     }
 }

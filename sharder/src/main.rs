@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
+use sharder::config::SharderConfig;
 
 /// Assigns the objects of ControllerRings to shards and moves them when shards change.
 #[derive(Debug, Parser)]
@@ -25,20 +26,14 @@ fn default_identity() -> String {
 async fn main() -> anyhow::Result<()> {
     operations::telemetry::init();
     let cli = Cli::parse();
-    let config = match &cli.config {
-        Some(path) => sharder::config::SharderConfig::load(path)?,
-        None => sharder::config::SharderConfig::default(),
-    };
+    let config = cli
+        .config
+        .as_deref()
+        .map_or_else(|| Ok(SharderConfig::default()), SharderConfig::load)?;
     let client = sharder::client(&config)
         .await
         .context("cannot create a Kubernetes client")?;
     let listeners = sharder::Listeners::bind(&config)?;
-    sharder::run(
-        config,
-        client,
-        listeners,
-        cli.identity,
-        operations::telemetry::shutdown_signal(),
-    )
-    .await
+    let shutdown = operations::telemetry::shutdown_signal();
+    sharder::run(config, client, listeners, cli.identity, shutdown).await
 }

@@ -14,10 +14,11 @@ pub mod options;
 pub mod phase;
 pub mod samples;
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
+use futures::future::Either;
 use kube::{
     Client,
     runtime::{
@@ -27,12 +28,11 @@ use kube::{
 };
 use operations::{
     http::{self, Readiness},
-    leader::{self, LeaderElection},
-    stopped,
+    leader::{self, LeaderElection, Leadership},
+    runtime::Runtime,
 };
 use prometheus_client::registry::Registry;
 use sharding::shard::{Shard, ShardLease, ShardLeaseConfig, ShardLeaseHandle, watcher_config};
-use tokio::sync::watch;
 
 use crate::{
     audit::Audit,
@@ -78,12 +78,8 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-
+    // The servers stop at once when the controller has stopped and the Lease is released.
+    let mut runtime = Runtime::new(shutdown, Some(Duration::ZERO));
     let selected = match options.mode {
         Mode::Sharded => watcher_config(RING, &options.identity),
         Mode::Singleton => watcher::Config::default(),
@@ -97,88 +93,40 @@ pub async fn run(
         themes: watches.themes.clone(),
     }));
     let readiness = Readiness::default();
-    let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(http::serve(
-        listeners.metrics,
-        http::metrics_router(Arc::new(registry)),
-        stopped(&stop),
-    ));
-    servers.spawn(http::serve(
-        listeners.health,
-        http::health_router(readiness.clone()),
-        stopped(&stop),
-    ));
+    runtime.serve(listeners.metrics, http::metrics_router(Arc::new(registry)));
+    runtime.serve(listeners.health, http::health_router(readiness.clone()));
 
     // Servers first, so that a standby singleton answers health checks; it counts as ready, or
     // a rolling update would wait for a replica that cannot lead before the old one leaves.
     if options.mode == Mode::Singleton {
         readiness.set_ready();
     }
-    // The Lease before any watch: a shard must not watch or reconcile before it is a member.
-    let membership = match options.mode {
-        Mode::Sharded => Membership::Shard(Box::new(acquire_shard_lease(&client, &options).await?)),
-        Mode::Singleton => Membership::Leader(lead(&client, &options, &stop).await?),
-    };
-    let Some(membership) = membership.started() else {
-        return Ok(());
-    };
     let ctx = context(&options, &client, &watches)?;
-    let synced = watches.synced();
-    let ready = readiness.clone();
-    tokio::spawn(async move {
-        synced.await;
-        ready.set_ready();
-        tracing::info!("caches synced");
-    });
-
-    // Losing the Lease or leadership stops the controller as a shutdown does.
-    let (lost_tx, lost) = watch::channel(false);
-    let lost_membership = membership.lost();
-    let watch_membership = tokio::spawn(async move {
-        lost_membership.await;
-        let _ = lost_tx.send(true);
-    });
-    let controller_stop = {
-        let (stop, lost) = (stopped(&stop), stopped(&lost));
-        async move {
-            tokio::select! {
-                () = stop => {}
-                () = lost => {}
-            }
-        }
+    // The Lease before any watch: a shard must not watch or reconcile before it is a member.
+    let membership = async {
+        Ok(match options.mode {
+            Mode::Sharded => Either::Left(acquire_shard_lease(&client, &options).await?),
+            Mode::Singleton => Either::Right(lead(&client, &options).await?),
+        })
     };
-    let controller = controller::run(
-        watches,
-        ctx,
-        controller_metrics.controller(CONTROLLER, u32::from(options.workers)),
-        options.workers,
-        controller_stop,
-    );
-    tokio::pin!(controller);
-    let server_ended = tokio::select! {
-        () = &mut controller => None,
-        Some(joined) = servers.join_next() => {
-            Some(joined.context("server task panicked").and_then(|served| served))
-        }
-    };
-    let server_failed = match server_ended {
-        None => None,
-        // Stopping: the servers may end before the controller has drained.
-        Some(Ok(())) if *stop.borrow() => {
-            controller.await;
-            None
-        }
-        Some(ended) => Some(ended.and(Err(anyhow::anyhow!("a server stopped unexpectedly")))),
-    };
-    // The watcher holds a handle on leadership, which must be gone for the Lease to be released.
-    watch_membership.abort();
-    let _ = watch_membership.await;
-    let result = match server_failed {
-        Some(failure) => failure,
-        None => membership.end().await,
-    };
-    servers.abort_all();
-    result
+    let metrics = controller_metrics.controller(CONTROLLER, u32::from(options.workers));
+    runtime
+        .run(membership, |stop| {
+            let synced = watches.synced();
+            tokio::spawn(async move {
+                synced.await;
+                readiness.set_ready();
+                tracing::info!("caches synced");
+            });
+            Box::pin(controller::run(
+                watches,
+                ctx,
+                metrics,
+                options.workers,
+                stop.stopped(),
+            ))
+        })
+        .await
 }
 
 /// The reconciler's context: the caches of `watches` and the settings of `options`.
@@ -211,62 +159,6 @@ fn context(options: &Options, client: &Client, watches: &Watches) -> anyhow::Res
     }))
 }
 
-/// How this replica takes part: a shard's Lease, or leadership of the singleton.
-enum Membership {
-    Shard(Box<ShardLeaseHandle>),
-    Leader(Option<leader::Leadership>),
-}
-
-impl Membership {
-    /// `None` if the process was stopped before it became a member.
-    fn started(self) -> Option<Self> {
-        match self {
-            Self::Leader(None) => None,
-            membership => Some(membership),
-        }
-    }
-
-    /// Completes when this replica must stop reconciling.
-    fn lost(&self) -> futures::future::BoxFuture<'static, ()> {
-        match self {
-            Self::Shard(lease) => Box::pin(lease.lost()),
-            Self::Leader(Some((leading, _))) => {
-                let mut leading = leading.clone();
-                Box::pin(async move {
-                    let _ = leading.wait_for(|leading| !*leading).await;
-                })
-            }
-            Self::Leader(None) => Box::pin(std::future::pending()),
-        }
-    }
-
-    /// Leaves after the controller stopped: releases the shard Lease (so the sharder moves
-    /// the Websites at once) or the leader Lease. Fails if it was lost.
-    async fn end(self) -> anyhow::Result<()> {
-        match self {
-            Self::Shard(lease) => {
-                if !lease.is_held() {
-                    anyhow::bail!("lost the shard Lease");
-                }
-                lease
-                    .release()
-                    .await
-                    .context("cannot release the shard Lease")
-            }
-            Self::Leader(Some((leading, task))) => {
-                let lost = !*leading.borrow();
-                drop(leading);
-                let _ = task.await;
-                if lost {
-                    anyhow::bail!("lost leadership");
-                }
-                Ok(())
-            }
-            Self::Leader(None) => Ok(()),
-        }
-    }
-}
-
 async fn acquire_shard_lease(
     client: &Client,
     options: &Options,
@@ -285,12 +177,8 @@ async fn acquire_shard_lease(
     Ok(lease)
 }
 
-/// Waits for leadership; `None` if `stop` came first.
-async fn lead(
-    client: &Client,
-    options: &Options,
-    stop: &watch::Receiver<bool>,
-) -> anyhow::Result<Option<leader::Leadership>> {
+/// Contends for the leadership of the singleton and completes once this replica leads.
+async fn lead(client: &Client, options: &Options) -> anyhow::Result<Leadership> {
     let election = LeaderElection {
         namespace: options.namespace.clone(),
         name: RING.to_owned(),
@@ -298,15 +186,5 @@ async fn lead(
         lease_duration: options.lease_duration,
         renew_deadline: options.lease_duration * 2 / 3,
     };
-    let (mut leading, task) = leader::elect(client.clone(), &election)
-        .await
-        .context("cannot start leader election")?;
-    tokio::select! {
-        result = leading.wait_for(|leading| *leading) => {
-            result.context("leader election stopped")?;
-        }
-        () = stopped(stop) => return Ok(None),
-    }
-    tracing::info!(lease = RING, "became leader");
-    Ok(Some((leading, task)))
+    Ok(leader::acquire(client.clone(), &election).await?)
 }

@@ -1,9 +1,90 @@
-//! The operator's flags (every flag also reads an environment variable, for manifests).
+//! The operator's command line: its flags (every flag also reads an environment variable, for
+//! manifests) and the helper subcommands.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, ValueEnum};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use operations::duration::parse as parse_duration;
+
+use crate::{api, samples};
+
+/// Reconciles Websites and Themes into Deployments, ConfigMaps, Services and Ingresses.
+#[derive(Debug, Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A helper to run instead of the operator.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// How to run the operator.
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// The helpers beside the operator.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print N random Websites as YAML, for `kubectl apply -f -`.
+    Generate {
+        /// How many Websites.
+        #[arg(default_value_t = 10)]
+        count: usize,
+        /// Their namespace (it must be labelled `webhosting.timebertt.dev/project=true`).
+        #[arg(long, default_value = "project-foo")]
+        namespace: String,
+        /// The Themes to pick from at random.
+        #[arg(long = "theme", default_values = ["exciting", "lame"])]
+        themes: Vec<String>,
+        /// Name prefix.
+        #[arg(long, default_value = "website")]
+        prefix: String,
+        /// Label them `skip-workload` so that their Deployments run no pods.
+        #[arg(long)]
+        skip_workload: bool,
+    },
+    /// Print the CRDs, or write them to a directory.
+    Crds {
+        /// Write the files into this directory instead of printing them.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// Runs the helper, printing to stdout.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            Self::Generate {
+                count,
+                namespace,
+                themes,
+                prefix,
+                skip_workload,
+            } => {
+                let websites = samples::random_websites(
+                    &mut rand::rng(),
+                    count,
+                    &namespace,
+                    &prefix,
+                    &themes,
+                    skip_workload,
+                );
+                print!("{}", samples::to_yaml(&websites)?);
+            }
+            Self::Crds { write } => {
+                for (file, yaml) in api::crds_yaml() {
+                    match &write {
+                        Some(dir) => std::fs::write(dir.join(file), yaml).with_context(|| {
+                            format!("cannot write {}", dir.join(file).display())
+                        })?,
+                        None => print!("---\n{yaml}"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// How the operator runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,11 +1,13 @@
-//! Leader election for the sharder's controllers (SPEC B): one replica runs the controllers,
-//! every replica serves the webhook and metrics.
+//! Leader election (SPEC B): one replica runs the controllers, every replica serves its
+//! webhook and metrics.
 
 use std::time::Duration;
 
 use kube::Client;
-use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
-use tokio::sync::watch;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::runtime::Membership;
 
 /// How leadership is contended for.
 #[derive(Clone, Debug)]
@@ -23,18 +25,29 @@ pub struct LeaderElection {
     pub renew_deadline: Duration,
 }
 
-/// Leadership as it changes: `true` while this replica leads. Dropping the receiver (and
-/// awaiting the task) releases the Lease.
-pub type Leadership = (
-    watch::Receiver<bool>,
-    tokio::task::JoinHandle<Result<kube_lease_manager::LeaseManager, LeaseManagerError>>,
-);
+/// Why leadership could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The lease manager could not start.
+    #[error("cannot start leader election")]
+    Start(#[source] LeaseManagerError),
+    /// The lease manager ended before this replica led.
+    #[error("leader election stopped")]
+    Stopped,
+}
 
-/// Starts contending for leadership.
-pub async fn elect(
-    client: Client,
-    config: &LeaderElection,
-) -> Result<Leadership, LeaseManagerError> {
+/// Leadership held by this replica, as a [`Membership`]: lost when the Lease is, released by
+/// [`Membership::leave`].
+#[derive(Debug)]
+pub struct Leadership {
+    /// `true` while this replica leads.
+    leading: watch::Receiver<bool>,
+    /// The lease manager, which releases the Lease once `leading` is dropped.
+    manager: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
+}
+
+/// Contends for leadership and completes once this replica leads.
+pub async fn acquire(client: Client, config: &LeaderElection) -> Result<Leadership, Error> {
     let duration = config.lease_duration.as_secs().max(2);
     // The lease manager renews `grace` seconds before the Lease ends.
     let grace = duration
@@ -46,6 +59,32 @@ pub async fn elect(
         .with_duration(duration)
         .with_grace(grace)
         .build()
-        .await?;
-    Ok(manager.watch().await)
+        .await
+        .map_err(Error::Start)?;
+    let (mut leading, manager) = manager.watch().await;
+    leading
+        .wait_for(|leading| *leading)
+        .await
+        .map_err(|_| Error::Stopped)?;
+    tracing::info!(lease = config.name, "became leader");
+    Ok(Leadership { leading, manager })
+}
+
+impl Membership for Leadership {
+    fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut leading = self.leading.clone();
+        async move {
+            let _ = leading.wait_for(|leading| !*leading).await;
+        }
+    }
+
+    async fn leave(self) -> anyhow::Result<()> {
+        let lost = !*self.leading.borrow();
+        drop(self.leading);
+        let _ = self.manager.await;
+        if lost {
+            anyhow::bail!("lost leadership");
+        }
+        Ok(())
+    }
 }

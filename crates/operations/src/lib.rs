@@ -1,7 +1,8 @@
 //! What every binary of the project shares: logging and signals ([`telemetry`]), the
-//! `/healthz`, `/readyz` and `/metrics` endpoints ([`http`]), leader election ([`leader`]), an
-//! API client that counts its requests ([`client`]), stopping ([`stopped`]), and the
-//! one duration type, in Go's syntax ([`Duration`]).
+//! `/healthz`, `/readyz` and `/metrics` endpoints ([`http`]), leader election ([`leader`]), the
+//! process lifecycle of servers, membership and shutdown ([`runtime`]), an API client that
+//! counts its requests ([`client`]), stopping ([`stopped`]), and the one duration type, in Go's
+//! syntax ([`Duration`]).
 
 #![deny(missing_docs)]
 
@@ -9,6 +10,7 @@ pub mod client;
 pub mod duration;
 pub mod http;
 pub mod leader;
+pub mod runtime;
 pub mod telemetry;
 
 pub use duration::Duration;
@@ -16,7 +18,7 @@ pub use duration::Duration;
 use tokio::sync::watch;
 
 /// Completes once `stop` turns true (or its sender is gone).
-pub fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync + 'static {
+pub fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync + use<> {
     let mut stop = stop.clone();
     async move {
         let _ = stop.wait_for(|stopped| *stopped).await;

@@ -3,6 +3,7 @@ use std::time::Duration;
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Namespace};
 use kube::{Api, api::PostParams};
 use serde_json::json;
+use sharder::config::PositiveDuration;
 use sharding::api::{ControllerRing, labels};
 use testenv::Environment;
 
@@ -26,9 +27,10 @@ async fn only_the_leader_runs_the_controllers_and_another_replica_takes_over() {
         let (mut config, listeners) =
             sharder_config(&control_plane, name, Duration::from_secs(300));
         config.leader_election.leader_elect = true;
-        config.leader_election.lease_duration = Duration::from_secs(4);
-        config.leader_election.renew_deadline = Duration::from_secs(2);
-        config.leader_election.retry_period = Duration::from_secs(1);
+        let positive = |secs| PositiveDuration::new(Duration::from_secs(secs)).unwrap();
+        config.leader_election.lease_duration = positive(4);
+        config.leader_election.renew_deadline = positive(2);
+        config.leader_election.retry_period = positive(1);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let client = sharder::client(&config).await.unwrap();

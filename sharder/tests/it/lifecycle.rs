@@ -25,7 +25,7 @@ async fn health_endpoints_answer_and_a_stop_ends_the_sharder_within_the_grace_pe
     let control_plane = Environment::new().start().await.unwrap();
     install_crd(&control_plane.client().await.unwrap()).await;
     let (config, listeners) = sharder_config(&control_plane, "lifecycle", Duration::from_secs(300));
-    let grace = config.graceful_shutdown_timeout.unwrap();
+    let grace = config.graceful_shutdown_timeout.get().unwrap();
     let health = listeners
         .health
         .as_ref()

@@ -397,16 +397,20 @@ fn the_sharder_config_is_valid_and_agrees_with_the_deployment_and_service() {
     assert!(config.leader_election.leader_elect);
     assert_eq!(config.leader_election.resource_namespace, "sharding-system");
     assert_eq!(
-        config.webhook_server.cert_dir,
+        config.webhook.server.cert_dir,
         Path::new(mount_path(sharder, "webhook-certs"))
     );
     assert_eq!(
-        config.webhook_server.bind_address.port(),
+        config.webhook.server.bind_address.get().port(),
         u16::try_from(port(sharder, "webhook")).unwrap()
     );
-    let metrics = config.metrics_bind_address.expect("metrics are served");
+    let metrics = config
+        .metrics
+        .bind_address
+        .get()
+        .expect("metrics are served");
     assert_eq!(i64::from(metrics.port()), port(sharder, "metrics"));
-    let health = config.health_bind_address.expect("health is served");
+    let health = config.health.bind_address.get().expect("health is served");
     assert_eq!(i64::from(health.port()), port(sharder, "health"));
     assert_eq!(sharder["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(sharder["livenessProbe"]["httpGet"]["path"], "/healthz");
@@ -421,7 +425,7 @@ fn the_sharder_config_is_valid_and_agrees_with_the_deployment_and_service() {
 
     // The webhook's clientConfig is the Service, whose port 443 reaches the webhook port, and
     // its caBundle is the generated CA.
-    let client_config = &config.webhook_config.client_config;
+    let client_config = &config.webhook.config.client_config;
     let service_ref = client_config.service.as_ref().expect("a service");
     assert_eq!(
         (service_ref.namespace.as_str(), service_ref.name.as_str()),
@@ -451,13 +455,14 @@ fn the_cert_manager_overlay_configures_ca_injection_instead_of_a_bundle() {
     let config = sharder_config(&objects, None);
     assert_eq!(
         config
-            .webhook_config
+            .webhook
+            .config
             .annotations
             .get("cert-manager.io/inject-ca-from")
             .map(String::as_str),
         Some("sharding-system/sharder-webhook")
     );
-    assert!(config.webhook_config.client_config.ca_bundle.is_none());
+    assert!(config.webhook.config.client_config.ca_bundle.is_none());
     let certificate = find(&objects, "Certificate", "sharder-webhook");
     let deployment = find(&objects, "Deployment", "sharder");
     let volumes = deployment["spec"]["template"]["spec"]["volumes"].to_string();
