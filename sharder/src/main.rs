@@ -13,19 +13,24 @@ struct Cli {
     /// The SharderConfig file; defaults apply without one.
     #[arg(long, env = "SHARDER_CONFIG")]
     config: Option<PathBuf>,
-    /// This replica's identity in the leader-election Lease.
-    #[arg(long, env = "POD_NAME", default_value_t = default_identity())]
-    identity: String,
-}
-
-fn default_identity() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "sharder".to_owned())
+    /// The name this replica's leader-election identity starts with (default: the host name);
+    /// `_` and a UUID new at every start follow it.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     operations::telemetry::init();
     let cli = Cli::parse();
+    let base = match cli.identity {
+        Some(name) => name,
+        None => hostname::get()
+            .context("cannot read the host name for the leader-election identity")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let identity = operations::leader::unique_identity(&base, rand::random());
     let config = cli
         .config
         .as_deref()
@@ -35,5 +40,5 @@ async fn main() -> anyhow::Result<()> {
         .context("cannot create a Kubernetes client")?;
     let listeners = sharder::Listeners::bind(&config)?;
     let shutdown = operations::telemetry::shutdown_signal();
-    sharder::run(config, client, listeners, cli.identity, shutdown).await
+    sharder::run(config, client, listeners, identity, shutdown).await
 }

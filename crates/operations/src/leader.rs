@@ -25,6 +25,32 @@ pub struct LeaderElection {
     pub renew_deadline: Duration,
 }
 
+/// A leader-election identity unique to this process: `base`, then `_` and a random UUID, as
+/// controller-runtime builds it (`docs/compatibility.md#leader-election`). Two replicas on one
+/// host, or a restarted one whose old Lease still names it, never share an identity.
+#[must_use]
+pub fn unique_identity(base: &str, random: [u8; 16]) -> String {
+    let mut uuid = random;
+    // A version 4 (random) UUID of the RFC 9562 variant.
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    let hex = uuid
+        .iter()
+        .fold(String::with_capacity(32), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        });
+    format!(
+        "{base}_{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// Why leadership could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -86,5 +112,21 @@ impl Membership for Leadership {
             anyhow::bail!("lost leadership");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_identity_is_the_base_and_a_version_4_uuid() {
+        let identity = unique_identity("sharder-7d9f", [0xff; 16]);
+        assert_eq!(
+            identity,
+            "sharder-7d9f_ffffffff-ffff-4fff-bfff-ffffffffffff"
+        );
+        let zero = unique_identity("host", [0; 16]);
+        assert_eq!(zero, "host_00000000-0000-4000-8000-000000000000");
     }
 }
