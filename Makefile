@@ -1,5 +1,5 @@
 # The two entry points of the README, and the pieces they are made of.
-.PHONY: run test lint control-plane build
+.PHONY: run test lint control-plane build image-context
 
 SCENARIO ?= smoke
 
@@ -12,8 +12,8 @@ build:
 	cargo build --release --locked -p sharder -p webhosting-operator -p loadgen
 
 # Builds the pinned control plane (cached outside the repository), checks formatting and
-# lints, then runs every test. This is what CI runs.
-test: control-plane lint
+# lints, proves the images' build context, then runs every test. This is what CI runs.
+test: control-plane lint image-context
 	cargo test --workspace --locked
 
 lint:
@@ -22,6 +22,18 @@ lint:
 
 control-plane:
 	./hack/build-control-plane.sh >/dev/null
+
+# The Dockerfile's own `cargo build` in a copy of exactly the files `docker build` sends
+# (.dockerignore applied by BuildKit's own walker, hack/image-context), so a file the context
+# lacks fails here. The target directory persists, as the Dockerfile's cache mount does.
+IMAGE_CONTEXT := target/image-context
+image-context:
+	@build=$$(sed -n 's/^ *\(cargo build [^&\\]*\).*/\1/p' Dockerfile) && \
+	[ -n "$$build" ] || { echo "no cargo build in the Dockerfile" >&2; exit 1; } && \
+	rm -rf $(IMAGE_CONTEXT)/context && mkdir -p $(IMAGE_CONTEXT) && \
+	(cd hack/image-context && go run . -copy $(CURDIR)/$(IMAGE_CONTEXT)/context $(CURDIR)) && \
+	echo "$$build  (in $(IMAGE_CONTEXT)/context)" && \
+	cd $(IMAGE_CONTEXT)/context && CARGO_TARGET_DIR=$(CURDIR)/$(IMAGE_CONTEXT)/target $$build
 
 # Running on kind (docs/kind.md): kind-up, images, kind-load, deploy, monitoring, experiment,
 # kind-down. Every variable can be overridden: `make deploy IMAGE_TAG=v1 KIND_CLUSTER=x`.
