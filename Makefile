@@ -59,6 +59,8 @@ KIND_CONTEXT := kind-$(KIND_CLUSTER)
 KUBECTL_KIND := $(KUBECTL) --context $(KIND_CONTEXT)
 
 kind-up:
+	@$(KIND) version | grep -qF ' $(KIND_VERSION) ' || \
+		echo "warning: KIND_NODE_IMAGE is the node image of kind $(KIND_VERSION), not of this kind" >&2
 	$(KIND) create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) \
 		--config deploy/kind/cluster.yaml
 
