@@ -1,5 +1,5 @@
 # The two entry points of the README, and the pieces they are made of.
-.PHONY: run test lint control-plane build
+.PHONY: run test lint control-plane build image-context
 
 SCENARIO ?= smoke
 
@@ -12,8 +12,8 @@ build:
 	cargo build --release --locked -p sharder -p webhosting-operator -p loadgen
 
 # Builds the pinned control plane (cached outside the repository), checks formatting and
-# lints, then runs every test. This is what CI runs.
-test: control-plane lint
+# lints, proves the images' build context, then runs every test. This is what CI runs.
+test: control-plane lint image-context
 	cargo test --workspace --locked
 
 lint:
@@ -22,6 +22,18 @@ lint:
 
 control-plane:
 	./hack/build-control-plane.sh >/dev/null
+
+# The Dockerfile's own `cargo build` in a copy of exactly the files `docker build` sends
+# (.dockerignore applied by BuildKit's own walker, hack/image-context), so a file the context
+# lacks fails here. The target directory persists, as the Dockerfile's cache mount does.
+IMAGE_CONTEXT := target/image-context
+image-context:
+	@build=$$(sed -n 's/^ *\(cargo build [^&\\]*\).*/\1/p' Dockerfile) && \
+	[ -n "$$build" ] || { echo "no cargo build in the Dockerfile" >&2; exit 1; } && \
+	rm -rf $(IMAGE_CONTEXT)/context && mkdir -p $(IMAGE_CONTEXT) && \
+	(cd hack/image-context && go run . -copy $(CURDIR)/$(IMAGE_CONTEXT)/context $(CURDIR)) && \
+	echo "$$build  (in $(IMAGE_CONTEXT)/context)" && \
+	cd $(IMAGE_CONTEXT)/context && CARGO_TARGET_DIR=$(CURDIR)/$(IMAGE_CONTEXT)/target $$build
 
 # Running on kind (docs/kind.md): kind-up, images, kind-load, deploy, monitoring, experiment,
 # kind-down. Every variable can be overridden: `make deploy IMAGE_TAG=v1 KIND_CLUSTER=x`.
@@ -32,27 +44,41 @@ KIND ?= kind
 KUBECTL ?= kubectl
 DOCKER ?= docker
 KIND_CLUSTER ?= controller-sharding
-# A node image of kind v0.29. The stack uses only stable APIs; the checks here run v1.36.
-KIND_NODE_IMAGE ?= kindest/node:v1.33.1
-KUBECONFIG ?= $(HOME)/.kube/config
-IMAGE_REPO ?= controller-sharding
+# The kind release docs/kind.md requires, and its default node image with the digest of its
+# release (Kubernetes v1.36, the version the checks here run).
+KIND_VERSION := v0.32.0
+KIND_NODE_IMAGE ?= kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5
+# Podman names the images it builds localhost/<name>, and the node knows them by that name.
+IMAGE_REPO ?= $(if $(findstring podman,$(DOCKER)),localhost/controller-sharding,controller-sharding)
 IMAGE_TAG ?= dev
 IMAGES := sharder webhosting-operator loadgen
 WEBHOOK_CERTS := deploy/sharder/default/certs
+# Every step acts on the kind cluster, whatever the current context. kind, kubectl and loadgen
+# find it through KUBECONFIG (a list works) or ~/.kube/config, so no --kubeconfig is passed.
+KIND_CONTEXT := kind-$(KIND_CLUSTER)
+KUBECTL_KIND := $(KUBECTL) --context $(KIND_CONTEXT)
 
 kind-up:
+	@$(KIND) version | grep -qF ' $(KIND_VERSION) ' || \
+		echo "warning: KIND_NODE_IMAGE is the node image of kind $(KIND_VERSION), not of this kind" >&2
 	$(KIND) create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) \
-		--config deploy/kind/cluster.yaml --kubeconfig $(KUBECONFIG)
+		--config deploy/kind/cluster.yaml
 
 kind-down:
-	$(KIND) delete cluster --name $(KIND_CLUSTER) --kubeconfig $(KUBECONFIG)
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
 # One Dockerfile, one target per binary; the builder stage is shared, so Rust compiles once.
 images:
 	$(foreach image,$(IMAGES),$(DOCKER) build --target $(image) -t $(IMAGE_REPO)/$(image):$(IMAGE_TAG) . &&) true
 
+# Through an image archive, which works with Docker and Podman alike (`kind load docker-image`
+# always asks docker).
 kind-load:
-	$(KIND) load docker-image --name $(KIND_CLUSTER) $(foreach image,$(IMAGES),$(IMAGE_REPO)/$(image):$(IMAGE_TAG))
+	@archives=$$(mktemp -d) && trap 'rm -rf "$$archives"' EXIT && \
+	for image in $(IMAGES); do \
+	  $(DOCKER) save -o "$$archives/$$image.tar" $(IMAGE_REPO)/$$image:$(IMAGE_TAG) && \
+	  $(KIND) load image-archive --name $(KIND_CLUSTER) "$$archives/$$image.tar" || exit 1; \
+	done
 
 # The sharder's webhook CA and serving certificate (git-ignored), kept once written.
 webhook-certs:
@@ -61,40 +87,43 @@ webhook-certs:
 # CRDs first (the ControllerRing needs its CRD established), then the sharder and the operator
 # with the images of IMAGE_REPO and IMAGE_TAG, through an overlay that only sets them.
 deploy: webhook-certs
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/crds
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) wait --for condition=Established --timeout 60s \
+	$(KUBECTL_KIND) apply --server-side -k deploy/crds
+	$(KUBECTL_KIND) wait --for condition=Established --timeout 60s \
 		crd/controllerrings.sharding.timebertt.dev crd/websites.webhosting.timebertt.dev \
 		crd/themes.webhosting.timebertt.dev
 	$(call apply-with-images,default,)
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n sharding-system rollout status deployment/sharder --timeout 180s
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n webhosting-system rollout status deployment/webhosting-operator --timeout 180s
+	$(KUBECTL_KIND) -n sharding-system rollout status deployment/sharder --timeout 180s
+	$(KUBECTL_KIND) -n webhosting-system rollout status deployment/webhosting-operator --timeout 180s
 
 monitoring:
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -k deploy/monitoring
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n monitoring rollout status deployment/prometheus --timeout 300s
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n monitoring rollout status deployment/grafana --timeout 300s
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n kube-system rollout status deployment/metrics-server --timeout 300s
+	$(KUBECTL_KIND) apply --server-side -k deploy/monitoring
+	$(KUBECTL_KIND) -n monitoring rollout status deployment/prometheus --timeout 300s
+	$(KUBECTL_KIND) -n monitoring rollout status deployment/grafana --timeout 300s
+	$(KUBECTL_KIND) -n kube-system rollout status deployment/metrics-server --timeout 300s
 
-# loadgen on this machine against the cluster of KUBECONFIG.
+# loadgen on this machine against the kind cluster.
 experiment:
 	cargo run --release --locked -p loadgen -- experiment experiments/$(SCENARIO).yaml \
-		--target cluster --kubeconfig $(KUBECONFIG)
+		--target cluster --context $(KIND_CONTEXT)
 
 # loadgen as a Job in the cluster (image loadgen): a Job is immutable, so a new scenario
 # replaces the previous Job. Follow it with `kubectl -n loadgen logs -f job/loadgen`.
 experiment-job:
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n loadgen delete job loadgen --ignore-not-found
-	$(call apply-with-images,loadgen,configMapGenerator:\n- name: loadgen-scenario\n  behavior: replace\n  literals:\n  - scenario=$(SCENARIO)\n)
+	$(KUBECTL_KIND) -n loadgen delete job loadgen --ignore-not-found
+	$(call apply-with-images,loadgen,configMapGenerator:\n- name: loadgen-scenario\n  namespace: loadgen\n  behavior: replace\n  literals:\n  - scenario=$(SCENARIO)\n)
 
-# Copies the Job's results volume to results/cluster/ through a short-lived pod (the loadgen
-# image has no shell or tar for `kubectl cp`).
+# Copies the runs on the Job's results volume to results/cluster/<run-id>/ through a
+# short-lived pod (the loadgen image has no shell or tar for `kubectl cp`). A pod left by an
+# earlier attempt is deleted first, and this one is deleted however the copy ends.
+RESULTS_POD := loadgen-results
 experiment-job-results:
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n loadgen run loadgen-results --restart Never \
+	$(KUBECTL_KIND) -n loadgen delete pod $(RESULTS_POD) --ignore-not-found
+	@trap '$(KUBECTL_KIND) -n loadgen delete pod $(RESULTS_POD) --ignore-not-found --wait=false' EXIT && \
+	$(KUBECTL_KIND) -n loadgen run $(RESULTS_POD) --restart Never \
 		--image docker.io/library/busybox:1.37 --overrides \
-		'{"spec":{"volumes":[{"name":"r","persistentVolumeClaim":{"claimName":"loadgen-results"}}],"containers":[{"name":"c","image":"docker.io/library/busybox:1.37","command":["sleep","600"],"volumeMounts":[{"name":"r","mountPath":"/results"}]}]}}'
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n loadgen wait --for condition=Ready --timeout 120s pod/loadgen-results
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n loadgen cp loadgen-results:/results results/cluster
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) -n loadgen delete pod loadgen-results --wait=false
+		'{"spec":{"volumes":[{"name":"r","persistentVolumeClaim":{"claimName":"loadgen-results"}}],"containers":[{"name":"c","image":"docker.io/library/busybox:1.37","command":["sleep","600"],"volumeMounts":[{"name":"r","mountPath":"/results"}]}]}}' && \
+	$(KUBECTL_KIND) -n loadgen wait --for condition=Ready --timeout 120s pod/$(RESULTS_POD) && \
+	$(KUBECTL_KIND) -n loadgen cp $(RESULTS_POD):/results results/cluster
 
 # $(call apply-with-images,<directory in deploy/>,<extra kustomization lines>): applies the
 # kustomization with every image at IMAGE_REPO and IMAGE_TAG, through a temporary overlay
@@ -105,5 +134,5 @@ define apply-with-images
 	  for image in $(IMAGES); do \
 	    printf -- '- name: controller-sharding/%s\n  newName: $(IMAGE_REPO)/%s\n  newTag: "$(IMAGE_TAG)"\n' $$image $$image; \
 	  done && printf '$(2)'; } > "$$overlay/kustomization.yaml" && \
-	$(KUBECTL) --kubeconfig $(KUBECONFIG) apply --server-side -k "$$overlay"
+	$(KUBECTL_KIND) apply --server-side -k "$$overlay"
 endef

@@ -6,15 +6,15 @@
 //! rollout restart` does, and cost comes from the metrics API (metrics-server). What
 //! [`Cluster::prepare`] changes on the Deployment, [`Cluster::finish`] puts back.
 //!
-//! The decisions are pure functions (the patches, when a rollout is finished, which Leases
-//! count as ready shards, quantities, the CPU integral), tested at the end of this file; the
-//! methods only read and write the API.
+//! The decisions are pure functions, each tested where it lives: the Deployment's patches
+//! ([`deployment`]), when a rollout is finished and which Leases count as ready shards
+//! ([`rollout`]), the metrics API's usage ([`metrics_api`]), quantities ([`quantity`]) and the
+//! CPU integral ([`CpuIntegrals`]). The methods here only read and write the API.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
     sync::{Mutex, PoisonError},
-    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
@@ -23,10 +23,9 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         coordination::v1::Lease,
-        core::v1::{EnvVar, Node, Pod},
+        core::v1::{Node, Pod},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
     jiff::Timestamp,
 };
 use kube::{
@@ -35,20 +34,25 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
     core::{Expression, Selector},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
-use sharding::{
-    api::{ControllerRing, labels},
-    leases::ShardState,
-};
-use tokio::time::Instant;
+use serde_json::json;
+use sharding::api::{ControllerRing, labels};
 use webhosting_operator::api::Website;
 
 use crate::{
-    measure::cost::UsageSample,
+    measure::cost::{CpuIntegrals, Usage, UsageSample},
     results::Machine,
-    scenario::{Operator, Signal, format_duration},
+    scenario::{Operator, Signal},
 };
+
+mod deployment;
+mod metrics_api;
+mod quantity;
+mod rollout;
+
+use deployment::{Original, configure_patch, restore_patch};
+use metrics_api::{PodMetrics, pod_metrics};
+use quantity::{parse_quantity, saturating_u64};
+use rollout::{poll, rollout_pending, shards_pending};
 
 /// The operator's namespace (SPEC A.10), which also holds the shard Leases.
 const OPERATOR_NAMESPACE: &str = stack::OPERATOR_NAMESPACE;
@@ -62,21 +66,8 @@ const SHARDER_DEPLOYMENT: &str = "sharder";
 /// The operator's ControllerRing.
 const RING: &str = stack::WEBHOSTING_RING;
 
-// The environment variables of the operator's settings that a scenario sets
-// (webhosting-operator `options.rs`).
-const ENV_WORKERS: &str = "WEBHOSTING_WORKERS";
-const ENV_SIMULATED_WORK: &str = "WEBHOSTING_SIMULATED_WORK";
-const ENV_LEASE_DURATION: &str = "WEBHOSTING_LEASE_DURATION";
-const ENV_NAMES: [&str; 3] = [ENV_WORKERS, ENV_SIMULATED_WORK, ENV_LEASE_DURATION];
-
 /// The operator's metrics port when its pod names none `metrics`.
 const METRICS_PORT: i32 = 8080;
-
-/// How long a rollout, and shards becoming ready, may take.
-const PATIENCE: Duration = Duration::from_secs(300);
-
-/// How often a wait looks again; each look lists pods and Leases, so not too often.
-const POLL: Duration = Duration::from_secs(1);
 
 /// Who changed the Deployment, in its managedFields.
 const FIELD_MANAGER: &str = "loadgen";
@@ -112,7 +103,7 @@ pub struct Cluster {
     original: Option<Original>,
     /// The CPU seconds integrated so far, per component. Behind a lock so that sampling
     /// needs only `&self`, like the other targets' sampling.
-    cpu: Mutex<BTreeMap<String, CpuIntegral>>,
+    cpu: Mutex<CpuIntegrals>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -179,7 +170,7 @@ impl Cluster {
             operator_pods: pod_selector(&operator)?,
             sharder_pods: pod_selector(&sharder)?,
             original: None,
-            cpu: Mutex::new(BTreeMap::new()),
+            cpu: Mutex::new(CpuIntegrals::default()),
         })
     }
 
@@ -332,19 +323,15 @@ impl Cluster {
             usage.entry(component).or_default().add(metrics.usage()?);
             Ok(())
         };
-        for metrics in self
-            .pod_metrics(labels::SHARDER_NAMESPACE, &self.sharder_pods)
-            .await?
+        for metrics in
+            pod_metrics(&self.client, labels::SHARDER_NAMESPACE, &self.sharder_pods).await?
         {
             add("sharder".to_owned(), &metrics)?;
         }
-        for metrics in self
-            .pod_metrics(OPERATOR_NAMESPACE, &self.operator_pods)
-            .await?
-        {
+        for metrics in pod_metrics(&self.client, OPERATOR_NAMESPACE, &self.operator_pods).await? {
             add(metrics.metadata.name.clone().unwrap_or_default(), &metrics)?;
         }
-        for metrics in self.pod_metrics("kube-system", &control_plane).await? {
+        for metrics in pod_metrics(&self.client, "kube-system", &control_plane).await? {
             let component = metrics
                 .metadata
                 .labels
@@ -356,24 +343,7 @@ impl Cluster {
         }
         // Integrating cannot panic half-way, so a poisoned lock still holds whole integrals.
         let mut cpu = self.cpu.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(integrate(&mut cpu, at, usage))
-    }
-
-    /// The PodMetrics of the pods in `namespace` that `selector` selects.
-    async fn pod_metrics(
-        &self,
-        namespace: &str,
-        selector: &Selector,
-    ) -> anyhow::Result<Vec<PodMetrics>> {
-        let request = kube::core::Request::new(format!(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
-        ))
-        .list(&ListParams::default().labels_from(selector))?;
-        let list: PodMetricsList = self.client.request(request).await.context(
-            "cannot read the metrics API (metrics.k8s.io/v1beta1): is metrics-server installed? \
-             (the kind deployment installs it, see docs/kind.md)",
-        )?;
-        Ok(list.items)
+        Ok(cpu.sample(at, usage))
     }
 
     /// Each running operator pod's `/metrics`, through the API server's pod proxy, as (pod
@@ -497,136 +467,6 @@ fn patch_params() -> PatchParams {
     }
 }
 
-/// Polls `check` until it reports nothing pending. API errors count as pending, so that a
-/// wait of minutes survives a hiccup; when `PATIENCE` runs out, the error says what was
-/// still pending.
-async fn poll<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<String>>>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let pending = match check().await {
-            Ok(None) => return Ok(()),
-            Ok(Some(pending)) => pending,
-            Err(error) => format!("{error:#}"),
-        };
-        if Instant::now() >= deadline {
-            bail!(
-                "{what}: not done within {}: {pending}",
-                format_duration(PATIENCE)
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// The operator container's replicas and scenario settings as [`Cluster::prepare`] found them.
-#[derive(Debug, Clone, PartialEq)]
-struct Original {
-    /// The operator's container: the pod template's first (and only) one.
-    container: String,
-    replicas: i32,
-    /// The entries of [`ENV_NAMES`], `None` for those the container did not set.
-    env: Vec<(String, Option<EnvVar>)>,
-}
-
-impl Original {
-    fn of(deployment: &Deployment) -> anyhow::Result<Self> {
-        let spec = deployment.spec.as_ref();
-        let container = spec
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|s| s.containers.first())
-            .with_context(|| format!("Deployment {} has no container", deployment.name_any()))?;
-        let env = container.env.as_deref().unwrap_or_default();
-        Ok(Self {
-            container: container.name.clone(),
-            // The API server defaults a missing replicas to 1.
-            replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-            env: ENV_NAMES
-                .iter()
-                .map(|&name| {
-                    let entry = env.iter().find(|e| e.name == name).cloned();
-                    (name.to_owned(), entry)
-                })
-                .collect(),
-        })
-    }
-}
-
-/// A strategic merge patch of the operator Deployment: `replicas` and these env entries of
-/// `container` (env lists merge by name, so other entries stay).
-fn deployment_patch(container: &str, replicas: i32, env: &[Value]) -> Value {
-    json!({ "spec": {
-        "replicas": replicas,
-        "template": { "spec": { "containers": [{ "name": container, "env": env }] } },
-    } })
-}
-
-/// Sets the replicas and the scenario's operator settings.
-fn configure_patch(container: &str, replicas: i32, operator: &Operator) -> Value {
-    let values = [
-        (ENV_WORKERS, operator.workers.to_string()),
-        (ENV_SIMULATED_WORK, format_duration(operator.simulated_work)),
-        (ENV_LEASE_DURATION, format_duration(operator.lease_duration)),
-    ];
-    let env: Vec<Value> = values
-        .into_iter()
-        // `valueFrom: null` removes a reference the deployment may have set instead.
-        .map(|(name, value)| json!({ "name": name, "value": value, "valueFrom": null }))
-        .collect();
-    deployment_patch(container, replicas, &env)
-}
-
-/// Puts back what [`configure_patch`] changed: entries that were not there are deleted, the
-/// others get their value or reference back.
-fn restore_patch(original: &Original) -> Value {
-    let env: Vec<Value> = original
-        .env
-        .iter()
-        .map(|(name, entry)| match entry {
-            None => json!({ "name": name, "$patch": "delete" }),
-            Some(entry) => json!({
-                "name": name,
-                "value": entry.value,
-                "valueFrom": entry.value_from,
-            }),
-        })
-        .collect();
-    deployment_patch(&original.container, original.replicas, &env)
-}
-
-/// Why the Deployment's rollout is not finished, or `None` when it is: the controller has
-/// seen the current generation, and every replica is updated and ready with no old one left
-/// (as `kubectl rollout status`, with ready for available).
-fn rollout_pending(deployment: &Deployment) -> Option<String> {
-    let generation = deployment.metadata.generation.unwrap_or_default();
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
-    let status = deployment.status.clone().unwrap_or_default();
-    let observed = status.observed_generation.unwrap_or_default();
-    let updated = status.updated_replicas.unwrap_or_default();
-    let ready = status.ready_replicas.unwrap_or_default();
-    let total = status.replicas.unwrap_or_default();
-    if observed < generation {
-        Some(format!(
-            "the Deployment controller has not seen generation {generation} yet"
-        ))
-    } else if updated != wanted {
-        Some(format!("{updated} of {wanted} replicas updated"))
-    } else if total > updated {
-        Some(format!("{} old replicas are still there", total - updated))
-    } else if ready != wanted {
-        Some(format!("{ready} of {wanted} replicas ready"))
-    } else {
-        None
-    }
-}
-
 /// Whether a pod runs, is ready and is not being deleted: a shard that counts.
 fn is_serving(pod: &Pod) -> bool {
     let Some(status) = &pod.status else {
@@ -639,44 +479,6 @@ fn is_serving(pod: &Pod) -> bool {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
-/// Why the ring does not have exactly `shards` shards, all ready and current, or `None` when
-/// it does. A Lease counts when the sharder labelled it ready (SPEC A.2), its holder is its
-/// name (SPEC A.3) and that is a current pod. Leases of old pods may linger dead or orphaned
-/// until the sharder deletes them, but one still available (SPEC A.4) would be in the ring.
-fn shards_pending(leases: &[Lease], pods: &BTreeSet<String>, shards: usize) -> Option<String> {
-    let mut ready = Vec::new();
-    let mut others = Vec::new();
-    for lease in leases {
-        let name = lease.name_any();
-        let state: ShardState = lease
-            .labels()
-            .get(labels::STATE)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_default();
-        let holder = lease
-            .spec
-            .as_ref()
-            .and_then(|s| s.holder_identity.as_deref());
-        if state == ShardState::Ready && holder == Some(name.as_str()) && pods.contains(&name) {
-            ready.push(name);
-        } else if state.is_available() {
-            others.push(format!("{name} ({state})"));
-        }
-    }
-    if ready.len() == shards && others.is_empty() {
-        return None;
-    }
-    let counted = format!(
-        "{} of {shards} shard Leases ready and held by a running pod",
-        ready.len()
-    );
-    if others.is_empty() {
-        Some(counted)
-    } else {
-        Some(format!("{counted}; also available: {}", others.join(", ")))
-    }
 }
 
 /// The port of the operator's metrics: the container port named `metrics`.
@@ -715,541 +517,19 @@ fn machine(nodes: &[Node]) -> anyhow::Result<Machine> {
     })
 }
 
-/// A PodMetricsList of `metrics.k8s.io/v1beta1`, which k8s-openapi does not have.
-#[derive(Debug, Deserialize)]
-struct PodMetricsList {
-    items: Vec<PodMetrics>,
-}
-
-/// A pod's usage as the metrics API reports it.
-#[derive(Debug, Deserialize)]
-struct PodMetrics {
-    metadata: ObjectMeta,
-    containers: Vec<ContainerMetrics>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ContainerMetrics {
-    usage: BTreeMap<String, Quantity>,
-}
-
-impl PodMetrics {
-    /// The pod's containers together.
-    fn usage(&self) -> anyhow::Result<Usage> {
-        let mut usage = Usage::default();
-        for container in &self.containers {
-            let read = |resource: &str| {
-                container
-                    .usage
-                    .get(resource)
-                    .map_or(Ok(0.0), |q| parse_quantity(&q.0))
-            };
-            usage.add(Usage {
-                cores: read("cpu")?,
-                bytes: saturating_u64(read("memory")?),
-            });
-        }
-        Ok(usage)
-    }
-}
-
-/// A component's CPU rate and working set at one time.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Usage {
-    cores: f64,
-    bytes: u64,
-}
-
-impl Usage {
-    fn add(&mut self, other: Usage) {
-        self.cores += other.cores;
-        self.bytes += other.bytes;
-    }
-}
-
-/// A component's CPU seconds so far, integrated from the rates of its samples.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct CpuIntegral {
-    at: Timestamp,
-    cores: f64,
-    seconds: f64,
-}
-
-impl CpuIntegral {
-    /// The first sample: nothing used yet, as far as the samples tell.
-    fn start(at: Timestamp, cores: f64) -> Self {
-        Self {
-            at,
-            cores,
-            seconds: 0.0,
-        }
-    }
-
-    /// The integral up to `at`, where the rate is `cores`: the trapezoid since the last
-    /// sample, as the rate moved between the two.
-    fn advance(self, at: Timestamp, cores: f64) -> Self {
-        let elapsed = at.duration_since(self.at).as_secs_f64().max(0.0);
-        Self {
-            at,
-            cores,
-            seconds: self.seconds + f64::midpoint(self.cores, cores) * elapsed,
-        }
-    }
-}
-
-/// The samples of `usage` at `at`, advancing each component's integral in `cpu`.
-fn integrate(
-    cpu: &mut BTreeMap<String, CpuIntegral>,
-    at: Timestamp,
-    usage: BTreeMap<String, Usage>,
-) -> Vec<UsageSample> {
-    usage
-        .into_iter()
-        .map(|(component, usage)| {
-            let integral = match cpu.get(&component) {
-                Some(previous) => previous.advance(at, usage.cores),
-                None => CpuIntegral::start(at, usage.cores),
-            };
-            cpu.insert(component.clone(), integral);
-            UsageSample {
-                at,
-                component,
-                cpu_seconds: integral.seconds,
-                rss_bytes: usage.bytes,
-            }
-        })
-        .collect()
-}
-
-/// A Kubernetes quantity as a number of its unit: `250m` is 0.25 (cores), `1Ki` 1024
-/// (bytes), `12345n` 0.000012345, `1e3` 1000.
-fn parse_quantity(text: &str) -> anyhow::Result<f64> {
-    let invalid = || format!("invalid quantity {text:?}");
-    let split = text
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || c == '.' || (i == 0 && (c == '+' || c == '-'))))
-        .map_or(text.len(), |(i, _)| i);
-    let (number, suffix) = text.split_at(split);
-    let number: f64 = number.parse().with_context(invalid)?;
-    let factor = match suffix {
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "" => 1.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0_f64.powi(2),
-        "Gi" => 1024.0_f64.powi(3),
-        "Ti" => 1024.0_f64.powi(4),
-        "Pi" => 1024.0_f64.powi(5),
-        "Ei" => 1024.0_f64.powi(6),
-        // A decimal exponent; a lone `E` is exa, above.
-        _ => {
-            let exponent = suffix
-                .strip_prefix(['e', 'E'])
-                .and_then(|e| e.parse::<i32>().ok())
-                .with_context(invalid)?;
-            10.0_f64.powi(exponent)
-        }
-    };
-    Ok(number * factor)
-}
-
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "the cast saturates: negative and NaN give 0; byte counts are integers far below \
-              2^53, so nothing is lost"
-)]
-fn saturating_u64(value: f64) -> u64 {
-    value.round() as u64
-}
-
 #[cfg(test)]
 mod tests {
     use k8s_openapi::{
-        api::{
-            apps::v1::{DeploymentSpec, DeploymentStatus},
-            coordination::v1::LeaseSpec,
-            core::v1::{
-                Container, ContainerPort, EnvVarSource, NodeStatus, NodeSystemInfo,
-                ObjectFieldSelector, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
-            },
+        api::core::v1::{
+            Container, ContainerPort, NodeStatus, NodeSystemInfo, PodCondition, PodSpec, PodStatus,
         },
-        apimachinery::pkg::apis::meta::v1::Time,
+        apimachinery::pkg::{
+            api::resource::Quantity,
+            apis::meta::v1::{ObjectMeta, Time},
+        },
     };
 
     use super::*;
-
-    #[test]
-    fn quantities_are_read_in_their_unit() {
-        let cases = [
-            ("250m", 0.25),
-            ("2", 2.0),
-            ("1.5", 1.5),
-            ("12345n", 0.000_012_345),
-            ("7u", 0.000_007),
-            ("1k", 1000.0),
-            ("1Ki", 1024.0),
-            ("100Mi", 100.0 * 1024.0 * 1024.0),
-            ("1Gi", 1024.0 * 1024.0 * 1024.0),
-            ("12345Ki", 12345.0 * 1024.0),
-            ("2G", 2e9),
-            ("1E", 1e18),
-            ("1e3", 1000.0),
-            ("5E-1", 0.5),
-            ("+3", 3.0),
-            ("-2m", -0.002),
-        ];
-        for (text, expected) in cases {
-            assert_close(parse_quantity(text).unwrap(), expected);
-        }
-    }
-
-    /// Equal up to rounding: quantities and integrals are computed in floating point.
-    #[track_caller]
-    fn assert_close(actual: f64, expected: f64) {
-        assert!(
-            (actual - expected).abs() <= expected.abs() * 1e-12,
-            "{actual} != {expected}"
-        );
-    }
-
-    #[test]
-    fn invalid_quantities_are_named() {
-        for text in ["", "m", "1x", "1Zi", "1e", "1ex", "1.2.3", "1-"] {
-            let error = parse_quantity(text).unwrap_err().to_string();
-            assert_eq!(error, format!("invalid quantity {text:?}"));
-        }
-    }
-
-    fn at(seconds: i64) -> Timestamp {
-        Timestamp::from_second(1_700_000_000 + seconds).unwrap()
-    }
-
-    #[test]
-    fn cpu_seconds_integrate_the_rate_between_samples() {
-        let integral = CpuIntegral::start(at(0), 1.0);
-        assert_close(integral.seconds, 0.0);
-        // From 1 core to 3 cores over 10 s: 20 CPU seconds, then 3 cores for 5 s.
-        let integral = integral.advance(at(10), 3.0);
-        assert_close(integral.seconds, 20.0);
-        let integral = integral.advance(at(15), 3.0);
-        assert_close(integral.seconds, 35.0);
-        // A clock that went back adds nothing.
-        assert_close(integral.advance(at(14), 3.0).seconds, 35.0);
-    }
-
-    #[test]
-    fn each_component_integrates_on_its_own() {
-        let mut cpu = BTreeMap::new();
-        let usage = |pairs: &[(&str, f64, u64)]| -> BTreeMap<String, Usage> {
-            pairs
-                .iter()
-                .map(|&(c, cores, bytes)| (c.to_owned(), Usage { cores, bytes }))
-                .collect()
-        };
-        let first = integrate(&mut cpu, at(0), usage(&[("sharder", 0.5, 100)]));
-        assert_eq!(
-            first,
-            vec![UsageSample {
-                at: at(0),
-                component: "sharder".into(),
-                cpu_seconds: 0.0,
-                rss_bytes: 100,
-            }]
-        );
-        let second = integrate(
-            &mut cpu,
-            at(4),
-            usage(&[("sharder", 0.5, 200), ("shard-a", 2.0, 300)]),
-        );
-        let components: Vec<(&str, u64)> = second
-            .iter()
-            .map(|s| (s.component.as_str(), s.rss_bytes))
-            .collect();
-        assert_eq!(components, [("shard-a", 300), ("sharder", 200)]);
-        assert_close(second[0].cpu_seconds, 0.0);
-        assert_close(second[1].cpu_seconds, 2.0);
-        // A component missing from a sample keeps its integral.
-        let third = integrate(&mut cpu, at(8), usage(&[("shard-a", 2.0, 300)]));
-        assert_close(third[0].cpu_seconds, 8.0);
-        assert_close(cpu["sharder"].seconds, 2.0);
-    }
-
-    #[test]
-    fn pod_metrics_add_up_their_containers() {
-        let metrics: PodMetricsList = serde_json::from_value(json!({
-            "kind": "PodMetricsList",
-            "apiVersion": "metrics.k8s.io/v1beta1",
-            "metadata": {},
-            "items": [{
-                "metadata": { "name": "etcd-kind", "labels": { "component": "etcd" } },
-                "timestamp": "2025-01-01T00:00:00Z",
-                "window": "15s",
-                "containers": [
-                    { "name": "a", "usage": { "cpu": "250m", "memory": "1Mi" } },
-                    { "name": "b", "usage": { "cpu": "500000000n", "memory": "1024Ki" } },
-                ],
-            }],
-        }))
-        .unwrap();
-        assert_eq!(
-            metrics.items[0].usage().unwrap(),
-            Usage {
-                cores: 0.75,
-                bytes: 2 * 1024 * 1024
-            }
-        );
-    }
-
-    fn env(name: &str, value: &str) -> EnvVar {
-        EnvVar {
-            name: name.into(),
-            value: Some(value.into()),
-            value_from: None,
-        }
-    }
-
-    fn field_ref(name: &str, path: &str) -> EnvVar {
-        EnvVar {
-            name: name.into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: path.into(),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-        }
-    }
-
-    fn deployment(replicas: Option<i32>, env: Vec<EnvVar>) -> Deployment {
-        Deployment {
-            metadata: ObjectMeta {
-                name: Some(OPERATOR_DEPLOYMENT.into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(DeploymentSpec {
-                replicas,
-                template: PodTemplateSpec {
-                    metadata: None,
-                    spec: Some(PodSpec {
-                        containers: vec![Container {
-                            name: "operator".into(),
-                            env: Some(env),
-                            ..Container::default()
-                        }],
-                        ..PodSpec::default()
-                    }),
-                },
-                ..DeploymentSpec::default()
-            }),
-            status: None,
-        }
-    }
-
-    #[test]
-    fn the_original_holds_the_settings_the_container_had() {
-        let original = Original::of(&deployment(
-            None,
-            vec![
-                field_ref("POD_NAME", "metadata.name"),
-                env(ENV_WORKERS, "5"),
-                field_ref(ENV_LEASE_DURATION, "metadata.annotations['lease']"),
-            ],
-        ))
-        .unwrap();
-        assert_eq!(
-            original,
-            Original {
-                container: "operator".into(),
-                replicas: 1,
-                env: vec![
-                    (ENV_WORKERS.into(), Some(env(ENV_WORKERS, "5"))),
-                    (ENV_SIMULATED_WORK.into(), None),
-                    (
-                        ENV_LEASE_DURATION.into(),
-                        Some(field_ref(
-                            ENV_LEASE_DURATION,
-                            "metadata.annotations['lease']"
-                        ))
-                    ),
-                ],
-            }
-        );
-        let mut empty = deployment(Some(2), Vec::new());
-        empty.spec.as_mut().unwrap().template.spec = None;
-        let error = Original::of(&empty).unwrap_err().to_string();
-        assert_eq!(error, "Deployment webhosting-operator has no container");
-    }
-
-    #[test]
-    fn configuring_sets_replicas_and_the_operator_settings() {
-        let operator = Operator {
-            workers: 7,
-            simulated_work: Duration::from_millis(100),
-            lease_duration: Duration::from_secs(15),
-        };
-        assert_eq!(
-            configure_patch("operator", 3, &operator),
-            json!({ "spec": {
-                "replicas": 3,
-                "template": { "spec": { "containers": [{ "name": "operator", "env": [
-                    { "name": ENV_WORKERS, "value": "7", "valueFrom": null },
-                    { "name": ENV_SIMULATED_WORK, "value": "100ms", "valueFrom": null },
-                    { "name": ENV_LEASE_DURATION, "value": "15s", "valueFrom": null },
-                ] }] } },
-            } })
-        );
-    }
-
-    #[test]
-    fn restoring_deletes_added_entries_and_puts_back_the_others() {
-        let original = Original {
-            container: "operator".into(),
-            replicas: 2,
-            env: vec![
-                (ENV_WORKERS.into(), Some(env(ENV_WORKERS, "5"))),
-                (ENV_SIMULATED_WORK.into(), None),
-                (
-                    ENV_LEASE_DURATION.into(),
-                    Some(field_ref(ENV_LEASE_DURATION, "metadata.name")),
-                ),
-            ],
-        };
-        assert_eq!(
-            restore_patch(&original),
-            json!({ "spec": {
-                "replicas": 2,
-                "template": { "spec": { "containers": [{ "name": "operator", "env": [
-                    { "name": ENV_WORKERS, "value": "5", "valueFrom": null },
-                    { "name": ENV_SIMULATED_WORK, "$patch": "delete" },
-                    { "name": ENV_LEASE_DURATION, "value": null,
-                      "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
-                ] }] } },
-            } })
-        );
-    }
-
-    fn rolled_out(replicas: i32) -> Deployment {
-        let mut deployment = deployment(Some(replicas), Vec::new());
-        deployment.metadata.generation = Some(4);
-        deployment.status = Some(DeploymentStatus {
-            observed_generation: Some(4),
-            replicas: Some(replicas),
-            updated_replicas: Some(replicas),
-            ready_replicas: Some(replicas),
-            ..DeploymentStatus::default()
-        });
-        deployment
-    }
-
-    #[test]
-    fn a_rollout_is_finished_when_every_replica_is_updated_and_ready() {
-        assert_eq!(rollout_pending(&rolled_out(3)), None);
-        let mut scaled_to_zero = rolled_out(0);
-        scaled_to_zero.status.as_mut().unwrap().replicas = None;
-        assert_eq!(rollout_pending(&scaled_to_zero), None);
-
-        let with = |change: fn(&mut DeploymentStatus)| {
-            let mut deployment = rolled_out(3);
-            change(deployment.status.as_mut().unwrap());
-            rollout_pending(&deployment).unwrap()
-        };
-        assert_eq!(
-            with(|s| s.observed_generation = Some(3)),
-            "the Deployment controller has not seen generation 4 yet"
-        );
-        assert_eq!(
-            with(|s| s.updated_replicas = Some(1)),
-            "1 of 3 replicas updated"
-        );
-        assert_eq!(
-            with(|s| s.replicas = Some(4)),
-            "1 old replicas are still there"
-        );
-        assert_eq!(
-            with(|s| s.ready_replicas = Some(2)),
-            "2 of 3 replicas ready"
-        );
-        let mut new = rolled_out(3);
-        new.status = None;
-        assert_eq!(
-            rollout_pending(&new).unwrap(),
-            "the Deployment controller has not seen generation 4 yet"
-        );
-    }
-
-    fn lease(name: &str, holder: &str, state: &str) -> Lease {
-        Lease {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                labels: Some([(labels::STATE.to_owned(), state.to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(holder.into()),
-                ..LeaseSpec::default()
-            }),
-        }
-    }
-
-    fn pods(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|&n| n.to_owned()).collect()
-    }
-
-    #[test]
-    fn ready_leases_of_current_pods_are_the_shards() {
-        let leases = [
-            lease("new-a", "new-a", "ready"),
-            lease("new-b", "new-b", "ready"),
-            // Old pods' Leases, released or taken over: not in the ring.
-            lease("old-a", "", "dead"),
-            lease("old-b", labels::SHARD_LEASE_CONTROLLER, "orphaned"),
-        ];
-        assert_eq!(shards_pending(&leases, &pods(&["new-a", "new-b"]), 2), None);
-        assert_eq!(
-            shards_pending(&leases, &pods(&["new-a", "new-b"]), 3).unwrap(),
-            "2 of 3 shard Leases ready and held by a running pod"
-        );
-        assert_eq!(
-            shards_pending(&leases, &pods(&["new-a"]), 2).unwrap(),
-            "1 of 2 shard Leases ready and held by a running pod; also available: new-b (ready)"
-        );
-    }
-
-    #[test]
-    fn an_old_shard_still_available_is_waited_for() {
-        let leases = [
-            lease("new-a", "new-a", "ready"),
-            lease("old-a", "old-a", "expired"),
-            lease("old-b", "old-b", "uncertain"),
-        ];
-        assert_eq!(
-            shards_pending(&leases, &pods(&["new-a"]), 1).unwrap(),
-            "1 of 1 shard Leases ready and held by a running pod; also available: old-a \
-             (expired), old-b (uncertain)"
-        );
-        // Not labelled by the sharder yet, or held by someone else: not ready.
-        let mut unlabelled = lease("new-b", "new-b", "ready");
-        unlabelled.metadata.labels = None;
-        let leases = [
-            lease("new-a", "new-a", "ready"),
-            unlabelled,
-            lease("new-c", "other", "ready"),
-        ];
-        assert_eq!(
-            shards_pending(&leases, &pods(&["new-a", "new-b", "new-c"]), 3).unwrap(),
-            "1 of 3 shard Leases ready and held by a running pod; also available: new-c (ready)"
-        );
-    }
 
     fn pod(phase: &str, ready: &str, ports: Vec<ContainerPort>) -> Pod {
         Pod {

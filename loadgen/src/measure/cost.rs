@@ -1,4 +1,5 @@
-//! Cost: CPU seconds and peak memory per component, from samples of `/proc` (SPEC D).
+//! Cost: CPU seconds and peak memory per component, from samples of `/proc` (SPEC D), or of a
+//! metrics API's CPU rates, which [`CpuIntegrals`] turns into CPU seconds first.
 
 use std::collections::BTreeMap;
 
@@ -78,6 +79,81 @@ fn cost(samples: &[&UsageSample]) -> Cost {
         cores: ratio(cpu_seconds, seconds).unwrap_or(0.0),
         peak_rss_bytes: samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
         restarts,
+    }
+}
+
+/// A component's CPU rate and working set at one time, as a metrics API reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// The CPU rate, in cores.
+    pub cores: f64,
+    /// The working set.
+    pub bytes: u64,
+}
+
+impl Usage {
+    /// Adds `other`'s rate and memory, e.g. of another container of the same pod.
+    pub fn add(&mut self, other: Usage) {
+        self.cores += other.cores;
+        self.bytes += other.bytes;
+    }
+}
+
+/// The cumulative CPU seconds of each component, integrated from the rates of its samples,
+/// starting at 0 with a component's first sample.
+#[derive(Debug, Default)]
+pub struct CpuIntegrals(BTreeMap<String, CpuIntegral>);
+
+impl CpuIntegrals {
+    /// The samples of `usage` at `at`, advancing each component's integral. A component missing
+    /// from `usage` keeps its integral.
+    pub fn sample(&mut self, at: Timestamp, usage: BTreeMap<String, Usage>) -> Vec<UsageSample> {
+        usage
+            .into_iter()
+            .map(|(component, usage)| {
+                let integral = match self.0.get(&component) {
+                    Some(previous) => previous.advance(at, usage.cores),
+                    None => CpuIntegral::start(at, usage.cores),
+                };
+                self.0.insert(component.clone(), integral);
+                UsageSample {
+                    at,
+                    component,
+                    cpu_seconds: integral.seconds,
+                    rss_bytes: usage.bytes,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A component's CPU seconds so far, integrated from the rates of its samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CpuIntegral {
+    at: Timestamp,
+    cores: f64,
+    seconds: f64,
+}
+
+impl CpuIntegral {
+    /// The first sample: nothing used yet, as far as the samples tell.
+    fn start(at: Timestamp, cores: f64) -> Self {
+        Self {
+            at,
+            cores,
+            seconds: 0.0,
+        }
+    }
+
+    /// The integral up to `at`, where the rate is `cores`: the trapezoid since the last
+    /// sample, as the rate moved between the two.
+    fn advance(self, at: Timestamp, cores: f64) -> Self {
+        let elapsed = at.duration_since(self.at).as_secs_f64().max(0.0);
+        Self {
+            at,
+            cores,
+            seconds: self.seconds + f64::midpoint(self.cores, cores) * elapsed,
+        }
     }
 }
 
@@ -170,5 +246,58 @@ mod tests {
     #[test]
     fn no_samples_cost_nothing() {
         assert!(summarize(&[]).is_empty());
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + seconds).unwrap()
+    }
+
+    #[test]
+    fn cpu_seconds_integrate_the_rate_between_samples() {
+        let integral = CpuIntegral::start(at(0), 1.0);
+        assert!(close(integral.seconds, 0.0));
+        // From 1 core to 3 cores over 10 s: 20 CPU seconds, then 3 cores for 5 s.
+        let integral = integral.advance(at(10), 3.0);
+        assert!(close(integral.seconds, 20.0));
+        let integral = integral.advance(at(15), 3.0);
+        assert!(close(integral.seconds, 35.0));
+        // A clock that went back adds nothing.
+        assert!(close(integral.advance(at(14), 3.0).seconds, 35.0));
+    }
+
+    #[test]
+    fn each_component_integrates_on_its_own() {
+        let mut cpu = CpuIntegrals::default();
+        let usage = |pairs: &[(&str, f64, u64)]| -> BTreeMap<String, Usage> {
+            pairs
+                .iter()
+                .map(|&(c, cores, bytes)| (c.to_owned(), Usage { cores, bytes }))
+                .collect()
+        };
+        let first = cpu.sample(at(0), usage(&[("sharder", 0.5, 100)]));
+        assert_eq!(
+            first,
+            vec![UsageSample {
+                at: at(0),
+                component: "sharder".into(),
+                cpu_seconds: 0.0,
+                rss_bytes: 100,
+            }]
+        );
+        let second = cpu.sample(
+            at(4),
+            usage(&[("sharder", 0.5, 200), ("shard-a", 2.0, 300)]),
+        );
+        let components: Vec<(&str, u64)> = second
+            .iter()
+            .map(|s| (s.component.as_str(), s.rss_bytes))
+            .collect();
+        assert_eq!(components, [("shard-a", 300), ("sharder", 200)]);
+        assert!(close(second[0].cpu_seconds, 0.0));
+        assert!(close(second[1].cpu_seconds, 2.0));
+        // A component missing from a sample keeps its integral.
+        let third = cpu.sample(at(8), usage(&[("shard-a", 2.0, 300)]));
+        assert!(close(third[0].cpu_seconds, 8.0));
+        assert!(close(cpu.0["sharder"].seconds, 2.0));
     }
 }

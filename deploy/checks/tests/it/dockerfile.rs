@@ -1,8 +1,10 @@
 //! The `Dockerfile` and `.dockerignore`, checked without a container engine: what they build
-//! and copy exists in the workspace, the runtime images run as non-root, and the images are the
-//! ones the Makefile builds and the manifests run.
+//! and copy exists in the workspace, the build context (computed by BuildKit's own code, see
+//! `hack/image-context`) holds every source, the runtime images run as non-root, and the
+//! images are the ones the Makefile builds and the manifests run. `make image-context` runs the
+//! Dockerfile's build in a copy of that context.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, path::Path, process::Command};
 
 use crate::support::{Kustomization, repo};
 
@@ -243,37 +245,46 @@ fn the_makefile_and_the_manifests_use_the_dockerfiles_images() {
     }
 }
 
-/// Whether `.dockerignore` (an allow-list: `*`, then `!path/` entries) sends `path`.
-fn sent(rules: &[&str], path: &str) -> bool {
-    let mut included = true;
-    for rule in rules {
-        let (negated, pattern) = match rule.strip_prefix('!') {
-            Some(pattern) => (true, pattern),
-            None => (false, *rule),
-        };
-        let pattern = pattern.trim_end_matches('/');
-        let matches = match pattern {
-            "*" => true,
-            _ if pattern.starts_with("**/") => path
-                .split('/')
-                .any(|part| part == pattern.trim_start_matches("**/")),
-            _ => path == pattern || path.starts_with(&format!("{pattern}/")),
-        };
-        if matches {
-            included = negated;
-        }
+/// The files `docker build` sends from `dir`: its `.dockerignore` applied by BuildKit's own
+/// walker and pattern matcher (`hack/image-context`, built from their Go modules).
+fn context_files(dir: &Path) -> BTreeSet<String> {
+    let output = Command::new("go")
+        .args(["run", "."])
+        .arg(dir)
+        .current_dir(repo().join("hack/image-context"))
+        .output()
+        .expect("cannot run go (the build context is computed by hack/image-context)");
+    assert!(
+        output.status.success(),
+        "hack/image-context failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The files of `paths`, created empty in a new directory with the repository's
+/// `.dockerignore`, that `docker build` would send.
+fn sent(paths: &[String]) -> BTreeSet<String> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::copy(
+        repo().join(".dockerignore"),
+        dir.path().join(".dockerignore"),
+    )
+    .expect(".dockerignore");
+    for path in paths {
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("a parent")).expect("a directory");
+        std::fs::write(file, "").expect("a file");
     }
-    included
+    context_files(dir.path())
 }
 
 #[test]
 fn the_build_context_holds_the_workspace_and_leaves_out_targets() {
-    let text = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
-    let rules: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .collect();
     let mut needed = vec![
         "Cargo.toml".to_owned(),
         "Cargo.lock".to_owned(),
@@ -282,15 +293,46 @@ fn the_build_context_holds_the_workspace_and_leaves_out_targets() {
     ];
     needed.extend(members().into_iter().map(|m| format!("{m}/Cargo.toml")));
     needed.extend(members().into_iter().map(|m| format!("{m}/src/lib.rs")));
-    for path in &needed {
-        assert!(sent(&rules, path), ".dockerignore leaves out {path}");
-    }
-    for path in [
+    let unwanted = [
         "target/release/sharder",
         "loadgen/target/x",
         "results/x.csv",
         ".git/HEAD",
-    ] {
-        assert!(!sent(&rules, path), ".dockerignore sends {path}");
+        "docs/kind.md",
+        "deploy/default/kustomization.yaml",
+        "deploy/checks/tests/it/main.rs",
+    ]
+    .map(str::to_owned);
+    let sent = sent(&[needed.as_slice(), unwanted.as_slice()].concat());
+    for path in &needed {
+        assert!(sent.contains(path), ".dockerignore leaves out {path}");
     }
+    for path in &unwanted {
+        assert!(!sent.contains(path), ".dockerignore sends {path}");
+    }
+}
+
+#[test]
+fn the_build_context_holds_every_source_file_of_the_workspace() {
+    let output = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(repo())
+        .output()
+        .expect("git");
+    assert!(output.status.success(), "git ls-files failed");
+    let tracked = String::from_utf8(output.stdout).expect("UTF-8");
+    let sent = context_files(&repo());
+    // What Cargo reads of a member to build the workspace: its manifest and its sources.
+    let members = members();
+    let missing: Vec<&str> = tracked
+        .split('\0')
+        .filter(|path| {
+            members.iter().any(|member| {
+                path.strip_prefix(member.as_str())
+                    .is_some_and(|rest| rest == "/Cargo.toml" || rest.starts_with("/src/"))
+            })
+        })
+        .filter(|path| !sent.contains(*path))
+        .collect();
+    assert!(missing.is_empty(), ".dockerignore leaves out {missing:?}");
 }

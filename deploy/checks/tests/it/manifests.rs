@@ -129,6 +129,8 @@ struct Access {
     group: &'static str,
     resource: &'static str,
     namespace: Option<&'static str>,
+    /// The object's name, for a request on one object; `None` for any.
+    name: Option<&'static str>,
     allowed: bool,
 }
 
@@ -143,7 +145,18 @@ const fn may(
         group,
         resource,
         namespace,
+        name: None,
         allowed: true,
+    }
+}
+
+impl Access {
+    /// The same check on the object `name` only.
+    const fn named(self, name: &'static str) -> Self {
+        Self {
+            name: Some(name),
+            ..self
+        }
     }
 }
 
@@ -248,6 +261,70 @@ const OPERATOR: &[Access] = &[
     may_not("get", "", "secrets", PROJECT),
 ];
 
+const KUBE_SYSTEM: Option<&str> = Some("kube-system");
+
+/// What `loadgen experiment --target cluster` does (loadgen/src/experiment, the cluster
+/// target in loadgen/src/environment/cluster.rs), which is all its RBAC grants (see
+/// [`loadgen_is_granted_nothing_it_does_not_use`]), and a few things it must not do.
+const LOADGEN: &[Access] = &[
+    // Cluster::connect: the operator's and the sharder's Deployments, the Website CRD, the ring.
+    may("get", "apps", "deployments", WEBHOSTING_SYSTEM).named("webhosting-operator"),
+    may("get", "apps", "deployments", SHARDING_SYSTEM).named("sharder"),
+    may(
+        "get",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        None,
+    )
+    .named("websites.webhosting.timebertt.dev"),
+    may("get", "sharding.timebertt.dev", "controllerrings", None).named("webhosting-operator"),
+    // The world of a run, applied server-side.
+    may("create", "", "namespaces", None),
+    may("patch", "", "namespaces", None),
+    may("create", "webhosting.timebertt.dev", "themes", None),
+    may("patch", "webhosting.timebertt.dev", "themes", None),
+    // The load, its observer and the clean-up.
+    may("list", "webhosting.timebertt.dev", "websites", None),
+    may("watch", "webhosting.timebertt.dev", "websites", None),
+    may("create", "webhosting.timebertt.dev", "websites", PROJECT),
+    may("patch", "webhosting.timebertt.dev", "websites", PROJECT),
+    may("delete", "webhosting.timebertt.dev", "websites", PROJECT),
+    may(
+        "deletecollection",
+        "webhosting.timebertt.dev",
+        "websites",
+        PROJECT,
+    ),
+    may("list", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
+    may("watch", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
+    // Shard counts, kills and rolling updates.
+    may("patch", "apps", "deployments", WEBHOSTING_SYSTEM).named("webhosting-operator"),
+    may("list", "", "pods", WEBHOSTING_SYSTEM),
+    may("patch", "", "pods", WEBHOSTING_SYSTEM),
+    may("delete", "", "pods", WEBHOSTING_SYSTEM),
+    // The shards' /metrics, and cost from the metrics API.
+    may("get", "", "pods/proxy", WEBHOSTING_SYSTEM),
+    may("list", "metrics.k8s.io", "pods", WEBHOSTING_SYSTEM),
+    may("list", "metrics.k8s.io", "pods", SHARDING_SYSTEM),
+    may("list", "metrics.k8s.io", "pods", KUBE_SYSTEM),
+    // The machine record.
+    may("list", "", "nodes", None),
+    may_not("patch", "apps", "deployments", SHARDING_SYSTEM),
+    may_not("patch", "apps", "deployments", PROJECT),
+    may_not("delete", "", "pods", SHARDING_SYSTEM),
+    may_not("delete", "", "pods", KUBE_SYSTEM),
+    may_not("delete", "", "namespaces", None),
+    may_not("delete", "webhosting.timebertt.dev", "themes", None),
+    may_not("update", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
+    may_not(
+        "get",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        None,
+    ),
+    may_not("get", "", "secrets", Some("loadgen")),
+];
+
 /// Prometheus discovers pods and nodes and scrapes the kubelets' cAdvisor.
 const PROMETHEUS: &[Access] = &[
     may("watch", "", "pods", None),
@@ -281,6 +358,7 @@ async fn check_access(reviews: &Api<SubjectAccessReview>, account: &str, checks:
                     ),
                     subresource: check.resource.split_once('/').map(|(_, s)| s.to_owned()),
                     namespace: check.namespace.map(str::to_owned),
+                    name: check.name.map(str::to_owned),
                     ..ResourceAttributes::default()
                 }),
                 ..SubjectAccessReviewSpec::default()
@@ -294,10 +372,11 @@ async fn check_access(reviews: &Api<SubjectAccessReview>, account: &str, checks:
         let allowed = answer.status.is_some_and(|status| status.allowed);
         if allowed != check.allowed {
             wrong.push(format!(
-                "{} {}.{} in {:?}: allowed={allowed}, expected {}",
+                "{} {}.{} {} in {:?}: allowed={allowed}, expected {}",
                 check.verb,
                 check.resource,
                 check.group,
+                check.name.unwrap_or("*"),
                 check.namespace.unwrap_or("all namespaces"),
                 check.allowed
             ));
@@ -306,20 +385,22 @@ async fn check_access(reviews: &Api<SubjectAccessReview>, account: &str, checks:
     assert!(wrong.is_empty(), "{account}:\n{}", wrong.join("\n"));
 }
 
+/// The kinds that make up a service account's access.
+const RBAC_KINDS: [&str; 6] = [
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
+
 #[tokio::test]
 async fn the_service_accounts_may_do_what_the_binaries_do_and_no_more() {
-    let rbac_kinds = [
-        "Namespace",
-        "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "Role",
-        "RoleBinding",
-    ];
-    let objects: Vec<Value> = ["deploy/default", "deploy/monitoring"]
+    let objects: Vec<Value> = ["deploy/default", "deploy/monitoring", "deploy/loadgen"]
         .into_iter()
         .flat_map(|dir| Kustomization(dir.to_owned()).objects())
-        .filter(|object| rbac_kinds.iter().any(|kind| object["kind"] == *kind))
+        .filter(|object| RBAC_KINDS.iter().any(|kind| object["kind"] == *kind))
         .collect();
     // Namespaces first: the Roles live in them.
     let (namespaces, rest): (Vec<Value>, Vec<Value>) = objects
@@ -333,6 +414,74 @@ async fn the_service_accounts_may_do_what_the_binaries_do_and_no_more() {
     check_access(&reviews, "sharding-system/sharder", SHARDER).await;
     check_access(&reviews, "webhosting-system/webhosting-operator", OPERATOR).await;
     check_access(&reviews, "monitoring/prometheus", PROMETHEUS).await;
+    check_access(&reviews, "loadgen/loadgen", LOADGEN).await;
+}
+
+/// Every (verb, group, resource, namespace, name) that loadgen's Roles and ClusterRoles grant
+/// is one that [`LOADGEN`] says it uses: no rule grants more than the experiment does.
+#[test]
+fn loadgen_is_granted_nothing_it_does_not_use() {
+    let objects = Kustomization("deploy/loadgen".to_owned()).objects();
+    let mut granted = Vec::new();
+    for role in objects
+        .iter()
+        .filter(|object| object["kind"] == "Role" || object["kind"] == "ClusterRole")
+    {
+        let namespace = role["metadata"]["namespace"].as_str();
+        for rule in role["rules"].as_array().expect("rules") {
+            let strings = |field: &str| -> Vec<String> {
+                rule[field].as_array().map_or_else(Vec::new, |values| {
+                    values
+                        .iter()
+                        .map(|v| v.as_str().expect("a string").to_owned())
+                        .collect()
+                })
+            };
+            let names = strings("resourceNames");
+            for group in strings("apiGroups") {
+                for resource in strings("resources") {
+                    for verb in strings("verbs") {
+                        let names: Vec<Option<String>> = if names.is_empty() {
+                            vec![None]
+                        } else {
+                            names.iter().cloned().map(Some).collect()
+                        };
+                        for name in names {
+                            granted.push((
+                                verb.clone(),
+                                group.clone(),
+                                resource.clone(),
+                                namespace.map(str::to_owned),
+                                name,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // A grant in a Role is used when a check in its namespace asks for it; a ClusterRole's
+    // when a check anywhere does (every used cluster-wide verb is asked of a namespace or of
+    // all namespaces, as the code does).
+    let unused: Vec<String> = granted
+        .iter()
+        .filter(|(verb, group, resource, namespace, name)| {
+            !LOADGEN.iter().any(|check| {
+                check.allowed
+                    && check.verb == verb
+                    && check.group == group
+                    && check.resource == resource
+                    && (namespace.is_none() || check.namespace == namespace.as_deref())
+                    && check.name == name.as_deref()
+            })
+        })
+        .map(|grant| format!("{grant:?}"))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "deploy/loadgen grants what loadgen does not do:\n{}",
+        unused.join("\n")
+    );
 }
 
 /// The container `name` of a Deployment's pod template.
@@ -446,6 +595,29 @@ fn the_sharder_config_is_valid_and_agrees_with_the_deployment_and_service() {
         String::from_utf8_lossy(&ca_bundle.0)
             .contains(std::fs::read_to_string(&ca_file).unwrap().trim()),
         "the caBundle is not certs/ca.crt"
+    );
+}
+
+#[test]
+fn the_sharders_disruption_budget_selects_exactly_the_sharder_pods() {
+    let objects = Kustomization("deploy/default".to_owned()).objects();
+    let budget = find(&objects, "PodDisruptionBudget", "sharder");
+    let deployment = find(&objects, "Deployment", "sharder");
+    assert_eq!(
+        budget["metadata"]["namespace"],
+        deployment["metadata"]["namespace"]
+    );
+    let selector = &budget["spec"]["selector"]["matchLabels"];
+    assert!(
+        selector
+            .as_object()
+            .is_some_and(|labels| !labels.is_empty()),
+        "the PodDisruptionBudget selects no pods: {}",
+        budget["spec"]
+    );
+    assert_eq!(
+        selector, &deployment["spec"]["selector"]["matchLabels"],
+        "the PodDisruptionBudget and the Deployment select different pods"
     );
 }
 
