@@ -8,8 +8,8 @@
 //!   units and ratios reports print.
 //! - [`environment`]: where an experiment runs: a local control plane or a cluster.
 //! - [`experiment`]: a scenario run at each shard count of its sweep on a target, written to
-//!   `results/<run-id>/`.
-//! - [`measure`]: the measurements of the experiments (SPEC D): pure, over timestamped samples.
+//!   `results/<run-id>/`. - [`measure`]: the measurements of the experiments (docs/experiments.md):
+//!   pure, over timestamped samples.
 //! - [`scenario`]: the scenario files of `experiments/`, parsed and validated naming the field.
 //! - [`results`]: a run's measurements written as JSON, CSV, `.hgrm`, PNG/SVG plots and Markdown.
 

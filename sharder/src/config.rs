@@ -1,13 +1,13 @@
-//! The sharder's configuration file (SPEC B).
+//! The sharder's configuration file (docs/contract.md#sharder-behaviour).
 //!
 //! The file is the Go original's `SharderConfig` (`config.sharding.timebertt.dev/v1alpha1`), so a
 //! config file written for the Go sharder works here unchanged. serde reads it straight into
-//! [`SharderConfig`] (STYLE 12): Go's JSON field names, Go's defaults for missing fields and for
+//! [`SharderConfig`]: Go's JSON field names, Go's defaults for missing fields and for
 //! empty strings (which Go treats as unset), k8s-openapi's types where Go uses Kubernetes types,
 //! and newtypes such as [`PositiveDuration`] whose `Deserialize` rejects a bad value. Unknown
 //! fields are rejected, inside the Kubernetes types too. `SharderConfig::validate` then checks
 //! what no single value can: the rules across fields, and those inside the Kubernetes types.
-//! Errors name the file, the field path and the bad value (STYLE 7).
+//! Errors name the file, the field path and the bad value.
 //!
 //! Two fields extend the original for running the sharder outside a cluster:
 //! `webhook.server.bindAddress` (the Go sharder always listens on `:9443`) and
@@ -166,7 +166,7 @@ pub struct ClientConnection {
     #[serde(deserialize_with = "non_empty")]
     pub content_type: Option<String>,
     /// `qps`: the client-side request rate limit. `None` (unset, `0` or negative) means no
-    /// client-side limit, the default (SPEC B).
+    /// client-side limit, the default (docs/contract.md#sharder-behaviour).
     #[serde(deserialize_with = "qps")]
     pub qps: Option<f32>,
     /// `burst`: the burst allowed above `qps`; `None` when unset or `0`.
@@ -248,7 +248,7 @@ pub struct Controller {
     pub sharder: SharderController,
 }
 
-/// `controller.sharder`: the resync of object assignments (SPEC B).
+/// `controller.sharder`: the resync of object assignments (docs/contract.md#sharder-behaviour).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SharderController {
@@ -275,7 +275,8 @@ pub struct Webhook {
     /// `server`: the HTTPS server of the assignment webhook.
     #[serde(deserialize_with = "section")]
     pub server: WebhookServer,
-    /// `config`: the MutatingWebhookConfiguration written per ControllerRing (SPEC A.7).
+    /// `config`: the MutatingWebhookConfiguration written per ControllerRing
+    /// (docs/contract.md#webhook).
     #[serde(deserialize_with = "section")]
     pub config: WebhookConfig,
 }
@@ -328,7 +329,8 @@ impl WebhookServer {
     }
 }
 
-/// `webhook.config`: what goes into each ring's MutatingWebhookConfiguration (SPEC A.7).
+/// `webhook.config`: what goes into each ring's MutatingWebhookConfiguration
+/// (docs/contract.md#webhook).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookConfig {
@@ -337,7 +339,7 @@ pub struct WebhookConfig {
     pub annotations: BTreeMap<String, String>,
     /// `clientConfig`: how the API server reaches the webhook. Exactly one of `service` and
     /// `url` is set; the ring's path replaces the service's `path` or is appended to the `url`
-    /// (SPEC A.7). [`SharderConfig::load`] fills `ca_bundle` with the content of
+    /// (docs/contract.md#webhook). [`SharderConfig::load`] fills `ca_bundle` with the content of
     /// `caBundleFile`. Defaults to the service `sharding-system/sharder`.
     #[serde(deserialize_with = "client_config")]
     pub client_config: WebhookClientConfig,
@@ -924,8 +926,8 @@ fn key_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Err
     or_default(deserializer, KEY_NAME)
 }
 
-/// `clientConnection.qps`: a finite number; zero means unset, and a negative rate disables
-/// the limiter as in client-go: either way no client-side limit (SPEC B).
+/// `clientConnection.qps`: a finite number; zero means unset, and a negative rate disables the
+/// limiter as in client-go: either way no client-side limit (docs/contract.md#sharder-behaviour).
 fn qps<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f32>, D::Error> {
     let qps = f32::deserialize(deserializer)?;
     if !qps.is_finite() {

@@ -1,4 +1,4 @@
-//! The sharder's own metrics (SPEC A.9), registered once per process.
+//! The sharder's own metrics (docs/contract.md#metrics), registered once per process.
 
 use std::sync::Arc;
 
@@ -66,9 +66,9 @@ impl RingSource for RingCache {
     }
 }
 
-/// The ring and shard gauges of SPEC A.9 and `controller_sharding_ring_calculations_total`,
-/// computed from the caches at each scrape, so every replica exports them and nothing has to
-/// keep them up to date.
+/// The ring and shard gauges of docs/contract.md#metrics and
+/// `controller_sharding_ring_calculations_total`, computed from the caches at each scrape, so every
+/// replica exports them and nothing has to keep them up to date.
 #[derive(Debug)]
 pub struct RingCollector<S>(pub S);
 

@@ -1,6 +1,7 @@
-//! The objects a Website owns (SPEC A.10): a ConfigMap with its page and nginx config, a
-//! Deployment serving it, a Service and an Ingress. Pure builders of the desired objects for
-//! server-side apply; they render the same content as the original, byte for byte.
+//! The objects a Website owns (docs/contract.md#the-webhosting-operator-api): a ConfigMap with its
+//! page and nginx config, a Deployment serving it, a Service and an Ingress. Pure builders of the
+//! desired objects for server-side apply; they render the same content as the original, byte for
+//! byte.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
-//! The `kube_website_*` and `kube_theme_*` series (SPEC A.9), computed from the operator's
-//! own caches at each scrape: a shard exports its own Websites, so the series of all shards
-//! add up to every Website once.
+//! The `kube_website_*` and `kube_theme_*` series (docs/contract.md#metrics), computed from the
+//! operator's own caches at each scrape: a shard exports its own Websites, so the series of all
+//! shards add up to every Website once.
 
 use kube::{ResourceExt as _, runtime::reflector::Store};
 use prometheus_client::{

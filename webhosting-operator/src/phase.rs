@@ -1,5 +1,6 @@
-//! A Website's phase and status, decided from what one reconciliation observed (SPEC A.10).
-//! Pure: the caller passes the time in and writes the status only when it differs.
+//! A Website's phase and status, decided from what one reconciliation observed
+//! (docs/contract.md#the-webhosting-operator-api). Pure: the caller passes the time in and writes
+//! the status only when it differs.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;

@@ -1,8 +1,9 @@
 //! controller-runtime's metrics for kube-runtime controllers: the reconcile series
 //! (`controller_runtime_reconcile_*`, `controller_runtime_active_workers`,
-//! `controller_runtime_max_concurrent_reconciles`), the work-queue series (`workqueue_*`) and
-//! the API requests (`rest_client_requests_total`), under controller-runtime's names and labels
-//! (SPEC A.9), so that dashboards built for Go controllers work for Rust controllers.
+//! `controller_runtime_max_concurrent_reconciles`), the work-queue series (`workqueue_*`) and the
+//! API requests (`rest_client_requests_total`), under controller-runtime's names and labels
+//! (docs/contract.md#metrics), so that dashboards built for Go controllers work for Rust
+//! controllers.
 //!
 //! - [`ControllerMetrics`]: one registration per process, then
 //!   [`ControllerMetrics::controller`] for each controller, whose [`ReconcileMetrics`] wraps
@@ -15,7 +16,8 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
-//! # use kube::{Api, Client, runtime::{Controller, WatchStreamExt, controller::Action, reflector, watcher}};
+//! # use kube::{Api, Client, runtime::{Controller, WatchStreamExt, controller::Action, reflector,
+//! watcher}};
 //! # use futures::StreamExt;
 //! # use controller_runtime_metrics::ControllerMetrics;
 //! # async fn reconcile(_: Arc<ConfigMap>, _: Arc<()>) -> Result<Action, kube::Error> { todo!() }

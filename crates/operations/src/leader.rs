@@ -1,5 +1,5 @@
-//! Leader election (SPEC B): one replica runs the controllers, every replica serves its
-//! webhook and metrics.
+//! Leader election (docs/contract.md#sharder-behaviour): one replica runs the controllers, every
+//! replica serves its webhook and metrics.
 
 use std::time::Duration;
 

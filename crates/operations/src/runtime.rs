@@ -65,8 +65,8 @@ impl<A: Membership, B: Membership> Membership for Either<A, B> {
     }
 }
 
-/// A shard's Lease (SPEC A.3): released at the end so that the sharder moves the shard's
-/// objects at once.
+/// A shard's Lease (docs/contract.md#shard-leases): released at the end so that the sharder moves
+/// the shard's objects at once.
 impl Membership for ShardLeaseHandle {
     fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
         ShardLeaseHandle::lost(self)

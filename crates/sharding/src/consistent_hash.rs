@@ -1,5 +1,5 @@
-//! The consistent hash ring that maps hash keys to shards (SPEC A.6, bit-for-bit with the Go
-//! original's `pkg/sharding/consistenthash`).
+//! The consistent hash ring that maps hash keys to shards (docs/contract.md#hash-ring, bit-for-bit
+//! with the Go original's `pkg/sharding/consistenthash`).
 //!
 //! Each node gets `tokens_per_node` tokens `hash(node + decimal(i))`, no separator. A key maps
 //! to the node owning the first token `>= hash(key)`, wrapping past the last token to the first.
@@ -9,10 +9,10 @@ use std::fmt::{self, Write as _};
 /// A hash function over bytes. The ring takes it as a parameter so that tests can inject one.
 pub type Hash = fn(&[u8]) -> u64;
 
-/// The number of tokens each node gets on the ring (SPEC A.6).
+/// The number of tokens each node gets on the ring (docs/contract.md#hash-ring).
 pub const DEFAULT_TOKENS_PER_NODE: usize = 100;
 
-/// xxHash64 with seed 0, the hash of the contract (SPEC A.6).
+/// xxHash64 with seed 0, the hash of the contract (docs/contract.md#hash-ring).
 #[must_use]
 pub fn xxhash64(data: &[u8]) -> u64 {
     xxhash_rust::xxh64::xxh64(data, 0)

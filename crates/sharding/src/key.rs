@@ -1,4 +1,4 @@
-//! Hash keys: the string an object is placed on the ring by (SPEC A.5).
+//! Hash keys: the string an object is placed on the ring by (docs/contract.md#hash-keys).
 //!
 //! A main object is keyed by itself, `<group>/<Kind>/<namespace>/<name>`; a controlled object by
 //! its controller owner, `<owner group>/<owner Kind>/<object namespace>/<owner name>`, so that it
@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::TypeMeta;
 
 /// Why a main object has no hash key. The texts are part of the contract: the webhook denies
-/// the request with them (SPEC A.5).
+/// the request with them (docs/contract.md#hash-keys).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// The object carries no apiVersion or kind (or its apiVersion has no version).

@@ -1,4 +1,5 @@
-//! The hash ring of a ControllerRing: its available shards (SPEC A.4, A.6).
+//! The hash ring of a ControllerRing: its available shards (docs/contract.md#lease-states,
+//! docs/contract.md#hash-ring).
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;

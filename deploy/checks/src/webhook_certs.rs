@@ -2,7 +2,8 @@
 //! `deploy/sharder/default` wants them: `tls.crt`, `tls.key` and `ca.crt` in one directory.
 //!
 //! The API server verifies the webhook with the CA: the sharder reads `ca.crt` as its
-//! `caBundleFile` and puts it into every ring's MutatingWebhookConfiguration (SPEC A.7).
+//! `caBundleFile` and puts it into every ring's MutatingWebhookConfiguration
+//! (docs/contract.md#webhook).
 
 use std::{
     fs::OpenOptions,

@@ -1,9 +1,9 @@
 //! `loadgen compare`: runs, or the shard counts of one sweep, side by side as ratios.
 //!
 //! Each argument is a run directory written by `loadgen experiment` (`results/<run-id>/`, see
-//! [`crate::results`]); compare reads its `run.json` for the run's name and its `summary.csv`
-//! for the figures of each shard count (SPEC D), by column name, so that columns added to the
-//! summary later are ignored and columns missing from older runs read as not measured.
+//! [`crate::results`]); compare reads its `run.json` for the run's name and its `summary.csv` for
+//! the figures of each shard count (docs/experiments.md), by column name, so that columns added to
+//! the summary later are ignored and columns missing from older runs read as not measured.
 //!
 //! The baseline of a row:
 //! - with one run, its smallest shard count, so a sweep reads as scaling from its first step;

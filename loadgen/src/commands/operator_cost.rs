@@ -1,5 +1,5 @@
 //! `loadgen operator-cost`: the webhosting-operator's CPU and memory, N shards against one
-//! singleton, on one local control plane in one run (SPEC D "Cost").
+//! singleton, on one local control plane in one run (docs/experiments.md#cost).
 //!
 //! 1. Starts the webhosting [`stack::Stack`]: etcd, kube-apiserver and kube-controller-manager
 //!    (the deployment controller makes the Websites' Deployments Available), the APIs and the
@@ -342,7 +342,7 @@ impl Run<'_> {
     }
 }
 
-/// Ready for its current generation: the operator reconciled the latest spec (SPEC D).
+/// Ready for its current generation: the operator reconciled the latest spec (docs/experiments.md).
 fn is_reconciled(website: &Website) -> bool {
     website.status.as_ref().is_some_and(|status| {
         status.phase == Some(WebsitePhase::Ready)

@@ -1,5 +1,5 @@
 //! `loadgen ring`: what the sharder's hash ring does with a set of objects, computed offline
-//! with [`sharding::consistent_hash`] (SPEC A.6).
+//! with [`sharding::consistent_hash`] (docs/contract.md#hash-ring).
 //!
 //! The statistics are pure functions; [`run`] reads the input and prints them.
 
@@ -32,7 +32,8 @@ pub struct RingArgs {
     #[arg(long, value_name = "PATH")]
     pub keys_file: Option<PathBuf>,
 
-    /// Generated Website keys, deterministic: `webhosting.timebertt.dev/Website/project-<i%20>/experiment-<i>`.
+    /// Generated Website keys, deterministic:
+    /// `webhosting.timebertt.dev/Website/project-<i%20>/experiment-<i>`.
     #[arg(long, value_name = "N")]
     pub objects: Option<usize>,
 

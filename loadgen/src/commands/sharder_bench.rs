@@ -1,4 +1,5 @@
-//! `loadgen sharder-bench`: the sharder binary measured on a local control plane (SPEC D).
+//! `loadgen sharder-bench`: the sharder binary measured on a local control plane
+//! (docs/experiments.md).
 //!
 //! 1. Starts a [`stack::Stack`] without the webhosting APIs: etcd and kube-apiserver, the
 //!    ControllerRing CRD, and the `sharder` binary found next to this executable, on loopback.
@@ -7,7 +8,8 @@
 //! 3. Webhook latency: creates ConfigMaps on an open-loop schedule, alternating between the two
 //!    namespaces, and measures each from its intended start (no coordinated omission).
 //! 4. Memory: the sharder's RSS after a forced resync with about 1,000 and with `--objects`
-//!    sharded ConfigMaps; it should stay flat, since the sharder never caches them (SPEC B).
+//!    sharded ConfigMaps; it should stay flat, since the sharder never caches them
+//!    (docs/contract.md#sharder-behaviour).
 //! 5. Move time: releases `bench-0`'s Lease and waits until none of its objects is left on it.
 //!
 //! Everything it starts is stopped on exit, on error and on Ctrl-C: the control plane removes

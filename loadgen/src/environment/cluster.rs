@@ -54,7 +54,8 @@ use metrics_api::{PodMetrics, pod_metrics};
 use quantity::{parse_quantity, saturating_u64};
 use rollout::{poll, rollout_pending, shards_pending};
 
-/// The operator's namespace (SPEC A.10), which also holds the shard Leases.
+/// The operator's namespace (docs/contract.md#the-webhosting-operator-api), which also holds the
+/// shard Leases.
 const OPERATOR_NAMESPACE: &str = stack::OPERATOR_NAMESPACE;
 
 /// The operator's Deployment in [`OPERATOR_NAMESPACE`].

@@ -19,7 +19,7 @@ use crate::{
     },
 };
 
-/// The operator's queue-latency histogram and its work queue (SPEC D).
+/// The operator's queue-latency histogram and its work queue (docs/experiments.md).
 const QUEUE_HISTOGRAM: &str = "workqueue_queue_duration_seconds";
 const QUEUE_NAME: (&str, &str) = ("name", "website");
 

@@ -1,5 +1,5 @@
-//! Cost: CPU seconds and peak memory per component, from samples of `/proc` (SPEC D), or of a
-//! metrics API's CPU rates, which [`CpuIntegrals`] turns into CPU seconds first.
+//! Cost: CPU seconds and peak memory per component, from samples of `/proc` (docs/experiments.md),
+//! or of a metrics API's CPU rates, which [`CpuIntegrals`] turns into CPU seconds first.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! Failover: from a shard's death to its Lease dead, its objects assigned to live shards, and
-//! all of them reconciled again (SPEC D).
+//! all of them reconciled again (docs/experiments.md).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -18,7 +18,7 @@ pub enum FailoverKind {
     /// Stopped gracefully (SIGTERM): it releases its Lease on the way out.
     Voluntary,
     /// Killed (SIGKILL): its Lease expires; the sharder cannot act before about 2 × the lease
-    /// duration after the last renewal (SPEC A.4).
+    /// duration after the last renewal (docs/contract.md#lease-states).
     Involuntary,
 }
 

@@ -1,4 +1,5 @@
-//! Latency recorders: microsecond HdrHistograms in total and per fixed time window (SPEC D).
+//! Latency recorders: microsecond HdrHistograms in total and per fixed time window
+//! (docs/experiments.md).
 //!
 //! A latency is recorded at the time it belongs to (for an open-loop operation, its intended
 //! start), so a stall shows in the windows of the operations it delayed.

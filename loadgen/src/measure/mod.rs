@@ -1,8 +1,10 @@
-//! The measurements of the experiments (SPEC D), as pure functions over timestamped samples.
+//! The measurements of the experiments (docs/experiments.md), as pure functions over timestamped
+//! samples.
 //!
-//! Every sample carries the absolute time at which it was observed ([`Timestamp`]), so series
-//! from different sources (the watch, the schedule, `/metrics` scrapes, `/proc`) are aligned by
-//! time and never by sample index (SPEC C: the original read load about 15 s late).
+//! Every sample carries the absolute time at which it was observed ([`Timestamp`]), so series from
+//! different sources (the watch, the schedule, `/metrics` scrapes, `/proc`) are aligned by time and
+//! never by sample index (docs/experiments.md#measurements: the original's tool plotted load about
+//! 15 s late).
 //!
 //! - [`latency`]: HdrHistogram recorders, in total and per time window; `.hgrm` output.
 //! - [`skew`]: objects per shard, max/mean and coefficient of variation.

@@ -1,5 +1,5 @@
 //! Movement: the objects a membership change re-assigned, against the least that had to move
-//! (SPEC D).
+//! (docs/experiments.md).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Assignment skew: how unevenly objects are spread over shards (SPEC D).
+//! Assignment skew: how unevenly objects are spread over shards (docs/experiments.md).
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! SLO verdicts, the first breach under a ramp of load, and capacity scaling (SPEC D).
+//! SLO verdicts, the first breach under a ramp of load, and capacity scaling (docs/experiments.md).
 
 use std::time::Duration;
 
@@ -17,7 +17,8 @@ pub struct Slo {
 }
 
 impl Default for Slo {
-    /// SPEC D: reconciliation p99 ≤ 5 s, queue p99 ≤ 1 s.
+    /// The objectives of docs/experiments.md#reconciliation-latency and
+    /// docs/experiments.md#queue-latency: reconciliation p99 ≤ 5 s, queue p99 ≤ 1 s.
     fn default() -> Self {
         Self {
             reconciliation_p99: Duration::from_secs(5),

@@ -4,7 +4,7 @@
 //! Text in the PNGs is rendered by ab_glyph from DejaVu Sans embedded in the binary (the
 //! `dejavu` crate), so plotting needs no fontconfig or FreeType on the machine. Time is on the
 //! x axis as seconds since the run started, computed from each sample's timestamp, so series of
-//! different sources line up (SPEC C).
+//! different sources line up (docs/experiments.md#measurements).
 
 use std::{
     collections::BTreeMap,

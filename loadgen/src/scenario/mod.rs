@@ -1,13 +1,13 @@
-//! The scenario file of an experiment (SPEC D): what load to put on the operator, for how long,
-//! and at which shard counts.
+//! The scenario file of an experiment (docs/experiments.md): what load to put on the operator, for
+//! how long, and at which shard counts.
 //!
-//! SPEC D's scenarios are sized for a remote cluster; a 2-core machine that also runs the
-//! control plane cannot carry them, so every rate, count and duration is a parameter of a file
-//! in `experiments/`. A file is read in two steps (STYLE 12): serde reads the YAML into a
-//! private raw form (camelCase keys, unknown keys rejected, everything optional), then
-//! validation applies the defaults and checks every value with pure rules, one function each,
-//! producing a [`Scenario`]. Errors name the file, the field path and the problem (STYLE 7),
-//! so an invalid file fails before anything starts.
+//! The original's scenarios (docs/experiments.md#scenarios) are sized for a remote cluster; a
+//! 2-core machine that also runs the control plane cannot carry them, so every rate, count and
+//! duration is a parameter of a file in `experiments/`. A file is read in two steps: serde reads
+//! the YAML into a private raw form (camelCase keys, unknown keys rejected, everything optional),
+//! then validation applies the defaults and checks every value with pure rules, one function each,
+//! producing a [`Scenario`]. Errors name the file, the field path and the problem, so an invalid
+//! file fails before anything starts.
 //!
 //! A [`Scenario`] serializes back to the file's format, so `run.json` records it as it ran and
 //! can be read again as a scenario.
@@ -139,7 +139,7 @@ pub enum CreateRate {
     /// `rate`: Websites per second throughout.
     #[serde(rename = "rate")]
     Constant(f64),
-    /// `ramp`: the rate rises linearly over the duration, for capacity runs (SPEC D).
+    /// `ramp`: the rate rises linearly over the duration, for capacity runs (docs/experiments.md).
     #[serde(rename = "ramp")]
     Ramp(Ramp),
 }
@@ -219,7 +219,7 @@ pub enum Signal {
     /// SIGKILL: the shard dies without releasing its Lease.
     #[serde(rename = "SIGKILL")]
     Kill,
-    /// SIGTERM: the shard releases its Lease as it shuts down (SPEC A.3).
+    /// SIGTERM: the shard releases its Lease as it shuts down (docs/contract.md#shard-leases).
     #[serde(rename = "SIGTERM")]
     Term,
 }
@@ -261,7 +261,8 @@ pub struct Operator {
 }
 
 impl Default for Operator {
-    /// SPEC D: 5 workers per shard; no simulated work; SPEC A.3: leaseDurationSeconds 15.
+    /// As in the original's evaluation (docs/experiments.md#the-originals-evaluation): 5 workers
+    /// per shard and no simulated work; leaseDurationSeconds 15 (docs/contract.md#shard-leases).
     fn default() -> Self {
         Self {
             workers: 5,
@@ -303,8 +304,8 @@ impl Scenario {
         self.load.create.rate.at(self.fraction_of_duration(elapsed))
     }
 
-    /// Whether a run measures capacity: only under a ramp of creates (SPEC D). Under a steady
-    /// load, a breach says when the load was too much or a failover held it up, not how much
+    /// Whether a run measures capacity: only under a ramp of creates (docs/experiments.md). Under a
+    /// steady load, a breach says when the load was too much or a failover held it up, not how much
     /// load a shard count carries.
     #[must_use]
     pub fn measures_capacity(&self) -> bool {
@@ -401,7 +402,7 @@ mod tests {
 
     const BASIC: &str = "\
 name: basic
-description: SPEC D basic, scaled
+description: the original's basic, scaled
 duration: 15m
 settle: 20s
 shards: [1, 2, 3]
@@ -470,7 +471,7 @@ load:
             scenario,
             Scenario {
                 name: "basic".to_owned(),
-                description: "SPEC D basic, scaled".to_owned(),
+                description: "the original's basic, scaled".to_owned(),
                 duration: Duration::from_secs(900),
                 settle: Duration::from_secs(20),
                 shards: vec![1, 2, 3],

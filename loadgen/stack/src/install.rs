@@ -15,10 +15,12 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use sharding::api::{ControllerRing, controller_ring};
 
-/// The namespace of the operator's shard Leases and leader Lease (SPEC A.10).
+/// The namespace of the operator's shard Leases and leader Lease
+/// (docs/contract.md#the-webhosting-operator-api).
 pub const OPERATOR_NAMESPACE: &str = "webhosting-system";
 
-/// The label that puts a namespace into the ring `webhosting-operator` (SPEC A.10).
+/// The label that puts a namespace into the ring `webhosting-operator`
+/// (docs/contract.md#the-webhosting-operator-api).
 pub const PROJECT_LABEL: &str = "webhosting.timebertt.dev/project";
 
 /// The field manager of everything the stack applies.

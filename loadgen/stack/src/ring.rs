@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::{install::apply, wait::wait_for};
 
-/// The ControllerRing of the webhosting-operator (SPEC A.10).
+/// The ControllerRing of the webhosting-operator (docs/contract.md#the-webhosting-operator-api).
 pub const WEBHOSTING_RING: &str = webhosting_operator::metrics::RING;
 
 /// The label every namespace carries with its own name.
@@ -23,7 +23,7 @@ const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// Waits until ControllerRing `ring` is Ready for its current generation and the API server
 /// calls its webhook: a server-side dry-run create of the ring's first main resource with
 /// only `generateName` (a Website for `webhosting-operator`) is denied, which only the
-/// sharder's webhook does (SPEC A.5). The API server loads webhook configurations
+/// sharder's webhook does (docs/contract.md#hash-keys). The API server loads webhook configurations
 /// asynchronously, so a Ready ring alone does not mean that the next create is assigned.
 ///
 /// The probe runs in a namespace the ring selects: the one its selector names by

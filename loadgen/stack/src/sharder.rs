@@ -10,9 +10,9 @@ use crate::process::{ChildProcess, delegate_to_child_process, free_port};
 /// What the sharder is started with; the rest of its config is fixed for a local stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharderSettings {
-    /// `controller.sharder.concurrentMoves` (SPEC B; default 100).
+    /// `controller.sharder.concurrentMoves` (docs/contract.md#sharder-behaviour; default 100).
     pub concurrent_moves: u32,
-    /// `controller.sharder.syncPeriod` (SPEC B; default 5 min).
+    /// `controller.sharder.syncPeriod` (docs/contract.md#sharder-behaviour; default 5 min).
     pub sync_period: Duration,
 }
 

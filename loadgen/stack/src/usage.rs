@@ -1,4 +1,4 @@
-//! CPU time and memory of a process, from `/proc` (SPEC D "Cost").
+//! CPU time and memory of a process, from `/proc` (docs/experiments.md#cost).
 
 use std::sync::OnceLock;
 

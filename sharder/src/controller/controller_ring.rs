@@ -1,5 +1,6 @@
-//! The ControllerRing controller (SPEC A.7, B): applies each ring's webhook configuration and
-//! reports its shards in the ring's status with a `Ready` condition.
+//! The ControllerRing controller (docs/contract.md#webhook, docs/contract.md#sharder-behaviour):
+//! applies each ring's webhook configuration and reports its shards in the ring's status with a
+//! `Ready` condition.
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,5 +1,6 @@
-//! The shard Lease controller (SPEC A.4): labels every shard Lease with its state, takes over
-//! `uncertain` Leases so that their shards count as dead, and deletes `orphaned` ones.
+//! The shard Lease controller (docs/contract.md#lease-states): labels every shard Lease with its
+//! state, takes over `uncertain` Leases so that their shards count as dead, and deletes `orphaned`
+//! ones.
 
 use std::{sync::Arc, time::Duration};
 
@@ -134,8 +135,9 @@ fn error_policy(_: Arc<Lease>, error: &Error, _: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(1))
 }
 
-/// Runs the controller until `shutdown` completes. It watches only Leases with the ring
-/// label (SPEC C: the filter is applied for real, so other Leases never enter the cache).
+/// Runs the controller until `shutdown` completes. It watches only Leases with the ring label,
+/// filtered by the API server, so other Leases never enter the cache
+/// (docs/sharder.md#differences-from-the-go-sharder).
 pub async fn run(
     client: Client,
     metrics: ReconcileMetrics,

@@ -1,5 +1,5 @@
-//! The webhook's decision for one admission request (SPEC A.7), pure: the ring, its hash ring
-//! and the request go in, a [`Decision`] comes out. The handler turns it into a response.
+//! The webhook's decision for one admission request (docs/contract.md#webhook), pure: the ring, its
+//! hash ring and the request go in, a [`Decision`] comes out. The handler turns it into a response.
 
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 use kube::core::{DynamicObject, admission::AdmissionRequest};
@@ -43,8 +43,8 @@ pub enum Decision {
 
 /// Decides how to admit `request` to `ring`, whose available shards are on `hash_ring`.
 ///
-/// For an UPDATE (a move, SPEC A.8) the request's object is the new object, which no longer
-/// carries the shard label.
+/// For an UPDATE (a move, docs/contract.md#drain-and-move) the request's object is the new object,
+/// which no longer carries the shard label.
 #[must_use]
 pub fn assign(
     ring: &ControllerRing,
@@ -57,9 +57,9 @@ pub fn assign(
     let label = labels::shard(ring.ring_name());
     let object_labels = object.metadata.labels.as_ref();
 
-    // Never reassign an assigned object: its shard may still be working on it. Moves go
-    // through the drain protocol (SPEC A.8), which removes the label before the UPDATE that
-    // reaches this webhook. An empty value counts as unassigned, as in the Go original.
+    // Never reassign an assigned object: its shard may still be working on it. Moves go through the
+    // drain protocol (docs/contract.md#drain-and-move), which removes the label before the UPDATE
+    // that reaches this webhook. An empty value counts as unassigned, as in the Go original.
     if object_labels
         .and_then(|labels| labels.get(&label))
         .is_some_and(|shard| !shard.is_empty())
@@ -80,7 +80,8 @@ pub fn assign(
                 ),
             };
         }
-        // SPEC A.5: main objects are keyed by themselves, which fails for generateName.
+        // docs/contract.md#hash-keys: main objects are keyed by themselves, which fails for
+        // generateName.
         Some(ResourceRole::Main) => {
             match key::for_object(object.types.as_ref(), &object.metadata) {
                 Ok(hash_key) => hash_key,
@@ -91,7 +92,8 @@ pub fn assign(
                 }
             }
         }
-        // SPEC A.5: controlled objects follow their controller; without one they stay unassigned.
+        // docs/contract.md#hash-keys: controlled objects follow their controller; without one they
+        // stay unassigned.
         Some(ResourceRole::Controlled) => match key::for_controller(&object.metadata) {
             Some(hash_key) if !hash_key.is_empty() => hash_key,
             _ => {
@@ -102,8 +104,8 @@ pub fn assign(
         },
     };
 
-    // SPEC A.6: an empty ring assigns nothing; the resync assigns the object once a shard is
-    // available.
+    // docs/contract.md#hash-ring: an empty ring assigns nothing; the resync assigns the object once
+    // a shard is available.
     let Some(shard) = hash_ring.hash(&hash_key) else {
         return Decision::Allow {
             reason: NO_AVAILABLE_SHARD,
@@ -170,7 +172,8 @@ mod tests {
                             GroupResource::new("apps", "deployments"),
                         ],
                     },
-                    // Also listed as controlled above: the main role wins (SPEC A.5).
+                    // Also listed as controlled above: the main role wins
+                    // (docs/contract.md#hash-keys).
                     RingResource {
                         group: "apps".into(),
                         resource: "deployments".into(),
@@ -498,7 +501,8 @@ mod tests {
 
     #[test]
     fn an_update_that_removed_the_shard_label_is_assigned_again() {
-        // A move (SPEC A.8): the old object still has the label, the new one does not.
+        // A move (docs/contract.md#drain-and-move): the old object still has the label, the new one
+        // does not.
         let mut review = request(
             "UPDATE",
             ("example.com", "things"),

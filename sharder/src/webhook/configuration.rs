@@ -1,5 +1,5 @@
-//! The MutatingWebhookConfiguration of a ControllerRing (SPEC A.7), built purely from the
-//! ring and the sharder's settings; the ControllerRing controller applies it.
+//! The MutatingWebhookConfiguration of a ControllerRing (docs/contract.md#webhook), built purely
+//! from the ring and the sharder's settings; the ControllerRing controller applies it.
 
 use std::collections::BTreeMap;
 
@@ -33,8 +33,8 @@ pub enum ClientConfigSettings {
     Url(String),
 }
 
-/// The sharder's settings for the webhook configurations it writes (SPEC B: the config
-/// file's webhook config section).
+/// The sharder's settings for the webhook configurations it writes
+/// (docs/contract.md#sharder-behaviour: the config file's webhook config section).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookConfigSettings {
     /// Annotations copied onto every webhook configuration (for example, a CA-injection
@@ -51,7 +51,7 @@ pub struct WebhookConfigSettings {
 }
 
 /// The operations the webhook sees: CREATE assigns new objects, UPDATE assigns moved ones
-/// (SPEC A.8).
+/// (docs/contract.md#drain-and-move).
 const OPERATIONS: [&str; 2] = ["CREATE", "UPDATE"];
 
 /// The built-in namespace selector: every namespace but the control plane's and the
@@ -68,7 +68,7 @@ pub fn default_namespace_selector() -> LabelSelector {
     }
 }
 
-/// The MutatingWebhookConfiguration `controllerring-<ring>` of `ring` (SPEC A.7).
+/// The MutatingWebhookConfiguration `controllerring-<ring>` of `ring` (docs/contract.md#webhook).
 #[must_use]
 pub fn webhook_configuration(
     ring: &ControllerRing,
@@ -149,8 +149,8 @@ fn webhook(ring: &ControllerRing, settings: &WebhookConfigSettings) -> MutatingW
                 .or_else(|| settings.namespace_selector.clone())
                 .unwrap_or_else(default_namespace_selector),
         ),
-        // Only unassigned objects: an assigned object keeps its shard (SPEC A.7), and
-        // skipping them keeps the webhook off the path of most updates.
+        // Only unassigned objects: an assigned object keeps its shard (docs/contract.md#webhook),
+        // and skipping them keeps the webhook off the path of most updates.
         object_selector: Some(LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {
                 key: labels::shard(ring.ring_name()),

@@ -1,9 +1,9 @@
-//! The webhook's HTTP handler (SPEC A.7): decodes an AdmissionReview, looks up the ring named
-//! in the path, decides with [`assign`], and answers.
+//! The webhook's HTTP handler (docs/contract.md#webhook): decodes an AdmissionReview, looks up the
+//! ring named in the path, decides with [`assign`], and answers.
 //!
-//! Every answer is a 200 with an AdmissionReview (STYLE 9): a body that cannot be decoded gets
-//! a denial with code 400, so the API server reports the reason instead of a transport error,
-//! and the webhook's `failurePolicy: Ignore` lets the object through unassigned for the
+//! Every answer is a 200 with an AdmissionReview (docs/contract.md#webhook): a body that cannot be
+//! decoded gets a denial with code 400, so the API server reports the reason instead of a transport
+//! error, and the webhook's `failurePolicy: Ignore` lets the object through unassigned for the
 //! resync to pick up.
 //!
 //! The answers' codes and messages are those of the Go original (docs/compatibility.md):
@@ -104,7 +104,7 @@ impl Webhook {
         if let Decision::Patch { .. } = decision
             && !request.dry_run
         {
-            // Dry runs change nothing, so they assign nothing (STYLE 9).
+            // Dry runs change nothing, so they assign nothing (docs/contract.md#webhook).
             self.metrics
                 .assignments
                 .get_or_create(&ResourceLabels::new(
@@ -184,7 +184,7 @@ struct Status {
 }
 
 impl Review {
-    /// A review of the one version the webhook is registered for (SPEC A.7:
+    /// A review of the one version the webhook is registered for (docs/contract.md#webhook:
     /// `admissionReviewVersions: [v1]`), whatever the request claimed to be.
     fn new(response: Response) -> Self {
         Self {

@@ -1,5 +1,5 @@
-//! The webhook's metrics (SPEC A.9): assignments per ring and resource, and how long deciding
-//! a request takes per ring.
+//! The webhook's metrics (docs/contract.md#metrics): assignments per ring and resource, and how
+//! long deciding a request takes per ring.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -81,7 +81,7 @@ impl Default for WebhookMetrics {
         Self {
             assignments: Family::default(),
             // 0.1 ms to ~3.3 s: a decision takes well under a millisecond, and the API server
-            // gives up after the webhook's 5 s timeout (SPEC A.7).
+            // gives up after the webhook's 5 s timeout (docs/contract.md#webhook).
             request_duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16))
             }),

@@ -1,4 +1,4 @@
-//! The sharder's mutating webhook (SPEC A.7): assigns new and moved objects of a
+//! The sharder's mutating webhook (docs/contract.md#webhook): assigns new and moved objects of a
 //! ControllerRing to one of its available shards by adding the shard label.
 //!
 //! - [`assign`]: the pure decision for one admission request;

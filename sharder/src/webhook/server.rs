@@ -1,6 +1,6 @@
-//! The webhook's HTTPS server (SPEC B): serves the webhook router with rustls and reloads the
-//! serving certificate when its files change, so that rotated certificates (cert-manager,
-//! mounted Secrets) take effect without a restart.
+//! The webhook's HTTPS server (docs/contract.md#sharder-behaviour): serves the webhook router with
+//! rustls and reloads the serving certificate when its files change, so that rotated certificates
+//! (cert-manager, mounted Secrets) take effect without a restart.
 
 use std::{
     convert::Infallible,
@@ -15,14 +15,15 @@ use axum_server::{Handle, tls_rustls::RustlsConfig};
 
 use super::handler::{Webhook, admit};
 
-/// The route of every ring's webhook (SPEC A.2: `/webhooks/sharder/controllerring/<ring>`).
+/// The route of every ring's webhook (docs/contract.md#names-and-labels:
+/// `/webhooks/sharder/controllerring/<ring>`).
 pub const ROUTE: &str = "/webhooks/sharder/controllerring/{ring}";
 
 /// How often the certificate files are checked for changes.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How long in-flight requests may take after shutdown starts: the API server gives up on
-/// the webhook after its 5 s timeout anyway (SPEC A.7).
+/// the webhook after its 5 s timeout anyway (docs/contract.md#webhook).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The largest request body accepted: a review carries the object and, for updates, the old

@@ -1,5 +1,6 @@
-//! The `webhosting.timebertt.dev/v1alpha1` API (SPEC A.10): Websites and the Themes that
-//! style them, and their CustomResourceDefinitions as checked in under `config/crds/`.
+//! The `webhosting.timebertt.dev/v1alpha1` API (docs/contract.md#the-webhosting-operator-api):
+//! Websites and the Themes that style them, and their CustomResourceDefinitions as checked in under
+//! `config/crds/`.
 
 pub mod theme;
 pub mod website;

@@ -1,4 +1,5 @@
-//! The `Theme` resource (SPEC A.10): a cluster-wide style that Websites refer to by name.
+//! The `Theme` resource (docs/contract.md#the-webhosting-operator-api): a cluster-wide style that
+//! Websites refer to by name.
 
 use kube::CustomResource;
 use schemars::JsonSchema;

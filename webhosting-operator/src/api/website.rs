@@ -1,4 +1,5 @@
-//! The `Website` resource (SPEC A.10): a hosted website styled by a Theme.
+//! The `Website` resource (docs/contract.md#the-webhosting-operator-api): a hosted website styled
+//! by a Theme.
 
 use std::fmt;
 
@@ -7,9 +8,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Label on a Website that makes the operator skip the actual workload (load tests): its
-/// Deployment runs no replicas and its Ingress uses the class `fake` (SPEC A.10). Any value
-/// counts.
+/// Label on a Website that makes the operator skip the actual workload (load tests): its Deployment
+/// runs no replicas and its Ingress uses the class `fake`
+/// (docs/contract.md#the-webhosting-operator-api). Any value counts.
 pub const LABEL_SKIP_WORKLOAD: &str = "skip-workload";
 
 /// WebsiteSpec defines the desired state of a Website.

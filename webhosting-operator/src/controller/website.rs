@@ -1,5 +1,5 @@
-//! The Website reconciler (SPEC A.10): applies the ConfigMap, Service, Ingress and
-//! Deployment of a Website and reports its phase.
+//! The Website reconciler (docs/contract.md#the-webhosting-operator-api): applies the ConfigMap,
+//! Service, Ingress and Deployment of a Website and reports its phase.
 
 use std::{sync::Arc, time::Duration};
 

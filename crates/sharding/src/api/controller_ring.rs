@@ -1,5 +1,5 @@
-//! The `ControllerRing` resource (SPEC A.1): a virtual ring of shards over which the objects
-//! of some resources are distributed.
+//! The `ControllerRing` resource (docs/contract.md#controllerring): a virtual ring of shards over
+//! which the objects of some resources are distributed.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
@@ -118,7 +118,7 @@ impl ControllerRing {
     }
 
     /// The kind of relation `group_resource` has to this ring: a main resource wins over the
-    /// same resource listed as controlled (SPEC A.5).
+    /// same resource listed as controlled (docs/contract.md#hash-keys).
     #[must_use]
     pub fn role_of(&self, group_resource: &GroupResource) -> Option<ResourceRole> {
         let main = self

@@ -1,5 +1,6 @@
-//! Label keys and object names of the sharding contract (SPEC A.2). `<ring>` is the
-//! ControllerRing's name, used verbatim (the CRD limits it to 63 characters for this reason).
+//! Label keys and object names of the sharding contract (docs/contract.md#names-and-labels).
+//! `<ring>` is the ControllerRing's name, used verbatim (the CRD limits it to 63 characters for
+//! this reason).
 
 /// Prefix of the per-ring shard and drain labels.
 const ALPHA_PREFIX: &str = "alpha.sharding.timebertt.dev";

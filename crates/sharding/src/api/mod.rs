@@ -1,4 +1,5 @@
-//! The wire contract: the ControllerRing resource and the names and labels of SPEC A.1–A.2.
+//! The wire contract: the ControllerRing resource (docs/contract.md#controllerring) and the names
+//! and labels of the contract (docs/contract.md#names-and-labels).
 
 pub mod controller_ring;
 pub mod crd;

@@ -1,4 +1,4 @@
-//! Shard states computed from shard Leases at a given time (SPEC A.4).
+//! Shard states computed from shard Leases at a given time (docs/contract.md#lease-states).
 //!
 //! Everything here is a pure function of a Lease and `now`: the sharder passes its clock's
 //! time in, so the state machine is tested without waiting.

@@ -1,4 +1,4 @@
-//! The state of a shard, from its Lease at a given time (SPEC A.4).
+//! The state of a shard, from its Lease at a given time (docs/contract.md#lease-states).
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,7 +39,8 @@ impl ShardState {
         ShardState::Ready,
     ];
 
-    /// The lowercase name, as in the state label on shard Leases (SPEC A.2).
+    /// The lowercase name, as in the state label on shard Leases
+    /// (docs/contract.md#names-and-labels).
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -214,7 +215,8 @@ mod tests {
 
     #[test]
     fn a_released_lease_is_dead_until_a_minute_after_its_expiration() {
-        // A shard releases with leaseDurationSeconds 1 and renewTime now (SPEC A.3).
+        // A shard releases with leaseDurationSeconds 1 and renewTime now
+        // (docs/contract.md#shard-leases).
         assert_eq!(
             released_expired_ago(-secs(1), 1),
             ShardState::Dead,

@@ -1,4 +1,4 @@
-//! The sharder's takeover of an `uncertain` shard Lease (SPEC A.4).
+//! The sharder's takeover of an `uncertain` shard Lease (docs/contract.md#lease-states).
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;

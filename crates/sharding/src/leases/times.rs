@@ -1,4 +1,4 @@
-//! The times and durations of a shard Lease (SPEC A.4).
+//! The times and durations of a shard Lease (docs/contract.md#lease-states).
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};

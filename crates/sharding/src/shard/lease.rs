@@ -1,6 +1,6 @@
-//! The shard Lease keeper (SPEC A.3): a shard announces itself by holding a Lease named after
-//! itself, renews it like a leader-election client, reports when it loses it, and releases it
-//! on graceful shutdown.
+//! The shard Lease keeper (docs/contract.md#shard-leases): a shard announces itself by holding a
+//! Lease named after itself, renews it like a leader-election client, reports when it loses it, and
+//! releases it on graceful shutdown.
 //!
 //! The decisions are pure ([`decide`], [`released`]); [`ShardLease::acquire`] runs them.
 
@@ -49,7 +49,7 @@ pub enum Error {
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// How a shard keeps its Lease. Defaults follow leader election (SPEC A.3).
+/// How a shard keeps its Lease. Defaults follow leader election (docs/contract.md#shard-leases).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct ShardLeaseConfig {
@@ -182,8 +182,8 @@ pub fn decide(current: Option<&Lease>, config: &ShardLeaseConfig, now: Timestamp
     Decision::Update(lease)
 }
 
-/// The released form of our Lease at `now` (SPEC A.3): no holder, leaseDurationSeconds 1,
-/// renewTime now, so that the sharder sees the shard `dead` at once.
+/// The released form of our Lease at `now` (docs/contract.md#shard-leases): no holder,
+/// leaseDurationSeconds 1, renewTime now, so that the sharder sees the shard `dead` at once.
 #[must_use]
 pub fn released(current: &Lease, now: Timestamp) -> Lease {
     let mut lease = current.clone();
@@ -413,8 +413,8 @@ impl ShardLeaseHandle {
         }
     }
 
-    /// Stops renewing and releases the Lease (SPEC A.3), so that the sharder moves this
-    /// shard's objects at once instead of waiting for the Lease to expire.
+    /// Stops renewing and releases the Lease (docs/contract.md#shard-leases), so that the sharder
+    /// moves this shard's objects at once instead of waiting for the Lease to expire.
     ///
     /// # Errors
     /// The release could not be written; the Lease then expires on its own.

@@ -1,5 +1,6 @@
-//! The drain-aware reconciler wrapper (SPEC A.8, B): a shard reconciles only objects assigned
-//! to it, and hands drained objects back without reconciling them.
+//! The drain-aware reconciler wrapper (docs/contract.md#drain-and-move, docs/contract.md#resync): a
+//! shard reconciles only objects assigned to it, and hands drained objects back without reconciling
+//! them.
 
 use std::{fmt::Debug, future::Future, sync::Arc};
 
@@ -106,7 +107,7 @@ impl Shard {
     /// The acknowledgement is a merge patch carrying the object's resourceVersion, so it
     /// applies only to the version this shard saw; the sharder's webhook then assigns the
     /// object to its new shard. Together with the watch on this shard's label, this means two
-    /// shards never act on one object at the same time (SPEC A.8).
+    /// shards never act on one object at the same time (docs/contract.md#drain-and-move).
     ///
     /// ```no_run
     /// # use std::sync::Arc;

@@ -8,7 +8,7 @@ use crate::api::labels;
 /// `shard.alpha.sharding.timebertt.dev/<ring>=<shard>`.
 ///
 /// Objects being drained keep their shard label until the shard acknowledges the drain, so
-/// they still match and their drain events reach the shard (SPEC B).
+/// they still match and their drain events reach the shard (docs/contract.md#sharder-behaviour).
 #[must_use]
 pub fn label_selector(ring: &str, shard: &str) -> String {
     format!("{}={shard}", labels::shard(ring))

@@ -83,8 +83,8 @@ async fn a_competing_writer_that_takes_the_lease_makes_the_shard_lose_it() {
         .await
         .unwrap();
 
-    // The sharder's takeover of an uncertain Lease (SPEC A.4), written with the
-    // resourceVersion it read, as the sharder does; a renewal in between makes it retry.
+    // The sharder's takeover of an uncertain Lease (docs/contract.md#lease-states), written with
+    // the resourceVersion it read, as the sharder does; a renewal in between makes it retry.
     let taken = eventually("the takeover write", || async {
         let mut lease = leases.get("shard-0").await.unwrap();
         let spec = lease.spec.as_mut().unwrap();

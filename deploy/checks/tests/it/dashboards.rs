@@ -1,8 +1,8 @@
 //! The Grafana dashboards of `dashboards/`: valid JSON with a datasource variable, PromQL that
-//! parses once the template variables are substituted, and only series that the sharder and
-//! the operator really export (SPEC C: the original's dashboards read stale ones). Where a
-//! Prometheus binary is installed (Debian's `prometheus` package), it scrapes a local stack and
-//! every panel must return data.
+//! parses once the template variables are substituted, and only series that the sharder and the
+//! operator really export (docs/contract.md#metrics: the original's dashboards read stale ones).
+//! Where a Prometheus binary is installed (Debian's `prometheus` package), it scrapes a local stack
+//! and every panel must return data.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -540,7 +540,8 @@ fn ready_websites(text: &str) -> usize {
 }
 
 /// Website names of which, with shards shard-0 and shard-1, at least one lands on each, so that
-/// shard-1's arrival certainly drains some (SPEC A.5 and A.6 decide it).
+/// shard-1's arrival certainly drains some (docs/contract.md#hash-keys and
+/// docs/contract.md#hash-ring decide it).
 fn website_names() -> Vec<String> {
     let ring = Ring::with_nodes(["shard-0", "shard-1"]);
     let shard_of = |name: &str| {

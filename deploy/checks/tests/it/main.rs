@@ -6,6 +6,7 @@
 
 mod dashboards;
 mod dockerfile;
+mod docs;
 mod layering;
 mod makefile;
 mod manifests;

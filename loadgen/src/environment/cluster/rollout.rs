@@ -72,10 +72,11 @@ pub(super) fn rollout_pending(deployment: &Deployment) -> Option<String> {
     }
 }
 
-/// Why the ring does not have exactly `shards` shards, all ready and current, or `None` when
-/// it does. A Lease counts when the sharder labelled it ready (SPEC A.2), its holder is its
-/// name (SPEC A.3) and that is a current pod. Leases of old pods may linger dead or orphaned
-/// until the sharder deletes them, but one still available (SPEC A.4) would be in the ring.
+/// Why the ring does not have exactly `shards` shards, all ready and current, or `None` when it
+/// does. A Lease counts when the sharder labelled it ready (docs/contract.md#names-and-labels), its
+/// holder is its name (docs/contract.md#shard-leases) and that is a current pod. Leases of old pods
+/// may linger dead or orphaned until the sharder deletes them, but one still available
+/// (docs/contract.md#lease-states) would be in the ring.
 pub(super) fn shards_pending(
     leases: &[Lease],
     pods: &BTreeSet<String>,

@@ -16,7 +16,8 @@ use sharding::api::ControllerRing;
 
 use super::{Errors, Resync};
 
-/// The first retry of a failed resync; it doubles up to the sync period (SPEC B).
+/// The first retry of a failed resync; it doubles up to the sync period
+/// (docs/contract.md#sharder-behaviour).
 const INITIAL_BACKOFF: Duration = Duration::from_secs(5);
 
 /// An error of one reconciliation.

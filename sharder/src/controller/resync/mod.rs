@@ -1,6 +1,7 @@
-//! Resync of a ring's objects (SPEC A.8, B): list the metadata of every main and controlled
-//! object in the ring's namespaces, page by page, and drain or move those that are not on
-//! the shard the ring wants, with at most `concurrentMoves` patches in flight.
+//! Resync of a ring's objects (docs/contract.md#drain-and-move, docs/contract.md#resync): list the
+//! metadata of every main and controlled object in the ring's namespaces, page by page, and drain
+//! or move those that are not on the shard the ring wants, with at most `concurrentMoves` patches
+//! in flight.
 //!
 //! The sharder never watches or caches the sharded objects: a resync holds one page at a
 //! time, so its memory does not grow with their number.
@@ -302,7 +303,8 @@ struct Target<'a> {
     namespaces: &'a HashSet<String>,
 }
 
-/// Drains or moves one object with a merge patch guarded by its resourceVersion (SPEC A.8).
+/// Drains or moves one object with a merge patch guarded by its resourceVersion
+/// (docs/contract.md#drain-and-move).
 async fn apply(
     client: &Client,
     resource: &ApiResource,

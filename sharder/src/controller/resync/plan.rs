@@ -1,4 +1,5 @@
-//! What a resync does with one object (SPEC A.8): nothing, drain it, or move it.
+//! What a resync does with one object (docs/contract.md#drain-and-move): nothing, drain it, or move
+//! it.
 
 use sharding::{consistent_hash::Ring, leases::Shards};
 
