@@ -1,5 +1,6 @@
-//! The sharder's only caches: ControllerRings and shard Leases. Both are small (one object
-//! per ring and per shard); the sharded objects themselves are never cached (SPEC B).
+//! The sharder's only caches: ControllerRings and shard Leases. Both are small (one object per ring
+//! and per shard); the sharded objects themselves are never cached
+//! (docs/contract.md#sharder-behaviour).
 
 use std::{
     collections::HashMap,
@@ -68,7 +69,8 @@ impl RingCache {
         )
         .default_backoff()
         .for_each(|_| async {});
-        // Only Leases with the ring label are shard Leases (SPEC C: filter for real).
+        // Only Leases with the ring label are shard Leases, filtered by the API server
+        // (docs/sharder.md#differences-from-the-go-sharder: the Go filter is a no-op).
         let lease_watch = reflector(
             leases_writer,
             watcher(

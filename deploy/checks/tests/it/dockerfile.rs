@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
-use crate::support::{Kustomization, repo};
+use crate::support::{Kustomization, repo, tracked_files};
 
 /// One instruction: the keyword (upper case) and its arguments, continuation lines joined.
 fn instructions(text: &str) -> Vec<(String, String)> {
@@ -314,18 +314,13 @@ fn the_build_context_holds_the_workspace_and_leaves_out_targets() {
 
 #[test]
 fn the_build_context_holds_every_source_file_of_the_workspace() {
-    let output = Command::new("git")
-        .args(["ls-files", "-z"])
-        .current_dir(repo())
-        .output()
-        .expect("git");
-    assert!(output.status.success(), "git ls-files failed");
-    let tracked = String::from_utf8(output.stdout).expect("UTF-8");
+    let tracked = tracked_files();
     let sent = context_files(&repo());
     // What Cargo reads of a member to build the workspace: its manifest and its sources.
     let members = members();
     let missing: Vec<&str> = tracked
-        .split('\0')
+        .iter()
+        .map(String::as_str)
         .filter(|path| {
             members.iter().any(|member| {
                 path.strip_prefix(member.as_str())

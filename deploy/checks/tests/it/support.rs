@@ -20,6 +20,22 @@ pub fn repo() -> PathBuf {
         .expect("the repository exists")
 }
 
+/// The files git tracks, as paths relative to the repository's root.
+pub fn tracked_files() -> Vec<String> {
+    let output = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(repo())
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git ls-files failed");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8 paths")
+        .split('\0')
+        .filter(|path| !path.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The kubectl of the pinned control plane (built by `hack/build-control-plane.sh`, which
 /// answers at once from its cache), or the one on `PATH` when `KUBEBUILDER_ASSETS` has none.
 pub fn kubectl() -> &'static Path {
