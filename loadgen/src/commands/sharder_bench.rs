@@ -10,7 +10,9 @@
 //! 4. Memory: the sharder's RSS after a forced resync with about 1,000 and with `--objects`
 //!    sharded ConfigMaps; it should stay flat, since the sharder never caches them
 //!    (docs/contract.md#sharder-behaviour).
-//! 5. Move time: releases `bench-0`'s Lease and waits until none of its objects is left on it.
+//! 5. Move time: releases `bench-0`'s Lease and waits until none of its objects is left on it;
+//!    then the sharder's RSS again, since a resync that patches thousands of objects is where
+//!    memory could pile up.
 //!
 //! Everything it starts is stopped on exit, on error and on Ctrl-C: the control plane removes
 //! its directory (which holds the sharder's files) and the sharder child is killed on drop
@@ -524,9 +526,14 @@ async fn move_time(
     .await?;
     let elapsed = started.elapsed();
     let movements_after = sharder.metric_sum(movements).await;
+    // A resync that patches thousands of objects is where buffers could pile up, so memory is
+    // read again once it is done.
+    let usage = sharder.usage()?;
     Ok(MoveReport {
         moved_objects: objects,
         seconds: elapsed.as_secs_f64(),
+        rss_after_mib: mib(usage.rss_bytes),
+        peak_rss_mib: mib(usage.peak_rss_bytes),
         objects_per_second: per_second(objects, elapsed),
         movements_counted: movements_before
             .zip(movements_after)
@@ -624,6 +631,10 @@ pub struct MoveReport {
     pub moved_objects: usize,
     /// From the release until none is on it and all carry a shard label.
     pub seconds: f64,
+    /// The sharder's VmRSS once the move is done.
+    pub rss_after_mib: f64,
+    /// The sharder's VmHWM once the move is done: the peak over the whole run.
+    pub peak_rss_mib: f64,
     /// moved_objects / seconds.
     pub objects_per_second: f64,
     /// The increase of the sharder's `controller_sharding_movements_total`, if scraped.
@@ -707,6 +718,14 @@ impl crate::report::Report for Report {
             v.seconds,
             v.objects_per_second,
             format_optional(v.movements_counted, 0)
+        );
+        let _ = writeln!(
+            text,
+            "  sharder VmRSS after the move {:.1} MiB ({} the {}-object reading), peak (VmHWM) {:.1} MiB",
+            v.rss_after_mib,
+            format_ratio(ratio(v.rss_after_mib, m.small.rss_mib)),
+            m.small.objects,
+            v.peak_rss_mib
         );
         text
     }
