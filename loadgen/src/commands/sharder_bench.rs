@@ -603,7 +603,8 @@ pub struct MemoryReport {
     pub large: MemorySample,
     /// large RSS / small RSS.
     pub rss_ratio: Option<f64>,
-    /// The sharder's peak RSS over the whole run (VmHWM).
+    /// The sharder's peak RSS up to the end of this phase (VmHWM); the move's report has the
+    /// peak of the whole run.
     pub peak_rss_mib: f64,
     /// ConfigMaps created in this phase.
     pub created: usize,
@@ -633,7 +634,7 @@ pub struct MoveReport {
     pub seconds: f64,
     /// The sharder's VmRSS once the move is done.
     pub rss_after_mib: f64,
-    /// The sharder's VmHWM once the move is done: the peak over the whole run.
+    /// The sharder's VmHWM once the move is done: the peak of the whole run.
     pub peak_rss_mib: f64,
     /// moved_objects / seconds.
     pub objects_per_second: f64,
@@ -703,7 +704,7 @@ impl crate::report::Report for Report {
         text.push_str(&memory.render());
         let _ = writeln!(
             text,
-            "  ratio {}, peak over the run (VmHWM) {:.1} MiB\n  created {} ConfigMaps at {:.0}/s, {} errors\n",
+            "  ratio {}, peak so far (VmHWM) {:.1} MiB\n  created {} ConfigMaps at {:.0}/s, {} errors\n",
             format_ratio(m.rss_ratio),
             m.peak_rss_mib,
             m.created,
@@ -721,7 +722,7 @@ impl crate::report::Report for Report {
         );
         let _ = writeln!(
             text,
-            "  sharder VmRSS after the move {:.1} MiB ({} the {}-object reading), peak (VmHWM) {:.1} MiB",
+            "  sharder VmRSS after the move {:.1} MiB ({} the {}-object reading), peak of the run (VmHWM) {:.1} MiB",
             v.rss_after_mib,
             format_ratio(ratio(v.rss_after_mib, m.small.rss_mib)),
             m.small.objects,
