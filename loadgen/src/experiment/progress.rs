@@ -129,10 +129,14 @@ impl Progress {
             queue_p99_ms.map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.0} ms"));
         let bound = |lower_bound| if lower_bound { "≥ " } else { "" };
         let writes = &accounting.writes;
+        let classes: Vec<String> = writes
+            .classes()
+            .iter()
+            .map(|(class, n)| format!("{n} {class}"))
+            .collect();
         self.line(&format!(
             "{}: done: {} latencies ({} censored), p50 {}{:.0} ms, p99 {}{:.0} ms, max {}{:.0} ms; \
-             queue p99 {queue}; writes: {} scheduled, {} reconciled, {} pending at the end, \
-             {} abandoned by deletes, {} failed, {} not issued, {} skipped",
+             queue p99 {queue}; writes: {} scheduled, {}",
             self.prefix,
             summary.count,
             summary.censored,
@@ -143,12 +147,7 @@ impl Progress {
             bound(summary.max_lower_bound),
             summary.max_ms,
             writes.scheduled,
-            writes.reconciled,
-            writes.pending,
-            writes.abandoned,
-            writes.failed_total(),
-            writes.not_issued,
-            writes.skipped,
+            classes.join(", "),
         ));
         for (error, count) in errors {
             self.line(&format!("{}: {count} × {error}", self.prefix));

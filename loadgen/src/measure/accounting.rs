@@ -52,10 +52,23 @@ impl Writes {
         self.pending + self.abandoned
     }
 
+    /// Each class and its writes, in the order of the report.
+    #[must_use]
+    pub fn classes(&self) -> [(&'static str, u64); 6] {
+        [
+            ("reconciled", self.reconciled),
+            ("pending at the end", self.pending),
+            ("abandoned by a delete", self.abandoned),
+            ("failed", self.failed_total()),
+            ("not issued", self.not_issued),
+            ("skipped", self.skipped),
+        ]
+    }
+
     /// The writes in a class.
     #[must_use]
     pub fn accounted(&self) -> u64 {
-        self.reconciled + self.censored() + self.failed_total() + self.not_issued + self.skipped
+        self.classes().iter().map(|(_, writes)| writes).sum()
     }
 }
 
