@@ -76,6 +76,9 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let run: serde_json::Value = serde_json::from_str(&read(&dir, "run.json")).unwrap();
     assert_eq!(run["scenario"]["name"], "e2e");
     assert_eq!(run["versions"]["kubernetes"], "v1.36.3");
+    let shard_count = &run["shard_counts"][0];
+    assert_every_write_is_accounted_for(shard_count);
+    assert_the_percentiles_are_ordered_and_the_hgrm_counts_them(&dir, shard_count);
 
     let summary_text = read(&dir, "summary.csv");
     let mut summary = csv::Reader::from_reader(summary_text.as_bytes());
@@ -112,6 +115,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "# Scenario `e2e`",
         "## Summary",
         "## 2 shards",
+        "### Writes",
         "| shard-",
         "voluntary",
         "joined",
@@ -123,6 +127,69 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
             "{part} missing in report.md:\n{report}"
         );
     }
+}
+
+/// The classes of writes and of deletes add up to the schedule, and the latencies recorded
+/// are the reconciled and the censored writes.
+fn assert_every_write_is_accounted_for(shard_count: &serde_json::Value) {
+    let count = |value: &serde_json::Value| value.as_u64().unwrap_or_else(|| panic!("{value}"));
+    let failed = |failed: &serde_json::Value| -> u64 {
+        failed.as_object().unwrap().values().map(count).sum()
+    };
+    let writes = &shard_count["accounting"]["writes"];
+    let classes = [
+        "reconciled",
+        "pending",
+        "abandoned",
+        "not_issued",
+        "skipped",
+    ]
+    .iter()
+    .map(|class| count(&writes[class]))
+    .sum::<u64>()
+        + failed(&writes["failed"]);
+    assert!(count(&writes["scheduled"]) > 50, "{writes}");
+    assert_eq!(count(&writes["scheduled"]), classes, "{writes}");
+    let deletes = &shard_count["accounting"]["deletes"];
+    let classes = ["deleted", "skipped", "not_issued"]
+        .iter()
+        .map(|class| count(&deletes[class]))
+        .sum::<u64>()
+        + failed(&deletes["failed"]);
+    assert_eq!(count(&deletes["scheduled"]), classes, "{deletes}");
+    let latency = &shard_count["reconciliation"];
+    let censored = count(&writes["pending"]) + count(&writes["abandoned"]);
+    assert_eq!(count(&latency["censored"]), censored, "{latency}");
+    assert_eq!(
+        count(&latency["count"]),
+        count(&writes["reconciled"]) + censored,
+        "{latency}"
+    );
+}
+
+/// p50 ≤ p90 ≤ p99 ≤ max, and the `.hgrm` file holds every latency counted.
+fn assert_the_percentiles_are_ordered_and_the_hgrm_counts_them(
+    dir: &Path,
+    shard_count: &serde_json::Value,
+) {
+    let latency = &shard_count["reconciliation"];
+    let percentiles: Vec<f64> = ["p50_ms", "p90_ms", "p99_ms", "max_ms"]
+        .iter()
+        .map(|p| latency[p].as_f64().unwrap())
+        .collect();
+    assert!(
+        percentiles.windows(2).all(|pair| pair[0] <= pair[1]),
+        "percentiles out of order: {latency}"
+    );
+    let hgrm = read(dir, "latency-2shards.hgrm");
+    let total = format!(
+        "Total count    = {:>12}]",
+        latency["count"].as_u64().unwrap()
+    );
+    assert!(
+        hgrm.contains(&total),
+        "{total} missing in the .hgrm:\n{hgrm}"
+    );
 }
 
 #[test]

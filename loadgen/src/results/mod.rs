@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::{
     measure::{
+        accounting::Accounting,
         cost::Cost,
         failover::{FailoverEvents, FailoverKind},
         latency::LatencyRecorder,
@@ -75,6 +76,8 @@ pub struct Versions {
 pub struct ShardCountResults {
     /// Operator shards.
     pub shards: u32,
+    /// How every scheduled write and delete ended.
+    pub accounting: Accounting,
     /// Reconciliation latencies, in total and per window; written as CSV and `.hgrm`.
     pub reconciliation: LatencyRecorder,
     /// The p99 of the operator's queue latency, when it was scraped.
@@ -253,6 +256,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::measure::{
+        accounting::{Deletes, Writes},
         cost::Cost,
         latency::LatencyRecorder,
         slo::{Load, Metric, Slo},
@@ -323,8 +327,25 @@ pub(crate) mod tests {
             Duration::from_secs_f64(summary.p99_ms / 1000.0),
             queue_p99_ms.map(|ms: f64| Duration::from_secs_f64(ms / 1000.0)),
         );
+        // The 120 latencies are the reconciled writes; three more failed, two were skipped.
+        let accounting = Accounting {
+            writes: Writes {
+                scheduled: 125,
+                reconciled: 120,
+                failed: BTreeMap::from([("500 InternalError".to_owned(), 3)]),
+                skipped: 2,
+                ..Writes::default()
+            },
+            deletes: Deletes {
+                scheduled: 10,
+                deleted: 9,
+                skipped: 1,
+                ..Deletes::default()
+            },
+        };
         ShardCountResults {
             shards,
+            accounting,
             reconciliation,
             queue_p99_ms,
             objects_per_shard,

@@ -20,6 +20,7 @@ pub fn report_markdown(results: &RunResults) -> String {
     let mut out = String::new();
     header(&mut out, results);
     summary_table(&mut out, results);
+    censored_line(&mut out, results);
     let ramped = results.scenario.measures_capacity();
     for shard_count in &results.shard_counts {
         shard_count_section(&mut out, shard_count, ramped);
@@ -106,9 +107,12 @@ fn summary_table(out: &mut String, results: &RunResults) {
         };
         line!(
             out,
-            "| {} | {:.0} ms | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
             count.shards,
-            count.reconciliation.summary().p99_ms,
+            {
+                let latency = count.reconciliation.summary();
+                bounded_ms(latency.p99_ms, latency.p99_lower_bound, 0)
+            },
             or_dash(count.queue_p99_ms.map(|ms| format!("{ms:.0} ms"))),
             or_dash(count.capacity.map(|breach| format!(
                 "{:.0} Websites, {:.1} ops/s",
@@ -132,10 +136,38 @@ fn summary_table(out: &mut String, results: &RunResults) {
     line!(out);
 }
 
+/// How many latencies of each shard count are censored, under the headline figures: a "≥"
+/// figure is a lower bound (docs/experiments.md#reconciliation-latency).
+fn censored_line(out: &mut String, results: &RunResults) {
+    let counts: Vec<String> = results
+        .shard_counts
+        .iter()
+        .map(|count| {
+            let writes = &count.accounting.writes;
+            format!(
+                "{} of {} with {} shard(s) ({} pending at the end, {} abandoned by a delete)",
+                writes.censored(),
+                count.reconciliation.summary().count,
+                count.shards,
+                writes.pending,
+                writes.abandoned
+            )
+        })
+        .collect();
+    line!(
+        out,
+        "Censored latencies (writes never seen reconciled, counted at their time so far): {}. \
+         A percentile such a latency reaches is shown as \"≥\", a lower bound.",
+        counts.join("; ")
+    );
+    line!(out);
+}
+
 fn shard_count_section(out: &mut String, results: &ShardCountResults, ramped: bool) {
     line!(out, "## {} shards", results.shards);
     line!(out);
 
+    writes_table(out, results);
     latency_table(out, results);
     verdict_table(out, results);
     assignment_table(out, results);
@@ -152,18 +184,19 @@ fn latency_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
     line!(
         out,
-        "| reconciliations | p50 | p90 | p99 | p99.9 | max | queue p99 |"
+        "| latencies | censored | p50 | p90 | p99 | p99.9 | max | queue p99 |"
     );
-    line!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    line!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     line!(
         out,
-        "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
         latency.count,
-        latency.p50_ms,
-        latency.p90_ms,
-        latency.p99_ms,
-        latency.p999_ms,
-        latency.max_ms,
+        latency.censored,
+        bounded_ms(latency.p50_ms, latency.p50_lower_bound, 1),
+        bounded_ms(latency.p90_ms, latency.p90_lower_bound, 1),
+        bounded_ms(latency.p99_ms, latency.p99_lower_bound, 1),
+        bounded_ms(latency.p999_ms, latency.p999_lower_bound, 1),
+        bounded_ms(latency.max_ms, latency.max_lower_bound, 1),
         results
             .queue_p99_ms
             .map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.1} ms"))
@@ -175,6 +208,55 @@ fn latency_table(out: &mut String, results: &ShardCountResults) {
             results.reconciliation.clamped()
         );
     }
+    line!(out);
+}
+
+/// Every scheduled write by how it ended, the failures by reason, and the deletes; a loud
+/// note when the classes do not add up to the schedule (a bug of loadgen).
+fn writes_table(out: &mut String, results: &ShardCountResults) {
+    let (writes, deletes) = (&results.accounting.writes, &results.accounting.deletes);
+    line!(out, "### Writes");
+    line!(out);
+    if let Err(unaccounted) = results.accounting.check() {
+        line!(
+            out,
+            "> **Bug: these counts do not add up** ({unaccounted}); do not trust this shard \
+             count's figures."
+        );
+        line!(out);
+    }
+    let classes = writes.classes();
+    let names: Vec<&str> = classes.iter().map(|(class, _)| *class).collect();
+    let counts: Vec<String> = classes.iter().map(|(_, n)| n.to_string()).collect();
+    line!(out, "| scheduled | {} |", names.join(" | "));
+    line!(out, "|---:|{}", "---:|".repeat(names.len()));
+    line!(out, "| {} | {} |", writes.scheduled, counts.join(" | "));
+    line!(out);
+    let reasons = |failed: &std::collections::BTreeMap<String, u64>| {
+        failed
+            .iter()
+            .map(|(reason, n)| format!("{n} × {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !writes.failed.is_empty() {
+        line!(out, "Failed writes: {}.", reasons(&writes.failed));
+    }
+    line!(
+        out,
+        "Deletes (not awaited): {} scheduled, {} accepted, {} failed{}, {} with no Website left, \
+         {} not issued.",
+        deletes.scheduled,
+        deletes.deleted,
+        deletes.failed.values().sum::<u64>(),
+        if deletes.failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons(&deletes.failed))
+        },
+        deletes.skipped,
+        deletes.not_issued
+    );
     line!(out);
 }
 
@@ -397,6 +479,12 @@ fn change_name(change: &Change) -> String {
     }
 }
 
+/// Milliseconds with `decimals` decimals, "≥ " first when the figure is a lower bound.
+fn bounded_ms(ms: f64, lower_bound: bool, decimals: usize) -> String {
+    let bound = if lower_bound { "≥ " } else { "" };
+    format!("{bound}{ms:.decimals$} ms")
+}
+
 fn millis(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
@@ -472,6 +560,51 @@ mod tests {
         assert!(report.contains("| SLO | observed p99 | threshold | verdict |"));
         assert!(report.contains("| queue latency | 2000.0 ms | 1000.0 ms | ❌ |"));
         assert!(report.contains("| queue latency | 200.0 ms | 1000.0 ms | ✅ |"));
+    }
+
+    #[test]
+    fn every_write_is_in_the_writes_table_and_censored_percentiles_are_lower_bounds() {
+        let mut results = synthetic();
+        let count = &mut results.shard_counts[1];
+        // Five writes pending after 600 s among 120 reconciled: the p99 is one of them.
+        for _ in 0..5 {
+            count
+                .reconciliation
+                .record_censored(crate::results::tests::at(0), Duration::from_secs(600));
+        }
+        count.accounting.writes.scheduled += 5;
+        count.accounting.writes.pending = 5;
+        let report = report_markdown(&results);
+        assert!(
+            report.contains("| 125 | 120 | 0 | 0 | 3 | 0 | 2 |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| 130 | 120 | 5 | 0 | 3 | 0 | 2 |"),
+            "{report}"
+        );
+        assert!(report.contains("Failed writes: 3 × 500 InternalError."));
+        assert!(report.contains("Deletes (not awaited): 10 scheduled, 9 accepted, 0 failed,"));
+        assert!(report.contains("| 125 | 5 | "), "{report}");
+        let latency = &report[report.find("| 125 | 5 | ").unwrap()..];
+        let cells: Vec<&str> = latency.lines().next().unwrap().split(" | ").collect();
+        // p50 and p90 are reconciled latencies; p99, p99.9 and max are pending ones.
+        assert!(
+            !cells[2].starts_with('≥') && !cells[3].starts_with('≥'),
+            "{cells:?}"
+        );
+        assert!(
+            cells[4..7].iter().all(|cell| cell.starts_with("≥ 600")),
+            "{cells:?}"
+        );
+        assert!(report.contains("| 3 | ≥ 600"), "{report}");
+        assert!(report.contains("0 of 120 with 1 shard(s)"));
+        assert!(report.contains("5 of 125 with 3 shard(s) (5 pending at the end"));
+        assert!(!report.contains("Bug"));
+        results.shard_counts[1].accounting.writes.scheduled += 1;
+        assert!(report_markdown(&results).contains(
+            "> **Bug: these counts do not add up** (writes: 130 accounted for, 131 scheduled)"
+        ));
     }
 
     #[test]

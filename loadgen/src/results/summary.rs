@@ -131,6 +131,21 @@ csv_row! {
         operator_peak_rss_bytes: u64 => new("operator peak", Bytes),
         control_plane_cpu_seconds: f64 => new("control plane CPU", Seconds),
         control_plane_peak_rss_bytes: u64 => new("control plane peak", Bytes),
+        /// Censored latencies among `count`: writes pending at the end or abandoned.
+        censored: u64,
+        p50_lower_bound: bool,
+        p90_lower_bound: bool,
+        p99_lower_bound: bool,
+        max_lower_bound: bool,
+        writes_scheduled: u64,
+        writes_reconciled: u64,
+        writes_pending: u64,
+        writes_abandoned: u64,
+        writes_failed: u64,
+        writes_not_issued: u64,
+        writes_skipped: u64,
+        deletes_scheduled: u64,
+        deletes_failed: u64,
     }
 }
 
@@ -139,6 +154,7 @@ impl SummaryRow {
     #[must_use]
     pub fn of(results: &ShardCountResults) -> Self {
         let latency = results.reconciliation.summary();
+        let (writes, deletes) = (&results.accounting.writes, &results.accounting.deletes);
         let classes = results.class_costs();
         let class = |class| classes.get(&class).copied().unwrap_or_default();
         let (sharder, operator, control_plane) = (
@@ -184,6 +200,20 @@ impl SummaryRow {
             operator_peak_rss_bytes: operator.peak_rss_bytes,
             control_plane_cpu_seconds: control_plane.cpu_seconds,
             control_plane_peak_rss_bytes: control_plane.peak_rss_bytes,
+            censored: latency.censored,
+            p50_lower_bound: latency.p50_lower_bound,
+            p90_lower_bound: latency.p90_lower_bound,
+            p99_lower_bound: latency.p99_lower_bound,
+            max_lower_bound: latency.max_lower_bound,
+            writes_scheduled: writes.scheduled,
+            writes_reconciled: writes.reconciled,
+            writes_pending: writes.pending,
+            writes_abandoned: writes.abandoned,
+            writes_failed: writes.failed_total(),
+            writes_not_issued: writes.not_issued,
+            writes_skipped: writes.skipped,
+            deletes_scheduled: deletes.scheduled,
+            deletes_failed: deletes.failed.values().sum(),
         }
     }
 }
@@ -194,9 +224,10 @@ mod tests {
 
     #[test]
     fn the_header_follows_the_fields() {
-        assert_eq!(SummaryRow::HEADER.len(), 25);
+        assert_eq!(SummaryRow::HEADER.len(), 39);
         assert_eq!(SummaryRow::HEADER[..3], ["shards", "count", "p50_ms"]);
         assert_eq!(SummaryRow::HEADER[24], "control_plane_peak_rss_bytes");
+        assert_eq!(SummaryRow::HEADER[38], "deletes_failed");
     }
 
     #[test]

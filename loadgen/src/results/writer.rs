@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     measure::{
+        accounting::Accounting,
         cost::Cost,
         failover::{FailoverEvents, FailoverKind},
         latency::LatencySummary,
@@ -64,6 +65,11 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                     p90_ms: window.p90_ms,
                     p99_ms: window.p99_ms,
                     max_ms: window.max_ms,
+                    censored: window.censored,
+                    p50_lower_bound: window.p50_lower_bound,
+                    p90_lower_bound: window.p90_lower_bound,
+                    p99_lower_bound: window.p99_lower_bound,
+                    max_lower_bound: window.max_lower_bound,
                 }),
         )?;
         written.push(latency);
@@ -169,6 +175,8 @@ impl<'a> RunJson<'a> {
 #[derive(Debug, Serialize)]
 struct ShardCountJson<'a> {
     shards: u32,
+    /// How every scheduled write and delete ended; censored writes are in `reconciliation`.
+    accounting: &'a Accounting,
     reconciliation: LatencySummary,
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
@@ -187,6 +195,7 @@ impl<'a> ShardCountJson<'a> {
     fn of(results: &'a ShardCountResults) -> Self {
         Self {
             shards: results.shards,
+            accounting: &results.accounting,
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
@@ -258,6 +267,12 @@ csv_row! {
         p90_ms: f64,
         p99_ms: f64,
         max_ms: f64,
+        /// Latencies of writes not reconciled (pending, abandoned), at their time so far.
+        censored: u64,
+        p50_lower_bound: bool,
+        p90_lower_bound: bool,
+        p99_lower_bound: bool,
+        max_lower_bound: bool,
     }
 }
 
@@ -369,6 +384,11 @@ mod tests {
         assert_eq!(counts.len(), 2);
         assert_eq!(counts[1]["shards"], 3);
         assert_eq!(counts[1]["reconciliation"]["count"], 120);
+        assert_eq!(counts[1]["reconciliation"]["p99_lower_bound"], false);
+        let writes = &counts[1]["accounting"]["writes"];
+        assert_eq!(writes["scheduled"], 125);
+        assert_eq!(writes["failed"]["500 InternalError"], 3);
+        assert_eq!(counts[1]["accounting"]["deletes"]["deleted"], 9);
         assert_eq!(counts[0]["failovers"][0]["to_lease_dead_s"], 15.0);
         assert_eq!(counts[1]["verdicts"][2]["met"], false);
     }
