@@ -241,6 +241,7 @@ fn writes_table(out: &mut String, results: &ShardCountResults) {
     };
     if !writes.failed.is_empty() {
         line!(out, "Failed writes: {}.", reasons(&writes.failed));
+        line!(out);
     }
     line!(
         out,
