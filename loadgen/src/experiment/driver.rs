@@ -352,7 +352,7 @@ impl Driver {
     }
 }
 
-/// loadgen's series' outcome of an issued operation.
+/// loadgen's series' outcome of an issued operation (so never [`NoWrite::NotIssued`]).
 fn outcome(ended: &Result<(), NoWrite>) -> Outcome {
     match ended {
         Ok(()) => Outcome::success,
