@@ -282,6 +282,11 @@ fn measure(
     if let Some(error) = &samples.usage_error {
         progress::NOTES.note(&format!("no cost measured with {shards} shard(s): {error}"));
     }
+    if let Some(error) = &samples.machine_error {
+        progress::NOTES.note(&format!(
+            "no machine CPU measured with {shards} shard(s): {error}"
+        ));
+    }
     ShardCountResults {
         shards,
         reconciliation: finished.reconciliation,
@@ -292,6 +297,9 @@ fn measure(
         failovers,
         capacity,
         cost: cost::summarize(&samples.usage),
+        usage: samples.usage,
+        slots: samples.slots,
+        machine_windows: cost::machine_windows(&samples.machine),
         verdicts,
     }
 }
@@ -405,6 +413,7 @@ async fn load(
     let ((), (), (kills, chaos_errors), (_, rolling_errors), ()) =
         tokio::join!(driving, sampling, chaos, rolling, ticker);
     samples.sample(target, tracker).await;
+    samples.slots = target.slots()?;
     Ok(Loaded {
         samples,
         started_at,
