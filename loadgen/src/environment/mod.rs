@@ -146,12 +146,12 @@ impl Target {
         }
     }
 
-    /// The CPU time of all cores of the machine so far; `None` on a cluster, whose nodes'
-    /// CPU loadgen does not read (docs/experiments.md#cost).
-    pub fn machine_cpu(&self) -> anyhow::Result<Option<MachineCpu>> {
+    /// The CPU time of all cores of the machine so far: this machine's, or a cluster's
+    /// nodes' together (docs/experiments.md#cost).
+    pub async fn machine_cpu(&self) -> anyhow::Result<MachineCpu> {
         match self {
-            Self::Local(_) => local::machine_cpu().map(Some),
-            Self::Cluster(_) => Ok(None),
+            Self::Local(_) => local::machine_cpu(),
+            Self::Cluster(cluster) => cluster.machine_cpu().await,
         }
     }
 

@@ -47,7 +47,7 @@ pub struct Samples {
     /// The slot of every shard the target started, read after the load
     /// ([`Target::slots`]).
     pub slots: Option<BTreeMap<String, u32>>,
-    /// Why the machine's CPU or loadgen's own could not be read, once.
+    /// Why the machine's CPU or loadgen's own could not be read, once (the first error).
     pub machine_error: Option<String>,
 }
 
@@ -56,7 +56,7 @@ impl Samples {
     /// those of the set-up.
     pub async fn baseline(&mut self, target: &Target) {
         let at = Timestamp::now();
-        self.sample_machine(target, at);
+        self.sample_machine(target, at).await;
         self.queue_last_at = Some(at);
         for (shard, buckets) in queue_buckets(target).await {
             self.queue_first.insert(shard.clone(), buckets.clone());
@@ -67,7 +67,7 @@ impl Samples {
     /// One tick.
     pub async fn sample(&mut self, target: &Target, tracker: &Arc<Mutex<Tracker>>) {
         let at = Timestamp::now();
-        self.sample_machine(target, at);
+        self.sample_machine(target, at).await;
         let (counts, available) = {
             let tracker = super::lock(tracker);
             (tracker.objects_per_shard(), tracker.available_counts())
@@ -86,21 +86,22 @@ impl Samples {
         self.queue_tick(at, scraped);
     }
 
-    /// Reads the machine's CPU and loadgen's own, as at `at`.
-    fn sample_machine(&mut self, target: &Target, at: Timestamp) {
-        let read = || -> anyhow::Result<MachineSample> {
-            Ok(MachineSample {
-                at,
-                cpu: target.machine_cpu()?,
-                loadgen_cpu_seconds: stack::Usage::of_pid(std::process::id())?.cpu_seconds,
-            })
+    /// Reads the machine's CPU and loadgen's own, as at `at`. Without the machine's, loadgen's
+    /// own is still sampled.
+    async fn sample_machine(&mut self, target: &Target, at: Timestamp) {
+        let cpu = target.machine_cpu().await;
+        let loadgen = stack::Usage::of_pid(std::process::id());
+        let mut note = |error: &anyhow::Error| {
+            self.machine_error
+                .get_or_insert_with(|| format!("{error:#}"));
         };
-        match read() {
-            Ok(sample) => self.machine.push(sample),
-            Err(error) => {
-                self.machine_error
-                    .get_or_insert_with(|| format!("{error:#}"));
-            }
+        let cpu = cpu.inspect_err(&mut note).ok();
+        if let Ok(loadgen) = loadgen.inspect_err(note) {
+            self.machine.push(MachineSample {
+                at,
+                cpu,
+                loadgen_cpu_seconds: loadgen.cpu_seconds,
+            });
         }
     }
 

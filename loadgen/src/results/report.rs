@@ -426,7 +426,10 @@ fn machine_lines(out: &mut String, results: &ShardCountResults) {
         return;
     };
     let busy = summary.busy.map_or_else(
-        || "not measured on this target".to_owned(),
+        || {
+            "not measured (the target's CPU could not be read, loadgen said why as it ran)"
+                .to_owned()
+        },
         |busy| {
             format!(
                 "{:.0} % busy on average, {:.0} % at most",
@@ -645,7 +648,7 @@ mod tests {
             window.busy = None;
         }
         let report = report_markdown(&results);
-        assert!(report.contains("not measured on this target"));
+        assert!(report.contains("not measured (the target's CPU could not be read"));
         assert!(report.contains("cannot be told"));
     }
 
