@@ -224,15 +224,21 @@ impl Running {
     /// Starts a new shard in `slot`.
     async fn start_shard(&self, binaries: &Binaries, slot: u32) -> anyhow::Result<()> {
         let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
-        let identity = format!("shard-{n}");
-        self.slots().insert(identity.clone(), slot);
         let settings = OperatorSettings {
-            identity,
+            identity: format!("shard-{n}"),
             ..self.settings.clone()
         };
-        self.stack
+        // The slot is known before the shard can be listed (and killed); a shard that did not
+        // start fills none.
+        self.slots().insert(settings.identity.clone(), slot);
+        let started = self
+            .stack
             .start_operator(&binaries.operator, &settings)
-            .await?;
+            .await;
+        if started.is_err() {
+            self.slots().remove(&settings.identity);
+        }
+        started?;
         Ok(())
     }
 

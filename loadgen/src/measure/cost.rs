@@ -607,7 +607,7 @@ mod tests {
         assert!(close(load.max_busy, 0.95));
         assert_eq!(load.windows, 3);
         assert!(load.bound());
-        // Half of the window at 0 and half at 20 count: (0.5 + 1.9 + 1.84 + 0.85) / 4 … weighted.
+        // From 2 s to 22 s: 3 s of the window at 0 and 2 s of the one at 20 count.
         let load = machine_load(at(2), Duration::from_secs(20), &windows).unwrap();
         assert!(close(
             load.mean_busy,
