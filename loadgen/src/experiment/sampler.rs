@@ -53,7 +53,7 @@ pub struct Samples {
 
 impl Samples {
     /// Takes the baseline of the shards' queue histograms, so the load's latencies exclude
-    /// those of the set-up.
+    /// those of the set-up, and the first machine sample, so its windows start with the load.
     pub async fn baseline(&mut self, target: &Target) {
         let at = Timestamp::now();
         self.sample_machine(target, at).await;
