@@ -34,6 +34,27 @@ fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
+/// Every window of `machine-2shards.csv` has the machine's busy share, and loadgen used CPU.
+fn machine_windows_are_sampled(dir: &Path) {
+    let machine_text = read(dir, "machine-2shards.csv");
+    let mut machine = csv::Reader::from_reader(machine_text.as_bytes());
+    let headers = machine.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (busy, loadgen) = (at("machine_busy_percent"), at("loadgen_cores"));
+    let windows: Vec<csv::StringRecord> = machine.records().map(Result::unwrap).collect();
+    // 40 s of load and settle, a window every 5 s.
+    assert!(windows.len() >= 6, "{} machine windows", windows.len());
+    for window in &windows {
+        let percent: f64 = window[busy].parse().unwrap();
+        assert!((0.0..=100.0).contains(&percent), "machine busy {percent} %");
+    }
+    assert!(
+        windows
+            .iter()
+            .any(|w| w[loadgen].parse::<f64>().unwrap() > 0.0)
+    );
+}
+
 #[test]
 fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let binaries = stack::Binaries::build_for_tests().expect("the sharder and operator build");
@@ -61,6 +82,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "latency-2shards.csv",
         "latency-2shards.hgrm",
         "objects-2shards.csv",
+        "machine-2shards.csv",
         "latency-2shards.png",
         "latency-2shards.svg",
         "objects-2shards.png",
@@ -109,6 +131,12 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     );
     let operator_cpu: f64 = column("operator_cpu_seconds").parse().unwrap();
     assert!(operator_cpu > 0.0);
+    // The one kill's replacement took the killed shard's slot.
+    assert_eq!(column("operator_restarts"), "1");
+    let busy: f64 = column("machine_busy_mean_percent").parse().unwrap();
+    assert!((0.0..=100.0).contains(&busy), "machine busy {busy} %");
+
+    machine_windows_are_sampled(&dir);
 
     let report = read(&dir, "report.md");
     for part in [
@@ -121,6 +149,8 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "joined",
         "left",
         "![latency, 2 shards](latency-2shards.png)",
+        "Restarts (shards started in a slot after its first",
+        "Machine CPU (all cores",
     ] {
         assert!(
             report.contains(part),

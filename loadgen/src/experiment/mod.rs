@@ -288,6 +288,11 @@ fn measure(
              schedule: {unaccounted}"
         ));
     }
+    if let Some(error) = &samples.machine_error {
+        progress::NOTES.note(&format!(
+            "no machine CPU measured with {shards} shard(s): {error}"
+        ));
+    }
     ShardCountResults {
         shards,
         accounting: finished.accounting,
@@ -299,6 +304,9 @@ fn measure(
         failovers,
         capacity,
         cost: cost::summarize(&samples.usage),
+        usage: samples.usage,
+        slots: samples.slots,
+        machine_windows: cost::machine_windows(&samples.machine),
         verdicts,
     }
 }
@@ -414,6 +422,7 @@ async fn load(
     let ((), (), (kills, chaos_errors), (_, rolling_errors), ()) =
         tokio::join!(driving, sampling, chaos, rolling, ticker);
     samples.sample(target, tracker).await;
+    samples.slots = target.slots()?;
     Ok(Loaded {
         samples,
         started_at,

@@ -1,5 +1,5 @@
-//! The sampler: every interval, the cost of every component, the objects per shard and the
-//! operators' queue-latency histograms.
+//! The sampler: every interval, the cost of every component, the machine's CPU and loadgen's
+//! own, the objects per shard and the operators' queue-latency histograms.
 
 use std::{
     collections::BTreeMap,
@@ -13,7 +13,7 @@ use super::tracker::Tracker;
 use crate::{
     environment::Target,
     measure::{
-        cost::UsageSample,
+        cost::{MachineSample, UsageSample},
         prometheus::{self, Bucket},
         skew::Skew,
     },
@@ -28,6 +28,8 @@ const QUEUE_NAME: (&str, &str) = ("name", "website");
 pub struct Samples {
     /// CPU and memory of every component at each tick.
     pub usage: Vec<UsageSample>,
+    /// The machine's CPU and loadgen's own at the baseline and each tick.
+    pub machine: Vec<MachineSample>,
     /// Objects per shard at each tick.
     pub objects_per_shard: Vec<(Timestamp, BTreeMap<String, u64>)>,
     /// The skew over the available shards at each tick.
@@ -42,13 +44,20 @@ pub struct Samples {
     pub queue_windows: Vec<(Timestamp, Duration)>,
     /// Why the target's usage could not be read, once.
     pub usage_error: Option<String>,
+    /// The slot of every shard the target started, read after the load
+    /// ([`Target::slots`]).
+    pub slots: Option<BTreeMap<String, u32>>,
+    /// Why the machine's CPU or loadgen's own could not be read, once (the first error).
+    pub machine_error: Option<String>,
 }
 
 impl Samples {
     /// Takes the baseline of the shards' queue histograms, so the load's latencies exclude
-    /// those of the set-up.
+    /// those of the set-up, and the first machine sample, so its windows start with the load.
     pub async fn baseline(&mut self, target: &Target) {
-        self.queue_last_at = Some(Timestamp::now());
+        let at = Timestamp::now();
+        self.sample_machine(target, at).await;
+        self.queue_last_at = Some(at);
         for (shard, buckets) in queue_buckets(target).await {
             self.queue_first.insert(shard.clone(), buckets.clone());
             self.queue_last.insert(shard, buckets);
@@ -58,6 +67,7 @@ impl Samples {
     /// One tick.
     pub async fn sample(&mut self, target: &Target, tracker: &Arc<Mutex<Tracker>>) {
         let at = Timestamp::now();
+        self.sample_machine(target, at).await;
         let (counts, available) = {
             let tracker = super::lock(tracker);
             (tracker.objects_per_shard(), tracker.available_counts())
@@ -74,6 +84,25 @@ impl Samples {
         }
         let scraped = queue_buckets(target).await;
         self.queue_tick(at, scraped);
+    }
+
+    /// Reads the machine's CPU and loadgen's own, as at `at`. Without the machine's, loadgen's
+    /// own is still sampled.
+    async fn sample_machine(&mut self, target: &Target, at: Timestamp) {
+        let cpu = target.machine_cpu().await;
+        let loadgen = stack::Usage::of_pid(std::process::id());
+        let mut note = |error: &anyhow::Error| {
+            self.machine_error
+                .get_or_insert_with(|| format!("{error:#}"));
+        };
+        let cpu = cpu.inspect_err(&mut note).ok();
+        if let Ok(loadgen) = loadgen.inspect_err(note) {
+            self.machine.push(MachineSample {
+                at,
+                cpu,
+                loadgen_cpu_seconds: loadgen.cpu_seconds,
+            });
+        }
     }
 
     /// Takes the queue histograms scraped at `at`: the p99 since the last tick joins the

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::{
     measure::{
         accounting::Accounting,
-        cost::Cost,
+        cost::{self, Cost, MachineLoad, MachineWindow, UsageSample},
         failover::{FailoverEvents, FailoverKind},
         latency::LatencyRecorder,
         movement::{Change, Movement},
@@ -94,6 +94,13 @@ pub struct ShardCountResults {
     pub capacity: Option<Breach>,
     /// The cost of each component: `sharder`, each shard, the control plane's processes.
     pub cost: BTreeMap<String, Cost>,
+    /// The samples [`Self::cost`] comes from, for the memory of processes together.
+    pub usage: Vec<UsageSample>,
+    /// The slot of each shard that ran ([`cost::slot_restarts`]); `None` where the target
+    /// cannot tell which shard a new one replaced.
+    pub slots: Option<BTreeMap<String, u32>>,
+    /// The machine's CPU and loadgen's own between sampler ticks.
+    pub machine_windows: Vec<MachineWindow>,
     /// The SLO verdicts on the whole run of this shard count.
     pub verdicts: Vec<Verdict>,
 }
@@ -163,9 +170,41 @@ impl ComponentClass {
 pub struct ClassCost {
     /// CPU seconds of all its components.
     pub cpu_seconds: f64,
-    /// The sum of its components' peaks: an upper bound of the memory the class held at once,
-    /// since the peaks were not necessarily simultaneous.
+    /// The peak over sample times of the memory its components held together
+    /// ([`cost::peak_of_sum`]).
     pub peak_rss_bytes: u64,
+}
+
+/// The operator's CPU seconds and peak memory ([`ClassCost`]) per shard (the shard count, not
+/// the processes that filled its slots) and per 1,000 Websites held at the end of the load
+/// (the last sample of objects per shard: the settle time that follows creates and deletes
+/// none). `None` where the divisor is zero.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct OperatorUnitCost {
+    /// The Websites held at the end.
+    pub websites: Option<u64>,
+    /// Operator CPU seconds per shard.
+    pub cpu_seconds_per_shard: Option<f64>,
+    /// Operator peak memory per shard.
+    pub peak_rss_bytes_per_shard: Option<f64>,
+    /// Operator CPU seconds per 1,000 Websites.
+    pub cpu_seconds_per_1000_websites: Option<f64>,
+    /// Operator peak memory per 1,000 Websites.
+    pub peak_rss_bytes_per_1000_websites: Option<f64>,
+}
+
+/// The machine's CPU and loadgen's own over a shard count's sampler windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MachineSummary {
+    /// The machine's busy share of all cores over the windows (time-weighted) and its largest
+    /// window; `None` where the target cannot measure it.
+    pub busy: Option<MachineLoad>,
+    /// The cores loadgen used over the windows (time-weighted).
+    pub loadgen_cores_mean: f64,
+    /// The most cores loadgen used in a window.
+    pub loadgen_cores_max: f64,
+    /// The windows.
+    pub windows: usize,
 }
 
 impl ShardCountResults {
@@ -179,9 +218,95 @@ impl ShardCountResults {
         for (component, cost) in &self.cost {
             let class = classes.entry(ComponentClass::of(component)).or_default();
             class.cpu_seconds += cost.cpu_seconds;
-            class.peak_rss_bytes += cost.peak_rss_bytes;
+        }
+        for (class, peak) in cost::peak_of_sum(&self.usage, |c| Some(ComponentClass::of(c))) {
+            classes.entry(class).or_default().peak_rss_bytes = peak;
         }
         classes
+    }
+
+    /// The peak over sample times of the memory all components held together.
+    #[must_use]
+    pub fn total_peak_rss_bytes(&self) -> u64 {
+        cost::peak_of_sum(&self.usage, |_| Some(()))
+            .into_values()
+            .next()
+            .unwrap_or(0)
+    }
+
+    /// The restarts of each shard slot ([`cost::slot_restarts`]); `None` where the target
+    /// cannot tell.
+    #[must_use]
+    pub fn slot_restarts(&self) -> Option<BTreeMap<u32, usize>> {
+        self.slots.as_ref().map(cost::slot_restarts)
+    }
+
+    /// The machine's CPU and loadgen's own over the whole shard count; `None` without windows.
+    #[must_use]
+    pub fn machine_summary(&self) -> Option<MachineSummary> {
+        let first = self.machine_windows.first()?;
+        let last = self.machine_windows.last()?;
+        let span = crate::measure::elapsed(first.start, last.start + last.length);
+        let seconds: f64 = self
+            .machine_windows
+            .iter()
+            .map(|w| w.length.as_secs_f64())
+            .sum();
+        let loadgen_seconds: f64 = self
+            .machine_windows
+            .iter()
+            .map(|w| w.loadgen_cores * w.length.as_secs_f64())
+            .sum();
+        Some(MachineSummary {
+            busy: cost::machine_load(first.start, span, &self.machine_windows),
+            loadgen_cores_mean: crate::measure::ratio(loadgen_seconds, seconds).unwrap_or(0.0),
+            loadgen_cores_max: self
+                .machine_windows
+                .iter()
+                .map(|w| w.loadgen_cores)
+                .fold(0.0, f64::max),
+            windows: self.machine_windows.len(),
+        })
+    }
+
+    /// The machine's CPU during the capacity's breach window (from its start for
+    /// [`slo::SUSTAINED`](crate::measure::slo::SUSTAINED)); `None` without a breach or without
+    /// machine CPU then.
+    #[must_use]
+    pub fn capacity_machine_load(&self) -> Option<MachineLoad> {
+        let breach = self.capacity?;
+        cost::machine_load(
+            breach.at,
+            crate::measure::slo::SUSTAINED,
+            &self.machine_windows,
+        )
+    }
+
+    /// The operator's cost per shard and per 1,000 Websites ([`OperatorUnitCost`]).
+    #[must_use]
+    pub fn operator_unit_cost(&self) -> OperatorUnitCost {
+        let operator = self
+            .class_costs()
+            .get(&ComponentClass::Operator)
+            .copied()
+            .unwrap_or_default();
+        let websites = self
+            .objects_per_shard
+            .last()
+            .map(|(_, counts)| counts.values().sum::<u64>());
+        let thousands = websites.map(|w| crate::measure::as_f64(w) / 1000.0);
+        let per_thousand = |value: f64| thousands.and_then(|t| crate::measure::ratio(value, t));
+        let peak = crate::measure::as_f64(operator.peak_rss_bytes);
+        OperatorUnitCost {
+            websites,
+            cpu_seconds_per_shard: crate::measure::ratio(
+                operator.cpu_seconds,
+                f64::from(self.shards),
+            ),
+            peak_rss_bytes_per_shard: crate::measure::ratio(peak, f64::from(self.shards)),
+            cpu_seconds_per_1000_websites: per_thousand(operator.cpu_seconds),
+            peak_rss_bytes_per_1000_websites: per_thousand(peak),
+        }
     }
 
     /// The mean time of each phase of the failovers of `kind` in seconds (to Lease dead, to
@@ -281,7 +406,6 @@ pub(crate) mod tests {
             cpu_seconds,
             cores: cpu_seconds / 120.0,
             peak_rss_bytes,
-            restarts: 0,
         }
     }
 
@@ -321,6 +445,27 @@ pub(crate) mod tests {
             .collect();
         costs.insert("sharder".to_owned(), cost(1.0, 30 << 20));
         costs.insert("kube-apiserver".to_owned(), cost(20.0, 400 << 20));
+        // Each component at its peak at 0 s and 120 s, all together.
+        let usage = [0, 120]
+            .into_iter()
+            .flat_map(|seconds| {
+                costs.iter().map(move |(component, cost)| UsageSample {
+                    at: at(START + seconds),
+                    component: component.clone(),
+                    cpu_seconds: cost.cpu_seconds * f64::from(u8::from(seconds > 0)),
+                    rss_bytes: cost.peak_rss_bytes,
+                })
+            })
+            .collect();
+        let slots = (0..shards).map(|i| (format!("shard-{i}"), i)).collect();
+        let machine_windows = (0..24)
+            .map(|i| MachineWindow {
+                start: at(START + 5 * i),
+                length: Duration::from_secs(5),
+                busy: Some(if i >= 18 { 0.95 } else { 0.5 }),
+                loadgen_cores: 0.1,
+            })
+            .collect();
         let queue_p99_ms = Some(200.0);
         let summary = reconciliation.summary();
         let verdicts = Slo::default().verdicts(
@@ -372,6 +517,9 @@ pub(crate) mod tests {
                 },
             }),
             cost: costs,
+            usage,
+            slots: Some(slots),
+            machine_windows,
             verdicts,
         }
     }
@@ -421,6 +569,62 @@ pub(crate) mod tests {
         assert!((operator.cpu_seconds - 10.0).abs() < 1e-9);
         assert_eq!(operator.peak_rss_bytes, 3 * (50 << 20));
         assert_eq!(classes[&ComponentClass::Sharder].peak_rss_bytes, 30 << 20);
+        assert_eq!(results.total_peak_rss_bytes(), (150 + 30 + 400) << 20);
+    }
+
+    #[test]
+    fn a_replaced_shard_is_not_added_to_its_replacement_in_the_class_peak() {
+        let mut results = shard_count(1);
+        // shard-0 was killed after 0 s; shard-1 replaced it in slot 0 and held 60 MiB at 120 s.
+        results
+            .usage
+            .retain(|s| !(s.component == "shard-0" && s.at == at(START + 120)));
+        results.usage.push(UsageSample {
+            at: at(START + 120),
+            component: "shard-1".to_owned(),
+            cpu_seconds: 1.0,
+            rss_bytes: 60 << 20,
+        });
+        results.slots = Some(BTreeMap::from([
+            ("shard-0".to_owned(), 0),
+            ("shard-1".to_owned(), 0),
+        ]));
+        let operator = results.class_costs()[&ComponentClass::Operator];
+        assert_eq!(operator.peak_rss_bytes, 60 << 20);
+        assert_eq!(results.slot_restarts(), Some(BTreeMap::from([(0, 1)])));
+    }
+
+    #[test]
+    fn the_machine_summary_weights_windows_by_time() {
+        let results = shard_count(1);
+        let summary = results.machine_summary().unwrap();
+        let busy = summary.busy.unwrap();
+        // 18 windows at 50 %, 6 at 95 %.
+        assert!((busy.mean_busy - (18.0 * 0.5 + 6.0 * 0.95) / 24.0).abs() < 1e-9);
+        assert!((busy.max_busy - 0.95).abs() < 1e-9);
+        assert!((summary.loadgen_cores_mean - 0.1).abs() < 1e-9);
+        assert_eq!(summary.windows, 24);
+        // The 3-shard fixture breached at 90 s, in the busy windows from 90 s on.
+        assert!(shard_count(3).capacity_machine_load().unwrap().bound());
+        assert!(results.capacity_machine_load().is_none());
+    }
+
+    #[test]
+    fn unit_costs_divide_by_shards_and_by_the_websites_at_the_end() {
+        let cost = shard_count(2).operator_unit_cost();
+        // The last sample holds 30 + 31 Websites; the operator used 10 s and 100 MiB at once.
+        assert_eq!(cost.websites, Some(61));
+        assert!((cost.cpu_seconds_per_shard.unwrap() - 5.0).abs() < 1e-9);
+        assert!((cost.peak_rss_bytes_per_shard.unwrap() - f64::from(50 << 20)).abs() < 1e-3);
+        assert!((cost.cpu_seconds_per_1000_websites.unwrap() - 10.0 / 0.061).abs() < 1e-9);
+        let empty = ShardCountResults {
+            objects_per_shard: Vec::new(),
+            ..shard_count(2)
+        };
+        assert_eq!(
+            empty.operator_unit_cost().cpu_seconds_per_1000_websites,
+            None
+        );
     }
 
     #[test]

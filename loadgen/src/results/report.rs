@@ -7,11 +7,12 @@ use super::{
 };
 use crate::{
     measure::{
+        cost,
         failover::FailoverKind,
         movement::Change,
         slo::{self, Metric, capacity_scaling},
     },
-    units::mib,
+    units::{BYTES_PER_MIB, mib},
 };
 
 /// The report of a run as Markdown.
@@ -131,7 +132,7 @@ fn summary_table(out: &mut String, results: &RunResults) {
         out,
         "Failovers: mean seconds from the kill to the Lease dead / all its objects assigned / \
          all reconciled. Capacity: the load offered at the first sustained SLO breach. \
-         Operator peak: the peak memory of all shards added up."
+         Operator peak: the most memory the shards held together at a sample."
     );
     line!(out);
 }
@@ -409,30 +410,164 @@ fn cost_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
     line!(
         out,
-        "| component | class | CPU seconds | cores | peak memory | restarts |"
+        "| component | class | slot | CPU seconds | cores | peak memory |"
     );
     line!(out, "|---|---|---:|---:|---:|---:|");
+    let slot = |component: &str| {
+        results
+            .slots
+            .as_ref()
+            .and_then(|slots| slots.get(component))
+            .map_or_else(String::new, u32::to_string)
+    };
     for (component, cost) in &results.cost {
         line!(
             out,
-            "| {component} | {} | {:.2} | {:.3} | {:.1} MiB | {} |",
+            "| {component} | {} | {} | {:.2} | {:.3} | {:.1} MiB |",
             ComponentClass::of(component).as_str(),
+            slot(component),
             cost.cpu_seconds,
             cost.cores,
-            mib(cost.peak_rss_bytes),
-            cost.restarts
+            mib(cost.peak_rss_bytes)
         );
     }
     for (class, cost) in results.class_costs() {
         line!(
             out,
-            "| **all {}** | | {:.2} | | {:.1} MiB | |",
+            "| **all {}** | | | {:.2} | | {:.1} MiB |",
             class.as_str(),
             cost.cpu_seconds,
             mib(cost.peak_rss_bytes)
         );
     }
+    line!(
+        out,
+        "| **all** | | | {:.2} | | {:.1} MiB |",
+        results.cost.values().map(|c| c.cpu_seconds).sum::<f64>(),
+        mib(results.total_peak_rss_bytes())
+    );
     line!(out);
+    line!(
+        out,
+        "Peak memory of a class: the most its processes held together at one sample (each \
+         process's high-water mark so far on the local target, its working set on a cluster), \
+         so a killed shard and its replacement are not added up."
+    );
+    line!(out);
+    restarts_line(out, results);
+    unit_cost_line(out, results);
+    machine_lines(out, results);
+}
+
+/// The restarts of each shard slot: the shards started in it after its first.
+fn restarts_line(out: &mut String, results: &ShardCountResults) {
+    match results.slot_restarts() {
+        Some(restarts) => {
+            let per_slot: Vec<String> = restarts
+                .iter()
+                .map(|(slot, n)| format!("slot {slot}: {n}"))
+                .collect();
+            line!(
+                out,
+                "Restarts (shards started in a slot after its first, by a kill or a rolling \
+                 update): {} in all; {}.",
+                restarts.values().sum::<usize>(),
+                per_slot.join(", ")
+            );
+        }
+        None => line!(
+            out,
+            "Restarts per shard slot: not measured, the target cannot tell which shard a new \
+             one replaced."
+        ),
+    }
+    line!(out);
+}
+
+/// The operator's cost per shard and per 1,000 Websites.
+fn unit_cost_line(out: &mut String, results: &ShardCountResults) {
+    let cost = results.operator_unit_cost();
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "–".to_owned());
+    line!(
+        out,
+        "Operator cost per shard: {} CPU seconds, {} peak memory; per 1,000 Websites (of {} \
+         held at the end of the load): {} CPU seconds, {} peak memory.",
+        or_dash(cost.cpu_seconds_per_shard.map(|s| format!("{s:.1}"))),
+        or_dash(
+            cost.peak_rss_bytes_per_shard
+                .map(|b| format!("{:.1} MiB", b / BYTES_PER_MIB))
+        ),
+        or_dash(cost.websites.map(|w| w.to_string())),
+        or_dash(
+            cost.cpu_seconds_per_1000_websites
+                .map(|s| format!("{s:.1}"))
+        ),
+        or_dash(
+            cost.peak_rss_bytes_per_1000_websites
+                .map(|b| format!("{:.1} MiB", b / BYTES_PER_MIB))
+        ),
+    );
+    line!(out);
+}
+
+/// The machine's CPU and loadgen's own, and whether the capacity was the machine's.
+fn machine_lines(out: &mut String, results: &ShardCountResults) {
+    let Some(summary) = results.machine_summary() else {
+        line!(out, "Machine CPU: no samples.");
+        line!(out);
+        return;
+    };
+    let busy = summary.busy.map_or_else(
+        || {
+            "not measured (the target's CPU could not be read, loadgen said why as it ran)"
+                .to_owned()
+        },
+        |busy| {
+            format!(
+                "{:.0} % busy on average, {:.0} % at most",
+                busy.mean_busy * 100.0,
+                busy.max_busy * 100.0
+            )
+        },
+    );
+    line!(
+        out,
+        "Machine CPU (all cores, over {} windows of {} s, `machine-{}shards.csv`): {busy}; \
+         loadgen itself used {:.2} cores on average, {:.2} at most.",
+        summary.windows,
+        crate::experiment::sampler::INTERVAL.as_secs(),
+        results.shards,
+        summary.loadgen_cores_mean,
+        summary.loadgen_cores_max
+    );
+    line!(out);
+    if let Some(breach) = results.capacity {
+        match results.capacity_machine_load() {
+            Some(load) if load.bound() => line!(
+                out,
+                "**The capacity is bound by the machine, not the controller**: the machine was \
+                 {:.0} % busy on average ({:.0} % at most) during the breach window from {}.",
+                load.mean_busy * 100.0,
+                load.max_busy * 100.0,
+                breach.at
+            ),
+            Some(load) => line!(
+                out,
+                "The machine was {:.0} % busy on average ({:.0} % at most) during the breach \
+                 window from {}: at most {:.0} %, so the capacity is the controller's.",
+                load.mean_busy * 100.0,
+                load.max_busy * 100.0,
+                breach.at,
+                cost::MACHINE_BOUND * 100.0
+            ),
+            None => line!(
+                out,
+                "The machine's CPU during the breach window is not known: whether the capacity \
+                 is the machine's or the controller's cannot be told."
+            ),
+        }
+        line!(out);
+    }
 }
 
 fn plot_links(out: &mut String, results: &ShardCountResults) {
@@ -533,7 +668,10 @@ mod tests {
             "First SLO breach at 3000 Websites and 60.0 operations/s offered: the reconciliation \
              latency p99 stayed over its objective for 20 s"
         ));
-        assert!(report.contains("| **all operator** | | 10.00 | | 150.0 MiB | |"));
+        assert!(report.contains("| **all operator** | | | 10.00 | | 150.0 MiB |"));
+        assert!(report.contains("| shard-2 | operator | 2 | 3.33 | 0.028 | 50.0 MiB |"));
+        assert!(report.contains("Restarts (shards started in a slot after its first"));
+        assert!(report.contains("0 in all; slot 0: 0, slot 1: 0, slot 2: 0."));
         assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
         assert!(report.contains("![capacity and cost against shards](scaling.png)"));
     }
@@ -635,5 +773,48 @@ mod tests {
             breach
         });
         assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
+    }
+
+    #[test]
+    fn a_breach_in_busy_machine_windows_is_bound_by_the_machine() {
+        let report = report_markdown(&synthetic());
+        // The 3-shard fixture breached at 90 s, when the machine was 95 % busy.
+        assert!(
+            report.contains(
+                "**The capacity is bound by the machine, not the controller**: the machine was \
+                 95 % busy on average (95 % at most) during the breach window from \
+                 2023-11-14T22:14:50Z."
+            ),
+            "{report}"
+        );
+        assert!(report.contains(
+            "Machine CPU (all cores, over 24 windows of 5 s, `machine-1shards.csv`): 61 % busy \
+             on average, 95 % at most; loadgen itself used 0.10 cores on average, 0.10 at most."
+        ));
+        let mut results = synthetic();
+        for window in &mut results.shard_counts[1].machine_windows {
+            window.busy = Some(0.6);
+        }
+        assert!(report_markdown(&results).contains("so the capacity is the controller's."));
+        for window in &mut results.shard_counts[1].machine_windows {
+            window.busy = None;
+        }
+        let report = report_markdown(&results);
+        assert!(report.contains("not measured (the target's CPU could not be read"));
+        assert!(report.contains("cannot be told"));
+    }
+
+    #[test]
+    fn unit_costs_are_per_shard_and_per_thousand_websites() {
+        let report = report_markdown(&synthetic());
+        // 3 shards: 10 CPU seconds and 150 MiB at once; 93 Websites at the end.
+        assert!(
+            report.contains(
+                "Operator cost per shard: 3.3 CPU seconds, 50.0 MiB peak memory; per 1,000 \
+                 Websites (of 93 held at the end of the load): 107.5 CPU seconds, 1612.9 MiB \
+                 peak memory."
+            ),
+            "{report}"
+        );
     }
 }

@@ -146,6 +146,26 @@ csv_row! {
         writes_skipped: u64,
         deletes_scheduled: u64,
         deletes_failed: u64,
+        /// The most memory all components held together at a sample.
+        total_peak_rss_bytes: u64 => optional("total peak", Bytes),
+        /// Shards started in a slot after its first, over all slots; empty where the target
+        /// cannot tell.
+        operator_restarts: Option<usize> => optional("operator restarts", Plain),
+        operator_cpu_seconds_per_shard: Option<f64> => optional("operator CPU per shard", Seconds),
+        operator_peak_rss_bytes_per_shard: Option<f64> => optional("operator peak per shard", Bytes),
+        /// The Websites held at the end of the load, the divisor of the next two.
+        websites_at_end: Option<u64>,
+        operator_cpu_seconds_per_1000_websites: Option<f64> => optional("operator CPU per 1k Websites", Seconds),
+        operator_peak_rss_bytes_per_1000_websites: Option<f64> => optional("operator peak per 1k Websites", Bytes),
+        /// The machine's busy share of all cores over the sampler windows, in %.
+        machine_busy_mean_percent: Option<f64> => optional("machine busy", Plain),
+        machine_busy_max_percent: Option<f64>,
+        loadgen_cores_mean: Option<f64> => optional("loadgen cores", Plain),
+        loadgen_cores_max: Option<f64>,
+        /// The machine's busy share during the capacity's breach window, in %.
+        capacity_machine_busy_percent: Option<f64>,
+        /// Whether that share was over 90 %: the capacity is the machine's.
+        capacity_machine_bound: Option<bool>,
     }
 }
 
@@ -172,6 +192,10 @@ impl SummaryRow {
             involuntary_assigned,
             involuntary_reconciled,
         ] = results.mean_failover_seconds(FailoverKind::Involuntary);
+        let unit = results.operator_unit_cost();
+        let machine = results.machine_summary();
+        let busy = machine.and_then(|m| m.busy);
+        let capacity_machine = results.capacity_machine_load();
         Self {
             shards: results.shards,
             count: latency.count,
@@ -214,6 +238,21 @@ impl SummaryRow {
             writes_skipped: writes.skipped,
             deletes_scheduled: deletes.scheduled,
             deletes_failed: deletes.failed.values().sum(),
+            total_peak_rss_bytes: results.total_peak_rss_bytes(),
+            operator_restarts: results
+                .slot_restarts()
+                .map(|restarts| restarts.values().sum()),
+            operator_cpu_seconds_per_shard: unit.cpu_seconds_per_shard,
+            operator_peak_rss_bytes_per_shard: unit.peak_rss_bytes_per_shard,
+            websites_at_end: unit.websites,
+            operator_cpu_seconds_per_1000_websites: unit.cpu_seconds_per_1000_websites,
+            operator_peak_rss_bytes_per_1000_websites: unit.peak_rss_bytes_per_1000_websites,
+            machine_busy_mean_percent: busy.map(|b| b.mean_busy * 100.0),
+            machine_busy_max_percent: busy.map(|b| b.max_busy * 100.0),
+            loadgen_cores_mean: machine.map(|m| m.loadgen_cores_mean),
+            loadgen_cores_max: machine.map(|m| m.loadgen_cores_max),
+            capacity_machine_busy_percent: capacity_machine.map(|load| load.mean_busy * 100.0),
+            capacity_machine_bound: capacity_machine.map(|load| load.bound()),
         }
     }
 }
@@ -224,7 +263,7 @@ mod tests {
 
     #[test]
     fn the_header_follows_the_fields() {
-        assert_eq!(SummaryRow::HEADER.len(), 39);
+        assert_eq!(SummaryRow::HEADER.len(), 52);
         assert_eq!(SummaryRow::HEADER[..3], ["shards", "count", "p50_ms"]);
         assert_eq!(SummaryRow::HEADER[24], "control_plane_peak_rss_bytes");
         assert_eq!(SummaryRow::HEADER[38], "deletes_failed");
@@ -239,7 +278,7 @@ mod tests {
             .filter(|column| compared.contains(column))
             .collect();
         assert_eq!(compared, in_header);
-        assert_eq!(compared.len(), 19);
+        assert_eq!(compared.len(), 27);
         assert!(SummaryRow::METRICS[5].optional);
         assert_eq!(SummaryRow::METRICS[5].label, "capacity ops/s");
     }

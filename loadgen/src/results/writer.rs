@@ -1,5 +1,6 @@
 //! Writes the results of a run into its directory: `run.json`, `summary.csv`, per shard count
-//! `latency-<N>shards.csv`, `objects-<N>shards.csv` and `latency-<N>shards.hgrm`, the plots and
+//! `latency-<N>shards.csv`, `objects-<N>shards.csv`, `machine-<N>shards.csv` and
+//! `latency-<N>shards.hgrm`, the plots and
 //! `report.md`. Timestamps are RFC 3339 throughout, so the files of different runs and tools
 //! line up by time.
 
@@ -15,14 +16,14 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::{
-    ClassCost, ComponentClass, Machine, MembershipChange, RunResults, ShardCountResults, Versions,
-    plots, report, seconds_since,
+    ClassCost, ComponentClass, Machine, MachineSummary, MembershipChange, OperatorUnitCost,
+    RunResults, ShardCountResults, Versions, plots, report, seconds_since,
     summary::{Columns, SummaryRow, csv_row},
 };
 use crate::{
     measure::{
         accounting::Accounting,
-        cost::Cost,
+        cost::{self, Cost, MachineLoad},
         failover::{FailoverEvents, FailoverKind},
         latency::LatencySummary,
         skew::Skew,
@@ -90,6 +91,10 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                 }),
         )?;
         written.push(objects);
+
+        let machine = dir.join(format!("machine-{n}shards.csv"));
+        write_csv(&machine, MachineRow::of(shard_count))?;
+        written.push(machine);
 
         let hgrm = dir.join(format!("latency-{n}shards.hgrm"));
         write_file(&hgrm, |out| {
@@ -188,6 +193,12 @@ struct ShardCountJson<'a> {
     capacity: Option<Breach>,
     cost: &'a BTreeMap<String, Cost>,
     class_costs: BTreeMap<ComponentClass, ClassCost>,
+    total_peak_rss_bytes: u64,
+    slots: Option<&'a BTreeMap<String, u32>>,
+    slot_restarts: Option<BTreeMap<u32, usize>>,
+    operator_unit_cost: OperatorUnitCost,
+    machine: Option<MachineSummary>,
+    capacity_machine_load: Option<MachineLoad>,
     verdicts: Vec<VerdictJson>,
 }
 
@@ -206,6 +217,12 @@ impl<'a> ShardCountJson<'a> {
             capacity: results.capacity,
             cost: &results.cost,
             class_costs: results.class_costs(),
+            total_peak_rss_bytes: results.total_peak_rss_bytes(),
+            slots: results.slots.as_ref(),
+            slot_restarts: results.slot_restarts(),
+            operator_unit_cost: results.operator_unit_cost(),
+            machine: results.machine_summary(),
+            capacity_machine_load: results.capacity_machine_load(),
             verdicts: results.verdicts.iter().map(VerdictJson::of).collect(),
         }
     }
@@ -287,6 +304,50 @@ csv_row! {
     }
 }
 
+csv_row! {
+    /// A row of `machine-<N>shards.csv`: the machine's CPU, loadgen's own and each class's
+    /// between two sampler ticks.
+    struct MachineRow {
+        start: Timestamp,
+        /// `start` in seconds since the load started (the first tick is taken then).
+        seconds: f64,
+        length_s: f64,
+        /// The busy share of all cores, in %; empty where the target cannot measure it.
+        machine_busy_percent: Option<f64>,
+        loadgen_cores: f64,
+        sharder_cores: f64,
+        operator_cores: f64,
+        control_plane_cores: f64,
+    }
+}
+
+impl MachineRow {
+    fn of(results: &ShardCountResults) -> Vec<Self> {
+        let windows = &results.machine_windows;
+        let Some(first) = windows.first() else {
+            return Vec::new();
+        };
+        let classes = cost::group_cores(&results.usage, |c| Some(ComponentClass::of(c)), windows);
+        windows
+            .iter()
+            .zip(classes)
+            .map(|(window, classes)| {
+                let class = |class| classes.get(&class).copied().unwrap_or(0.0);
+                Self {
+                    start: window.start,
+                    seconds: seconds_since(first.start, window.start),
+                    length_s: window.length.as_secs_f64(),
+                    machine_busy_percent: window.busy.map(|busy| busy * 100.0),
+                    loadgen_cores: window.loadgen_cores,
+                    sharder_cores: class(ComponentClass::Sharder),
+                    operator_cores: class(ComponentClass::Operator),
+                    control_plane_cores: class(ComponentClass::ControlPlane),
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +378,7 @@ mod tests {
             for name in [
                 "latency-{n}shards.csv",
                 "objects-{n}shards.csv",
+                "machine-{n}shards.csv",
                 "latency-{n}shards.hgrm",
                 "latency-{n}shards.png",
                 "latency-{n}shards.svg",
@@ -369,6 +431,15 @@ mod tests {
         assert_eq!(headers, ObjectsRow::HEADER);
         assert_eq!(rows.len(), 4 * 3);
         assert_eq!(&rows[4][2], "shard-1");
+
+        let (headers, rows) = read_csv(&dir.path().join("machine-3shards.csv"));
+        assert_eq!(headers, MachineRow::HEADER);
+        assert_eq!(rows.len(), 24);
+        assert_eq!(&rows[1][1], "5.0");
+        assert_eq!(&rows[18][3], "95.0");
+        // The fixture's 3 shards used 10 CPU seconds evenly over 120 s.
+        let operator: f64 = rows[0][6].parse().unwrap();
+        assert!((operator - 10.0 / 120.0).abs() < 1e-9, "{operator}");
     }
 
     #[test]
@@ -391,6 +462,9 @@ mod tests {
         assert_eq!(counts[1]["accounting"]["deletes"]["deleted"], 9);
         assert_eq!(counts[0]["failovers"][0]["to_lease_dead_s"], 15.0);
         assert_eq!(counts[1]["verdicts"][2]["met"], false);
+        assert_eq!(counts[1]["slot_restarts"]["2"], 0);
+        assert_eq!(counts[1]["capacity_machine_load"]["windows"], 4);
+        assert_eq!(counts[1]["machine"]["windows"], 24);
     }
 
     #[test]
