@@ -75,6 +75,8 @@ pub struct Versions {
 pub struct ShardCountResults {
     /// Operator shards.
     pub shards: u32,
+    /// When this shard count's load started; its plots count time from here.
+    pub load_started: Timestamp,
     /// Reconciliation latencies, in total and per window; written as CSV and `.hgrm`.
     pub reconciliation: LatencyRecorder,
     /// The p99 of the operator's queue latency, when it was scraped.
@@ -87,6 +89,8 @@ pub struct ShardCountResults {
     pub movements: Vec<MembershipChange>,
     /// The failovers; their phases follow from the events ([`FailoverEvents::phases`]).
     pub failovers: Vec<FailoverEvents>,
+    /// When each rolling update of the operator began.
+    pub rolling_updates: Vec<Timestamp>,
     /// The first SLO breach under the ramp: the capacity at this shard count.
     pub capacity: Option<Breach>,
     /// The cost of each component: `sharder`, each shard, the control plane's processes.
@@ -325,6 +329,7 @@ pub(crate) mod tests {
         );
         ShardCountResults {
             shards,
+            load_started: at(START + 10),
             reconciliation,
             queue_p99_ms,
             objects_per_shard,
@@ -342,6 +347,7 @@ pub(crate) mod tests {
                 all_assigned_at: Some(at(START + 56)),
                 all_reconciled_at: None,
             }],
+            rolling_updates: vec![at(START + 70)],
             capacity: (shards > 1).then(|| Breach {
                 metric: Metric::ReconciliationLatency,
                 at: at(START + 90),

@@ -169,6 +169,7 @@ impl<'a> RunJson<'a> {
 #[derive(Debug, Serialize)]
 struct ShardCountJson<'a> {
     shards: u32,
+    load_started: Timestamp,
     reconciliation: LatencySummary,
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
@@ -177,6 +178,7 @@ struct ShardCountJson<'a> {
     last_skew: Option<&'a Skew>,
     movements: &'a [MembershipChange],
     failovers: Vec<FailoverJson<'a>>,
+    rolling_updates: &'a [Timestamp],
     capacity: Option<Breach>,
     cost: &'a BTreeMap<String, Cost>,
     class_costs: BTreeMap<ComponentClass, ClassCost>,
@@ -187,6 +189,7 @@ impl<'a> ShardCountJson<'a> {
     fn of(results: &'a ShardCountResults) -> Self {
         Self {
             shards: results.shards,
+            load_started: results.load_started,
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
@@ -194,6 +197,7 @@ impl<'a> ShardCountJson<'a> {
             last_skew: results.skew.last().map(|(_, skew)| skew),
             movements: &results.movements,
             failovers: results.failovers.iter().map(FailoverJson::of).collect(),
+            rolling_updates: &results.rolling_updates,
             capacity: results.capacity,
             cost: &results.cost,
             class_costs: results.class_costs(),
@@ -311,10 +315,13 @@ mod tests {
                 expected.push(name.replace("{n}", &n.to_string()));
             }
         }
-        expected.extend(["scaling.png".to_owned(), "scaling.svg".to_owned()]);
+        for name in ["scaling", "latency-all"] {
+            expected.extend([format!("{name}.png"), format!("{name}.svg")]);
+        }
         for name in &expected {
             let path = dir.path().join(name);
             assert!(path.is_file(), "{name} is missing");
+            assert!(path.metadata().unwrap().len() > 0, "{name} is empty");
             assert!(written.contains(&path), "{name} is not reported as written");
         }
         assert_eq!(written.len(), expected.len());
@@ -371,6 +378,8 @@ mod tests {
         assert_eq!(counts[1]["reconciliation"]["count"], 120);
         assert_eq!(counts[0]["failovers"][0]["to_lease_dead_s"], 15.0);
         assert_eq!(counts[1]["verdicts"][2]["met"], false);
+        assert_eq!(counts[0]["load_started"], "2023-11-14T22:13:30Z");
+        assert_eq!(counts[0]["rolling_updates"][0], "2023-11-14T22:14:30Z");
     }
 
     #[test]
@@ -395,7 +404,12 @@ mod tests {
     fn plots_are_png_and_svg() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &synthetic()).unwrap();
-        for stem in ["latency-1shards", "objects-3shards", "scaling"] {
+        for stem in [
+            "latency-1shards",
+            "objects-3shards",
+            "latency-all",
+            "scaling",
+        ] {
             let png = std::fs::read(dir.path().join(format!("{stem}.png"))).unwrap();
             assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{stem}.png");
             let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
