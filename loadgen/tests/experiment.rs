@@ -64,6 +64,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "latency-2shards.png",
         "latency-2shards.svg",
         "objects-2shards.png",
+        "latency-all.png",
         "scaling.svg",
         "report.md",
     ] {
@@ -76,6 +77,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let run: serde_json::Value = serde_json::from_str(&read(&dir, "run.json")).unwrap();
     assert_eq!(run["scenario"]["name"], "e2e");
     assert_eq!(run["versions"]["kubernetes"], "v1.36.3");
+    assert!(run["shard_counts"][0]["load_started"].is_string());
 
     let summary_text = read(&dir, "summary.csv");
     let mut summary = csv::Reader::from_reader(summary_text.as_bytes());
@@ -110,6 +112,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let report = read(&dir, "report.md");
     for part in [
         "# Scenario `e2e`",
+        "**Failovers, from the kill until all of the shard's objects were reconciled again",
         "## Summary",
         "## 2 shards",
         "| shard-",

@@ -64,6 +64,7 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                     p90_ms: window.p90_ms,
                     p99_ms: window.p99_ms,
                     max_ms: window.max_ms,
+                    load_seconds: seconds_since(shard_count.load_started, window.start),
                 }),
         )?;
         written.push(latency);
@@ -80,6 +81,7 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                         seconds: seconds_since(results.started, *timestamp),
                         shard,
                         objects,
+                        load_seconds: seconds_since(shard_count.load_started, *timestamp),
                     })
                 }),
         )?;
@@ -255,13 +257,15 @@ csv_row! {
     /// A row of `latency-<N>shards.csv`: one window of reconciliation latencies.
     struct LatencyRow {
         start: Timestamp,
-        /// `start` in seconds since the run started, the x axis of the plots.
+        /// `start` in seconds since the run started.
         seconds: f64,
         count: u64,
         p50_ms: f64,
         p90_ms: f64,
         p99_ms: f64,
         max_ms: f64,
+        /// `start` in seconds since this shard count's load started, the x axis of the plots.
+        load_seconds: f64,
     }
 }
 
@@ -273,6 +277,9 @@ csv_row! {
         seconds: f64,
         shard: &'a str,
         objects: u64,
+        /// `timestamp` in seconds since this shard count's load started, the x axis of the
+        /// plots.
+        load_seconds: f64,
     }
 }
 
@@ -356,6 +363,9 @@ mod tests {
         assert_eq!(rows.len(), 12);
         assert_eq!(&rows[0][0], "2023-11-14T22:13:20Z");
         assert_eq!(&rows[1][1], "10.0");
+        // The load of the fixture's shard counts started 10 s into the run.
+        assert_eq!(&rows[1][headers.len() - 1], "0.0");
+        assert_eq!(headers.last().map(String::as_str), Some("load_seconds"));
 
         let (headers, rows) = read_csv(&dir.path().join("objects-3shards.csv"));
         assert_eq!(headers, ObjectsRow::HEADER);
