@@ -293,25 +293,33 @@ fn latency_times(shard_count: &ShardCountResults) -> impl Iterator<Item = f64> +
         .map(|window| seconds_since(shard_count.load_started, window.start))
 }
 
-/// A latency chart: seconds since the load started against seconds on a log axis, with the
-/// reconciliation SLO as a dashed line.
+/// The chart of [`latency_chart`] and its y range.
+type LatencyChart<'a, DB> = (
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, LogCoord<f64>>>,
+    std::ops::Range<f64>,
+);
+
+/// A latency chart: seconds since the load started against seconds on a log axis that shows
+/// `latencies` and the reconciliation SLO, drawn as a dashed line.
 fn latency_chart<'a, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, Shift>,
     caption: &str,
     x: std::ops::Range<f64>,
-    y: std::ops::Range<f64>,
+    latencies: impl Iterator<Item = f64>,
     slo_seconds: f64,
-) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, LogCoord<f64>>>>
+) -> anyhow::Result<LatencyChart<'a, DB>>
 where
     DB::ErrorType: 'static,
 {
+    let y = decades(latencies.chain([slo_seconds]));
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
         .caption(caption, (FAMILY, 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(x.clone(), y.log_scale())?;
+        // Just below the lowest decade, so that its tick is labelled too.
+        .build_cartesian_2d(x.clone(), (y.start * 0.999..y.end).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("seconds since the load started")
@@ -331,7 +339,7 @@ where
     chart.draw_series(std::iter::once(
         EmptyElement::at((x.start, slo_seconds)) + Text::new(slo, (6, -16), (FAMILY, 13)),
     ))?;
-    Ok(chart)
+    Ok((chart, y))
 }
 
 /// Reconciliation latency percentiles per window over the load, with its events marked.
@@ -381,17 +389,11 @@ impl Plot for LatencyPlot {
     where
         DB::ErrorType: 'static,
     {
-        let y = decades(
-            self.points
-                .iter()
-                .flat_map(|(_, p)| p.iter().copied())
-                .chain([self.slo_seconds]),
-        );
-        let mut chart = latency_chart(
+        let (mut chart, y) = latency_chart(
             root,
             &format!("Reconciliation latency, {} shards", self.shards),
             self.range.clone(),
-            y.clone(),
+            self.points.iter().flat_map(|(_, p)| p.iter().copied()),
             self.slo_seconds,
         )?;
         for (i, (name, color)) in [("p50", GREEN), ("p90", BLUE), ("p99", RED)]
@@ -489,17 +491,13 @@ impl Plot for LatencyOverlay {
     where
         DB::ErrorType: 'static,
     {
-        let y = decades(
-            self.series
-                .iter()
-                .flat_map(|(_, points)| points.iter().map(|p| p.1))
-                .chain([self.slo_seconds]),
-        );
-        let mut chart = latency_chart(
+        let (mut chart, _) = latency_chart(
             root,
             "Reconciliation latency p99 per window, every shard count",
             self.range.clone(),
-            y,
+            self.series
+                .iter()
+                .flat_map(|(_, points)| points.iter().map(|p| p.1)),
             self.slo_seconds,
         )?;
         for (i, (shards, points)) in self.series.iter().enumerate() {
@@ -516,8 +514,10 @@ impl Plot for LatencyOverlay {
                 })
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
         }
+        // The spare decade on top has room for the legend.
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
