@@ -86,6 +86,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "latency-2shards.png",
         "latency-2shards.svg",
         "objects-2shards.png",
+        "latency-all.png",
         "scaling.svg",
         "report.md",
     ] {
@@ -101,6 +102,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let shard_count = &run["shard_counts"][0];
     assert_every_write_is_accounted_for(shard_count);
     assert_the_percentiles_are_ordered_and_the_hgrm_counts_them(&dir, shard_count);
+    assert!(run["shard_counts"][0]["load_started"].is_string());
 
     let summary_text = read(&dir, "summary.csv");
     let mut summary = csv::Reader::from_reader(summary_text.as_bytes());
@@ -141,6 +143,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let report = read(&dir, "report.md");
     for part in [
         "# Scenario `e2e`",
+        "**Failovers, from the kill until all of the shard's objects were reconciled again",
         "## Summary",
         "## 2 shards",
         "### Writes",

@@ -199,6 +199,7 @@ async fn shard_count(
         samples,
         started_at,
         kills,
+        rolling_updates,
         disruption_errors,
     } = tokio::select! {
         result = observer => {
@@ -219,15 +220,18 @@ async fn shard_count(
         .map(|kill| tracker.lease_dead_at(&kill.shard, kill.at))
         .collect();
     let finished = tracker.finish(Timestamp::now());
-    let results = measure(
-        scenario,
-        shards,
-        started_at,
-        &kills,
-        lease_dead,
-        finished.clone(),
-        samples,
-    );
+    let results = ShardCountResults {
+        rolling_updates,
+        ..measure(
+            scenario,
+            shards,
+            started_at,
+            &kills,
+            lease_dead,
+            finished.clone(),
+            samples,
+        )
+    };
     progress.done(
         &results.reconciliation.summary(),
         results.queue_p99_ms,
@@ -241,7 +245,8 @@ async fn shard_count(
     Ok((results, version))
 }
 
-/// The measurements of one shard count from what the tracker, the chaos and the sampler saw.
+/// The measurements of one shard count from what the tracker, the chaos and the sampler saw;
+/// the rolling updates are the caller's to add.
 fn measure(
     scenario: &Scenario,
     shards: u32,
@@ -296,12 +301,14 @@ fn measure(
     ShardCountResults {
         shards,
         accounting: finished.accounting,
+        load_started: started_at,
         reconciliation: finished.reconciliation,
         queue_p99_ms,
         objects_per_shard: samples.objects_per_shard,
         skew: samples.skew,
         movements: finished.changes,
         failovers,
+        rolling_updates: Vec::new(),
         capacity,
         cost: cost::summarize(&samples.usage),
         usage: samples.usage,
@@ -360,6 +367,8 @@ struct Loaded {
     samples: sampler::Samples,
     started_at: Timestamp,
     kills: Vec<chaos::Kill>,
+    /// When each rolling update began.
+    rolling_updates: Vec<Timestamp>,
     disruption_errors: Vec<String>,
 }
 
@@ -419,7 +428,7 @@ async fn load(
         driver.run(start, started_at).await;
         tokio::time::sleep_until(end).await;
     };
-    let ((), (), (kills, chaos_errors), (_, rolling_errors), ()) =
+    let ((), (), (kills, chaos_errors), (rolling_updates, rolling_errors), ()) =
         tokio::join!(driving, sampling, chaos, rolling, ticker);
     samples.sample(target, tracker).await;
     samples.slots = target.slots()?;
@@ -427,6 +436,7 @@ async fn load(
         samples,
         started_at,
         kills,
+        rolling_updates,
         disruption_errors: [chaos_errors, rolling_errors].concat(),
     })
 }

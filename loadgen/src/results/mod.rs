@@ -78,6 +78,8 @@ pub struct ShardCountResults {
     pub shards: u32,
     /// How every scheduled write and delete ended.
     pub accounting: Accounting,
+    /// When this shard count's load started; its plots count time from here.
+    pub load_started: Timestamp,
     /// Reconciliation latencies, in total and per window; written as CSV and `.hgrm`.
     pub reconciliation: LatencyRecorder,
     /// The p99 of the operator's queue latency, when it was scraped.
@@ -90,6 +92,8 @@ pub struct ShardCountResults {
     pub movements: Vec<MembershipChange>,
     /// The failovers; their phases follow from the events ([`FailoverEvents::phases`]).
     pub failovers: Vec<FailoverEvents>,
+    /// When each rolling update of the operator began.
+    pub rolling_updates: Vec<Timestamp>,
     /// The first SLO breach under the ramp: the capacity at this shard count.
     pub capacity: Option<Breach>,
     /// The cost of each component: `sharder`, each shard, the control plane's processes.
@@ -409,6 +413,38 @@ pub(crate) mod tests {
         }
     }
 
+    /// The 120 latencies of [`shard_count`] are the reconciled writes; three more failed, two
+    /// were skipped.
+    fn accounting() -> Accounting {
+        Accounting {
+            writes: Writes {
+                scheduled: 125,
+                reconciled: 120,
+                failed: BTreeMap::from([("500 InternalError".to_owned(), 3)]),
+                skipped: 2,
+                ..Writes::default()
+            },
+            deletes: Deletes {
+                scheduled: 10,
+                deleted: 9,
+                skipped: 1,
+                ..Deletes::default()
+            },
+        }
+    }
+
+    /// The machine busy in the last 30 s of two minutes, where 3 shards breach.
+    fn machine_windows() -> Vec<MachineWindow> {
+        (0..24)
+            .map(|i| MachineWindow {
+                start: at(START + 5 * i),
+                length: Duration::from_secs(5),
+                busy: Some(if i >= 18 { 0.95 } else { 0.5 }),
+                loadgen_cores: 0.1,
+            })
+            .collect()
+    }
+
     fn shard_count(shards: u32) -> ShardCountResults {
         let mut reconciliation = LatencyRecorder::new(Duration::from_secs(10)).unwrap();
         for i in 0..120 {
@@ -458,39 +494,16 @@ pub(crate) mod tests {
             })
             .collect();
         let slots = (0..shards).map(|i| (format!("shard-{i}"), i)).collect();
-        let machine_windows = (0..24)
-            .map(|i| MachineWindow {
-                start: at(START + 5 * i),
-                length: Duration::from_secs(5),
-                busy: Some(if i >= 18 { 0.95 } else { 0.5 }),
-                loadgen_cores: 0.1,
-            })
-            .collect();
         let queue_p99_ms = Some(200.0);
         let summary = reconciliation.summary();
         let verdicts = Slo::default().verdicts(
             Duration::from_secs_f64(summary.p99_ms / 1000.0),
             queue_p99_ms.map(|ms: f64| Duration::from_secs_f64(ms / 1000.0)),
         );
-        // The 120 latencies are the reconciled writes; three more failed, two were skipped.
-        let accounting = Accounting {
-            writes: Writes {
-                scheduled: 125,
-                reconciled: 120,
-                failed: BTreeMap::from([("500 InternalError".to_owned(), 3)]),
-                skipped: 2,
-                ..Writes::default()
-            },
-            deletes: Deletes {
-                scheduled: 10,
-                deleted: 9,
-                skipped: 1,
-                ..Deletes::default()
-            },
-        };
         ShardCountResults {
             shards,
-            accounting,
+            accounting: accounting(),
+            load_started: at(START + 10),
             reconciliation,
             queue_p99_ms,
             objects_per_shard,
@@ -508,6 +521,7 @@ pub(crate) mod tests {
                 all_assigned_at: Some(at(START + 56)),
                 all_reconciled_at: None,
             }],
+            rolling_updates: vec![at(START + 70)],
             capacity: (shards > 1).then(|| Breach {
                 metric: Metric::ReconciliationLatency,
                 at: at(START + 90),
@@ -519,7 +533,7 @@ pub(crate) mod tests {
             cost: costs,
             usage,
             slots: Some(slots),
-            machine_windows,
+            machine_windows: machine_windows(),
             verdicts,
         }
     }

@@ -1,4 +1,5 @@
-//! `report.md`: what ran where, a table per shard count, the SLO verdicts and the plots.
+//! `report.md`: a headline that answers the scenario's question, what ran where, a table per
+//! shard count, the SLO verdicts and the plots.
 
 use std::{fmt::Write, time::Duration};
 
@@ -10,7 +11,7 @@ use crate::{
         cost,
         failover::FailoverKind,
         movement::Change,
-        slo::{self, Metric, capacity_scaling},
+        slo::{self, Breach, Metric, capacity_scaling},
     },
     units::{BYTES_PER_MIB, mib},
 };
@@ -40,6 +41,222 @@ macro_rules! line {
     }};
 }
 
+/// The one or two sentences at the top of the report that answer the scenario's question in
+/// numbers (docs/experiments.md#the-headline): the capacity per shard count under a ramp of
+/// load, the failover times under chaos, otherwise the reconciliation p99 against its SLO.
+#[must_use]
+pub fn headline(results: &RunResults) -> String {
+    if results.scenario.measures_capacity() {
+        capacity_headline(results)
+    } else if results
+        .shard_counts
+        .iter()
+        .any(|count| !count.failovers.is_empty())
+    {
+        failover_headline(results)
+    } else {
+        slo_headline(results)
+    }
+}
+
+/// The breach the headline reports as a shard count's capacity.
+fn headline_capacity(count: &ShardCountResults) -> Option<Breach> {
+    count.capacity
+}
+
+/// The seconds from the kill until all of the shard's objects were reconciled again, of the
+/// failovers of `kind` that got there, and how many did not.
+fn headline_failover_seconds(count: &ShardCountResults, kind: FailoverKind) -> (Vec<f64>, usize) {
+    let phases: Vec<Option<Duration>> = count
+        .failovers
+        .iter()
+        .filter(|failover| failover.kind == kind)
+        .map(|failover| failover.phases().to_all_reconciled)
+        .collect();
+    let finished: Vec<f64> = phases.iter().flatten().map(Duration::as_secs_f64).collect();
+    let unfinished = phases.len() - finished.len();
+    (finished, unfinished)
+}
+
+/// The reconciliation p99 of a whole shard count, in seconds.
+fn headline_p99_seconds(count: &ShardCountResults) -> f64 {
+    count.reconciliation.summary().p99_ms / 1000.0
+}
+
+/// A number of seconds with the digits that matter at its size.
+fn seconds_text(seconds: f64) -> String {
+    if seconds >= 10.0 {
+        format!("{seconds:.0} s")
+    } else if seconds >= 1.0 {
+        format!("{seconds:.1} s")
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
+/// The SLO of `metric` as a reader knows it, with its threshold.
+fn slo_text(results: &RunResults, metric: Metric) -> String {
+    let threshold = match metric {
+        Metric::ReconciliationLatency => results.scenario.slo.reconciliation_p99,
+        Metric::QueueLatency => results.scenario.slo.queue_p99,
+    };
+    format!(
+        "{} SLO (p99 ≤ {})",
+        metric_name(metric),
+        seconds_text(threshold.as_secs_f64())
+    )
+}
+
+/// The shard counts as `1/2/3`.
+fn shard_list(results: &RunResults) -> String {
+    let shards: Vec<String> = results
+        .shard_counts
+        .iter()
+        .map(|count| count.shards.to_string())
+        .collect();
+    shards.join("/")
+}
+
+fn capacity_headline(results: &RunResults) -> String {
+    let breaches: Vec<Option<Breach>> =
+        results.shard_counts.iter().map(headline_capacity).collect();
+    // A shard count that never breached carried at least the ramp's peak.
+    let peak = crate::experiment::offered(&results.scenario, results.scenario.duration);
+    let figures = |value: fn(&slo::Load) -> f64, decimals: usize| {
+        let figures: Vec<String> = breaches
+            .iter()
+            .map(|breach| match breach {
+                Some(breach) => format!("{:.decimals$}", value(&breach.load)),
+                None => format!("≥ {:.decimals$}", value(&peak)),
+            })
+            .collect();
+        figures.join("/")
+    };
+    let load = format!(
+        "{} operations/s offered ({} Websites)",
+        figures(|load| load.operations_per_second, 1),
+        figures(|load| load.websites, 0)
+    );
+    let mut metrics: Vec<Metric> = breaches.iter().flatten().map(|b| b.metric).collect();
+    metrics.dedup();
+    let mut text = match metrics.as_slice() {
+        [] => format!(
+            "With {} shards no SLO broke up to the ramp's peak of {load}",
+            shard_list(results)
+        ),
+        [metric] => format!(
+            "With {} shards the {} held up to {load}",
+            shard_list(results),
+            slo_text(results, *metric)
+        ),
+        _ => {
+            let names: Vec<&str> = breaches
+                .iter()
+                .map(|breach| breach.map_or("no", |b| metric_name(b.metric)))
+                .collect();
+            format!(
+                "With {} shards an SLO first broke at {load}, on the {} SLO",
+                shard_list(results),
+                names.join("/")
+            )
+        }
+    };
+    let capacities: Vec<(u32, f64)> = results
+        .shard_counts
+        .iter()
+        .filter_map(|count| Some((count.shards, headline_capacity(count)?.load.websites)))
+        .collect();
+    match capacity_scaling(&capacities).last() {
+        Some(&(shards, ratio)) if shards > 1 => {
+            let _ = write!(
+                text,
+                "; {shards} shards carry {ratio:.2}× the Websites of one (linear: {shards}×)"
+            );
+            if metrics.len() > 1 {
+                text.push_str(", across different SLOs");
+            }
+        }
+        _ => text.push_str("; no scaling figure without a breach at 1 shard and another"),
+    }
+    text.push('.');
+    text
+}
+
+fn failover_headline(results: &RunResults) -> String {
+    let parts: Vec<String> = [FailoverKind::Involuntary, FailoverKind::Voluntary]
+        .into_iter()
+        .filter_map(|kind| {
+            let (mut seconds, mut unfinished) = (Vec::new(), 0);
+            for count in &results.shard_counts {
+                let (finished, not) = headline_failover_seconds(count, kind);
+                seconds.extend(finished);
+                unfinished += not;
+            }
+            let n = seconds.len() + unfinished;
+            let name = match kind {
+                FailoverKind::Voluntary => "voluntary",
+                FailoverKind::Involuntary => "involuntary",
+            };
+            let not_finished = match unfinished {
+                0 => String::new(),
+                1 => ", 1 did not finish".to_owned(),
+                more => format!(", {more} did not finish"),
+            };
+            match spread(&mut seconds) {
+                Some((min, median, max)) => Some(format!(
+                    "{name} ones took median {} (n={n}: {}–{}{not_finished})",
+                    seconds_text(median),
+                    seconds_text(min),
+                    seconds_text(max),
+                )),
+                None if n > 0 => Some(format!("no {name} one finished (n={n})")),
+                None => None,
+            }
+        })
+        .collect();
+    format!(
+        "Failovers, from the kill until all of the shard's objects were reconciled again, over \
+         shard counts {}: {}.",
+        shard_list(results),
+        parts.join("; ")
+    )
+}
+
+/// The least, the median and the largest of `values` (sorted in place); `None` when empty.
+fn spread(values: &mut [f64]) -> Option<(f64, f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    let (&min, &max) = (values.first()?, values.last()?);
+    let middle = values.len() / 2;
+    let median = if values.len().is_multiple_of(2) {
+        f64::midpoint(values[middle - 1], values[middle])
+    } else {
+        values[middle]
+    };
+    Some((min, median, max))
+}
+
+fn slo_headline(results: &RunResults) -> String {
+    let threshold = results.scenario.slo.reconciliation_p99.as_secs_f64();
+    let (p99s, verdicts): (Vec<String>, Vec<&str>) = results
+        .shard_counts
+        .iter()
+        .map(|count| {
+            let p99 = headline_p99_seconds(count);
+            (
+                seconds_text(p99),
+                if p99 <= threshold { "met" } else { "missed" },
+            )
+        })
+        .unzip();
+    format!(
+        "With {} shards the reconciliation p99 was {} against the {}: {}.",
+        shard_list(results),
+        p99s.join("/"),
+        slo_text(results, Metric::ReconciliationLatency),
+        verdicts.join("/")
+    )
+}
+
 fn header(out: &mut String, results: &RunResults) {
     let scenario = &results.scenario;
     line!(
@@ -48,6 +265,8 @@ fn header(out: &mut String, results: &RunResults) {
         scenario.name,
         results.run_id
     );
+    line!(out);
+    line!(out, "**{}**", headline(results));
     line!(out);
     if !scenario.description.is_empty() {
         line!(out, "{}", scenario.description);
@@ -160,6 +379,11 @@ fn censored_line(out: &mut String, results: &RunResults) {
         "Censored latencies (writes never seen reconciled, counted at their time so far): {}. \
          A percentile such a latency reaches is shown as \"≥\", a lower bound.",
         counts.join("; ")
+    );
+    line!(out);
+    line!(
+        out,
+        "![reconciliation latency p99 of every shard count](latency-all.png)"
     );
     line!(out);
 }
@@ -642,7 +866,146 @@ fn seconds(phase: Option<Duration>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::synthetic;
+    use crate::{
+        measure::{failover::FailoverEvents, slo::Load},
+        results::tests::{START, at, synthetic},
+    };
+
+    /// `synthetic()` with 1, 2 and 3 shards breaching `metrics` at the reference capacity
+    /// run's loads.
+    fn capacity_run(metrics: [Metric; 3]) -> RunResults {
+        let mut results = synthetic();
+        let mut two = results.shard_counts[1].clone();
+        two.shards = 2;
+        results.shard_counts.insert(1, two);
+        let loads = [(367.0, 9.2), (709.0, 16.1), (941.0, 20.6)];
+        for ((count, (websites, ops)), metric) in
+            results.shard_counts.iter_mut().zip(loads).zip(metrics)
+        {
+            count.capacity = Some(Breach {
+                metric,
+                at: at(START + 90),
+                load: Load {
+                    websites,
+                    operations_per_second: ops,
+                },
+            });
+        }
+        results
+    }
+
+    #[test]
+    fn the_capacity_headline_names_each_shard_counts_load_and_the_scaling() {
+        let results = capacity_run([Metric::ReconciliationLatency; 3]);
+        assert_eq!(
+            headline(&results),
+            "With 1/2/3 shards the reconciliation latency SLO (p99 ≤ 5.0 s) held up to \
+             9.2/16.1/20.6 operations/s offered (367/709/941 Websites); 3 shards carry 2.56× \
+             the Websites of one (linear: 3×)."
+        );
+        let report = report_markdown(&results);
+        assert!(report.starts_with(&format!(
+            "# Scenario `synthetic`: run `20231114-synthetic`\n\n**{}**\n",
+            headline(&results)
+        )));
+    }
+
+    #[test]
+    fn a_capacity_headline_across_different_slos_says_so() {
+        let results = capacity_run([
+            Metric::ReconciliationLatency,
+            Metric::ReconciliationLatency,
+            Metric::QueueLatency,
+        ]);
+        let text = headline(&results);
+        assert!(
+            text.contains(
+                "an SLO first broke at 9.2/16.1/20.6 operations/s offered (367/709/941 \
+                 Websites), on the reconciliation latency/reconciliation latency/queue latency SLO"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("(linear: 3×), across different SLOs."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shard_count_without_a_breach_carried_at_least_the_ramps_peak() {
+        // The synthetic ramp rises from 1 to 3 creates/s over 2 minutes: 240 Websites at the
+        // end; 1 shard never breached.
+        let text = headline(&synthetic());
+        assert!(
+            text.contains("held up to ≥ 3.0/60.0 operations/s offered (≥ 240/3000 Websites)"),
+            "{text}"
+        );
+        assert!(text.ends_with("; no scaling figure without a breach at 1 shard and another."));
+    }
+
+    fn failover(kind: FailoverKind, reconciled_after: Option<i64>) -> FailoverEvents {
+        FailoverEvents {
+            shard: "shard-0".to_owned(),
+            kind,
+            killed_at: at(START),
+            lease_dead_at: Some(at(START + 1)),
+            all_assigned_at: Some(at(START + 1)),
+            all_reconciled_at: reconciled_after.map(|s| at(START + s)),
+        }
+    }
+
+    #[test]
+    fn the_failover_headline_takes_the_median_and_counts_the_unfinished() {
+        let mut results = synthetic();
+        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        // Involuntary: 30, 36 and 34 s and one that never finished; voluntary: 1 and 4 s.
+        results.shard_counts[0].failovers = vec![
+            failover(FailoverKind::Involuntary, Some(30)),
+            failover(FailoverKind::Voluntary, Some(4)),
+            failover(FailoverKind::Involuntary, None),
+        ];
+        results.shard_counts[1].failovers = vec![
+            failover(FailoverKind::Involuntary, Some(36)),
+            failover(FailoverKind::Involuntary, Some(34)),
+            failover(FailoverKind::Voluntary, Some(1)),
+        ];
+        assert_eq!(
+            headline(&results),
+            "Failovers, from the kill until all of the shard's objects were reconciled again, \
+             over shard counts 1/3: involuntary ones took median 34 s (n=4: 30 s–36 s, 1 did \
+             not finish); voluntary ones took median 2.5 s (n=2: 1.0 s–4.0 s)."
+        );
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_between_the_middle_two() {
+        assert_eq!(spread(&mut [10.0, 1.0, 3.0, 2.0]), Some((1.0, 2.5, 10.0)));
+        assert_eq!(spread(&mut [5.0]), Some((5.0, 5.0, 5.0)));
+        assert_eq!(spread(&mut []), None);
+    }
+
+    #[test]
+    fn a_steady_run_without_failovers_headlines_the_p99_against_the_slo() {
+        let mut results = synthetic();
+        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        for count in &mut results.shard_counts {
+            count.failovers.clear();
+        }
+        // The fixture's latencies run 100 to 440 ms.
+        let p99s: Vec<String> = results
+            .shard_counts
+            .iter()
+            .map(|count| seconds_text(headline_p99_seconds(count)))
+            .collect();
+        assert_eq!(
+            headline(&results),
+            format!(
+                "With 1/3 shards the reconciliation p99 was {} against the reconciliation \
+                 latency SLO (p99 ≤ 5.0 s): met/met.",
+                p99s.join("/")
+            )
+        );
+    }
 
     #[test]
     fn the_header_names_the_scenario_date_and_machine() {

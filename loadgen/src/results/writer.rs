@@ -71,6 +71,7 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                     p90_lower_bound: window.p90_lower_bound,
                     p99_lower_bound: window.p99_lower_bound,
                     max_lower_bound: window.max_lower_bound,
+                    load_seconds: seconds_since(shard_count.load_started, window.start),
                 }),
         )?;
         written.push(latency);
@@ -87,6 +88,7 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                         seconds: seconds_since(results.started, *timestamp),
                         shard,
                         objects,
+                        load_seconds: seconds_since(shard_count.load_started, *timestamp),
                     })
                 }),
         )?;
@@ -182,6 +184,7 @@ struct ShardCountJson<'a> {
     shards: u32,
     /// How every scheduled write and delete ended; censored writes are in `reconciliation`.
     accounting: &'a Accounting,
+    load_started: Timestamp,
     reconciliation: LatencySummary,
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
@@ -190,6 +193,7 @@ struct ShardCountJson<'a> {
     last_skew: Option<&'a Skew>,
     movements: &'a [MembershipChange],
     failovers: Vec<FailoverJson<'a>>,
+    rolling_updates: &'a [Timestamp],
     capacity: Option<Breach>,
     cost: &'a BTreeMap<String, Cost>,
     class_costs: BTreeMap<ComponentClass, ClassCost>,
@@ -207,6 +211,7 @@ impl<'a> ShardCountJson<'a> {
         Self {
             shards: results.shards,
             accounting: &results.accounting,
+            load_started: results.load_started,
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
@@ -214,6 +219,7 @@ impl<'a> ShardCountJson<'a> {
             last_skew: results.skew.last().map(|(_, skew)| skew),
             movements: &results.movements,
             failovers: results.failovers.iter().map(FailoverJson::of).collect(),
+            rolling_updates: &results.rolling_updates,
             capacity: results.capacity,
             cost: &results.cost,
             class_costs: results.class_costs(),
@@ -277,7 +283,7 @@ csv_row! {
     /// A row of `latency-<N>shards.csv`: one window of reconciliation latencies.
     struct LatencyRow {
         start: Timestamp,
-        /// `start` in seconds since the run started, the x axis of the plots.
+        /// `start` in seconds since the run started.
         seconds: f64,
         count: u64,
         p50_ms: f64,
@@ -290,6 +296,8 @@ csv_row! {
         p90_lower_bound: bool,
         p99_lower_bound: bool,
         max_lower_bound: bool,
+        /// `start` in seconds since this shard count's load started, the x axis of the plots.
+        load_seconds: f64,
     }
 }
 
@@ -301,6 +309,9 @@ csv_row! {
         seconds: f64,
         shard: &'a str,
         objects: u64,
+        /// `timestamp` in seconds since this shard count's load started, the x axis of the
+        /// plots.
+        load_seconds: f64,
     }
 }
 
@@ -388,10 +399,13 @@ mod tests {
                 expected.push(name.replace("{n}", &n.to_string()));
             }
         }
-        expected.extend(["scaling.png".to_owned(), "scaling.svg".to_owned()]);
+        for name in ["scaling", "latency-all"] {
+            expected.extend([format!("{name}.png"), format!("{name}.svg")]);
+        }
         for name in &expected {
             let path = dir.path().join(name);
             assert!(path.is_file(), "{name} is missing");
+            assert!(path.metadata().unwrap().len() > 0, "{name} is empty");
             assert!(written.contains(&path), "{name} is not reported as written");
         }
         assert_eq!(written.len(), expected.len());
@@ -426,6 +440,9 @@ mod tests {
         assert_eq!(rows.len(), 12);
         assert_eq!(&rows[0][0], "2023-11-14T22:13:20Z");
         assert_eq!(&rows[1][1], "10.0");
+        // The load of the fixture's shard counts started 10 s into the run.
+        assert_eq!(&rows[1][headers.len() - 1], "0.0");
+        assert_eq!(headers.last().map(String::as_str), Some("load_seconds"));
 
         let (headers, rows) = read_csv(&dir.path().join("objects-3shards.csv"));
         assert_eq!(headers, ObjectsRow::HEADER);
@@ -465,6 +482,8 @@ mod tests {
         assert_eq!(counts[1]["slot_restarts"]["2"], 0);
         assert_eq!(counts[1]["capacity_machine_load"]["windows"], 4);
         assert_eq!(counts[1]["machine"]["windows"], 24);
+        assert_eq!(counts[0]["load_started"], "2023-11-14T22:13:30Z");
+        assert_eq!(counts[0]["rolling_updates"][0], "2023-11-14T22:14:30Z");
     }
 
     #[test]
@@ -489,7 +508,12 @@ mod tests {
     fn plots_are_png_and_svg() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &synthetic()).unwrap();
-        for stem in ["latency-1shards", "objects-3shards", "scaling"] {
+        for stem in [
+            "latency-1shards",
+            "objects-3shards",
+            "latency-all",
+            "scaling",
+        ] {
             let png = std::fs::read(dir.path().join(format!("{stem}.png"))).unwrap();
             assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{stem}.png");
             let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
