@@ -76,6 +76,14 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let run: serde_json::Value = serde_json::from_str(&read(&dir, "run.json")).unwrap();
     assert_eq!(run["scenario"]["name"], "e2e");
     assert_eq!(run["versions"]["kubernetes"], "v1.36.3");
+    // The SIGTERM is a graceful leave: the ring requires its objects to move, and nothing else.
+    let movements = run["shard_counts"][0]["movements"].as_array().unwrap();
+    let graceful: Vec<&serde_json::Value> = movements
+        .iter()
+        .filter(|m| m["change"]["kind"] == "leave" && m["killed"] == "voluntary")
+        .collect();
+    assert_eq!(graceful.len(), 1, "one graceful leave in {movements:#?}");
+    assert_eq!(graceful[0]["movement"]["unnecessary"], 0, "{graceful:#?}");
 
     let summary_text = read(&dir, "summary.csv");
     let mut summary = csv::Reader::from_reader(summary_text.as_bytes());
@@ -100,9 +108,15 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         !column("queue_p99_ms").is_empty(),
         "the queue latency was scraped"
     );
+    assert_eq!(column("failover_voluntary_n"), "1", "the kill was measured");
     assert!(
-        !column("failover_voluntary_assigned_s").is_empty(),
-        "the kill was measured"
+        !column("failover_voluntary_assigned_median_s").is_empty(),
+        "the kill's objects were assigned again"
+    );
+    assert_eq!(
+        column("movement_unnecessary"),
+        "0",
+        "no move the ring did not require"
     );
     let operator_cpu: f64 = column("operator_cpu_seconds").parse().unwrap();
     assert!(operator_cpu > 0.0);
