@@ -116,7 +116,7 @@ fn summary_table(out: &mut String, results: &RunResults) {
             ))),
             or_dash(count.max_skew().map(|skew| format!("{skew:.3}"))),
             or_dash((movement.changes > 0).then(|| format!(
-                "{} of {} moved in {} changes",
+                "{} of {} moved (changes: {})",
                 movement.unnecessary, movement.moved, movement.changes
             ))),
             or_dash(failover(FailoverKind::Voluntary)),
@@ -291,8 +291,8 @@ fn movement_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
     line!(
         out,
-        "{} unnecessary moves in {} membership changes ({} objects moved, {} moves required, {} \
-         outstanding). Required: objects whose shard before the change is not their owner on \
+        "Unnecessary moves: {} (membership changes: {}, objects moved: {}, moves required: {}, \
+         outstanding: {}). Required: objects whose shard before the change is not their owner on \
          the ring of the shards after it; unnecessary: moves that did not end on the ring's \
          owner; outstanding: required moves not made by the next change, such as those off a \
          dead shard that stays in the ring until its Lease is dead. Moved / ideal: on a join, \
@@ -569,7 +569,7 @@ mod tests {
         );
         // 10 objects on 1 shard: the new shard's fair share is 5; 1 moved.
         assert!(report.contains("| shard-new joined | – | 10 | 1 | 1 | 0 | 0 | 0.20× |"));
-        assert!(report.contains("0 unnecessary moves in 1 membership changes"));
+        assert!(report.contains("Unnecessary moves: 0 (membership changes: 1, objects moved: 1,"));
         assert!(report.contains(
             "First SLO breach at 3000 Websites and 60.0 operations/s offered: the reconciliation \
              latency p99 stayed over its objective for 20 s"
@@ -591,7 +591,7 @@ mod tests {
             "{summary}"
         );
         assert!(
-            summary.contains("| 0 of 1 moved in 1 changes | – | 15.0 / 16.0 / – s, n = 1; finished: reconciled 0 of 1 |"),
+            summary.contains("| 0 of 1 moved (changes: 1) | – | 15.0 / 16.0 / – s, n = 1; finished: reconciled 0 of 1 |"),
             "{summary}"
         );
     }
