@@ -206,7 +206,7 @@ impl ShardCountResults {
     /// The worst steady-state max/mean of the assignment ([`SkewSummary::steady`]); `None`
     /// without such samples.
     #[must_use]
-    pub fn max_skew(&self) -> Option<f64> {
+    pub fn steady_max_skew(&self) -> Option<f64> {
         self.skew_summary.steady.max_over_mean
     }
 }

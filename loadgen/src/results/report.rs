@@ -114,7 +114,7 @@ fn summary_table(out: &mut String, results: &RunResults) {
                 "{:.0} Websites, {:.1} ops/s",
                 breach.load.websites, breach.load.operations_per_second
             ))),
-            or_dash(count.max_skew().map(|skew| format!("{skew:.3}"))),
+            or_dash(count.steady_max_skew().map(|skew| format!("{skew:.3}"))),
             or_dash((movement.changes > 0).then(|| format!(
                 "{} of {} moved (changes: {})",
                 movement.unnecessary, movement.moved, movement.changes

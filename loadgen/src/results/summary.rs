@@ -117,7 +117,7 @@ csv_row! {
         max_ms: f64,
         queue_p99_ms: Option<f64> => new("queue p99", Millis),
         /// The worst steady-state skew (docs/experiments.md#assignment-skew).
-        max_skew: Option<f64> => new("steady max skew", Plain),
+        steady_max_skew: Option<f64> => new("steady max skew", Plain),
         skew_steady_samples: usize,
         transient_max_skew: Option<f64> => optional("transient max skew", Plain),
         capacity_websites: Option<f64> => new("capacity", Plain),
@@ -178,7 +178,7 @@ impl SummaryRow {
             p99_ms: latency.p99_ms,
             max_ms: latency.max_ms,
             queue_p99_ms: results.queue_p99_ms,
-            max_skew: results.max_skew(),
+            steady_max_skew: results.steady_max_skew(),
             skew_steady_samples: results.skew_summary.steady.samples,
             transient_max_skew: results.skew_summary.transient.max_over_mean,
             capacity_websites: results.capacity.map(|breach| breach.load.websites),

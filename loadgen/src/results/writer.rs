@@ -174,7 +174,7 @@ struct ShardCountJson<'a> {
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
     queue_p99_ms: Option<f64>,
-    max_skew: Option<f64>,
+    steady_max_skew: Option<f64>,
     /// The skew samples split into steady state and membership changes.
     skew: &'a SkewSummary,
     last_skew: Option<&'a Skew>,
@@ -196,7 +196,7 @@ impl<'a> ShardCountJson<'a> {
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
-            max_skew: results.max_skew(),
+            steady_max_skew: results.steady_max_skew(),
             skew: &results.skew_summary,
             last_skew: results.skew.last().map(|(_, skew)| skew),
             movements: &results.movements,
