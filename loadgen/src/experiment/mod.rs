@@ -30,9 +30,11 @@ use crate::{
         cost, elapsed,
         failover::{self, FailoverEvents},
         latency::LatencyRecorder,
+        movement,
+        skew::{SkewSummary, Unsettled},
         slo::{self, Breach, Load, LoadWindow, Metric},
     },
-    results::{RunResults, ShardCountResults, Versions, writer},
+    results::{RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, Versions, writer},
     scenario::Scenario,
     world::World,
 };
@@ -256,22 +258,33 @@ fn measure(
     finished: tracker::Finished,
     samples: sampler::Samples,
 ) -> ShardCountResults {
-    let failovers = kills
+    let failovers: Vec<FailoverEvents> = kills
         .iter()
         .zip(lease_dead)
-        .map(|(kill, lease_dead_at)| {
-            let recovery =
-                failover::recovery(&kill.shard, kill.at, &kill.objects, &finished.observations);
-            FailoverEvents {
-                shard: kill.shard.clone(),
-                kind: kill.kind,
-                killed_at: kill.at,
-                lease_dead_at,
-                all_assigned_at: recovery.all_assigned_at,
-                all_reconciled_at: recovery.all_reconciled_at,
-            }
+        .map(|(kill, lease_dead_at)| FailoverEvents {
+            shard: kill.shard.clone(),
+            kind: kill.kind,
+            killed_at: kill.at,
+            lease_dead_at,
+            recovery: failover::recovery(
+                &kill.shard,
+                kill.at,
+                &kill.objects,
+                &finished.observations,
+            ),
         })
         .collect();
+    let mut movements = finished.changes;
+    for change in &mut movements {
+        change.killed = movement::killed(&change.change, change.at, &failovers);
+        change.during_failover = movement::during_failover(change.at, &failovers);
+    }
+    let unsettled = Unsettled::spans(
+        movements.iter().map(|change| change.at),
+        failovers.iter().map(|f| (f.killed_at, f.lease_dead_at)),
+        scenario.operator.lease_duration,
+    );
+    let skew_summary = SkewSummary::of(&samples.skew, &unsettled, SKEW_MIN_OBJECTS_PER_SHARD);
     let summary = finished.reconciliation.summary();
     let queue_p99_ms = samples.queue_p99_ms();
     let capacity = capacity(
@@ -306,7 +319,8 @@ fn measure(
         queue_p99_ms,
         objects_per_shard: samples.objects_per_shard,
         skew: samples.skew,
-        movements: finished.changes,
+        skew_summary,
+        movements,
         failovers,
         rolling_updates: Vec::new(),
         capacity,

@@ -16,8 +16,10 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::jiff::Timestamp;
-use sharding::leases::ShardState;
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::ObjectMeta, jiff::Timestamp};
+use kube::{Resource as _, core::TypeMeta};
+use sharding::{consistent_hash::Ring, key, leases::ShardState};
+use webhosting_operator::api::Website;
 
 use crate::{
     measure::{
@@ -61,12 +63,14 @@ struct Expected {
     start: Timestamp,
 }
 
-/// An open membership change: the assignment before it, until the next change or the end.
+/// An open membership change: the assignment before it and the ring after it, until the next
+/// change or the end.
 #[derive(Debug, Clone)]
 struct OpenChange {
     at: Timestamp,
     change: Change,
     shards_before: usize,
+    ring_after: BTreeSet<String>,
     before: BTreeMap<String, String>,
 }
 
@@ -267,6 +271,7 @@ impl Tracker {
             at,
             change,
             shards_before,
+            ring_after: self.available_shards(),
             before: self.assignment(),
         });
     }
@@ -375,9 +380,12 @@ impl Tracker {
 
     fn close_change(&mut self) {
         if let Some(open) = self.open_change.take() {
+            // The sharder's ring: its available shards (docs/contract.md#hash-ring).
+            let ring = Ring::with_nodes(&open.ring_after);
             let movement = Movement::of(
                 &open.before,
                 &self.assignment(),
+                |object| ring.hash(&hash_key(object)?).map(str::to_owned),
                 &open.change,
                 open.shards_before,
             );
@@ -385,9 +393,26 @@ impl Tracker {
                 at: open.at,
                 change: open.change,
                 movement,
+                killed: None,
+                during_failover: None,
             });
         }
     }
+}
+
+/// The hash key of the Website `namespace/name` (docs/contract.md#hash-keys).
+fn hash_key(object: &str) -> Option<String> {
+    let (namespace, name) = object.split_once('/')?;
+    let types = TypeMeta {
+        api_version: Website::api_version(&()).into_owned(),
+        kind: Website::kind(&()).into_owned(),
+    };
+    let meta = ObjectMeta {
+        namespace: Some(namespace.to_owned()),
+        name: Some(name.to_owned()),
+        ..ObjectMeta::default()
+    };
+    key::for_object(Some(&types), &meta).ok()
 }
 
 /// The measurements of a tracker at the end of a run.
@@ -622,6 +647,58 @@ mod tests {
         assert_eq!(changes[0].movement.unnecessary, 0);
         assert_eq!(changes[1].change, Change::Join { shard: "s2".into() });
         assert_eq!(changes[1].movement.moved, 1);
+    }
+
+    #[test]
+    fn moves_are_judged_against_the_sharders_ring_after_the_change() {
+        let owner = |shards: &[&str], object: &str| {
+            Ring::with_nodes(shards.iter().copied())
+                .hash(&hash_key(object).unwrap())
+                .unwrap()
+                .to_owned()
+        };
+        let objects: Vec<String> = (0..40)
+            .map(|i| format!("project-0{}/w{i}", i % 3))
+            .collect();
+        let mut tracker = tracker();
+        for shard in ["s0", "s1", "s2"] {
+            tracker.lease(at(0), shard, Some(ShardState::Ready), true);
+        }
+        for object in &objects {
+            let shard = owner(&["s0", "s1", "s2"], object);
+            tracker.website(at(1), view(object, Some(&shard), 1, None));
+        }
+        // s1 leaves gracefully; the sharder moves its objects to their owners on {s0, s2}, and
+        // one object of s0 to s2 besides.
+        tracker.lease(at(2), "s1", Some(ShardState::Dead), false);
+        let on_s1: Vec<&String> = objects
+            .iter()
+            .filter(|o| owner(&["s0", "s1", "s2"], o) == "s1")
+            .collect();
+        for object in &on_s1 {
+            let shard = owner(&["s0", "s2"], object);
+            tracker.website(at(3), view(object, Some(&shard), 1, None));
+        }
+        let extra = objects
+            .iter()
+            .find(|o| owner(&["s0", "s1", "s2"], o) == "s0")
+            .unwrap();
+        tracker.website(at(3), view(extra, Some("s2"), 1, None));
+        let changes = tracker.finish(at(10)).changes;
+        let movement = &changes[0].movement;
+        assert!(!on_s1.is_empty());
+        assert_eq!(movement.required, on_s1.len());
+        assert_eq!(movement.moved, on_s1.len() + 1);
+        assert_eq!((movement.unnecessary, movement.outstanding), (1, 0));
+    }
+
+    #[test]
+    fn a_websites_hash_key_is_its_group_kind_namespace_and_name() {
+        assert_eq!(
+            hash_key("project-01/experiment-abc").unwrap(),
+            "webhosting.timebertt.dev/Website/project-01/experiment-abc"
+        );
+        assert_eq!(hash_key("no-namespace"), None);
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //!
 //! - [`accounting`]: every scheduled write and delete in one class, adding up to the schedule.
 //! - [`latency`]: HdrHistogram recorders, in total and per time window; `.hgrm` output.
-//! - [`skew`]: objects per shard, max/mean and coefficient of variation.
-//! - [`movement`]: objects moved by a membership change against the ideal share.
+//! - [`skew`]: objects per shard, max/mean and coefficient of variation; steady and transient.
+//! - [`movement`]: objects moved by a membership change against the moves the ring required.
 //! - [`failover`]: the phases of a failover from timestamped events and observations.
 //! - [`slo`]: SLO verdicts, the first breach under a ramp, and capacity scaling.
 //! - [`cost`]: CPU seconds and peak memory per component from `/proc` samples.

@@ -18,10 +18,10 @@ use crate::{
     measure::{
         accounting::Accounting,
         cost::{self, Cost, MachineLoad, MachineWindow, UsageSample},
-        failover::{FailoverEvents, FailoverKind},
+        failover::{FailoverEvents, FailoverKind, KindStats},
         latency::LatencyRecorder,
-        movement::{Change, Movement},
-        skew::Skew,
+        movement::{self, Change, Movement},
+        skew::{Skew, SkewSummary},
         slo::{Breach, Verdict},
     },
     scenario::Scenario,
@@ -88,6 +88,8 @@ pub struct ShardCountResults {
     pub objects_per_shard: Vec<(Timestamp, BTreeMap<String, u64>)>,
     /// The skew of the assignment at each time.
     pub skew: Vec<(Timestamp, Skew)>,
+    /// Those samples split into steady state and membership changes.
+    pub skew_summary: SkewSummary,
     /// The membership changes and the objects they moved.
     pub movements: Vec<MembershipChange>,
     /// The failovers; their phases follow from the events ([`FailoverEvents::phases`]).
@@ -109,20 +111,24 @@ pub struct ShardCountResults {
     pub verdicts: Vec<Verdict>,
 }
 
-/// One membership change and the objects it moved.
+/// One membership change and the objects it moved by the next change (or the end).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MembershipChange {
-    /// When the assignment after the change was taken.
+    /// When the shard's Lease was seen to change availability.
     pub at: Timestamp,
     /// The shard that joined or left.
     pub change: Change,
     /// The objects it moved.
     pub movement: Movement,
+    /// The leave of a shard that chaos killed: how it was killed.
+    pub killed: Option<FailoverKind>,
+    /// A shard killed before the change whose Lease was not yet dead: it was still in the ring
+    /// and could not hand its objects over, so the ring's moves off it are outstanding.
+    pub during_failover: Option<String>,
 }
 
-/// The fewest objects per shard for a sample to count in [`ShardCountResults::max_skew`]: with
-/// a handful of objects (the first seconds of a run, 1 object on 2 shards is max/mean 2) the
-/// skew is chance, not the ring's.
+/// The fewest objects per shard for a sample to count in the skew ([`SkewSummary`]): on every
+/// shard for the steady state, on average during membership changes.
 pub const SKEW_MIN_OBJECTS_PER_SHARD: u64 = 20;
 
 /// The kinds of processes whose cost is compared across shard counts.
@@ -313,62 +319,27 @@ impl ShardCountResults {
         }
     }
 
-    /// The mean time of each phase of the failovers of `kind` in seconds (to Lease dead, to
-    /// all assigned, to all reconciled), over those where the phase happened. Voluntary and
-    /// involuntary failovers are apart, since the second waits about 2 × leaseDuration.
+    /// The failovers of `kind`, phase by phase. Voluntary and involuntary failovers are
+    /// apart, since the second waits about 2 × leaseDuration.
     #[must_use]
-    pub fn mean_failover_seconds(&self, kind: FailoverKind) -> [Option<f64>; 3] {
-        let phases: Vec<_> = self
-            .failovers
-            .iter()
-            .filter(|failover| failover.kind == kind)
-            .map(FailoverEvents::phases)
-            .collect();
-        let mean = |phase: fn(
-            &crate::measure::failover::FailoverPhases,
-        ) -> Option<std::time::Duration>| {
-            let seconds: Vec<f64> = phases
-                .iter()
-                .filter_map(|p| phase(p).map(|d| d.as_secs_f64()))
-                .collect();
-            crate::measure::ratio(
-                seconds.iter().sum(),
-                crate::measure::as_f64(seconds.len() as u64),
-            )
-        };
-        [
-            mean(|p| p.to_lease_dead),
-            mean(|p| p.to_all_assigned),
-            mean(|p| p.to_all_reconciled),
-        ]
+    pub fn failover_stats(&self, kind: FailoverKind) -> KindStats {
+        KindStats::of(&self.failovers, kind)
     }
 
-    /// The mean of the movements' ratios to the ideal, over the changes that had to move
-    /// something.
+    /// The movements of all membership changes added up; unnecessary moves are the headline.
     #[must_use]
-    pub fn mean_movement_ratio(&self) -> Option<f64> {
-        let ratios: Vec<f64> = self
-            .movements
+    pub fn movement_totals(&self) -> movement::Totals {
+        self.movements
             .iter()
-            .filter_map(|change| change.movement.ratio_to_ideal)
-            .collect();
-        crate::measure::ratio(
-            ratios.iter().sum(),
-            crate::measure::as_f64(ratios.len() as u64),
-        )
+            .map(|change| &change.movement)
+            .collect()
     }
 
-    /// The largest max/mean of the assignment over the samples with at least
-    /// [`SKEW_MIN_OBJECTS_PER_SHARD`] objects per shard; `None` without such samples.
+    /// The worst steady-state max/mean of the assignment ([`SkewSummary::steady`]); `None`
+    /// without such samples.
     #[must_use]
-    pub fn max_skew(&self) -> Option<f64> {
-        self.skew
-            .iter()
-            .filter(|(_, skew)| {
-                skew.total >= SKEW_MIN_OBJECTS_PER_SHARD.saturating_mul(skew.shards as u64)
-            })
-            .map(|(_, skew)| skew.max_over_mean)
-            .max_by(f64::total_cmp)
+    pub fn steady_max_skew(&self) -> Option<f64> {
+        self.skew_summary.steady.max_over_mean
     }
 }
 
@@ -387,6 +358,7 @@ pub(crate) mod tests {
     use crate::measure::{
         accounting::{Deletes, Writes},
         cost::Cost,
+        failover::Recovery,
         latency::LatencyRecorder,
         slo::{Load, Metric, Slo},
     };
@@ -445,6 +417,37 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// `shard-new` joins and takes `w0` of 10 objects on `shard-0`, as the ring requires.
+    fn join() -> MembershipChange {
+        let before: BTreeMap<String, String> = (0..10)
+            .map(|i| (format!("w{i}"), "shard-0".to_owned()))
+            .collect();
+        let mut after = before.clone();
+        after.insert("w0".to_owned(), "shard-new".to_owned());
+        let change = Change::Join {
+            shard: "shard-new".to_owned(),
+        };
+        // The ring after the join gives w0 to the new shard.
+        let owner = |object: &str| {
+            Some(
+                if object == "w0" {
+                    "shard-new"
+                } else {
+                    "shard-0"
+                }
+                .to_owned(),
+            )
+        };
+        let movement = Movement::of(&before, &after, owner, &change, 1);
+        MembershipChange {
+            at: at(START + 60),
+            change,
+            movement,
+            killed: None,
+            during_failover: None,
+        }
+    }
+
     fn shard_count(shards: u32) -> ShardCountResults {
         let mut reconciliation = LatencyRecorder::new(Duration::from_secs(10)).unwrap();
         for i in 0..120 {
@@ -462,19 +465,11 @@ pub(crate) mod tests {
                 (at(START + 30 * i64::try_from(step).unwrap()), counts)
             })
             .collect();
-        let skew = objects_per_shard
+        let skew: Vec<(Timestamp, Skew)> = objects_per_shard
             .iter()
             .map(|(t, counts)| (*t, Skew::of(&counts.values().copied().collect::<Vec<_>>())))
             .collect();
-        let before: BTreeMap<String, String> = (0..10)
-            .map(|i| (format!("w{i}"), "shard-0".to_owned()))
-            .collect();
-        let mut after = before.clone();
-        after.insert("w0".to_owned(), "shard-new".to_owned());
-        let change = Change::Join {
-            shard: "shard-new".to_owned(),
-        };
-        let movement = Movement::of(&before, &after, &change, 1);
+        let skew_summary = SkewSummary::of(&skew, &[], SKEW_MIN_OBJECTS_PER_SHARD);
         let mut costs: BTreeMap<String, Cost> = names
             .iter()
             .map(|name| (name.clone(), cost(10.0 / f64::from(shards), 50 << 20)))
@@ -508,18 +503,20 @@ pub(crate) mod tests {
             queue_p99_ms,
             objects_per_shard,
             skew,
-            movements: vec![MembershipChange {
-                at: at(START + 60),
-                change,
-                movement,
-            }],
+            skew_summary,
+            movements: vec![join()],
             failovers: vec![FailoverEvents {
                 shard: "shard-0".to_owned(),
                 kind: FailoverKind::Involuntary,
                 killed_at: at(START + 40),
                 lease_dead_at: Some(at(START + 55)),
-                all_assigned_at: Some(at(START + 56)),
-                all_reconciled_at: None,
+                recovery: Recovery {
+                    objects: 10,
+                    assigned_after_kill: 1,
+                    to_reconcile: 2,
+                    all_assigned_at: Some(at(START + 56)),
+                    all_reconciled_at: None,
+                },
             }],
             rolling_updates: vec![at(START + 70)],
             capacity: (shards > 1).then(|| Breach {
@@ -637,35 +634,6 @@ pub(crate) mod tests {
         };
         assert_eq!(
             empty.operator_unit_cost().cpu_seconds_per_1000_websites,
-            None
-        );
-    }
-
-    #[test]
-    fn the_max_skew_is_the_largest_sample_with_enough_objects() {
-        let samples = |counts: &[&[u64]]| {
-            counts
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (at(START + i64::try_from(i).unwrap()), Skew::of(c)))
-                .collect::<Vec<_>>()
-        };
-        let results = ShardCountResults {
-            skew: samples(&[&[1, 0], &[30, 20], &[45, 55]]),
-            ..shard_count(2)
-        };
-        assert_eq!(results.max_skew(), Some(1.2));
-        let too_few = ShardCountResults {
-            skew: samples(&[&[1, 0], &[20, 19]]),
-            ..shard_count(2)
-        };
-        assert_eq!(too_few.max_skew(), None);
-        assert_eq!(
-            ShardCountResults {
-                skew: Vec::new(),
-                ..results
-            }
-            .max_skew(),
             None
         );
     }

@@ -5,7 +5,10 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::{ComponentClass, ShardCountResults};
-use crate::measure::failover::FailoverKind;
+use crate::measure::{
+    failover::{FailoverKind, PhaseStats},
+    movement,
+};
 
 /// The columns of a CSV row type, in field order: written explicitly because csv derives the
 /// header from the first row and would write none for an empty series.
@@ -113,18 +116,35 @@ csv_row! {
         p99_ms: f64 => new("reconcile p99", Millis),
         max_ms: f64,
         queue_p99_ms: Option<f64> => new("queue p99", Millis),
-        max_skew: Option<f64> => new("max skew", Plain),
+        /// The worst steady-state skew (docs/experiments.md#assignment-skew).
+        steady_max_skew: Option<f64> => new("steady max skew", Plain),
+        skew_steady_samples: usize,
+        transient_max_skew: Option<f64> => optional("transient max skew", Plain),
         capacity_websites: Option<f64> => new("capacity", Plain),
         capacity_ops_per_second: Option<f64> => optional("capacity ops/s", Plain),
         capacity_slo: Option<&'static str>,
         capacity_at: Option<Timestamp>,
-        failover_voluntary_lease_dead_s: Option<f64> => optional("voluntary to Lease dead", Seconds),
-        failover_voluntary_assigned_s: Option<f64> => optional("voluntary to all assigned", Seconds),
-        failover_voluntary_reconciled_s: Option<f64> => optional("voluntary to all reconciled", Seconds),
-        failover_involuntary_lease_dead_s: Option<f64> => optional("involuntary to Lease dead", Seconds),
-        failover_involuntary_assigned_s: Option<f64> => optional("involuntary to all assigned", Seconds),
-        failover_involuntary_reconciled_s: Option<f64> => optional("involuntary to all reconciled", Seconds),
-        movement_ratio: Option<f64> => optional("movement vs ideal", Plain),
+        failover_voluntary_n: Option<usize> => optional("voluntary failovers", Plain),
+        failover_voluntary_lease_dead_finished: Option<usize> => optional("voluntary Lease dead (finished)", Plain),
+        failover_voluntary_lease_dead_median_s: Option<f64> => optional("voluntary to Lease dead, median", Seconds),
+        failover_voluntary_assigned_finished: Option<usize> => optional("voluntary all assigned (finished)", Plain),
+        failover_voluntary_assigned_median_s: Option<f64> => optional("voluntary to all assigned, median", Seconds),
+        failover_voluntary_reconciled_n: Option<usize> => optional("voluntary with objects to reconcile", Plain),
+        failover_voluntary_reconciled_finished: Option<usize> => optional("voluntary all reconciled (finished)", Plain),
+        failover_voluntary_reconciled_median_s: Option<f64> => optional("voluntary to all reconciled, median", Seconds),
+        failover_involuntary_n: Option<usize> => optional("involuntary failovers", Plain),
+        failover_involuntary_lease_dead_finished: Option<usize> => optional("involuntary Lease dead (finished)", Plain),
+        failover_involuntary_lease_dead_median_s: Option<f64> => optional("involuntary to Lease dead, median", Seconds),
+        failover_involuntary_assigned_finished: Option<usize> => optional("involuntary all assigned (finished)", Plain),
+        failover_involuntary_assigned_median_s: Option<f64> => optional("involuntary to all assigned, median", Seconds),
+        failover_involuntary_reconciled_n: Option<usize> => optional("involuntary with objects to reconcile", Plain),
+        failover_involuntary_reconciled_finished: Option<usize> => optional("involuntary all reconciled (finished)", Plain),
+        failover_involuntary_reconciled_median_s: Option<f64> => optional("involuntary to all reconciled, median", Seconds),
+        movement_changes: Option<usize> => optional("membership changes", Plain),
+        movement_moved: Option<usize> => optional("objects moved", Plain),
+        movement_required: Option<usize> => optional("moves required", Plain),
+        movement_unnecessary: Option<usize> => optional("unnecessary moves", Plain),
+        movement_outstanding: Option<usize> => optional("required moves outstanding", Plain),
         sharder_cpu_seconds: f64 => new("sharder CPU", Seconds),
         sharder_peak_rss_bytes: u64 => new("sharder peak", Bytes),
         operator_cpu_seconds: f64 => new("operator CPU", Seconds),
@@ -182,16 +202,10 @@ impl SummaryRow {
             class(ComponentClass::Operator),
             class(ComponentClass::ControlPlane),
         );
-        let [
-            voluntary_lease_dead,
-            voluntary_assigned,
-            voluntary_reconciled,
-        ] = results.mean_failover_seconds(FailoverKind::Voluntary);
-        let [
-            involuntary_lease_dead,
-            involuntary_assigned,
-            involuntary_reconciled,
-        ] = results.mean_failover_seconds(FailoverKind::Involuntary);
+        let voluntary = Failovers::of(results, FailoverKind::Voluntary);
+        let involuntary = Failovers::of(results, FailoverKind::Involuntary);
+        let movement = Some(results.movement_totals()).filter(|totals| totals.changes > 0);
+        let moves = |count: fn(&movement::Totals) -> usize| movement.as_ref().map(count);
         let unit = results.operator_unit_cost();
         let machine = results.machine_summary();
         let busy = machine.and_then(|m| m.busy);
@@ -204,20 +218,36 @@ impl SummaryRow {
             p99_ms: latency.p99_ms,
             max_ms: latency.max_ms,
             queue_p99_ms: results.queue_p99_ms,
-            max_skew: results.max_skew(),
+            steady_max_skew: results.steady_max_skew(),
+            skew_steady_samples: results.skew_summary.steady.samples,
+            transient_max_skew: results.skew_summary.transient.max_over_mean,
             capacity_websites: results.capacity.map(|breach| breach.load.websites),
             capacity_ops_per_second: results
                 .capacity
                 .map(|breach| breach.load.operations_per_second),
             capacity_slo: results.capacity.map(|breach| breach.metric.as_str()),
             capacity_at: results.capacity.map(|breach| breach.at),
-            failover_voluntary_lease_dead_s: voluntary_lease_dead,
-            failover_voluntary_assigned_s: voluntary_assigned,
-            failover_voluntary_reconciled_s: voluntary_reconciled,
-            failover_involuntary_lease_dead_s: involuntary_lease_dead,
-            failover_involuntary_assigned_s: involuntary_assigned,
-            failover_involuntary_reconciled_s: involuntary_reconciled,
-            movement_ratio: results.mean_movement_ratio(),
+            failover_voluntary_n: voluntary.n,
+            failover_voluntary_lease_dead_finished: voluntary.lease_dead.0,
+            failover_voluntary_lease_dead_median_s: voluntary.lease_dead.1,
+            failover_voluntary_assigned_finished: voluntary.assigned.0,
+            failover_voluntary_assigned_median_s: voluntary.assigned.1,
+            failover_voluntary_reconciled_n: voluntary.reconciled_n,
+            failover_voluntary_reconciled_finished: voluntary.reconciled.0,
+            failover_voluntary_reconciled_median_s: voluntary.reconciled.1,
+            failover_involuntary_n: involuntary.n,
+            failover_involuntary_lease_dead_finished: involuntary.lease_dead.0,
+            failover_involuntary_lease_dead_median_s: involuntary.lease_dead.1,
+            failover_involuntary_assigned_finished: involuntary.assigned.0,
+            failover_involuntary_assigned_median_s: involuntary.assigned.1,
+            failover_involuntary_reconciled_n: involuntary.reconciled_n,
+            failover_involuntary_reconciled_finished: involuntary.reconciled.0,
+            failover_involuntary_reconciled_median_s: involuntary.reconciled.1,
+            movement_changes: moves(|t| t.changes),
+            movement_moved: moves(|t| t.moved),
+            movement_required: moves(|t| t.required),
+            movement_unnecessary: moves(|t| t.unnecessary),
+            movement_outstanding: moves(|t| t.outstanding),
             sharder_cpu_seconds: sharder.cpu_seconds,
             sharder_peak_rss_bytes: sharder.peak_rss_bytes,
             operator_cpu_seconds: operator.cpu_seconds,
@@ -257,16 +287,60 @@ impl SummaryRow {
     }
 }
 
+/// The columns of the failovers of one kind; all empty without such failovers.
+struct Failovers {
+    n: Option<usize>,
+    /// Finished, and the median in seconds.
+    lease_dead: (Option<usize>, Option<f64>),
+    assigned: (Option<usize>, Option<f64>),
+    reconciled_n: Option<usize>,
+    reconciled: (Option<usize>, Option<f64>),
+}
+
+impl Failovers {
+    fn of(results: &ShardCountResults, kind: FailoverKind) -> Self {
+        let stats = results.failover_stats(kind);
+        let any = stats.failovers > 0;
+        let phase = |phase: PhaseStats| {
+            (
+                (any && phase.n > 0).then_some(phase.finished),
+                phase.median.map(|d| d.as_secs_f64()),
+            )
+        };
+        Self {
+            n: any.then_some(stats.failovers),
+            lease_dead: phase(stats.lease_dead),
+            assigned: phase(stats.all_assigned),
+            reconciled_n: any.then_some(stats.all_reconciled.n),
+            reconciled: phase(stats.all_reconciled),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_header_follows_the_fields() {
-        assert_eq!(SummaryRow::HEADER.len(), 52);
+        let results = crate::results::tests::synthetic();
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        writer
+            .serialize(SummaryRow::of(&results.shard_counts[0]))
+            .unwrap();
+        let row = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        let fields = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(row.as_bytes())
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .len();
+        assert_eq!(SummaryRow::HEADER.len(), fields);
         assert_eq!(SummaryRow::HEADER[..3], ["shards", "count", "p50_ms"]);
-        assert_eq!(SummaryRow::HEADER[24], "control_plane_peak_rss_bytes");
-        assert_eq!(SummaryRow::HEADER[38], "deletes_failed");
     }
 
     #[test]
@@ -278,8 +352,10 @@ mod tests {
             .filter(|column| compared.contains(column))
             .collect();
         assert_eq!(compared, in_header);
-        assert_eq!(compared.len(), 27);
-        assert!(SummaryRow::METRICS[5].optional);
-        assert_eq!(SummaryRow::METRICS[5].label, "capacity ops/s");
+        let capacity = SummaryRow::METRICS
+            .iter()
+            .find(|m| m.label == "capacity ops/s")
+            .unwrap();
+        assert!(capacity.optional);
     }
 }

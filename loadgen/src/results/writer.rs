@@ -24,9 +24,10 @@ use crate::{
     measure::{
         accounting::Accounting,
         cost::{self, Cost, MachineLoad},
-        failover::{FailoverEvents, FailoverKind},
+        failover::{FailoverEvents, FailoverKind, KindStats},
         latency::LatencySummary,
-        skew::Skew,
+        movement,
+        skew::{Skew, SkewSummary},
         slo::{Breach, Verdict},
     },
     scenario::Scenario,
@@ -189,11 +190,16 @@ struct ShardCountJson<'a> {
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
     queue_p99_ms: Option<f64>,
-    max_skew: Option<f64>,
+    steady_max_skew: Option<f64>,
+    /// The skew samples split into steady state and membership changes.
+    skew: &'a SkewSummary,
     last_skew: Option<&'a Skew>,
     movements: &'a [MembershipChange],
+    movement_totals: movement::Totals,
     failovers: Vec<FailoverJson<'a>>,
     rolling_updates: &'a [Timestamp],
+    /// Per kind, phase by phase.
+    failover_stats: [KindStats; 2],
     capacity: Option<Breach>,
     cost: &'a BTreeMap<String, Cost>,
     class_costs: BTreeMap<ComponentClass, ClassCost>,
@@ -215,11 +221,15 @@ impl<'a> ShardCountJson<'a> {
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
-            max_skew: results.max_skew(),
+            steady_max_skew: results.steady_max_skew(),
+            skew: &results.skew_summary,
             last_skew: results.skew.last().map(|(_, skew)| skew),
             movements: &results.movements,
+            movement_totals: results.movement_totals(),
             failovers: results.failovers.iter().map(FailoverJson::of).collect(),
             rolling_updates: &results.rolling_updates,
+            failover_stats: [FailoverKind::Voluntary, FailoverKind::Involuntary]
+                .map(|kind| results.failover_stats(kind)),
             capacity: results.capacity,
             cost: &results.cost,
             class_costs: results.class_costs(),
@@ -422,17 +432,27 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(&rows[1][0], "3");
         // One shard count breached nothing: its capacity is empty.
-        assert_eq!(&rows[0][8], "");
-        assert_eq!(&rows[1][8], "3000.0");
         let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        assert_eq!(&rows[0][column("capacity_websites")], "");
+        assert_eq!(&rows[1][column("capacity_websites")], "3000.0");
         assert_eq!(&rows[1][column("capacity_ops_per_second")], "60.0");
         assert_eq!(&rows[1][column("capacity_slo")], "reconciliation_latency");
         // The fixture's one failover is involuntary: no voluntary figures.
-        assert_eq!(&rows[1][column("failover_voluntary_lease_dead_s")], "");
         assert_eq!(
-            &rows[1][column("failover_involuntary_lease_dead_s")],
+            &rows[1][column("failover_voluntary_lease_dead_median_s")],
+            ""
+        );
+        assert_eq!(
+            &rows[1][column("failover_involuntary_lease_dead_median_s")],
             "15.0"
         );
+        // Its reconciled phase did not finish: counted, not dropped.
+        assert_eq!(&rows[1][column("failover_involuntary_reconciled_n")], "1");
+        assert_eq!(
+            &rows[1][column("failover_involuntary_reconciled_finished")],
+            "0"
+        );
+        assert_eq!(&rows[1][column("movement_unnecessary")], "0");
 
         let (headers, rows) = read_csv(&dir.path().join("latency-3shards.csv"));
         assert_eq!(headers, LatencyRow::HEADER);
