@@ -20,8 +20,9 @@ use crate::{
         failover::{FailoverEvents, FailoverKind},
         latency::LatencyRecorder,
         movement::{Change, Movement},
+        prometheus::{Quantile, QuantileWindow},
         skew::Skew,
-        slo::{Breach, Verdict},
+        slo::{Capacity, Verdict},
     },
     scenario::Scenario,
 };
@@ -75,10 +76,17 @@ pub struct Versions {
 pub struct ShardCountResults {
     /// Operator shards.
     pub shards: u32,
+    /// When this shard count's load started; its plots count time from here.
+    pub load_started: Timestamp,
     /// Reconciliation latencies, in total and per window; written as CSV and `.hgrm`.
     pub reconciliation: LatencyRecorder,
-    /// The p99 of the operator's queue latency, when it was scraped.
+    /// The p99 of the operator's queue latency, when it was scraped: [`Self::queue_p99`]'s
+    /// interpolated value in ms, as PromQL gives it.
     pub queue_p99_ms: Option<f64>,
+    /// The p99 of the operator's queue latency (seconds) with the bucket it lies in.
+    pub queue_p99: Option<Quantile>,
+    /// The queue latency's p99 between two scrapes with observations; written as CSV.
+    pub queue_windows: Vec<QuantileWindow>,
     /// Objects per shard (shard name to count) as the watch saw them at each time.
     pub objects_per_shard: Vec<(Timestamp, BTreeMap<String, u64>)>,
     /// The skew of the assignment at each time.
@@ -87,8 +95,9 @@ pub struct ShardCountResults {
     pub movements: Vec<MembershipChange>,
     /// The failovers; their phases follow from the events ([`FailoverEvents::phases`]).
     pub failovers: Vec<FailoverEvents>,
-    /// The first SLO breach under the ramp: the capacity at this shard count.
-    pub capacity: Option<Breach>,
+    /// The first sustained breach of each SLO under the ramp: the capacity at this shard
+    /// count per SLO.
+    pub capacity: Capacity,
     /// The cost of each component: `sharder`, each shard, the control plane's processes.
     pub cost: BTreeMap<String, Cost>,
     /// The SLO verdicts on the whole run of this shard count.
@@ -255,7 +264,7 @@ pub(crate) mod tests {
     use crate::measure::{
         cost::Cost,
         latency::LatencyRecorder,
-        slo::{Load, Metric, Slo},
+        slo::{Breach, Load, Metric, Slo},
     };
 
     pub(crate) fn at(seconds: i64) -> Timestamp {
@@ -317,16 +326,17 @@ pub(crate) mod tests {
             .collect();
         costs.insert("sharder".to_owned(), cost(1.0, 30 << 20));
         costs.insert("kube-apiserver".to_owned(), cost(20.0, 400 << 20));
-        let queue_p99_ms = Some(200.0);
+        let queue_p99 = Some(QUEUE_P99);
         let summary = reconciliation.summary();
-        let verdicts = Slo::default().verdicts(
-            Duration::from_secs_f64(summary.p99_ms / 1000.0),
-            queue_p99_ms.map(|ms: f64| Duration::from_secs_f64(ms / 1000.0)),
-        );
+        let verdicts =
+            Slo::default().verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99);
         ShardCountResults {
             shards,
+            load_started: at(START + 10),
             reconciliation,
-            queue_p99_ms,
+            queue_p99_ms: Some(200.0),
+            queue_p99,
+            queue_windows: queue_windows(),
             objects_per_shard,
             skew,
             movements: vec![MembershipChange {
@@ -342,17 +352,51 @@ pub(crate) mod tests {
                 all_assigned_at: Some(at(START + 56)),
                 all_reconciled_at: None,
             }],
-            capacity: (shards > 1).then(|| Breach {
-                metric: Metric::ReconciliationLatency,
-                at: at(START + 90),
-                load: Load {
-                    websites: 1000.0 * f64::from(shards),
-                    operations_per_second: 20.0 * f64::from(shards),
-                },
-            }),
+            capacity: Capacity {
+                reconciliation: (shards > 1).then(|| Breach {
+                    metric: Metric::ReconciliationLatency,
+                    at: at(START + 90),
+                    load: Load {
+                        websites: 1000.0 * f64::from(shards),
+                        operations_per_second: 20.0 * f64::from(shards),
+                    },
+                    achieved_operations_per_second: 15.0 * f64::from(shards),
+                }),
+                queue: None,
+                queue_undetermined_windows: 0,
+            },
             cost: costs,
             verdicts,
         }
+    }
+
+    /// A queue p99 in a bucket of a factor 1.22.
+    const QUEUE_P99: Quantile = Quantile {
+        value: 0.2,
+        lower: 0.18,
+        upper: 0.22,
+    };
+
+    /// A resolved queue window, then one in the `+Inf` bucket.
+    fn queue_windows() -> Vec<QuantileWindow> {
+        vec![
+            QuantileWindow {
+                start: at(START + 10),
+                end: at(START + 15),
+                quantile: QUEUE_P99,
+                observations: 40,
+            },
+            QuantileWindow {
+                start: at(START + 15),
+                end: at(START + 20),
+                quantile: Quantile {
+                    value: 1.0,
+                    lower: 1.0,
+                    upper: f64::INFINITY,
+                },
+                observations: 7,
+            },
+        ]
     }
 
     pub(crate) fn synthetic() -> RunResults {

@@ -19,7 +19,10 @@ use plotters::{
 };
 
 use super::{ComponentClass, RunResults, ShardCountResults, seconds_since};
-use crate::{measure::as_f64, units::mib};
+use crate::{
+    measure::{as_f64, prometheus::Quantile},
+    units::mib,
+};
 
 /// The size of every plot, in pixels.
 const SIZE: (u32, u32) = (1024, 576);
@@ -41,6 +44,11 @@ pub fn write_all(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf
             dir,
             &format!("objects-{n}shards"),
             &ObjectsPlot::of(results, shard_count),
+        )?);
+        written.extend(render(
+            dir,
+            &format!("queue-{n}shards"),
+            &QueuePlot::of(results, shard_count),
         )?);
     }
     written.extend(render(dir, "scaling", &ScalingPlot::of(results))?);
@@ -286,7 +294,12 @@ impl ScalingPlot {
             max_shards: counts.last().map_or(1.0, |count| f64::from(count.shards)),
             capacity: counts
                 .iter()
-                .filter_map(|count| Some((f64::from(count.shards), count.capacity?.load.websites)))
+                .filter_map(|count| {
+                    Some((
+                        f64::from(count.shards),
+                        count.capacity.reconciliation?.load.websites,
+                    ))
+                })
                 .collect(),
             cpu: per_class(|cost| cost.cpu_seconds),
             memory: per_class(|cost| mib(cost.peak_rss_bytes)),
@@ -364,6 +377,118 @@ impl Plot for ScalingPlot {
     }
 }
 
+/// The queue latency's p99 per scrape interval over the load, on a log axis with the SLO line
+/// (docs/experiments.md#queue-latency): a point where the histogram's bucket resolves it, the
+/// bucket as a vertical bar where it does not.
+struct QueuePlot {
+    shards: u32,
+    range: std::ops::Range<f64>,
+    /// The objective, in seconds.
+    slo: f64,
+    /// Seconds since the load started, the p99 and its bucket's bounds (upper `+Inf` for the
+    /// last bucket), in seconds.
+    points: Vec<(f64, Quantile)>,
+}
+
+/// The lowest latency a log axis shows: below 1 ms the buckets do not resolve.
+const QUEUE_AXIS_FLOOR: f64 = 1e-4;
+
+impl QueuePlot {
+    fn of(results: &RunResults, shard_count: &ShardCountResults) -> Self {
+        let points: Vec<(f64, Quantile)> = shard_count
+            .queue_windows
+            .iter()
+            .map(|window| {
+                (
+                    seconds_since(shard_count.load_started, window.start),
+                    window.quantile,
+                )
+            })
+            .collect();
+        Self {
+            shards: shard_count.shards,
+            range: time_range(points.iter().map(|(t, _)| *t)),
+            slo: results.scenario.slo.queue_p99.as_secs_f64(),
+            points,
+        }
+    }
+
+    /// The y range: a decade around the p99s, their finite bounds and the SLO.
+    fn y_range(&self) -> std::ops::Range<f64> {
+        let values = || {
+            self.points
+                .iter()
+                .flat_map(|(_, q)| [q.value, q.lower, q.upper])
+                .chain([self.slo])
+                .filter(|v| v.is_finite() && *v > 0.0)
+        };
+        let low = values().fold(f64::INFINITY, f64::min) / 2.0;
+        let high = values().fold(0.0, f64::max) * 2.0;
+        low.max(QUEUE_AXIS_FLOOR)..high.max(QUEUE_AXIS_FLOOR * 10.0)
+    }
+}
+
+impl Plot for QueuePlot {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let y = self.y_range();
+        let clamp = |v: f64| v.clamp(y.start, y.end);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("Queue latency p99, {} shards", self.shards),
+                (FAMILY, 22),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(self.range.clone(), y.clone().log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the load started")
+            .y_desc("p99 (s)")
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                [(self.range.start, self.slo), (self.range.end, self.slo)],
+                BLACK.stroke_width(1),
+            ))?
+            .label("SLO")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        chart
+            .draw_series(
+                self.points
+                    .iter()
+                    .filter(|(_, q)| q.is_resolved())
+                    .map(|(t, q)| Circle::new((*t, clamp(q.value)), 3, RED.filled())),
+            )?
+            .label("p99")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, RED.filled()));
+        chart
+            .draw_series(
+                self.points
+                    .iter()
+                    .filter(|(_, q)| !q.is_resolved())
+                    .map(|(t, q)| {
+                        PathElement::new(
+                            [(*t, clamp(q.lower)), (*t, clamp(q.upper))],
+                            BLUE.stroke_width(3),
+                        )
+                    }),
+            )?
+            .label("p99 somewhere in its bucket (wider than ±25 %)")
+            .legend(|(x, y)| PathElement::new([(x + 10, y - 6), (x + 10, y + 6)], BLUE));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +532,18 @@ mod tests {
         assert_eq!(plot.capacity, [(3.0, 3000.0)]);
         assert_eq!(plot.cpu.len(), ComponentClass::ALL.len());
         assert!((plot.max_shards - 3.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn queue_windows_are_placed_from_the_load_start_on_a_range_holding_the_slo() {
+        let results = synthetic();
+        let plot = QueuePlot::of(&results, &results.shard_counts[1]);
+        let times: Vec<f64> = plot.points.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [0.0, 5.0]);
+        assert!((plot.slo - 1.0).abs() < f64::EPSILON);
+        // 0.18 s is the lowest value, 1 s (the SLO and the +Inf bucket's bound) the highest.
+        let y = plot.y_range();
+        assert!((y.start - 0.09).abs() < 1e-9, "{y:?}");
+        assert!((y.end - 2.0).abs() < 1e-9, "{y:?}");
     }
 }

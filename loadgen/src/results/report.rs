@@ -9,9 +9,9 @@ use crate::{
     measure::{
         failover::FailoverKind,
         movement::Change,
-        slo::{self, Metric, capacity_scaling},
+        slo::{self, Breach, Metric, Verdict, capacity_scaling},
     },
-    units::mib,
+    units::{format_quantile, mib},
 };
 
 /// The report of a run as Markdown.
@@ -109,11 +109,8 @@ fn summary_table(out: &mut String, results: &RunResults) {
             "| {} | {:.0} ms | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
             count.shards,
             count.reconciliation.summary().p99_ms,
-            or_dash(count.queue_p99_ms.map(|ms| format!("{ms:.0} ms"))),
-            or_dash(count.capacity.map(|breach| format!(
-                "{:.0} Websites, {:.1} ops/s",
-                breach.load.websites, breach.load.operations_per_second
-            ))),
+            or_dash(count.queue_p99.as_ref().map(format_quantile)),
+            or_dash(capacity_cell(count)),
             or_dash(count.max_skew().map(|skew| format!("{skew:.3}"))),
             or_dash(failover(FailoverKind::Voluntary)),
             or_dash(failover(FailoverKind::Involuntary)),
@@ -126,10 +123,29 @@ fn summary_table(out: &mut String, results: &RunResults) {
     line!(
         out,
         "Failovers: mean seconds from the kill to the Lease dead / all its objects assigned / \
-         all reconciled. Capacity: the load offered at the first sustained SLO breach. \
+         all reconciled. Capacity: per SLO, the load the schedule offered in the window where \
+         that SLO's sustained breach began, with the rate the driver achieved in it. \
          Operator peak: the peak memory of all shards added up."
     );
     line!(out);
+}
+
+/// Each SLO's capacity, naming the SLO; `None` without any breach.
+fn capacity_cell(count: &ShardCountResults) -> Option<String> {
+    let cells: Vec<String> = [Metric::ReconciliationLatency, Metric::QueueLatency]
+        .into_iter()
+        .filter_map(|metric| {
+            count.capacity.of(metric).map(|breach| {
+                format!(
+                    "{}: {:.0} Websites, {:.1} ops/s",
+                    metric_name(metric),
+                    breach.load.websites,
+                    breach.load.operations_per_second
+                )
+            })
+        })
+        .collect();
+    (!cells.is_empty()).then(|| cells.join("; "))
 }
 
 fn shard_count_section(out: &mut String, results: &ShardCountResults, ramped: bool) {
@@ -165,8 +181,9 @@ fn latency_table(out: &mut String, results: &ShardCountResults) {
         latency.p999_ms,
         latency.max_ms,
         results
-            .queue_p99_ms
-            .map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.1} ms"))
+            .queue_p99
+            .as_ref()
+            .map_or_else(|| "not scraped".to_owned(), format_quantile)
     );
     if results.reconciliation.clamped() > 0 {
         line!(
@@ -188,15 +205,39 @@ fn verdict_table(out: &mut String, results: &ShardCountResults) {
             out,
             "| {} | {} | {} | {} |",
             metric_name(verdict.metric),
-            millis(verdict.observed),
+            observed(verdict),
             millis(verdict.threshold),
-            if verdict.met { "✅" } else { "❌" }
+            match verdict.met {
+                Some(true) => "✅",
+                Some(false) => "❌",
+                None => "undetermined",
+            }
         );
     }
     if results.verdicts.is_empty() {
         line!(out, "| (none) | | | |");
     }
+    if results.verdicts.iter().any(|v| v.range.is_some()) {
+        line!(
+            out,
+            "\nA range is the histogram bucket the p99 lies in, wider than ±25 %: it meets \
+             the objective only if all of it does, breaches it only if all of it is over, and \
+             is undetermined otherwise."
+        );
+    }
     line!(out);
+}
+
+/// A verdict's p99: the point, or the bucket it lies in when that is wider than ±25 %.
+fn observed(verdict: &Verdict) -> String {
+    match verdict.range {
+        None => millis(verdict.observed),
+        Some((lower, upper)) => format_quantile(&crate::measure::prometheus::Quantile {
+            value: verdict.observed.as_secs_f64(),
+            lower: lower.as_secs_f64(),
+            upper: upper.map_or(f64::INFINITY, |upper| upper.as_secs_f64()),
+        }),
+    }
 }
 
 fn assignment_table(out: &mut String, results: &ShardCountResults) {
@@ -296,20 +337,44 @@ fn capacity_line(out: &mut String, results: &ShardCountResults, ramped: bool) {
         line!(out);
         return;
     }
-    match results.capacity {
-        Some(breach) => line!(
+    for metric in [Metric::ReconciliationLatency, Metric::QueueLatency] {
+        line!(
             out,
-            "First SLO breach at {:.0} Websites and {:.1} operations/s offered: the {} p99 \
-             stayed over its objective for {} s from the window at {}.",
-            breach.load.websites,
-            breach.load.operations_per_second,
-            metric_name(breach.metric),
-            slo::SUSTAINED.as_secs(),
-            breach.at
-        ),
-        None => line!(out, "No sustained SLO breach during the load."),
+            "- {}: {}",
+            metric_name(metric),
+            capacity_text(results, metric)
+        );
     }
     line!(out);
+}
+
+/// The capacity under `metric`'s SLO, or why there is none.
+fn capacity_text(results: &ShardCountResults, metric: Metric) -> String {
+    let undetermined = results.capacity.queue_undetermined_windows;
+    match results.capacity.of(metric) {
+        Some(Breach {
+            load,
+            achieved_operations_per_second,
+            at,
+            ..
+        }) => format!(
+            "first sustained breach at {:.0} Websites and {:.1} operations/s offered \
+             ({achieved_operations_per_second:.1}/s achieved): the p99 stayed over its objective \
+             for {} s from the window at {at} ({:.0} s into the load).",
+            load.websites,
+            load.operations_per_second,
+            slo::SUSTAINED.as_secs(),
+            seconds_since(results.load_started, at)
+        ),
+        None if metric == Metric::QueueLatency && results.queue_windows.is_empty() => {
+            "not measured: the queue latency was not scraped.".to_owned()
+        }
+        None if metric == Metric::QueueLatency && undetermined > 0 => format!(
+            "undetermined: no window's p99 was surely over the objective, but in {undetermined} \
+             window(s) its histogram bucket holds the objective."
+        ),
+        None => "no sustained breach during the load.".to_owned(),
+    }
 }
 
 fn cost_table(out: &mut String, results: &ShardCountResults) {
@@ -359,28 +424,43 @@ fn plot_links(out: &mut String, results: &ShardCountResults) {
 fn scaling_section(out: &mut String, results: &RunResults) {
     line!(out, "## Scaling");
     line!(out);
+    if results.scenario.measures_capacity() {
+        for metric in [Metric::ReconciliationLatency, Metric::QueueLatency] {
+            scaling_table(out, results, metric);
+        }
+    } else {
+        line!(out, "No capacity scaling: the scenario's load has no ramp.");
+        line!(out);
+    }
+    line!(out, "![capacity and cost against shards](scaling.png)");
+}
+
+/// The capacity scaling on `metric`'s SLO alone, so no ratio divides the capacities of two SLOs.
+fn scaling_table(out: &mut String, results: &RunResults, metric: Metric) {
     let capacities: Vec<(u32, f64)> = results
         .shard_counts
         .iter()
-        .filter_map(|count| Some((count.shards, count.capacity?.load.websites)))
+        .filter_map(|count| Some((count.shards, count.capacity.of(metric)?.load.websites)))
         .collect();
     let scaling = capacity_scaling(&capacities);
-    if !results.scenario.measures_capacity() {
-        line!(out, "No capacity scaling: the scenario's load has no ramp.");
-    } else if scaling.is_empty() {
+    let name = metric_name(metric);
+    if scaling.is_empty() {
         line!(
             out,
-            "No capacity scaling: it needs an SLO breach with 1 shard to compare against."
+            "No capacity scaling on the {name} SLO: it needs a breach of it with 1 shard to \
+             compare against."
         );
     } else {
-        line!(out, "| shards | capacity (Websites) / capacity(1) |");
+        line!(
+            out,
+            "| shards | capacity on the {name} SLO (Websites) / capacity(1) |"
+        );
         line!(out, "|---:|---:|");
         for (shards, ratio) in scaling {
             line!(out, "| {shards} | {ratio:.2} |");
         }
     }
     line!(out);
-    line!(out, "![capacity and cost against shards](scaling.png)");
 }
 
 fn metric_name(metric: Metric) -> &'static str {
@@ -432,9 +512,10 @@ mod tests {
         );
         assert!(report.contains("| shard-new joined | 10 | 1 | 0.100 | 0.500 | 0.20× |"));
         assert!(report.contains(
-            "First SLO breach at 3000 Websites and 60.0 operations/s offered: the reconciliation \
-             latency p99 stayed over its objective for 20 s"
+            "- reconciliation latency: first sustained breach at 3000 Websites and 60.0 \
+             operations/s offered (45.0/s achieved): the p99 stayed over its objective for 20 s"
         ));
+        assert!(report.contains("- queue latency: no sustained breach during the load."));
         assert!(report.contains("| **all operator** | | 10.00 | | 150.0 MiB | |"));
         assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
         assert!(report.contains("![capacity and cost against shards](scaling.png)"));
@@ -448,7 +529,7 @@ mod tests {
         assert!(summary.contains("| 1 | "), "{summary}");
         // 3 shards breached at 3000 Websites; its one failover is involuntary.
         assert!(
-            summary.contains("| 3000 Websites, 60.0 ops/s | "),
+            summary.contains("| reconciliation latency: 3000 Websites, 60.0 ops/s | "),
             "{summary}"
         );
         assert!(summary.contains("| – | 15.0 / 16.0 / – s |"), "{summary}");
@@ -459,7 +540,7 @@ mod tests {
         let mut results = synthetic();
         results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(2.0);
         for count in &mut results.shard_counts {
-            count.capacity = None;
+            count.capacity = slo::Capacity::default();
         }
         let report = report_markdown(&results);
         assert!(report.contains("Not measured: capacity needs a load that rises"));
@@ -472,16 +553,63 @@ mod tests {
         assert!(report.contains("| SLO | observed p99 | threshold | verdict |"));
         assert!(report.contains("| queue latency | 2000.0 ms | 1000.0 ms | ❌ |"));
         assert!(report.contains("| queue latency | 200.0 ms | 1000.0 ms | ✅ |"));
+        assert!(report.contains(" ms | 200 ms | "), "{report}");
     }
 
     #[test]
     fn scaling_needs_a_breach_with_one_shard() {
         let mut results = synthetic();
         assert!(report_markdown(&results).contains("No capacity scaling"));
-        results.shard_counts[0].capacity = results.shard_counts[1].capacity.map(|mut breach| {
-            breach.load.websites = 1500.0;
-            breach
-        });
+        results.shard_counts[0].capacity.reconciliation = results.shard_counts[1]
+            .capacity
+            .reconciliation
+            .map(|mut breach| {
+                breach.load.websites = 1500.0;
+                breach
+            });
         assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
+    }
+
+    #[test]
+    fn scaling_never_divides_the_capacities_of_two_slos() {
+        // 1 shard breaks on the queue SLO at 1000 Websites, 3 shards on the reconciliation
+        // SLO at 3000: the old report divided them (3.00); neither SLO has a ratio.
+        let mut results = synthetic();
+        let breach = results.shard_counts[1].capacity.reconciliation.unwrap();
+        results.shard_counts[0].capacity.queue = Some(Breach {
+            metric: Metric::QueueLatency,
+            load: slo::Load {
+                websites: 1000.0,
+                ..breach.load
+            },
+            ..breach
+        });
+        let report = report_markdown(&results);
+        assert!(!report.contains("| 3 | 3.00 |"), "{report}");
+        assert!(report.contains(
+            "No capacity scaling on the reconciliation latency SLO: it needs a breach of it \
+             with 1 shard"
+        ));
+        assert!(report.contains(
+            "| shards | capacity on the queue latency SLO (Websites) / capacity(1) |\n\
+             |---:|---:|\n| 1 | 1.00 |\n\n"
+        ));
+    }
+
+    #[test]
+    fn a_queue_p99_in_a_wide_bucket_is_shown_as_the_bucket_and_undetermined() {
+        let mut results = synthetic();
+        let wide = crate::measure::prometheus::Quantile {
+            value: 5.5,
+            lower: 1.0,
+            upper: 10.0,
+        };
+        results.shard_counts[0].queue_p99 = Some(wide);
+        results.shard_counts[0].verdicts =
+            slo::Slo::default().verdicts(Duration::from_secs(1), Some(wide));
+        let report = report_markdown(&results);
+        assert!(report.contains("| queue latency | 1–10 s | 1000.0 ms | undetermined |"));
+        assert!(report.contains("| 1 | "));
+        assert!(report.contains(" | 1–10 s |"), "{report}");
     }
 }

@@ -131,6 +131,22 @@ csv_row! {
         operator_peak_rss_bytes: u64 => new("operator peak", Bytes),
         control_plane_cpu_seconds: f64 => new("control plane CPU", Seconds),
         control_plane_peak_rss_bytes: u64 => new("control plane peak", Bytes),
+        /// The bucket of `queue_p99_ms`: it is a point only if upper / lower ≤ 1.25.
+        queue_p99_lower_ms: Option<f64>,
+        queue_p99_upper_ms: Option<f64>,
+        /// The driver's completed operations per second in the window of `capacity_at`.
+        capacity_achieved_ops_per_second: Option<f64>,
+        capacity_websites_reconciliation: Option<f64> => optional("capacity (reconciliation SLO)", Plain),
+        capacity_ops_per_second_reconciliation: Option<f64>,
+        capacity_achieved_ops_per_second_reconciliation: Option<f64>,
+        capacity_at_reconciliation: Option<Timestamp>,
+        capacity_websites_queue: Option<f64> => optional("capacity (queue SLO)", Plain),
+        capacity_ops_per_second_queue: Option<f64>,
+        capacity_achieved_ops_per_second_queue: Option<f64>,
+        capacity_at_queue: Option<Timestamp>,
+        /// Queue windows whose p99 bucket holds the objective: with any and no queue breach,
+        /// the queue SLO's capacity is undetermined.
+        capacity_queue_undetermined_windows: usize,
     }
 }
 
@@ -156,6 +172,9 @@ impl SummaryRow {
             involuntary_assigned,
             involuntary_reconciled,
         ] = results.mean_failover_seconds(FailoverKind::Involuntary);
+        let capacity = results.capacity.earliest();
+        let reconciliation = results.capacity.reconciliation;
+        let queue = results.capacity.queue;
         Self {
             shards: results.shards,
             count: latency.count,
@@ -165,12 +184,10 @@ impl SummaryRow {
             max_ms: latency.max_ms,
             queue_p99_ms: results.queue_p99_ms,
             max_skew: results.max_skew(),
-            capacity_websites: results.capacity.map(|breach| breach.load.websites),
-            capacity_ops_per_second: results
-                .capacity
-                .map(|breach| breach.load.operations_per_second),
-            capacity_slo: results.capacity.map(|breach| breach.metric.as_str()),
-            capacity_at: results.capacity.map(|breach| breach.at),
+            capacity_websites: capacity.map(|breach| breach.load.websites),
+            capacity_ops_per_second: capacity.map(|breach| breach.load.operations_per_second),
+            capacity_slo: capacity.map(|breach| breach.metric.as_str()),
+            capacity_at: capacity.map(|breach| breach.at),
             failover_voluntary_lease_dead_s: voluntary_lease_dead,
             failover_voluntary_assigned_s: voluntary_assigned,
             failover_voluntary_reconciled_s: voluntary_reconciled,
@@ -184,6 +201,24 @@ impl SummaryRow {
             operator_peak_rss_bytes: operator.peak_rss_bytes,
             control_plane_cpu_seconds: control_plane.cpu_seconds,
             control_plane_peak_rss_bytes: control_plane.peak_rss_bytes,
+            queue_p99_lower_ms: results.queue_p99.map(|p99| p99.lower * 1000.0),
+            queue_p99_upper_ms: results
+                .queue_p99
+                .and_then(|p99| p99.upper.is_finite().then_some(p99.upper * 1000.0)),
+            capacity_achieved_ops_per_second: capacity
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_websites_reconciliation: reconciliation.map(|breach| breach.load.websites),
+            capacity_ops_per_second_reconciliation: reconciliation
+                .map(|breach| breach.load.operations_per_second),
+            capacity_achieved_ops_per_second_reconciliation: reconciliation
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_at_reconciliation: reconciliation.map(|breach| breach.at),
+            capacity_websites_queue: queue.map(|breach| breach.load.websites),
+            capacity_ops_per_second_queue: queue.map(|breach| breach.load.operations_per_second),
+            capacity_achieved_ops_per_second_queue: queue
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_at_queue: queue.map(|breach| breach.at),
+            capacity_queue_undetermined_windows: results.capacity.queue_undetermined_windows,
         }
     }
 }
@@ -194,9 +229,13 @@ mod tests {
 
     #[test]
     fn the_header_follows_the_fields() {
-        assert_eq!(SummaryRow::HEADER.len(), 25);
+        assert_eq!(SummaryRow::HEADER.len(), 37);
         assert_eq!(SummaryRow::HEADER[..3], ["shards", "count", "p50_ms"]);
         assert_eq!(SummaryRow::HEADER[24], "control_plane_peak_rss_bytes");
+        assert_eq!(
+            SummaryRow::HEADER[36],
+            "capacity_queue_undetermined_windows"
+        );
     }
 
     #[test]
@@ -208,7 +247,7 @@ mod tests {
             .filter(|column| compared.contains(column))
             .collect();
         assert_eq!(compared, in_header);
-        assert_eq!(compared.len(), 19);
+        assert_eq!(compared.len(), 21);
         assert!(SummaryRow::METRICS[5].optional);
         assert_eq!(SummaryRow::METRICS[5].label, "capacity ops/s");
     }

@@ -24,10 +24,12 @@ use crate::{
         cost::Cost,
         failover::{FailoverEvents, FailoverKind},
         latency::LatencySummary,
+        prometheus::Quantile,
         skew::Skew,
-        slo::{Breach, Verdict},
+        slo::{Capacity, Verdict},
     },
     scenario::Scenario,
+    units::format_quantile,
 };
 
 /// Writes every file of `results` into `dir` (created if missing) and returns their paths.
@@ -84,6 +86,25 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                 }),
         )?;
         written.push(objects);
+
+        let queue = dir.join(format!("queue-{n}shards.csv"));
+        write_csv(
+            &queue,
+            shard_count.queue_windows.iter().map(|window| QueueRow {
+                start: window.start,
+                seconds: seconds_since(shard_count.load_started, window.start),
+                p99: format_quantile(&window.quantile),
+                p99_ms: window.quantile.value * 1000.0,
+                p99_lower_ms: window.quantile.lower * 1000.0,
+                p99_upper_ms: window
+                    .quantile
+                    .upper
+                    .is_finite()
+                    .then_some(window.quantile.upper * 1000.0),
+                count: window.observations,
+            }),
+        )?;
+        written.push(queue);
 
         let hgrm = dir.join(format!("latency-{n}shards.hgrm"));
         write_file(&hgrm, |out| {
@@ -173,11 +194,13 @@ struct ShardCountJson<'a> {
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
     queue_p99_ms: Option<f64>,
+    /// The queue p99 in seconds with the bounds of its histogram bucket.
+    queue_p99: Option<Quantile>,
     max_skew: Option<f64>,
     last_skew: Option<&'a Skew>,
     movements: &'a [MembershipChange],
     failovers: Vec<FailoverJson<'a>>,
-    capacity: Option<Breach>,
+    capacity: Capacity,
     cost: &'a BTreeMap<String, Cost>,
     class_costs: BTreeMap<ComponentClass, ClassCost>,
     verdicts: Vec<VerdictJson>,
@@ -190,6 +213,7 @@ impl<'a> ShardCountJson<'a> {
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
+            queue_p99: results.queue_p99,
             max_skew: results.max_skew(),
             last_skew: results.skew.last().map(|(_, skew)| skew),
             movements: &results.movements,
@@ -233,15 +257,22 @@ struct VerdictJson {
     metric: &'static str,
     threshold_ms: f64,
     observed_ms: f64,
-    met: bool,
+    /// The bucket `observed_ms` lies in when it is too wide for a point; upper `null`: `+Inf`.
+    observed_range_ms: Option<(f64, Option<f64>)>,
+    /// `null`: undetermined, the bucket holds the threshold.
+    met: Option<bool>,
 }
 
 impl VerdictJson {
     fn of(verdict: &Verdict) -> Self {
+        let ms = |duration: std::time::Duration| duration.as_secs_f64() * 1000.0;
         Self {
             metric: verdict.metric.as_str(),
-            threshold_ms: verdict.threshold.as_secs_f64() * 1000.0,
-            observed_ms: verdict.observed.as_secs_f64() * 1000.0,
+            threshold_ms: ms(verdict.threshold),
+            observed_ms: ms(verdict.observed),
+            observed_range_ms: verdict
+                .range
+                .map(|(lower, upper)| (ms(lower), upper.map(ms))),
             met: verdict.met,
         }
     }
@@ -258,6 +289,25 @@ csv_row! {
         p90_ms: f64,
         p99_ms: f64,
         max_ms: f64,
+    }
+}
+
+csv_row! {
+    /// A row of `queue-<N>shards.csv`: the queue latency's p99 between two scrapes
+    /// (docs/experiments.md#queue-latency).
+    struct QueueRow {
+        start: Timestamp,
+        /// `start` in seconds since the load started.
+        seconds: f64,
+        /// The p99 as the report shows it: a point, or its bucket when wider than ±25 %.
+        p99: String,
+        /// PromQL's interpolated p99, a point only if `p99_upper_ms / p99_lower_ms` ≤ 1.25.
+        p99_ms: f64,
+        p99_lower_ms: f64,
+        /// Empty for the `+Inf` bucket.
+        p99_upper_ms: Option<f64>,
+        /// The observations in the window.
+        count: u64,
     }
 }
 
@@ -301,6 +351,9 @@ mod tests {
         for n in [1, 3] {
             for name in [
                 "latency-{n}shards.csv",
+                "queue-{n}shards.csv",
+                "queue-{n}shards.png",
+                "queue-{n}shards.svg",
                 "objects-{n}shards.csv",
                 "latency-{n}shards.hgrm",
                 "latency-{n}shards.png",
@@ -336,6 +389,11 @@ mod tests {
         let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
         assert_eq!(&rows[1][column("capacity_ops_per_second")], "60.0");
         assert_eq!(&rows[1][column("capacity_slo")], "reconciliation_latency");
+        assert_eq!(
+            &rows[1][column("capacity_achieved_ops_per_second_reconciliation")],
+            "45.0"
+        );
+        assert_eq!(&rows[1][column("capacity_websites_queue")], "");
         // The fixture's one failover is involuntary: no voluntary figures.
         assert_eq!(&rows[1][column("failover_voluntary_lease_dead_s")], "");
         assert_eq!(
@@ -349,6 +407,16 @@ mod tests {
         assert_eq!(rows.len(), 12);
         assert_eq!(&rows[0][0], "2023-11-14T22:13:20Z");
         assert_eq!(&rows[1][1], "10.0");
+
+        let (headers, rows) = read_csv(&dir.path().join("queue-3shards.csv"));
+        assert_eq!(headers, QueueRow::HEADER);
+        assert_eq!(
+            rows.iter()
+                .map(|row| [&row[1], &row[2], &row[6]].map(str::to_owned))
+                .collect::<Vec<_>>(),
+            [["0.0", "200 ms", "40"], ["5.0", "> 1 s", "7"]]
+        );
+        assert_eq!(&rows[1][5], "");
 
         let (headers, rows) = read_csv(&dir.path().join("objects-3shards.csv"));
         assert_eq!(headers, ObjectsRow::HEADER);
@@ -371,6 +439,12 @@ mod tests {
         assert_eq!(counts[1]["reconciliation"]["count"], 120);
         assert_eq!(counts[0]["failovers"][0]["to_lease_dead_s"], 15.0);
         assert_eq!(counts[1]["verdicts"][2]["met"], false);
+        assert_eq!(counts[1]["queue_p99"]["upper"], 0.22);
+        assert_eq!(
+            counts[1]["capacity"]["reconciliation"]["achieved_operations_per_second"],
+            45.0
+        );
+        assert!(counts[1]["capacity"]["queue"].is_null());
     }
 
     #[test]
