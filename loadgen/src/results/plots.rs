@@ -29,7 +29,8 @@ const SIZE: (u32, u32) = (1024, 576);
 /// The font family plotters asks for by default; the embedded font is registered under it.
 const FAMILY: &str = "sans-serif";
 
-/// Writes `latency-<N>shards`, `objects-<N>shards` and `scaling`, each as PNG and SVG.
+/// Writes `latency-<N>shards`, `objects-<N>shards`, `queue-<N>shards` and `scaling`, each as
+/// PNG and SVG.
 pub fn write_all(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
     register_embedded_font()?;
     let mut written = Vec::new();
