@@ -1,8 +1,7 @@
 //! Writes the results of a run into its directory: `run.json`, `summary.csv`, per shard count
 //! `latency-<N>shards.csv`, `queue-<N>shards.csv`, `objects-<N>shards.csv` and
-//! `latency-<N>shards.hgrm`, the plots and
-//! `report.md`. Timestamps are RFC 3339 throughout, so the files of different runs and tools
-//! line up by time.
+//! `latency-<N>shards.hgrm`, the plots and `report.md`. Timestamps are RFC 3339 throughout, so
+//! the files of different runs and tools line up by time.
 
 use std::{
     collections::BTreeMap,
