@@ -61,6 +61,8 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "latency-2shards.csv",
         "latency-2shards.hgrm",
         "objects-2shards.csv",
+        "queue-2shards.csv",
+        "queue-2shards.png",
         "latency-2shards.png",
         "latency-2shards.svg",
         "objects-2shards.png",
@@ -99,6 +101,13 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     assert!(
         !column("queue_p99_ms").is_empty(),
         "the queue latency was scraped"
+    );
+    // The operator's buckets resolve a p99 above 1 ms to ±25 %.
+    let lower: f64 = column("queue_p99_lower_ms").parse().unwrap();
+    let upper: f64 = column("queue_p99_upper_ms").parse().unwrap();
+    assert!(
+        upper <= 1.0 || upper / lower <= 1.25 + 1e-9,
+        "queue p99 in {lower}–{upper} ms"
     );
     assert!(
         !column("failover_voluntary_assigned_s").is_empty(),

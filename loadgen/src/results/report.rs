@@ -11,7 +11,7 @@ use crate::{
         movement::Change,
         slo::{self, Breach, Metric, Verdict, capacity_scaling},
     },
-    units::{format_quantile, mib},
+    units::{format_latency, format_quantile, mib},
 };
 
 /// The report of a run as Markdown.
@@ -206,7 +206,7 @@ fn verdict_table(out: &mut String, results: &ShardCountResults) {
             "| {} | {} | {} | {} |",
             metric_name(verdict.metric),
             observed(verdict),
-            millis(verdict.threshold),
+            format_latency(verdict.threshold.as_secs_f64()),
             match verdict.met {
                 Some(true) => "✅",
                 Some(false) => "❌",
@@ -228,10 +228,11 @@ fn verdict_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
 }
 
-/// A verdict's p99: the point, or the bucket it lies in when that is wider than ±25 %.
+/// A verdict's p99 to 3 significant digits (HdrHistogram's and the queue buckets' resolution),
+/// or the bucket it lies in when that is wider than ±25 %.
 fn observed(verdict: &Verdict) -> String {
     match verdict.range {
-        None => millis(verdict.observed),
+        None => format_latency(verdict.observed.as_secs_f64()),
         Some((lower, upper)) => format_quantile(&crate::measure::prometheus::Quantile {
             value: verdict.observed.as_secs_f64(),
             lower: lower.as_secs_f64(),
@@ -477,10 +478,6 @@ fn change_name(change: &Change) -> String {
     }
 }
 
-fn millis(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
-}
-
 /// A phase in seconds, or a dash when it did not happen before the run ended.
 fn seconds(phase: Option<Duration>) -> String {
     phase.map_or_else(|| "–".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
@@ -551,8 +548,8 @@ mod tests {
     fn verdicts_show_observed_against_threshold() {
         let report = report_markdown(&synthetic());
         assert!(report.contains("| SLO | observed p99 | threshold | verdict |"));
-        assert!(report.contains("| queue latency | 2000.0 ms | 1000.0 ms | ❌ |"));
-        assert!(report.contains("| queue latency | 200.0 ms | 1000.0 ms | ✅ |"));
+        assert!(report.contains("| queue latency | 2 s | 1 s | ❌ |"));
+        assert!(report.contains("| queue latency | 200 ms | 1 s | ✅ |"));
         assert!(report.contains(" ms | 200 ms | "), "{report}");
     }
 
@@ -608,7 +605,7 @@ mod tests {
         results.shard_counts[0].verdicts =
             slo::Slo::default().verdicts(Duration::from_secs(1), Some(wide));
         let report = report_markdown(&results);
-        assert!(report.contains("| queue latency | 1–10 s | 1000.0 ms | undetermined |"));
+        assert!(report.contains("| queue latency | 1–10 s | 1 s | undetermined |"));
         assert!(report.contains("| 1 | "));
         assert!(report.contains(" | 1–10 s |"), "{report}");
     }
