@@ -140,12 +140,14 @@ fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or_default()
 }
 
-/// The load offered at some time of a run: how many objects there are and how fast they churn.
+/// The load the schedule offered in a window of a run: how many objects there are and how fast
+/// they churn.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Load {
-    /// The Websites that exist.
+    /// The Websites the schedule made exist by the window's start.
     pub websites: f64,
-    /// Creates, deletes and mutations per second.
+    /// The creates, deletes and mutations the schedule made due in the window, per second
+    /// (docs/experiments.md#capacity).
     pub operations_per_second: f64,
 }
 
