@@ -89,6 +89,10 @@ pub fn sum(histograms: &[Vec<Bucket>]) -> Vec<Bucket> {
 /// (docs/experiments.md#queue-latency).
 pub const RESOLUTION: f64 = 1.25;
 
+/// The relative rounding of bucket bounds computed as powers (`1e-3 × 1.25ⁱ`) and written as
+/// text, so a bucket of exactly [`RESOLUTION`] is not read as wider.
+const BOUND_ROUNDING: f64 = 1e-9;
+
 /// A quantile of a histogram: PromQL's interpolated value and the bounds of the bucket it fell
 /// into, which are all the histogram knows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -116,7 +120,9 @@ impl Quantile {
     #[must_use]
     pub fn is_resolved(&self) -> bool {
         self.lower.total_cmp(&self.upper).is_eq()
-            || (self.lower > 0.0 && self.upper.is_finite() && self.upper / self.lower <= RESOLUTION)
+            || (self.lower > 0.0
+                && self.upper.is_finite()
+                && self.upper / self.lower <= RESOLUTION * (1.0 + BOUND_ROUNDING))
     }
 }
 
@@ -474,5 +480,13 @@ events_total 1e+06 1700000000
         assert_eq!((under.lower, under.upper), (0.0, 0.001));
         assert!(!under.is_resolved());
         assert!(Quantile::exact(3.0).is_resolved());
+        // A bound computed as a power may be off by a rounding: still a bucket of 1.25.
+        let rounded = Quantile {
+            value: 0.9,
+            lower: 0.8,
+            upper: 1.000_000_000_000_000_2,
+        };
+        assert!(rounded.upper / rounded.lower > RESOLUTION);
+        assert!(rounded.is_resolved());
     }
 }
