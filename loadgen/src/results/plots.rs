@@ -21,7 +21,7 @@ use plotters::{
 use super::{ComponentClass, RunResults, ShardCountResults, seconds_since};
 use crate::{
     measure::{as_f64, prometheus::Quantile},
-    units::mib,
+    units::{format_latency, mib},
 };
 
 /// The size of every plot, in pixels.
@@ -449,14 +449,16 @@ impl Plot for QueuePlot {
         chart
             .configure_mesh()
             .x_desc("seconds since the load started")
-            .y_desc("p99 (s)")
+            .x_label_formatter(&|t| format!("{t:.0}"))
+            .y_desc("p99")
+            .y_label_formatter(&|v| format_latency(*v))
             .draw()?;
         chart
             .draw_series(LineSeries::new(
                 [(self.range.start, self.slo), (self.range.end, self.slo)],
-                BLACK.stroke_width(1),
+                BLACK.stroke_width(2),
             ))?
-            .label("SLO")
+            .label(format!("SLO: p99 ≤ {}", format_latency(self.slo)))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
         chart
             .draw_series(
@@ -483,6 +485,7 @@ impl Plot for QueuePlot {
             .legend(|(x, y)| PathElement::new([(x + 10, y - 6), (x + 10, y + 6)], BLUE));
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;

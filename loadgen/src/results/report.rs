@@ -137,10 +137,11 @@ fn capacity_cell(count: &ShardCountResults) -> Option<String> {
         .filter_map(|metric| {
             count.capacity.of(metric).map(|breach| {
                 format!(
-                    "{}: {:.0} Websites, {:.1} ops/s",
+                    "{}: {:.0} Websites, {:.1} ops/s offered ({:.1} achieved)",
                     metric_name(metric),
                     breach.load.websites,
-                    breach.load.operations_per_second
+                    breach.load.operations_per_second,
+                    breach.achieved_operations_per_second
                 )
             })
         })
@@ -420,6 +421,8 @@ fn plot_links(out: &mut String, results: &ShardCountResults) {
         "![objects per shard, {n} shards](objects-{n}shards.png)"
     );
     line!(out);
+    line!(out, "![queue latency, {n} shards](queue-{n}shards.png)");
+    line!(out);
 }
 
 fn scaling_section(out: &mut String, results: &RunResults) {
@@ -515,6 +518,7 @@ mod tests {
         assert!(report.contains("- queue latency: no sustained breach during the load."));
         assert!(report.contains("| **all operator** | | 10.00 | | 150.0 MiB | |"));
         assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
+        assert!(report.contains("![queue latency, 3 shards](queue-3shards.png)"));
         assert!(report.contains("![capacity and cost against shards](scaling.png)"));
     }
 
@@ -526,7 +530,9 @@ mod tests {
         assert!(summary.contains("| 1 | "), "{summary}");
         // 3 shards breached at 3000 Websites; its one failover is involuntary.
         assert!(
-            summary.contains("| reconciliation latency: 3000 Websites, 60.0 ops/s | "),
+            summary.contains(
+                "| reconciliation latency: 3000 Websites, 60.0 ops/s offered (45.0 achieved) | "
+            ),
             "{summary}"
         );
         assert!(summary.contains("| – | 15.0 / 16.0 / – s |"), "{summary}");
