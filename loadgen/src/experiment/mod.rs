@@ -548,6 +548,63 @@ pub fn display_path(dir: &Path) -> String {
 mod tests {
     use super::*;
 
+    fn quantile_window(from: i64, lower: f64, upper: f64) -> QuantileWindow {
+        let at = |s| Timestamp::from_second(s).unwrap();
+        QuantileWindow {
+            start: at(from),
+            end: at(from + 5),
+            quantile: crate::measure::prometheus::Quantile {
+                value: f64::midpoint(lower, upper.min(lower * 10.0)),
+                lower,
+                upper,
+            },
+            observations: 100,
+        }
+    }
+
+    #[test]
+    fn the_queue_capacity_comes_only_from_windows_surely_over_the_objective() {
+        let scenario = Scenario::from_yaml(
+            "name: t\nduration: 100s\nshards: [1]\nworld: {namespaces: 1, themes: 2}\n\
+             load:\n  create: {ramp: {from: 0.3, to: 0.9}, workers: 1}\n",
+            Path::new("test.yaml"),
+        )
+        .unwrap();
+        let start = Timestamp::from_second(1000).unwrap();
+        // Decade buckets: 1–10 s from 20 s to 40 s (PromQL reads 5.5 s, the old code a
+        // breach at 20 s), then over 10 s (the +Inf bucket) from 60 s on.
+        let windows: Vec<QuantileWindow> = (0..20)
+            .map(|i| 1000 + 5 * i)
+            .map(|from| match from - 1000 {
+                20..40 => quantile_window(from, 1.0, 10.0),
+                60.. => quantile_window(from, 10.0, f64::INFINITY),
+                _ => quantile_window(from, 0.1, 1.0),
+            })
+            .collect();
+        // The driver completed one operation every 2 s.
+        let completed: Vec<Timestamp> = (0..50)
+            .map(|i| Timestamp::from_second(1000 + 2 * i).unwrap())
+            .collect();
+        let recorder = LatencyRecorder::new(Duration::from_secs(10)).unwrap();
+        let capacity = capacity(&scenario, start, &recorder, &windows, &completed);
+        assert_eq!(capacity.reconciliation, None);
+        let queue = capacity.queue.unwrap();
+        assert_eq!(queue.at, Timestamp::from_second(1060).unwrap());
+        // 0.3t + 0.003t² creates by t: 28.8 by 60 s, 32.175 by 65 s, so 28 Websites and 4
+        // creates due in [60 s, 65 s), 0.8/s offered; 0.6/s achieved (completions at 60, 62
+        // and 64 s).
+        assert!((queue.load.websites - 28.0).abs() < 1e-9, "{queue:?}");
+        assert!(
+            (queue.load.operations_per_second - 0.8).abs() < 1e-9,
+            "{queue:?}"
+        );
+        assert!(
+            (queue.achieved_operations_per_second - 0.6).abs() < 1e-9,
+            "{queue:?}"
+        );
+        assert_eq!(capacity.queue_undetermined_windows, 4);
+    }
+
     #[test]
     fn run_ids_sort_by_time_and_name_the_scenario() {
         let at: Timestamp = "2026-11-24T20:05:09Z".parse().unwrap();
