@@ -414,7 +414,8 @@ impl QueuePlot {
         }
     }
 
-    /// The y range: a decade around the p99s, their finite bounds and the SLO.
+    /// The y range: a factor of 2 around the p99s, their finite bounds and the SLO, not below
+    /// [`QUEUE_AXIS_FLOOR`].
     fn y_range(&self) -> std::ops::Range<f64> {
         let values = || {
             self.points
