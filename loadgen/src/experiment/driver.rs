@@ -141,6 +141,9 @@ pub struct Driver {
     pub population: Mutex<Population>,
     /// Why operations failed: `<operation>: <error>` and how often.
     pub errors: Mutex<BTreeMap<String, u64>>,
+    /// When each operation of the load succeeded, for the achieved rate
+    /// (docs/experiments.md#capacity).
+    pub completed: Mutex<Vec<Timestamp>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -260,6 +263,9 @@ impl Driver {
             Kind::Delete => (Operation::delete, self.delete_random().await),
             Kind::Mutate(key) => (Operation::mutate, self.mutate(key, scheduled).await),
         };
+        if matches!(outcome, Outcome::success) {
+            super::lock(&self.completed).push(Timestamp::now());
+        }
         let since_scheduled = super::since(scheduled);
         self.metrics.operation(operation, outcome, since_scheduled);
     }

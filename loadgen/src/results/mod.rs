@@ -21,8 +21,9 @@ use crate::{
         failover::{FailoverEvents, FailoverKind, KindStats},
         latency::LatencyRecorder,
         movement::{self, Change, Movement},
+        prometheus::{Quantile, QuantileWindow},
         skew::{Skew, SkewSummary},
-        slo::{Breach, Verdict},
+        slo::{Breach, Capacity, Metric, Verdict},
     },
     scenario::Scenario,
 };
@@ -82,8 +83,13 @@ pub struct ShardCountResults {
     pub load_started: Timestamp,
     /// Reconciliation latencies, in total and per window; written as CSV and `.hgrm`.
     pub reconciliation: LatencyRecorder,
-    /// The p99 of the operator's queue latency, when it was scraped.
+    /// The p99 of the operator's queue latency, when it was scraped: [`Self::queue_p99`]'s
+    /// interpolated value in ms, as PromQL gives it.
     pub queue_p99_ms: Option<f64>,
+    /// The p99 of the operator's queue latency (seconds) with the bucket it lies in.
+    pub queue_p99: Option<Quantile>,
+    /// The queue latency's p99 between two scrapes with observations; written as CSV.
+    pub queue_windows: Vec<QuantileWindow>,
     /// Objects per shard (shard name to count) as the watch saw them at each time.
     pub objects_per_shard: Vec<(Timestamp, BTreeMap<String, u64>)>,
     /// The skew of the assignment at each time.
@@ -96,8 +102,9 @@ pub struct ShardCountResults {
     pub failovers: Vec<FailoverEvents>,
     /// When each rolling update of the operator began.
     pub rolling_updates: Vec<Timestamp>,
-    /// The first SLO breach under the ramp: the capacity at this shard count.
-    pub capacity: Option<Breach>,
+    /// The first sustained breach of each SLO under the ramp: the capacity at this shard
+    /// count per SLO.
+    pub capacity: Capacity,
     /// The cost of each component: `sharder`, each shard, the control plane's processes.
     pub cost: BTreeMap<String, Cost>,
     /// The samples [`Self::cost`] comes from, for the memory of processes together.
@@ -217,6 +224,32 @@ pub struct MachineSummary {
     pub windows: usize,
 }
 
+impl RunResults {
+    /// The SLO the headline and the scaling plot report capacity on, so that no figure divides
+    /// the capacities of two SLOs: the one breached at the most shard counts, the
+    /// reconciliation latency on a tie (docs/experiments.md#capacity). `None` without a breach.
+    #[must_use]
+    pub fn scaling_slo(&self) -> Option<Metric> {
+        let breached = |metric| {
+            self.shard_counts
+                .iter()
+                .filter(|count| count.capacity.of(metric).is_some())
+                .count()
+        };
+        let (reconciliation, queue) = (
+            breached(Metric::ReconciliationLatency),
+            breached(Metric::QueueLatency),
+        );
+        if reconciliation == 0 && queue == 0 {
+            None
+        } else if reconciliation >= queue {
+            Some(Metric::ReconciliationLatency)
+        } else {
+            Some(Metric::QueueLatency)
+        }
+    }
+}
+
 impl ShardCountResults {
     /// The cost per component class; a class without components costs zero.
     #[must_use]
@@ -279,12 +312,17 @@ impl ShardCountResults {
         })
     }
 
-    /// The machine's CPU during the capacity's breach window (from its start for
-    /// [`slo::SUSTAINED`](crate::measure::slo::SUSTAINED)); `None` without a breach or without
-    /// machine CPU then.
+    /// The machine's CPU during the window of the first SLO breach; `None` without a breach or
+    /// without machine CPU then.
     #[must_use]
     pub fn capacity_machine_load(&self) -> Option<MachineLoad> {
-        let breach = self.capacity?;
+        self.breach_machine_load(&self.capacity.earliest()?)
+    }
+
+    /// The machine's CPU during the window of `breach` (from its start for
+    /// [`slo::SUSTAINED`](crate::measure::slo::SUSTAINED)); `None` without machine CPU then.
+    #[must_use]
+    pub fn breach_machine_load(&self, breach: &Breach) -> Option<MachineLoad> {
         cost::machine_load(
             breach.at,
             crate::measure::slo::SUSTAINED,
@@ -360,7 +398,7 @@ pub(crate) mod tests {
         cost::Cost,
         failover::Recovery,
         latency::LatencyRecorder,
-        slo::{Load, Metric, Slo},
+        slo::{Breach, Load, Metric, Slo},
     };
 
     pub(crate) fn at(seconds: i64) -> Timestamp {
@@ -489,18 +527,18 @@ pub(crate) mod tests {
             })
             .collect();
         let slots = (0..shards).map(|i| (format!("shard-{i}"), i)).collect();
-        let queue_p99_ms = Some(200.0);
+        let queue_p99 = Some(QUEUE_P99);
         let summary = reconciliation.summary();
-        let verdicts = Slo::default().verdicts(
-            Duration::from_secs_f64(summary.p99_ms / 1000.0),
-            queue_p99_ms.map(|ms: f64| Duration::from_secs_f64(ms / 1000.0)),
-        );
+        let verdicts =
+            Slo::default().verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99);
         ShardCountResults {
             shards,
             accounting: accounting(),
             load_started: at(START + 10),
             reconciliation,
-            queue_p99_ms,
+            queue_p99_ms: Some(200.0),
+            queue_p99,
+            queue_windows: queue_windows(),
             objects_per_shard,
             skew,
             skew_summary,
@@ -519,20 +557,54 @@ pub(crate) mod tests {
                 },
             }],
             rolling_updates: vec![at(START + 70)],
-            capacity: (shards > 1).then(|| Breach {
-                metric: Metric::ReconciliationLatency,
-                at: at(START + 90),
-                load: Load {
-                    websites: 1000.0 * f64::from(shards),
-                    operations_per_second: 20.0 * f64::from(shards),
-                },
-            }),
+            capacity: Capacity {
+                reconciliation: (shards > 1).then(|| Breach {
+                    metric: Metric::ReconciliationLatency,
+                    at: at(START + 90),
+                    load: Load {
+                        websites: 1000.0 * f64::from(shards),
+                        operations_per_second: 20.0 * f64::from(shards),
+                    },
+                    achieved_operations_per_second: 15.0 * f64::from(shards),
+                }),
+                queue: None,
+                queue_undetermined_windows: 0,
+            },
             cost: costs,
             usage,
             slots: Some(slots),
             machine_windows: machine_windows(),
             verdicts,
         }
+    }
+
+    /// A queue p99 in a bucket of a factor 1.22.
+    const QUEUE_P99: Quantile = Quantile {
+        value: 0.2,
+        lower: 0.18,
+        upper: 0.22,
+    };
+
+    /// A resolved queue window, then one in the `+Inf` bucket.
+    fn queue_windows() -> Vec<QuantileWindow> {
+        vec![
+            QuantileWindow {
+                start: at(START + 10),
+                end: at(START + 15),
+                quantile: QUEUE_P99,
+                observations: 40,
+            },
+            QuantileWindow {
+                start: at(START + 15),
+                end: at(START + 20),
+                quantile: Quantile {
+                    value: 1.0,
+                    lower: 1.0,
+                    upper: f64::INFINITY,
+                },
+                observations: 7,
+            },
+        ]
     }
 
     pub(crate) fn synthetic() -> RunResults {

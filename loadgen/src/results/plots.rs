@@ -21,8 +21,8 @@ use plotters::{
 
 use super::{ComponentClass, RunResults, ShardCountResults, seconds_since};
 use crate::{
-    measure::{as_f64, failover::FailoverKind, movement::Change},
-    units::mib,
+    measure::{as_f64, failover::FailoverKind, movement::Change, prometheus::Quantile},
+    units::{format_latency, mib},
 };
 
 /// The size of every plot, in pixels.
@@ -30,8 +30,8 @@ const SIZE: (u32, u32) = (1024, 576);
 /// The font family plotters asks for by default; the embedded font is registered under it.
 const FAMILY: &str = "sans-serif";
 
-/// Writes `latency-<N>shards`, `objects-<N>shards`, `latency-all` and `scaling`, each as PNG
-/// and SVG.
+/// Writes `latency-<N>shards`, `objects-<N>shards`, `queue-<N>shards`, `latency-all` and
+/// `scaling`, each as PNG and SVG.
 pub fn write_all(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
     register_embedded_font()?;
     let mut written = Vec::new();
@@ -46,6 +46,11 @@ pub fn write_all(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf
             dir,
             &format!("objects-{n}shards"),
             &ObjectsPlot::of(shard_count),
+        )?);
+        written.extend(render(
+            dir,
+            &format!("queue-{n}shards"),
+            &QueuePlot::of(results, shard_count),
         )?);
     }
     written.extend(render(dir, "latency-all", &LatencyOverlay::of(results))?);
@@ -603,13 +608,15 @@ impl Plot for ObjectsPlot {
 /// Capacity, CPU and memory against the shard count, in three panels.
 struct ScalingPlot {
     max_shards: u32,
-    /// Shard count and the Websites at the first SLO breach.
+    /// The SLO of `capacity` ([`RunResults::scaling_slo`]).
+    slo: Option<crate::measure::slo::Metric>,
+    /// Shard count and the Websites at the first sustained breach of `slo`.
     capacity: Vec<(u32, f64)>,
     /// Shard count and capacity(1) × shard count, at every shard count of the run.
     ideal: Vec<(u32, f64)>,
     /// Per component class: shard count and CPU seconds.
     cpu: Vec<(ComponentClass, Vec<(u32, f64)>)>,
-    /// Per component class: shard count and the sum of peak memory in MiB.
+    /// Per component class: shard count and its peak memory in MiB (the peak of the sum).
     memory: Vec<(ComponentClass, Vec<(u32, f64)>)>,
 }
 
@@ -644,12 +651,14 @@ impl ScalingPlot {
                 })
                 .collect()
         };
+        let slo = results.scaling_slo();
         let capacity: Vec<(u32, f64)> = counts
             .iter()
-            .filter_map(|count| Some((count.shards, count.capacity?.load.websites)))
+            .filter_map(|count| Some((count.shards, count.capacity.of(slo?)?.load.websites)))
             .collect();
         let shards: Vec<u32> = counts.iter().map(|count| count.shards).collect();
         Self {
+            slo,
             max_shards: shards.last().copied().unwrap_or(1),
             ideal: ideal_capacity(&capacity, &shards),
             capacity,
@@ -671,7 +680,13 @@ impl Plot for ScalingPlot {
         let x_labels = usize::try_from(self.max_shards).unwrap_or(usize::MAX) + 2;
 
         let mut capacity = ChartBuilder::on(&panels[0])
-            .caption("Capacity at the first SLO breach", (FAMILY, 18))
+            .caption(
+                format!(
+                    "Capacity on the {} SLO",
+                    self.slo.map_or("–", crate::measure::slo::Metric::name)
+                ),
+                (FAMILY, 18),
+            )
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -750,6 +765,122 @@ impl Plot for ScalingPlot {
                 .border_style(BLACK)
                 .draw()?;
         }
+        Ok(())
+    }
+}
+
+/// The queue latency's p99 per scrape interval over the load, on a log axis with the SLO line
+/// (docs/experiments.md#queue-latency): a point where the histogram's bucket resolves it, the
+/// bucket as a vertical bar where it does not.
+struct QueuePlot {
+    shards: u32,
+    range: std::ops::Range<f64>,
+    /// The objective, in seconds.
+    slo: f64,
+    /// Seconds since the load started, the p99 and its bucket's bounds (upper `+Inf` for the
+    /// last bucket), in seconds.
+    points: Vec<(f64, Quantile)>,
+}
+
+/// The lowest latency a log axis shows: below 1 ms the buckets do not resolve.
+const QUEUE_AXIS_FLOOR: f64 = 1e-4;
+
+impl QueuePlot {
+    fn of(results: &RunResults, shard_count: &ShardCountResults) -> Self {
+        let points: Vec<(f64, Quantile)> = shard_count
+            .queue_windows
+            .iter()
+            .map(|window| {
+                (
+                    seconds_since(shard_count.load_started, window.start),
+                    window.quantile,
+                )
+            })
+            .collect();
+        Self {
+            shards: shard_count.shards,
+            range: time_range(points.iter().map(|(t, _)| *t)),
+            slo: results.scenario.slo.queue_p99.as_secs_f64(),
+            points,
+        }
+    }
+
+    /// The y range: a factor of 2 around the p99s, their finite bounds and the SLO, not below
+    /// [`QUEUE_AXIS_FLOOR`].
+    fn y_range(&self) -> std::ops::Range<f64> {
+        let values = || {
+            self.points
+                .iter()
+                .flat_map(|(_, q)| [q.value, q.lower, q.upper])
+                .chain([self.slo])
+                .filter(|v| v.is_finite() && *v > 0.0)
+        };
+        let low = values().fold(f64::INFINITY, f64::min) / 2.0;
+        let high = values().fold(0.0, f64::max) * 2.0;
+        low.max(QUEUE_AXIS_FLOOR)..high.max(QUEUE_AXIS_FLOOR * 10.0)
+    }
+}
+
+impl Plot for QueuePlot {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let y = self.y_range();
+        let clamp = |v: f64| v.clamp(y.start, y.end);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("Queue latency p99, {} shards", self.shards),
+                (FAMILY, 22),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(self.range.clone(), y.clone().log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the load started")
+            .x_label_formatter(&|t| format!("{t:.0}"))
+            .y_desc("p99")
+            .y_label_formatter(&|v| format_latency(*v))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                [(self.range.start, self.slo), (self.range.end, self.slo)],
+                BLACK.stroke_width(2),
+            ))?
+            .label(format!("SLO: p99 ≤ {}", format_latency(self.slo)))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        chart
+            .draw_series(
+                self.points
+                    .iter()
+                    .filter(|(_, q)| q.is_resolved())
+                    .map(|(t, q)| Circle::new((*t, clamp(q.value)), 3, RED.filled())),
+            )?
+            .label("p99")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, RED.filled()));
+        chart
+            .draw_series(
+                self.points
+                    .iter()
+                    .filter(|(_, q)| !q.is_resolved())
+                    .map(|(t, q)| {
+                        PathElement::new(
+                            [(*t, clamp(q.lower)), (*t, clamp(q.upper))],
+                            BLUE.stroke_width(3),
+                        )
+                    }),
+            )?
+            .label("p99 somewhere in its bucket (wider than ±25 %)")
+            .legend(|(x, y)| PathElement::new([(x + 10, y - 6), (x + 10, y + 6)], BLUE));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
     }
 }
@@ -922,5 +1053,18 @@ mod tests {
         );
         assert!(has_text(&svg, "ideal: capacity(1) × N"));
         assert!(has_text(&svg, "capacity (Websites)"));
+    }
+
+    #[test]
+    fn queue_windows_are_placed_from_the_load_start_on_a_range_holding_the_slo() {
+        let results = synthetic();
+        let plot = QueuePlot::of(&results, &results.shard_counts[1]);
+        let times: Vec<f64> = plot.points.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [0.0, 5.0]);
+        assert!((plot.slo - 1.0).abs() < f64::EPSILON);
+        // 0.18 s is the lowest value, 1 s (the SLO and the +Inf bucket's bound) the highest.
+        let y = plot.y_range();
+        assert!((y.start - 0.09).abs() < 1e-9, "{y:?}");
+        assert!((y.end - 2.0).abs() < 1e-9, "{y:?}");
     }
 }

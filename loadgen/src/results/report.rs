@@ -12,9 +12,9 @@ use crate::{
         failover::{FailoverKind, KindStats, PhaseStats},
         movement::Change,
         skew::Worst,
-        slo::{self, Breach, Metric, capacity_scaling},
+        slo::{self, Breach, Metric, Verdict, capacity_scaling},
     },
-    units::{BYTES_PER_MIB, mib},
+    units::{BYTES_PER_MIB, format_latency, format_quantile, mib},
 };
 
 /// The report of a run as Markdown.
@@ -58,11 +58,6 @@ pub fn headline(results: &RunResults) -> String {
     } else {
         slo_headline(results)
     }
-}
-
-/// The breach the headline reports as a shard count's capacity.
-fn headline_capacity(count: &ShardCountResults) -> Option<Breach> {
-    count.capacity
 }
 
 /// The time from the kill until the shard's objects recovered, per failover of `kind`
@@ -113,7 +108,7 @@ fn slo_text(results: &RunResults, metric: Metric) -> String {
     };
     format!(
         "{} SLO (p99 ≤ {})",
-        metric_name(metric),
+        Metric::name(metric),
         seconds_text(threshold.as_secs_f64())
     )
 }
@@ -128,11 +123,26 @@ fn shard_list(results: &RunResults) -> String {
     shards.join("/")
 }
 
+/// The capacity per shard count on one SLO ([`RunResults::scaling_slo`]) and the scaling of
+/// the largest shard count; a shard count that never breached that SLO carried at least the
+/// ramp's peak (docs/experiments.md#the-headline).
 fn capacity_headline(results: &RunResults) -> String {
-    let breaches: Vec<Option<Breach>> =
-        results.shard_counts.iter().map(headline_capacity).collect();
-    // A shard count that never breached carried at least the ramp's peak.
-    let peak = crate::experiment::offered(&results.scenario, results.scenario.duration);
+    let Some(metric) = results.scaling_slo() else {
+        let peak = ramp_peak(results);
+        return format!(
+            "With {} shards no SLO broke up to the ramp's peak of {:.1} operations/s offered \
+             ({:.0} Websites).",
+            shard_list(results),
+            peak.operations_per_second,
+            peak.websites
+        );
+    };
+    let breaches: Vec<Option<Breach>> = results
+        .shard_counts
+        .iter()
+        .map(|count| count.capacity.of(metric))
+        .collect();
+    let peak = ramp_peak(results);
     let figures = |value: fn(&slo::Load) -> f64, decimals: usize| {
         let figures: Vec<String> = breaches
             .iter()
@@ -143,39 +153,18 @@ fn capacity_headline(results: &RunResults) -> String {
             .collect();
         figures.join("/")
     };
-    let load = format!(
-        "{} operations/s offered ({} Websites)",
+    let mut text = format!(
+        "With {} shards the {} held up to {} operations/s offered ({} Websites)",
+        shard_list(results),
+        slo_text(results, metric),
         figures(|load| load.operations_per_second, 1),
         figures(|load| load.websites, 0)
     );
-    let mut metrics: Vec<Metric> = breaches.iter().flatten().map(|b| b.metric).collect();
-    metrics.dedup();
-    let mut text = match metrics.as_slice() {
-        [] => format!(
-            "With {} shards no SLO broke up to the ramp's peak of {load}",
-            shard_list(results)
-        ),
-        [metric] => format!(
-            "With {} shards the {} held up to {load}",
-            shard_list(results),
-            slo_text(results, *metric)
-        ),
-        _ => {
-            let names: Vec<&str> = breaches
-                .iter()
-                .map(|breach| breach.map_or("no", |b| metric_name(b.metric)))
-                .collect();
-            format!(
-                "With {} shards an SLO first broke at {load}, on the {} SLO",
-                shard_list(results),
-                names.join("/")
-            )
-        }
-    };
     let capacities: Vec<(u32, f64)> = results
         .shard_counts
         .iter()
-        .filter_map(|count| Some((count.shards, headline_capacity(count)?.load.websites)))
+        .zip(&breaches)
+        .filter_map(|(count, breach)| Some((count.shards, breach.as_ref()?.load.websites)))
         .collect();
     match capacity_scaling(&capacities).last() {
         Some(&(shards, ratio)) if shards > 1 => {
@@ -183,14 +172,29 @@ fn capacity_headline(results: &RunResults) -> String {
                 text,
                 "; {shards} shards carry {ratio:.2}× the Websites of one (linear: {shards}×)"
             );
-            if metrics.len() > 1 {
-                text.push_str(", across different SLOs");
-            }
         }
         _ => text.push_str("; no scaling figure without a breach at 1 shard and another"),
     }
     text.push('.');
     text
+}
+
+/// The load the schedule offers in the last latency window of the ramp, and the Websites at its
+/// end.
+fn ramp_peak(results: &RunResults) -> slo::Load {
+    let scenario = &results.scenario;
+    let offered = crate::experiment::schedule::Offered::of(scenario);
+    let window = results
+        .shard_counts
+        .first()
+        .map_or(Duration::from_secs(10), |count| {
+            count.reconciliation.window()
+        });
+    slo::Load {
+        websites: offered.websites_at(scenario.duration),
+        operations_per_second: offered
+            .rate_between(scenario.duration.saturating_sub(window), scenario.duration),
+    }
 }
 
 fn failover_headline(results: &RunResults) -> String {
@@ -344,11 +348,8 @@ fn summary_table(out: &mut String, results: &RunResults) {
                 let latency = count.reconciliation.summary();
                 bounded_ms(latency.p99_ms, latency.p99_lower_bound, 0)
             },
-            or_dash(count.queue_p99_ms.map(|ms| format!("{ms:.0} ms"))),
-            or_dash(count.capacity.map(|breach| format!(
-                "{:.0} Websites, {:.1} ops/s",
-                breach.load.websites, breach.load.operations_per_second
-            ))),
+            or_dash(count.queue_p99.as_ref().map(format_quantile)),
+            or_dash(capacity_cell(count)),
             or_dash(count.steady_max_skew().map(|skew| format!("{skew:.3}"))),
             or_dash((movement.changes > 0).then(|| format!(
                 "{} of {} moved (changes: {})",
@@ -370,7 +371,8 @@ fn summary_table(out: &mut String, results: &RunResults) {
          Steady max skew: the worst max/mean with at least {SKEW_MIN_OBJECTS_PER_SHARD} objects \
          on every shard and no membership change within a lease duration. Unnecessary moves: \
          moves that did not end on the object's ring owner, over all membership changes. \
-         Capacity: the load offered at the first sustained SLO breach. Operator peak: the most \
+         Capacity: per SLO, the load the schedule offered in the window where that SLO's sustained \
+         breach began, with the rate the driver achieved in it. Operator peak: the most \
          memory the shards held together at a sample."
     );
     line!(out);
@@ -408,6 +410,25 @@ fn censored_line(out: &mut String, results: &RunResults) {
     line!(out);
 }
 
+/// Each SLO's capacity, naming the SLO; `None` without any breach.
+fn capacity_cell(count: &ShardCountResults) -> Option<String> {
+    let cells: Vec<String> = [Metric::ReconciliationLatency, Metric::QueueLatency]
+        .into_iter()
+        .filter_map(|metric| {
+            count.capacity.of(metric).map(|breach| {
+                format!(
+                    "{}: {:.0} Websites, {:.1} ops/s offered ({:.1} achieved)",
+                    Metric::name(metric),
+                    breach.load.websites,
+                    breach.load.operations_per_second,
+                    breach.achieved_operations_per_second
+                )
+            })
+        })
+        .collect();
+    (!cells.is_empty()).then(|| cells.join("; "))
+}
+
 fn shard_count_section(out: &mut String, results: &ShardCountResults, ramped: bool) {
     line!(out, "## {} shards", results.shards);
     line!(out);
@@ -443,8 +464,9 @@ fn latency_table(out: &mut String, results: &ShardCountResults) {
         bounded_ms(latency.p999_ms, latency.p999_lower_bound, 1),
         bounded_ms(latency.max_ms, latency.max_lower_bound, 1),
         results
-            .queue_p99_ms
-            .map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.1} ms"))
+            .queue_p99
+            .as_ref()
+            .map_or_else(|| "not scraped".to_owned(), format_quantile)
     );
     if results.reconciliation.clamped() > 0 {
         line!(
@@ -519,21 +541,43 @@ fn verdict_table(out: &mut String, results: &ShardCountResults) {
         line!(
             out,
             "| {} | {}{} | {} | {} |",
-            metric_name(verdict.metric),
+            Metric::name(verdict.metric),
             if bound { "≥ " } else { "" },
-            millis(verdict.observed),
-            millis(verdict.threshold),
+            observed(verdict),
+            format_latency(verdict.threshold.as_secs_f64()),
             match (verdict.met, bound) {
-                (false, _) => "❌",
-                (true, false) => "✅",
-                (true, true) => "❔ lower bound",
+                (Some(false), _) => "❌",
+                (Some(true), false) => "✅",
+                (Some(true), true) => "❔ lower bound",
+                (None, _) => "undetermined",
             }
         );
     }
     if results.verdicts.is_empty() {
         line!(out, "| (none) | | | |");
     }
+    if results.verdicts.iter().any(|v| v.range.is_some()) {
+        line!(
+            out,
+            "\nA range is the histogram bucket the p99 lies in, wider than ±25 %: it meets \
+             the objective only if all of it does, breaches it only if all of it is over, and \
+             is undetermined otherwise."
+        );
+    }
     line!(out);
+}
+
+/// A verdict's p99 to 3 significant digits (HdrHistogram's and the queue buckets' resolution),
+/// or the bucket it lies in when that is wider than ±25 %.
+fn observed(verdict: &Verdict) -> String {
+    match verdict.range {
+        None => format_latency(verdict.observed.as_secs_f64()),
+        Some((lower, upper)) => format_quantile(&crate::measure::prometheus::Quantile {
+            value: verdict.observed.as_secs_f64(),
+            lower: lower.as_secs_f64(),
+            upper: upper.map_or(f64::INFINITY, |upper| upper.as_secs_f64()),
+        }),
+    }
 }
 
 fn assignment_table(out: &mut String, results: &ShardCountResults) {
@@ -758,20 +802,44 @@ fn capacity_line(out: &mut String, results: &ShardCountResults, ramped: bool) {
         line!(out);
         return;
     }
-    match results.capacity {
-        Some(breach) => line!(
+    for metric in [Metric::ReconciliationLatency, Metric::QueueLatency] {
+        line!(
             out,
-            "First SLO breach at {:.0} Websites and {:.1} operations/s offered: the {} p99 \
-             stayed over its objective for {} s from the window at {}.",
-            breach.load.websites,
-            breach.load.operations_per_second,
-            metric_name(breach.metric),
-            slo::SUSTAINED.as_secs(),
-            breach.at
-        ),
-        None => line!(out, "No sustained SLO breach during the load."),
+            "- {}: {}",
+            Metric::name(metric),
+            capacity_text(results, metric)
+        );
     }
     line!(out);
+}
+
+/// The capacity under `metric`'s SLO, or why there is none.
+fn capacity_text(results: &ShardCountResults, metric: Metric) -> String {
+    let undetermined = results.capacity.queue_undetermined_windows;
+    match results.capacity.of(metric) {
+        Some(Breach {
+            load,
+            achieved_operations_per_second,
+            at,
+            ..
+        }) => format!(
+            "first sustained breach at {:.0} Websites and {:.1} operations/s offered \
+             ({achieved_operations_per_second:.1}/s achieved): the p99 stayed over its objective \
+             for {} s from the window at {at} ({:.0} s into the load).",
+            load.websites,
+            load.operations_per_second,
+            slo::SUSTAINED.as_secs(),
+            seconds_since(results.load_started, at)
+        ),
+        None if metric == Metric::QueueLatency && results.queue_windows.is_empty() => {
+            "not measured: the queue latency was not scraped.".to_owned()
+        }
+        None if metric == Metric::QueueLatency && undetermined > 0 => format!(
+            "undetermined: no window's p99 was surely over the objective, but in {undetermined} \
+             window(s) its histogram bucket holds the objective."
+        ),
+        None => "no sustained breach during the load.".to_owned(),
+    }
 }
 
 fn cost_table(out: &mut String, results: &ShardCountResults) {
@@ -910,20 +978,24 @@ fn machine_lines(out: &mut String, results: &ShardCountResults) {
         summary.loadgen_cores_max
     );
     line!(out);
-    if let Some(breach) = results.capacity {
-        match results.capacity_machine_load() {
+    for breach in [results.capacity.reconciliation, results.capacity.queue]
+        .into_iter()
+        .flatten()
+    {
+        let slo = Metric::name(breach.metric);
+        match results.breach_machine_load(&breach) {
             Some(load) if load.bound() => line!(
                 out,
-                "**The capacity is bound by the machine, not the controller**: the machine was \
-                 {:.0} % busy on average ({:.0} % at most) during the breach window from {}.",
+                "**The {slo} capacity is bound by the machine, not the controller**: the machine \
+                 was {:.0} % busy on average ({:.0} % at most) during the breach window from {}.",
                 load.mean_busy * 100.0,
                 load.max_busy * 100.0,
                 breach.at
             ),
             Some(load) => line!(
                 out,
-                "The machine was {:.0} % busy on average ({:.0} % at most) during the breach \
-                 window from {}: at most {:.0} %, so the capacity is the controller's.",
+                "The machine was {:.0} % busy on average ({:.0} % at most) during the {slo} \
+                 breach window from {}: at most {:.0} %, so that capacity is the controller's.",
                 load.mean_busy * 100.0,
                 load.max_busy * 100.0,
                 breach.at,
@@ -931,8 +1003,8 @@ fn machine_lines(out: &mut String, results: &ShardCountResults) {
             ),
             None => line!(
                 out,
-                "The machine's CPU during the breach window is not known: whether the capacity \
-                 is the machine's or the controller's cannot be told."
+                "The machine's CPU during the {slo} breach window is not known: whether that \
+                 capacity is the machine's or the controller's cannot be told."
             ),
         }
         line!(out);
@@ -950,40 +1022,50 @@ fn plot_links(out: &mut String, results: &ShardCountResults) {
         "![objects per shard, {n} shards](objects-{n}shards.png)"
     );
     line!(out);
+    line!(out, "![queue latency, {n} shards](queue-{n}shards.png)");
+    line!(out);
 }
 
 fn scaling_section(out: &mut String, results: &RunResults) {
     line!(out, "## Scaling");
     line!(out);
+    if results.scenario.measures_capacity() {
+        for metric in [Metric::ReconciliationLatency, Metric::QueueLatency] {
+            scaling_table(out, results, metric);
+        }
+    } else {
+        line!(out, "No capacity scaling: the scenario's load has no ramp.");
+        line!(out);
+    }
+    line!(out, "![capacity and cost against shards](scaling.png)");
+}
+
+/// The capacity scaling on `metric`'s SLO alone, so no ratio divides the capacities of two SLOs.
+fn scaling_table(out: &mut String, results: &RunResults, metric: Metric) {
     let capacities: Vec<(u32, f64)> = results
         .shard_counts
         .iter()
-        .filter_map(|count| Some((count.shards, count.capacity?.load.websites)))
+        .filter_map(|count| Some((count.shards, count.capacity.of(metric)?.load.websites)))
         .collect();
     let scaling = capacity_scaling(&capacities);
-    if !results.scenario.measures_capacity() {
-        line!(out, "No capacity scaling: the scenario's load has no ramp.");
-    } else if scaling.is_empty() {
+    let name = Metric::name(metric);
+    if scaling.is_empty() {
         line!(
             out,
-            "No capacity scaling: it needs an SLO breach with 1 shard to compare against."
+            "No capacity scaling on the {name} SLO: it needs a breach of it with 1 shard to \
+             compare against."
         );
     } else {
-        line!(out, "| shards | capacity (Websites) / capacity(1) |");
+        line!(
+            out,
+            "| shards | capacity on the {name} SLO (Websites) / capacity(1) |"
+        );
         line!(out, "|---:|---:|");
         for (shards, ratio) in scaling {
             line!(out, "| {shards} | {ratio:.2} |");
         }
     }
     line!(out);
-    line!(out, "![capacity and cost against shards](scaling.png)");
-}
-
-fn metric_name(metric: Metric) -> &'static str {
-    match metric {
-        Metric::ReconciliationLatency => "reconciliation latency",
-        Metric::QueueLatency => "queue latency",
-    }
 }
 
 fn change_name(change: &Change) -> String {
@@ -997,10 +1079,6 @@ fn change_name(change: &Change) -> String {
 fn bounded_ms(ms: f64, lower_bound: bool, decimals: usize) -> String {
     let bound = if lower_bound { "≥ " } else { "" };
     format!("{bound}{ms:.decimals$} ms")
-}
-
-fn millis(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
 
 /// A phase in seconds, or a dash when it did not happen before the run ended.
@@ -1030,14 +1108,25 @@ mod tests {
         for ((count, (websites, ops)), metric) in
             results.shard_counts.iter_mut().zip(loads).zip(metrics)
         {
-            count.capacity = Some(Breach {
+            let breach = Some(Breach {
                 metric,
                 at: at(START + 90),
                 load: Load {
                     websites,
                     operations_per_second: ops,
                 },
+                achieved_operations_per_second: ops,
             });
+            count.capacity = match metric {
+                Metric::ReconciliationLatency => slo::Capacity {
+                    reconciliation: breach,
+                    ..slo::Capacity::default()
+                },
+                Metric::QueueLatency => slo::Capacity {
+                    queue: breach,
+                    ..slo::Capacity::default()
+                },
+            };
         }
         results
     }
@@ -1059,7 +1148,9 @@ mod tests {
     }
 
     #[test]
-    fn a_capacity_headline_across_different_slos_says_so() {
+    fn the_capacity_headline_stays_on_one_slo_when_shard_counts_break_different_ones() {
+        // 3 shards broke only the queue SLO: the headline stays on the reconciliation SLO,
+        // which 1 and 2 shards broke, and divides nothing by the queue SLO's capacity.
         let results = capacity_run([
             Metric::ReconciliationLatency,
             Metric::ReconciliationLatency,
@@ -1067,25 +1158,22 @@ mod tests {
         ]);
         let text = headline(&results);
         assert!(
-            text.contains(
-                "an SLO first broke at 9.2/16.1/20.6 operations/s offered (367/709/941 \
-                 Websites), on the reconciliation latency/reconciliation latency/queue latency SLO"
+            text.starts_with(
+                "With 1/2/3 shards the reconciliation latency SLO (p99 ≤ 5.0 s) held up to \
+                 9.2/16.1/≥ "
             ),
             "{text}"
         );
-        assert!(
-            text.ends_with("(linear: 3×), across different SLOs."),
-            "{text}"
-        );
+        assert!(text.ends_with("; 2 shards carry 1.93× the Websites of one (linear: 2×)."));
     }
 
     #[test]
     fn a_shard_count_without_a_breach_carried_at_least_the_ramps_peak() {
         // The synthetic ramp rises from 1 to 3 creates/s over 2 minutes: 240 Websites at the
-        // end; 1 shard never breached.
+        // end, 2.9 creates/s offered in its last 10 s window; 1 shard never breached.
         let text = headline(&synthetic());
         assert!(
-            text.contains("held up to ≥ 3.0/60.0 operations/s offered (≥ 240/3000 Websites)"),
+            text.contains("held up to ≥ 2.9/60.0 operations/s offered (≥ 240/3000 Websites)"),
             "{text}"
         );
         assert!(text.ends_with("; no scaling figure without a breach at 1 shard and another."));
@@ -1199,14 +1287,16 @@ mod tests {
         assert!(report.contains("| shard-new joined | – | 10 | 1 | 1 | 0 | 0 | 0.20× |"));
         assert!(report.contains("Unnecessary moves: 0 (membership changes: 1, objects moved: 1,"));
         assert!(report.contains(
-            "First SLO breach at 3000 Websites and 60.0 operations/s offered: the reconciliation \
-             latency p99 stayed over its objective for 20 s"
+            "- reconciliation latency: first sustained breach at 3000 Websites and 60.0 \
+             operations/s offered (45.0/s achieved): the p99 stayed over its objective for 20 s"
         ));
         assert!(report.contains("| **all operator** | | | 10.00 | | 150.0 MiB |"));
         assert!(report.contains("| shard-2 | operator | 2 | 3.33 | 0.028 | 50.0 MiB |"));
         assert!(report.contains("Restarts (shards started in a slot after its first"));
         assert!(report.contains("0 in all; slot 0: 0, slot 1: 0, slot 2: 0."));
+        assert!(report.contains("- queue latency: no sustained breach during the load."));
         assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
+        assert!(report.contains("![queue latency, 3 shards](queue-3shards.png)"));
         assert!(report.contains("![capacity and cost against shards](scaling.png)"));
     }
 
@@ -1218,7 +1308,9 @@ mod tests {
         assert!(summary.contains("| 1 | "), "{summary}");
         // 3 shards breached at 3000 Websites; its one failover is involuntary.
         assert!(
-            summary.contains("| 3000 Websites, 60.0 ops/s | "),
+            summary.contains(
+                "| reconciliation latency: 3000 Websites, 60.0 ops/s offered (45.0 achieved) | "
+            ),
             "{summary}"
         );
         assert!(
@@ -1232,7 +1324,7 @@ mod tests {
         let mut results = synthetic();
         results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(2.0);
         for count in &mut results.shard_counts {
-            count.capacity = None;
+            count.capacity = slo::Capacity::default();
         }
         let report = report_markdown(&results);
         assert!(report.contains("Not measured: capacity needs a load that rises"));
@@ -1243,8 +1335,9 @@ mod tests {
     fn verdicts_show_observed_against_threshold() {
         let report = report_markdown(&synthetic());
         assert!(report.contains("| SLO | observed p99 | threshold | verdict |"));
-        assert!(report.contains("| queue latency | 2000.0 ms | 1000.0 ms | ❌ |"));
-        assert!(report.contains("| queue latency | 200.0 ms | 1000.0 ms | ✅ |"));
+        assert!(report.contains("| queue latency | 2 s | 1 s | ❌ |"));
+        assert!(report.contains("| queue latency | 200 ms | 1 s | ✅ |"));
+        assert!(report.contains(" ms | 200 ms | "), "{report}");
     }
 
     #[test]
@@ -1305,10 +1398,13 @@ mod tests {
     fn scaling_needs_a_breach_with_one_shard() {
         let mut results = synthetic();
         assert!(report_markdown(&results).contains("No capacity scaling"));
-        results.shard_counts[0].capacity = results.shard_counts[1].capacity.map(|mut breach| {
-            breach.load.websites = 1500.0;
-            breach
-        });
+        results.shard_counts[0].capacity.reconciliation = results.shard_counts[1]
+            .capacity
+            .reconciliation
+            .map(|mut breach| {
+                breach.load.websites = 1500.0;
+                breach
+            });
         assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
     }
 
@@ -1318,8 +1414,8 @@ mod tests {
         // The 3-shard fixture breached at 90 s, when the machine was 95 % busy.
         assert!(
             report.contains(
-                "**The capacity is bound by the machine, not the controller**: the machine was \
-                 95 % busy on average (95 % at most) during the breach window from \
+                "**The reconciliation latency capacity is bound by the machine, not the \
+                 controller**: the machine was 95 % busy on average (95 % at most) during the breach window from \
                  2023-11-14T22:14:50Z."
             ),
             "{report}"
@@ -1332,7 +1428,7 @@ mod tests {
         for window in &mut results.shard_counts[1].machine_windows {
             window.busy = Some(0.6);
         }
-        assert!(report_markdown(&results).contains("so the capacity is the controller's."));
+        assert!(report_markdown(&results).contains("so that capacity is the controller's."));
         for window in &mut results.shard_counts[1].machine_windows {
             window.busy = None;
         }
@@ -1353,5 +1449,48 @@ mod tests {
             ),
             "{report}"
         );
+    }
+
+    #[test]
+    fn scaling_never_divides_the_capacities_of_two_slos() {
+        // 1 shard breaks on the queue SLO at 1000 Websites, 3 shards on the reconciliation
+        // SLO at 3000: the old report divided them (3.00); neither SLO has a ratio.
+        let mut results = synthetic();
+        let breach = results.shard_counts[1].capacity.reconciliation.unwrap();
+        results.shard_counts[0].capacity.queue = Some(Breach {
+            metric: Metric::QueueLatency,
+            load: slo::Load {
+                websites: 1000.0,
+                ..breach.load
+            },
+            ..breach
+        });
+        let report = report_markdown(&results);
+        assert!(!report.contains("| 3 | 3.00 |"), "{report}");
+        assert!(report.contains(
+            "No capacity scaling on the reconciliation latency SLO: it needs a breach of it \
+             with 1 shard"
+        ));
+        assert!(report.contains(
+            "| shards | capacity on the queue latency SLO (Websites) / capacity(1) |\n\
+             |---:|---:|\n| 1 | 1.00 |\n\n"
+        ));
+    }
+
+    #[test]
+    fn a_queue_p99_in_a_wide_bucket_is_shown_as_the_bucket_and_undetermined() {
+        let mut results = synthetic();
+        let wide = crate::measure::prometheus::Quantile {
+            value: 5.5,
+            lower: 1.0,
+            upper: 10.0,
+        };
+        results.shard_counts[0].queue_p99 = Some(wide);
+        results.shard_counts[0].verdicts =
+            slo::Slo::default().verdicts(Duration::from_secs(1), Some(wide));
+        let report = report_markdown(&results);
+        assert!(report.contains("| queue latency | 1–10 s | 1 s | undetermined |"));
+        assert!(report.contains("| 1 | "));
+        assert!(report.contains(" | 1–10 s |"), "{report}");
     }
 }

@@ -186,12 +186,32 @@ csv_row! {
         capacity_machine_busy_percent: Option<f64>,
         /// Whether that share was over 90 %: the capacity is the machine's.
         capacity_machine_bound: Option<bool>,
+        /// The bucket of `queue_p99_ms`: it is a point only if upper / lower ≤ 1.25.
+        queue_p99_lower_ms: Option<f64>,
+        queue_p99_upper_ms: Option<f64>,
+        /// The driver's completed operations per second in the window of `capacity_at`.
+        capacity_achieved_ops_per_second: Option<f64>,
+        capacity_websites_reconciliation: Option<f64> => optional("capacity (reconciliation SLO)", Plain),
+        capacity_ops_per_second_reconciliation: Option<f64>,
+        capacity_achieved_ops_per_second_reconciliation: Option<f64>,
+        capacity_at_reconciliation: Option<Timestamp>,
+        capacity_websites_queue: Option<f64> => optional("capacity (queue SLO)", Plain),
+        capacity_ops_per_second_queue: Option<f64>,
+        capacity_achieved_ops_per_second_queue: Option<f64>,
+        capacity_at_queue: Option<Timestamp>,
+        /// Queue windows whose p99 bucket holds the objective: with any and no queue breach,
+        /// the queue SLO's capacity is undetermined.
+        capacity_queue_undetermined_windows: usize,
     }
 }
 
 impl SummaryRow {
     /// The summary of one shard count.
     #[must_use]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one line per column of a flat CSV row"
+    )]
     pub fn of(results: &ShardCountResults) -> Self {
         let latency = results.reconciliation.summary();
         let (writes, deletes) = (&results.accounting.writes, &results.accounting.deletes);
@@ -210,6 +230,9 @@ impl SummaryRow {
         let machine = results.machine_summary();
         let busy = machine.and_then(|m| m.busy);
         let capacity_machine = results.capacity_machine_load();
+        let capacity = results.capacity.earliest();
+        let reconciliation = results.capacity.reconciliation;
+        let queue = results.capacity.queue;
         Self {
             shards: results.shards,
             count: latency.count,
@@ -221,12 +244,10 @@ impl SummaryRow {
             steady_max_skew: results.steady_max_skew(),
             skew_steady_samples: results.skew_summary.steady.samples,
             transient_max_skew: results.skew_summary.transient.max_over_mean,
-            capacity_websites: results.capacity.map(|breach| breach.load.websites),
-            capacity_ops_per_second: results
-                .capacity
-                .map(|breach| breach.load.operations_per_second),
-            capacity_slo: results.capacity.map(|breach| breach.metric.as_str()),
-            capacity_at: results.capacity.map(|breach| breach.at),
+            capacity_websites: capacity.map(|breach| breach.load.websites),
+            capacity_ops_per_second: capacity.map(|breach| breach.load.operations_per_second),
+            capacity_slo: capacity.map(|breach| breach.metric.as_str()),
+            capacity_at: capacity.map(|breach| breach.at),
             failover_voluntary_n: voluntary.n,
             failover_voluntary_lease_dead_finished: voluntary.lease_dead.0,
             failover_voluntary_lease_dead_median_s: voluntary.lease_dead.1,
@@ -283,6 +304,24 @@ impl SummaryRow {
             loadgen_cores_max: machine.map(|m| m.loadgen_cores_max),
             capacity_machine_busy_percent: capacity_machine.map(|load| load.mean_busy * 100.0),
             capacity_machine_bound: capacity_machine.map(|load| load.bound()),
+            queue_p99_lower_ms: results.queue_p99.map(|p99| p99.lower * 1000.0),
+            queue_p99_upper_ms: results
+                .queue_p99
+                .and_then(|p99| p99.upper.is_finite().then_some(p99.upper * 1000.0)),
+            capacity_achieved_ops_per_second: capacity
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_websites_reconciliation: reconciliation.map(|breach| breach.load.websites),
+            capacity_ops_per_second_reconciliation: reconciliation
+                .map(|breach| breach.load.operations_per_second),
+            capacity_achieved_ops_per_second_reconciliation: reconciliation
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_at_reconciliation: reconciliation.map(|breach| breach.at),
+            capacity_websites_queue: queue.map(|breach| breach.load.websites),
+            capacity_ops_per_second_queue: queue.map(|breach| breach.load.operations_per_second),
+            capacity_achieved_ops_per_second_queue: queue
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_at_queue: queue.map(|breach| breach.at),
+            capacity_queue_undetermined_windows: results.capacity.queue_undetermined_windows,
         }
     }
 }

@@ -1,8 +1,7 @@
 //! Writes the results of a run into its directory: `run.json`, `summary.csv`, per shard count
-//! `latency-<N>shards.csv`, `objects-<N>shards.csv`, `machine-<N>shards.csv` and
-//! `latency-<N>shards.hgrm`, the plots and
-//! `report.md`. Timestamps are RFC 3339 throughout, so the files of different runs and tools
-//! line up by time.
+//! `latency-<N>shards.csv`, `queue-<N>shards.csv`, `objects-<N>shards.csv`,
+//! `machine-<N>shards.csv` and `latency-<N>shards.hgrm`, the plots and `report.md`. Timestamps
+//! are RFC 3339 throughout, so the files of different runs and tools line up by time.
 
 use std::{
     collections::BTreeMap,
@@ -27,10 +26,12 @@ use crate::{
         failover::{FailoverEvents, FailoverKind, KindStats},
         latency::LatencySummary,
         movement,
+        prometheus::Quantile,
         skew::{Skew, SkewSummary},
-        slo::{Breach, Verdict},
+        slo::{Capacity, Verdict},
     },
     scenario::Scenario,
+    units::format_quantile,
 };
 
 /// Writes every file of `results` into `dir` (created if missing) and returns their paths.
@@ -98,6 +99,24 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
         let machine = dir.join(format!("machine-{n}shards.csv"));
         write_csv(&machine, MachineRow::of(shard_count))?;
         written.push(machine);
+        let queue = dir.join(format!("queue-{n}shards.csv"));
+        write_csv(
+            &queue,
+            shard_count.queue_windows.iter().map(|window| QueueRow {
+                start: window.start,
+                seconds: seconds_since(shard_count.load_started, window.start),
+                p99: format_quantile(&window.quantile),
+                p99_ms: window.quantile.value * 1000.0,
+                p99_lower_ms: window.quantile.lower * 1000.0,
+                p99_upper_ms: window
+                    .quantile
+                    .upper
+                    .is_finite()
+                    .then_some(window.quantile.upper * 1000.0),
+                count: window.observations,
+            }),
+        )?;
+        written.push(queue);
 
         let hgrm = dir.join(format!("latency-{n}shards.hgrm"));
         write_file(&hgrm, |out| {
@@ -190,6 +209,8 @@ struct ShardCountJson<'a> {
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
     queue_p99_ms: Option<f64>,
+    /// The queue p99 in seconds with the bounds of its histogram bucket.
+    queue_p99: Option<Quantile>,
     steady_max_skew: Option<f64>,
     /// The skew samples split into steady state and membership changes.
     skew: &'a SkewSummary,
@@ -200,7 +221,7 @@ struct ShardCountJson<'a> {
     rolling_updates: &'a [Timestamp],
     /// Per kind, phase by phase.
     failover_stats: [KindStats; 2],
-    capacity: Option<Breach>,
+    capacity: Capacity,
     cost: &'a BTreeMap<String, Cost>,
     class_costs: BTreeMap<ComponentClass, ClassCost>,
     total_peak_rss_bytes: u64,
@@ -221,6 +242,7 @@ impl<'a> ShardCountJson<'a> {
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
+            queue_p99: results.queue_p99,
             steady_max_skew: results.steady_max_skew(),
             skew: &results.skew_summary,
             last_skew: results.skew.last().map(|(_, skew)| skew),
@@ -275,15 +297,22 @@ struct VerdictJson {
     metric: &'static str,
     threshold_ms: f64,
     observed_ms: f64,
-    met: bool,
+    /// The bucket `observed_ms` lies in when it is too wide for a point; upper `null`: `+Inf`.
+    observed_range_ms: Option<(f64, Option<f64>)>,
+    /// `null`: undetermined, the bucket holds the threshold.
+    met: Option<bool>,
 }
 
 impl VerdictJson {
     fn of(verdict: &Verdict) -> Self {
+        let ms = |duration: std::time::Duration| duration.as_secs_f64() * 1000.0;
         Self {
             metric: verdict.metric.as_str(),
-            threshold_ms: verdict.threshold.as_secs_f64() * 1000.0,
-            observed_ms: verdict.observed.as_secs_f64() * 1000.0,
+            threshold_ms: ms(verdict.threshold),
+            observed_ms: ms(verdict.observed),
+            observed_range_ms: verdict
+                .range
+                .map(|(lower, upper)| (ms(lower), upper.map(ms))),
             met: verdict.met,
         }
     }
@@ -308,6 +337,25 @@ csv_row! {
         max_lower_bound: bool,
         /// `start` in seconds since this shard count's load started, the x axis of the plots.
         load_seconds: f64,
+    }
+}
+
+csv_row! {
+    /// A row of `queue-<N>shards.csv`: the queue latency's p99 between two scrapes
+    /// (docs/experiments.md#queue-latency).
+    struct QueueRow {
+        start: Timestamp,
+        /// `start` in seconds since the load started.
+        seconds: f64,
+        /// The p99 as the report shows it: a point, or its bucket when wider than ±25 %.
+        p99: String,
+        /// PromQL's interpolated p99, a point only if `p99_upper_ms / p99_lower_ms` ≤ 1.25.
+        p99_ms: f64,
+        p99_lower_ms: f64,
+        /// Empty for the `+Inf` bucket.
+        p99_upper_ms: Option<f64>,
+        /// The observations in the window.
+        count: u64,
     }
 }
 
@@ -398,6 +446,9 @@ mod tests {
         for n in [1, 3] {
             for name in [
                 "latency-{n}shards.csv",
+                "queue-{n}shards.csv",
+                "queue-{n}shards.png",
+                "queue-{n}shards.svg",
                 "objects-{n}shards.csv",
                 "machine-{n}shards.csv",
                 "latency-{n}shards.hgrm",
@@ -437,6 +488,11 @@ mod tests {
         assert_eq!(&rows[1][column("capacity_websites")], "3000.0");
         assert_eq!(&rows[1][column("capacity_ops_per_second")], "60.0");
         assert_eq!(&rows[1][column("capacity_slo")], "reconciliation_latency");
+        assert_eq!(
+            &rows[1][column("capacity_achieved_ops_per_second_reconciliation")],
+            "45.0"
+        );
+        assert_eq!(&rows[1][column("capacity_websites_queue")], "");
         // The fixture's one failover is involuntary: no voluntary figures.
         assert_eq!(
             &rows[1][column("failover_voluntary_lease_dead_median_s")],
@@ -463,6 +519,16 @@ mod tests {
         // The load of the fixture's shard counts started 10 s into the run.
         assert_eq!(&rows[1][headers.len() - 1], "0.0");
         assert_eq!(headers.last().map(String::as_str), Some("load_seconds"));
+
+        let (headers, rows) = read_csv(&dir.path().join("queue-3shards.csv"));
+        assert_eq!(headers, QueueRow::HEADER);
+        assert_eq!(
+            rows.iter()
+                .map(|row| [&row[1], &row[2], &row[6]].map(str::to_owned))
+                .collect::<Vec<_>>(),
+            [["0.0", "200 ms", "40"], ["5.0", "> 1 s", "7"]]
+        );
+        assert_eq!(&rows[1][5], "");
 
         let (headers, rows) = read_csv(&dir.path().join("objects-3shards.csv"));
         assert_eq!(headers, ObjectsRow::HEADER);
@@ -504,6 +570,12 @@ mod tests {
         assert_eq!(counts[1]["machine"]["windows"], 24);
         assert_eq!(counts[0]["load_started"], "2023-11-14T22:13:30Z");
         assert_eq!(counts[0]["rolling_updates"][0], "2023-11-14T22:14:30Z");
+        assert_eq!(counts[1]["queue_p99"]["upper"], 0.22);
+        assert_eq!(
+            counts[1]["capacity"]["reconciliation"]["achieved_operations_per_second"],
+            45.0
+        );
+        assert!(counts[1]["capacity"]["queue"].is_null());
     }
 
     #[test]
