@@ -240,7 +240,7 @@ async fn shard_count(
     };
     progress.done(
         &results.reconciliation.summary(),
-        results.queue_p99_ms,
+        results.queue_p99.as_ref(),
         &errors,
         &disruption_errors,
         &finished.accounting,
@@ -305,7 +305,16 @@ fn measure(
     );
     let verdicts = scenario
         .slo
-        .verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99);
+        .verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99)
+        .into_iter()
+        .map(|verdict| {
+            if verdict.metric == Metric::ReconciliationLatency && summary.p99_lower_bound {
+                verdict.at_least()
+            } else {
+                verdict
+            }
+        })
+        .collect();
     if let Some(error) = &samples.usage_error {
         progress::NOTES.note(&format!("no cost measured with {shards} shard(s): {error}"));
     }

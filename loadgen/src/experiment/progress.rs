@@ -17,8 +17,9 @@ use super::{
     tracker::Tracker,
 };
 use crate::{
-    measure::{accounting::Accounting, latency::LatencySummary},
+    measure::{accounting::Accounting, latency::LatencySummary, prometheus::Quantile},
     scenario::Scenario,
+    units::format_quantile,
 };
 
 /// How often the status line is printed without a terminal.
@@ -120,13 +121,12 @@ impl Progress {
     pub fn done(
         &self,
         summary: &LatencySummary,
-        queue_p99_ms: Option<f64>,
+        queue_p99: Option<&Quantile>,
         errors: &BTreeMap<String, u64>,
         disruption_errors: &[String],
         accounting: &Accounting,
     ) {
-        let queue =
-            queue_p99_ms.map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.0} ms"));
+        let queue = queue_p99.map_or_else(|| "not scraped".to_owned(), format_quantile);
         let bound = |lower_bound| if lower_bound { "≥ " } else { "" };
         let writes = &accounting.writes;
         let classes: Vec<String> = writes

@@ -92,6 +92,9 @@ pub struct Verdict {
     /// `Some(true)` if the p99 is within the threshold, `Some(false)` if it is over it,
     /// `None` if its range holds the threshold, so the measurement cannot tell.
     pub met: Option<bool>,
+    /// The observed p99 is a lower bound: censored latencies reach it
+    /// (docs/experiments.md#reconciliation-latency).
+    pub lower_bound: bool,
 }
 
 impl Verdict {
@@ -104,6 +107,18 @@ impl Verdict {
             observed,
             range: None,
             met: Some(observed <= threshold),
+            lower_bound: false,
+        }
+    }
+
+    /// This verdict on an observed p99 that is only a lower bound: over the threshold it is
+    /// breached for sure, within it the true p99 may still be over, so the verdict is open.
+    #[must_use]
+    pub fn at_least(self) -> Self {
+        Self {
+            met: self.met.filter(|met| !met),
+            lower_bound: true,
+            ..self
         }
     }
 
@@ -130,6 +145,7 @@ impl Verdict {
             observed: point,
             range: Some((lower, upper)),
             met,
+            lower_bound: false,
         }
     }
 }
@@ -404,6 +420,15 @@ mod tests {
     }
 
     #[test]
+    fn a_lower_bound_within_the_threshold_decides_nothing_and_over_it_is_a_breach() {
+        let within = Verdict::new(Metric::ReconciliationLatency, THRESHOLD, THRESHOLD / 2);
+        assert_eq!(within.at_least().met, None);
+        assert!(within.at_least().lower_bound);
+        let over = Verdict::new(Metric::ReconciliationLatency, THRESHOLD, THRESHOLD * 2);
+        assert_eq!(over.at_least().met, Some(false));
+    }
+
+    #[test]
     fn verdicts_cover_the_queue_only_when_it_was_observed() {
         let slo = Slo::default();
         let verdicts = slo.verdicts(Duration::from_secs(6), Some(Quantile::exact(0.2)));
@@ -416,6 +441,7 @@ mod tests {
                     observed: Duration::from_secs(6),
                     range: None,
                     met: Some(false),
+                    lower_bound: false,
                 },
                 Verdict {
                     metric: Metric::QueueLatency,
@@ -423,6 +449,7 @@ mod tests {
                     observed: Duration::from_millis(200),
                     range: None,
                     met: Some(true),
+                    lower_bound: false,
                 },
             ]
         );

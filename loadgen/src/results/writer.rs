@@ -378,7 +378,7 @@ csv_row! {
     /// between two sampler ticks.
     struct MachineRow {
         start: Timestamp,
-        /// `start` in seconds since the load started (the first tick is taken then).
+        /// `start` in seconds since this shard count's load started, the x axis of the plots.
         seconds: f64,
         length_s: f64,
         /// The busy share of all cores, in %; empty where the target cannot measure it.
@@ -393,9 +393,6 @@ csv_row! {
 impl MachineRow {
     fn of(results: &ShardCountResults) -> Vec<Self> {
         let windows = &results.machine_windows;
-        let Some(first) = windows.first() else {
-            return Vec::new();
-        };
         let classes = cost::group_cores(&results.usage, |c| Some(ComponentClass::of(c)), windows);
         windows
             .iter()
@@ -404,7 +401,7 @@ impl MachineRow {
                 let class = |class| classes.get(&class).copied().unwrap_or(0.0);
                 Self {
                     start: window.start,
-                    seconds: seconds_since(first.start, window.start),
+                    seconds: seconds_since(results.load_started, window.start),
                     length_s: window.length.as_secs_f64(),
                     machine_busy_percent: window.busy.map(|busy| busy * 100.0),
                     loadgen_cores: window.loadgen_cores,
@@ -538,7 +535,8 @@ mod tests {
         let (headers, rows) = read_csv(&dir.path().join("machine-3shards.csv"));
         assert_eq!(headers, MachineRow::HEADER);
         assert_eq!(rows.len(), 24);
-        assert_eq!(&rows[1][1], "5.0");
+        // From the load's start, 10 s after the fixture's first window.
+        assert_eq!(&rows[1][1], "-5.0");
         assert_eq!(&rows[18][3], "95.0");
         // The fixture's 3 shards used 10 CPU seconds evenly over 120 s.
         let operator: f64 = rows[0][6].parse().unwrap();
