@@ -9,7 +9,7 @@ use loadgen::{
 
 /// The header `summary.csv` had when these tests were written, with a column compare does not
 /// know in the middle.
-const HEADER: &str = "shards,count,p50_ms,p90_ms,p99_ms,max_ms,queue_p99_ms,max_skew,\
+const HEADER: &str = "shards,count,p50_ms,p90_ms,p99_ms,max_ms,queue_p99_ms,steady_max_skew,\
                       capacity_websites,capacity_at,unknown_future_column,\
                       sharder_cpu_seconds,sharder_peak_rss_bytes,operator_cpu_seconds,\
                       operator_peak_rss_bytes,control_plane_cpu_seconds,\
@@ -71,7 +71,7 @@ fn a_sweep_is_compared_with_its_smallest_shard_count() {
         "{table}"
     );
     assert!(table.contains(
-        "| run | shards | baseline | reconcile p50 | reconcile p99 | queue p99 | max skew | \
+        "| run | shards | baseline | reconcile p50 | reconcile p99 | queue p99 | steady max skew | \
          capacity | sharder CPU | sharder peak | operator CPU | operator peak | \
          control plane CPU | control plane peak |\n"
     ));
@@ -95,7 +95,9 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
     let after = write_run(
         root.path(),
         "after",
-        &format!("{HEADER},failover_involuntary_lease_dead_s,failover_involuntary_assigned_s"),
+        &format!(
+            "{HEADER},failover_involuntary_lease_dead_median_s,failover_involuntary_assigned_median_s"
+        ),
         &[
             "2,600,200,450,250,700,50,1.2,8000,,y,2.5,31457280,33.0,209715200,110.0,524288000,15.0,16.5",
             "4,600,100,450,150,700,50,1.2,9000,,y,2.5,31457280,33.0,209715200,110.0,524288000,14.0,",
@@ -113,8 +115,8 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
         .iter()
         .map(|metric| metric["column"].as_str().expect("column"))
         .collect();
-    assert!(metrics.contains(&"failover_involuntary_lease_dead_s"));
-    assert!(!metrics.contains(&"failover_involuntary_reconciled_s"));
+    assert!(metrics.contains(&"failover_involuntary_lease_dead_median_s"));
+    assert!(!metrics.contains(&"failover_involuntary_reconciled_median_s"));
 
     let rows = json["rows"].as_array().expect("rows");
     let shards: Vec<(&str, u64)> = rows
@@ -145,15 +147,15 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
     assert_eq!(after_2["figures"]["capacity_websites"]["ratio"], 2.0);
     // The baseline run measured no failover: the value without a ratio.
     assert_eq!(
-        after_2["figures"]["failover_involuntary_lease_dead_s"]["value"],
+        after_2["figures"]["failover_involuntary_lease_dead_median_s"]["value"],
         15.0
     );
-    assert!(after_2["figures"]["failover_involuntary_lease_dead_s"]["ratio"].is_null());
+    assert!(after_2["figures"]["failover_involuntary_lease_dead_median_s"]["ratio"].is_null());
     // The baseline run measured no 4 shards.
     let after_4 = &rows[4];
     assert!(after_4["baseline"].is_null());
     assert!(after_4["figures"]["p50_ms"]["ratio"].is_null());
-    assert!(after_4["figures"]["failover_involuntary_assigned_s"]["value"].is_null());
+    assert!(after_4["figures"]["failover_involuntary_assigned_median_s"]["value"].is_null());
     assert_eq!(rows[1]["is_baseline"], true);
     assert_eq!(rows[1]["figures"]["p50_ms"]["ratio"], 1.0);
 
@@ -163,7 +165,8 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
         "{table}"
     );
     assert!(
-        table.contains(" involuntary to Lease dead | involuntary to all assigned |"),
+        table
+            .contains(" involuntary to Lease dead, median | involuntary to all assigned, median |"),
         "{table}"
     );
 }

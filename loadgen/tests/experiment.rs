@@ -34,6 +34,83 @@ fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
+/// Every window of `machine-2shards.csv` has the machine's busy share, and loadgen used CPU.
+fn machine_windows_are_sampled(dir: &Path) {
+    let machine_text = read(dir, "machine-2shards.csv");
+    let mut machine = csv::Reader::from_reader(machine_text.as_bytes());
+    let headers = machine.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (busy, loadgen) = (at("machine_busy_percent"), at("loadgen_cores"));
+    let windows: Vec<csv::StringRecord> = machine.records().map(Result::unwrap).collect();
+    // 40 s of load and settle, a window every 5 s.
+    assert!(windows.len() >= 6, "{} machine windows", windows.len());
+    for window in &windows {
+        let percent: f64 = window[busy].parse().unwrap();
+        assert!((0.0..=100.0).contains(&percent), "machine busy {percent} %");
+    }
+    assert!(
+        windows
+            .iter()
+            .any(|w| w[loadgen].parse::<f64>().unwrap() > 0.0)
+    );
+}
+
+/// The SIGTERM is a graceful leave: the ring requires its objects to move, and nothing else.
+fn assert_the_graceful_leave_moved_only_what_the_ring_required(shard_count: &serde_json::Value) {
+    let movements = shard_count["movements"].as_array().unwrap();
+    let graceful: Vec<&serde_json::Value> = movements
+        .iter()
+        .filter(|m| m["change"]["kind"] == "leave" && m["killed"] == "voluntary")
+        .collect();
+    assert_eq!(graceful.len(), 1, "one graceful leave in {movements:#?}");
+    assert_eq!(graceful[0]["movement"]["unnecessary"], 0, "{graceful:#?}");
+}
+
+/// `summary.csv` of the one shard count: its counts, latencies, failover, cost and machine.
+fn assert_the_summary_row(dir: &Path) {
+    let summary_text = read(dir, "summary.csv");
+    let mut summary = csv::Reader::from_reader(summary_text.as_bytes());
+    let headers = summary.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = summary.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    let column = |name: &str| {
+        let i = headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        rows[0][i].to_owned()
+    };
+    assert_eq!(column("shards"), "2");
+    // About 60 creates and a mutation of each Website every 10 s: far more than 50
+    // reconciliations, each measured.
+    let count: u64 = column("count").parse().unwrap();
+    assert!(count > 50, "only {count} reconciliations measured");
+    let p99: f64 = column("p99_ms").parse().unwrap();
+    assert!(p99 > 0.0);
+    assert!(
+        !column("queue_p99_ms").is_empty(),
+        "the queue latency was scraped"
+    );
+    assert_eq!(column("failover_voluntary_n"), "1", "the kill was measured");
+    // The operator's buckets resolve a p99 above 1 ms to ±25 %.
+    let lower: f64 = column("queue_p99_lower_ms").parse().unwrap();
+    let upper: f64 = column("queue_p99_upper_ms").parse().unwrap();
+    assert!(
+        upper <= 1.0 || upper / lower <= 1.25 + 1e-9,
+        "queue p99 in {lower}–{upper} ms"
+    );
+    assert!(
+        !column("failover_voluntary_assigned_median_s").is_empty(),
+        "the kill's objects were assigned again"
+    );
+    let operator_cpu: f64 = column("operator_cpu_seconds").parse().unwrap();
+    assert!(operator_cpu > 0.0);
+    // The one kill's replacement took the killed shard's slot.
+    assert_eq!(column("operator_restarts"), "1");
+    let busy: f64 = column("machine_busy_mean_percent").parse().unwrap();
+    assert!((0.0..=100.0).contains(&busy), "machine busy {busy} %");
+}
+
 #[test]
 fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let binaries = stack::Binaries::build_for_tests().expect("the sharder and operator build");
@@ -61,9 +138,13 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         "latency-2shards.csv",
         "latency-2shards.hgrm",
         "objects-2shards.csv",
+        "machine-2shards.csv",
+        "queue-2shards.csv",
+        "queue-2shards.png",
         "latency-2shards.png",
         "latency-2shards.svg",
         "objects-2shards.png",
+        "latency-all.png",
         "scaling.svg",
         "report.md",
     ] {
@@ -76,53 +157,99 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let run: serde_json::Value = serde_json::from_str(&read(&dir, "run.json")).unwrap();
     assert_eq!(run["scenario"]["name"], "e2e");
     assert_eq!(run["versions"]["kubernetes"], "v1.36.3");
+    let shard_count = &run["shard_counts"][0];
+    assert_every_write_is_accounted_for(shard_count);
+    assert_the_percentiles_are_ordered_and_the_hgrm_counts_them(&dir, shard_count);
+    assert!(shard_count["load_started"].is_string());
+    assert_the_graceful_leave_moved_only_what_the_ring_required(shard_count);
 
-    let summary_text = read(&dir, "summary.csv");
-    let mut summary = csv::Reader::from_reader(summary_text.as_bytes());
-    let headers = summary.headers().unwrap().clone();
-    let rows: Vec<csv::StringRecord> = summary.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 1);
-    let column = |name: &str| {
-        let i = headers
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("{name}"));
-        rows[0][i].to_owned()
-    };
-    assert_eq!(column("shards"), "2");
-    // About 60 creates and a mutation of each Website every 10 s: far more than 50
-    // reconciliations, each measured.
-    let count: u64 = column("count").parse().unwrap();
-    assert!(count > 50, "only {count} reconciliations measured");
-    let p99: f64 = column("p99_ms").parse().unwrap();
-    assert!(p99 > 0.0);
-    assert!(
-        !column("queue_p99_ms").is_empty(),
-        "the queue latency was scraped"
-    );
-    assert!(
-        !column("failover_voluntary_assigned_s").is_empty(),
-        "the kill was measured"
-    );
-    let operator_cpu: f64 = column("operator_cpu_seconds").parse().unwrap();
-    assert!(operator_cpu > 0.0);
+    assert_the_summary_row(&dir);
+
+    machine_windows_are_sampled(&dir);
 
     let report = read(&dir, "report.md");
     for part in [
         "# Scenario `e2e`",
+        "**Failovers, from the kill until the shard's objects recovered",
         "## Summary",
         "## 2 shards",
+        "### Writes",
         "| shard-",
         "voluntary",
         "joined",
         "left",
         "![latency, 2 shards](latency-2shards.png)",
+        "Restarts (shards started in a slot after its first",
+        "Machine CPU (all cores",
     ] {
         assert!(
             report.contains(part),
             "{part} missing in report.md:\n{report}"
         );
     }
+}
+
+/// The classes of writes and of deletes add up to the schedule, and the latencies recorded
+/// are the reconciled and the censored writes.
+fn assert_every_write_is_accounted_for(shard_count: &serde_json::Value) {
+    let count = |value: &serde_json::Value| value.as_u64().unwrap_or_else(|| panic!("{value}"));
+    let failed = |failed: &serde_json::Value| -> u64 {
+        failed.as_object().unwrap().values().map(count).sum()
+    };
+    let writes = &shard_count["accounting"]["writes"];
+    let classes = [
+        "reconciled",
+        "pending",
+        "abandoned",
+        "not_issued",
+        "skipped",
+    ]
+    .iter()
+    .map(|class| count(&writes[class]))
+    .sum::<u64>()
+        + failed(&writes["failed"]);
+    assert!(count(&writes["scheduled"]) > 50, "{writes}");
+    assert_eq!(count(&writes["scheduled"]), classes, "{writes}");
+    let deletes = &shard_count["accounting"]["deletes"];
+    let classes = ["deleted", "skipped", "not_issued"]
+        .iter()
+        .map(|class| count(&deletes[class]))
+        .sum::<u64>()
+        + failed(&deletes["failed"]);
+    assert_eq!(count(&deletes["scheduled"]), classes, "{deletes}");
+    let latency = &shard_count["reconciliation"];
+    let censored = count(&writes["pending"]) + count(&writes["abandoned"]);
+    assert_eq!(count(&latency["censored"]), censored, "{latency}");
+    assert_eq!(
+        count(&latency["count"]),
+        count(&writes["reconciled"]) + censored,
+        "{latency}"
+    );
+}
+
+/// p50 ≤ p90 ≤ p99 ≤ max, and the `.hgrm` file holds every latency counted.
+fn assert_the_percentiles_are_ordered_and_the_hgrm_counts_them(
+    dir: &Path,
+    shard_count: &serde_json::Value,
+) {
+    let latency = &shard_count["reconciliation"];
+    let percentiles: Vec<f64> = ["p50_ms", "p90_ms", "p99_ms", "max_ms"]
+        .iter()
+        .map(|p| latency[p].as_f64().unwrap())
+        .collect();
+    assert!(
+        percentiles.windows(2).all(|pair| pair[0] <= pair[1]),
+        "percentiles out of order: {latency}"
+    );
+    let hgrm = read(dir, "latency-2shards.hgrm");
+    let total = format!(
+        "Total count    = {:>12}]",
+        latency["count"].as_u64().unwrap()
+    );
+    assert!(
+        hgrm.contains(&total),
+        "{total} missing in the .hgrm:\n{hgrm}"
+    );
 }
 
 #[test]

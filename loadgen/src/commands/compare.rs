@@ -615,20 +615,23 @@ mod tests {
         let without = [run("a", vec![row(1, &[("p99_ms", 1.0)])])];
         let shown =
             |runs: &[Run]| -> Vec<&str> { shown_metrics(runs).iter().map(|m| m.column).collect() };
-        assert!(!shown(&without).contains(&"failover_involuntary_lease_dead_s"));
+        assert!(!shown(&without).contains(&"failover_involuntary_lease_dead_median_s"));
         assert!(shown(&without).contains(&"capacity_websites"));
         let with = [
             run("a", vec![row(1, &[])]),
             run(
                 "b",
-                vec![row(1, &[("failover_involuntary_lease_dead_s", 15.0)])],
+                vec![row(
+                    1,
+                    &[("failover_involuntary_lease_dead_median_s", 15.0)],
+                )],
             ),
         ];
         let shown_with = shown(&with);
-        assert!(shown_with.contains(&"failover_involuntary_lease_dead_s"));
-        assert!(!shown_with.contains(&"failover_involuntary_assigned_s"));
+        assert!(shown_with.contains(&"failover_involuntary_lease_dead_median_s"));
+        assert!(!shown_with.contains(&"failover_involuntary_assigned_median_s"));
         let table = Comparison::of(&with).table();
-        assert!(table.contains(" to Lease dead |"), "{table}");
+        assert!(table.contains(" to Lease dead, median |"), "{table}");
     }
 
     #[test]

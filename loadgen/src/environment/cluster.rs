@@ -39,7 +39,7 @@ use sharding::api::{ControllerRing, labels};
 use webhosting_operator::api::Website;
 
 use crate::{
-    measure::cost::{CpuIntegrals, Usage, UsageSample},
+    measure::cost::{CpuIntegrals, MachineCpu, Usage, UsageSample},
     results::Machine,
     scenario::{Operator, Signal},
 };
@@ -105,6 +105,8 @@ pub struct Cluster {
     /// The CPU seconds integrated so far, per component. Behind a lock so that sampling
     /// needs only `&self`, like the other targets' sampling.
     cpu: Mutex<CpuIntegrals>,
+    /// The nodes' busy and allocatable core-seconds integrated so far.
+    machine_cpu: Mutex<CpuIntegrals>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -172,6 +174,7 @@ impl Cluster {
             sharder_pods: pod_selector(&sharder)?,
             original: None,
             cpu: Mutex::new(CpuIntegrals::default()),
+            machine_cpu: Mutex::new(CpuIntegrals::default()),
         })
     }
 
@@ -347,6 +350,41 @@ impl Cluster {
         Ok(cpu.sample(at, usage))
     }
 
+    /// The CPU of all nodes so far: the CPU rate the metrics API reports for them and their
+    /// allocatable CPUs, each integrated over the calls of this method from 0.
+    pub async fn machine_cpu(&self) -> anyhow::Result<MachineCpu> {
+        let at = Timestamp::now();
+        let busy = metrics_api::node_cores(&self.client).await?;
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .context("cannot list the cluster's nodes")?
+            .items;
+        let total = allocatable(&nodes, "cpu")?;
+        let usage = |cores| Usage { cores, bytes: 0 };
+        let mut integrals = self
+            .machine_cpu
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let samples = integrals.sample(
+            at,
+            BTreeMap::from([
+                ("busy".to_owned(), usage(busy)),
+                ("total".to_owned(), usage(total)),
+            ]),
+        );
+        let seconds = |component: &str| {
+            samples
+                .iter()
+                .find(|s| s.component == component)
+                .map_or(0.0, |s| s.cpu_seconds)
+        };
+        Ok(MachineCpu {
+            busy: seconds("busy"),
+            total: seconds("total"),
+        })
+    }
+
     /// Each running operator pod's `/metrics`, through the API server's pod proxy, as (pod
     /// name, exposition text); pods that do not answer are left out.
     pub async fn operator_metrics(&self) -> Vec<(String, String)> {
@@ -492,19 +530,19 @@ fn metrics_port(pod: &Pod) -> i32 {
         .map_or(METRICS_PORT, |p| p.container_port)
 }
 
+/// The sum of the nodes' allocatable `resource`, as a number (cores, bytes).
+fn allocatable(nodes: &[Node], resource: &str) -> anyhow::Result<f64> {
+    nodes
+        .iter()
+        .filter_map(|node| node.status.as_ref()?.allocatable.as_ref()?.get(resource))
+        .map(|quantity| parse_quantity(&quantity.0))
+        .sum()
+}
+
 /// The nodes' allocatable CPUs (rounded) and memory, and the first node's OS.
 fn machine(nodes: &[Node]) -> anyhow::Result<Machine> {
-    let mut cores = 0.0;
-    let mut memory = 0.0;
-    for node in nodes {
-        let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
-        if let Some(cpu) = allocatable.and_then(|a| a.get("cpu")) {
-            cores += parse_quantity(&cpu.0)?;
-        }
-        if let Some(bytes) = allocatable.and_then(|a| a.get("memory")) {
-            memory += parse_quantity(&bytes.0)?;
-        }
-    }
+    let cores = allocatable(nodes, "cpu")?;
+    let memory = allocatable(nodes, "memory")?;
     let info = nodes
         .first()
         .and_then(|n| n.status.as_ref())

@@ -3,7 +3,11 @@
 //! that every shard count starts from the same empty state.
 
 use std::{
-    sync::atomic::{AtomicU32, Ordering},
+    collections::BTreeMap,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
@@ -13,7 +17,7 @@ use kube::Client;
 use stack::{Binaries, OperatorSettings, Stack, StackOptions, Usage};
 
 use crate::{
-    measure::cost::UsageSample,
+    measure::cost::{MachineCpu, UsageSample},
     results::Machine,
     scenario::{Operator, Signal},
 };
@@ -40,6 +44,9 @@ struct Running {
     settings: OperatorSettings,
     /// Every new shard gets a new name, as a new pod of a Deployment does.
     next_shard: AtomicU32,
+    /// The slot of every shard started: a replacement takes the slot of the shard it
+    /// replaces, so restarts are counted per slot (docs/experiments.md#cost).
+    slots: Mutex<BTreeMap<String, u32>>,
 }
 
 impl std::fmt::Debug for Local {
@@ -79,9 +86,10 @@ impl Local {
             stack,
             settings: settings(operator)?,
             next_shard: AtomicU32::new(0),
+            slots: Mutex::default(),
         };
-        for _ in 0..shards {
-            running.start_shard(&self.binaries).await?;
+        for slot in 0..shards {
+            running.start_shard(&self.binaries, slot).await?;
         }
         running
             .stack
@@ -108,6 +116,7 @@ impl Local {
     /// [`REPLACEMENT_DELAY`] later.
     pub async fn kill(&self, shard: &str, signal: Signal, replace: bool) -> anyhow::Result<()> {
         let running = self.running()?;
+        let slot = running.slot(shard)?;
         let mut process = running.stack.operators.take(shard).await?;
         match signal {
             Signal::Term => process.stop().await,
@@ -115,7 +124,7 @@ impl Local {
         };
         if replace {
             tokio::time::sleep(REPLACEMENT_DELAY).await;
-            running.start_shard(&self.binaries).await?;
+            running.start_shard(&self.binaries, slot).await?;
         }
         Ok(())
     }
@@ -127,7 +136,9 @@ impl Local {
         let old: Vec<String> = self.shards().await;
         let count = u32::try_from(old.len())?;
         for shard in old {
-            running.start_shard(&self.binaries).await?;
+            running
+                .start_shard(&self.binaries, running.slot(&shard)?)
+                .await?;
             running.wait_available(count + 1).await?;
             running.stack.operators.take(&shard).await?.stop().await;
         }
@@ -174,6 +185,11 @@ impl Local {
             .collect())
     }
 
+    /// The slot of every shard started since [`Self::prepare`].
+    pub fn slots(&self) -> anyhow::Result<BTreeMap<String, u32>> {
+        Ok(self.running()?.slots().clone())
+    }
+
     /// Each running shard's `/metrics`.
     pub async fn operator_metrics(&self) -> Vec<(String, String)> {
         let Some(running) = &self.running else {
@@ -205,16 +221,38 @@ impl Local {
 }
 
 impl Running {
-    async fn start_shard(&self, binaries: &Binaries) -> anyhow::Result<()> {
+    /// Starts a new shard in `slot`.
+    async fn start_shard(&self, binaries: &Binaries, slot: u32) -> anyhow::Result<()> {
         let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
         let settings = OperatorSettings {
             identity: format!("shard-{n}"),
             ..self.settings.clone()
         };
-        self.stack
+        // The slot is known before the shard can be listed (and killed); a shard that did not
+        // start fills none.
+        self.slots().insert(settings.identity.clone(), slot);
+        let started = self
+            .stack
             .start_operator(&binaries.operator, &settings)
-            .await?;
+            .await;
+        if started.is_err() {
+            self.slots().remove(&settings.identity);
+        }
+        started?;
         Ok(())
+    }
+
+    /// The slots; a panic while holding them cannot leave an insert half done.
+    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u32>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot of `shard`, which this target started.
+    fn slot(&self, shard: &str) -> anyhow::Result<u32> {
+        self.slots()
+            .get(shard)
+            .copied()
+            .with_context(|| format!("{shard} is not a shard of this target"))
     }
 
     /// Waits until the ring counts `shards` available shards and every process is ready.
@@ -260,6 +298,31 @@ pub fn machine() -> anyhow::Result<Machine> {
     })
 }
 
+/// All cores' CPU time so far, from `/proc/stat`.
+pub fn machine_cpu() -> anyhow::Result<MachineCpu> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    proc_stat_cpu(&stat).context("no cpu line in /proc/stat")
+}
+
+/// The `cpu` line of `/proc/stat` (all cores, in clock ticks): busy is everything but `idle`
+/// and `iowait`. `guest` and `guest_nice` are left out, as `user` and `nice` include them.
+fn proc_stat_cpu(stat: &str) -> Option<MachineCpu> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some(MachineCpu {
+        busy: crate::measure::as_f64(total.checked_sub(idle)?),
+        total: crate::measure::as_f64(total),
+    })
+}
+
 /// `MemTotal` of `/proc/meminfo`, in bytes.
 fn mem_total_bytes(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -276,6 +339,19 @@ mod tests {
         let meminfo = "MemTotal:       24576000 kB\nMemFree:         1000 kB\n";
         assert_eq!(mem_total_bytes(meminfo), Some(24_576_000 * 1024));
         assert_eq!(mem_total_bytes("MemFree: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn machine_cpu_is_busy_all_but_idle_and_iowait_of_all_cores() {
+        let stat = "cpu  100 5 20 800 50 3 2 20 10 0\ncpu0 50 2 10 400 25 1 1 10 5 0\n";
+        // user nice system idle iowait irq softirq steal; guest is inside user.
+        let cpu = proc_stat_cpu(stat).unwrap();
+        assert!((cpu.total - 1000.0).abs() < 1e-9);
+        assert!((cpu.busy - 150.0).abs() < 1e-9);
+        assert_eq!(proc_stat_cpu("cpu0 1 2 3 4\n"), None);
+        assert_eq!(proc_stat_cpu("cpu  1 x 3 4\n"), None);
+        let here = machine_cpu().unwrap();
+        assert!(here.busy <= here.total && here.total > 0.0);
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //!   the sharder and N operator shards as processes, for each shard count of the sweep.
 //! - [`cluster::Cluster`]: any kubeconfig where the sharder and the operator are deployed.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use kube::Client;
 
 use crate::{
-    measure::cost::UsageSample,
+    measure::cost::{MachineCpu, UsageSample},
     results::Machine,
     scenario::{Operator, Signal},
 };
@@ -133,6 +133,25 @@ impl Target {
         match self {
             Self::Local(local) => local.usage().await,
             Self::Cluster(cluster) => cluster.usage().await,
+        }
+    }
+
+    /// The slot of every shard started since [`Self::prepare`]: a shard started to replace
+    /// another takes its slot (docs/experiments.md#cost). `None` on a cluster, where a
+    /// Deployment's new pod replaces no pod in particular.
+    pub fn slots(&self) -> anyhow::Result<Option<BTreeMap<String, u32>>> {
+        match self {
+            Self::Local(local) => local.slots().map(Some),
+            Self::Cluster(_) => Ok(None),
+        }
+    }
+
+    /// The CPU time of all cores of the machine so far: this machine's, or a cluster's
+    /// nodes' together (docs/experiments.md#cost).
+    pub async fn machine_cpu(&self) -> anyhow::Result<MachineCpu> {
+        match self {
+            Self::Local(_) => local::machine_cpu(),
+            Self::Cluster(cluster) => cluster.machine_cpu().await,
         }
     }
 

@@ -5,6 +5,11 @@
 //! the API server is slow the queues grow, and since every latency counts from the
 //! operation's scheduled time, the stall shows in the latencies of everything due meanwhile
 //! (no coordinated omission).
+//!
+//! Every operation handed out reaches the tracker: a write it awaits, or why there is none
+//! ([`NoWrite`]), so that the classes of the run add up to its schedule
+//! (docs/experiments.md#reconciliation-latency). An operation still queued when the settle
+//! time ends is not issued.
 
 use std::{
     cmp::Reverse,
@@ -26,7 +31,7 @@ use webhosting_operator::api::Website;
 use super::{
     metrics::{Metrics, Operation, Outcome},
     schedule,
-    tracker::Tracker,
+    tracker::{NoWrite, Tracker},
 };
 use crate::{scenario::Scenario, world::World};
 
@@ -136,6 +141,9 @@ pub struct Driver {
     pub population: Mutex<Population>,
     /// Why operations failed: `<operation>: <error>` and how often.
     pub errors: Mutex<BTreeMap<String, u64>>,
+    /// When each operation of the load succeeded, for the achieved rate
+    /// (docs/experiments.md#capacity).
+    pub completed: Mutex<Vec<Timestamp>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -153,7 +161,12 @@ impl Driver {
     /// returns the number that failed.
     pub async fn create_initial(&self, count: u32, workers: usize) -> usize {
         futures::stream::iter(0..count)
-            .map(|_| async { self.create_website().await.is_err() })
+            .map(|_| async {
+                self.create_website()
+                    .await
+                    .map_err(|error| self.failed("create", &error))
+                    .is_err()
+            })
             .buffer_unordered(workers.max(1))
             .filter(|failed| std::future::ready(*failed))
             .count()
@@ -161,10 +174,12 @@ impl Driver {
     }
 
     /// Runs the scenario's load from `start` (now) for its duration, then waits until every
-    /// operation that was due has ended.
+    /// operation that was due has ended; those not begun by the end of the settle time are not
+    /// issued.
     pub async fn run(&self, start: Instant, started_at: Timestamp) {
         let load = &self.scenario.load;
         let duration = self.scenario.duration;
+        let issue_by = start + duration + self.scenario.settle;
         let creates = schedule::all_due(|t| self.scenario.creates_by(t), duration);
         let deletes = load.delete.map_or_else(Vec::new, |delete| {
             schedule::all_due(|t| delete.rate * t.as_secs_f64(), duration)
@@ -199,7 +214,11 @@ impl Driver {
                     let new_websites = new_websites.clone();
                     async move {
                         let at = started_at + due.offset;
-                        self.execute(due, at, &new_websites).await;
+                        if Instant::now() < issue_by {
+                            self.execute(due, at, &new_websites).await;
+                        } else {
+                            self.not_issued(&due.kind);
+                        }
                     }
                 },
             )
@@ -208,7 +227,17 @@ impl Driver {
         let delete_workers = workers(delete_rx, load.delete.map_or(1, |d| d.workers));
         let mutate_workers = workers(mutate_rx, load.mutate.map_or(1, |m| m.workers));
         drop(new_websites_tx);
-        futures::join!(dispatch, create_workers, delete_workers, mutate_workers);
+        let (scheduled, (), (), ()) =
+            futures::join!(dispatch, create_workers, delete_workers, mutate_workers);
+        super::lock(&self.tracker).scheduled(scheduled.writes, scheduled.deletes);
+    }
+
+    fn not_issued(&self, kind: &Kind) {
+        let mut tracker = super::lock(&self.tracker);
+        match kind {
+            Kind::Delete => tracker.delete_ended(Err(NoWrite::NotIssued)),
+            Kind::Create | Kind::Mutate(_) => tracker.write_missed(NoWrite::NotIssued),
+        }
     }
 
     async fn execute(
@@ -225,20 +254,29 @@ impl Driver {
                     let _ = new_websites.send((due.offset, key));
                     (Operation::create, Outcome::success)
                 }
-                Err(()) => (Operation::create, Outcome::error),
+                Err(error) => {
+                    let reason = self.failed("create", &error);
+                    super::lock(&self.tracker).write_missed(NoWrite::Failed(reason));
+                    (Operation::create, Outcome::error)
+                }
             },
             Kind::Delete => (Operation::delete, self.delete_random().await),
             Kind::Mutate(key) => (Operation::mutate, self.mutate(key, scheduled).await),
         };
+        if matches!(outcome, Outcome::success) {
+            super::lock(&self.completed).push(Timestamp::now());
+        }
         let since_scheduled = super::since(scheduled);
         self.metrics.operation(operation, outcome, since_scheduled);
     }
 
-    /// Counts a failed operation by its error, for the summary of the run.
-    fn failed(&self, operation: &str, error: &kube::Error) {
+    /// Counts a failed operation by its error, for the summary of the run; returns the
+    /// reason it is accounted under.
+    fn failed(&self, operation: &str, error: &kube::Error) -> String {
         *super::lock(&self.errors)
             .entry(format!("{operation}: {error}"))
             .or_default() += 1;
+        failure_reason(error)
     }
 
     fn expect(&self, key: &str, generation: i64, scheduled: Timestamp) {
@@ -249,7 +287,7 @@ impl Driver {
     }
 
     /// Creates a random Website; returns its key and generation.
-    async fn create_website(&self) -> Result<(String, i64), ()> {
+    async fn create_website(&self) -> Result<(String, i64), kube::Error> {
         let website = self
             .world
             .random_website(&mut rand::rng(), (RUN_LABEL, &self.run_id));
@@ -257,10 +295,7 @@ impl Driver {
         let name = website.metadata.name.clone().unwrap_or_default();
         let theme = website.spec.theme.clone();
         let api = Api::<Website>::namespaced(self.client.clone(), &namespace);
-        let created = api
-            .create(&PostParams::default(), &website)
-            .await
-            .map_err(|error| self.failed("create", &error))?;
+        let created = api.create(&PostParams::default(), &website).await?;
         let generation = created.metadata.generation.unwrap_or(1);
         super::lock(&self.population).insert(Live {
             namespace: namespace.clone(),
@@ -271,24 +306,39 @@ impl Driver {
     }
 
     async fn delete_random(&self) -> Outcome {
-        let Some(live) = super::lock(&self.population).remove_random(&mut rand::rng()) else {
-            return Outcome::skipped;
-        };
+        let ended = self.try_delete_random().await;
+        let outcome = outcome(&ended);
+        super::lock(&self.tracker).delete_ended(ended);
+        outcome
+    }
+
+    async fn try_delete_random(&self) -> Result<(), NoWrite> {
+        let live = super::lock(&self.population)
+            .remove_random(&mut rand::rng())
+            .ok_or(NoWrite::Skipped)?;
         let api = Api::<Website>::namespaced(self.client.clone(), &live.namespace);
-        match api.delete(&live.name, &DeleteParams::default()).await {
-            Ok(_) => Outcome::success,
-            Err(error) => {
-                self.failed("delete", &error);
-                Outcome::error
-            }
-        }
+        api.delete(&live.name, &DeleteParams::default())
+            .await
+            .map_err(|error| NoWrite::Failed(self.failed("delete", &error)))?;
+        Ok(())
     }
 
     /// Sets another theme on `key`.
     async fn mutate(&self, key: &str, scheduled: Timestamp) -> Outcome {
-        let Some(live) = super::lock(&self.population).get(key).cloned() else {
-            return Outcome::skipped;
-        };
+        let written = self.try_mutate(key, scheduled).await;
+        let outcome = outcome(&written);
+        if let Err(why) = written {
+            super::lock(&self.tracker).write_missed(why);
+        }
+        outcome
+    }
+
+    /// Sets another theme on `key` and awaits its reconciliation.
+    async fn try_mutate(&self, key: &str, scheduled: Timestamp) -> Result<(), NoWrite> {
+        let live = super::lock(&self.population)
+            .get(key)
+            .cloned()
+            .ok_or(NoWrite::Skipped)?;
         let theme = other_theme(&self.world.themes, &live.theme, &mut rand::rng());
         let api = Api::<Website>::namespaced(self.client.clone(), &live.namespace);
         let patch = serde_json::json!({"spec": {"theme": theme}});
@@ -299,15 +349,45 @@ impl Driver {
             Ok(website) => {
                 super::lock(&self.population).set_theme(key, &theme);
                 self.expect(key, website.metadata.generation.unwrap_or(0), scheduled);
-                Outcome::success
+                Ok(())
             }
             // Deleted after it was chosen.
-            Err(kube::Error::Api(status)) if status.is_not_found() => Outcome::skipped,
-            Err(error) => {
-                self.failed("mutate", &error);
-                Outcome::error
-            }
+            Err(kube::Error::Api(status)) if status.is_not_found() => Err(NoWrite::Skipped),
+            Err(error) => Err(NoWrite::Failed(self.failed("mutate", &error))),
         }
+    }
+}
+
+/// loadgen's series' outcome of an issued operation (so never [`NoWrite::NotIssued`]).
+fn outcome(ended: &Result<(), NoWrite>) -> Outcome {
+    match ended {
+        Ok(()) => Outcome::success,
+        Err(NoWrite::Skipped) => Outcome::skipped,
+        Err(NoWrite::Failed(_) | NoWrite::NotIssued) => Outcome::error,
+    }
+}
+
+/// A failed API call's reason, stable across calls so that failures can be counted by it:
+/// the HTTP status and the API server's reason (`409 AlreadyExists`), `timeout`, or
+/// `connection` when no answer came.
+fn failure_reason(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} {}", status.code, status.reason)
+            .trim_end()
+            .to_owned(),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            let timed_out =
+                std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |error| {
+                    error.source()
+                })
+                .any(|error| {
+                    let text = error.to_string().to_lowercase();
+                    text.contains("timed out") || text.contains("timeout")
+                });
+            if timed_out { "timeout" } else { "connection" }.to_owned()
+        }
+        kube::Error::SerdeError(_) => "undecodable response".to_owned(),
+        _ => "client".to_owned(),
     }
 }
 
@@ -334,8 +414,17 @@ type Queues = (
     mpsc::UnboundedSender<Due>,
 );
 
+/// The operations a schedule handed out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Scheduled {
+    /// Creates and mutations.
+    writes: u64,
+    /// Deletes.
+    deletes: u64,
+}
+
 /// Hands every operation to its queue at its due time until `duration`; mutations of created
-/// Websites join as their creates succeed.
+/// Websites join as their creates succeed. Returns how many it handed out.
 async fn schedule_loop(
     start: Instant,
     duration: Duration,
@@ -343,7 +432,8 @@ async fn schedule_loop(
     (creates, deletes, mut mutations): Schedules,
     mut new_websites: mpsc::UnboundedReceiver<(Duration, String)>,
     (create, delete, mutate): Queues,
-) {
+) -> Scheduled {
+    let mut scheduled = Scheduled::default();
     let (mut creates, mut deletes) = (
         creates.into_iter().peekable(),
         deletes.into_iter().peekable(),
@@ -366,11 +456,11 @@ async fn schedule_loop(
                         Some(entry) => push_mutation(&mut mutations, entry, mutate_interval, duration),
                         None => created_open = false,
                     },
-                    () = tokio::time::sleep_until(start + duration) => return,
+                    () = tokio::time::sleep_until(start + duration) => return scheduled,
                 }
                 continue;
             }
-            return;
+            return scheduled;
         };
         tokio::select! {
             () = tokio::time::sleep_until(start + next) => {}
@@ -416,6 +506,10 @@ async fn schedule_loop(
             Kind::Delete => &delete,
             Kind::Mutate(_) => &mutate,
         };
+        match due.kind {
+            Kind::Delete => scheduled.deletes += 1,
+            Kind::Create | Kind::Mutate(_) => scheduled.writes += 1,
+        }
         // The workers outlive the scheduler; a send fails only if they are gone.
         let _ = queue.send(due);
     }
@@ -489,6 +583,27 @@ mod tests {
         assert_eq!(population.get("p/a").unwrap().theme, "t1");
     }
 
+    #[test]
+    fn failures_are_counted_by_status_and_reason_or_by_how_the_connection_failed() {
+        let status = kube::core::Status::failure("exists", "AlreadyExists").with_code(409);
+        assert_eq!(
+            failure_reason(&kube::Error::Api(status.boxed())),
+            "409 AlreadyExists"
+        );
+        let io = |kind, text| kube::Error::Service(Box::new(std::io::Error::new(kind, text)));
+        assert_eq!(
+            failure_reason(&io(std::io::ErrorKind::TimedOut, "request timed out")),
+            "timeout"
+        );
+        assert_eq!(
+            failure_reason(&io(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused"
+            )),
+            "connection"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn operations_are_handed_out_at_their_due_times_without_waiting_for_workers() {
         let start = Instant::now();
@@ -502,7 +617,7 @@ mod tests {
         // A Website created at 1 s is mutated every 4 s: at 5 s and 9 s, within 10 s.
         new_websites_tx.send((secs(1), "p/a".to_owned())).unwrap();
         drop(new_websites_tx);
-        schedule_loop(
+        let scheduled = schedule_loop(
             start,
             secs(10),
             Some(secs(4)),
@@ -512,6 +627,13 @@ mod tests {
         )
         .await;
         assert_eq!(Instant::now() - start, secs(9));
+        assert_eq!(
+            scheduled,
+            Scheduled {
+                writes: 5,
+                deletes: 1
+            }
+        );
         let offsets = |rx: &mut mpsc::UnboundedReceiver<Due>| {
             let mut offsets = Vec::new();
             while let Ok(due) = rx.try_recv() {

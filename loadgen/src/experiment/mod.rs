@@ -30,9 +30,12 @@ use crate::{
         cost, elapsed,
         failover::{self, FailoverEvents},
         latency::LatencyRecorder,
-        slo::{self, Breach, Load, LoadWindow, Metric},
+        movement,
+        prometheus::QuantileWindow,
+        skew::{SkewSummary, Unsettled},
+        slo::{self, Capacity, Load, LoadWindow, Metric},
     },
-    results::{RunResults, ShardCountResults, Versions, writer},
+    results::{RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, Versions, writer},
     scenario::Scenario,
     world::World,
 };
@@ -183,6 +186,7 @@ async fn shard_count(
         metrics: metrics.clone(),
         population: Mutex::default(),
         errors: Mutex::default(),
+        completed: Mutex::default(),
     };
     let (synced_tx, synced) = watch::channel(false);
     let observer = observer::observe(
@@ -199,6 +203,7 @@ async fn shard_count(
         samples,
         started_at,
         kills,
+        rolling_updates,
         disruption_errors,
     } = tokio::select! {
         result = observer => {
@@ -208,6 +213,7 @@ async fn shard_count(
         result = load => result?,
     };
     let errors = std::mem::take(&mut *lock(&driver.errors));
+    let completed = std::mem::take(&mut *lock(&driver.completed));
     drop(driver);
     let tracker = Arc::try_unwrap(tracker)
         .ok()
@@ -219,21 +225,25 @@ async fn shard_count(
         .map(|kill| tracker.lease_dead_at(&kill.shard, kill.at))
         .collect();
     let finished = tracker.finish(Timestamp::now());
-    let results = measure(
-        scenario,
-        shards,
-        started_at,
-        &kills,
-        lease_dead,
-        finished.clone(),
-        samples,
-    );
+    let results = ShardCountResults {
+        rolling_updates,
+        ..measure(
+            scenario,
+            shards,
+            started_at,
+            &kills,
+            lease_dead,
+            finished.clone(),
+            samples,
+            &completed,
+        )
+    };
     progress.done(
         &results.reconciliation.summary(),
-        results.queue_p99_ms,
+        results.queue_p99.as_ref(),
         &errors,
         &disruption_errors,
-        &finished,
+        &finished.accounting,
     );
     if cleanup_needed(target) {
         delete_websites(&client, run_id).await?;
@@ -241,7 +251,12 @@ async fn shard_count(
     Ok((results, version))
 }
 
-/// The measurements of one shard count from what the tracker, the chaos and the sampler saw.
+/// The measurements of one shard count from what the tracker, the chaos, the sampler and the
+/// driver (when each operation completed) saw; the rolling updates are the caller's to add.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one source of measurements; a struct would only rename them"
+)]
 fn measure(
     scenario: &Scenario,
     shards: u32,
@@ -250,94 +265,168 @@ fn measure(
     lease_dead: Vec<Option<Timestamp>>,
     finished: tracker::Finished,
     samples: sampler::Samples,
+    completed: &[Timestamp],
 ) -> ShardCountResults {
-    let failovers = kills
+    let failovers: Vec<FailoverEvents> = kills
         .iter()
         .zip(lease_dead)
-        .map(|(kill, lease_dead_at)| {
-            let recovery =
-                failover::recovery(&kill.shard, kill.at, &kill.objects, &finished.observations);
-            FailoverEvents {
-                shard: kill.shard.clone(),
-                kind: kill.kind,
-                killed_at: kill.at,
-                lease_dead_at,
-                all_assigned_at: recovery.all_assigned_at,
-                all_reconciled_at: recovery.all_reconciled_at,
-            }
+        .map(|(kill, lease_dead_at)| FailoverEvents {
+            shard: kill.shard.clone(),
+            kind: kill.kind,
+            killed_at: kill.at,
+            lease_dead_at,
+            recovery: failover::recovery(
+                &kill.shard,
+                kill.at,
+                &kill.objects,
+                &finished.observations,
+            ),
         })
         .collect();
+    let mut movements = finished.changes;
+    for change in &mut movements {
+        change.killed = movement::killed(&change.change, change.at, &failovers);
+        change.during_failover = movement::during_failover(change.at, &failovers);
+    }
+    let unsettled = Unsettled::spans(
+        movements.iter().map(|change| change.at),
+        failovers.iter().map(|f| (f.killed_at, f.lease_dead_at)),
+        scenario.operator.lease_duration,
+    );
+    let skew_summary = SkewSummary::of(&samples.skew, &unsettled, SKEW_MIN_OBJECTS_PER_SHARD);
     let summary = finished.reconciliation.summary();
-    let queue_p99_ms = samples.queue_p99_ms();
+    let queue_p99 = samples.queue_p99();
     let capacity = capacity(
         scenario,
         started_at,
         &finished.reconciliation,
         &samples.queue_windows,
+        completed,
     );
-    let verdicts = scenario.slo.verdicts(
-        Duration::from_secs_f64(summary.p99_ms / 1000.0),
-        queue_p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
-    );
+    let verdicts = scenario
+        .slo
+        .verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99)
+        .into_iter()
+        .map(|verdict| {
+            if verdict.metric == Metric::ReconciliationLatency && summary.p99_lower_bound {
+                verdict.at_least()
+            } else {
+                verdict
+            }
+        })
+        .collect();
     if let Some(error) = &samples.usage_error {
         progress::NOTES.note(&format!("no cost measured with {shards} shard(s): {error}"));
     }
+    if let Err(unaccounted) = finished.accounting.check() {
+        progress::NOTES.note(&format!(
+            "BUG: with {shards} shard(s) the classes of the operations do not add up to the \
+             schedule: {unaccounted}"
+        ));
+    }
+    if let Some(error) = &samples.machine_error {
+        progress::NOTES.note(&format!(
+            "no machine CPU measured with {shards} shard(s): {error}"
+        ));
+    }
     ShardCountResults {
         shards,
+        accounting: finished.accounting,
+        load_started: started_at,
         reconciliation: finished.reconciliation,
-        queue_p99_ms,
+        queue_p99_ms: queue_p99.map(|p99| p99.value * 1000.0),
+        queue_p99,
+        queue_windows: samples.queue_windows,
         objects_per_shard: samples.objects_per_shard,
         skew: samples.skew,
-        movements: finished.changes,
+        skew_summary,
+        movements,
         failovers,
+        rolling_updates: Vec::new(),
         capacity,
         cost: cost::summarize(&samples.usage),
+        usage: samples.usage,
+        slots: samples.slots,
+        machine_windows: cost::machine_windows(&samples.machine),
         verdicts,
     }
 }
 
-/// The load at the first sustained breach of either SLO in the windows that start during the
-/// load; `None` without a ramp of creates ([`Scenario::measures_capacity`]) or without a breach.
+/// The load at the first sustained breach of each SLO in the windows that start during the
+/// load (docs/experiments.md#capacity); none without a ramp of creates
+/// ([`Scenario::measures_capacity`]).
 fn capacity(
     scenario: &Scenario,
     started_at: Timestamp,
     reconciliation: &LatencyRecorder,
-    queue_windows: &[(Timestamp, Duration)],
-) -> Option<Breach> {
+    queue_windows: &[QuantileWindow],
+    completed: &[Timestamp],
+) -> Capacity {
     if !scenario.measures_capacity() {
-        return None;
+        return Capacity::default();
     }
-    let under_load = |at: Timestamp, p99: Duration| {
+    let offered = schedule::Offered::of(scenario);
+    let under_load = |at: Timestamp, length: Duration, p99_at_least: Duration| {
         let into_load = elapsed(started_at, at);
+        let end = (into_load + length).min(scenario.duration);
         (at >= started_at && into_load < scenario.duration).then(|| LoadWindow {
             at,
-            load: offered(scenario, into_load),
-            p99,
+            length,
+            load: Load {
+                websites: offered.websites_at(into_load),
+                operations_per_second: offered.rate_between(into_load, end),
+            },
+            achieved_operations_per_second: slo::rate(completed, at, end.saturating_sub(into_load)),
+            p99_at_least,
         })
     };
     let reconciliation_windows: Vec<LoadWindow> = reconciliation
         .windows()
         .into_iter()
-        .filter_map(|w| under_load(w.start, Duration::from_secs_f64(w.p99_ms / 1000.0)))
+        .filter_map(|w| {
+            under_load(
+                w.start,
+                reconciliation.window(),
+                Duration::from_secs_f64(w.p99_ms / 1000.0),
+            )
+        })
         .collect();
+    let threshold = scenario.slo.queue_p99;
+    let mut queue_undetermined_windows = 0;
     let queue_windows: Vec<LoadWindow> = queue_windows
         .iter()
-        .filter_map(|&(at, p99)| under_load(at, p99))
+        .filter_map(|w| {
+            let (lower, upper) = slo::bucket(w.quantile);
+            let p99_at_least = if w.quantile.is_resolved() {
+                Duration::try_from_secs_f64(w.quantile.value).unwrap_or_default()
+            } else {
+                lower
+            };
+            let window = under_load(w.start, elapsed(w.start, w.end), p99_at_least)?;
+            if !w.quantile.is_resolved()
+                && lower <= threshold
+                && upper.is_none_or(|upper| upper > threshold)
+            {
+                queue_undetermined_windows += 1;
+            }
+            Some(window)
+        })
         .collect();
-    slo::earliest([
-        slo::first_breach(
+    Capacity {
+        reconciliation: slo::first_breach(
             Metric::ReconciliationLatency,
             &reconciliation_windows,
             scenario.slo.reconciliation_p99,
             slo::consecutive_windows(reconciliation.window()),
         ),
-        slo::first_breach(
+        queue: slo::first_breach(
             Metric::QueueLatency,
             &queue_windows,
-            scenario.slo.queue_p99,
+            threshold,
             slo::consecutive_windows(sampler::INTERVAL),
         ),
-    ])
+        queue_undetermined_windows,
+    }
 }
 
 /// What the load of a shard count left to measure.
@@ -345,6 +434,8 @@ struct Loaded {
     samples: sampler::Samples,
     started_at: Timestamp,
     kills: Vec<chaos::Kill>,
+    /// When each rolling update began.
+    rolling_updates: Vec<Timestamp>,
     disruption_errors: Vec<String>,
 }
 
@@ -398,17 +489,21 @@ async fn load(
         }
     };
     let ticker = progress.run(start, end, metrics, tracker, &driver.population);
+    // The driver issues nothing after `end` (docs/experiments.md#reconciliation-latency), so
+    // the settle time is the same whether or not it fell behind.
     let driving = async {
         driver.run(start, started_at).await;
-        tokio::time::sleep_until(load_end.max(Instant::now()) + scenario.settle).await;
+        tokio::time::sleep_until(end).await;
     };
-    let ((), (), (kills, chaos_errors), (_, rolling_errors), ()) =
+    let ((), (), (kills, chaos_errors), (rolling_updates, rolling_errors), ()) =
         tokio::join!(driving, sampling, chaos, rolling, ticker);
     samples.sample(target, tracker).await;
+    samples.slots = target.slots()?;
     Ok(Loaded {
         samples,
         started_at,
         kills,
+        rolling_updates,
         disruption_errors: [chaos_errors, rolling_errors].concat(),
     })
 }
@@ -445,25 +540,6 @@ async fn set_up(
         version,
         world,
     })
-}
-
-/// The load the schedule offers `elapsed` into the load: the Websites that exist by then, and
-/// the creates, deletes and mutations of those Websites per second.
-#[must_use]
-pub fn offered(scenario: &Scenario, elapsed: Duration) -> Load {
-    let elapsed = elapsed.min(scenario.duration);
-    let delete_rate = scenario.load.delete.map_or(0.0, |d| d.rate);
-    let websites = (f64::from(scenario.world.initial_websites) + scenario.creates_by(elapsed)
-        - delete_rate * elapsed.as_secs_f64())
-    .max(0.0);
-    let mutate_rate = scenario
-        .load
-        .mutate
-        .map_or(0.0, |m| websites / m.interval.as_secs_f64());
-    Load {
-        websites,
-        operations_per_second: scenario.create_rate_at(elapsed) + delete_rate + mutate_rate,
-    }
 }
 
 /// A local target's control plane goes away with the shard count; a cluster keeps what was
@@ -521,38 +597,61 @@ pub fn display_path(dir: &Path) -> String {
 mod tests {
     use super::*;
 
-    fn scenario(text: &str) -> Scenario {
-        Scenario::from_yaml(text, Path::new("test.yaml")).unwrap()
+    fn quantile_window(from: i64, lower: f64, upper: f64) -> QuantileWindow {
+        let at = |s| Timestamp::from_second(s).unwrap();
+        QuantileWindow {
+            start: at(from),
+            end: at(from + 5),
+            quantile: crate::measure::prometheus::Quantile {
+                value: f64::midpoint(lower, upper.min(lower * 10.0)),
+                lower,
+                upper,
+            },
+            observations: 100,
+        }
     }
 
     #[test]
-    fn the_offered_load_adds_creates_deletes_and_mutations_of_the_websites_by_then() {
-        let scenario = scenario(
-            "name: t\nduration: 100s\nshards: [1]\nworld: {namespaces: 1, themes: 2, initialWebsites: 10}\n\
-             load:\n  create: {rate: 2, workers: 1}\n  delete: {rate: 1, workers: 1}\n  mutate: {interval: 10s, workers: 1}\n",
-        );
-        // At 0 s: 2 + 1 creates and deletes, 10 Websites mutated every 10 s.
-        let at_start = offered(&scenario, Duration::ZERO);
-        assert!((at_start.websites - 10.0).abs() < 1e-9);
-        assert!((at_start.operations_per_second - 4.0).abs() < 1e-9);
-        // At 50 s: 10 + 100 - 50 = 60 Websites.
-        let at_50s = offered(&scenario, Duration::from_secs(50));
-        assert!((at_50s.websites - 60.0).abs() < 1e-9);
-        assert!((at_50s.operations_per_second - 9.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn a_ramp_offers_a_rising_load() {
-        let scenario = scenario(
+    fn the_queue_capacity_comes_only_from_windows_surely_over_the_objective() {
+        let scenario = Scenario::from_yaml(
             "name: t\nduration: 100s\nshards: [1]\nworld: {namespaces: 1, themes: 2}\n\
-             load:\n  create: {ramp: {from: 1, to: 5}, workers: 1}\n",
+             load:\n  create: {ramp: {from: 0.3, to: 0.9}, workers: 1}\n",
+            Path::new("test.yaml"),
+        )
+        .unwrap();
+        let start = Timestamp::from_second(1000).unwrap();
+        // Decade buckets: 1–10 s from 20 s to 40 s (PromQL reads 5.5 s, the old code a
+        // breach at 20 s), then over 10 s (the +Inf bucket) from 60 s on.
+        let windows: Vec<QuantileWindow> = (0..20)
+            .map(|i| 1000 + 5 * i)
+            .map(|from| match from - 1000 {
+                20..40 => quantile_window(from, 1.0, 10.0),
+                60.. => quantile_window(from, 10.0, f64::INFINITY),
+                _ => quantile_window(from, 0.1, 1.0),
+            })
+            .collect();
+        // The driver completed one operation every 2 s.
+        let completed: Vec<Timestamp> = (0..50)
+            .map(|i| Timestamp::from_second(1000 + 2 * i).unwrap())
+            .collect();
+        let recorder = LatencyRecorder::new(Duration::from_secs(10)).unwrap();
+        let capacity = capacity(&scenario, start, &recorder, &windows, &completed);
+        assert_eq!(capacity.reconciliation, None);
+        let queue = capacity.queue.unwrap();
+        assert_eq!(queue.at, Timestamp::from_second(1060).unwrap());
+        // 0.3t + 0.003t² creates by t: 28.8 by 60 s, 32.175 by 65 s, so 28 Websites and 4
+        // creates due in [60 s, 65 s), 0.8/s offered; 0.6/s achieved (completions at 60, 62
+        // and 64 s).
+        assert!((queue.load.websites - 28.0).abs() < 1e-9, "{queue:?}");
+        assert!(
+            (queue.load.operations_per_second - 0.8).abs() < 1e-9,
+            "{queue:?}"
         );
-        let rate = |seconds| offered(&scenario, Duration::from_secs(seconds)).operations_per_second;
-        assert!((rate(0) - 1.0).abs() < 1e-9);
-        assert!((rate(100) - 5.0).abs() < 1e-9);
-        assert!((rate(500) - 5.0).abs() < 1e-9);
-        // 1/s rising to 5/s over 100 s: 300 Websites.
-        assert!((offered(&scenario, Duration::from_secs(100)).websites - 300.0).abs() < 1e-9);
+        assert!(
+            (queue.achieved_operations_per_second - 0.6).abs() < 1e-9,
+            "{queue:?}"
+        );
+        assert_eq!(capacity.queue_undetermined_windows, 4);
     }
 
     #[test]

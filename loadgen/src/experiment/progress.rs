@@ -14,9 +14,13 @@ use tokio::time::Instant;
 use super::{
     driver::Population,
     metrics::{Metrics, Operation, Outcome},
-    tracker::{Finished, Tracker},
+    tracker::Tracker,
 };
-use crate::{measure::latency::LatencySummary, scenario::Scenario};
+use crate::{
+    measure::{accounting::Accounting, latency::LatencySummary, prometheus::Quantile},
+    scenario::Scenario,
+    units::format_quantile,
+};
 
 /// How often the status line is printed without a terminal.
 const QUIET_INTERVAL: Duration = Duration::from_secs(15);
@@ -117,23 +121,33 @@ impl Progress {
     pub fn done(
         &self,
         summary: &LatencySummary,
-        queue_p99_ms: Option<f64>,
+        queue_p99: Option<&Quantile>,
         errors: &BTreeMap<String, u64>,
         disruption_errors: &[String],
-        finished: &Finished,
+        accounting: &Accounting,
     ) {
-        let queue =
-            queue_p99_ms.map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.0} ms"));
+        let queue = queue_p99.map_or_else(|| "not scraped".to_owned(), format_quantile);
+        let bound = |lower_bound| if lower_bound { "≥ " } else { "" };
+        let writes = &accounting.writes;
+        let classes: Vec<String> = writes
+            .classes()
+            .iter()
+            .map(|(class, n)| format!("{n} {class}"))
+            .collect();
         self.line(&format!(
-            "{}: done: {} reconciliations, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; queue p99 {queue}; \
-             {} not reconciled by the end, {} abandoned by deletes",
+            "{}: done: {} latencies ({} censored), p50 {}{:.0} ms, p99 {}{:.0} ms, max {}{:.0} ms; \
+             queue p99 {queue}; writes: {} scheduled, {}",
             self.prefix,
             summary.count,
+            summary.censored,
+            bound(summary.p50_lower_bound),
             summary.p50_ms,
+            bound(summary.p99_lower_bound),
             summary.p99_ms,
+            bound(summary.max_lower_bound),
             summary.max_ms,
-            finished.unfinished,
-            finished.abandoned
+            writes.scheduled,
+            classes.join(", "),
         ));
         for (error, count) in errors {
             self.line(&format!("{}: {count} × {error}", self.prefix));

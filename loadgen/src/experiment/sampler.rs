@@ -1,5 +1,5 @@
-//! The sampler: every interval, the cost of every component, the objects per shard and the
-//! operators' queue-latency histograms.
+//! The sampler: every interval, the cost of every component, the machine's CPU and loadgen's
+//! own, the objects per shard and the operators' queue-latency histograms.
 
 use std::{
     collections::BTreeMap,
@@ -13,8 +13,8 @@ use super::tracker::Tracker;
 use crate::{
     environment::Target,
     measure::{
-        cost::UsageSample,
-        prometheus::{self, Bucket},
+        cost::{MachineSample, UsageSample},
+        prometheus::{self, Bucket, Quantile, QuantileWindow},
         skew::Skew,
     },
 };
@@ -28,6 +28,8 @@ const QUEUE_NAME: (&str, &str) = ("name", "website");
 pub struct Samples {
     /// CPU and memory of every component at each tick.
     pub usage: Vec<UsageSample>,
+    /// The machine's CPU and loadgen's own at the baseline and each tick.
+    pub machine: Vec<MachineSample>,
     /// Objects per shard at each tick.
     pub objects_per_shard: Vec<(Timestamp, BTreeMap<String, u64>)>,
     /// The skew over the available shards at each tick.
@@ -38,17 +40,24 @@ pub struct Samples {
     queue_last: BTreeMap<String, Vec<Bucket>>,
     /// When the queue histograms were last scraped.
     queue_last_at: Option<Timestamp>,
-    /// The p99 of the queue latency over every shard between two ticks, from the first.
-    pub queue_windows: Vec<(Timestamp, Duration)>,
+    /// The p99 of the queue latency over every shard between two ticks with observations.
+    pub queue_windows: Vec<QuantileWindow>,
     /// Why the target's usage could not be read, once.
     pub usage_error: Option<String>,
+    /// The slot of every shard the target started, read after the load
+    /// ([`Target::slots`]).
+    pub slots: Option<BTreeMap<String, u32>>,
+    /// Why the machine's CPU or loadgen's own could not be read, once (the first error).
+    pub machine_error: Option<String>,
 }
 
 impl Samples {
     /// Takes the baseline of the shards' queue histograms, so the load's latencies exclude
-    /// those of the set-up.
+    /// those of the set-up, and the first machine sample, so its windows start with the load.
     pub async fn baseline(&mut self, target: &Target) {
-        self.queue_last_at = Some(Timestamp::now());
+        let at = Timestamp::now();
+        self.sample_machine(target, at).await;
+        self.queue_last_at = Some(at);
         for (shard, buckets) in queue_buckets(target).await {
             self.queue_first.insert(shard.clone(), buckets.clone());
             self.queue_last.insert(shard, buckets);
@@ -58,6 +67,7 @@ impl Samples {
     /// One tick.
     pub async fn sample(&mut self, target: &Target, tracker: &Arc<Mutex<Tracker>>) {
         let at = Timestamp::now();
+        self.sample_machine(target, at).await;
         let (counts, available) = {
             let tracker = super::lock(tracker);
             (tracker.objects_per_shard(), tracker.available_counts())
@@ -76,6 +86,25 @@ impl Samples {
         self.queue_tick(at, scraped);
     }
 
+    /// Reads the machine's CPU and loadgen's own, as at `at`. Without the machine's, loadgen's
+    /// own is still sampled.
+    async fn sample_machine(&mut self, target: &Target, at: Timestamp) {
+        let cpu = target.machine_cpu().await;
+        let loadgen = stack::Usage::of_pid(std::process::id());
+        let mut note = |error: &anyhow::Error| {
+            self.machine_error
+                .get_or_insert_with(|| format!("{error:#}"));
+        };
+        let cpu = cpu.inspect_err(&mut note).ok();
+        if let Ok(loadgen) = loadgen.inspect_err(note) {
+            self.machine.push(MachineSample {
+                at,
+                cpu,
+                loadgen_cpu_seconds: loadgen.cpu_seconds,
+            });
+        }
+    }
+
     /// Takes the queue histograms scraped at `at`: the p99 since the last tick joins the
     /// windows, and they become the last buckets.
     fn queue_tick(&mut self, at: Timestamp, scraped: Vec<(String, Vec<Bucket>)>) {
@@ -86,11 +115,16 @@ impl Samples {
                 prometheus::delta(before, buckets)
             })
             .collect();
+        let window = prometheus::sum(&deltas);
         if let Some(since) = self.queue_last_at.replace(at)
-            && let Some(p99) = prometheus::histogram_quantile(0.99, &prometheus::sum(&deltas))
-                .and_then(|p99| Duration::try_from_secs_f64(p99).ok())
+            && let Some(p99) = prometheus::histogram_quantile(0.99, &window)
         {
-            self.queue_windows.push((since, p99));
+            self.queue_windows.push(QuantileWindow {
+                start: since,
+                end: at,
+                quantile: p99,
+                observations: prometheus::observations(&window),
+            });
         }
         for (shard, buckets) in scraped {
             // A shard started during the load counts from zero.
@@ -99,9 +133,9 @@ impl Samples {
         }
     }
 
-    /// The p99 of the queue latency during the load over every shard, in ms.
+    /// The p99 of the queue latency during the load over every shard, in seconds.
     #[must_use]
-    pub fn queue_p99_ms(&self) -> Option<f64> {
+    pub fn queue_p99(&self) -> Option<Quantile> {
         let deltas: Vec<Vec<Bucket>> = self
             .queue_last
             .iter()
@@ -110,7 +144,7 @@ impl Samples {
                 prometheus::delta(first, last)
             })
             .collect();
-        prometheus::histogram_quantile(0.99, &prometheus::sum(&deltas)).map(|s| s * 1000.0)
+        prometheus::histogram_quantile(0.99, &prometheus::sum(&deltas))
     }
 }
 
@@ -153,15 +187,16 @@ mod tests {
         samples
             .queue_last
             .insert("shard-0".into(), buckets([100, 200, 200]));
-        assert!(samples.queue_p99_ms().unwrap() > 100.0);
+        assert!(samples.queue_p99().unwrap().value > 0.1);
         // shard-1 started during the load with 1000 fast observations.
         samples.queue_first.insert("shard-1".into(), Vec::new());
         samples
             .queue_last
             .insert("shard-1".into(), buckets([1000, 1000, 1000]));
-        let p99 = samples.queue_p99_ms().unwrap();
-        assert!(p99 > 100.0, "{p99}");
-        assert!(Samples::default().queue_p99_ms().is_none());
+        let p99 = samples.queue_p99().unwrap();
+        assert!(p99.value > 0.1, "{p99:?}");
+        assert_eq!((p99.lower, p99.upper), (0.1, 1.0));
+        assert!(Samples::default().queue_p99().is_none());
     }
 
     #[test]
@@ -191,18 +226,24 @@ mod tests {
         let windows: Vec<_> = samples
             .queue_windows
             .iter()
-            .map(|(at, p99)| {
+            .map(|w| {
                 (
-                    at.as_second(),
-                    *p99 > Duration::from_millis(100),
-                    *p99 > Duration::from_secs(1),
+                    w.start.as_second(),
+                    w.end.as_second(),
+                    w.quantile.lower,
+                    w.quantile.upper,
+                    w.observations,
                 )
             })
             .collect();
-        // No observations from 10 s to 15 s: no window. shard-1's fall in `+Inf`, read as 1 s.
+        // No observations from 10 s to 15 s: no window. shard-1's fall in `+Inf`: over 1 s.
         assert_eq!(
             windows,
-            [(0, false, false), (5, true, false), (15, true, false)]
+            [
+                (0, 5, 0.0, 0.1, 100),
+                (5, 10, 0.1, 1.0, 100),
+                (15, 20, 1.0, f64::INFINITY, 50)
+            ]
         );
         // A restarted shard's counts went down: everything after is new.
         samples.queue_tick(at(25), vec![("shard-0".into(), buckets([10, 10, 10]))]);

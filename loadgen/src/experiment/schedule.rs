@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::{measure::as_f64, scenario::Scenario};
+
 /// Precision of due times found by bisection.
 const PRECISION: Duration = Duration::from_micros(1);
 
@@ -15,7 +17,7 @@ const PRECISION: Duration = Duration::from_micros(1);
 /// uses the same code.
 #[must_use]
 pub fn due(n: u64, count_by: impl Fn(Duration) -> f64, horizon: Duration) -> Option<Duration> {
-    let target = crate::measure::as_f64(n) + 1.0;
+    let target = as_f64(n) + 1.0;
     if count_by(horizon) < target - 1e-9 {
         return None;
     }
@@ -47,6 +49,85 @@ pub fn mutations(created: Duration, interval: Duration, end: Duration) -> Vec<Du
     std::iter::successors(Some(created + interval), |at| Some(*at + interval))
         .take_while(|at| *at <= end)
         .collect()
+}
+
+/// The operations a scenario's schedule makes due, for the load it offers in a window
+/// (docs/experiments.md#capacity): creates and deletes at their due times, and each Website's
+/// mutations from its first due mutation on, so a Website created less than a mutation
+/// interval ago adds none.
+#[derive(Debug, Clone)]
+pub struct Offered {
+    creates: Vec<Duration>,
+    deletes: Vec<Duration>,
+    initial_websites: f64,
+    mutate_interval: Option<Duration>,
+    duration: Duration,
+}
+
+impl Offered {
+    /// The schedule of `scenario`, as the driver computes it.
+    #[must_use]
+    pub fn of(scenario: &Scenario) -> Self {
+        let duration = scenario.duration;
+        Self {
+            creates: all_due(|t| scenario.creates_by(t), duration),
+            deletes: scenario.load.delete.map_or_else(Vec::new, |delete| {
+                all_due(|t| delete.rate * t.as_secs_f64(), duration)
+            }),
+            initial_websites: f64::from(scenario.world.initial_websites),
+            mutate_interval: scenario.load.mutate.map(|m| m.interval),
+            duration,
+        }
+    }
+
+    /// The operations due in `[from, to)` of the load, in expectation: the initial Websites
+    /// start mutating at a random phase, so each adds `length / interval` mutations to a
+    /// window; a delete takes a random Website, whose mutations after it are removed the same
+    /// way.
+    #[must_use]
+    pub fn operations_between(&self, from: Duration, to: Duration) -> f64 {
+        let within = |at: &&Duration| **at >= from && **at < to;
+        let count = |times: &[Duration]| {
+            as_f64(u64::try_from(times.iter().filter(within).count()).unwrap_or(u64::MAX))
+        };
+        let mutations = self.mutate_interval.map_or(0.0, |interval| {
+            let end = to.min(self.duration);
+            let per_website = |since: Duration| {
+                end.saturating_sub(from.max(since)).as_secs_f64() / interval.as_secs_f64()
+            };
+            let created: f64 = self
+                .creates
+                .iter()
+                .map(|&created| count(&mutations(created, interval, self.duration)))
+                .sum();
+            let deleted: f64 = self.deletes.iter().map(|&at| per_website(at)).sum();
+            (self.initial_websites * per_website(Duration::ZERO) + created - deleted).max(0.0)
+        });
+        count(&self.creates) + count(&self.deletes) + mutations
+    }
+
+    /// The Websites the schedule has made exist by `at`: the initial ones plus the creates
+    /// minus the deletes due by then.
+    #[must_use]
+    pub fn websites_at(&self, at: Duration) -> f64 {
+        let by = |times: &[Duration]| {
+            as_f64(
+                u64::try_from(times.iter().filter(|due| **due <= at).count()).unwrap_or(u64::MAX),
+            )
+        };
+        (self.initial_websites + by(&self.creates) - by(&self.deletes)).max(0.0)
+    }
+
+    /// The operations per second due in `[from, to)`; 0 for an empty window.
+    #[must_use]
+    pub fn rate_between(&self, from: Duration, to: Duration) -> f64 {
+        let length = to.saturating_sub(from).as_secs_f64();
+        if length > 0.0 {
+            self.operations_between(from, to) / length
+        } else {
+            0.0
+        }
+    }
 }
 
 /// The number of requests in an open-loop schedule of `rate` per second for `duration`.
@@ -129,5 +210,46 @@ mod tests {
             intended_offset(3_000_000, 3),
             Duration::from_secs(1_000_000)
         );
+    }
+
+    fn scenario(text: &str) -> Scenario {
+        Scenario::from_yaml(text, std::path::Path::new("test.yaml")).unwrap()
+    }
+
+    #[test]
+    fn websites_created_mid_run_are_not_mutated_before_their_first_interval() {
+        // 1 create/s for 100 s, each Website mutated every 30 s from its creation. In
+        // [50 s, 60 s): the creates due at 50 … 59 s (10) and the first mutations of the
+        // Websites created at 20 … 29 s (10): 2.0/s. The old figure counted all 50 Websites
+        // existing at 50 s as mutated every 30 s: 1 + 50/30 = 2.67/s.
+        let scenario = scenario(
+            "name: t\nduration: 100s\nshards: [1]\nworld: {namespaces: 1, themes: 2}\n\
+             load:\n  create: {rate: 1, workers: 1}\n  mutate: {interval: 30s, workers: 1}\n",
+        );
+        let offered = Offered::of(&scenario);
+        let window = (secs(50.0), secs(60.0));
+        assert!((offered.operations_between(window.0, window.1) - 20.0).abs() < 1e-9);
+        assert!((offered.rate_between(window.0, window.1) - 2.0).abs() < 1e-9);
+        // Nothing is mutated in the first 30 s: only the creates due at 1 … 29 s.
+        assert!((offered.operations_between(secs(0.0), secs(30.0)) - 29.0).abs() < 1e-9);
+        assert!(offered.rate_between(secs(5.0), secs(5.0)).abs() < 1e-9);
+        assert!((offered.websites_at(secs(50.0)) - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn initial_websites_mutate_from_the_start_and_deleted_ones_stop() {
+        // 60 initial Websites mutated every 30 s: 2/s from the start; 1 delete/s from 0 s,
+        // each taking one Website's 1/30 mutations per second from its due time on.
+        let scenario = scenario(
+            "name: t\nduration: 100s\nshards: [1]\nworld: {namespaces: 1, themes: 2, initialWebsites: 60}\n\
+             load:\n  create: {rate: 0.5, workers: 1}\n  delete: {rate: 1, workers: 1}\n  mutate: {interval: 30s, workers: 1}\n",
+        );
+        let offered = Offered::of(&scenario);
+        // [0, 10): 5 creates (due 2, 4, … 10 s: 2 … 8 inside), 10 deletes (1 … 9 s inside: 9),
+        // 60 × 10/30 = 20 initial mutations, minus deleted ones: Σ (10 − d)/30 for d = 1 … 9
+        // = 45/30 = 1.5.
+        let expected = 4.0 + 9.0 + 20.0 - 1.5;
+        let actual = offered.operations_between(secs(0.0), secs(10.0));
+        assert!((actual - expected).abs() < 1e-3, "{actual} vs {expected}");
     }
 }

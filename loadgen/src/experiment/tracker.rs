@@ -5,18 +5,25 @@
 //! The driver and the watch race: a Website may be seen Ready for a generation before the
 //! driver reports the write that produced it. So the tracker remembers, per Website, the
 //! highest generation seen Ready and when it was first seen, and an expectation that is
-//! already met ends at that time.
+//! already met ends at that time; likewise when the Website was seen deleted.
+//!
+//! Every write the driver was scheduled to make ends in one class of [`Accounting`]: the
+//! driver reports the schedule and the writes that failed or were not made, the tracker sorts
+//! the awaited ones into reconciled, abandoned and (at the end) pending.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     time::Duration,
 };
 
-use k8s_openapi::jiff::Timestamp;
-use sharding::leases::ShardState;
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::ObjectMeta, jiff::Timestamp};
+use kube::{Resource as _, core::TypeMeta};
+use sharding::{consistent_hash::Ring, key, leases::ShardState};
+use webhosting_operator::api::Website;
 
 use crate::{
     measure::{
+        accounting::Accounting,
         elapsed,
         failover::{ObjectState, Observation},
         latency::LatencyRecorder,
@@ -56,12 +63,14 @@ struct Expected {
     start: Timestamp,
 }
 
-/// An open membership change: the assignment before it, until the next change or the end.
+/// An open membership change: the assignment before it and the ring after it, until the next
+/// change or the end.
 #[derive(Debug, Clone)]
 struct OpenChange {
     at: Timestamp,
     change: Change,
     shards_before: usize,
+    ring_after: BTreeSet<String>,
     before: BTreeMap<String, String>,
 }
 
@@ -76,7 +85,20 @@ pub struct Tracker {
     lease_history: Vec<(Timestamp, String, ShardState)>,
     open_change: Option<OpenChange>,
     changes: Vec<MembershipChange>,
-    abandoned: u64,
+    /// Websites seen deleted, and when: a write reported later is abandoned then.
+    deleted: HashMap<String, Timestamp>,
+    accounting: Accounting,
+}
+
+/// Why a scheduled operation left no write to await.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoWrite {
+    /// The API call failed, for this reason.
+    Failed(String),
+    /// It was due, but not issued by the end of the settle time.
+    NotIssued,
+    /// Nothing to do: no Website to delete, or the one to mutate was deleted.
+    Skipped,
 }
 
 impl Tracker {
@@ -91,12 +113,41 @@ impl Tracker {
             lease_history: Vec::new(),
             open_change: None,
             changes: Vec::new(),
-            abandoned: 0,
+            deleted: HashMap::new(),
+            accounting: Accounting::default(),
         })
+    }
+
+    /// The schedule made `writes` creates and mutations and `deletes` deletes due.
+    pub fn scheduled(&mut self, writes: u64, deletes: u64) {
+        self.accounting.writes.scheduled += writes;
+        self.accounting.deletes.scheduled += deletes;
+    }
+
+    /// A scheduled create or mutation left nothing to await.
+    pub fn write_missed(&mut self, why: NoWrite) {
+        let writes = &mut self.accounting.writes;
+        match why {
+            NoWrite::Failed(reason) => *writes.failed.entry(reason).or_default() += 1,
+            NoWrite::NotIssued => writes.not_issued += 1,
+            NoWrite::Skipped => writes.skipped += 1,
+        }
+    }
+
+    /// A scheduled delete ended: `Ok` when the API server accepted it.
+    pub fn delete_ended(&mut self, ended: Result<(), NoWrite>) {
+        let deletes = &mut self.accounting.deletes;
+        match ended {
+            Ok(()) => deletes.deleted += 1,
+            Err(NoWrite::Failed(reason)) => *deletes.failed.entry(reason).or_default() += 1,
+            Err(NoWrite::NotIssued) => deletes.not_issued += 1,
+            Err(NoWrite::Skipped) => deletes.skipped += 1,
+        }
     }
 
     /// The driver wrote `key`, producing `generation`; its latency counts from `start`, the
     /// write's intended time. Returns the latency if the watch already saw it reconciled.
+    /// If the watch already saw the Website deleted, the write is abandoned then.
     pub fn expect(&mut self, key: &str, generation: i64, start: Timestamp) -> Option<Duration> {
         let seen = self.websites.get(key).and_then(|seen| seen.ready);
         if let Some((ready_generation, at)) = seen
@@ -104,7 +155,12 @@ impl Tracker {
         {
             let latency = elapsed(start, at);
             self.reconciliation.record(start, latency);
+            self.accounting.writes.reconciled += 1;
             return Some(latency);
+        }
+        if let Some(&deleted_at) = self.deleted.get(key) {
+            self.abandon(start, deleted_at);
+            return None;
         }
         self.pending
             .entry(key.to_owned())
@@ -120,6 +176,7 @@ impl Tracker {
             .filter(|_| view.phase_ready)
             .unwrap_or(0);
         let ready_for_generation = view.phase_ready && ready_generation >= view.generation;
+        self.deleted.remove(&view.key);
         let seen = self.websites.entry(view.key.clone()).or_default();
         if seen.ready.is_none_or(|(g, _)| ready_generation > g) && ready_generation > 0 {
             seen.ready = Some((ready_generation, at));
@@ -155,20 +212,31 @@ impl Tracker {
         for (start, latency) in &completed {
             self.reconciliation.record(*start, *latency);
         }
+        self.accounting.writes.reconciled += completed.len() as u64;
         completed.into_iter().map(|(_, latency)| latency).collect()
     }
 
-    /// A watch showed `key` deleted at `at`; writes still awaited are abandoned.
+    /// A watch showed `key` deleted at `at`; writes still awaited are abandoned: recorded
+    /// with their latency until `at`, a lower bound.
     pub fn website_deleted(&mut self, at: Timestamp, key: &str) {
         self.websites.remove(key);
-        if let Some(pending) = self.pending.remove(key) {
-            self.abandoned += pending.len() as u64;
+        self.deleted.insert(key.to_owned(), at);
+        for expected in self.pending.remove(key).unwrap_or_default() {
+            self.abandon(expected.start, at);
         }
         self.observations.push(Observation {
             at,
             object: key.to_owned(),
             state: ObjectState::Deleted,
         });
+    }
+
+    /// A write intended at `start` whose Website was deleted at `deleted_at`: censored then,
+    /// so that overload hidden behind deletes still weighs in the percentiles.
+    fn abandon(&mut self, start: Timestamp, deleted_at: Timestamp) {
+        self.reconciliation
+            .record_censored(start, elapsed(start, deleted_at));
+        self.accounting.writes.abandoned += 1;
     }
 
     /// A shard Lease's state label at `at` (`None`: deleted). With `initial` (the watch's
@@ -203,6 +271,7 @@ impl Tracker {
             at,
             change,
             shards_before,
+            ring_after: self.available_shards(),
             before: self.assignment(),
         });
     }
@@ -290,30 +359,33 @@ impl Tracker {
     }
 
     /// Ends the run at `at`: closes the open membership change with the assignment now and
-    /// returns the measurements. A write still not reconciled is recorded with its latency so
-    /// far, a lower bound, so that what never finished is not left out of the percentiles.
+    /// returns the measurements. A write still not reconciled is pending: recorded with its
+    /// latency so far, a lower bound, so that what never finished is not left out of the
+    /// percentiles.
     #[must_use]
     pub fn finish(mut self, at: Timestamp) -> Finished {
         self.close_change();
-        let unfinished = self.pending();
+        self.accounting.writes.pending = self.pending() as u64;
         for expected in self.pending.values().flatten() {
             self.reconciliation
-                .record(expected.start, elapsed(expected.start, at));
+                .record_censored(expected.start, elapsed(expected.start, at));
         }
         Finished {
             reconciliation: self.reconciliation,
             observations: self.observations,
             changes: self.changes,
-            abandoned: self.abandoned,
-            unfinished,
+            accounting: self.accounting,
         }
     }
 
     fn close_change(&mut self) {
         if let Some(open) = self.open_change.take() {
+            // The sharder's ring: its available shards (docs/contract.md#hash-ring).
+            let ring = Ring::with_nodes(&open.ring_after);
             let movement = Movement::of(
                 &open.before,
                 &self.assignment(),
+                |object| ring.hash(&hash_key(object)?).map(str::to_owned),
                 &open.change,
                 open.shards_before,
             );
@@ -321,9 +393,26 @@ impl Tracker {
                 at: open.at,
                 change: open.change,
                 movement,
+                killed: None,
+                during_failover: None,
             });
         }
     }
+}
+
+/// The hash key of the Website `namespace/name` (docs/contract.md#hash-keys).
+fn hash_key(object: &str) -> Option<String> {
+    let (namespace, name) = object.split_once('/')?;
+    let types = TypeMeta {
+        api_version: Website::api_version(&()).into_owned(),
+        kind: Website::kind(&()).into_owned(),
+    };
+    let meta = ObjectMeta {
+        namespace: Some(namespace.to_owned()),
+        name: Some(name.to_owned()),
+        ..ObjectMeta::default()
+    };
+    key::for_object(Some(&types), &meta).ok()
 }
 
 /// The measurements of a tracker at the end of a run.
@@ -335,10 +424,8 @@ pub struct Finished {
     pub observations: Vec<Observation>,
     /// Every membership change and the objects it moved by the next change or the end.
     pub changes: Vec<MembershipChange>,
-    /// Writes whose Website was deleted before it was reconciled.
-    pub abandoned: u64,
-    /// Writes not reconciled by the end, recorded with their latency until the end.
-    pub unfinished: usize,
+    /// How every scheduled operation ended.
+    pub accounting: Accounting,
 }
 
 #[cfg(test)]
@@ -440,23 +527,84 @@ mod tests {
         assert_eq!(completed, [Duration::from_secs(4), Duration::from_secs(3)]);
         assert_eq!(tracker.pending(), 1);
         let finished = tracker.finish(at(110));
-        assert_eq!(finished.unfinished, 1);
-        assert_eq!(finished.reconciliation.summary().count, 3);
-        assert!(finished.reconciliation.summary().max_ms >= 8000.0);
+        assert_eq!(finished.accounting.writes.pending, 1);
+        let summary = finished.reconciliation.summary();
+        assert_eq!((summary.count, summary.censored), (3, 1));
+        assert!(summary.max_ms >= 8000.0 && summary.max_lower_bound);
     }
 
     #[test]
-    fn a_deleted_website_abandons_its_writes() {
+    fn a_write_abandoned_by_a_delete_is_counted_and_censored_at_the_delete() {
+        // Two writes reconciled in 1 s, one whose Website is deleted 30 s after its intended
+        // time. The old tracker dropped it: 2 latencies, p99 1 s. It is one of 3 latencies,
+        // 30 s so far, and the p99 is "≥ 30 s".
         let mut tracker = tracker();
         tracker.expect("p/a", 1, at(100));
-        tracker.website_deleted(at(101), "p/a");
+        tracker.expect("p/b", 1, at(100));
+        tracker.expect("p/c", 1, at(100));
+        tracker.website(at(101), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.website(at(101), view("p/b", Some("s0"), 1, Some(1)));
+        tracker.website_deleted(at(130), "p/c");
         let finished = tracker.finish(at(1000));
-        assert_eq!(finished.abandoned, 1);
-        assert_eq!(finished.unfinished, 0);
+        let writes = &finished.accounting.writes;
+        assert_eq!(
+            (writes.reconciled, writes.abandoned, writes.pending),
+            (2, 1, 0)
+        );
+        let summary = finished.reconciliation.summary();
+        assert_eq!((summary.count, summary.censored), (3, 1));
+        assert!((summary.p99_ms - 30_000.0).abs() < 30.0, "{summary:?}");
+        assert!(summary.p99_lower_bound);
+        assert!(!summary.p50_lower_bound);
         assert_eq!(
             finished.observations.last().unwrap().state,
             ObjectState::Deleted
         );
+    }
+
+    #[test]
+    fn a_write_reported_after_its_website_was_seen_deleted_is_abandoned_then() {
+        let mut tracker = tracker();
+        tracker.website(at(101), view("p/a", Some("s0"), 1, None));
+        tracker.website_deleted(at(105), "p/a");
+        assert_eq!(tracker.expect("p/a", 2, at(100)), None);
+        assert_eq!(tracker.pending(), 0);
+        let finished = tracker.finish(at(1000));
+        assert_eq!(finished.accounting.writes.abandoned, 1);
+        let summary = finished.reconciliation.summary();
+        assert!((summary.max_ms - 5000.0).abs() < 5.0, "{summary:?}");
+    }
+
+    #[test]
+    fn every_scheduled_operation_ends_in_one_class() {
+        let mut tracker = tracker();
+        tracker.scheduled(7, 3);
+        tracker.expect("p/a", 1, at(100));
+        tracker.expect("p/b", 1, at(100));
+        tracker.expect("p/c", 1, at(100));
+        tracker.website(at(102), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.website_deleted(at(103), "p/b");
+        tracker.write_missed(NoWrite::Failed("409 AlreadyExists".to_owned()));
+        tracker.write_missed(NoWrite::Failed("409 AlreadyExists".to_owned()));
+        tracker.write_missed(NoWrite::NotIssued);
+        tracker.write_missed(NoWrite::Skipped);
+        tracker.delete_ended(Ok(()));
+        tracker.delete_ended(Err(NoWrite::Failed("timeout".to_owned())));
+        tracker.delete_ended(Err(NoWrite::Skipped));
+        let finished = tracker.finish(at(200));
+        let accounting = &finished.accounting;
+        assert_eq!(accounting.check(), Ok(()));
+        let writes = &accounting.writes;
+        assert_eq!(
+            (writes.reconciled, writes.pending, writes.abandoned),
+            (1, 1, 1)
+        );
+        assert_eq!(writes.failed["409 AlreadyExists"], 2);
+        assert_eq!((writes.not_issued, writes.skipped), (1, 1));
+        assert_eq!(accounting.deletes.failed["timeout"], 1);
+        // Every awaited write is in the histogram, censored or not.
+        assert_eq!(finished.reconciliation.summary().count, 3);
+        assert_eq!(finished.reconciliation.censored(), writes.censored());
     }
 
     #[test]
@@ -499,6 +647,58 @@ mod tests {
         assert_eq!(changes[0].movement.unnecessary, 0);
         assert_eq!(changes[1].change, Change::Join { shard: "s2".into() });
         assert_eq!(changes[1].movement.moved, 1);
+    }
+
+    #[test]
+    fn moves_are_judged_against_the_sharders_ring_after_the_change() {
+        let owner = |shards: &[&str], object: &str| {
+            Ring::with_nodes(shards.iter().copied())
+                .hash(&hash_key(object).unwrap())
+                .unwrap()
+                .to_owned()
+        };
+        let objects: Vec<String> = (0..40)
+            .map(|i| format!("project-0{}/w{i}", i % 3))
+            .collect();
+        let mut tracker = tracker();
+        for shard in ["s0", "s1", "s2"] {
+            tracker.lease(at(0), shard, Some(ShardState::Ready), true);
+        }
+        for object in &objects {
+            let shard = owner(&["s0", "s1", "s2"], object);
+            tracker.website(at(1), view(object, Some(&shard), 1, None));
+        }
+        // s1 leaves gracefully; the sharder moves its objects to their owners on {s0, s2}, and
+        // one object of s0 to s2 besides.
+        tracker.lease(at(2), "s1", Some(ShardState::Dead), false);
+        let on_s1: Vec<&String> = objects
+            .iter()
+            .filter(|o| owner(&["s0", "s1", "s2"], o) == "s1")
+            .collect();
+        for object in &on_s1 {
+            let shard = owner(&["s0", "s2"], object);
+            tracker.website(at(3), view(object, Some(&shard), 1, None));
+        }
+        let extra = objects
+            .iter()
+            .find(|o| owner(&["s0", "s1", "s2"], o) == "s0")
+            .unwrap();
+        tracker.website(at(3), view(extra, Some("s2"), 1, None));
+        let changes = tracker.finish(at(10)).changes;
+        let movement = &changes[0].movement;
+        assert!(!on_s1.is_empty());
+        assert_eq!(movement.required, on_s1.len());
+        assert_eq!(movement.moved, on_s1.len() + 1);
+        assert_eq!((movement.unnecessary, movement.outstanding), (1, 0));
+    }
+
+    #[test]
+    fn a_websites_hash_key_is_its_group_kind_namespace_and_name() {
+        assert_eq!(
+            hash_key("project-01/experiment-abc").unwrap(),
+            "webhosting.timebertt.dev/Website/project-01/experiment-abc"
+        );
+        assert_eq!(hash_key("no-namespace"), None);
     }
 
     #[test]

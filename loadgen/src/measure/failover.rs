@@ -33,10 +33,8 @@ pub struct FailoverEvents {
     pub killed_at: Timestamp,
     /// When its Lease was first seen in state dead.
     pub lease_dead_at: Option<Timestamp>,
-    /// When all its objects first carried a live shard's label ([`recovery`]).
-    pub all_assigned_at: Option<Timestamp>,
-    /// When all its objects were first Ready on their new shard ([`recovery`]).
-    pub all_reconciled_at: Option<Timestamp>,
+    /// Its objects and when they recovered ([`recovery`]).
+    pub recovery: Recovery,
 }
 
 /// The phases of a failover, each measured from the kill; `None` if it did not happen.
@@ -46,7 +44,7 @@ pub struct FailoverPhases {
     pub to_lease_dead: Option<Duration>,
     /// Until all objects were assigned to live shards.
     pub to_all_assigned: Option<Duration>,
-    /// Until all objects were reconciled again.
+    /// Until all objects that needed a reconcile were reconciled again.
     pub to_all_reconciled: Option<Duration>,
 }
 
@@ -58,8 +56,8 @@ impl FailoverEvents {
         let since_kill = |at: Option<Timestamp>| at.map(|at| elapsed(self.killed_at, at));
         FailoverPhases {
             to_lease_dead: since_kill(self.lease_dead_at),
-            to_all_assigned: since_kill(self.all_assigned_at),
-            to_all_reconciled: since_kill(self.all_reconciled_at),
+            to_all_assigned: since_kill(self.recovery.all_assigned_at),
+            to_all_reconciled: since_kill(self.recovery.all_reconciled_at),
         }
     }
 }
@@ -90,30 +88,39 @@ pub enum ObjectState {
     Deleted,
 }
 
-/// When the killed shard's objects recovered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The killed shard's objects and when they recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Recovery {
+    /// Objects followed: those on the killed shard at the kill, and those seen assigned to it
+    /// after the kill (while its Lease is not dead it is still in the ring).
+    pub objects: usize,
+    /// Of them, those assigned to it after the kill.
+    pub assigned_after_kill: usize,
+    /// Of them, those that needed a reconcile by their new shard: not Ready for their
+    /// generation at some time from the kill while still on the killed shard (or unassigned).
+    pub to_reconcile: usize,
     /// The first time all of them carried a live shard's label.
     pub all_assigned_at: Option<Timestamp>,
-    /// The first time all of them were Ready on a live shard.
+    /// The first time, with all of them assigned, all that needed a reconcile were Ready on a
+    /// live shard; `None` also when none needed one ([`Self::to_reconcile`] is 0).
     pub all_reconciled_at: Option<Timestamp>,
 }
 
-/// When `objects`, those of `killed` at `killed_at`, were all assigned to live shards and all
-/// reconciled again, from `observations` (in any order; observations of the same time count
-/// together, and those before the kill or of other objects are ignored).
+/// When `objects`, those of `killed` at `killed_at`, and those assigned to it later, were all
+/// assigned to live shards and reconciled again, from `observations` (in any order;
+/// observations of the same time count together, and those of other objects are ignored).
 ///
-/// Every object starts on the killed shard, not reconciled. An object is assigned while its
-/// label names another shard, and reconciled while it is, in addition, Ready. A deleted object
-/// drops out, so once the last outstanding object is deleted the rest count as recovered.
-/// Without objects, both happen at the kill.
+/// An object is assigned while its label names another shard than the killed one. It needed a
+/// reconcile if it was not Ready for its generation at the kill (its last observation before)
+/// or later while still on the killed shard or unassigned: a spec change the dead shard left
+/// undone, or a new object. It is reconciled when it is Ready on a live shard. A deleted
+/// object drops out. Without objects, everything is assigned at the kill.
 ///
 /// # Caveats
 ///
-/// Moving an object changes its labels, not its generation: an object whose status was
-/// already Ready for its generation looks reconciled as soon as it is re-assigned. Only objects
-/// whose spec changed during the failover (as under the chaos scenario's mutations) show how
-/// long the new shard took to reconcile them.
+/// Moving an object changes its labels, not its generation or status: that the new shard
+/// reconciled an object that was already Ready cannot be seen, so such objects count for the
+/// assigned phase only.
 #[must_use]
 pub fn recovery(
     killed: &str,
@@ -121,82 +128,198 @@ pub fn recovery(
     objects: &BTreeSet<String>,
     observations: &[Observation],
 ) -> Recovery {
-    let mut outstanding: BTreeMap<&str, Progress> = objects
+    let mut followed: BTreeMap<&str, Progress> = objects
         .iter()
-        .map(|o| (o.as_str(), Progress::OnKilled))
+        .map(|o| (o.as_str(), Progress::new()))
         .collect();
+    let mut assigned_after_kill = BTreeSet::new();
+    let mut sorted: Vec<&Observation> = observations.iter().collect();
+    sorted.sort_by_key(|o| o.at);
+    let (before, after) = sorted.split_at(sorted.partition_point(|o| o.at < killed_at));
+    for observation in before {
+        if let (Some(progress), ObjectState::Present { ready, .. }) = (
+            followed.get_mut(observation.object.as_str()),
+            &observation.state,
+        ) {
+            progress.ready = *ready;
+        }
+    }
     let mut recovery = Recovery {
+        objects: 0,
+        assigned_after_kill: 0,
+        to_reconcile: 0,
         all_assigned_at: None,
         all_reconciled_at: None,
     };
-    let mut seen: Vec<&Observation> = observations
-        .iter()
-        .filter(|o| o.at >= killed_at && objects.contains(&o.object))
-        .collect();
-    seen.sort_by_key(|o| o.at);
-    let mut moments = seen.chunk_by(|a, b| a.at == b.at).peekable();
-    let mut now = killed_at;
-    loop {
-        note(&mut recovery, now, &outstanding);
-        if recovery.all_reconciled_at.is_some() {
-            return recovery;
-        }
-        let Some(moment) = moments.next() else {
-            return recovery;
-        };
+    let mut deleted = BTreeSet::new();
+    note(&mut recovery, killed_at, &mut followed);
+    for moment in after.chunk_by(|a, b| a.at == b.at) {
         for observation in moment {
+            let object = observation.object.as_str();
             match &observation.state {
                 ObjectState::Deleted => {
-                    outstanding.remove(observation.object.as_str());
+                    if followed.remove(object).is_some() {
+                        deleted.insert(object);
+                    }
                 }
                 ObjectState::Present { shard, ready } => {
-                    let progress = Progress::of(killed, shard.as_deref(), *ready);
-                    outstanding.insert(observation.object.as_str(), progress);
+                    let on_killed = shard.as_deref() == Some(killed);
+                    if on_killed && !followed.contains_key(object) && !deleted.contains(object) {
+                        assigned_after_kill.insert(object);
+                        followed.insert(object, Progress::new());
+                        // A newcomer: what was noted before did not include it.
+                        recovery.all_assigned_at = None;
+                        recovery.all_reconciled_at = None;
+                    }
+                    if let Some(progress) = followed.get_mut(object) {
+                        progress.live = shard.as_deref().is_some_and(|shard| shard != killed);
+                        progress.ready = *ready;
+                    }
                 }
             }
         }
-        now = moment[0].at;
+        note(&mut recovery, moment[0].at, &mut followed);
     }
+    recovery.objects = objects.len() + assigned_after_kill.len();
+    recovery.assigned_after_kill = assigned_after_kill.len();
+    recovery
 }
 
 /// Where an object of the killed shard stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Progress {
-    /// Unassigned or still labelled with the killed shard.
-    OnKilled,
-    /// Labelled with a live shard, not yet Ready there.
-    Assigned,
-    /// Labelled with a live shard and Ready.
-    Reconciled,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    /// Labelled with a live shard.
+    live: bool,
+    /// Ready for its generation.
+    ready: bool,
+    /// Not Ready for its generation while on the killed shard or unassigned.
+    needs_reconcile: bool,
 }
 
 impl Progress {
-    fn of(killed: &str, shard: Option<&str>, ready: bool) -> Self {
-        match shard {
-            Some(shard) if shard != killed => {
-                if ready {
-                    Self::Reconciled
-                } else {
-                    Self::Assigned
-                }
-            }
-            _ => Self::OnKilled,
+    /// On the killed shard, and not Ready until an observation says it is: an object never
+    /// seen Ready needs a reconcile.
+    fn new() -> Self {
+        Self {
+            live: false,
+            ready: false,
+            needs_reconcile: false,
         }
     }
 }
 
-/// Sets the recovery times first reached at `now`.
-fn note(recovery: &mut Recovery, now: Timestamp, outstanding: &BTreeMap<&str, Progress>) {
-    let least = outstanding
-        .values()
-        .copied()
-        .min()
-        .unwrap_or(Progress::Reconciled);
-    if least >= Progress::Assigned && recovery.all_assigned_at.is_none() {
+/// Marks what needs a reconcile now and sets the recovery times first reached at `now`; the
+/// count of objects to reconcile includes those deleted since.
+fn note(recovery: &mut Recovery, now: Timestamp, followed: &mut BTreeMap<&str, Progress>) {
+    for progress in followed.values_mut() {
+        if !progress.live && !progress.ready && !progress.needs_reconcile {
+            progress.needs_reconcile = true;
+            recovery.to_reconcile += 1;
+        }
+    }
+    let all_assigned = followed.values().all(|p| p.live);
+    if all_assigned && recovery.all_assigned_at.is_none() {
         recovery.all_assigned_at = Some(now);
     }
-    if least == Progress::Reconciled {
+    let needing = || followed.values().filter(|p| p.needs_reconcile);
+    if all_assigned
+        && recovery.to_reconcile > 0
+        && needing().all(|p| p.ready)
+        && recovery.all_reconciled_at.is_none()
+    {
         recovery.all_reconciled_at = Some(now);
+    }
+}
+
+/// The times of one phase over the failovers of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PhaseStats {
+    /// Failovers the phase applies to (for the reconciled phase: those with objects to
+    /// reconcile).
+    pub n: usize,
+    /// Of them, those in which it happened before the run ended.
+    pub finished: usize,
+    /// The shortest of the finished.
+    #[serde(rename = "min_s", serialize_with = "seconds")]
+    pub min: Option<Duration>,
+    /// The median of the finished (the mean of the middle two for an even count).
+    #[serde(rename = "median_s", serialize_with = "seconds")]
+    pub median: Option<Duration>,
+    /// The longest of the finished.
+    #[serde(rename = "max_s", serialize_with = "seconds")]
+    pub max: Option<Duration>,
+}
+
+impl PhaseStats {
+    /// The statistics of `phases`, one per failover the phase applies to (`None`: not
+    /// finished).
+    #[must_use]
+    pub fn of(phases: &[Option<Duration>]) -> Self {
+        let mut finished: Vec<Duration> = phases.iter().flatten().copied().collect();
+        finished.sort_unstable();
+        Self {
+            n: phases.len(),
+            finished: finished.len(),
+            min: finished.first().copied(),
+            median: median(&finished),
+            max: finished.last().copied(),
+        }
+    }
+}
+
+/// The median of `sorted`. A handful of failovers needs no statistics crate; HdrHistogram,
+/// which the workspace has, would round the values and take one of the middle two.
+fn median(sorted: &[Duration]) -> Option<Duration> {
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2),
+    }
+}
+
+/// A phase time in seconds in `run.json`.
+#[allow(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes a reference to the field"
+)]
+fn seconds<S: serde::Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    value.map(|d| d.as_secs_f64()).serialize(s)
+}
+
+/// The failovers of one kind, phase by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KindStats {
+    /// The kind.
+    pub kind: FailoverKind,
+    /// Failovers of this kind.
+    pub failovers: usize,
+    /// Until the Lease was dead.
+    pub lease_dead: PhaseStats,
+    /// Until all objects were assigned to live shards.
+    pub all_assigned: PhaseStats,
+    /// Until all objects that needed a reconcile were reconciled again.
+    pub all_reconciled: PhaseStats,
+}
+
+impl KindStats {
+    /// The statistics of the failovers of `kind` among `failovers`.
+    #[must_use]
+    pub fn of(failovers: &[FailoverEvents], kind: FailoverKind) -> Self {
+        let of_kind: Vec<&FailoverEvents> = failovers.iter().filter(|f| f.kind == kind).collect();
+        let phase = |phase: fn(&FailoverEvents) -> Option<Option<Duration>>| {
+            let phases: Vec<Option<Duration>> = of_kind.iter().filter_map(|f| phase(f)).collect();
+            PhaseStats::of(&phases)
+        };
+        Self {
+            kind,
+            failovers: of_kind.len(),
+            lease_dead: phase(|f| Some(f.phases().to_lease_dead)),
+            all_assigned: phase(|f| Some(f.phases().to_all_assigned)),
+            all_reconciled: phase(|f| {
+                (f.recovery.to_reconcile > 0).then(|| f.phases().to_all_reconciled)
+            }),
+        }
     }
 }
 
@@ -208,6 +331,10 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
+    }
+
+    fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
     }
 
     fn objects(names: &[&str]) -> BTreeSet<String> {
@@ -233,8 +360,34 @@ mod tests {
         }
     }
 
-    fn recovered(assigned: Option<i64>, reconciled: Option<i64>) -> Recovery {
+    /// When all were assigned and all reconciled, in seconds.
+    fn times(recovery: Recovery) -> (Option<i64>, Option<i64>) {
+        let seconds = |at: Option<Timestamp>| at.map(Timestamp::as_second);
+        (
+            seconds(recovery.all_assigned_at),
+            seconds(recovery.all_reconciled_at),
+        )
+    }
+
+    fn recover(names: &[&str], observations: &[Observation]) -> Recovery {
+        recovery(KILLED, at(100), &objects(names), observations)
+    }
+
+    fn events(kind: FailoverKind, lease_dead: Option<i64>, recovery: Recovery) -> FailoverEvents {
+        FailoverEvents {
+            shard: KILLED.to_owned(),
+            kind,
+            killed_at: at(100),
+            lease_dead_at: lease_dead.map(at),
+            recovery,
+        }
+    }
+
+    fn recovered(assigned: Option<i64>, reconciled: Option<i64>, to_reconcile: usize) -> Recovery {
         Recovery {
+            objects: 1,
+            assigned_after_kill: 0,
+            to_reconcile,
             all_assigned_at: assigned.map(at),
             all_reconciled_at: reconciled.map(at),
         }
@@ -242,19 +395,16 @@ mod tests {
 
     #[test]
     fn phases_are_measured_from_the_kill() {
-        let events = FailoverEvents {
-            shard: KILLED.to_owned(),
-            kind: FailoverKind::Involuntary,
-            killed_at: at(100),
-            lease_dead_at: Some(at(130)),
-            all_assigned_at: Some(at(131)),
-            all_reconciled_at: None,
-        };
+        let events = events(
+            FailoverKind::Involuntary,
+            Some(130),
+            recovered(Some(131), None, 1),
+        );
         assert_eq!(
             events.phases(),
             FailoverPhases {
-                to_lease_dead: Some(Duration::from_secs(30)),
-                to_all_assigned: Some(Duration::from_secs(31)),
+                to_lease_dead: Some(secs(30)),
+                to_all_assigned: Some(secs(31)),
                 to_all_reconciled: None,
             }
         );
@@ -262,29 +412,73 @@ mod tests {
 
     #[test]
     fn an_event_stamped_before_the_kill_counts_as_at_once() {
-        let events = FailoverEvents {
-            shard: KILLED.to_owned(),
-            kind: FailoverKind::Voluntary,
-            killed_at: at(100),
-            lease_dead_at: Some(at(99)),
-            all_assigned_at: None,
-            all_reconciled_at: None,
-        };
+        let events = events(FailoverKind::Voluntary, Some(99), recovered(None, None, 0));
         assert_eq!(events.phases().to_lease_dead, Some(Duration::ZERO));
         assert_eq!(events.phases().to_all_assigned, None);
     }
 
     #[test]
     fn objects_recover_when_the_last_one_is_assigned_and_the_last_one_is_ready() {
+        // Neither was seen Ready before the kill: both need a reconcile.
         let observations = [
             seen(101, "a", None, true),
             seen(102, "a", Some("shard-1"), true),
             seen(103, "b", Some("shard-2"), false),
             seen(105, "b", Some("shard-2"), true),
         ];
+        let recovery = recover(&["a", "b"], &observations);
+        assert_eq!(times(recovery), (Some(103), Some(105)));
+        assert_eq!((recovery.objects, recovery.to_reconcile), (2, 2));
+    }
+
+    #[test]
+    fn objects_that_were_ready_need_no_reconcile_and_do_not_repeat_the_assigned_phase() {
+        // "a" and "b" were Ready at the kill; "b" is then mutated while still on the killed
+        // shard and needs its new shard's reconcile. The old measure: reconciled at 104 with
+        // "a" only, and at 104 too here, although "b" was Ready only at 110.
+        let observations = [
+            seen(90, "a", Some(KILLED), true),
+            seen(90, "b", Some(KILLED), true),
+            seen(101, "b", Some(KILLED), false),
+            seen(103, "a", Some("shard-1"), true),
+            seen(104, "b", Some("shard-2"), false),
+            seen(110, "b", Some("shard-2"), true),
+        ];
+        let recovery = recover(&["a", "b"], &observations);
+        assert_eq!(times(recovery), (Some(104), Some(110)));
+        assert_eq!(recovery.to_reconcile, 1);
+
+        let untouched = [
+            seen(90, "a", Some(KILLED), true),
+            seen(103, "a", Some("shard-1"), true),
+            // A mutation after the move is the new shard's ordinary load.
+            seen(105, "a", Some("shard-1"), false),
+        ];
+        let recovery = recover(&["a"], &untouched);
+        assert_eq!(times(recovery), (Some(103), None));
+        assert_eq!(recovery.to_reconcile, 0);
+    }
+
+    #[test]
+    fn an_object_assigned_to_the_killed_shard_after_the_kill_is_followed() {
+        // "new" is created after a SIGKILL and assigned to the dead shard, still in the ring.
+        // The old measure followed "a" only: assigned and reconciled at 101.
+        let observations = [
+            seen(90, "a", Some(KILLED), true),
+            seen(101, "a", Some("shard-1"), true),
+            seen(102, "new", Some(KILLED), false),
+            seen(130, "new", Some("shard-1"), false),
+            seen(131, "new", Some("shard-1"), true),
+        ];
+        let recovery = recover(&["a"], &observations);
+        assert_eq!(times(recovery), (Some(130), Some(131)));
         assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a", "b"]), &observations),
-            recovered(Some(103), Some(105))
+            (
+                recovery.objects,
+                recovery.assigned_after_kill,
+                recovery.to_reconcile
+            ),
+            (2, 1, 1)
         );
     }
 
@@ -294,19 +488,13 @@ mod tests {
             seen(101, "a", Some(KILLED), true),
             seen(102, "a", None, false),
         ];
-        assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a"]), &observations),
-            recovered(None, None)
-        );
+        assert_eq!(times(recover(&["a"], &observations)), (None, None));
     }
 
     #[test]
     fn an_object_that_is_assigned_but_never_ready_is_not_reconciled() {
         let observations = [seen(101, "a", Some("shard-1"), false)];
-        assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a"]), &observations),
-            recovered(Some(101), None)
-        );
+        assert_eq!(times(recover(&["a"], &observations)), (Some(101), None));
     }
 
     #[test]
@@ -319,8 +507,8 @@ mod tests {
             seen(104, "a", Some("shard-2"), false),
         ];
         assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a", "b"]), &observations),
-            recovered(Some(104), None)
+            times(recover(&["a", "b"], &observations)),
+            (Some(104), None)
         );
     }
 
@@ -328,8 +516,8 @@ mod tests {
     fn a_deleted_object_no_longer_needs_a_shard() {
         let observations = [seen(101, "a", Some("shard-1"), true), deleted(104, "b")];
         assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a", "b"]), &observations),
-            recovered(Some(104), Some(104))
+            times(recover(&["a", "b"], &observations)),
+            (Some(104), Some(104))
         );
     }
 
@@ -342,37 +530,30 @@ mod tests {
             seen(106, "b", Some("shard-1"), true),
         ];
         assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a", "b"]), &observations),
-            recovered(Some(102), Some(106))
+            times(recover(&["a", "b"], &observations)),
+            (Some(102), Some(106))
         );
     }
 
     #[test]
-    fn without_objects_recovery_is_at_the_kill() {
-        assert_eq!(
-            recovery(KILLED, at(100), &BTreeSet::new(), &[]),
-            recovered(Some(100), Some(100))
-        );
+    fn without_objects_all_are_assigned_at_the_kill_and_none_needs_a_reconcile() {
+        let recovery = recover(&[], &[]);
+        assert_eq!(times(recovery), (Some(100), None));
+        assert_eq!(recovery.to_reconcile, 0);
     }
 
     #[test]
     fn without_observations_nothing_recovers() {
-        assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a"]), &[]),
-            recovered(None, None)
-        );
+        assert_eq!(times(recover(&["a"], &[])), (None, None));
     }
 
     #[test]
-    fn observations_before_the_kill_and_of_other_objects_are_ignored() {
+    fn before_the_kill_only_readiness_counts_and_other_objects_are_ignored() {
         let observations = [
             seen(90, "a", Some("shard-1"), true),
             seen(101, "other", Some("shard-1"), true),
         ];
-        assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a"]), &observations),
-            recovered(None, None)
-        );
+        assert_eq!(times(recover(&["a"], &observations)), (None, None));
     }
 
     #[test]
@@ -384,8 +565,8 @@ mod tests {
             seen(103, "a", Some("shard-1"), true),
         ];
         assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a"]), &observations),
-            recovered(Some(103), Some(103))
+            times(recover(&["a"], &observations)),
+            (Some(103), Some(103))
         );
     }
 
@@ -397,8 +578,63 @@ mod tests {
             seen(103, "b", Some("shard-2"), false),
         ];
         assert_eq!(
-            recovery(KILLED, at(100), &objects(&["a", "b"]), &observations),
-            recovered(Some(103), Some(105))
+            times(recover(&["a", "b"], &observations)),
+            (Some(103), Some(105))
         );
+    }
+
+    #[test]
+    fn an_unfinished_failover_counts_in_n_but_not_in_the_times() {
+        // The old mean over the finished: 20 s, with no word of the third.
+        let stats = PhaseStats::of(&[Some(secs(30)), None, Some(secs(10))]);
+        assert_eq!((stats.n, stats.finished), (3, 2));
+        assert_eq!(
+            (stats.min, stats.median, stats.max),
+            (Some(secs(10)), Some(secs(20)), Some(secs(30)))
+        );
+        let odd = PhaseStats::of(&[Some(secs(40)), Some(secs(10)), Some(secs(11))]);
+        assert_eq!(odd.median, Some(secs(11)));
+        let none = PhaseStats::of(&[None]);
+        assert_eq!((none.n, none.finished, none.median), (1, 0, None));
+    }
+
+    #[test]
+    fn kinds_are_apart_and_the_reconciled_phase_counts_failovers_with_objects_to_reconcile() {
+        let failovers = [
+            events(
+                FailoverKind::Involuntary,
+                Some(130),
+                recovered(Some(131), Some(140), 2),
+            ),
+            events(FailoverKind::Involuntary, None, recovered(None, None, 1)),
+            events(
+                FailoverKind::Involuntary,
+                Some(128),
+                recovered(Some(129), None, 0),
+            ),
+            events(
+                FailoverKind::Voluntary,
+                Some(100),
+                recovered(Some(101), None, 0),
+            ),
+        ];
+        let involuntary = KindStats::of(&failovers, FailoverKind::Involuntary);
+        assert_eq!(involuntary.failovers, 3);
+        assert_eq!(
+            (involuntary.lease_dead.n, involuntary.lease_dead.finished),
+            (3, 2)
+        );
+        assert_eq!(involuntary.lease_dead.median, Some(secs(29)));
+        assert_eq!(
+            (
+                involuntary.all_reconciled.n,
+                involuntary.all_reconciled.finished
+            ),
+            (2, 1)
+        );
+        assert_eq!(involuntary.all_reconciled.max, Some(secs(40)));
+        let voluntary = KindStats::of(&failovers, FailoverKind::Voluntary);
+        assert_eq!((voluntary.failovers, voluntary.all_reconciled.n), (1, 0));
+        assert_eq!(voluntary.all_assigned.min, Some(secs(1)));
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! A latency is recorded at the time it belongs to (for an open-loop operation, its intended
 //! start), so a stall shows in the windows of the operations it delayed.
+//!
+//! A latency may be *censored*: the operation had not ended when it stopped being watched, so
+//! only its time so far is known, a lower bound. It is recorded with that time and marks every
+//! percentile it may have pulled down as a lower bound ([`is_lower_bound`],
+//! docs/experiments.md#reconciliation-latency).
 
 use std::{
     collections::BTreeMap,
@@ -56,8 +61,59 @@ pub struct LatencyRecorder {
     window: Duration,
     window_micros: i64,
     total: Histogram<u64>,
-    windows: BTreeMap<Timestamp, Histogram<u64>>,
+    censored: Censored,
+    windows: BTreeMap<Timestamp, Window>,
     clamped: u64,
+}
+
+/// The latencies of one window.
+#[derive(Debug, Clone)]
+struct Window {
+    histogram: Histogram<u64>,
+    censored: Censored,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            histogram: histogram(),
+            censored: Censored::default(),
+        }
+    }
+}
+
+/// The censored latencies among those of a histogram: how many, and the smallest, which
+/// decides which percentiles are lower bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Censored {
+    count: u64,
+    min_micros: Option<u64>,
+}
+
+impl Censored {
+    fn add(&mut self, micros: u64) {
+        self.count += 1;
+        self.min_micros = Some(self.min_micros.map_or(micros, |min| min.min(micros)));
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.count += other.count;
+        self.min_micros = match (self.min_micros, other.min_micros) {
+            (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
+            (ours, theirs) => ours.or(theirs),
+        };
+    }
+}
+
+/// Whether a percentile of `value` is only a lower bound, given the smallest censored latency
+/// among those it was computed from (microseconds, as recorded).
+///
+/// A censored latency at or below the percentile may truly be above it, so the true percentile
+/// may be higher: a lower bound. Censored latencies all above it are truly above it too, so
+/// the rank of `value`, and thus the percentile, does not change: exact.
+#[must_use]
+pub fn is_lower_bound(value: u64, min_censored: Option<u64>) -> bool {
+    min_censored.is_some_and(|censored| censored <= value)
 }
 
 impl LatencyRecorder {
@@ -72,6 +128,7 @@ impl LatencyRecorder {
             window,
             window_micros,
             total: histogram(),
+            censored: Censored::default(),
             windows: BTreeMap::new(),
             clamped: 0,
         })
@@ -80,6 +137,19 @@ impl LatencyRecorder {
     /// Records `latency` at `at`. Latencies beyond [`HIGHEST`] count as [`HIGHEST`] and are
     /// counted in [`Self::clamped`].
     pub fn record(&mut self, at: Timestamp, latency: Duration) {
+        self.record_value(at, latency);
+    }
+
+    /// Records the time so far of an operation that had not ended, `latency`, at `at`: a
+    /// lower bound of its latency, counted in [`Self::censored`].
+    pub fn record_censored(&mut self, at: Timestamp, latency: Duration) {
+        let (value, window) = self.record_value(at, latency);
+        window.censored.add(value);
+        self.censored.add(value);
+    }
+
+    /// Records `latency` in the total and its window; returns the value recorded and the window.
+    fn record_value(&mut self, at: Timestamp, latency: Duration) -> (u64, &mut Window) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let value = if micros > HIGHEST_MICROS {
             self.clamped += 1;
@@ -88,10 +158,12 @@ impl LatencyRecorder {
             micros
         };
         self.total.saturating_record(value);
-        self.windows
+        let window = self
+            .windows
             .entry(window_start(at, self.window_micros))
-            .or_insert_with(histogram)
-            .saturating_record(value);
+            .or_default();
+        window.histogram.saturating_record(value);
+        (value, window)
     }
 
     /// Adds the latencies of `other`, for example another shard count's or another source's.
@@ -103,8 +175,11 @@ impl LatencyRecorder {
             });
         }
         add(&mut self.total, &other.total);
+        self.censored.merge(other.censored);
         for (start, from) in &other.windows {
-            add(self.windows.entry(*start).or_insert_with(histogram), from);
+            let into = self.windows.entry(*start).or_default();
+            add(&mut into.histogram, &from.histogram);
+            into.censored.merge(from.censored);
         }
         self.clamped += other.clamped;
         Ok(())
@@ -122,10 +197,16 @@ impl LatencyRecorder {
         self.clamped
     }
 
+    /// The censored latencies, counted in the total.
+    #[must_use]
+    pub fn censored(&self) -> u64 {
+        self.censored.count
+    }
+
     /// The percentiles of all latencies.
     #[must_use]
     pub fn summary(&self) -> LatencySummary {
-        LatencySummary::of(&self.total)
+        LatencySummary::of_censored(&self.total, self.censored)
     }
 
     /// The percentiles of each window with a latency in it, in time order.
@@ -133,21 +214,29 @@ impl LatencyRecorder {
     pub fn windows(&self) -> Vec<WindowPercentiles> {
         self.windows
             .iter()
-            .map(|(&start, histogram)| WindowPercentiles::of(start, histogram))
+            .map(|(&start, window)| WindowPercentiles::of(start, window))
             .collect()
     }
 
-    /// Writes all latencies as an HdrHistogram percentile distribution (`.hgrm`), in ms.
+    /// Writes all latencies, censored ones included, as an HdrHistogram percentile
+    /// distribution (`.hgrm`), in ms: its total count is [`LatencySummary::count`].
     pub fn write_hgrm(&self, out: &mut impl Write) -> io::Result<()> {
         write_percentile_distribution(&self.total, out)
     }
 }
 
-/// Percentiles of a latency histogram, in milliseconds.
+/// Percentiles of a latency histogram, in milliseconds. A percentile marked `_lower_bound` is
+/// reached by a censored latency ([`is_lower_bound`]): the true one is at least that.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "a flag per percentile, as run.json and the CSV files show them"
+)]
 pub struct LatencySummary {
-    /// Recorded latencies.
+    /// Recorded latencies, censored ones included.
     pub count: u64,
+    /// Censored latencies: times so far of operations that had not ended.
+    pub censored: u64,
     /// Median.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -158,30 +247,65 @@ pub struct LatencySummary {
     pub p999_ms: f64,
     /// Largest.
     pub max_ms: f64,
+    /// `p50_ms` is a lower bound.
+    pub p50_lower_bound: bool,
+    /// `p90_ms` is a lower bound.
+    pub p90_lower_bound: bool,
+    /// `p99_ms` is a lower bound.
+    pub p99_lower_bound: bool,
+    /// `p999_ms` is a lower bound.
+    pub p999_lower_bound: bool,
+    /// `max_ms` is a lower bound: some latency is censored.
+    pub max_lower_bound: bool,
 }
 
 impl LatencySummary {
-    /// Summarizes a histogram of latencies in microseconds; all zeros when it is empty.
+    /// Summarizes a histogram of latencies in microseconds, none censored; all zeros when it
+    /// is empty.
     #[must_use]
     pub fn of(histogram: &Histogram<u64>) -> Self {
+        Self::of_censored(histogram, Censored::default())
+    }
+
+    /// Summarizes a histogram of latencies in microseconds, `censored` of them censored.
+    #[allow(clippy::similar_names, reason = "the percentiles' names")]
+    fn of_censored(histogram: &Histogram<u64>, censored: Censored) -> Self {
+        let percentile = |value: u64| (millis(value), is_lower_bound(value, censored.min_micros));
+        let (p50_ms, p50_lower_bound) = percentile(histogram.value_at_quantile(0.5));
+        let (p90_ms, p90_lower_bound) = percentile(histogram.value_at_quantile(0.9));
+        let (p99_ms, p99_lower_bound) = percentile(histogram.value_at_quantile(0.99));
+        let (p999_ms, p999_lower_bound) = percentile(histogram.value_at_quantile(0.999));
+        let (max_ms, max_lower_bound) = percentile(histogram.max());
         Self {
             count: histogram.len(),
-            p50_ms: millis(histogram.value_at_quantile(0.5)),
-            p90_ms: millis(histogram.value_at_quantile(0.9)),
-            p99_ms: millis(histogram.value_at_quantile(0.99)),
-            p999_ms: millis(histogram.value_at_quantile(0.999)),
-            max_ms: millis(histogram.max()),
+            censored: censored.count,
+            p50_ms,
+            p90_ms,
+            p99_ms,
+            p999_ms,
+            max_ms,
+            p50_lower_bound,
+            p90_lower_bound,
+            p99_lower_bound,
+            p999_lower_bound,
+            max_lower_bound,
         }
     }
 }
 
 /// Percentiles of the latencies of one window, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "a flag per percentile, as the CSV files show them"
+)]
 pub struct WindowPercentiles {
     /// The start of the window; it ends one window length later.
     pub start: Timestamp,
-    /// Latencies recorded in the window.
+    /// Latencies recorded in the window, censored ones included.
     pub count: u64,
+    /// Censored latencies in the window.
+    pub censored: u64,
     /// Median.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -190,18 +314,31 @@ pub struct WindowPercentiles {
     pub p99_ms: f64,
     /// Largest.
     pub max_ms: f64,
+    /// `p50_ms` is a lower bound ([`is_lower_bound`]).
+    pub p50_lower_bound: bool,
+    /// `p90_ms` is a lower bound.
+    pub p90_lower_bound: bool,
+    /// `p99_ms` is a lower bound.
+    pub p99_lower_bound: bool,
+    /// `max_ms` is a lower bound.
+    pub max_lower_bound: bool,
 }
 
 impl WindowPercentiles {
-    fn of(start: Timestamp, histogram: &Histogram<u64>) -> Self {
-        let summary = LatencySummary::of(histogram);
+    fn of(start: Timestamp, window: &Window) -> Self {
+        let summary = LatencySummary::of_censored(&window.histogram, window.censored);
         Self {
             start,
             count: summary.count,
+            censored: summary.censored,
             p50_ms: summary.p50_ms,
             p90_ms: summary.p90_ms,
             p99_ms: summary.p99_ms,
             max_ms: summary.max_ms,
+            p50_lower_bound: summary.p50_lower_bound,
+            p90_lower_bound: summary.p90_lower_bound,
+            p99_lower_bound: summary.p99_lower_bound,
+            max_lower_bound: summary.max_lower_bound,
         }
     }
 }
@@ -350,11 +487,17 @@ mod tests {
             recorder.summary(),
             LatencySummary {
                 count: 0,
+                censored: 0,
                 p50_ms: 0.0,
                 p90_ms: 0.0,
                 p99_ms: 0.0,
                 p999_ms: 0.0,
-                max_ms: 0.0
+                max_ms: 0.0,
+                p50_lower_bound: false,
+                p90_lower_bound: false,
+                p99_lower_bound: false,
+                p999_lower_bound: false,
+                max_lower_bound: false,
             }
         );
         assert!(recorder.windows().is_empty());
@@ -532,6 +675,68 @@ mod tests {
             lines[3],
             "#[Max     =        0.000, Total count    =            0]"
         );
+    }
+
+    #[test]
+    fn a_percentile_is_a_lower_bound_when_a_censored_latency_is_at_or_below_it() {
+        assert!(is_lower_bound(5, Some(5)));
+        assert!(is_lower_bound(5, Some(4)));
+        assert!(!is_lower_bound(5, Some(6)));
+        assert!(!is_lower_bound(5, None));
+    }
+
+    #[test]
+    fn a_p99_reached_by_a_censored_latency_is_a_lower_bound() {
+        // 98 writes reconciled in 1 s, 2 still pending after 5 s: of 100, the 99th is a
+        // pending one, so the p99 is "≥ 5 s"; the median is exact. The old summary printed
+        // "5 s" as if it were a measured latency.
+        let mut recorder = recorder();
+        for _ in 0..98 {
+            recorder.record(at(0), ms(1000));
+        }
+        recorder.record_censored(at(0), ms(5000));
+        recorder.record_censored(at(3), ms(5000));
+        let summary = recorder.summary();
+        assert_eq!((summary.count, summary.censored), (100, 2));
+        assert!(close(summary.p99_ms, 5000.0), "{summary:?}");
+        assert!(summary.p99_lower_bound && summary.max_lower_bound);
+        assert!(close(summary.p90_ms, 1000.0), "{summary:?}");
+        assert!(!summary.p50_lower_bound && !summary.p90_lower_bound);
+        let windows = recorder.windows();
+        assert_eq!((windows[0].count, windows[0].censored), (100, 2));
+        assert!(windows[0].p99_lower_bound && !windows[0].p50_lower_bound);
+    }
+
+    #[test]
+    fn censored_latencies_above_a_percentile_leave_it_exact() {
+        // 99 reconciled in 1 s, 1 pending after 10 s: the p99 is the 99th, a reconciled 1 s,
+        // and stays so whatever the pending one's true latency; only the max is a bound.
+        let mut recorder = recorder();
+        for _ in 0..99 {
+            recorder.record(at(0), ms(1000));
+        }
+        recorder.record_censored(at(0), ms(10_000));
+        let summary = recorder.summary();
+        assert!(close(summary.p99_ms, 1000.0), "{summary:?}");
+        assert!(!summary.p99_lower_bound, "{summary:?}");
+        assert!(summary.max_lower_bound && close(summary.max_ms, 10_000.0));
+        assert!(hgrm(&recorder).contains("Total count    =          100]"));
+    }
+
+    #[test]
+    fn merging_keeps_the_censored_latencies_and_their_smallest() {
+        let mut one = recorder();
+        one.record(at(0), ms(10));
+        let mut two = recorder();
+        two.record_censored(at(0), ms(5));
+        two.record_censored(at(20), ms(50));
+        one.merge(&two).unwrap();
+        assert_eq!(one.censored(), 2);
+        let summary = one.summary();
+        assert_eq!(summary.censored, 2);
+        assert!(summary.p50_lower_bound, "{summary:?}");
+        let windows = one.windows();
+        assert_eq!((windows[0].censored, windows[1].censored), (1, 1));
     }
 
     #[test]

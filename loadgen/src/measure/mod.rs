@@ -6,9 +6,10 @@
 //! never by sample index (docs/experiments.md#measurements: the original's tool plotted load about
 //! 15 s late).
 //!
+//! - [`accounting`]: every scheduled write and delete in one class, adding up to the schedule.
 //! - [`latency`]: HdrHistogram recorders, in total and per time window; `.hgrm` output.
-//! - [`skew`]: objects per shard, max/mean and coefficient of variation.
-//! - [`movement`]: objects moved by a membership change against the ideal share.
+//! - [`skew`]: objects per shard, max/mean and coefficient of variation; steady and transient.
+//! - [`movement`]: objects moved by a membership change against the moves the ring required.
 //! - [`failover`]: the phases of a failover from timestamped events and observations.
 //! - [`slo`]: SLO verdicts, the first breach under a ramp, and capacity scaling.
 //! - [`cost`]: CPU seconds and peak memory per component from `/proc` samples.
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+pub mod accounting;
 pub mod cost;
 pub mod failover;
 pub mod latency;

@@ -1,11 +1,17 @@
-//! Movement: the objects a membership change re-assigned, against the least that had to move
-//! (docs/experiments.md).
+//! Movement: the objects a membership change re-assigned, against the moves the hash ring
+//! required (docs/experiments.md#movement).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{as_f64, ratio};
+use k8s_openapi::jiff::Timestamp;
+
+use super::{
+    as_f64,
+    failover::{FailoverEvents, FailoverKind},
+    ratio,
+};
 
 /// A change of the ring's membership.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,30 +29,38 @@ pub enum Change {
     },
 }
 
-/// The objects a membership change re-assigned.
+/// The objects a membership change re-assigned, against the moves the ring required.
+///
+/// An object *must move* when its shard before the change is not its owner on the ring of the
+/// shards available after it; when the assignment matched the ring before, these are exactly
+/// the objects whose ring owner differs between the shard sets before and after. A move is
+/// *unnecessary* when it does not end on the object's owner: it did not have to move at all,
+/// or it went to another shard than the ring's. A consistent hash ring makes none.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Movement {
     /// Objects assigned both before and after the change.
     pub objects: usize,
     /// Of those, the objects on another shard afterwards.
     pub moved: usize,
-    /// Moved objects that did not have to move: on a join those that went elsewhere than the
-    /// new shard, on a leave those that were not on the departed shard. A consistent hash
-    /// moves none.
+    /// Of those, the objects the ring required to move.
+    pub required: usize,
+    /// Moves that did not end on the object's ring owner: the headline, 0 for a correct sharder.
     pub unnecessary: usize,
-    /// `moved / objects`.
-    pub moved_share: f64,
-    /// The least share that must move: `1 / (N + 1)` on a join to N shards (the new shard's
-    /// fair share), the departed shard's share before the change on a leave; 0 when the last
-    /// shard leaves, since no shard is left to take its objects until another joins.
-    pub ideal_share: f64,
-    /// `moved_share / ideal_share`; 1 is ideal, `None` when nothing had to move.
-    pub ratio_to_ideal: Option<f64>,
+    /// Required moves not made by the next change (or the end): still on their shard before,
+    /// for example on a dead shard that cannot hand its objects over until its Lease is dead.
+    pub outstanding: usize,
+    /// On a join to a ring of N shards, the fewest moves any balanced assignment makes: the
+    /// new shard's fair share, `objects / (N + 1)`. `None` on a leave, where it would be the
+    /// departed shard's objects, the same as [`Self::required`] by construction.
+    pub ideal: Option<f64>,
+    /// `moved / ideal`, where the ideal is defined and positive.
+    pub moved_vs_ideal: Option<f64>,
 }
 
 impl Movement {
     /// The movement between two assignments (object to shard) taken before and after `change`
-    /// of a ring of `shards_before` shards.
+    /// of a ring of `shards_before` shards; `owner` is each object's shard on the ring after
+    /// the change (`None` for an empty ring, where nothing can move).
     ///
     /// Objects in only one of them were created or deleted meanwhile (or not yet assigned) and
     /// are left out.
@@ -54,50 +68,100 @@ impl Movement {
     pub fn of(
         before: &BTreeMap<String, String>,
         after: &BTreeMap<String, String>,
+        owner: impl Fn(&str) -> Option<String>,
         change: &Change,
         shards_before: usize,
     ) -> Self {
-        let pairs: Vec<(&str, &str)> = before
-            .iter()
-            .filter_map(|(object, old)| Some((old.as_str(), after.get(object)?.as_str())))
-            .collect();
-        let objects = pairs.len();
-        let moved = pairs.iter().filter(|(old, new)| old != new).count();
-        let unnecessary = pairs
-            .iter()
-            .filter(|(old, new)| old != new && !is_necessary(change, old, new))
-            .count();
-        let moved_share = share(moved, objects);
-        let ideal_share = match change {
-            Change::Join { .. } => 1.0 / as_f64(shards_before as u64 + 1),
-            Change::Leave { .. } if shards_before <= 1 => 0.0,
-            Change::Leave { shard } => share(
-                pairs.iter().filter(|(old, _)| old == shard).count(),
-                objects,
-            ),
+        let (mut objects, mut moved, mut required, mut unnecessary, mut outstanding) =
+            (0, 0, 0, 0, 0);
+        for (object, old) in before {
+            let Some(new) = after.get(object) else {
+                continue;
+            };
+            let owner = owner(object);
+            let must_move = owner.as_ref().is_some_and(|owner| owner != old);
+            objects += 1;
+            if new != old {
+                moved += 1;
+                if owner.as_ref() != Some(new) {
+                    unnecessary += 1;
+                }
+            } else if must_move {
+                outstanding += 1;
+            }
+            if must_move {
+                required += 1;
+            }
+        }
+        let ideal = match change {
+            Change::Join { .. } => Some(as_f64(objects as u64) / as_f64(shards_before as u64 + 1)),
+            Change::Leave { .. } => None,
         };
         Self {
             objects,
             moved,
+            required,
             unnecessary,
-            moved_share,
-            ideal_share,
-            ratio_to_ideal: ratio(moved_share, ideal_share),
+            outstanding,
+            ideal,
+            moved_vs_ideal: ideal.and_then(|ideal| ratio(as_f64(moved as u64), ideal)),
         }
     }
 }
 
-/// Whether moving an object from `old` to `new` is part of `change`.
-fn is_necessary(change: &Change, old: &str, new: &str) -> bool {
-    match change {
-        Change::Join { shard } => new == shard,
-        Change::Leave { shard } => old == shard,
+/// The movements of several membership changes added up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Totals {
+    /// Membership changes.
+    pub changes: usize,
+    /// Objects moved.
+    pub moved: usize,
+    /// Moves the ring required.
+    pub required: usize,
+    /// Moves that did not end on the object's ring owner.
+    pub unnecessary: usize,
+    /// Required moves not made by the next change.
+    pub outstanding: usize,
+}
+
+impl<'a> FromIterator<&'a Movement> for Totals {
+    fn from_iter<I: IntoIterator<Item = &'a Movement>>(movements: I) -> Self {
+        movements.into_iter().fold(Self::default(), |sum, m| Self {
+            changes: sum.changes + 1,
+            moved: sum.moved + m.moved,
+            required: sum.required + m.required,
+            unnecessary: sum.unnecessary + m.unnecessary,
+            outstanding: sum.outstanding + m.outstanding,
+        })
     }
 }
 
-/// `part / whole`, 0 without a whole.
-fn share(part: usize, whole: usize) -> f64 {
-    ratio(as_f64(part as u64), as_f64(whole as u64)).unwrap_or(0.0)
+/// How chaos killed the shard that `change` at `at` removed; `None` for a join or the leave of
+/// a shard not killed before it.
+#[must_use]
+pub fn killed(
+    change: &Change,
+    at: Timestamp,
+    failovers: &[FailoverEvents],
+) -> Option<FailoverKind> {
+    let Change::Leave { shard } = change else {
+        return None;
+    };
+    failovers
+        .iter()
+        .filter(|f| f.shard == *shard && f.killed_at <= at)
+        .max_by_key(|f| f.killed_at)
+        .map(|f| f.kind)
+}
+
+/// The shard killed before `at` whose Lease was not yet dead then: it was still in the ring,
+/// and the moves the ring required off it wait until its Lease is dead.
+#[must_use]
+pub fn during_failover(at: Timestamp, failovers: &[FailoverEvents]) -> Option<String> {
+    failovers
+        .iter()
+        .find(|f| f.killed_at <= at && f.lease_dead_at.is_none_or(|dead| at < dead))
+        .map(|f| f.shard.clone())
 }
 
 #[cfg(test)]
@@ -109,6 +173,12 @@ mod tests {
             .iter()
             .map(|(object, shard)| ((*object).to_owned(), (*shard).to_owned()))
             .collect()
+    }
+
+    /// The ring after the change, as a table.
+    fn ring(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let owners = assignment(pairs);
+        move |object| owners.get(object).cloned()
     }
 
     fn join(shard: &str) -> Change {
@@ -123,88 +193,135 @@ mod tests {
         }
     }
 
-    fn close(actual: f64, expected: f64) -> bool {
-        (actual - expected).abs() < 1e-9
+    fn counts(movement: &Movement) -> (usize, usize, usize, usize, usize) {
+        (
+            movement.objects,
+            movement.moved,
+            movement.required,
+            movement.unnecessary,
+            movement.outstanding,
+        )
     }
 
     #[test]
-    fn a_join_is_measured_against_the_new_shards_fair_share() {
-        let before = assignment(&[("a", "s0"), ("b", "s0"), ("c", "s1"), ("d", "s1")]);
-        let after = assignment(&[("a", "s2"), ("b", "s0"), ("c", "s1"), ("d", "s1")]);
-        let movement = Movement::of(&before, &after, &join("s2"), 2);
-        assert_eq!(
-            (movement.objects, movement.moved, movement.unnecessary),
-            (4, 1, 0)
-        );
-        assert!(close(movement.moved_share, 0.25));
-        assert!(close(movement.ideal_share, 1.0 / 3.0));
-        assert!(close(movement.ratio_to_ideal.unwrap(), 0.75));
-    }
-
-    #[test]
-    fn moves_between_old_shards_on_a_join_are_unnecessary() {
-        let before = assignment(&[("a", "s0"), ("b", "s1")]);
-        let after = assignment(&[("a", "s1"), ("b", "s2")]);
-        let movement = Movement::of(&before, &after, &join("s2"), 2);
-        assert_eq!((movement.moved, movement.unnecessary), (2, 1));
-    }
-
-    #[test]
-    fn a_leave_is_measured_against_the_departed_shards_share() {
+    fn a_graceful_leave_has_no_unnecessary_moves_and_no_ratio() {
         let before = assignment(&[("a", "s0"), ("b", "s1"), ("c", "s1"), ("d", "s2")]);
-        let after = assignment(&[("a", "s0"), ("b", "s0"), ("c", "s2"), ("d", "s0")]);
-        let movement = Movement::of(&before, &after, &leave("s1"), 3);
-        assert_eq!(
-            (movement.objects, movement.moved, movement.unnecessary),
-            (4, 3, 1)
-        );
-        assert!(close(movement.moved_share, 0.75));
-        assert!(close(movement.ideal_share, 0.5));
-        assert!(close(movement.ratio_to_ideal.unwrap(), 1.5));
+        let after = assignment(&[("a", "s0"), ("b", "s0"), ("c", "s2"), ("d", "s2")]);
+        let owners = ring(&[("a", "s0"), ("b", "s0"), ("c", "s2"), ("d", "s2")]);
+        let movement = Movement::of(&before, &after, owners, &leave("s1"), 3);
+        assert_eq!(counts(&movement), (4, 2, 2, 0, 0));
+        // The old figure, moved over the departed shard's share, was 1.00 by construction.
+        assert_eq!((movement.ideal, movement.moved_vs_ideal), (None, None));
+    }
+
+    #[test]
+    fn a_move_the_ring_did_not_require_is_unnecessary() {
+        // "d" stays on s2 on the ring after s1 left, but moved to s0.
+        let before = assignment(&[("a", "s0"), ("b", "s1"), ("d", "s2")]);
+        let after = assignment(&[("a", "s0"), ("b", "s0"), ("d", "s0")]);
+        let owners = ring(&[("a", "s0"), ("b", "s0"), ("d", "s2")]);
+        let movement = Movement::of(&before, &after, owners, &leave("s1"), 3);
+        assert_eq!(counts(&movement), (3, 2, 1, 1, 0));
+    }
+
+    #[test]
+    fn a_required_move_to_another_shard_than_the_owner_is_unnecessary() {
+        let before = assignment(&[("b", "s1")]);
+        let after = assignment(&[("b", "s2")]);
+        let movement = Movement::of(&before, &after, ring(&[("b", "s0")]), &leave("s1"), 3);
+        assert_eq!(counts(&movement), (1, 1, 1, 1, 0));
+    }
+
+    #[test]
+    fn a_join_is_measured_against_the_ring_and_the_new_shards_fair_share() {
+        // The ring gives the new shard s2 two of six objects; one of them has not moved yet
+        // (its shard s0 is dead and cannot hand it over).
+        let before = assignment(&[
+            ("a", "s0"),
+            ("b", "s0"),
+            ("c", "s0"),
+            ("d", "s1"),
+            ("e", "s1"),
+            ("f", "s1"),
+        ]);
+        let mut after = before.clone();
+        after.insert("d".to_owned(), "s2".to_owned());
+        let owners = ring(&[
+            ("a", "s2"),
+            ("b", "s0"),
+            ("c", "s0"),
+            ("d", "s2"),
+            ("e", "s1"),
+            ("f", "s1"),
+        ]);
+        let movement = Movement::of(&before, &after, owners, &join("s2"), 2);
+        assert_eq!(counts(&movement), (6, 1, 2, 0, 1));
+        // Fair share: 6 objects / 3 shards = 2; 1 moved.
+        assert_eq!(movement.ideal, Some(2.0));
+        assert_eq!(movement.moved_vs_ideal, Some(0.5));
     }
 
     #[test]
     fn objects_created_or_deleted_meanwhile_are_ignored() {
         let before = assignment(&[("a", "s0"), ("deleted", "s1"), ("b", "s1")]);
         let after = assignment(&[("a", "s0"), ("b", "s0"), ("created", "s1")]);
-        let movement = Movement::of(&before, &after, &leave("s1"), 2);
-        assert_eq!((movement.objects, movement.moved), (2, 1));
-        assert!(close(movement.ideal_share, 0.5));
-        assert!(close(movement.ratio_to_ideal.unwrap(), 1.0));
+        let owners = ring(&[("a", "s0"), ("b", "s0"), ("created", "s0")]);
+        let movement = Movement::of(&before, &after, owners, &leave("s1"), 2);
+        assert_eq!(counts(&movement), (2, 1, 1, 0, 0));
     }
 
     #[test]
-    fn no_common_objects_move_nothing_and_have_no_ratio_on_a_leave() {
-        let movement = Movement::of(&BTreeMap::new(), &BTreeMap::new(), &leave("s1"), 2);
-        assert_eq!((movement.objects, movement.moved), (0, 0));
-        assert!(close(movement.moved_share, 0.0));
-        assert!(close(movement.ideal_share, 0.0));
-        assert_eq!(movement.ratio_to_ideal, None);
-    }
-
-    #[test]
-    fn a_join_to_an_empty_ring_has_the_whole_share_as_ideal() {
-        let before = assignment(&[("a", "s0")]);
-        let after = assignment(&[("a", "s0")]);
-        let movement = Movement::of(&before, &after, &join("s0"), 0);
-        assert!(close(movement.ideal_share, 1.0));
-        assert_eq!(movement.ratio_to_ideal, Some(0.0));
-    }
-
-    #[test]
-    fn the_leave_of_the_last_shard_has_nothing_to_move_to_and_no_ratio() {
+    fn nothing_must_move_to_an_empty_ring() {
         let before = assignment(&[("a", "s0"), ("b", "s0")]);
-        let movement = Movement::of(&before, &before, &leave("s0"), 1);
-        assert_eq!(movement.moved, 0);
-        assert!(close(movement.ideal_share, 0.0));
-        assert_eq!(movement.ratio_to_ideal, None);
+        let movement = Movement::of(&before, &before, |_| None, &leave("s0"), 1);
+        assert_eq!(counts(&movement), (2, 0, 0, 0, 0));
     }
 
     #[test]
-    fn the_leave_of_a_shard_without_objects_has_no_ratio() {
-        let before = assignment(&[("a", "s0")]);
-        let movement = Movement::of(&before, &before, &leave("s1"), 2);
-        assert_eq!(movement.moved, 0);
-        assert_eq!(movement.ratio_to_ideal, None);
+    fn a_join_without_common_objects_has_no_ratio() {
+        let empty = BTreeMap::new();
+        let movement = Movement::of(&empty, &empty, |_| None, &join("s0"), 0);
+        assert_eq!(movement.ideal, Some(0.0));
+        assert_eq!(movement.moved_vs_ideal, None);
+    }
+
+    fn failover(shard: &str, kind: FailoverKind, killed: i64, dead: Option<i64>) -> FailoverEvents {
+        let at = |seconds| Timestamp::from_second(seconds).unwrap();
+        FailoverEvents {
+            shard: shard.to_owned(),
+            kind,
+            killed_at: at(killed),
+            lease_dead_at: dead.map(at),
+            recovery: crate::measure::failover::Recovery {
+                objects: 0,
+                assigned_after_kill: 0,
+                to_reconcile: 0,
+                all_assigned_at: None,
+                all_reconciled_at: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_join_while_a_killed_shard_is_still_in_the_ring_is_during_its_failover() {
+        let at = |seconds| Timestamp::from_second(seconds).unwrap();
+        let failovers = [
+            failover("s0", FailoverKind::Involuntary, 100, Some(130)),
+            failover("s1", FailoverKind::Voluntary, 200, Some(200)),
+        ];
+        // The replacement joins 2 s after the SIGKILL; s0 leaves when its Lease is dead.
+        assert_eq!(during_failover(at(102), &failovers), Some("s0".to_owned()));
+        assert_eq!(during_failover(at(130), &failovers), None);
+        assert_eq!(during_failover(at(202), &failovers), None);
+        assert_eq!(
+            killed(&leave("s0"), at(130), &failovers),
+            Some(FailoverKind::Involuntary)
+        );
+        assert_eq!(
+            killed(&leave("s1"), at(200), &failovers),
+            Some(FailoverKind::Voluntary)
+        );
+        assert_eq!(killed(&leave("s2"), at(300), &failovers), None);
+        assert_eq!(killed(&join("s0"), at(300), &failovers), None);
     }
 }

@@ -8,6 +8,7 @@
 //! The exposition is parsed by [`stack::exposition`], which reads the Prometheus text format
 //! and OpenMetrics.
 
+use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use stack::exposition::samples;
 
@@ -83,23 +84,87 @@ pub fn sum(histograms: &[Vec<Bucket>]) -> Vec<Bucket> {
     coalesce(histograms.iter().flatten().copied().collect())
 }
 
+/// The widest bucket, upper over lower bound, whose interpolated quantile is taken as a point:
+/// any value interpolated inside it is within 25 % of any true value in it
+/// (docs/experiments.md#queue-latency).
+pub const RESOLUTION: f64 = 1.25;
+
+/// The relative rounding of bucket bounds computed as powers (`1e-3 × 1.25ⁱ`) and written as
+/// text, so a bucket of exactly [`RESOLUTION`] is not read as wider.
+const BOUND_ROUNDING: f64 = 1e-9;
+
+/// A quantile of a histogram: PromQL's interpolated value and the bounds of the bucket it fell
+/// into, which are all the histogram knows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantile {
+    /// What PromQL's `histogram_quantile` gives.
+    pub value: f64,
+    /// The bucket's lower bound (0 for the lowest bucket).
+    pub lower: f64,
+    /// The bucket's upper bound; `+Inf` for the `+Inf` bucket.
+    pub upper: f64,
+}
+
+impl Quantile {
+    /// A quantile known exactly.
+    #[must_use]
+    pub fn exact(value: f64) -> Self {
+        Self {
+            value,
+            lower: value,
+            upper: value,
+        }
+    }
+
+    /// Whether the bucket is narrow enough ([`RESOLUTION`]) for the value to stand as a point.
+    #[must_use]
+    pub fn is_resolved(&self) -> bool {
+        self.lower.total_cmp(&self.upper).is_eq()
+            || (self.lower > 0.0
+                && self.upper.is_finite()
+                && self.upper / self.lower <= RESOLUTION * (1.0 + BOUND_ROUNDING))
+    }
+}
+
+/// A quantile of the observations between two scrapes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantileWindow {
+    /// The earlier scrape.
+    pub start: Timestamp,
+    /// The later scrape.
+    pub end: Timestamp,
+    /// The quantile of the observations in between.
+    pub quantile: Quantile,
+    /// How many observations there were.
+    pub observations: u64,
+}
+
+/// The observations of a histogram: its `+Inf` bucket's count (0 without one).
+#[must_use]
+pub fn observations(buckets: &[Bucket]) -> u64 {
+    buckets
+        .iter()
+        .find(|b| b.le == f64::INFINITY)
+        .map_or(0, |b| b.cumulative)
+}
+
 /// The `q`-quantile of `buckets` with PromQL's `histogram_quantile` semantics (classic
 /// histograms): linear interpolation within the bucket the quantile falls into, from 0 in the
 /// lowest bucket if its bound is positive; the second-highest bound if it falls into the
-/// `+Inf` bucket.
+/// `+Inf` bucket. The result carries that bucket's bounds.
 ///
 /// `None` where PromQL gives NaN: `q` is NaN, there is no `+Inf` bucket, fewer than two
 /// buckets, or no observations. `q < 0` gives `-Inf` and `q > 1` gives `+Inf`, as there.
 #[must_use]
-pub fn histogram_quantile(q: f64, buckets: &[Bucket]) -> Option<f64> {
+pub fn histogram_quantile(q: f64, buckets: &[Bucket]) -> Option<Quantile> {
     if q.is_nan() {
         return None;
     }
     if q < 0.0 {
-        return Some(f64::NEG_INFINITY);
+        return Some(Quantile::exact(f64::NEG_INFINITY));
     }
     if q > 1.0 {
-        return Some(f64::INFINITY);
+        return Some(Quantile::exact(f64::INFINITY));
     }
     let mut buckets = coalesce(buckets.to_vec());
     if buckets.last().is_none_or(|b| b.le != f64::INFINITY) || buckets.len() < 2 {
@@ -123,10 +188,18 @@ pub fn histogram_quantile(q: f64, buckets: &[Bucket]) -> Option<f64> {
         .position(|bucket| as_f64(bucket.cumulative) >= rank)
         .unwrap_or(last);
     if b == last {
-        return Some(buckets[last - 1].le);
+        return Some(Quantile {
+            value: buckets[last - 1].le,
+            lower: buckets[last - 1].le,
+            upper: f64::INFINITY,
+        });
     }
     if b == 0 && buckets[0].le <= 0.0 {
-        return Some(buckets[0].le);
+        return Some(Quantile {
+            value: buckets[0].le,
+            lower: f64::NEG_INFINITY,
+            upper: buckets[0].le,
+        });
     }
     let (start, below) = if b == 0 {
         (0.0, 0)
@@ -137,7 +210,11 @@ pub fn histogram_quantile(q: f64, buckets: &[Bucket]) -> Option<f64> {
     let count = as_f64(buckets[b].cumulative - below);
     let value = start + (end - start) * ((rank - as_f64(below)) / count);
     // Only an empty lowest bucket at q = 0 divides 0 by 0; PromQL gives NaN there too.
-    (!value.is_nan()).then_some(value)
+    (!value.is_nan()).then_some(Quantile {
+        value,
+        lower: start,
+        upper: end,
+    })
 }
 
 /// Sorts buckets by `le` and adds those with the same `le` (PromQL's `coalesceBuckets`).
@@ -294,7 +371,7 @@ events_total 1e+06 1700000000
     }
 
     fn assert_quantile(q: f64, buckets: &[Bucket], expected: f64) {
-        let actual = histogram_quantile(q, buckets).unwrap();
+        let actual = histogram_quantile(q, buckets).unwrap().value;
         assert!(
             (actual - expected).abs() < 1e-12,
             "q {q}: {actual} != {expected}"
@@ -319,9 +396,12 @@ events_total 1e+06 1700000000
     fn quantiles_out_of_range_are_infinite_and_nan_is_none() {
         assert_eq!(
             histogram_quantile(-0.1, &positive()),
-            Some(f64::NEG_INFINITY)
+            Some(Quantile::exact(f64::NEG_INFINITY))
         );
-        assert_eq!(histogram_quantile(1.01, &positive()), Some(f64::INFINITY));
+        assert_eq!(
+            histogram_quantile(1.01, &positive()),
+            Some(Quantile::exact(f64::INFINITY))
+        );
         assert_eq!(histogram_quantile(f64::NAN, &positive()), None);
     }
 
@@ -376,5 +456,37 @@ events_total 1e+06 1700000000
         assert_eq!(window, buckets(&[(0.5, 100), (1.0, 180), (INF, 190)]));
         assert_quantile(0.5, &window, 0.475);
         assert_quantile(0.99, &window, 1.0);
+    }
+
+    #[test]
+    fn a_quantile_carries_the_bounds_of_its_bucket() {
+        // controller-runtime's decade buckets: 99 of 100 observations at most 1 s, rank 99
+        // in (0.1, 1]. PromQL gives 0.9; the truth is anywhere in 0.1–1 s.
+        let decades = buckets(&[(0.01, 0), (0.1, 90), (1.0, 100), (INF, 100)]);
+        let p99 = histogram_quantile(0.99, &decades).unwrap();
+        assert!((p99.value - 0.91).abs() < 1e-12, "{p99:?}");
+        assert_eq!((p99.lower, p99.upper), (0.1, 1.0));
+        assert!(!p99.is_resolved());
+        // A bucket of a factor 1.25 resolves it.
+        let fine = buckets(&[(0.8, 90), (1.0, 100), (INF, 100)]);
+        let p99 = histogram_quantile(0.99, &fine).unwrap();
+        assert_eq!((p99.lower, p99.upper), (0.8, 1.0));
+        assert!(p99.is_resolved());
+        // The +Inf bucket is only a lower bound; the lowest bucket starts at 0.
+        let over = histogram_quantile(0.99, &buckets(&[(1.0, 1), (INF, 100)])).unwrap();
+        assert_eq!((over.value, over.lower, over.upper), (1.0, 1.0, INF));
+        assert!(!over.is_resolved());
+        let under = histogram_quantile(0.5, &buckets(&[(0.001, 10), (INF, 10)])).unwrap();
+        assert_eq!((under.lower, under.upper), (0.0, 0.001));
+        assert!(!under.is_resolved());
+        assert!(Quantile::exact(3.0).is_resolved());
+        // A bound computed as a power may be off by a rounding: still a bucket of 1.25.
+        let rounded = Quantile {
+            value: 0.9,
+            lower: 0.8,
+            upper: 1.000_000_000_000_000_2,
+        };
+        assert!(rounded.upper / rounded.lower > RESOLUTION);
+        assert!(rounded.is_resolved());
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use super::ratio;
+use super::{prometheus::Quantile, ratio};
 
 /// The service level objectives of the experiments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,20 +28,21 @@ impl Default for Slo {
 }
 
 impl Slo {
-    /// The verdicts on the observed p99s; the queue latency has none when it was not scraped.
+    /// The verdicts on the observed p99s; the queue latency has none when it was not scraped,
+    /// and is only as sure as the bucket it fell into.
     #[must_use]
     pub fn verdicts(
         &self,
         reconciliation_p99: Duration,
-        queue_p99: Option<Duration>,
+        queue_p99: Option<Quantile>,
     ) -> Vec<Verdict> {
         let reconciliation = Verdict::new(
             Metric::ReconciliationLatency,
             self.reconciliation_p99,
             reconciliation_p99,
         );
-        let queue =
-            queue_p99.map(|observed| Verdict::new(Metric::QueueLatency, self.queue_p99, observed));
+        let queue = queue_p99
+            .map(|observed| Verdict::of_quantile(Metric::QueueLatency, self.queue_p99, observed));
         std::iter::once(reconciliation).chain(queue).collect()
     }
 }
@@ -65,6 +66,15 @@ impl Metric {
             Self::QueueLatency => "queue_latency",
         }
     }
+
+    /// The name a reader knows it by.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ReconciliationLatency => "reconciliation latency",
+            Self::QueueLatency => "queue latency",
+        }
+    }
 }
 
 /// Whether an observed p99 met its objective.
@@ -74,31 +84,95 @@ pub struct Verdict {
     pub metric: Metric,
     /// The highest acceptable p99.
     pub threshold: Duration,
-    /// The observed p99.
+    /// The observed p99 (interpolated when it comes from a histogram's bucket).
     pub observed: Duration,
-    /// `observed <= threshold`.
-    pub met: bool,
+    /// The bucket the p99 lies in, lower and upper bound (`None`: unbounded), when it is wider
+    /// than the resolution of a point ([`Quantile::is_resolved`]).
+    pub range: Option<(Duration, Option<Duration>)>,
+    /// `Some(true)` if the p99 is within the threshold, `Some(false)` if it is over it,
+    /// `None` if its range holds the threshold, so the measurement cannot tell.
+    pub met: Option<bool>,
+    /// The observed p99 is a lower bound: censored latencies reach it
+    /// (docs/experiments.md#reconciliation-latency).
+    pub lower_bound: bool,
 }
 
 impl Verdict {
-    /// The verdict on `observed` against `threshold`.
+    /// The verdict on `observed`, known exactly, against `threshold`.
     #[must_use]
     pub fn new(metric: Metric, threshold: Duration, observed: Duration) -> Self {
         Self {
             metric,
             threshold,
             observed,
-            met: observed <= threshold,
+            range: None,
+            met: Some(observed <= threshold),
+            lower_bound: false,
+        }
+    }
+
+    /// This verdict on an observed p99 that is only a lower bound: over the threshold it is
+    /// breached for sure, within it the true p99 may still be over, so the verdict is open.
+    #[must_use]
+    pub fn at_least(self) -> Self {
+        Self {
+            met: self.met.filter(|met| !met),
+            lower_bound: true,
+            ..self
+        }
+    }
+
+    /// The verdict on a histogram's quantile (seconds): a point if its bucket is narrow enough;
+    /// otherwise met only if the bucket's upper bound is within `threshold`, and breached
+    /// only if its lower bound is over it (docs/experiments.md#queue-latency).
+    #[must_use]
+    pub fn of_quantile(metric: Metric, threshold: Duration, observed: Quantile) -> Self {
+        let point = seconds(observed.value);
+        if observed.is_resolved() {
+            return Self::new(metric, threshold, point);
+        }
+        let (lower, upper) = bucket(observed);
+        let met = if upper.is_some_and(|upper| upper <= threshold) {
+            Some(true)
+        } else if lower > threshold {
+            Some(false)
+        } else {
+            None
+        };
+        Self {
+            metric,
+            threshold,
+            observed: point,
+            range: Some((lower, upper)),
+            met,
+            lower_bound: false,
         }
     }
 }
 
-/// The load offered at some time of a run: how many objects there are and how fast they churn.
+/// A quantile's bucket as durations: lower bound (0 if below it) and upper bound (`None`:
+/// unbounded).
+#[must_use]
+pub fn bucket(quantile: Quantile) -> (Duration, Option<Duration>) {
+    (
+        seconds(quantile.lower),
+        Duration::try_from_secs_f64(quantile.upper).ok(),
+    )
+}
+
+/// Seconds as a duration; 0 for what is not a non-negative finite number.
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or_default()
+}
+
+/// The load the schedule offered in a window of a run: how many objects there are and how fast
+/// they churn.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Load {
-    /// The Websites that exist.
+    /// The Websites the schedule made exist by the window's start.
     pub websites: f64,
-    /// Creates, deletes and mutations per second.
+    /// The creates, deletes and mutations the schedule made due in the window, per second
+    /// (docs/experiments.md#capacity).
     pub operations_per_second: f64,
 }
 
@@ -107,10 +181,16 @@ pub struct Load {
 pub struct LoadWindow {
     /// The start of the window.
     pub at: Timestamp,
-    /// The load then.
+    /// The window's length: the next window starts at `at + length` at the latest.
+    pub length: Duration,
+    /// The load the schedule offered in it.
     pub load: Load,
-    /// The p99 latency in the window.
-    pub p99: Duration,
+    /// The operations per second the driver completed in it.
+    pub achieved_operations_per_second: f64,
+    /// The least the window's p99 latency can be: the p99 itself if measured exactly, the
+    /// lower bound of its bucket if read from a histogram, so a breach is never declared on
+    /// an interpolation.
+    pub p99_at_least: Duration,
 }
 
 /// Where an SLO was first breached.
@@ -123,6 +203,48 @@ pub struct Breach {
     /// The load in that window: the capacity at this shard count.
     #[serde(flatten)]
     pub load: Load,
+    /// The operations per second the driver completed in that window, beside the offered ones.
+    pub achieved_operations_per_second: f64,
+}
+
+/// The capacity of a shard count under each SLO on its own (docs/experiments.md#capacity).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Capacity {
+    /// The first sustained breach of the reconciliation-latency SLO.
+    pub reconciliation: Option<Breach>,
+    /// The first sustained breach of the queue-latency SLO.
+    pub queue: Option<Breach>,
+    /// Queue windows whose p99 bucket holds the threshold, so they may or may not have
+    /// breached it: with any, a missing queue breach is "undetermined", not "held".
+    pub queue_undetermined_windows: usize,
+}
+
+impl Capacity {
+    /// The breach of `metric`'s SLO.
+    #[must_use]
+    pub fn of(&self, metric: Metric) -> Option<Breach> {
+        match metric {
+            Metric::ReconciliationLatency => self.reconciliation,
+            Metric::QueueLatency => self.queue,
+        }
+    }
+
+    /// The breach of whichever SLO broke first: the load this shard count carries within all.
+    #[must_use]
+    pub fn earliest(&self) -> Option<Breach> {
+        earliest([self.reconciliation, self.queue])
+    }
+}
+
+/// The events per second among `times` in `[from, from + length)`; 0 for an empty window.
+#[must_use]
+pub fn rate(times: &[Timestamp], from: Timestamp, length: Duration) -> f64 {
+    let Ok(span) = k8s_openapi::jiff::SignedDuration::try_from(length) else {
+        return 0.0;
+    };
+    let to = from.saturating_add(span).unwrap_or(from);
+    let count = times.iter().filter(|at| **at >= from && **at < to).count();
+    crate::units::per_second(count, length)
 }
 
 /// How long a p99 must stay over its threshold to be a breach, so one noisy window is not.
@@ -140,8 +262,10 @@ pub fn consecutive_windows(window: Duration) -> usize {
 /// The first window whose p99 of `metric` exceeds `threshold` in `consecutive` windows in a row
 /// (at least one); `None` if the SLO held throughout.
 ///
-/// `windows` are taken in time order, whatever their order in the slice; a window without
-/// latencies should be left out rather than given a p99 of zero.
+/// In a row means contiguous in time: each window starts no later than the end of the one
+/// before ([`LoadWindow::length`]), so windows on both sides of a gap (a window without
+/// latencies, left out) are no sustained breach. `windows` are taken in time order, whatever
+/// their order in the slice.
 #[must_use]
 pub fn first_breach(
     metric: Metric,
@@ -151,13 +275,18 @@ pub fn first_breach(
 ) -> Option<Breach> {
     let mut ordered: Vec<&LoadWindow> = windows.iter().collect();
     ordered.sort_by_key(|w| w.at);
+    let contiguous =
+        |pair: &[&LoadWindow]| super::elapsed(pair[0].at, pair[1].at) <= pair[0].length;
     ordered
         .windows(consecutive.max(1))
-        .find(|run| run.iter().all(|w| w.p99 > threshold))
+        .find(|run| {
+            run.iter().all(|w| w.p99_at_least > threshold) && run.windows(2).all(contiguous)
+        })
         .map(|run| Breach {
             metric,
             at: run[0].at,
             load: run[0].load,
+            achieved_operations_per_second: run[0].achieved_operations_per_second,
         })
 }
 
@@ -200,8 +329,10 @@ mod tests {
     fn window(seconds: i64, websites: f64, p99_ms: u64) -> LoadWindow {
         LoadWindow {
             at: at(seconds),
+            length: Duration::from_secs(10),
             load: load(websites),
-            p99: Duration::from_millis(p99_ms),
+            achieved_operations_per_second: websites / 120.0,
+            p99_at_least: Duration::from_millis(p99_ms),
         }
     }
 
@@ -210,6 +341,7 @@ mod tests {
             metric: Metric::ReconciliationLatency,
             at: at(seconds),
             load: load(websites),
+            achieved_operations_per_second: websites / 120.0,
         }
     }
 
@@ -226,21 +358,80 @@ mod tests {
 
     #[test]
     fn a_p99_at_the_threshold_meets_it() {
-        assert!(Verdict::new(Metric::QueueLatency, THRESHOLD, THRESHOLD).met);
-        assert!(
-            !Verdict::new(
+        assert_eq!(
+            Verdict::new(Metric::QueueLatency, THRESHOLD, THRESHOLD).met,
+            Some(true)
+        );
+        assert_eq!(
+            Verdict::new(
                 Metric::QueueLatency,
                 THRESHOLD,
                 THRESHOLD + Duration::from_nanos(1)
             )
-            .met
+            .met,
+            Some(false)
         );
+    }
+
+    fn quantile(value: f64, lower: f64, upper: f64) -> Quantile {
+        Quantile {
+            value,
+            lower,
+            upper,
+        }
+    }
+
+    #[test]
+    fn a_p99_in_a_wide_bucket_decides_only_when_the_whole_bucket_is_on_one_side() {
+        let one_second = Duration::from_secs(1);
+        // PromQL interpolates 0.91 s in 0.1–1 s: the old verdict "met" on 0.91 was right only
+        // because the bucket ends at the threshold.
+        let met = Verdict::of_quantile(Metric::QueueLatency, one_second, quantile(0.91, 0.1, 1.0));
+        assert_eq!(met.met, Some(true));
+        assert_eq!(
+            met.range,
+            Some((Duration::from_millis(100), Some(one_second)))
+        );
+        // 5.5 s interpolated in 1–10 s: the old verdict said breached; the p99 may be 1 s.
+        let unsure =
+            Verdict::of_quantile(Metric::QueueLatency, one_second, quantile(5.5, 1.0, 10.0));
+        assert_eq!(unsure.met, None);
+        // Read 0.5 s in 0.1–1 s against 0.3 s: the old verdict said breached; it may be 0.2 s.
+        let unsure = Verdict::of_quantile(
+            Metric::QueueLatency,
+            Duration::from_millis(300),
+            quantile(0.5, 0.1, 1.0),
+        );
+        assert_eq!(unsure.met, None);
+        // The +Inf bucket over the threshold is a breach, whatever its upper end.
+        let over = Verdict::of_quantile(
+            Metric::QueueLatency,
+            one_second,
+            quantile(10.0, 10.0, f64::INFINITY),
+        );
+        assert_eq!(
+            (over.met, over.range),
+            (Some(false), Some((Duration::from_secs(10), None)))
+        );
+        // A narrow bucket is a point.
+        let point =
+            Verdict::of_quantile(Metric::QueueLatency, one_second, quantile(1.1, 1.0, 1.25));
+        assert_eq!((point.met, point.range), (Some(false), None));
+    }
+
+    #[test]
+    fn a_lower_bound_within_the_threshold_decides_nothing_and_over_it_is_a_breach() {
+        let within = Verdict::new(Metric::ReconciliationLatency, THRESHOLD, THRESHOLD / 2);
+        assert_eq!(within.at_least().met, None);
+        assert!(within.at_least().lower_bound);
+        let over = Verdict::new(Metric::ReconciliationLatency, THRESHOLD, THRESHOLD * 2);
+        assert_eq!(over.at_least().met, Some(false));
     }
 
     #[test]
     fn verdicts_cover_the_queue_only_when_it_was_observed() {
         let slo = Slo::default();
-        let verdicts = slo.verdicts(Duration::from_secs(6), Some(Duration::from_millis(200)));
+        let verdicts = slo.verdicts(Duration::from_secs(6), Some(Quantile::exact(0.2)));
         assert_eq!(
             verdicts,
             [
@@ -248,19 +439,23 @@ mod tests {
                     metric: Metric::ReconciliationLatency,
                     threshold: Duration::from_secs(5),
                     observed: Duration::from_secs(6),
-                    met: false,
+                    range: None,
+                    met: Some(false),
+                    lower_bound: false,
                 },
                 Verdict {
                     metric: Metric::QueueLatency,
                     threshold: Duration::from_secs(1),
                     observed: Duration::from_millis(200),
-                    met: true,
+                    range: None,
+                    met: Some(true),
+                    lower_bound: false,
                 },
             ]
         );
         let verdicts = slo.verdicts(Duration::from_secs(1), None);
         assert_eq!(verdicts.len(), 1);
-        assert!(verdicts[0].met);
+        assert_eq!(verdicts[0].met, Some(true));
     }
 
     #[test]
@@ -285,6 +480,60 @@ mod tests {
             first_breach(RECONCILIATION, &windows, THRESHOLD, 2),
             Some(breach(30, 400.0))
         );
+    }
+
+    #[test]
+    fn windows_over_the_threshold_across_a_gap_are_no_sustained_breach() {
+        // 10-s windows; none from 20 s to 40 s (no latencies), so 10 s and 40 s are adjacent
+        // in the list but 30 s apart. The old code took them as a breach at 10 s.
+        let windows = [
+            window(0, 100.0, 1000),
+            window(10, 200.0, 9000),
+            window(40, 500.0, 9000),
+            window(50, 600.0, 9000),
+        ];
+        assert_eq!(
+            first_breach(RECONCILIATION, &windows, THRESHOLD, 2),
+            Some(breach(40, 500.0))
+        );
+        assert_eq!(
+            first_breach(RECONCILIATION, &windows[..3], THRESHOLD, 2),
+            None
+        );
+    }
+
+    #[test]
+    fn a_window_breaches_only_when_its_least_possible_p99_is_over_the_threshold() {
+        // A queue window read from the 1–10 s bucket: at least 1 s, not over 5 s.
+        let windows = [window(0, 100.0, 1000), window(10, 200.0, 1000)];
+        assert_eq!(first_breach(RECONCILIATION, &windows, THRESHOLD, 1), None);
+    }
+
+    #[test]
+    fn capacity_is_per_slo_and_the_earliest_is_where_the_first_breaks() {
+        let queue = Breach {
+            metric: Metric::QueueLatency,
+            ..breach(20, 300.0)
+        };
+        let capacity = Capacity {
+            reconciliation: Some(breach(30, 400.0)),
+            queue: Some(queue),
+            queue_undetermined_windows: 0,
+        };
+        assert_eq!(capacity.of(Metric::QueueLatency), Some(queue));
+        assert_eq!(
+            capacity.of(Metric::ReconciliationLatency),
+            Some(breach(30, 400.0))
+        );
+        assert_eq!(capacity.earliest(), Some(queue));
+        assert_eq!(Capacity::default().earliest(), None);
+    }
+
+    #[test]
+    fn the_achieved_rate_counts_completions_in_the_window() {
+        let times = [at(9), at(10), at(12), at(19), at(20)];
+        assert!((rate(&times, at(10), Duration::from_secs(10)) - 0.3).abs() < 1e-9);
+        assert!(rate(&times, at(10), Duration::ZERO).abs() < 1e-9);
     }
 
     #[test]
@@ -359,6 +608,7 @@ mod tests {
                 "at": "1970-01-01T00:00:30Z",
                 "websites": 120.0,
                 "operations_per_second": 2.0,
+                "achieved_operations_per_second": 1.0,
             })
         );
     }

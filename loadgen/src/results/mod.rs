@@ -16,12 +16,14 @@ use serde::Serialize;
 
 use crate::{
     measure::{
-        cost::Cost,
-        failover::{FailoverEvents, FailoverKind},
+        accounting::Accounting,
+        cost::{self, Cost, MachineLoad, MachineWindow, UsageSample},
+        failover::{FailoverEvents, FailoverKind, KindStats},
         latency::LatencyRecorder,
-        movement::{Change, Movement},
-        skew::Skew,
-        slo::{Breach, Verdict},
+        movement::{self, Change, Movement},
+        prometheus::{Quantile, QuantileWindow},
+        skew::{Skew, SkewSummary},
+        slo::{Breach, Capacity, Metric, Verdict},
     },
     scenario::Scenario,
 };
@@ -75,40 +77,65 @@ pub struct Versions {
 pub struct ShardCountResults {
     /// Operator shards.
     pub shards: u32,
+    /// How every scheduled write and delete ended.
+    pub accounting: Accounting,
+    /// When this shard count's load started; its plots count time from here.
+    pub load_started: Timestamp,
     /// Reconciliation latencies, in total and per window; written as CSV and `.hgrm`.
     pub reconciliation: LatencyRecorder,
-    /// The p99 of the operator's queue latency, when it was scraped.
+    /// The p99 of the operator's queue latency, when it was scraped: [`Self::queue_p99`]'s
+    /// interpolated value in ms, as PromQL gives it.
     pub queue_p99_ms: Option<f64>,
+    /// The p99 of the operator's queue latency (seconds) with the bucket it lies in.
+    pub queue_p99: Option<Quantile>,
+    /// The queue latency's p99 between two scrapes with observations; written as CSV.
+    pub queue_windows: Vec<QuantileWindow>,
     /// Objects per shard (shard name to count) as the watch saw them at each time.
     pub objects_per_shard: Vec<(Timestamp, BTreeMap<String, u64>)>,
     /// The skew of the assignment at each time.
     pub skew: Vec<(Timestamp, Skew)>,
+    /// Those samples split into steady state and membership changes.
+    pub skew_summary: SkewSummary,
     /// The membership changes and the objects they moved.
     pub movements: Vec<MembershipChange>,
     /// The failovers; their phases follow from the events ([`FailoverEvents::phases`]).
     pub failovers: Vec<FailoverEvents>,
-    /// The first SLO breach under the ramp: the capacity at this shard count.
-    pub capacity: Option<Breach>,
+    /// When each rolling update of the operator began.
+    pub rolling_updates: Vec<Timestamp>,
+    /// The first sustained breach of each SLO under the ramp: the capacity at this shard
+    /// count per SLO.
+    pub capacity: Capacity,
     /// The cost of each component: `sharder`, each shard, the control plane's processes.
     pub cost: BTreeMap<String, Cost>,
+    /// The samples [`Self::cost`] comes from, for the memory of processes together.
+    pub usage: Vec<UsageSample>,
+    /// The slot of each shard that ran ([`cost::slot_restarts`]); `None` where the target
+    /// cannot tell which shard a new one replaced.
+    pub slots: Option<BTreeMap<String, u32>>,
+    /// The machine's CPU and loadgen's own between sampler ticks.
+    pub machine_windows: Vec<MachineWindow>,
     /// The SLO verdicts on the whole run of this shard count.
     pub verdicts: Vec<Verdict>,
 }
 
-/// One membership change and the objects it moved.
+/// One membership change and the objects it moved by the next change (or the end).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MembershipChange {
-    /// When the assignment after the change was taken.
+    /// When the shard's Lease was seen to change availability.
     pub at: Timestamp,
     /// The shard that joined or left.
     pub change: Change,
     /// The objects it moved.
     pub movement: Movement,
+    /// The leave of a shard that chaos killed: how it was killed.
+    pub killed: Option<FailoverKind>,
+    /// A shard killed before the change whose Lease was not yet dead: it was still in the ring
+    /// and could not hand its objects over, so the ring's moves off it are outstanding.
+    pub during_failover: Option<String>,
 }
 
-/// The fewest objects per shard for a sample to count in [`ShardCountResults::max_skew`]: with
-/// a handful of objects (the first seconds of a run, 1 object on 2 shards is max/mean 2) the
-/// skew is chance, not the ring's.
+/// The fewest objects per shard for a sample to count in the skew ([`SkewSummary`]): on every
+/// shard for the steady state, on average during membership changes.
 pub const SKEW_MIN_OBJECTS_PER_SHARD: u64 = 20;
 
 /// The kinds of processes whose cost is compared across shard counts.
@@ -160,9 +187,67 @@ impl ComponentClass {
 pub struct ClassCost {
     /// CPU seconds of all its components.
     pub cpu_seconds: f64,
-    /// The sum of its components' peaks: an upper bound of the memory the class held at once,
-    /// since the peaks were not necessarily simultaneous.
+    /// The peak over sample times of the memory its components held together
+    /// ([`cost::peak_of_sum`]).
     pub peak_rss_bytes: u64,
+}
+
+/// The operator's CPU seconds and peak memory ([`ClassCost`]) per shard (the shard count, not
+/// the processes that filled its slots) and per 1,000 Websites held at the end of the load
+/// (the last sample of objects per shard: the settle time that follows creates and deletes
+/// none). `None` where the divisor is zero.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct OperatorUnitCost {
+    /// The Websites held at the end.
+    pub websites: Option<u64>,
+    /// Operator CPU seconds per shard.
+    pub cpu_seconds_per_shard: Option<f64>,
+    /// Operator peak memory per shard.
+    pub peak_rss_bytes_per_shard: Option<f64>,
+    /// Operator CPU seconds per 1,000 Websites.
+    pub cpu_seconds_per_1000_websites: Option<f64>,
+    /// Operator peak memory per 1,000 Websites.
+    pub peak_rss_bytes_per_1000_websites: Option<f64>,
+}
+
+/// The machine's CPU and loadgen's own over a shard count's sampler windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MachineSummary {
+    /// The machine's busy share of all cores over the windows (time-weighted) and its largest
+    /// window; `None` where the target cannot measure it.
+    pub busy: Option<MachineLoad>,
+    /// The cores loadgen used over the windows (time-weighted).
+    pub loadgen_cores_mean: f64,
+    /// The most cores loadgen used in a window.
+    pub loadgen_cores_max: f64,
+    /// The windows.
+    pub windows: usize,
+}
+
+impl RunResults {
+    /// The SLO the headline and the scaling plot report capacity on, so that no figure divides
+    /// the capacities of two SLOs: the one breached at the most shard counts, the
+    /// reconciliation latency on a tie (docs/experiments.md#capacity). `None` without a breach.
+    #[must_use]
+    pub fn scaling_slo(&self) -> Option<Metric> {
+        let breached = |metric| {
+            self.shard_counts
+                .iter()
+                .filter(|count| count.capacity.of(metric).is_some())
+                .count()
+        };
+        let (reconciliation, queue) = (
+            breached(Metric::ReconciliationLatency),
+            breached(Metric::QueueLatency),
+        );
+        if reconciliation == 0 && queue == 0 {
+            None
+        } else if reconciliation >= queue {
+            Some(Metric::ReconciliationLatency)
+        } else {
+            Some(Metric::QueueLatency)
+        }
+    }
 }
 
 impl ShardCountResults {
@@ -176,67 +261,123 @@ impl ShardCountResults {
         for (component, cost) in &self.cost {
             let class = classes.entry(ComponentClass::of(component)).or_default();
             class.cpu_seconds += cost.cpu_seconds;
-            class.peak_rss_bytes += cost.peak_rss_bytes;
+        }
+        for (class, peak) in cost::peak_of_sum(&self.usage, |c| Some(ComponentClass::of(c))) {
+            classes.entry(class).or_default().peak_rss_bytes = peak;
         }
         classes
     }
 
-    /// The mean time of each phase of the failovers of `kind` in seconds (to Lease dead, to
-    /// all assigned, to all reconciled), over those where the phase happened. Voluntary and
-    /// involuntary failovers are apart, since the second waits about 2 × leaseDuration.
+    /// The peak over sample times of the memory all components held together.
     #[must_use]
-    pub fn mean_failover_seconds(&self, kind: FailoverKind) -> [Option<f64>; 3] {
-        let phases: Vec<_> = self
-            .failovers
-            .iter()
-            .filter(|failover| failover.kind == kind)
-            .map(FailoverEvents::phases)
-            .collect();
-        let mean = |phase: fn(
-            &crate::measure::failover::FailoverPhases,
-        ) -> Option<std::time::Duration>| {
-            let seconds: Vec<f64> = phases
-                .iter()
-                .filter_map(|p| phase(p).map(|d| d.as_secs_f64()))
-                .collect();
-            crate::measure::ratio(
-                seconds.iter().sum(),
-                crate::measure::as_f64(seconds.len() as u64),
-            )
-        };
-        [
-            mean(|p| p.to_lease_dead),
-            mean(|p| p.to_all_assigned),
-            mean(|p| p.to_all_reconciled),
-        ]
+    pub fn total_peak_rss_bytes(&self) -> u64 {
+        cost::peak_of_sum(&self.usage, |_| Some(()))
+            .into_values()
+            .next()
+            .unwrap_or(0)
     }
 
-    /// The mean of the movements' ratios to the ideal, over the changes that had to move
-    /// something.
+    /// The restarts of each shard slot ([`cost::slot_restarts`]); `None` where the target
+    /// cannot tell.
     #[must_use]
-    pub fn mean_movement_ratio(&self) -> Option<f64> {
-        let ratios: Vec<f64> = self
-            .movements
+    pub fn slot_restarts(&self) -> Option<BTreeMap<u32, usize>> {
+        self.slots.as_ref().map(cost::slot_restarts)
+    }
+
+    /// The machine's CPU and loadgen's own over the whole shard count; `None` without windows.
+    #[must_use]
+    pub fn machine_summary(&self) -> Option<MachineSummary> {
+        let first = self.machine_windows.first()?;
+        let last = self.machine_windows.last()?;
+        let span = crate::measure::elapsed(first.start, last.start + last.length);
+        let seconds: f64 = self
+            .machine_windows
             .iter()
-            .filter_map(|change| change.movement.ratio_to_ideal)
-            .collect();
-        crate::measure::ratio(
-            ratios.iter().sum(),
-            crate::measure::as_f64(ratios.len() as u64),
+            .map(|w| w.length.as_secs_f64())
+            .sum();
+        let loadgen_seconds: f64 = self
+            .machine_windows
+            .iter()
+            .map(|w| w.loadgen_cores * w.length.as_secs_f64())
+            .sum();
+        Some(MachineSummary {
+            busy: cost::machine_load(first.start, span, &self.machine_windows),
+            loadgen_cores_mean: crate::measure::ratio(loadgen_seconds, seconds).unwrap_or(0.0),
+            loadgen_cores_max: self
+                .machine_windows
+                .iter()
+                .map(|w| w.loadgen_cores)
+                .fold(0.0, f64::max),
+            windows: self.machine_windows.len(),
+        })
+    }
+
+    /// The machine's CPU during the window of the first SLO breach; `None` without a breach or
+    /// without machine CPU then.
+    #[must_use]
+    pub fn capacity_machine_load(&self) -> Option<MachineLoad> {
+        self.breach_machine_load(&self.capacity.earliest()?)
+    }
+
+    /// The machine's CPU during the window of `breach` (from its start for
+    /// [`slo::SUSTAINED`](crate::measure::slo::SUSTAINED)); `None` without machine CPU then.
+    #[must_use]
+    pub fn breach_machine_load(&self, breach: &Breach) -> Option<MachineLoad> {
+        cost::machine_load(
+            breach.at,
+            crate::measure::slo::SUSTAINED,
+            &self.machine_windows,
         )
     }
 
-    /// The largest max/mean of the assignment over the samples with at least
-    /// [`SKEW_MIN_OBJECTS_PER_SHARD`] objects per shard; `None` without such samples.
+    /// The operator's cost per shard and per 1,000 Websites ([`OperatorUnitCost`]).
     #[must_use]
-    pub fn max_skew(&self) -> Option<f64> {
-        self.skew
+    pub fn operator_unit_cost(&self) -> OperatorUnitCost {
+        let operator = self
+            .class_costs()
+            .get(&ComponentClass::Operator)
+            .copied()
+            .unwrap_or_default();
+        let websites = self
+            .objects_per_shard
+            .last()
+            .map(|(_, counts)| counts.values().sum::<u64>());
+        let thousands = websites.map(|w| crate::measure::as_f64(w) / 1000.0);
+        let per_thousand = |value: f64| thousands.and_then(|t| crate::measure::ratio(value, t));
+        let peak = crate::measure::as_f64(operator.peak_rss_bytes);
+        OperatorUnitCost {
+            websites,
+            cpu_seconds_per_shard: crate::measure::ratio(
+                operator.cpu_seconds,
+                f64::from(self.shards),
+            ),
+            peak_rss_bytes_per_shard: crate::measure::ratio(peak, f64::from(self.shards)),
+            cpu_seconds_per_1000_websites: per_thousand(operator.cpu_seconds),
+            peak_rss_bytes_per_1000_websites: per_thousand(peak),
+        }
+    }
+
+    /// The failovers of `kind`, phase by phase. Voluntary and involuntary failovers are
+    /// apart, since the second waits about 2 × leaseDuration.
+    #[must_use]
+    pub fn failover_stats(&self, kind: FailoverKind) -> KindStats {
+        KindStats::of(&self.failovers, kind)
+    }
+
+    /// The movements of all membership changes added up; unnecessary moves are the headline.
+    #[must_use]
+    pub fn movement_totals(&self) -> movement::Totals {
+        self.movements
             .iter()
-            .filter(|(_, skew)| {
-                skew.total >= SKEW_MIN_OBJECTS_PER_SHARD.saturating_mul(skew.shards as u64)
-            })
-            .map(|(_, skew)| skew.max_over_mean)
-            .max_by(f64::total_cmp)
+            .map(|change| &change.movement)
+            .collect()
+    }
+
+    /// The worst steady-state max/mean of the assignment ([`SkewSummary::steady`]); `None`
+    /// without such samples.
+    #[must_use]
+    pub fn steady_max_skew(&self) -> Option<f64> {
+        self.skew_summary.steady.max_over_mean
     }
 }
 
@@ -253,9 +394,11 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::measure::{
+        accounting::{Deletes, Writes},
         cost::Cost,
+        failover::Recovery,
         latency::LatencyRecorder,
-        slo::{Load, Metric, Slo},
+        slo::{Breach, Load, Metric, Slo},
     };
 
     pub(crate) fn at(seconds: i64) -> Timestamp {
@@ -277,7 +420,69 @@ pub(crate) mod tests {
             cpu_seconds,
             cores: cpu_seconds / 120.0,
             peak_rss_bytes,
-            restarts: 0,
+        }
+    }
+
+    /// The 120 latencies of [`shard_count`] are the reconciled writes; three more failed, two
+    /// were skipped.
+    fn accounting() -> Accounting {
+        Accounting {
+            writes: Writes {
+                scheduled: 125,
+                reconciled: 120,
+                failed: BTreeMap::from([("500 InternalError".to_owned(), 3)]),
+                skipped: 2,
+                ..Writes::default()
+            },
+            deletes: Deletes {
+                scheduled: 10,
+                deleted: 9,
+                skipped: 1,
+                ..Deletes::default()
+            },
+        }
+    }
+
+    /// The machine busy in the last 30 s of two minutes, where 3 shards breach.
+    fn machine_windows() -> Vec<MachineWindow> {
+        (0..24)
+            .map(|i| MachineWindow {
+                start: at(START + 5 * i),
+                length: Duration::from_secs(5),
+                busy: Some(if i >= 18 { 0.95 } else { 0.5 }),
+                loadgen_cores: 0.1,
+            })
+            .collect()
+    }
+
+    /// `shard-new` joins and takes `w0` of 10 objects on `shard-0`, as the ring requires.
+    fn join() -> MembershipChange {
+        let before: BTreeMap<String, String> = (0..10)
+            .map(|i| (format!("w{i}"), "shard-0".to_owned()))
+            .collect();
+        let mut after = before.clone();
+        after.insert("w0".to_owned(), "shard-new".to_owned());
+        let change = Change::Join {
+            shard: "shard-new".to_owned(),
+        };
+        // The ring after the join gives w0 to the new shard.
+        let owner = |object: &str| {
+            Some(
+                if object == "w0" {
+                    "shard-new"
+                } else {
+                    "shard-0"
+                }
+                .to_owned(),
+            )
+        };
+        let movement = Movement::of(&before, &after, owner, &change, 1);
+        MembershipChange {
+            at: at(START + 60),
+            change,
+            movement,
+            killed: None,
+            during_failover: None,
         }
     }
 
@@ -298,61 +503,108 @@ pub(crate) mod tests {
                 (at(START + 30 * i64::try_from(step).unwrap()), counts)
             })
             .collect();
-        let skew = objects_per_shard
+        let skew: Vec<(Timestamp, Skew)> = objects_per_shard
             .iter()
             .map(|(t, counts)| (*t, Skew::of(&counts.values().copied().collect::<Vec<_>>())))
             .collect();
-        let before: BTreeMap<String, String> = (0..10)
-            .map(|i| (format!("w{i}"), "shard-0".to_owned()))
-            .collect();
-        let mut after = before.clone();
-        after.insert("w0".to_owned(), "shard-new".to_owned());
-        let change = Change::Join {
-            shard: "shard-new".to_owned(),
-        };
-        let movement = Movement::of(&before, &after, &change, 1);
+        let skew_summary = SkewSummary::of(&skew, &[], SKEW_MIN_OBJECTS_PER_SHARD);
         let mut costs: BTreeMap<String, Cost> = names
             .iter()
             .map(|name| (name.clone(), cost(10.0 / f64::from(shards), 50 << 20)))
             .collect();
         costs.insert("sharder".to_owned(), cost(1.0, 30 << 20));
         costs.insert("kube-apiserver".to_owned(), cost(20.0, 400 << 20));
-        let queue_p99_ms = Some(200.0);
+        // Each component at its peak at 0 s and 120 s, all together.
+        let usage = [0, 120]
+            .into_iter()
+            .flat_map(|seconds| {
+                costs.iter().map(move |(component, cost)| UsageSample {
+                    at: at(START + seconds),
+                    component: component.clone(),
+                    cpu_seconds: cost.cpu_seconds * f64::from(u8::from(seconds > 0)),
+                    rss_bytes: cost.peak_rss_bytes,
+                })
+            })
+            .collect();
+        let slots = (0..shards).map(|i| (format!("shard-{i}"), i)).collect();
+        let queue_p99 = Some(QUEUE_P99);
         let summary = reconciliation.summary();
-        let verdicts = Slo::default().verdicts(
-            Duration::from_secs_f64(summary.p99_ms / 1000.0),
-            queue_p99_ms.map(|ms: f64| Duration::from_secs_f64(ms / 1000.0)),
-        );
+        let verdicts =
+            Slo::default().verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99);
         ShardCountResults {
             shards,
+            accounting: accounting(),
+            load_started: at(START + 10),
             reconciliation,
-            queue_p99_ms,
+            queue_p99_ms: Some(200.0),
+            queue_p99,
+            queue_windows: queue_windows(),
             objects_per_shard,
             skew,
-            movements: vec![MembershipChange {
-                at: at(START + 60),
-                change,
-                movement,
-            }],
+            skew_summary,
+            movements: vec![join()],
             failovers: vec![FailoverEvents {
                 shard: "shard-0".to_owned(),
                 kind: FailoverKind::Involuntary,
                 killed_at: at(START + 40),
                 lease_dead_at: Some(at(START + 55)),
-                all_assigned_at: Some(at(START + 56)),
-                all_reconciled_at: None,
-            }],
-            capacity: (shards > 1).then(|| Breach {
-                metric: Metric::ReconciliationLatency,
-                at: at(START + 90),
-                load: Load {
-                    websites: 1000.0 * f64::from(shards),
-                    operations_per_second: 20.0 * f64::from(shards),
+                recovery: Recovery {
+                    objects: 10,
+                    assigned_after_kill: 1,
+                    to_reconcile: 2,
+                    all_assigned_at: Some(at(START + 56)),
+                    all_reconciled_at: None,
                 },
-            }),
+            }],
+            rolling_updates: vec![at(START + 70)],
+            capacity: Capacity {
+                reconciliation: (shards > 1).then(|| Breach {
+                    metric: Metric::ReconciliationLatency,
+                    at: at(START + 90),
+                    load: Load {
+                        websites: 1000.0 * f64::from(shards),
+                        operations_per_second: 20.0 * f64::from(shards),
+                    },
+                    achieved_operations_per_second: 15.0 * f64::from(shards),
+                }),
+                queue: None,
+                queue_undetermined_windows: 0,
+            },
             cost: costs,
+            usage,
+            slots: Some(slots),
+            machine_windows: machine_windows(),
             verdicts,
         }
+    }
+
+    /// A queue p99 in a bucket of a factor 1.22.
+    const QUEUE_P99: Quantile = Quantile {
+        value: 0.2,
+        lower: 0.18,
+        upper: 0.22,
+    };
+
+    /// A resolved queue window, then one in the `+Inf` bucket.
+    fn queue_windows() -> Vec<QuantileWindow> {
+        vec![
+            QuantileWindow {
+                start: at(START + 10),
+                end: at(START + 15),
+                quantile: QUEUE_P99,
+                observations: 40,
+            },
+            QuantileWindow {
+                start: at(START + 15),
+                end: at(START + 20),
+                quantile: Quantile {
+                    value: 1.0,
+                    lower: 1.0,
+                    upper: f64::INFINITY,
+                },
+                observations: 7,
+            },
+        ]
     }
 
     pub(crate) fn synthetic() -> RunResults {
@@ -400,33 +652,60 @@ pub(crate) mod tests {
         assert!((operator.cpu_seconds - 10.0).abs() < 1e-9);
         assert_eq!(operator.peak_rss_bytes, 3 * (50 << 20));
         assert_eq!(classes[&ComponentClass::Sharder].peak_rss_bytes, 30 << 20);
+        assert_eq!(results.total_peak_rss_bytes(), (150 + 30 + 400) << 20);
     }
 
     #[test]
-    fn the_max_skew_is_the_largest_sample_with_enough_objects() {
-        let samples = |counts: &[&[u64]]| {
-            counts
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (at(START + i64::try_from(i).unwrap()), Skew::of(c)))
-                .collect::<Vec<_>>()
-        };
-        let results = ShardCountResults {
-            skew: samples(&[&[1, 0], &[30, 20], &[45, 55]]),
+    fn a_replaced_shard_is_not_added_to_its_replacement_in_the_class_peak() {
+        let mut results = shard_count(1);
+        // shard-0 was killed after 0 s; shard-1 replaced it in slot 0 and held 60 MiB at 120 s.
+        results
+            .usage
+            .retain(|s| !(s.component == "shard-0" && s.at == at(START + 120)));
+        results.usage.push(UsageSample {
+            at: at(START + 120),
+            component: "shard-1".to_owned(),
+            cpu_seconds: 1.0,
+            rss_bytes: 60 << 20,
+        });
+        results.slots = Some(BTreeMap::from([
+            ("shard-0".to_owned(), 0),
+            ("shard-1".to_owned(), 0),
+        ]));
+        let operator = results.class_costs()[&ComponentClass::Operator];
+        assert_eq!(operator.peak_rss_bytes, 60 << 20);
+        assert_eq!(results.slot_restarts(), Some(BTreeMap::from([(0, 1)])));
+    }
+
+    #[test]
+    fn the_machine_summary_weights_windows_by_time() {
+        let results = shard_count(1);
+        let summary = results.machine_summary().unwrap();
+        let busy = summary.busy.unwrap();
+        // 18 windows at 50 %, 6 at 95 %.
+        assert!((busy.mean_busy - (18.0 * 0.5 + 6.0 * 0.95) / 24.0).abs() < 1e-9);
+        assert!((busy.max_busy - 0.95).abs() < 1e-9);
+        assert!((summary.loadgen_cores_mean - 0.1).abs() < 1e-9);
+        assert_eq!(summary.windows, 24);
+        // The 3-shard fixture breached at 90 s, in the busy windows from 90 s on.
+        assert!(shard_count(3).capacity_machine_load().unwrap().bound());
+        assert!(results.capacity_machine_load().is_none());
+    }
+
+    #[test]
+    fn unit_costs_divide_by_shards_and_by_the_websites_at_the_end() {
+        let cost = shard_count(2).operator_unit_cost();
+        // The last sample holds 30 + 31 Websites; the operator used 10 s and 100 MiB at once.
+        assert_eq!(cost.websites, Some(61));
+        assert!((cost.cpu_seconds_per_shard.unwrap() - 5.0).abs() < 1e-9);
+        assert!((cost.peak_rss_bytes_per_shard.unwrap() - f64::from(50 << 20)).abs() < 1e-3);
+        assert!((cost.cpu_seconds_per_1000_websites.unwrap() - 10.0 / 0.061).abs() < 1e-9);
+        let empty = ShardCountResults {
+            objects_per_shard: Vec::new(),
             ..shard_count(2)
         };
-        assert_eq!(results.max_skew(), Some(1.2));
-        let too_few = ShardCountResults {
-            skew: samples(&[&[1, 0], &[20, 19]]),
-            ..shard_count(2)
-        };
-        assert_eq!(too_few.max_skew(), None);
         assert_eq!(
-            ShardCountResults {
-                skew: Vec::new(),
-                ..results
-            }
-            .max_skew(),
+            empty.operator_unit_cost().cpu_seconds_per_1000_websites,
             None
         );
     }

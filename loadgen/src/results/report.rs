@@ -1,4 +1,5 @@
-//! `report.md`: what ran where, a table per shard count, the SLO verdicts and the plots.
+//! `report.md`: a headline that answers the scenario's question, what ran where, a table per
+//! shard count, the SLO verdicts and the plots.
 
 use std::{fmt::Write, time::Duration};
 
@@ -7,11 +8,13 @@ use super::{
 };
 use crate::{
     measure::{
-        failover::FailoverKind,
+        cost,
+        failover::{FailoverKind, KindStats, PhaseStats},
         movement::Change,
-        slo::{self, Metric, capacity_scaling},
+        skew::Worst,
+        slo::{self, Breach, Metric, Verdict, capacity_scaling},
     },
-    units::mib,
+    units::{BYTES_PER_MIB, format_latency, format_quantile, mib},
 };
 
 /// The report of a run as Markdown.
@@ -20,6 +23,7 @@ pub fn report_markdown(results: &RunResults) -> String {
     let mut out = String::new();
     header(&mut out, results);
     summary_table(&mut out, results);
+    censored_line(&mut out, results);
     let ramped = results.scenario.measures_capacity();
     for shard_count in &results.shard_counts {
         shard_count_section(&mut out, shard_count, ramped);
@@ -38,6 +42,237 @@ macro_rules! line {
     }};
 }
 
+/// The one or two sentences at the top of the report that answer the scenario's question in
+/// numbers (docs/experiments.md#the-headline): the capacity per shard count under a ramp of
+/// load, the failover times under chaos, otherwise the reconciliation p99 against its SLO.
+#[must_use]
+pub fn headline(results: &RunResults) -> String {
+    if results.scenario.measures_capacity() {
+        capacity_headline(results)
+    } else if results
+        .shard_counts
+        .iter()
+        .any(|count| !count.failovers.is_empty())
+    {
+        failover_headline(results)
+    } else {
+        slo_headline(results)
+    }
+}
+
+/// The time from the kill until the shard's objects recovered, per failover of `kind`
+/// (`None`: not before the run ended): until all that needed a reconcile were reconciled, or,
+/// when none needed one, until all were assigned to live shards.
+fn headline_failover_recovery(
+    count: &ShardCountResults,
+    kind: FailoverKind,
+) -> Vec<Option<Duration>> {
+    count
+        .failovers
+        .iter()
+        .filter(|failover| failover.kind == kind)
+        .map(|failover| {
+            let phases = failover.phases();
+            if failover.recovery.to_reconcile > 0 {
+                phases.to_all_reconciled
+            } else {
+                phases.to_all_assigned
+            }
+        })
+        .collect()
+}
+
+/// The reconciliation p99 of a whole shard count in seconds, and whether it is a lower bound
+/// (a censored write reaches it).
+fn headline_p99_seconds(count: &ShardCountResults) -> (f64, bool) {
+    let summary = count.reconciliation.summary();
+    (summary.p99_ms / 1000.0, summary.p99_lower_bound)
+}
+
+/// A number of seconds with the digits that matter at its size.
+fn seconds_text(seconds: f64) -> String {
+    if seconds >= 10.0 {
+        format!("{seconds:.0} s")
+    } else if seconds >= 1.0 {
+        format!("{seconds:.1} s")
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
+/// The SLO of `metric` as a reader knows it, with its threshold.
+fn slo_text(results: &RunResults, metric: Metric) -> String {
+    let threshold = match metric {
+        Metric::ReconciliationLatency => results.scenario.slo.reconciliation_p99,
+        Metric::QueueLatency => results.scenario.slo.queue_p99,
+    };
+    format!(
+        "{} SLO (p99 ≤ {})",
+        Metric::name(metric),
+        seconds_text(threshold.as_secs_f64())
+    )
+}
+
+/// The shard counts as `1/2/3`.
+fn shard_list(results: &RunResults) -> String {
+    let shards: Vec<String> = results
+        .shard_counts
+        .iter()
+        .map(|count| count.shards.to_string())
+        .collect();
+    shards.join("/")
+}
+
+/// The capacity per shard count on one SLO ([`RunResults::scaling_slo`]) and the scaling of
+/// the largest shard count; a shard count that never breached that SLO carried at least the
+/// ramp's peak (docs/experiments.md#the-headline).
+fn capacity_headline(results: &RunResults) -> String {
+    let Some(metric) = results.scaling_slo() else {
+        let peak = ramp_peak(results);
+        return format!(
+            "With {} shards no SLO broke up to the ramp's peak of {:.1} operations/s offered \
+             ({:.0} Websites).",
+            shard_list(results),
+            peak.operations_per_second,
+            peak.websites
+        );
+    };
+    let breaches: Vec<Option<Breach>> = results
+        .shard_counts
+        .iter()
+        .map(|count| count.capacity.of(metric))
+        .collect();
+    let peak = ramp_peak(results);
+    let figures = |value: fn(&slo::Load) -> f64, decimals: usize| {
+        let figures: Vec<String> = breaches
+            .iter()
+            .map(|breach| match breach {
+                Some(breach) => format!("{:.decimals$}", value(&breach.load)),
+                None => format!("≥ {:.decimals$}", value(&peak)),
+            })
+            .collect();
+        figures.join("/")
+    };
+    let mut text = format!(
+        "With {} shards the {} held up to {} operations/s offered ({} Websites)",
+        shard_list(results),
+        slo_text(results, metric),
+        figures(|load| load.operations_per_second, 1),
+        figures(|load| load.websites, 0)
+    );
+    let capacities: Vec<(u32, f64)> = results
+        .shard_counts
+        .iter()
+        .zip(&breaches)
+        .filter_map(|(count, breach)| Some((count.shards, breach.as_ref()?.load.websites)))
+        .collect();
+    match capacity_scaling(&capacities).last() {
+        Some(&(shards, ratio)) if shards > 1 => {
+            let _ = write!(
+                text,
+                "; {shards} shards carry {ratio:.2}× the Websites of one (linear: {shards}×)"
+            );
+        }
+        _ => text.push_str("; no scaling figure without a breach at 1 shard and another"),
+    }
+    text.push('.');
+    text
+}
+
+/// The load the schedule offers in the last latency window of the ramp, and the Websites at its
+/// end.
+fn ramp_peak(results: &RunResults) -> slo::Load {
+    let scenario = &results.scenario;
+    let offered = crate::experiment::schedule::Offered::of(scenario);
+    let window = results
+        .shard_counts
+        .first()
+        .map_or(Duration::from_secs(10), |count| {
+            count.reconciliation.window()
+        });
+    slo::Load {
+        websites: offered.websites_at(scenario.duration),
+        operations_per_second: offered
+            .rate_between(scenario.duration.saturating_sub(window), scenario.duration),
+    }
+}
+
+fn failover_headline(results: &RunResults) -> String {
+    let parts: Vec<String> = [FailoverKind::Involuntary, FailoverKind::Voluntary]
+        .into_iter()
+        .filter_map(|kind| {
+            let recovery: Vec<Option<Duration>> = results
+                .shard_counts
+                .iter()
+                .flat_map(|count| headline_failover_recovery(count, kind))
+                .collect();
+            let stats = PhaseStats::of(&recovery);
+            let name = match kind {
+                FailoverKind::Voluntary => "voluntary",
+                FailoverKind::Involuntary => "involuntary",
+            };
+            let not_finished = match stats.n - stats.finished {
+                0 => String::new(),
+                1 => ", 1 did not finish".to_owned(),
+                more => format!(", {more} did not finish"),
+            };
+            let text = |d: Option<Duration>| seconds_text(d.unwrap_or_default().as_secs_f64());
+            match stats.median {
+                Some(median) => Some(format!(
+                    "{name} ones took median {} (n={}: {}–{}{not_finished})",
+                    text(Some(median)),
+                    stats.n,
+                    text(stats.min),
+                    text(stats.max),
+                )),
+                None if stats.n > 0 => Some(format!("no {name} one finished (n={})", stats.n)),
+                None => None,
+            }
+        })
+        .collect();
+    format!(
+        "Failovers, from the kill until the shard's objects recovered (all that needed a \
+         reconcile reconciled again on live shards, or all assigned to one when none did), over \
+         shard counts {}: {}.",
+        shard_list(results),
+        parts.join("; ")
+    )
+}
+
+fn slo_headline(results: &RunResults) -> String {
+    let threshold = results.scenario.slo.reconciliation_p99.as_secs_f64();
+    let (p99s, verdicts): (Vec<String>, Vec<&str>) = results
+        .shard_counts
+        .iter()
+        .map(|count| {
+            let (p99, lower_bound) = headline_p99_seconds(count);
+            let verdict = if p99 > threshold {
+                "missed"
+            } else if lower_bound {
+                // Censored writes may lie above the threshold.
+                "undecided"
+            } else {
+                "met"
+            };
+            (
+                format!(
+                    "{}{}",
+                    if lower_bound { "≥ " } else { "" },
+                    seconds_text(p99)
+                ),
+                verdict,
+            )
+        })
+        .unzip();
+    format!(
+        "With {} shards the reconciliation p99 was {} against the {}: {}.",
+        shard_list(results),
+        p99s.join("/"),
+        slo_text(results, Metric::ReconciliationLatency),
+        verdicts.join("/")
+    )
+}
+
 fn header(out: &mut String, results: &RunResults) {
     let scenario = &results.scenario;
     line!(
@@ -46,6 +281,8 @@ fn header(out: &mut String, results: &RunResults) {
         scenario.name,
         results.run_id
     );
+    line!(out);
+    line!(out, "**{}**", headline(results));
     line!(out);
     if !scenario.description.is_empty() {
         line!(out, "{}", scenario.description);
@@ -86,10 +323,13 @@ fn summary_table(out: &mut String, results: &RunResults) {
     line!(out);
     line!(
         out,
-        "| shards | reconcile p99 | queue p99 | capacity | max skew | voluntary failover | \
-         involuntary failover | operator CPU | operator peak | sharder CPU |"
+        "| shards | reconcile p99 | queue p99 | capacity | steady max skew | unnecessary moves | \
+         voluntary failover | involuntary failover | operator CPU | operator peak | sharder CPU |"
     );
-    line!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    line!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let or_dash = |value: Option<String>| value.unwrap_or_else(|| "–".to_owned());
     for count in &results.shard_counts {
         let classes = count.class_costs();
@@ -98,23 +338,23 @@ fn summary_table(out: &mut String, results: &RunResults) {
             class(ComponentClass::Operator),
             class(ComponentClass::Sharder),
         );
-        let failover = |kind| {
-            let [dead, assigned, reconciled] = count.mean_failover_seconds(kind);
-            let s = |value: Option<f64>| or_dash(value.map(|v| format!("{v:.1}")));
-            (dead.is_some() || assigned.is_some() || reconciled.is_some())
-                .then(|| format!("{} / {} / {} s", s(dead), s(assigned), s(reconciled)))
-        };
+        let failover = |kind| failover_cell(&count.failover_stats(kind));
+        let movement = count.movement_totals();
         line!(
             out,
-            "| {} | {:.0} ms | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
             count.shards,
-            count.reconciliation.summary().p99_ms,
-            or_dash(count.queue_p99_ms.map(|ms| format!("{ms:.0} ms"))),
-            or_dash(count.capacity.map(|breach| format!(
-                "{:.0} Websites, {:.1} ops/s",
-                breach.load.websites, breach.load.operations_per_second
+            {
+                let latency = count.reconciliation.summary();
+                bounded_ms(latency.p99_ms, latency.p99_lower_bound, 0)
+            },
+            or_dash(count.queue_p99.as_ref().map(format_quantile)),
+            or_dash(capacity_cell(count)),
+            or_dash(count.steady_max_skew().map(|skew| format!("{skew:.3}"))),
+            or_dash((movement.changes > 0).then(|| format!(
+                "{} of {} moved (changes: {})",
+                movement.unnecessary, movement.moved, movement.changes
             ))),
-            or_dash(count.max_skew().map(|skew| format!("{skew:.3}"))),
             or_dash(failover(FailoverKind::Voluntary)),
             or_dash(failover(FailoverKind::Involuntary)),
             operator.cpu_seconds,
@@ -125,17 +365,75 @@ fn summary_table(out: &mut String, results: &RunResults) {
     line!(out);
     line!(
         out,
-        "Failovers: mean seconds from the kill to the Lease dead / all its objects assigned / \
-         all reconciled. Capacity: the load offered at the first sustained SLO breach. \
-         Operator peak: the peak memory of all shards added up."
+        "Failovers: median seconds from the kill to the Lease dead / all its objects assigned / \
+         all that needed a reconcile reconciled (– when none finished or none needed one), over n \
+         failovers; phases that did not finish before the run ended are counted, not averaged. \
+         Steady max skew: the worst max/mean with at least {SKEW_MIN_OBJECTS_PER_SHARD} objects \
+         on every shard and no membership change within a lease duration. Unnecessary moves: \
+         moves that did not end on the object's ring owner, over all membership changes. \
+         Capacity: per SLO, the load the schedule offered in the window where that SLO's sustained \
+         breach began, with the rate the driver achieved in it. Operator peak: the most \
+         memory the shards held together at a sample."
     );
     line!(out);
+}
+
+/// How many latencies of each shard count are censored, under the headline figures: a "≥"
+/// figure is a lower bound (docs/experiments.md#reconciliation-latency).
+fn censored_line(out: &mut String, results: &RunResults) {
+    let counts: Vec<String> = results
+        .shard_counts
+        .iter()
+        .map(|count| {
+            let writes = &count.accounting.writes;
+            format!(
+                "{} of {} with {} shard(s) ({} pending at the end, {} abandoned by a delete)",
+                writes.censored(),
+                count.reconciliation.summary().count,
+                count.shards,
+                writes.pending,
+                writes.abandoned
+            )
+        })
+        .collect();
+    line!(
+        out,
+        "Censored latencies (writes never seen reconciled, counted at their time so far): {}. \
+         A percentile such a latency reaches is shown as \"≥\", a lower bound.",
+        counts.join("; ")
+    );
+    line!(out);
+    line!(
+        out,
+        "![reconciliation latency p99 of every shard count](latency-all.png)"
+    );
+    line!(out);
+}
+
+/// Each SLO's capacity, naming the SLO; `None` without any breach.
+fn capacity_cell(count: &ShardCountResults) -> Option<String> {
+    let cells: Vec<String> = [Metric::ReconciliationLatency, Metric::QueueLatency]
+        .into_iter()
+        .filter_map(|metric| {
+            count.capacity.of(metric).map(|breach| {
+                format!(
+                    "{}: {:.0} Websites, {:.1} ops/s offered ({:.1} achieved)",
+                    Metric::name(metric),
+                    breach.load.websites,
+                    breach.load.operations_per_second,
+                    breach.achieved_operations_per_second
+                )
+            })
+        })
+        .collect();
+    (!cells.is_empty()).then(|| cells.join("; "))
 }
 
 fn shard_count_section(out: &mut String, results: &ShardCountResults, ramped: bool) {
     line!(out, "## {} shards", results.shards);
     line!(out);
 
+    writes_table(out, results);
     latency_table(out, results);
     verdict_table(out, results);
     assignment_table(out, results);
@@ -152,21 +450,23 @@ fn latency_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
     line!(
         out,
-        "| reconciliations | p50 | p90 | p99 | p99.9 | max | queue p99 |"
+        "| latencies | censored | p50 | p90 | p99 | p99.9 | max | queue p99 |"
     );
-    line!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    line!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     line!(
         out,
-        "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
         latency.count,
-        latency.p50_ms,
-        latency.p90_ms,
-        latency.p99_ms,
-        latency.p999_ms,
-        latency.max_ms,
+        latency.censored,
+        bounded_ms(latency.p50_ms, latency.p50_lower_bound, 1),
+        bounded_ms(latency.p90_ms, latency.p90_lower_bound, 1),
+        bounded_ms(latency.p99_ms, latency.p99_lower_bound, 1),
+        bounded_ms(latency.p999_ms, latency.p999_lower_bound, 1),
+        bounded_ms(latency.max_ms, latency.max_lower_bound, 1),
         results
-            .queue_p99_ms
-            .map_or_else(|| "not scraped".to_owned(), |ms| format!("{ms:.1} ms"))
+            .queue_p99
+            .as_ref()
+            .map_or_else(|| "not scraped".to_owned(), format_quantile)
     );
     if results.reconciliation.clamped() > 0 {
         line!(
@@ -178,6 +478,56 @@ fn latency_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
 }
 
+/// Every scheduled write by how it ended, the failures by reason, and the deletes; a loud
+/// note when the classes do not add up to the schedule (a bug of loadgen).
+fn writes_table(out: &mut String, results: &ShardCountResults) {
+    let (writes, deletes) = (&results.accounting.writes, &results.accounting.deletes);
+    line!(out, "### Writes");
+    line!(out);
+    if let Err(unaccounted) = results.accounting.check() {
+        line!(
+            out,
+            "> **Bug: these counts do not add up** ({unaccounted}); do not trust this shard \
+             count's figures."
+        );
+        line!(out);
+    }
+    let classes = writes.classes();
+    let names: Vec<&str> = classes.iter().map(|(class, _)| *class).collect();
+    let counts: Vec<String> = classes.iter().map(|(_, n)| n.to_string()).collect();
+    line!(out, "| scheduled | {} |", names.join(" | "));
+    line!(out, "|---:|{}", "---:|".repeat(names.len()));
+    line!(out, "| {} | {} |", writes.scheduled, counts.join(" | "));
+    line!(out);
+    let reasons = |failed: &std::collections::BTreeMap<String, u64>| {
+        failed
+            .iter()
+            .map(|(reason, n)| format!("{n} × {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !writes.failed.is_empty() {
+        line!(out, "Failed writes: {}.", reasons(&writes.failed));
+        line!(out);
+    }
+    line!(
+        out,
+        "Deletes (not awaited): {} scheduled, {} accepted, {} failed{}, {} with no Website left, \
+         {} not issued.",
+        deletes.scheduled,
+        deletes.deleted,
+        deletes.failed.values().sum::<u64>(),
+        if deletes.failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons(&deletes.failed))
+        },
+        deletes.skipped,
+        deletes.not_issued
+    );
+    line!(out);
+}
+
 fn verdict_table(out: &mut String, results: &ShardCountResults) {
     line!(out, "### SLO verdicts");
     line!(out);
@@ -186,17 +536,44 @@ fn verdict_table(out: &mut String, results: &ShardCountResults) {
     for verdict in &results.verdicts {
         line!(
             out,
-            "| {} | {} | {} | {} |",
-            metric_name(verdict.metric),
-            millis(verdict.observed),
-            millis(verdict.threshold),
-            if verdict.met { "✅" } else { "❌" }
+            "| {} | {}{} | {} | {} |",
+            Metric::name(verdict.metric),
+            if verdict.lower_bound { "≥ " } else { "" },
+            observed(verdict),
+            format_latency(verdict.threshold.as_secs_f64()),
+            match (verdict.met, verdict.lower_bound) {
+                (Some(false), _) => "❌",
+                (Some(true), _) => "✅",
+                (None, true) => "undetermined (lower bound)",
+                (None, false) => "undetermined",
+            }
         );
     }
     if results.verdicts.is_empty() {
         line!(out, "| (none) | | | |");
     }
+    if results.verdicts.iter().any(|v| v.range.is_some()) {
+        line!(
+            out,
+            "\nA range is the histogram bucket the p99 lies in, wider than ±25 %: it meets \
+             the objective only if all of it does, breaches it only if all of it is over, and \
+             is undetermined otherwise."
+        );
+    }
     line!(out);
+}
+
+/// A verdict's p99 to 3 significant digits (HdrHistogram's and the queue buckets' resolution),
+/// or the bucket it lies in when that is wider than ±25 %.
+fn observed(verdict: &Verdict) -> String {
+    match verdict.range {
+        None => format_latency(verdict.observed.as_secs_f64()),
+        Some((lower, upper)) => format_quantile(&crate::measure::prometheus::Quantile {
+            value: verdict.observed.as_secs_f64(),
+            lower: lower.as_secs_f64(),
+            upper: upper.map_or(f64::INFINITY, |upper| upper.as_secs_f64()),
+        }),
+    }
 }
 
 fn assignment_table(out: &mut String, results: &ShardCountResults) {
@@ -204,22 +581,40 @@ fn assignment_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
     match results.skew.last() {
         Some((_, last)) => {
+            let summary = &results.skew_summary;
             line!(
                 out,
-                "| samples | max/mean (worst, ≥ {SKEW_MIN_OBJECTS_PER_SHARD} objects per shard) | \
-                 max/mean (last) | CV (last) | objects (last) |"
+                "| samples | steady: samples | steady: worst max/mean | transient: samples | \
+                 transient: worst max/mean | too few objects | max/mean (last) | CV (last) | \
+                 objects (last) |"
             );
-            line!(out, "|---:|---:|---:|---:|---:|");
-            let worst = results
-                .max_skew()
-                .map_or_else(|| "–".to_owned(), |max| format!("{max:.3}"));
+            line!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let worst = |worst: &Worst| {
+                worst
+                    .max_over_mean
+                    .zip(worst.at)
+                    .map_or_else(|| "–".to_owned(), |(max, at)| format!("{max:.3} at {at}"))
+            };
             line!(
                 out,
-                "| {} | {worst} | {:.3} | {:.3} | {} |",
-                results.skew.len(),
+                "| {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {} |",
+                summary.samples,
+                summary.steady.samples,
+                worst(&summary.steady),
+                summary.transient.samples,
+                worst(&summary.transient),
+                summary.too_few_objects,
                 last.max_over_mean,
                 last.coefficient_of_variation,
                 last.total
+            );
+            line!(out);
+            line!(
+                out,
+                "Steady: at least {SKEW_MIN_OBJECTS_PER_SHARD} objects on every shard and no \
+                 membership change (nor a kill whose Lease is not yet dead) within the last lease \
+                 duration. Transient: within such a change, at least {SKEW_MIN_OBJECTS_PER_SHARD} \
+                 objects per shard on average (a shard that just joined is empty by design)."
             );
         }
         None => line!(out, "No samples of objects per shard."),
@@ -228,59 +623,166 @@ fn assignment_table(out: &mut String, results: &ShardCountResults) {
 }
 
 fn movement_table(out: &mut String, results: &ShardCountResults) {
-    if !results.movements.is_empty() {
-        line!(out, "### Movement");
-        line!(out);
+    if results.movements.is_empty() {
+        return;
+    }
+    line!(out, "### Movement");
+    line!(out);
+    line!(
+        out,
+        "| at | change | while | objects | moved | required | unnecessary | outstanding | \
+         moved / ideal |"
+    );
+    line!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|");
+    for change in &results.movements {
+        let m = &change.movement;
+        let context = match (&change.killed, &change.during_failover) {
+            (Some(kind), _) => format!("killed ({})", signal_name(*kind)),
+            (None, Some(shard)) => format!("{shard} dead, still in the ring"),
+            (None, None) => "–".to_owned(),
+        };
         line!(
             out,
-            "| at | change | objects | moved | moved share | ideal share | vs ideal |"
+            "| {} | {} | {context} | {} | {} | {} | {} | {} | {} |",
+            change.at,
+            change_name(&change.change),
+            m.objects,
+            m.moved,
+            m.required,
+            m.unnecessary,
+            m.outstanding,
+            m.moved_vs_ideal
+                .map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.2}×"))
         );
-        line!(out, "|---|---|---:|---:|---:|---:|---:|");
-        for change in &results.movements {
-            let m = &change.movement;
-            line!(
-                out,
-                "| {} | {} | {} | {} | {:.3} | {:.3} | {} |",
-                change.at,
-                change_name(&change.change),
-                m.objects,
-                m.moved,
-                m.moved_share,
-                m.ideal_share,
-                m.ratio_to_ideal
-                    .map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.2}×"))
-            );
-        }
-        line!(out);
     }
+    let totals = results.movement_totals();
+    line!(out);
+    line!(
+        out,
+        "Unnecessary moves: {} (membership changes: {}, objects moved: {}, moves required: {}, \
+         outstanding: {}). Required: objects whose shard before the change is not their owner on \
+         the ring of the shards after it; unnecessary: moves that did not end on the ring's \
+         owner; outstanding: required moves not made by the next change, such as those off a \
+         dead shard that stays in the ring until its Lease is dead. Moved / ideal: on a join, \
+         against the new shard's fair share of the objects; not defined on a leave, where the \
+         least possible is the required moves.",
+        totals.unnecessary,
+        totals.changes,
+        totals.moved,
+        totals.required,
+        totals.outstanding
+    );
+    line!(out);
 }
 
 fn failover_table(out: &mut String, results: &ShardCountResults) {
-    if !results.failovers.is_empty() {
-        line!(out, "### Failover");
-        line!(out);
-        line!(
-            out,
-            "| shard | kind | killed at | to Lease dead | to all assigned | to all reconciled |"
-        );
-        line!(out, "|---|---|---|---:|---:|---:|");
-        for failover in &results.failovers {
-            let phases = failover.phases();
+    if results.failovers.is_empty() {
+        return;
+    }
+    line!(out, "### Failover");
+    line!(out);
+    line!(out, "| kind | phase | finished | min | median | max |");
+    line!(out, "|---|---|---:|---:|---:|---:|");
+    for kind in [FailoverKind::Voluntary, FailoverKind::Involuntary] {
+        let stats = results.failover_stats(kind);
+        if stats.failovers == 0 {
+            continue;
+        }
+        for (phase, phase_stats) in [
+            ("to Lease dead", stats.lease_dead),
+            ("to all assigned", stats.all_assigned),
+            ("to all reconciled", stats.all_reconciled),
+        ] {
             line!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
-                failover.shard,
-                match failover.kind {
-                    FailoverKind::Voluntary => "voluntary",
-                    FailoverKind::Involuntary => "involuntary",
-                },
-                failover.killed_at,
-                seconds(phases.to_lease_dead),
-                seconds(phases.to_all_assigned),
-                seconds(phases.to_all_reconciled)
+                "| {} | {phase} | {} of {} | {} | {} | {} |",
+                kind_name(kind),
+                phase_stats.finished,
+                phase_stats.n,
+                seconds(phase_stats.min),
+                seconds(phase_stats.median),
+                seconds(phase_stats.max)
             );
         }
-        line!(out);
+    }
+    line!(out);
+    line!(
+        out,
+        "| shard | kind | killed at | objects (after the kill) | to reconcile | to Lease dead | \
+         to all assigned | to all reconciled |"
+    );
+    line!(out, "|---|---|---|---:|---:|---:|---:|---:|");
+    for failover in &results.failovers {
+        let phases = failover.phases();
+        let recovery = &failover.recovery;
+        let reconciled = if recovery.to_reconcile == 0 {
+            "none needed".to_owned()
+        } else {
+            seconds(phases.to_all_reconciled)
+        };
+        line!(
+            out,
+            "| {} | {} | {} | {} ({}) | {} | {} | {} | {reconciled} |",
+            failover.shard,
+            kind_name(failover.kind),
+            failover.killed_at,
+            recovery.objects,
+            recovery.assigned_after_kill,
+            recovery.to_reconcile,
+            seconds(phases.to_lease_dead),
+            seconds(phases.to_all_assigned)
+        );
+    }
+    line!(out);
+    line!(
+        out,
+        "Objects: those on the shard at the kill and those assigned to it after (in brackets). \
+         To reconcile: those not Ready for their generation while on the dead shard, which their \
+         new shard must reconcile; a move of an object that was Ready shows no reconcile, so it \
+         counts for the assigned phase only. Finished: the failovers in which the phase happened \
+         before the run ended, of those it applies to; the times are over the finished."
+    );
+    line!(out);
+}
+
+/// A failover summary cell: the phases' medians and how many failovers finished each.
+fn failover_cell(stats: &KindStats) -> Option<String> {
+    if stats.failovers == 0 {
+        return None;
+    }
+    let phases = [stats.lease_dead, stats.all_assigned, stats.all_reconciled];
+    let medians: Vec<String> = phases
+        .iter()
+        .map(|phase| {
+            phase
+                .median
+                .map_or_else(|| "–".to_owned(), |d| format!("{:.1}", d.as_secs_f64()))
+        })
+        .collect();
+    let unfinished: Vec<String> = phases
+        .iter()
+        .zip(["Lease dead", "assigned", "reconciled"])
+        .filter(|(phase, _)| phase.finished < phase.n)
+        .map(|(phase, name)| format!("{name} {} of {}", phase.finished, phase.n))
+        .collect();
+    let mut cell = format!("{} s, n = {}", medians.join(" / "), stats.failovers);
+    if !unfinished.is_empty() {
+        let _ = write!(cell, "; finished: {}", unfinished.join(", "));
+    }
+    Some(cell)
+}
+
+fn kind_name(kind: FailoverKind) -> &'static str {
+    match kind {
+        FailoverKind::Voluntary => "voluntary",
+        FailoverKind::Involuntary => "involuntary",
+    }
+}
+
+fn signal_name(kind: FailoverKind) -> &'static str {
+    match kind {
+        FailoverKind::Voluntary => "SIGTERM",
+        FailoverKind::Involuntary => "SIGKILL",
     }
 }
 
@@ -296,20 +798,44 @@ fn capacity_line(out: &mut String, results: &ShardCountResults, ramped: bool) {
         line!(out);
         return;
     }
-    match results.capacity {
-        Some(breach) => line!(
+    for metric in [Metric::ReconciliationLatency, Metric::QueueLatency] {
+        line!(
             out,
-            "First SLO breach at {:.0} Websites and {:.1} operations/s offered: the {} p99 \
-             stayed over its objective for {} s from the window at {}.",
-            breach.load.websites,
-            breach.load.operations_per_second,
-            metric_name(breach.metric),
-            slo::SUSTAINED.as_secs(),
-            breach.at
-        ),
-        None => line!(out, "No sustained SLO breach during the load."),
+            "- {}: {}",
+            Metric::name(metric),
+            capacity_text(results, metric)
+        );
     }
     line!(out);
+}
+
+/// The capacity under `metric`'s SLO, or why there is none.
+fn capacity_text(results: &ShardCountResults, metric: Metric) -> String {
+    let undetermined = results.capacity.queue_undetermined_windows;
+    match results.capacity.of(metric) {
+        Some(Breach {
+            load,
+            achieved_operations_per_second,
+            at,
+            ..
+        }) => format!(
+            "first sustained breach at {:.0} Websites and {:.1} operations/s offered \
+             ({achieved_operations_per_second:.1}/s achieved): the p99 stayed over its objective \
+             for {} s from the window at {at} ({:.0} s into the load).",
+            load.websites,
+            load.operations_per_second,
+            slo::SUSTAINED.as_secs(),
+            seconds_since(results.load_started, at)
+        ),
+        None if metric == Metric::QueueLatency && results.queue_windows.is_empty() => {
+            "not measured: the queue latency was not scraped.".to_owned()
+        }
+        None if metric == Metric::QueueLatency && undetermined > 0 => format!(
+            "undetermined: no window's p99 was surely over the objective, but in {undetermined} \
+             window(s) its histogram bucket holds the objective."
+        ),
+        None => "no sustained breach during the load.".to_owned(),
+    }
 }
 
 fn cost_table(out: &mut String, results: &ShardCountResults) {
@@ -317,30 +843,168 @@ fn cost_table(out: &mut String, results: &ShardCountResults) {
     line!(out);
     line!(
         out,
-        "| component | class | CPU seconds | cores | peak memory | restarts |"
+        "| component | class | slot | CPU seconds | cores | peak memory |"
     );
     line!(out, "|---|---|---:|---:|---:|---:|");
+    let slot = |component: &str| {
+        results
+            .slots
+            .as_ref()
+            .and_then(|slots| slots.get(component))
+            .map_or_else(String::new, u32::to_string)
+    };
     for (component, cost) in &results.cost {
         line!(
             out,
-            "| {component} | {} | {:.2} | {:.3} | {:.1} MiB | {} |",
+            "| {component} | {} | {} | {:.2} | {:.3} | {:.1} MiB |",
             ComponentClass::of(component).as_str(),
+            slot(component),
             cost.cpu_seconds,
             cost.cores,
-            mib(cost.peak_rss_bytes),
-            cost.restarts
+            mib(cost.peak_rss_bytes)
         );
     }
     for (class, cost) in results.class_costs() {
         line!(
             out,
-            "| **all {}** | | {:.2} | | {:.1} MiB | |",
+            "| **all {}** | | | {:.2} | | {:.1} MiB |",
             class.as_str(),
             cost.cpu_seconds,
             mib(cost.peak_rss_bytes)
         );
     }
+    line!(
+        out,
+        "| **all** | | | {:.2} | | {:.1} MiB |",
+        results.cost.values().map(|c| c.cpu_seconds).sum::<f64>(),
+        mib(results.total_peak_rss_bytes())
+    );
     line!(out);
+    line!(
+        out,
+        "Peak memory of a class: the most its processes held together at one sample (each \
+         process's high-water mark so far on the local target, its working set on a cluster), \
+         so a killed shard and its replacement are not added up."
+    );
+    line!(out);
+    restarts_line(out, results);
+    unit_cost_line(out, results);
+    machine_lines(out, results);
+}
+
+/// The restarts of each shard slot: the shards started in it after its first.
+fn restarts_line(out: &mut String, results: &ShardCountResults) {
+    match results.slot_restarts() {
+        Some(restarts) => {
+            let per_slot: Vec<String> = restarts
+                .iter()
+                .map(|(slot, n)| format!("slot {slot}: {n}"))
+                .collect();
+            line!(
+                out,
+                "Restarts (shards started in a slot after its first, by a kill or a rolling \
+                 update): {} in all; {}.",
+                restarts.values().sum::<usize>(),
+                per_slot.join(", ")
+            );
+        }
+        None => line!(
+            out,
+            "Restarts per shard slot: not measured, the target cannot tell which shard a new \
+             one replaced."
+        ),
+    }
+    line!(out);
+}
+
+/// The operator's cost per shard and per 1,000 Websites.
+fn unit_cost_line(out: &mut String, results: &ShardCountResults) {
+    let cost = results.operator_unit_cost();
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "–".to_owned());
+    line!(
+        out,
+        "Operator cost per shard: {} CPU seconds, {} peak memory; per 1,000 Websites (of {} \
+         held at the end of the load): {} CPU seconds, {} peak memory.",
+        or_dash(cost.cpu_seconds_per_shard.map(|s| format!("{s:.1}"))),
+        or_dash(
+            cost.peak_rss_bytes_per_shard
+                .map(|b| format!("{:.1} MiB", b / BYTES_PER_MIB))
+        ),
+        or_dash(cost.websites.map(|w| w.to_string())),
+        or_dash(
+            cost.cpu_seconds_per_1000_websites
+                .map(|s| format!("{s:.1}"))
+        ),
+        or_dash(
+            cost.peak_rss_bytes_per_1000_websites
+                .map(|b| format!("{:.1} MiB", b / BYTES_PER_MIB))
+        ),
+    );
+    line!(out);
+}
+
+/// The machine's CPU and loadgen's own, and whether the capacity was the machine's.
+fn machine_lines(out: &mut String, results: &ShardCountResults) {
+    let Some(summary) = results.machine_summary() else {
+        line!(out, "Machine CPU: no samples.");
+        line!(out);
+        return;
+    };
+    let busy = summary.busy.map_or_else(
+        || {
+            "not measured (the target's CPU could not be read, loadgen said why as it ran)"
+                .to_owned()
+        },
+        |busy| {
+            format!(
+                "{:.0} % busy on average, {:.0} % at most",
+                busy.mean_busy * 100.0,
+                busy.max_busy * 100.0
+            )
+        },
+    );
+    line!(
+        out,
+        "Machine CPU (all cores, over {} windows of {} s, `machine-{}shards.csv`): {busy}; \
+         loadgen itself used {:.2} cores on average, {:.2} at most.",
+        summary.windows,
+        crate::experiment::sampler::INTERVAL.as_secs(),
+        results.shards,
+        summary.loadgen_cores_mean,
+        summary.loadgen_cores_max
+    );
+    line!(out);
+    for breach in [results.capacity.reconciliation, results.capacity.queue]
+        .into_iter()
+        .flatten()
+    {
+        let slo = Metric::name(breach.metric);
+        match results.breach_machine_load(&breach) {
+            Some(load) if load.bound() => line!(
+                out,
+                "**The {slo} capacity is bound by the machine, not the controller**: the machine \
+                 was {:.0} % busy on average ({:.0} % at most) during the breach window from {}.",
+                load.mean_busy * 100.0,
+                load.max_busy * 100.0,
+                breach.at
+            ),
+            Some(load) => line!(
+                out,
+                "The machine was {:.0} % busy on average ({:.0} % at most) during the {slo} \
+                 breach window from {}: at most {:.0} %, so that capacity is the controller's.",
+                load.mean_busy * 100.0,
+                load.max_busy * 100.0,
+                breach.at,
+                cost::MACHINE_BOUND * 100.0
+            ),
+            None => line!(
+                out,
+                "The machine's CPU during the {slo} breach window is not known: whether that \
+                 capacity is the machine's or the controller's cannot be told."
+            ),
+        }
+        line!(out);
+    }
 }
 
 fn plot_links(out: &mut String, results: &ShardCountResults) {
@@ -354,40 +1018,50 @@ fn plot_links(out: &mut String, results: &ShardCountResults) {
         "![objects per shard, {n} shards](objects-{n}shards.png)"
     );
     line!(out);
+    line!(out, "![queue latency, {n} shards](queue-{n}shards.png)");
+    line!(out);
 }
 
 fn scaling_section(out: &mut String, results: &RunResults) {
     line!(out, "## Scaling");
     line!(out);
+    if results.scenario.measures_capacity() {
+        for metric in [Metric::ReconciliationLatency, Metric::QueueLatency] {
+            scaling_table(out, results, metric);
+        }
+    } else {
+        line!(out, "No capacity scaling: the scenario's load has no ramp.");
+        line!(out);
+    }
+    line!(out, "![capacity and cost against shards](scaling.png)");
+}
+
+/// The capacity scaling on `metric`'s SLO alone, so no ratio divides the capacities of two SLOs.
+fn scaling_table(out: &mut String, results: &RunResults, metric: Metric) {
     let capacities: Vec<(u32, f64)> = results
         .shard_counts
         .iter()
-        .filter_map(|count| Some((count.shards, count.capacity?.load.websites)))
+        .filter_map(|count| Some((count.shards, count.capacity.of(metric)?.load.websites)))
         .collect();
     let scaling = capacity_scaling(&capacities);
-    if !results.scenario.measures_capacity() {
-        line!(out, "No capacity scaling: the scenario's load has no ramp.");
-    } else if scaling.is_empty() {
+    let name = Metric::name(metric);
+    if scaling.is_empty() {
         line!(
             out,
-            "No capacity scaling: it needs an SLO breach with 1 shard to compare against."
+            "No capacity scaling on the {name} SLO: it needs a breach of it with 1 shard to \
+             compare against."
         );
     } else {
-        line!(out, "| shards | capacity (Websites) / capacity(1) |");
+        line!(
+            out,
+            "| shards | capacity on the {name} SLO (Websites) / capacity(1) |"
+        );
         line!(out, "|---:|---:|");
         for (shards, ratio) in scaling {
             line!(out, "| {shards} | {ratio:.2} |");
         }
     }
     line!(out);
-    line!(out, "![capacity and cost against shards](scaling.png)");
-}
-
-fn metric_name(metric: Metric) -> &'static str {
-    match metric {
-        Metric::ReconciliationLatency => "reconciliation latency",
-        Metric::QueueLatency => "queue latency",
-    }
 }
 
 fn change_name(change: &Change) -> String {
@@ -397,8 +1071,10 @@ fn change_name(change: &Change) -> String {
     }
 }
 
-fn millis(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+/// Milliseconds with `decimals` decimals, "≥ " first when the figure is a lower bound.
+fn bounded_ms(ms: f64, lower_bound: bool, decimals: usize) -> String {
+    let bound = if lower_bound { "≥ " } else { "" };
+    format!("{bound}{ms:.decimals$} ms")
 }
 
 /// A phase in seconds, or a dash when it did not happen before the run ended.
@@ -409,7 +1085,177 @@ fn seconds(phase: Option<Duration>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::synthetic;
+    use crate::{
+        measure::{
+            failover::{FailoverEvents, Recovery},
+            slo::Load,
+        },
+        results::tests::{START, at, synthetic},
+    };
+
+    /// `synthetic()` with 1, 2 and 3 shards breaching `metrics` at the reference capacity
+    /// run's loads.
+    fn capacity_run(metrics: [Metric; 3]) -> RunResults {
+        let mut results = synthetic();
+        let mut two = results.shard_counts[1].clone();
+        two.shards = 2;
+        results.shard_counts.insert(1, two);
+        let loads = [(367.0, 9.2), (709.0, 16.1), (941.0, 20.6)];
+        for ((count, (websites, ops)), metric) in
+            results.shard_counts.iter_mut().zip(loads).zip(metrics)
+        {
+            let breach = Some(Breach {
+                metric,
+                at: at(START + 90),
+                load: Load {
+                    websites,
+                    operations_per_second: ops,
+                },
+                achieved_operations_per_second: ops,
+            });
+            count.capacity = match metric {
+                Metric::ReconciliationLatency => slo::Capacity {
+                    reconciliation: breach,
+                    ..slo::Capacity::default()
+                },
+                Metric::QueueLatency => slo::Capacity {
+                    queue: breach,
+                    ..slo::Capacity::default()
+                },
+            };
+        }
+        results
+    }
+
+    #[test]
+    fn the_capacity_headline_names_each_shard_counts_load_and_the_scaling() {
+        let results = capacity_run([Metric::ReconciliationLatency; 3]);
+        assert_eq!(
+            headline(&results),
+            "With 1/2/3 shards the reconciliation latency SLO (p99 ≤ 5.0 s) held up to \
+             9.2/16.1/20.6 operations/s offered (367/709/941 Websites); 3 shards carry 2.56× \
+             the Websites of one (linear: 3×)."
+        );
+        let report = report_markdown(&results);
+        assert!(report.starts_with(&format!(
+            "# Scenario `synthetic`: run `20231114-synthetic`\n\n**{}**\n",
+            headline(&results)
+        )));
+    }
+
+    #[test]
+    fn the_capacity_headline_stays_on_one_slo_when_shard_counts_break_different_ones() {
+        // 3 shards broke only the queue SLO: the headline stays on the reconciliation SLO,
+        // which 1 and 2 shards broke, and divides nothing by the queue SLO's capacity.
+        let results = capacity_run([
+            Metric::ReconciliationLatency,
+            Metric::ReconciliationLatency,
+            Metric::QueueLatency,
+        ]);
+        let text = headline(&results);
+        assert!(
+            text.starts_with(
+                "With 1/2/3 shards the reconciliation latency SLO (p99 ≤ 5.0 s) held up to \
+                 9.2/16.1/≥ "
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("; 2 shards carry 1.93× the Websites of one (linear: 2×)."));
+    }
+
+    #[test]
+    fn a_shard_count_without_a_breach_carried_at_least_the_ramps_peak() {
+        // The synthetic ramp rises from 1 to 3 creates/s over 2 minutes: 240 Websites at the
+        // end, 2.9 creates/s offered in its last 10 s window; 1 shard never breached.
+        let text = headline(&synthetic());
+        assert!(
+            text.contains("held up to ≥ 2.9/60.0 operations/s offered (≥ 240/3000 Websites)"),
+            "{text}"
+        );
+        assert!(text.ends_with("; no scaling figure without a breach at 1 shard and another."));
+    }
+
+    /// A failover whose one object needed a reconcile, done `reconciled_after` s after the kill.
+    fn failover(kind: FailoverKind, reconciled_after: Option<i64>) -> FailoverEvents {
+        FailoverEvents {
+            shard: "shard-0".to_owned(),
+            kind,
+            killed_at: at(START),
+            lease_dead_at: Some(at(START + 1)),
+            recovery: Recovery {
+                objects: 1,
+                assigned_after_kill: 0,
+                to_reconcile: 1,
+                all_assigned_at: Some(at(START + 1)),
+                all_reconciled_at: reconciled_after.map(|s| at(START + s)),
+            },
+        }
+    }
+
+    #[test]
+    fn the_failover_headline_takes_the_median_and_counts_the_unfinished() {
+        let mut results = synthetic();
+        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        // Involuntary: 30, 36 and 34 s and one that never finished; voluntary: 1 and 4 s.
+        results.shard_counts[0].failovers = vec![
+            failover(FailoverKind::Involuntary, Some(30)),
+            failover(FailoverKind::Voluntary, Some(4)),
+            failover(FailoverKind::Involuntary, None),
+        ];
+        results.shard_counts[1].failovers = vec![
+            failover(FailoverKind::Involuntary, Some(36)),
+            failover(FailoverKind::Involuntary, Some(34)),
+            failover(FailoverKind::Voluntary, Some(1)),
+        ];
+        assert_eq!(
+            headline(&results),
+            "Failovers, from the kill until the shard's objects recovered (all that needed a \
+             reconcile reconciled again on live shards, or all assigned to one when none did), \
+             over shard counts 1/3: involuntary ones took median 34 s (n=4: 30 s–36 s, 1 did \
+             not finish); voluntary ones took median 2.5 s (n=2: 1.0 s–4.0 s)."
+        );
+    }
+
+    #[test]
+    fn a_steady_run_without_failovers_headlines_the_p99_against_the_slo() {
+        let mut results = synthetic();
+        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        for count in &mut results.shard_counts {
+            count.failovers.clear();
+        }
+        // The fixture's latencies run 100 to 440 ms.
+        let p99s: Vec<String> = results
+            .shard_counts
+            .iter()
+            .map(|count| seconds_text(headline_p99_seconds(count).0))
+            .collect();
+        assert_eq!(
+            headline(&results),
+            format!(
+                "With 1/3 shards the reconciliation p99 was {} against the reconciliation \
+                 latency SLO (p99 ≤ 5.0 s): met/met.",
+                p99s.join("/")
+            )
+        );
+    }
+
+    #[test]
+    fn a_p99_under_the_slo_that_a_censored_write_reaches_leaves_the_verdict_undecided() {
+        let mut results = synthetic();
+        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        results.shard_counts.truncate(1);
+        let count = &mut results.shard_counts[0];
+        count.failovers.clear();
+        // Two pending writes at 300 ms of 122: the p99 (440 ms) may be higher in truth.
+        for _ in 0..2 {
+            count
+                .reconciliation
+                .record_censored(count.load_started, Duration::from_millis(300));
+        }
+        let text = headline(&results);
+        assert!(text.contains("was ≥ 0.4"), "{text}");
+        assert!(text.ends_with(": undecided."), "{text}");
+    }
 
     #[test]
     fn the_header_names_the_scenario_date_and_machine() {
@@ -426,17 +1272,27 @@ mod tests {
             assert!(report.contains(section), "{section}");
         }
         assert_eq!(report.matches("### Latency").count(), 2);
-        assert!(
-            report
-                .contains("| shard-0 | involuntary | 2023-11-14T22:14:00Z | 15.0 s | 16.0 s | – |")
-        );
-        assert!(report.contains("| shard-new joined | 10 | 1 | 0.100 | 0.500 | 0.20× |"));
         assert!(report.contains(
-            "First SLO breach at 3000 Websites and 60.0 operations/s offered: the reconciliation \
-             latency p99 stayed over its objective for 20 s"
+            "| shard-0 | involuntary | 2023-11-14T22:14:00Z | 10 (1) | 2 | 15.0 s | 16.0 s | – |"
         ));
-        assert!(report.contains("| **all operator** | | 10.00 | | 150.0 MiB | |"));
+        assert!(report.contains("| involuntary | to all reconciled | 0 of 1 | – | – | – |"));
+        assert!(
+            report.contains("| involuntary | to Lease dead | 1 of 1 | 15.0 s | 15.0 s | 15.0 s |")
+        );
+        // 10 objects on 1 shard: the new shard's fair share is 5; 1 moved.
+        assert!(report.contains("| shard-new joined | – | 10 | 1 | 1 | 0 | 0 | 0.20× |"));
+        assert!(report.contains("Unnecessary moves: 0 (membership changes: 1, objects moved: 1,"));
+        assert!(report.contains(
+            "- reconciliation latency: first sustained breach at 3000 Websites and 60.0 \
+             operations/s offered (45.0/s achieved): the p99 stayed over its objective for 20 s"
+        ));
+        assert!(report.contains("| **all operator** | | | 10.00 | | 150.0 MiB |"));
+        assert!(report.contains("| shard-2 | operator | 2 | 3.33 | 0.028 | 50.0 MiB |"));
+        assert!(report.contains("Restarts (shards started in a slot after its first"));
+        assert!(report.contains("0 in all; slot 0: 0, slot 1: 0, slot 2: 0."));
+        assert!(report.contains("- queue latency: no sustained breach during the load."));
         assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
+        assert!(report.contains("![queue latency, 3 shards](queue-3shards.png)"));
         assert!(report.contains("![capacity and cost against shards](scaling.png)"));
     }
 
@@ -448,10 +1304,15 @@ mod tests {
         assert!(summary.contains("| 1 | "), "{summary}");
         // 3 shards breached at 3000 Websites; its one failover is involuntary.
         assert!(
-            summary.contains("| 3000 Websites, 60.0 ops/s | "),
+            summary.contains(
+                "| reconciliation latency: 3000 Websites, 60.0 ops/s offered (45.0 achieved) | "
+            ),
             "{summary}"
         );
-        assert!(summary.contains("| – | 15.0 / 16.0 / – s |"), "{summary}");
+        assert!(
+            summary.contains("| 0 of 1 moved (changes: 1) | – | 15.0 / 16.0 / – s, n = 1; finished: reconciled 0 of 1 |"),
+            "{summary}"
+        );
     }
 
     #[test]
@@ -459,7 +1320,7 @@ mod tests {
         let mut results = synthetic();
         results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(2.0);
         for count in &mut results.shard_counts {
-            count.capacity = None;
+            count.capacity = slo::Capacity::default();
         }
         let report = report_markdown(&results);
         assert!(report.contains("Not measured: capacity needs a load that rises"));
@@ -470,18 +1331,163 @@ mod tests {
     fn verdicts_show_observed_against_threshold() {
         let report = report_markdown(&synthetic());
         assert!(report.contains("| SLO | observed p99 | threshold | verdict |"));
-        assert!(report.contains("| queue latency | 2000.0 ms | 1000.0 ms | ❌ |"));
-        assert!(report.contains("| queue latency | 200.0 ms | 1000.0 ms | ✅ |"));
+        assert!(report.contains("| queue latency | 2 s | 1 s | ❌ |"));
+        assert!(report.contains("| queue latency | 200 ms | 1 s | ✅ |"));
+        assert!(report.contains(" ms | 200 ms | "), "{report}");
+    }
+
+    #[test]
+    fn every_write_is_in_the_writes_table_and_censored_percentiles_are_lower_bounds() {
+        let mut results = synthetic();
+        let count = &mut results.shard_counts[1];
+        // Five writes pending after 600 s among 120 reconciled: the p99 is one of them.
+        for _ in 0..5 {
+            count
+                .reconciliation
+                .record_censored(crate::results::tests::at(0), Duration::from_secs(600));
+        }
+        count.accounting.writes.scheduled += 5;
+        count.accounting.writes.pending = 5;
+        // As the run measures it: the verdict met on the p99 before the pending writes is open.
+        count.verdicts[0] = count.verdicts[0].at_least();
+        let report = report_markdown(&results);
+        assert!(
+            report.contains("| 125 | 120 | 0 | 0 | 3 | 0 | 2 |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| 130 | 120 | 5 | 0 | 3 | 0 | 2 |"),
+            "{report}"
+        );
+        assert!(report.contains("Failed writes: 3 × 500 InternalError."));
+        assert!(report.contains("Deletes (not awaited): 10 scheduled, 9 accepted, 0 failed,"));
+        assert!(report.contains("| 125 | 5 | "), "{report}");
+        let latency = &report[report.find("| 125 | 5 | ").unwrap()..];
+        let cells: Vec<&str> = latency.lines().next().unwrap().split(" | ").collect();
+        // p50 and p90 are reconciled latencies; p99, p99.9 and max are pending ones.
+        assert!(
+            !cells[2].starts_with('≥') && !cells[3].starts_with('≥'),
+            "{cells:?}"
+        );
+        assert!(
+            cells[4..7].iter().all(|cell| cell.starts_with("≥ 600")),
+            "{cells:?}"
+        );
+        assert!(report.contains("| 3 | ≥ 600"), "{report}");
+        let verdict = report.find("| reconciliation latency | ≥ ").unwrap();
+        assert!(
+            report[verdict..]
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("| undetermined (lower bound) |")
+        );
+        assert!(report.contains("0 of 120 with 1 shard(s)"));
+        assert!(report.contains("5 of 125 with 3 shard(s) (5 pending at the end"));
+        assert!(!report.contains("Bug"));
+        results.shard_counts[1].accounting.writes.scheduled += 1;
+        assert!(report_markdown(&results).contains(
+            "> **Bug: these counts do not add up** (writes: 130 accounted for, 131 scheduled)"
+        ));
     }
 
     #[test]
     fn scaling_needs_a_breach_with_one_shard() {
         let mut results = synthetic();
         assert!(report_markdown(&results).contains("No capacity scaling"));
-        results.shard_counts[0].capacity = results.shard_counts[1].capacity.map(|mut breach| {
-            breach.load.websites = 1500.0;
-            breach
-        });
+        results.shard_counts[0].capacity.reconciliation = results.shard_counts[1]
+            .capacity
+            .reconciliation
+            .map(|mut breach| {
+                breach.load.websites = 1500.0;
+                breach
+            });
         assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
+    }
+
+    #[test]
+    fn a_breach_in_busy_machine_windows_is_bound_by_the_machine() {
+        let report = report_markdown(&synthetic());
+        // The 3-shard fixture breached at 90 s, when the machine was 95 % busy.
+        assert!(
+            report.contains(
+                "**The reconciliation latency capacity is bound by the machine, not the \
+                 controller**: the machine was 95 % busy on average (95 % at most) during the breach window from \
+                 2023-11-14T22:14:50Z."
+            ),
+            "{report}"
+        );
+        assert!(report.contains(
+            "Machine CPU (all cores, over 24 windows of 5 s, `machine-1shards.csv`): 61 % busy \
+             on average, 95 % at most; loadgen itself used 0.10 cores on average, 0.10 at most."
+        ));
+        let mut results = synthetic();
+        for window in &mut results.shard_counts[1].machine_windows {
+            window.busy = Some(0.6);
+        }
+        assert!(report_markdown(&results).contains("so that capacity is the controller's."));
+        for window in &mut results.shard_counts[1].machine_windows {
+            window.busy = None;
+        }
+        let report = report_markdown(&results);
+        assert!(report.contains("not measured (the target's CPU could not be read"));
+        assert!(report.contains("cannot be told"));
+    }
+
+    #[test]
+    fn unit_costs_are_per_shard_and_per_thousand_websites() {
+        let report = report_markdown(&synthetic());
+        // 3 shards: 10 CPU seconds and 150 MiB at once; 93 Websites at the end.
+        assert!(
+            report.contains(
+                "Operator cost per shard: 3.3 CPU seconds, 50.0 MiB peak memory; per 1,000 \
+                 Websites (of 93 held at the end of the load): 107.5 CPU seconds, 1612.9 MiB \
+                 peak memory."
+            ),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn scaling_never_divides_the_capacities_of_two_slos() {
+        // 1 shard breaks on the queue SLO at 1000 Websites, 3 shards on the reconciliation
+        // SLO at 3000: the old report divided them (3.00); neither SLO has a ratio.
+        let mut results = synthetic();
+        let breach = results.shard_counts[1].capacity.reconciliation.unwrap();
+        results.shard_counts[0].capacity.queue = Some(Breach {
+            metric: Metric::QueueLatency,
+            load: slo::Load {
+                websites: 1000.0,
+                ..breach.load
+            },
+            ..breach
+        });
+        let report = report_markdown(&results);
+        assert!(!report.contains("| 3 | 3.00 |"), "{report}");
+        assert!(report.contains(
+            "No capacity scaling on the reconciliation latency SLO: it needs a breach of it \
+             with 1 shard"
+        ));
+        assert!(report.contains(
+            "| shards | capacity on the queue latency SLO (Websites) / capacity(1) |\n\
+             |---:|---:|\n| 1 | 1.00 |\n\n"
+        ));
+    }
+
+    #[test]
+    fn a_queue_p99_in_a_wide_bucket_is_shown_as_the_bucket_and_undetermined() {
+        let mut results = synthetic();
+        let wide = crate::measure::prometheus::Quantile {
+            value: 5.5,
+            lower: 1.0,
+            upper: 10.0,
+        };
+        results.shard_counts[0].queue_p99 = Some(wide);
+        results.shard_counts[0].verdicts =
+            slo::Slo::default().verdicts(Duration::from_secs(1), Some(wide));
+        let report = report_markdown(&results);
+        assert!(report.contains("| queue latency | 1–10 s | 1 s | undetermined |"));
+        assert!(report.contains("| 1 | "));
+        assert!(report.contains(" | 1–10 s |"), "{report}");
     }
 }

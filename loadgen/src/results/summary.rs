@@ -5,7 +5,10 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::{ComponentClass, ShardCountResults};
-use crate::measure::failover::FailoverKind;
+use crate::measure::{
+    failover::{FailoverKind, PhaseStats},
+    movement,
+};
 
 /// The columns of a CSV row type, in field order: written explicitly because csv derives the
 /// header from the first row and would write none for an empty series.
@@ -113,32 +116,105 @@ csv_row! {
         p99_ms: f64 => new("reconcile p99", Millis),
         max_ms: f64,
         queue_p99_ms: Option<f64> => new("queue p99", Millis),
-        max_skew: Option<f64> => new("max skew", Plain),
+        /// The worst steady-state skew (docs/experiments.md#assignment-skew).
+        steady_max_skew: Option<f64> => new("steady max skew", Plain),
+        skew_steady_samples: usize,
+        transient_max_skew: Option<f64> => optional("transient max skew", Plain),
         capacity_websites: Option<f64> => new("capacity", Plain),
         capacity_ops_per_second: Option<f64> => optional("capacity ops/s", Plain),
         capacity_slo: Option<&'static str>,
         capacity_at: Option<Timestamp>,
-        failover_voluntary_lease_dead_s: Option<f64> => optional("voluntary to Lease dead", Seconds),
-        failover_voluntary_assigned_s: Option<f64> => optional("voluntary to all assigned", Seconds),
-        failover_voluntary_reconciled_s: Option<f64> => optional("voluntary to all reconciled", Seconds),
-        failover_involuntary_lease_dead_s: Option<f64> => optional("involuntary to Lease dead", Seconds),
-        failover_involuntary_assigned_s: Option<f64> => optional("involuntary to all assigned", Seconds),
-        failover_involuntary_reconciled_s: Option<f64> => optional("involuntary to all reconciled", Seconds),
-        movement_ratio: Option<f64> => optional("movement vs ideal", Plain),
+        failover_voluntary_n: Option<usize> => optional("voluntary failovers", Plain),
+        failover_voluntary_lease_dead_finished: Option<usize> => optional("voluntary Lease dead (finished)", Plain),
+        failover_voluntary_lease_dead_median_s: Option<f64> => optional("voluntary to Lease dead, median", Seconds),
+        failover_voluntary_assigned_finished: Option<usize> => optional("voluntary all assigned (finished)", Plain),
+        failover_voluntary_assigned_median_s: Option<f64> => optional("voluntary to all assigned, median", Seconds),
+        failover_voluntary_reconciled_n: Option<usize> => optional("voluntary with objects to reconcile", Plain),
+        failover_voluntary_reconciled_finished: Option<usize> => optional("voluntary all reconciled (finished)", Plain),
+        failover_voluntary_reconciled_median_s: Option<f64> => optional("voluntary to all reconciled, median", Seconds),
+        failover_involuntary_n: Option<usize> => optional("involuntary failovers", Plain),
+        failover_involuntary_lease_dead_finished: Option<usize> => optional("involuntary Lease dead (finished)", Plain),
+        failover_involuntary_lease_dead_median_s: Option<f64> => optional("involuntary to Lease dead, median", Seconds),
+        failover_involuntary_assigned_finished: Option<usize> => optional("involuntary all assigned (finished)", Plain),
+        failover_involuntary_assigned_median_s: Option<f64> => optional("involuntary to all assigned, median", Seconds),
+        failover_involuntary_reconciled_n: Option<usize> => optional("involuntary with objects to reconcile", Plain),
+        failover_involuntary_reconciled_finished: Option<usize> => optional("involuntary all reconciled (finished)", Plain),
+        failover_involuntary_reconciled_median_s: Option<f64> => optional("involuntary to all reconciled, median", Seconds),
+        movement_changes: Option<usize> => optional("membership changes", Plain),
+        movement_moved: Option<usize> => optional("objects moved", Plain),
+        movement_required: Option<usize> => optional("moves required", Plain),
+        movement_unnecessary: Option<usize> => optional("unnecessary moves", Plain),
+        movement_outstanding: Option<usize> => optional("required moves outstanding", Plain),
         sharder_cpu_seconds: f64 => new("sharder CPU", Seconds),
         sharder_peak_rss_bytes: u64 => new("sharder peak", Bytes),
         operator_cpu_seconds: f64 => new("operator CPU", Seconds),
         operator_peak_rss_bytes: u64 => new("operator peak", Bytes),
         control_plane_cpu_seconds: f64 => new("control plane CPU", Seconds),
         control_plane_peak_rss_bytes: u64 => new("control plane peak", Bytes),
+        /// Censored latencies among `count`: writes pending at the end or abandoned.
+        censored: u64,
+        p50_lower_bound: bool,
+        p90_lower_bound: bool,
+        p99_lower_bound: bool,
+        max_lower_bound: bool,
+        writes_scheduled: u64,
+        writes_reconciled: u64,
+        writes_pending: u64,
+        writes_abandoned: u64,
+        writes_failed: u64,
+        writes_not_issued: u64,
+        writes_skipped: u64,
+        deletes_scheduled: u64,
+        deletes_failed: u64,
+        /// The most memory all components held together at a sample.
+        total_peak_rss_bytes: u64 => optional("total peak", Bytes),
+        /// Shards started in a slot after its first, over all slots; empty where the target
+        /// cannot tell.
+        operator_restarts: Option<usize> => optional("operator restarts", Plain),
+        operator_cpu_seconds_per_shard: Option<f64> => optional("operator CPU per shard", Seconds),
+        operator_peak_rss_bytes_per_shard: Option<f64> => optional("operator peak per shard", Bytes),
+        /// The Websites held at the end of the load, the divisor of the next two.
+        websites_at_end: Option<u64>,
+        operator_cpu_seconds_per_1000_websites: Option<f64> => optional("operator CPU per 1k Websites", Seconds),
+        operator_peak_rss_bytes_per_1000_websites: Option<f64> => optional("operator peak per 1k Websites", Bytes),
+        /// The machine's busy share of all cores over the sampler windows, in %.
+        machine_busy_mean_percent: Option<f64> => optional("machine busy", Plain),
+        machine_busy_max_percent: Option<f64>,
+        loadgen_cores_mean: Option<f64> => optional("loadgen cores", Plain),
+        loadgen_cores_max: Option<f64>,
+        /// The machine's busy share during the capacity's breach window, in %.
+        capacity_machine_busy_percent: Option<f64>,
+        /// Whether that share was over 90 %: the capacity is the machine's.
+        capacity_machine_bound: Option<bool>,
+        /// The bucket of `queue_p99_ms`: it is a point only if upper / lower ≤ 1.25.
+        queue_p99_lower_ms: Option<f64>,
+        queue_p99_upper_ms: Option<f64>,
+        /// The driver's completed operations per second in the window of `capacity_at`.
+        capacity_achieved_ops_per_second: Option<f64>,
+        capacity_websites_reconciliation: Option<f64> => optional("capacity (reconciliation SLO)", Plain),
+        capacity_ops_per_second_reconciliation: Option<f64>,
+        capacity_achieved_ops_per_second_reconciliation: Option<f64>,
+        capacity_at_reconciliation: Option<Timestamp>,
+        capacity_websites_queue: Option<f64> => optional("capacity (queue SLO)", Plain),
+        capacity_ops_per_second_queue: Option<f64>,
+        capacity_achieved_ops_per_second_queue: Option<f64>,
+        capacity_at_queue: Option<Timestamp>,
+        /// Queue windows whose p99 bucket holds the objective: with any and no queue breach,
+        /// the queue SLO's capacity is undetermined.
+        capacity_queue_undetermined_windows: usize,
     }
 }
 
 impl SummaryRow {
     /// The summary of one shard count.
     #[must_use]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one line per column of a flat CSV row"
+    )]
     pub fn of(results: &ShardCountResults) -> Self {
         let latency = results.reconciliation.summary();
+        let (writes, deletes) = (&results.accounting.writes, &results.accounting.deletes);
         let classes = results.class_costs();
         let class = |class| classes.get(&class).copied().unwrap_or_default();
         let (sharder, operator, control_plane) = (
@@ -146,16 +222,17 @@ impl SummaryRow {
             class(ComponentClass::Operator),
             class(ComponentClass::ControlPlane),
         );
-        let [
-            voluntary_lease_dead,
-            voluntary_assigned,
-            voluntary_reconciled,
-        ] = results.mean_failover_seconds(FailoverKind::Voluntary);
-        let [
-            involuntary_lease_dead,
-            involuntary_assigned,
-            involuntary_reconciled,
-        ] = results.mean_failover_seconds(FailoverKind::Involuntary);
+        let voluntary = Failovers::of(results, FailoverKind::Voluntary);
+        let involuntary = Failovers::of(results, FailoverKind::Involuntary);
+        let movement = Some(results.movement_totals()).filter(|totals| totals.changes > 0);
+        let moves = |count: fn(&movement::Totals) -> usize| movement.as_ref().map(count);
+        let unit = results.operator_unit_cost();
+        let machine = results.machine_summary();
+        let busy = machine.and_then(|m| m.busy);
+        let capacity_machine = results.capacity_machine_load();
+        let capacity = results.capacity.earliest();
+        let reconciliation = results.capacity.reconciliation;
+        let queue = results.capacity.queue;
         Self {
             shards: results.shards,
             count: latency.count,
@@ -164,26 +241,117 @@ impl SummaryRow {
             p99_ms: latency.p99_ms,
             max_ms: latency.max_ms,
             queue_p99_ms: results.queue_p99_ms,
-            max_skew: results.max_skew(),
-            capacity_websites: results.capacity.map(|breach| breach.load.websites),
-            capacity_ops_per_second: results
-                .capacity
-                .map(|breach| breach.load.operations_per_second),
-            capacity_slo: results.capacity.map(|breach| breach.metric.as_str()),
-            capacity_at: results.capacity.map(|breach| breach.at),
-            failover_voluntary_lease_dead_s: voluntary_lease_dead,
-            failover_voluntary_assigned_s: voluntary_assigned,
-            failover_voluntary_reconciled_s: voluntary_reconciled,
-            failover_involuntary_lease_dead_s: involuntary_lease_dead,
-            failover_involuntary_assigned_s: involuntary_assigned,
-            failover_involuntary_reconciled_s: involuntary_reconciled,
-            movement_ratio: results.mean_movement_ratio(),
+            steady_max_skew: results.steady_max_skew(),
+            skew_steady_samples: results.skew_summary.steady.samples,
+            transient_max_skew: results.skew_summary.transient.max_over_mean,
+            capacity_websites: capacity.map(|breach| breach.load.websites),
+            capacity_ops_per_second: capacity.map(|breach| breach.load.operations_per_second),
+            capacity_slo: capacity.map(|breach| breach.metric.as_str()),
+            capacity_at: capacity.map(|breach| breach.at),
+            failover_voluntary_n: voluntary.n,
+            failover_voluntary_lease_dead_finished: voluntary.lease_dead.0,
+            failover_voluntary_lease_dead_median_s: voluntary.lease_dead.1,
+            failover_voluntary_assigned_finished: voluntary.assigned.0,
+            failover_voluntary_assigned_median_s: voluntary.assigned.1,
+            failover_voluntary_reconciled_n: voluntary.reconciled_n,
+            failover_voluntary_reconciled_finished: voluntary.reconciled.0,
+            failover_voluntary_reconciled_median_s: voluntary.reconciled.1,
+            failover_involuntary_n: involuntary.n,
+            failover_involuntary_lease_dead_finished: involuntary.lease_dead.0,
+            failover_involuntary_lease_dead_median_s: involuntary.lease_dead.1,
+            failover_involuntary_assigned_finished: involuntary.assigned.0,
+            failover_involuntary_assigned_median_s: involuntary.assigned.1,
+            failover_involuntary_reconciled_n: involuntary.reconciled_n,
+            failover_involuntary_reconciled_finished: involuntary.reconciled.0,
+            failover_involuntary_reconciled_median_s: involuntary.reconciled.1,
+            movement_changes: moves(|t| t.changes),
+            movement_moved: moves(|t| t.moved),
+            movement_required: moves(|t| t.required),
+            movement_unnecessary: moves(|t| t.unnecessary),
+            movement_outstanding: moves(|t| t.outstanding),
             sharder_cpu_seconds: sharder.cpu_seconds,
             sharder_peak_rss_bytes: sharder.peak_rss_bytes,
             operator_cpu_seconds: operator.cpu_seconds,
             operator_peak_rss_bytes: operator.peak_rss_bytes,
             control_plane_cpu_seconds: control_plane.cpu_seconds,
             control_plane_peak_rss_bytes: control_plane.peak_rss_bytes,
+            censored: latency.censored,
+            p50_lower_bound: latency.p50_lower_bound,
+            p90_lower_bound: latency.p90_lower_bound,
+            p99_lower_bound: latency.p99_lower_bound,
+            max_lower_bound: latency.max_lower_bound,
+            writes_scheduled: writes.scheduled,
+            writes_reconciled: writes.reconciled,
+            writes_pending: writes.pending,
+            writes_abandoned: writes.abandoned,
+            writes_failed: writes.failed_total(),
+            writes_not_issued: writes.not_issued,
+            writes_skipped: writes.skipped,
+            deletes_scheduled: deletes.scheduled,
+            deletes_failed: deletes.failed.values().sum(),
+            total_peak_rss_bytes: results.total_peak_rss_bytes(),
+            operator_restarts: results
+                .slot_restarts()
+                .map(|restarts| restarts.values().sum()),
+            operator_cpu_seconds_per_shard: unit.cpu_seconds_per_shard,
+            operator_peak_rss_bytes_per_shard: unit.peak_rss_bytes_per_shard,
+            websites_at_end: unit.websites,
+            operator_cpu_seconds_per_1000_websites: unit.cpu_seconds_per_1000_websites,
+            operator_peak_rss_bytes_per_1000_websites: unit.peak_rss_bytes_per_1000_websites,
+            machine_busy_mean_percent: busy.map(|b| b.mean_busy * 100.0),
+            machine_busy_max_percent: busy.map(|b| b.max_busy * 100.0),
+            loadgen_cores_mean: machine.map(|m| m.loadgen_cores_mean),
+            loadgen_cores_max: machine.map(|m| m.loadgen_cores_max),
+            capacity_machine_busy_percent: capacity_machine.map(|load| load.mean_busy * 100.0),
+            capacity_machine_bound: capacity_machine.map(|load| load.bound()),
+            queue_p99_lower_ms: results.queue_p99.map(|p99| p99.lower * 1000.0),
+            queue_p99_upper_ms: results
+                .queue_p99
+                .and_then(|p99| p99.upper.is_finite().then_some(p99.upper * 1000.0)),
+            capacity_achieved_ops_per_second: capacity
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_websites_reconciliation: reconciliation.map(|breach| breach.load.websites),
+            capacity_ops_per_second_reconciliation: reconciliation
+                .map(|breach| breach.load.operations_per_second),
+            capacity_achieved_ops_per_second_reconciliation: reconciliation
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_at_reconciliation: reconciliation.map(|breach| breach.at),
+            capacity_websites_queue: queue.map(|breach| breach.load.websites),
+            capacity_ops_per_second_queue: queue.map(|breach| breach.load.operations_per_second),
+            capacity_achieved_ops_per_second_queue: queue
+                .map(|breach| breach.achieved_operations_per_second),
+            capacity_at_queue: queue.map(|breach| breach.at),
+            capacity_queue_undetermined_windows: results.capacity.queue_undetermined_windows,
+        }
+    }
+}
+
+/// The columns of the failovers of one kind; all empty without such failovers.
+struct Failovers {
+    n: Option<usize>,
+    /// Finished, and the median in seconds.
+    lease_dead: (Option<usize>, Option<f64>),
+    assigned: (Option<usize>, Option<f64>),
+    reconciled_n: Option<usize>,
+    reconciled: (Option<usize>, Option<f64>),
+}
+
+impl Failovers {
+    fn of(results: &ShardCountResults, kind: FailoverKind) -> Self {
+        let stats = results.failover_stats(kind);
+        let any = stats.failovers > 0;
+        let phase = |phase: PhaseStats| {
+            (
+                (any && phase.n > 0).then_some(phase.finished),
+                phase.median.map(|d| d.as_secs_f64()),
+            )
+        };
+        Self {
+            n: any.then_some(stats.failovers),
+            lease_dead: phase(stats.lease_dead),
+            assigned: phase(stats.all_assigned),
+            reconciled_n: any.then_some(stats.all_reconciled.n),
+            reconciled: phase(stats.all_reconciled),
         }
     }
 }
@@ -194,9 +362,24 @@ mod tests {
 
     #[test]
     fn the_header_follows_the_fields() {
-        assert_eq!(SummaryRow::HEADER.len(), 25);
+        let results = crate::results::tests::synthetic();
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        writer
+            .serialize(SummaryRow::of(&results.shard_counts[0]))
+            .unwrap();
+        let row = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        let fields = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(row.as_bytes())
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .len();
+        assert_eq!(SummaryRow::HEADER.len(), fields);
         assert_eq!(SummaryRow::HEADER[..3], ["shards", "count", "p50_ms"]);
-        assert_eq!(SummaryRow::HEADER[24], "control_plane_peak_rss_bytes");
     }
 
     #[test]
@@ -208,8 +391,10 @@ mod tests {
             .filter(|column| compared.contains(column))
             .collect();
         assert_eq!(compared, in_header);
-        assert_eq!(compared.len(), 19);
-        assert!(SummaryRow::METRICS[5].optional);
-        assert_eq!(SummaryRow::METRICS[5].label, "capacity ops/s");
+        let capacity = SummaryRow::METRICS
+            .iter()
+            .find(|m| m.label == "capacity ops/s")
+            .unwrap();
+        assert!(capacity.optional);
     }
 }

@@ -1,7 +1,7 @@
 //! Writes the results of a run into its directory: `run.json`, `summary.csv`, per shard count
-//! `latency-<N>shards.csv`, `objects-<N>shards.csv` and `latency-<N>shards.hgrm`, the plots and
-//! `report.md`. Timestamps are RFC 3339 throughout, so the files of different runs and tools
-//! line up by time.
+//! `latency-<N>shards.csv`, `queue-<N>shards.csv`, `objects-<N>shards.csv`,
+//! `machine-<N>shards.csv` and `latency-<N>shards.hgrm`, the plots and `report.md`. Timestamps
+//! are RFC 3339 throughout, so the files of different runs and tools line up by time.
 
 use std::{
     collections::BTreeMap,
@@ -15,19 +15,23 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::{
-    ClassCost, ComponentClass, Machine, MembershipChange, RunResults, ShardCountResults, Versions,
-    plots, report, seconds_since,
+    ClassCost, ComponentClass, Machine, MachineSummary, MembershipChange, OperatorUnitCost,
+    RunResults, ShardCountResults, Versions, plots, report, seconds_since,
     summary::{Columns, SummaryRow, csv_row},
 };
 use crate::{
     measure::{
-        cost::Cost,
-        failover::{FailoverEvents, FailoverKind},
+        accounting::Accounting,
+        cost::{self, Cost, MachineLoad},
+        failover::{FailoverEvents, FailoverKind, KindStats},
         latency::LatencySummary,
-        skew::Skew,
-        slo::{Breach, Verdict},
+        movement,
+        prometheus::Quantile,
+        skew::{Skew, SkewSummary},
+        slo::{Capacity, Verdict},
     },
     scenario::Scenario,
+    units::format_quantile,
 };
 
 /// Writes every file of `results` into `dir` (created if missing) and returns their paths.
@@ -64,6 +68,12 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                     p90_ms: window.p90_ms,
                     p99_ms: window.p99_ms,
                     max_ms: window.max_ms,
+                    censored: window.censored,
+                    p50_lower_bound: window.p50_lower_bound,
+                    p90_lower_bound: window.p90_lower_bound,
+                    p99_lower_bound: window.p99_lower_bound,
+                    max_lower_bound: window.max_lower_bound,
+                    load_seconds: seconds_since(shard_count.load_started, window.start),
                 }),
         )?;
         written.push(latency);
@@ -80,10 +90,33 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
                         seconds: seconds_since(results.started, *timestamp),
                         shard,
                         objects,
+                        load_seconds: seconds_since(shard_count.load_started, *timestamp),
                     })
                 }),
         )?;
         written.push(objects);
+
+        let machine = dir.join(format!("machine-{n}shards.csv"));
+        write_csv(&machine, MachineRow::of(shard_count))?;
+        written.push(machine);
+        let queue = dir.join(format!("queue-{n}shards.csv"));
+        write_csv(
+            &queue,
+            shard_count.queue_windows.iter().map(|window| QueueRow {
+                start: window.start,
+                seconds: seconds_since(shard_count.load_started, window.start),
+                p99: format_quantile(&window.quantile),
+                p99_ms: window.quantile.value * 1000.0,
+                p99_lower_ms: window.quantile.lower * 1000.0,
+                p99_upper_ms: window
+                    .quantile
+                    .upper
+                    .is_finite()
+                    .then_some(window.quantile.upper * 1000.0),
+                count: window.observations,
+            }),
+        )?;
+        written.push(queue);
 
         let hgrm = dir.join(format!("latency-{n}shards.hgrm"));
         write_file(&hgrm, |out| {
@@ -169,17 +202,34 @@ impl<'a> RunJson<'a> {
 #[derive(Debug, Serialize)]
 struct ShardCountJson<'a> {
     shards: u32,
+    /// How every scheduled write and delete ended; censored writes are in `reconciliation`.
+    accounting: &'a Accounting,
+    load_started: Timestamp,
     reconciliation: LatencySummary,
     /// Latencies longer than the recorder tells apart, counted at its limit.
     reconciliation_clamped: u64,
     queue_p99_ms: Option<f64>,
-    max_skew: Option<f64>,
+    /// The queue p99 in seconds with the bounds of its histogram bucket.
+    queue_p99: Option<Quantile>,
+    steady_max_skew: Option<f64>,
+    /// The skew samples split into steady state and membership changes.
+    skew: &'a SkewSummary,
     last_skew: Option<&'a Skew>,
     movements: &'a [MembershipChange],
+    movement_totals: movement::Totals,
     failovers: Vec<FailoverJson<'a>>,
-    capacity: Option<Breach>,
+    rolling_updates: &'a [Timestamp],
+    /// Per kind, phase by phase.
+    failover_stats: [KindStats; 2],
+    capacity: Capacity,
     cost: &'a BTreeMap<String, Cost>,
     class_costs: BTreeMap<ComponentClass, ClassCost>,
+    total_peak_rss_bytes: u64,
+    slots: Option<&'a BTreeMap<String, u32>>,
+    slot_restarts: Option<BTreeMap<u32, usize>>,
+    operator_unit_cost: OperatorUnitCost,
+    machine: Option<MachineSummary>,
+    capacity_machine_load: Option<MachineLoad>,
     verdicts: Vec<VerdictJson>,
 }
 
@@ -187,16 +237,30 @@ impl<'a> ShardCountJson<'a> {
     fn of(results: &'a ShardCountResults) -> Self {
         Self {
             shards: results.shards,
+            accounting: &results.accounting,
+            load_started: results.load_started,
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
             queue_p99_ms: results.queue_p99_ms,
-            max_skew: results.max_skew(),
+            queue_p99: results.queue_p99,
+            steady_max_skew: results.steady_max_skew(),
+            skew: &results.skew_summary,
             last_skew: results.skew.last().map(|(_, skew)| skew),
             movements: &results.movements,
+            movement_totals: results.movement_totals(),
             failovers: results.failovers.iter().map(FailoverJson::of).collect(),
+            rolling_updates: &results.rolling_updates,
+            failover_stats: [FailoverKind::Voluntary, FailoverKind::Involuntary]
+                .map(|kind| results.failover_stats(kind)),
             capacity: results.capacity,
             cost: &results.cost,
             class_costs: results.class_costs(),
+            total_peak_rss_bytes: results.total_peak_rss_bytes(),
+            slots: results.slots.as_ref(),
+            slot_restarts: results.slot_restarts(),
+            operator_unit_cost: results.operator_unit_cost(),
+            machine: results.machine_summary(),
+            capacity_machine_load: results.capacity_machine_load(),
             verdicts: results.verdicts.iter().map(VerdictJson::of).collect(),
         }
     }
@@ -233,15 +297,22 @@ struct VerdictJson {
     metric: &'static str,
     threshold_ms: f64,
     observed_ms: f64,
-    met: bool,
+    /// The bucket `observed_ms` lies in when it is too wide for a point; upper `null`: `+Inf`.
+    observed_range_ms: Option<(f64, Option<f64>)>,
+    /// `null`: undetermined, the bucket holds the threshold.
+    met: Option<bool>,
 }
 
 impl VerdictJson {
     fn of(verdict: &Verdict) -> Self {
+        let ms = |duration: std::time::Duration| duration.as_secs_f64() * 1000.0;
         Self {
             metric: verdict.metric.as_str(),
-            threshold_ms: verdict.threshold.as_secs_f64() * 1000.0,
-            observed_ms: verdict.observed.as_secs_f64() * 1000.0,
+            threshold_ms: ms(verdict.threshold),
+            observed_ms: ms(verdict.observed),
+            observed_range_ms: verdict
+                .range
+                .map(|(lower, upper)| (ms(lower), upper.map(ms))),
             met: verdict.met,
         }
     }
@@ -251,13 +322,40 @@ csv_row! {
     /// A row of `latency-<N>shards.csv`: one window of reconciliation latencies.
     struct LatencyRow {
         start: Timestamp,
-        /// `start` in seconds since the run started, the x axis of the plots.
+        /// `start` in seconds since the run started.
         seconds: f64,
         count: u64,
         p50_ms: f64,
         p90_ms: f64,
         p99_ms: f64,
         max_ms: f64,
+        /// Latencies of writes not reconciled (pending, abandoned), at their time so far.
+        censored: u64,
+        p50_lower_bound: bool,
+        p90_lower_bound: bool,
+        p99_lower_bound: bool,
+        max_lower_bound: bool,
+        /// `start` in seconds since this shard count's load started, the x axis of the plots.
+        load_seconds: f64,
+    }
+}
+
+csv_row! {
+    /// A row of `queue-<N>shards.csv`: the queue latency's p99 between two scrapes
+    /// (docs/experiments.md#queue-latency).
+    struct QueueRow {
+        start: Timestamp,
+        /// `start` in seconds since the load started.
+        seconds: f64,
+        /// The p99 as the report shows it: a point, or its bucket when wider than ±25 %.
+        p99: String,
+        /// PromQL's interpolated p99, a point only if `p99_upper_ms / p99_lower_ms` ≤ 1.25.
+        p99_ms: f64,
+        p99_lower_ms: f64,
+        /// Empty for the `+Inf` bucket.
+        p99_upper_ms: Option<f64>,
+        /// The observations in the window.
+        count: u64,
     }
 }
 
@@ -269,6 +367,50 @@ csv_row! {
         seconds: f64,
         shard: &'a str,
         objects: u64,
+        /// `timestamp` in seconds since this shard count's load started, the x axis of the
+        /// plots.
+        load_seconds: f64,
+    }
+}
+
+csv_row! {
+    /// A row of `machine-<N>shards.csv`: the machine's CPU, loadgen's own and each class's
+    /// between two sampler ticks.
+    struct MachineRow {
+        start: Timestamp,
+        /// `start` in seconds since this shard count's load started, the x axis of the plots.
+        seconds: f64,
+        length_s: f64,
+        /// The busy share of all cores, in %; empty where the target cannot measure it.
+        machine_busy_percent: Option<f64>,
+        loadgen_cores: f64,
+        sharder_cores: f64,
+        operator_cores: f64,
+        control_plane_cores: f64,
+    }
+}
+
+impl MachineRow {
+    fn of(results: &ShardCountResults) -> Vec<Self> {
+        let windows = &results.machine_windows;
+        let classes = cost::group_cores(&results.usage, |c| Some(ComponentClass::of(c)), windows);
+        windows
+            .iter()
+            .zip(classes)
+            .map(|(window, classes)| {
+                let class = |class| classes.get(&class).copied().unwrap_or(0.0);
+                Self {
+                    start: window.start,
+                    seconds: seconds_since(results.load_started, window.start),
+                    length_s: window.length.as_secs_f64(),
+                    machine_busy_percent: window.busy.map(|busy| busy * 100.0),
+                    loadgen_cores: window.loadgen_cores,
+                    sharder_cores: class(ComponentClass::Sharder),
+                    operator_cores: class(ComponentClass::Operator),
+                    control_plane_cores: class(ComponentClass::ControlPlane),
+                }
+            })
+            .collect()
     }
 }
 
@@ -301,7 +443,11 @@ mod tests {
         for n in [1, 3] {
             for name in [
                 "latency-{n}shards.csv",
+                "queue-{n}shards.csv",
+                "queue-{n}shards.png",
+                "queue-{n}shards.svg",
                 "objects-{n}shards.csv",
+                "machine-{n}shards.csv",
                 "latency-{n}shards.hgrm",
                 "latency-{n}shards.png",
                 "latency-{n}shards.svg",
@@ -311,10 +457,13 @@ mod tests {
                 expected.push(name.replace("{n}", &n.to_string()));
             }
         }
-        expected.extend(["scaling.png".to_owned(), "scaling.svg".to_owned()]);
+        for name in ["scaling", "latency-all"] {
+            expected.extend([format!("{name}.png"), format!("{name}.svg")]);
+        }
         for name in &expected {
             let path = dir.path().join(name);
             assert!(path.is_file(), "{name} is missing");
+            assert!(path.metadata().unwrap().len() > 0, "{name} is empty");
             assert!(written.contains(&path), "{name} is not reported as written");
         }
         assert_eq!(written.len(), expected.len());
@@ -331,17 +480,32 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(&rows[1][0], "3");
         // One shard count breached nothing: its capacity is empty.
-        assert_eq!(&rows[0][8], "");
-        assert_eq!(&rows[1][8], "3000.0");
         let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        assert_eq!(&rows[0][column("capacity_websites")], "");
+        assert_eq!(&rows[1][column("capacity_websites")], "3000.0");
         assert_eq!(&rows[1][column("capacity_ops_per_second")], "60.0");
         assert_eq!(&rows[1][column("capacity_slo")], "reconciliation_latency");
-        // The fixture's one failover is involuntary: no voluntary figures.
-        assert_eq!(&rows[1][column("failover_voluntary_lease_dead_s")], "");
         assert_eq!(
-            &rows[1][column("failover_involuntary_lease_dead_s")],
+            &rows[1][column("capacity_achieved_ops_per_second_reconciliation")],
+            "45.0"
+        );
+        assert_eq!(&rows[1][column("capacity_websites_queue")], "");
+        // The fixture's one failover is involuntary: no voluntary figures.
+        assert_eq!(
+            &rows[1][column("failover_voluntary_lease_dead_median_s")],
+            ""
+        );
+        assert_eq!(
+            &rows[1][column("failover_involuntary_lease_dead_median_s")],
             "15.0"
         );
+        // Its reconciled phase did not finish: counted, not dropped.
+        assert_eq!(&rows[1][column("failover_involuntary_reconciled_n")], "1");
+        assert_eq!(
+            &rows[1][column("failover_involuntary_reconciled_finished")],
+            "0"
+        );
+        assert_eq!(&rows[1][column("movement_unnecessary")], "0");
 
         let (headers, rows) = read_csv(&dir.path().join("latency-3shards.csv"));
         assert_eq!(headers, LatencyRow::HEADER);
@@ -349,11 +513,34 @@ mod tests {
         assert_eq!(rows.len(), 12);
         assert_eq!(&rows[0][0], "2023-11-14T22:13:20Z");
         assert_eq!(&rows[1][1], "10.0");
+        // The load of the fixture's shard counts started 10 s into the run.
+        assert_eq!(&rows[1][headers.len() - 1], "0.0");
+        assert_eq!(headers.last().map(String::as_str), Some("load_seconds"));
+
+        let (headers, rows) = read_csv(&dir.path().join("queue-3shards.csv"));
+        assert_eq!(headers, QueueRow::HEADER);
+        assert_eq!(
+            rows.iter()
+                .map(|row| [&row[1], &row[2], &row[6]].map(str::to_owned))
+                .collect::<Vec<_>>(),
+            [["0.0", "200 ms", "40"], ["5.0", "> 1 s", "7"]]
+        );
+        assert_eq!(&rows[1][5], "");
 
         let (headers, rows) = read_csv(&dir.path().join("objects-3shards.csv"));
         assert_eq!(headers, ObjectsRow::HEADER);
         assert_eq!(rows.len(), 4 * 3);
         assert_eq!(&rows[4][2], "shard-1");
+
+        let (headers, rows) = read_csv(&dir.path().join("machine-3shards.csv"));
+        assert_eq!(headers, MachineRow::HEADER);
+        assert_eq!(rows.len(), 24);
+        // From the load's start, 10 s after the fixture's first window.
+        assert_eq!(&rows[1][1], "-5.0");
+        assert_eq!(&rows[18][3], "95.0");
+        // The fixture's 3 shards used 10 CPU seconds evenly over 120 s.
+        let operator: f64 = rows[0][6].parse().unwrap();
+        assert!((operator - 10.0 / 120.0).abs() < 1e-9, "{operator}");
     }
 
     #[test]
@@ -369,8 +556,24 @@ mod tests {
         assert_eq!(counts.len(), 2);
         assert_eq!(counts[1]["shards"], 3);
         assert_eq!(counts[1]["reconciliation"]["count"], 120);
+        assert_eq!(counts[1]["reconciliation"]["p99_lower_bound"], false);
+        let writes = &counts[1]["accounting"]["writes"];
+        assert_eq!(writes["scheduled"], 125);
+        assert_eq!(writes["failed"]["500 InternalError"], 3);
+        assert_eq!(counts[1]["accounting"]["deletes"]["deleted"], 9);
         assert_eq!(counts[0]["failovers"][0]["to_lease_dead_s"], 15.0);
         assert_eq!(counts[1]["verdicts"][2]["met"], false);
+        assert_eq!(counts[1]["slot_restarts"]["2"], 0);
+        assert_eq!(counts[1]["capacity_machine_load"]["windows"], 4);
+        assert_eq!(counts[1]["machine"]["windows"], 24);
+        assert_eq!(counts[0]["load_started"], "2023-11-14T22:13:30Z");
+        assert_eq!(counts[0]["rolling_updates"][0], "2023-11-14T22:14:30Z");
+        assert_eq!(counts[1]["queue_p99"]["upper"], 0.22);
+        assert_eq!(
+            counts[1]["capacity"]["reconciliation"]["achieved_operations_per_second"],
+            45.0
+        );
+        assert!(counts[1]["capacity"]["queue"].is_null());
     }
 
     #[test]
@@ -395,7 +598,12 @@ mod tests {
     fn plots_are_png_and_svg() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &synthetic()).unwrap();
-        for stem in ["latency-1shards", "objects-3shards", "scaling"] {
+        for stem in [
+            "latency-1shards",
+            "objects-3shards",
+            "latency-all",
+            "scaling",
+        ] {
             let png = std::fs::read(dir.path().join(format!("{stem}.png"))).unwrap();
             assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{stem}.png");
             let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();

@@ -1,5 +1,5 @@
 //! The metrics API (`metrics.k8s.io/v1beta1`, served by metrics-server): the CPU rate and
-//! working set of pods.
+//! working set of pods, and the CPU rate of nodes.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +26,40 @@ pub(super) async fn pod_metrics(
          (the kind deployment installs it, see docs/kind.md)",
     )?;
     Ok(list.items)
+}
+
+/// The CPU rate of all nodes together, in cores.
+pub(super) async fn node_cores(client: &Client) -> anyhow::Result<f64> {
+    let request = kube::core::Request::new("/apis/metrics.k8s.io/v1beta1/nodes")
+        .list(&ListParams::default())?;
+    let list: NodeMetricsList = client
+        .request(request)
+        .await
+        .context("cannot read the nodes' metrics (metrics.k8s.io/v1beta1)")?;
+    list.cores()
+}
+
+/// A NodeMetricsList of `metrics.k8s.io/v1beta1`.
+#[derive(Debug, Deserialize)]
+struct NodeMetricsList {
+    items: Vec<NodeMetrics>,
+}
+
+/// A node's usage as the metrics API reports it.
+#[derive(Debug, Deserialize)]
+struct NodeMetrics {
+    usage: BTreeMap<String, Quantity>,
+}
+
+impl NodeMetricsList {
+    /// The CPU rate of all its nodes.
+    fn cores(&self) -> anyhow::Result<f64> {
+        self.items
+            .iter()
+            .filter_map(|node| node.usage.get("cpu"))
+            .map(|cpu| parse_quantity(&cpu.0))
+            .sum()
+    }
 }
 
 /// A PodMetricsList of `metrics.k8s.io/v1beta1`, which k8s-openapi does not have.
@@ -96,5 +130,30 @@ mod tests {
                 bytes: 2 * 1024 * 1024
             }
         );
+    }
+
+    #[test]
+    fn node_metrics_add_up_the_cpu_of_every_node() {
+        let metrics: NodeMetricsList = serde_json::from_value(json!({
+            "kind": "NodeMetricsList",
+            "apiVersion": "metrics.k8s.io/v1beta1",
+            "metadata": {},
+            "items": [
+                {
+                    "metadata": { "name": "kind-control-plane" },
+                    "timestamp": "2025-01-01T00:00:00Z",
+                    "window": "20s",
+                    "usage": { "cpu": "1500m", "memory": "2Gi" },
+                },
+                {
+                    "metadata": { "name": "kind-worker" },
+                    "timestamp": "2025-01-01T00:00:00Z",
+                    "window": "20s",
+                    "usage": { "cpu": "250000000n", "memory": "1Gi" },
+                },
+            ],
+        }))
+        .unwrap();
+        assert!((metrics.cores().unwrap() - 1.75).abs() < 1e-9);
     }
 }
