@@ -298,11 +298,11 @@ fn latency_times(shard_count: &ShardCountResults) -> impl Iterator<Item = f64> +
         .map(|window| seconds_since(shard_count.load_started, window.start))
 }
 
+/// A chart of latency in seconds on a log axis against seconds since the load started.
+type LatencyContext<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+
 /// The chart of [`latency_chart`] and its y range.
-type LatencyChart<'a, DB> = (
-    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, LogCoord<f64>>>,
-    std::ops::Range<f64>,
-);
+type LatencyChart<'a, DB> = (LatencyContext<'a, DB>, std::ops::Range<f64>);
 
 /// A latency chart: seconds since the load started against seconds on a log axis that shows
 /// `latencies` and the reconciliation SLO, drawn as a dashed line.
@@ -354,6 +354,8 @@ struct LatencyPlot {
     range: std::ops::Range<f64>,
     /// Window start in seconds since the load started, and p50, p90 and p99 in seconds.
     points: Vec<(f64, [f64; 3])>,
+    /// The points of `points` whose p99 is a lower bound: censored latencies reach it.
+    lower_bound_p99s: Vec<(f64, f64)>,
     markers: Vec<Marker>,
 }
 
@@ -371,6 +373,7 @@ impl LatencyPlot {
                 )
             })
             .collect();
+        let lower_bound_p99s = lower_bound_p99s(shard_count);
         let mut markers = markers(shard_count);
         let range = time_range(
             points
@@ -384,10 +387,51 @@ impl LatencyPlot {
             slo_seconds: results.scenario.slo.reconciliation_p99.as_secs_f64(),
             range,
             points,
+            lower_bound_p99s,
             markers,
         }
     }
 }
+
+/// The window start (seconds since the load started) and p99 (seconds) of each window whose
+/// p99 a censored latency reaches, so a plot can show that it is only a lower bound
+/// (docs/experiments.md#reconciliation-latency).
+fn lower_bound_p99s(shard_count: &ShardCountResults) -> Vec<(f64, f64)> {
+    shard_count
+        .reconciliation
+        .windows()
+        .iter()
+        .zip(latency_times(shard_count))
+        .filter(|(window, _)| window.p99_lower_bound)
+        .map(|(window, seconds)| (seconds, plotted_seconds(window.p99_ms)))
+        .collect()
+}
+
+/// Draws `points` as hollow circles of `color`: p99s that are lower bounds.
+fn draw_lower_bounds<DB: DrawingBackend>(
+    chart: &mut LatencyContext<'_, DB>,
+    points: &[(f64, f64)],
+    color: RGBAColor,
+    legend: Option<&str>,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let series = chart.draw_series(
+        points
+            .iter()
+            .map(|&point| Circle::new(point, 4, color.stroke_width(2))),
+    )?;
+    if let Some(legend) = legend {
+        series
+            .label(legend)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.stroke_width(2)));
+    }
+    Ok(())
+}
+
+/// The legend of [`draw_lower_bounds`].
+const LOWER_BOUND_LEGEND: &str = "p99 ≥ (writes never seen reconciled reach it)";
 
 impl Plot for LatencyPlot {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>
@@ -412,6 +456,14 @@ impl Plot for LatencyPlot {
                 ))?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+        }
+        if !self.lower_bound_p99s.is_empty() {
+            draw_lower_bounds(
+                &mut chart,
+                &self.lower_bound_p99s,
+                RED.to_rgba(),
+                Some(LOWER_BOUND_LEGEND),
+            )?;
         }
         // Each label row sits a fixed number of pixels below the top, a fixed ratio on the
         // log axis.
@@ -461,6 +513,8 @@ struct LatencyOverlay {
     range: std::ops::Range<f64>,
     /// Per shard count: window start in seconds since its load started and the p99 in seconds.
     series: Vec<(u32, Vec<(f64, f64)>)>,
+    /// Per shard count as in `series`: the points whose p99 is a lower bound.
+    lower_bounds: Vec<Vec<(f64, f64)>>,
 }
 
 impl LatencyOverlay {
@@ -479,6 +533,7 @@ impl LatencyOverlay {
                 (count.shards, points)
             })
             .collect();
+        let lower_bounds = results.shard_counts.iter().map(lower_bound_p99s).collect();
         Self {
             slo_seconds: results.scenario.slo.reconciliation_p99.as_secs_f64(),
             range: time_range(
@@ -487,6 +542,7 @@ impl LatencyOverlay {
                     .flat_map(|(_, points)| points.iter().map(|p| p.0)),
             ),
             series,
+            lower_bounds,
         }
     }
 }
@@ -518,6 +574,19 @@ impl Plot for LatencyOverlay {
                     format!("{shards} shards")
                 })
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+        }
+        // One legend entry for the lower bounds of every shard count, in the first's colour.
+        let mut legend = Some(LOWER_BOUND_LEGEND);
+        for (i, points) in self.lower_bounds.iter().enumerate() {
+            if points.is_empty() {
+                continue;
+            }
+            draw_lower_bounds(
+                &mut chart,
+                points,
+                Palette99::pick(i).to_rgba(),
+                legend.take(),
+            )?;
         }
         // The spare decade on top has room for the legend.
         chart
@@ -1005,6 +1074,34 @@ mod tests {
         assert!((plot.series[1].1[0].0 + 10.0).abs() < f64::EPSILON);
         let svg = svg(&plot);
         assert!(has_text(&svg, "1 shard") && has_text(&svg, "3 shards"));
+    }
+
+    #[test]
+    fn a_p99_that_censored_latencies_reach_is_drawn_as_a_lower_bound() {
+        let mut results = synthetic();
+        let count = &mut results.shard_counts[1];
+        assert!(lower_bound_p99s(count).is_empty());
+        // Two writes still pending at the end, due in the fixture's third window: that
+        // window's p99 is a lower bound, the others stay exact.
+        for _ in 0..2 {
+            count
+                .reconciliation
+                .record_censored(at(START + 25), std::time::Duration::from_secs(100));
+        }
+        let lower = lower_bound_p99s(count);
+        assert_eq!(lower.len(), 1, "{lower:?}");
+        assert!((lower[0].0 - 10.0).abs() < f64::EPSILON, "{lower:?}");
+        assert!((lower[0].1 - 100.0).abs() < 1.0, "{lower:?}");
+        for svg in [
+            svg(&LatencyPlot::of(&results, &results.shard_counts[1])),
+            svg(&LatencyOverlay::of(&results)),
+        ] {
+            assert!(has_text(&svg, LOWER_BOUND_LEGEND), "{svg}");
+        }
+        assert!(!has_text(
+            &svg(&LatencyPlot::of(&results, &results.shard_counts[0])),
+            LOWER_BOUND_LEGEND
+        ));
     }
 
     #[test]
