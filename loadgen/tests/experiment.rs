@@ -276,3 +276,103 @@ fn an_invalid_scenario_fails_before_anything_starts_naming_the_field() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "nothing but the scenario file is written");
 }
+
+/// Kills its processes when dropped, so that a failing test leaves none behind.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+/// The ids of the processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // `pid (comm) state ppid …`; comm may hold spaces, so parse after its `)`.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_run_stops_every_process_it_started_and_writes_nothing() {
+    let binaries = stack::Binaries::build_for_tests().expect("the sharder and operator build");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e2e.yaml");
+    std::fs::write(&file, SCENARIO).unwrap();
+    let stderr_path = dir.path().join("stderr");
+    // loadgen finds the sharder and the operator next to itself; the test's cargo built them
+    // into the directory `build_for_tests` returns, which is where loadgen is too.
+    assert_eq!(
+        Path::new(env!("CARGO_BIN_EXE_loadgen")).parent(),
+        binaries.sharder.parent()
+    );
+    let mut loadgen = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("experiment")
+        .arg(&file)
+        .arg("--results")
+        .arg(dir.path())
+        .args(["--metrics-address", "0", "--run-id", "interrupted"])
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let loadgen_pid = loadgen.id();
+    // Whatever fails below, loadgen does not outlive the test.
+    let _loadgen = KillOnDrop(vec![loadgen_pid]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&stderr_path)
+        .unwrap()
+        .contains("load started")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load did not start:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap()
+        );
+        assert!(loadgen.try_wait().unwrap().is_none(), "loadgen exited");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let started = children_of(loadgen_pid);
+    let _started = KillOnDrop(started.clone());
+    assert!(
+        started.len() >= 3,
+        "the sharder and two shards run: {started:?}"
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &loadgen_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = loadgen.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(std::time::Instant::now() < deadline, "loadgen did not stop");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(!exit.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left: Vec<u32> = started
+        .into_iter()
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    assert!(left.is_empty(), "still running after loadgen: {left:?}");
+    assert!(
+        !dir.path().join("interrupted").exists(),
+        "no results written"
+    );
+}

@@ -105,17 +105,24 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<PathB
     let mut target = Target::connect(&options.target).await?;
     let mut shard_counts = Vec::new();
     let mut kubernetes = String::new();
+    // Ctrl-C or SIGTERM ends the shard count under way, and the target still cleans up: the
+    // default action would end loadgen at once and leave the sharder and the shards running.
+    let interrupted = operations::telemetry::shutdown_signal();
+    tokio::pin!(interrupted);
     for &shards in &scenario.shards {
         // Boxed: the future of a whole shard count is large.
-        let result = Box::pin(shard_count(
+        let measured = Box::pin(shard_count(
             &mut target,
             scenario,
             shards,
             &run_id,
             options.window,
             &metrics,
-        ))
-        .await;
+        ));
+        let result = tokio::select! {
+            result = measured => result,
+            () = &mut interrupted => Err(anyhow::anyhow!("interrupted; nothing was written")),
+        };
         // Whatever happened, a shard count leaves nothing running behind it.
         let finished = target.finish().await;
         let (results, version) =
