@@ -166,13 +166,29 @@ pub struct MachineWindow {
     pub loadgen_cores: f64,
 }
 
-/// The windows between consecutive `samples` (in any order); ticks at the same time make no
-/// window. A machine counter that went down (it cannot, short of a reboot) gives no busy share.
+/// The shortest window of [`machine_windows`]. The kernel counts CPU time in clock ticks of
+/// 10 ms, so a window of a few milliseconds reads as 0 % or 100 % busy and as whole cores of
+/// loadgen's own CPU; over 1 s a tick is 1 % of a core.
+pub const MIN_MACHINE_WINDOW: Duration = Duration::from_secs(1);
+
+/// The windows between consecutive `samples` (in any order). A sample less than
+/// [`MIN_MACHINE_WINDOW`] after the start of its window does not end it (the window runs to
+/// the next one), and a last one that close is left out. A machine counter that went down (it
+/// cannot, short of a reboot) gives no busy share.
 #[must_use]
 pub fn machine_windows(samples: &[MachineSample]) -> Vec<MachineWindow> {
     let mut ordered: Vec<&MachineSample> = samples.iter().collect();
     ordered.sort_by_key(|s| s.at);
-    ordered
+    let mut bounds: Vec<&MachineSample> = Vec::with_capacity(ordered.len());
+    for sample in ordered {
+        if bounds
+            .last()
+            .is_none_or(|start| elapsed(start.at, sample.at) >= MIN_MACHINE_WINDOW)
+        {
+            bounds.push(sample);
+        }
+    }
+    bounds
         .windows(2)
         .filter_map(|pair| {
             let (before, after) = (pair[0], pair[1]);
@@ -580,6 +596,26 @@ mod tests {
         assert!(
             machine_windows(&[machine(0, 0.0, 0.0, 0.0), machine(0, 1.0, 1.0, 1.0)]).is_empty()
         );
+    }
+
+    #[test]
+    fn a_tick_a_few_milliseconds_after_another_does_not_make_a_window() {
+        // The baseline and the sampler's first tick 4 ms apart: one 10 ms clock tick of busy
+        // time in 8 ms of the 2 cores' time read as 100 % busy and 2.5 cores of loadgen.
+        let soon = |sample: MachineSample| MachineSample {
+            at: sample.at + Duration::from_millis(4),
+            ..sample
+        };
+        let windows = machine_windows(&[
+            machine(0, 0.0, 0.0, 0.0),
+            soon(machine(0, 0.01, 0.008, 0.01)),
+            machine(5, 5.01, 10.0, 0.51),
+            soon(machine(5, 5.02, 10.008, 0.52)),
+        ]);
+        assert_eq!(windows.len(), 1, "{windows:?}");
+        assert_eq!(windows[0].length, Duration::from_secs(5));
+        assert!(close(windows[0].busy.unwrap(), 0.501), "{windows:?}");
+        assert!(close(windows[0].loadgen_cores, 0.102), "{windows:?}");
     }
 
     fn window(seconds: i64, busy: Option<f64>) -> MachineWindow {
