@@ -341,7 +341,6 @@ fn measure(
         accounting: finished.accounting,
         load_started: started_at,
         reconciliation: finished.reconciliation,
-        queue_p99_ms: queue_p99.map(|p99| p99.value * 1000.0),
         queue_p99,
         queue_windows: samples.queue_windows,
         objects_per_shard: samples.objects_per_shard,

@@ -83,9 +83,6 @@ pub struct ShardCountResults {
     pub load_started: Timestamp,
     /// Reconciliation latencies, in total and per window; written as CSV and `.hgrm`.
     pub reconciliation: LatencyRecorder,
-    /// The p99 of the operator's queue latency, when it was scraped: [`Self::queue_p99`]'s
-    /// interpolated value in ms, as PromQL gives it.
-    pub queue_p99_ms: Option<f64>,
     /// The p99 of the operator's queue latency (seconds) with the bucket it lies in.
     pub queue_p99: Option<Quantile>,
     /// The queue latency's p99 between two scrapes with observations; written as CSV.
@@ -251,6 +248,13 @@ impl RunResults {
 }
 
 impl ShardCountResults {
+    /// The p99 of the operator's queue latency in ms, when it was scraped: [`Self::queue_p99`]'s
+    /// interpolated value, as PromQL gives it.
+    #[must_use]
+    pub fn queue_p99_ms(&self) -> Option<f64> {
+        self.queue_p99.map(|p99| p99.value * 1000.0)
+    }
+
     /// The cost per component class; a class without components costs zero.
     #[must_use]
     pub fn class_costs(&self) -> BTreeMap<ComponentClass, ClassCost> {
@@ -536,7 +540,6 @@ pub(crate) mod tests {
             accounting: accounting(),
             load_started: at(START + 10),
             reconciliation,
-            queue_p99_ms: Some(200.0),
             queue_p99,
             queue_windows: queue_windows(),
             objects_per_shard,

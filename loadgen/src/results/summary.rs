@@ -240,7 +240,7 @@ impl SummaryRow {
             p90_ms: latency.p90_ms,
             p99_ms: latency.p99_ms,
             max_ms: latency.max_ms,
-            queue_p99_ms: results.queue_p99_ms,
+            queue_p99_ms: results.queue_p99_ms(),
             steady_max_skew: results.steady_max_skew(),
             skew_steady_samples: results.skew_summary.steady.samples,
             transient_max_skew: results.skew_summary.transient.max_over_mean,

@@ -241,7 +241,7 @@ impl<'a> ShardCountJson<'a> {
             load_started: results.load_started,
             reconciliation: results.reconciliation.summary(),
             reconciliation_clamped: results.reconciliation.clamped(),
-            queue_p99_ms: results.queue_p99_ms,
+            queue_p99_ms: results.queue_p99_ms(),
             queue_p99: results.queue_p99,
             steady_max_skew: results.steady_max_skew(),
             skew: &results.skew_summary,
