@@ -125,6 +125,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         run_id: Some("e2e".to_owned()),
         window: Duration::from_secs(10),
         metrics_address: Some("127.0.0.1:0".parse().unwrap()),
+        repeat: 1,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = runtime

@@ -33,6 +33,11 @@ pub struct ExperimentArgs {
     #[arg(long, value_name = "N,...", value_delimiter = ',')]
     pub shards: Vec<u32>,
 
+    /// Run each shard count this many times, each on a fresh target; reports show the median
+    /// and an interval over the repetitions.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+
     /// The directory that receives the run's directory.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
@@ -99,6 +104,7 @@ pub fn run(args: &ExperimentArgs, out: &mut impl Write) -> anyhow::Result<()> {
         run_id: args.run_id.clone(),
         window: args.window,
         metrics_address: args.metrics_address.0,
+        repeat: args.repeat,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let dir = runtime.block_on(experiment::run(&scenario, &options))?;

@@ -33,7 +33,10 @@ use super::{
     schedule,
     tracker::{NoWrite, Tracker},
 };
-use crate::{scenario::Scenario, world::World};
+use crate::{
+    scenario::{Load, Scenario},
+    world::World,
+};
 
 /// The label that marks the Websites of a run, so that runs and other Websites stay apart.
 pub const RUN_LABEL: &str = "loadgen.sharding.timebertt.dev/run";
@@ -76,6 +79,12 @@ impl Population {
             self.index.insert(key(&moved.namespace, &moved.name), i);
         }
         Some(removed)
+    }
+
+    /// The key of a random live Website.
+    fn random_key(&self, rng: &mut impl rand::Rng) -> Option<String> {
+        let live = self.live.get(rng.random_range(0..self.live.len().max(1)))?;
+        Some(key(&live.namespace, &live.name))
     }
 
     /// The Website `key`, if live.
@@ -173,11 +182,10 @@ impl Driver {
             .await
     }
 
-    /// Runs the scenario's load from `start` (now) for its duration, then waits until every
-    /// operation that was due has ended; those not begun by the end of the settle time are not
-    /// issued.
-    pub async fn run(&self, start: Instant, started_at: Timestamp) {
-        let load = &self.scenario.load;
+    /// Runs `load`, the scenario's, from `start` (now) for its duration, then waits until
+    /// every operation that was due has ended; those not begun by the end of the settle time
+    /// are not issued.
+    pub async fn run(&self, load: &Load, start: Instant, started_at: Timestamp) {
         let duration = self.scenario.duration;
         let issue_by = start + duration + self.scenario.settle;
         let creates = schedule::all_due(|t| self.scenario.creates_by(t), duration);
@@ -230,6 +238,48 @@ impl Driver {
         let (scheduled, (), (), ()) =
             futures::join!(dispatch, create_workers, delete_workers, mutate_workers);
         super::lock(&self.tracker).scheduled(scheduled.writes, scheduled.deletes);
+    }
+
+    /// Offers `churn` changes per second of random live Websites from `start` (now, also
+    /// `started_at`) for `hold`, `workers` at a time, a step of a capacity search
+    /// (docs/experiments.md#capacity-search); waits until every change has ended, and those not
+    /// begun by `issue_by` are not issued. Returns the changes the schedule made due.
+    pub async fn churn(
+        &self,
+        churn: f64,
+        hold: Duration,
+        workers: u32,
+        (start, started_at): (Instant, Timestamp),
+        issue_by: Instant,
+    ) -> u64 {
+        let due = schedule::all_due(|t| churn * t.as_secs_f64(), hold);
+        let scheduled = due.len() as u64;
+        // A step creates nothing, so nothing goes to the schedule of new Websites' mutations.
+        let (new_websites, _) = mpsc::unbounded_channel();
+        futures::stream::iter(due)
+            .for_each_concurrent(usize::try_from(workers).unwrap_or(1).max(1), |offset| {
+                let new_websites = new_websites.clone();
+                async move {
+                    tokio::time::sleep_until(start + offset).await;
+                    let picked = super::lock(&self.population).random_key(&mut rand::rng());
+                    let Some(key) = picked else {
+                        super::lock(&self.tracker).write_missed(NoWrite::Skipped);
+                        return;
+                    };
+                    let due = Due {
+                        offset,
+                        kind: Kind::Mutate(key),
+                    };
+                    if Instant::now() < issue_by {
+                        self.execute(due, started_at + offset, &new_websites).await;
+                    } else {
+                        self.not_issued(&due.kind);
+                    }
+                }
+            })
+            .await;
+        super::lock(&self.tracker).scheduled(scheduled, 0);
+        scheduled
     }
 
     fn not_issued(&self, kind: &Kind) {

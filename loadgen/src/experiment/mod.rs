@@ -36,9 +36,11 @@ use crate::{
         slo::{self, Capacity, Load, LoadWindow, Metric},
     },
     results::{RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, Versions, writer},
-    scenario::Scenario,
+    scenario::{self, Scenario, Search},
     world::World,
 };
+
+use self::search::SearchResults;
 
 pub mod chaos;
 pub mod driver;
@@ -47,6 +49,7 @@ pub mod observer;
 mod progress;
 pub mod sampler;
 pub mod schedule;
+pub mod search;
 pub mod tracker;
 
 /// How long the world's Websites get to be gone after a shard count.
@@ -65,6 +68,8 @@ pub struct Options {
     pub window: Duration,
     /// Where loadgen serves its own `/metrics` while it runs.
     pub metrics_address: Option<SocketAddr>,
+    /// How often each shard count runs, each time on a fresh target.
+    pub repeat: u32,
 }
 
 /// Runs `scenario` at each of its shard counts and writes its results; returns their
@@ -109,12 +114,20 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<PathB
     // default action would end loadgen at once and leave the sharder and the shards running.
     let interrupted = operations::telemetry::shutdown_signal();
     tokio::pin!(interrupted);
-    for &shards in &scenario.shards {
+    // Repetitions go round the sweep rather than repeating each shard count in a row, so that
+    // a drift of the machine over the run spreads over every shard count.
+    let runs = (1..=options.repeat.max(1)).flat_map(|repetition| {
+        scenario
+            .shards
+            .iter()
+            .map(move |&shards| (shards, repetition))
+    });
+    for (shards, repetition) in runs {
         // Boxed: the future of a whole shard count is large.
         let measured = Box::pin(shard_count(
             &mut target,
             scenario,
-            shards,
+            (shards, repetition),
             &run_id,
             options.window,
             &metrics,
@@ -167,16 +180,17 @@ fn since(at: Timestamp) -> Duration {
     crate::measure::elapsed(at, Timestamp::now())
 }
 
-/// One shard count: set-up, load, settle, measurements; also the API server's version.
+/// One repetition of one shard count: set-up, load or search, settle, measurements; also the
+/// API server's version.
 async fn shard_count(
     target: &mut Target,
     scenario: &Scenario,
-    shards: u32,
+    (shards, repetition): (u32, u32),
     run_id: &str,
     window: Duration,
     metrics: &metrics::Metrics,
 ) -> anyhow::Result<(ShardCountResults, String)> {
-    let progress = progress::Progress::new(shards, scenario);
+    let progress = progress::Progress::new(shards, repetition, scenario);
     let Prepared {
         client,
         version,
@@ -203,7 +217,7 @@ async fn shard_count(
         metrics.clone(),
         synced_tx,
     );
-    let load = load(
+    let load = load_or_search(
         target, scenario, &driver, &tracker, &progress, metrics, synced,
     );
     let Loaded {
@@ -212,6 +226,7 @@ async fn shard_count(
         kills,
         rolling_updates,
         disruption_errors,
+        search,
     } = tokio::select! {
         result = observer => {
             result.context("the watch of Websites and Leases failed")?;
@@ -233,6 +248,8 @@ async fn shard_count(
         .collect();
     let finished = tracker.finish(Timestamp::now());
     let results = ShardCountResults {
+        repetition,
+        search,
         rolling_updates,
         ..measure(
             scenario,
@@ -338,6 +355,8 @@ fn measure(
     }
     ShardCountResults {
         shards,
+        repetition: 1,
+        search: None,
         accounting: finished.accounting,
         load_started: started_at,
         reconciliation: finished.reconciliation,
@@ -443,13 +462,44 @@ struct Loaded {
     /// When each rolling update began.
     rolling_updates: Vec<Timestamp>,
     disruption_errors: Vec<String>,
+    /// The steps of a capacity search.
+    search: Option<SearchResults>,
 }
 
-/// Once the observer has synced: the initial Websites, then the load with chaos, rolling
-/// updates, sampling and progress, and the settle time.
+/// The scenario's load, or its search.
+async fn load_or_search(
+    target: &Target,
+    scenario: &Scenario,
+    driver: &driver::Driver,
+    tracker: &Arc<Mutex<tracker::Tracker>>,
+    progress: &progress::Progress,
+    metrics: &metrics::Metrics,
+    synced: watch::Receiver<bool>,
+) -> anyhow::Result<Loaded> {
+    match (&scenario.load, scenario.search) {
+        (Some(spec), _) => {
+            load(
+                target, scenario, spec, driver, tracker, progress, metrics, synced,
+            )
+            .await
+        }
+        (None, Some(spec)) => {
+            search(target, scenario, spec, driver, tracker, progress, synced).await
+        }
+        (None, None) => anyhow::bail!("the scenario has neither a load nor a search"),
+    }
+}
+
+/// Once the observer has synced: the initial Websites, then `load` (the scenario's) with
+/// chaos, rolling updates, sampling and progress, and the settle time.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of a shard count that the load runs with"
+)]
 async fn load(
     target: &Target,
     scenario: &Scenario,
+    load: &scenario::Load,
     driver: &driver::Driver,
     tracker: &Arc<Mutex<tracker::Tracker>>,
     progress: &progress::Progress,
@@ -498,7 +548,7 @@ async fn load(
     // The driver issues nothing after `end` (docs/experiments.md#reconciliation-latency), so
     // the settle time is the same whether or not it fell behind.
     let driving = async {
-        driver.run(start, started_at).await;
+        driver.run(load, start, started_at).await;
         tokio::time::sleep_until(end).await;
     };
     let ((), (), (kills, chaos_errors), (rolling_updates, rolling_errors), ()) =
@@ -511,7 +561,208 @@ async fn load(
         kills,
         rolling_updates,
         disruption_errors: [chaos_errors, rolling_errors].concat(),
+        search: None,
     })
+}
+
+/// How long the initial Websites of a search get to become Ready before the first step.
+const INITIAL_READY_PATIENCE: Duration = Duration::from_secs(600);
+
+/// How often a search checks whether its initial Websites are Ready or a step has drained.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Once the observer has synced: the initial Websites, Ready before the first step, then the
+/// steps of the capacity search with sampling (docs/experiments.md#capacity-search).
+async fn search(
+    target: &Target,
+    scenario: &Scenario,
+    search: Search,
+    driver: &driver::Driver,
+    tracker: &Arc<Mutex<tracker::Tracker>>,
+    progress: &progress::Progress,
+    mut synced: watch::Receiver<bool>,
+) -> anyhow::Result<Loaded> {
+    synced
+        .wait_for(|synced| *synced)
+        .await
+        .context("the observer stopped")?;
+    let initial = scenario.world.initial_websites;
+    progress.phase(&format!("creating {initial} initial Websites"));
+    let failed = driver.create_initial(initial, 20).await;
+    anyhow::ensure!(failed == 0, "{failed} of {initial} initial Websites failed");
+    progress.phase(&format!("waiting for the {initial} Websites to be Ready"));
+    let ready = wait_until(INITIAL_READY_PATIENCE, || {
+        lock(tracker).ready_websites() >= initial as usize
+    })
+    .await;
+    anyhow::ensure!(
+        ready,
+        "only {} of the {initial} initial Websites were Ready after {INITIAL_READY_PATIENCE:?}",
+        lock(tracker).ready_websites()
+    );
+    let mut samples = sampler::Samples::default();
+    samples.baseline(target).await;
+    let started_at = Timestamp::now();
+    progress.load_started();
+    let (done, mut stopped) = watch::channel(false);
+    let sampling = async {
+        let mut ticks = tokio::time::interval(sampler::INTERVAL);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => samples.sample(target, tracker).await,
+                _ = stopped.wait_for(|done| *done) => break,
+            }
+        }
+    };
+    let stepping = async {
+        let steps = steps(target, scenario, search, driver, tracker, progress).await;
+        done.send_replace(true);
+        steps
+    };
+    let ((), steps) = tokio::join!(sampling, stepping);
+    samples.sample(target, tracker).await;
+    samples.slots = target.slots()?;
+    Ok(Loaded {
+        samples,
+        started_at,
+        kills: Vec::new(),
+        rolling_updates: Vec::new(),
+        disruption_errors: Vec::new(),
+        search: Some(steps?),
+    })
+}
+
+/// The steps of a search until its bisection ends.
+async fn steps(
+    target: &Target,
+    scenario: &Scenario,
+    search: Search,
+    driver: &driver::Driver,
+    tracker: &Arc<Mutex<tracker::Tracker>>,
+    progress: &progress::Progress,
+) -> anyhow::Result<SearchResults> {
+    let mut bisection = search::Bisection::new(search);
+    let mut steps = Vec::new();
+    while let Some(churn) = bisection.next() {
+        let step = step(target, scenario, search, churn, driver, tracker).await?;
+        progress.phase(&step_line(steps.len() + 1, &step));
+        bisection.record(churn, step.passed);
+        steps.push(step);
+    }
+    Ok(SearchResults {
+        steps,
+        bracket: bisection.bracket(),
+    })
+}
+
+/// `step 3: 8.0 changes/s offered, 8.0 achieved: p99 1.2 s, queue p99 0.3 s → passed`.
+fn step_line(number: usize, step: &search::Step) -> String {
+    let queue = step
+        .queue_p99
+        .as_ref()
+        .map_or_else(|| "not scraped".to_owned(), crate::units::format_quantile);
+    format!(
+        "step {number}: {:.2} changes/s offered, {:.2} achieved, {} failed: reconciliation p99 \
+         {}{:.0} ms ({} outstanding after {:.1} s), queue p99 {queue} → {}",
+        step.churn,
+        step.achieved_per_second,
+        step.failed,
+        if step.reconciliation.p99_lower_bound {
+            "≥ "
+        } else {
+            ""
+        },
+        step.reconciliation.p99_ms,
+        step.outstanding,
+        step.drained.as_secs_f64(),
+        if step.passed { "passed" } else { "failed" },
+    )
+}
+
+/// One step: `churn` changes per second for the hold, then the drain, and its measurements.
+async fn step(
+    target: &Target,
+    scenario: &Scenario,
+    search: Search,
+    churn: f64,
+    driver: &driver::Driver,
+    tracker: &Arc<Mutex<tracker::Tracker>>,
+) -> anyhow::Result<search::Step> {
+    let queue_before = sampler::queue_buckets(target).await;
+    let (machine_before, _) = sampler::machine_sample(target, Timestamp::now()).await;
+    let failed_before = lock(tracker).accounting().writes.failed_total();
+    let start = Instant::now();
+    let started = Timestamp::now();
+    let index = lock(tracker).begin_step(started)?;
+    let hold_end = start + search.hold;
+    let scheduled = driver
+        .churn(
+            churn,
+            search.hold,
+            search.workers,
+            (start, started),
+            hold_end + search.drain,
+        )
+        .await;
+    tokio::time::sleep_until(hold_end).await;
+    let (machine_after, _) = sampler::machine_sample(target, Timestamp::now()).await;
+    let drain_end = Instant::now().max(hold_end) + search.drain;
+    wait_until(drain_end.saturating_duration_since(Instant::now()), || {
+        lock(tracker).step_pending(index) == 0
+    })
+    .await;
+    let drained = Instant::now().saturating_duration_since(hold_end);
+    let queue_after = sampler::queue_buckets(target).await;
+    let (latencies, outstanding, failed) = {
+        let tracker = lock(tracker);
+        (
+            tracker
+                .step_latencies(index, Timestamp::now())
+                .context("the step's latencies are missing")?,
+            tracker.step_pending(index),
+            tracker.accounting().writes.failed_total() - failed_before,
+        )
+    };
+    let achieved = search::achieved_rate(&lock(&driver.completed), started, search.hold);
+    let machine = machine_before
+        .zip(machine_after)
+        .and_then(|(before, after)| cost::machine_windows(&[before, after]).first().copied());
+    let reconciliation = latencies.summary();
+    let queue_p99 = sampler::queue_p99_between(&queue_before, &queue_after);
+    let verdicts = search::Step::verdicts(&scenario.slo, &reconciliation, queue_p99);
+    let mut step = search::Step {
+        churn,
+        started,
+        hold: search.hold,
+        scheduled,
+        achieved_per_second: achieved,
+        failed,
+        reconciliation,
+        queue_p99,
+        drained,
+        outstanding: outstanding as u64,
+        machine_busy: machine.and_then(|window| window.busy),
+        loadgen_cores: machine.map(|window| window.loadgen_cores),
+        verdicts,
+        passed: false,
+    };
+    step.passed = step.met_slos();
+    Ok(step)
+}
+
+/// Waits until `done` holds, checking every [`POLL`], for at most `patience`; returns whether
+/// it held.
+async fn wait_until(patience: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL.min(deadline - Instant::now())).await;
+    }
 }
 
 /// A prepared target of a shard count.

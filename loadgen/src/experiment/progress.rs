@@ -47,8 +47,8 @@ fn operations(metrics: &Metrics) -> (u64, u64) {
 pub const NOTES: crate::report::Progress = crate::report::Progress::new("loadgen");
 
 impl Progress {
-    /// The progress of the run with `shards` shards.
-    pub fn new(shards: u32, scenario: &Scenario) -> Self {
+    /// The progress of repetition `repetition` of the run with `shards` shards.
+    pub fn new(shards: u32, repetition: u32, scenario: &Scenario) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let length = (scenario.duration + scenario.settle).as_secs();
         let bar = if terminal {
@@ -61,7 +61,7 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        let prefix = format!("{} {shards} shard(s)", scenario.name);
+        let prefix = format!("{} {shards} shard(s) #{repetition}", scenario.name);
         bar.set_prefix(prefix.clone());
         Self {
             bar,

@@ -86,23 +86,14 @@ impl Samples {
         self.queue_tick(at, scraped);
     }
 
-    /// Reads the machine's CPU and loadgen's own, as at `at`. Without the machine's, loadgen's
-    /// own is still sampled.
+    /// Reads the machine's CPU and loadgen's own, as at `at`, keeping the first error.
     async fn sample_machine(&mut self, target: &Target, at: Timestamp) {
-        let cpu = target.machine_cpu().await;
-        let loadgen = stack::Usage::of_pid(std::process::id());
-        let mut note = |error: &anyhow::Error| {
+        let (sample, errors) = machine_sample(target, at).await;
+        if let Some(error) = errors.first() {
             self.machine_error
                 .get_or_insert_with(|| format!("{error:#}"));
-        };
-        let cpu = cpu.inspect_err(&mut note).ok();
-        if let Ok(loadgen) = loadgen.inspect_err(note) {
-            self.machine.push(MachineSample {
-                at,
-                cpu,
-                loadgen_cpu_seconds: loadgen.cpu_seconds,
-            });
         }
+        self.machine.extend(sample);
     }
 
     /// Takes the queue histograms scraped at `at`: the p99 since the last tick joins the
@@ -148,7 +139,51 @@ impl Samples {
     }
 }
 
-async fn queue_buckets(target: &Target) -> Vec<(String, Vec<Bucket>)> {
+/// The machine's CPU and loadgen's own, as at `at`, with why either could not be read.
+/// Without the machine's, loadgen's own is still sampled.
+pub async fn machine_sample(
+    target: &Target,
+    at: Timestamp,
+) -> (Option<MachineSample>, Vec<anyhow::Error>) {
+    let mut errors = Vec::new();
+    let cpu = target
+        .machine_cpu()
+        .await
+        .map_err(|error| errors.push(error))
+        .ok();
+    let sample = stack::Usage::of_pid(std::process::id())
+        .map_err(|error| errors.push(error))
+        .ok()
+        .map(|loadgen| MachineSample {
+            at,
+            cpu,
+            loadgen_cpu_seconds: loadgen.cpu_seconds,
+        });
+    (sample, errors)
+}
+
+/// The p99 of the queue latency over every shard between two scrapes of their histograms; a
+/// shard missing from `before` counts from zero.
+#[must_use]
+pub fn queue_p99_between(
+    before: &[(String, Vec<Bucket>)],
+    after: &[(String, Vec<Bucket>)],
+) -> Option<Quantile> {
+    let deltas: Vec<Vec<Bucket>> = after
+        .iter()
+        .map(|(shard, buckets)| {
+            let earlier = before
+                .iter()
+                .find(|(name, _)| name == shard)
+                .map_or(&[][..], |(_, buckets)| buckets.as_slice());
+            prometheus::delta(earlier, buckets)
+        })
+        .collect();
+    prometheus::histogram_quantile(0.99, &prometheus::sum(&deltas))
+}
+
+/// Every shard's queue-latency histogram, by shard.
+pub async fn queue_buckets(target: &Target) -> Vec<(String, Vec<Bucket>)> {
     target
         .operator_metrics()
         .await

@@ -69,13 +69,16 @@ impl Offered {
     #[must_use]
     pub fn of(scenario: &Scenario) -> Self {
         let duration = scenario.duration;
+        let load = scenario.load.as_ref();
         Self {
             creates: all_due(|t| scenario.creates_by(t), duration),
-            deletes: scenario.load.delete.map_or_else(Vec::new, |delete| {
-                all_due(|t| delete.rate * t.as_secs_f64(), duration)
-            }),
+            deletes: load
+                .and_then(|load| load.delete)
+                .map_or_else(Vec::new, |delete| {
+                    all_due(|t| delete.rate * t.as_secs_f64(), duration)
+                }),
             initial_websites: f64::from(scenario.world.initial_websites),
-            mutate_interval: scenario.load.mutate.map(|m| m.interval),
+            mutate_interval: load.and_then(|load| load.mutate).map(|m| m.interval),
             duration,
         }
     }

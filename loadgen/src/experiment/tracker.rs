@@ -88,6 +88,9 @@ pub struct Tracker {
     /// Websites seen deleted, and when: a write reported later is abandoned then.
     deleted: HashMap<String, Timestamp>,
     accounting: Accounting,
+    /// The latencies of each step of a capacity search by the step's start, for the writes
+    /// intended from then on.
+    steps: Vec<(Timestamp, LatencyRecorder)>,
 }
 
 /// Why a scheduled operation left no write to await.
@@ -115,6 +118,7 @@ impl Tracker {
             changes: Vec::new(),
             deleted: HashMap::new(),
             accounting: Accounting::default(),
+            steps: Vec::new(),
         })
     }
 
@@ -154,7 +158,7 @@ impl Tracker {
             && ready_generation >= generation
         {
             let latency = elapsed(start, at);
-            self.reconciliation.record(start, latency);
+            self.record(start, latency);
             self.accounting.writes.reconciled += 1;
             return Some(latency);
         }
@@ -210,7 +214,7 @@ impl Tracker {
         // At the write's intended start, so that a stall shows in the windows of the writes
         // it delayed rather than in the one window where they all complete.
         for (start, latency) in &completed {
-            self.reconciliation.record(*start, *latency);
+            self.record(*start, *latency);
         }
         self.accounting.writes.reconciled += completed.len() as u64;
         completed.into_iter().map(|(_, latency)| latency).collect()
@@ -234,9 +238,88 @@ impl Tracker {
     /// A write intended at `start` whose Website was deleted at `deleted_at`: censored then,
     /// so that overload hidden behind deletes still weighs in the percentiles.
     fn abandon(&mut self, start: Timestamp, deleted_at: Timestamp) {
-        self.reconciliation
-            .record_censored(start, elapsed(start, deleted_at));
+        self.record_censored(start, elapsed(start, deleted_at));
         self.accounting.writes.abandoned += 1;
+    }
+
+    /// Records the latency of a write intended at `start`, also in its step's.
+    fn record(&mut self, start: Timestamp, latency: Duration) {
+        self.reconciliation.record(start, latency);
+        if let Some(step) = self.step_of(start) {
+            step.record(start, latency);
+        }
+    }
+
+    /// Records the lower bound of the latency of a write intended at `start`, also in its
+    /// step's.
+    fn record_censored(&mut self, start: Timestamp, latency: Duration) {
+        self.reconciliation.record_censored(start, latency);
+        if let Some(step) = self.step_of(start) {
+            step.record_censored(start, latency);
+        }
+    }
+
+    /// The recorder of the step under way at `start`.
+    fn step_of(&mut self, start: Timestamp) -> Option<&mut LatencyRecorder> {
+        self.steps
+            .iter_mut()
+            .rev()
+            .find(|(begin, _)| *begin <= start)
+            .map(|(_, recorder)| recorder)
+    }
+
+    /// A step of a capacity search begins at `at`: the latencies of writes intended from then
+    /// on are also its own. Returns the step's index.
+    pub fn begin_step(&mut self, at: Timestamp) -> crate::measure::latency::Result<usize> {
+        let recorder = LatencyRecorder::new(self.reconciliation.window())?;
+        self.steps.push((at, recorder));
+        Ok(self.steps.len() - 1)
+    }
+
+    /// The writes of step `step` still awaiting their reconciliation: those intended from its
+    /// start to the next step's.
+    fn step_pending_starts(&self, step: usize) -> impl Iterator<Item = Timestamp> + '_ {
+        let begin = self.steps.get(step).map(|(begin, _)| *begin);
+        let end = self.steps.get(step + 1).map(|(next, _)| *next);
+        self.pending
+            .values()
+            .flatten()
+            .map(|expected| expected.start)
+            .filter(move |start| {
+                begin.is_some_and(|begin| *start >= begin) && end.is_none_or(|end| *start < end)
+            })
+    }
+
+    /// How many writes of step `step` still await their reconciliation.
+    #[must_use]
+    pub fn step_pending(&self, step: usize) -> usize {
+        self.step_pending_starts(step).count()
+    }
+
+    /// The latencies of step `step` so far, with each of its writes still pending at `now`
+    /// counted by its latency so far, a lower bound, so that what did not finish weighs in.
+    #[must_use]
+    pub fn step_latencies(&self, step: usize, now: Timestamp) -> Option<LatencyRecorder> {
+        let mut latencies = self.steps.get(step)?.1.clone();
+        for start in self.step_pending_starts(step) {
+            latencies.record_censored(start, elapsed(start, now));
+        }
+        Some(latencies)
+    }
+
+    /// The Websites seen Ready for their latest generation.
+    #[must_use]
+    pub fn ready_websites(&self) -> usize {
+        self.websites
+            .values()
+            .filter(|seen| seen.ready_for_generation)
+            .count()
+    }
+
+    /// How the scheduled operations ended so far.
+    #[must_use]
+    pub fn accounting(&self) -> &Accounting {
+        &self.accounting
     }
 
     /// A shard Lease's state label at `at` (`None`: deleted). With `initial` (the watch's
@@ -366,9 +449,14 @@ impl Tracker {
     pub fn finish(mut self, at: Timestamp) -> Finished {
         self.close_change();
         self.accounting.writes.pending = self.pending() as u64;
-        for expected in self.pending.values().flatten() {
-            self.reconciliation
-                .record_censored(expected.start, elapsed(expected.start, at));
+        let pending: Vec<Timestamp> = self
+            .pending
+            .values()
+            .flatten()
+            .map(|expected| expected.start)
+            .collect();
+        for start in pending {
+            self.record_censored(start, elapsed(start, at));
         }
         Finished {
             reconciliation: self.reconciliation,

@@ -15,6 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use crate::{
+    experiment::search::SearchResults,
     measure::{
         accounting::Accounting,
         cost::{self, Cost, MachineLoad, MachineWindow, UsageSample},
@@ -77,6 +78,11 @@ pub struct Versions {
 pub struct ShardCountResults {
     /// Operator shards.
     pub shards: u32,
+    /// Which run of this shard count it was, from 1 (`--repeat`).
+    pub repetition: u32,
+    /// The steps of a capacity search and the bracket they leave
+    /// (docs/experiments.md#capacity-search); `None` under a load.
+    pub search: Option<SearchResults>,
     /// How every scheduled write and delete ended.
     pub accounting: Accounting,
     /// When this shard count's load started; its plots count time from here.
@@ -248,6 +254,16 @@ impl RunResults {
 }
 
 impl ShardCountResults {
+    /// The part of this measurement's file names: `<N>shards`, with `-r<K>` for
+    /// repetitions after the first.
+    #[must_use]
+    pub fn stem(&self) -> String {
+        match self.repetition {
+            0 | 1 => format!("{}shards", self.shards),
+            repetition => format!("{}shards-r{repetition}", self.shards),
+        }
+    }
+
     /// The p99 of the operator's queue latency in ms, when it was scraped: [`Self::queue_p99`]'s
     /// interpolated value, as PromQL gives it.
     #[must_use]
@@ -537,6 +553,8 @@ pub(crate) mod tests {
             Slo::default().verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99);
         ShardCountResults {
             shards,
+            repetition: 1,
+            search: None,
             accounting: accounting(),
             load_started: at(START + 10),
             reconciliation,

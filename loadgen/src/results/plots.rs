@@ -36,20 +36,20 @@ pub fn write_all(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf
     register_embedded_font()?;
     let mut written = Vec::new();
     for shard_count in &results.shard_counts {
-        let n = shard_count.shards;
+        let n = shard_count.stem();
         written.extend(render(
             dir,
-            &format!("latency-{n}shards"),
+            &format!("latency-{n}"),
             &LatencyPlot::of(results, shard_count),
         )?);
         written.extend(render(
             dir,
-            &format!("objects-{n}shards"),
+            &format!("objects-{n}"),
             &ObjectsPlot::of(shard_count),
         )?);
         written.extend(render(
             dir,
-            &format!("queue-{n}shards"),
+            &format!("queue-{n}"),
             &QueuePlot::of(results, shard_count),
         )?);
     }

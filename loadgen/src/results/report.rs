@@ -965,11 +965,11 @@ fn machine_lines(out: &mut String, results: &ShardCountResults) {
     );
     line!(
         out,
-        "Machine CPU (all cores, over {} windows of {} s, `machine-{}shards.csv`): {busy}; \
+        "Machine CPU (all cores, over {} windows of {} s, `machine-{}.csv`): {busy}; \
          loadgen itself used {:.2} cores on average, {:.2} at most.",
         summary.windows,
         crate::experiment::sampler::INTERVAL.as_secs(),
-        results.shards,
+        results.stem(),
         summary.loadgen_cores_mean,
         summary.loadgen_cores_max
     );
@@ -1008,17 +1008,14 @@ fn machine_lines(out: &mut String, results: &ShardCountResults) {
 }
 
 fn plot_links(out: &mut String, results: &ShardCountResults) {
-    let n = results.shards;
+    let (n, stem) = (results.shards, results.stem());
     line!(out, "### Plots");
     line!(out);
-    line!(out, "![latency, {n} shards](latency-{n}shards.png)");
+    line!(out, "![latency, {n} shards](latency-{stem}.png)");
     line!(out);
-    line!(
-        out,
-        "![objects per shard, {n} shards](objects-{n}shards.png)"
-    );
+    line!(out, "![objects per shard, {n} shards](objects-{stem}.png)");
     line!(out);
-    line!(out, "![queue latency, {n} shards](queue-{n}shards.png)");
+    line!(out, "![queue latency, {n} shards](queue-{stem}.png)");
     line!(out);
 }
 
@@ -1195,7 +1192,8 @@ mod tests {
     #[test]
     fn the_failover_headline_takes_the_median_and_counts_the_unfinished() {
         let mut results = synthetic();
-        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        results.scenario.load.as_mut().unwrap().create.rate =
+            crate::scenario::CreateRate::Constant(1.0);
         // Involuntary: 30, 36 and 34 s and one that never finished; voluntary: 1 and 4 s.
         results.shard_counts[0].failovers = vec![
             failover(FailoverKind::Involuntary, Some(30)),
@@ -1219,7 +1217,8 @@ mod tests {
     #[test]
     fn a_steady_run_without_failovers_headlines_the_p99_against_the_slo() {
         let mut results = synthetic();
-        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        results.scenario.load.as_mut().unwrap().create.rate =
+            crate::scenario::CreateRate::Constant(1.0);
         for count in &mut results.shard_counts {
             count.failovers.clear();
         }
@@ -1242,7 +1241,8 @@ mod tests {
     #[test]
     fn a_p99_under_the_slo_that_a_censored_write_reaches_leaves_the_verdict_undecided() {
         let mut results = synthetic();
-        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(1.0);
+        results.scenario.load.as_mut().unwrap().create.rate =
+            crate::scenario::CreateRate::Constant(1.0);
         results.shard_counts.truncate(1);
         let count = &mut results.shard_counts[0];
         count.failovers.clear();
@@ -1318,7 +1318,8 @@ mod tests {
     #[test]
     fn capacity_is_not_measured_under_a_steady_load() {
         let mut results = synthetic();
-        results.scenario.load.create.rate = crate::scenario::CreateRate::Constant(2.0);
+        results.scenario.load.as_mut().unwrap().create.rate =
+            crate::scenario::CreateRate::Constant(2.0);
         for count in &mut results.shard_counts {
             count.capacity = slo::Capacity::default();
         }

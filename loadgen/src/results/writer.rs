@@ -51,9 +51,9 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
     written.push(summary);
 
     for shard_count in &results.shard_counts {
-        let n = shard_count.shards;
+        let n = shard_count.stem();
 
-        let latency = dir.join(format!("latency-{n}shards.csv"));
+        let latency = dir.join(format!("latency-{n}.csv"));
         write_csv(
             &latency,
             shard_count
@@ -78,7 +78,7 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
         )?;
         written.push(latency);
 
-        let objects = dir.join(format!("objects-{n}shards.csv"));
+        let objects = dir.join(format!("objects-{n}.csv"));
         write_csv(
             &objects,
             shard_count
@@ -96,10 +96,10 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
         )?;
         written.push(objects);
 
-        let machine = dir.join(format!("machine-{n}shards.csv"));
+        let machine = dir.join(format!("machine-{n}.csv"));
         write_csv(&machine, MachineRow::of(shard_count))?;
         written.push(machine);
-        let queue = dir.join(format!("queue-{n}shards.csv"));
+        let queue = dir.join(format!("queue-{n}.csv"));
         write_csv(
             &queue,
             shard_count.queue_windows.iter().map(|window| QueueRow {
@@ -118,7 +118,7 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
         )?;
         written.push(queue);
 
-        let hgrm = dir.join(format!("latency-{n}shards.hgrm"));
+        let hgrm = dir.join(format!("latency-{n}.hgrm"));
         write_file(&hgrm, |out| {
             Ok(shard_count.reconciliation.write_hgrm(out)?)
         })?;

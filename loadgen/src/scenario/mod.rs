@@ -26,6 +26,16 @@ mod rules;
 /// How long to wait after the load before the final measurements, when `settle` is not set.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
 
+/// `search.precision` when not set: the bracket is within 10 %.
+pub const DEFAULT_PRECISION: f64 = 0.1;
+
+/// `search.maxSteps` when not set: from a range of 32× (for example 2 to 64 changes/s),
+/// doubling takes at most 6 steps and bisecting to 10 % 3 more.
+pub const DEFAULT_MAX_STEPS: u32 = 12;
+
+/// `search.workers` when not set.
+pub const DEFAULT_SEARCH_WORKERS: u32 = 20;
+
 /// Why a scenario file was rejected. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -64,36 +74,107 @@ pub enum ScenarioError {
 pub type Result<T, E = ScenarioError> = std::result::Result<T, E>;
 
 /// A validated scenario, with every default applied.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     /// `name`: `[a-z0-9-]+`, part of run ids.
     pub name: String,
     /// `description`: free text, empty when not set.
     pub description: String,
-    /// `duration`: how long the load runs at each shard count.
-    #[serde(serialize_with = "duration_text")]
+    /// `duration`: how long the load runs at each shard count; with [`Self::search`], how long
+    /// each step of the search holds its churn (`search.hold`).
     pub duration: Duration,
-    /// `settle`: the wait after the load before the final measurements.
-    #[serde(serialize_with = "duration_text")]
+    /// `settle`: the wait after the load before the final measurements; zero with a search,
+    /// whose steps drain instead.
     pub settle: Duration,
     /// `shards`: the sweep, shard counts in strictly increasing order.
     pub shards: Vec<u32>,
     /// `world`: the namespaces, Themes and Websites that exist before the load.
     pub world: World,
-    /// `load`: the operations on Websites during the load.
-    pub load: Load,
+    /// `load`: the operations on Websites during the load; `None` exactly when the scenario
+    /// searches capacity instead.
+    pub load: Option<Load>,
+    /// `search`: a search of the highest sustainable churn instead of one load
+    /// (docs/experiments.md#capacity-search).
+    pub search: Option<Search>,
     /// `chaos`: shards killed during the load.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub chaos: Option<Chaos>,
     /// `rollingUpdate`: rolling restarts of the operator during the load.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rolling_update: Option<RollingUpdate>,
     /// `operator`: how each operator shard runs.
     pub operator: Operator,
     /// `slo`: the thresholds of the SLO verdicts.
-    #[serde(serialize_with = "slo_fields")]
     pub slo: Slo,
+}
+
+/// The file's shape of a [`Scenario`]: a search has neither `duration` nor `settle`, which
+/// it derives, nor `load`, so that `run.json`'s scenario reads back as the same scenario.
+impl Serialize for Scenario {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct File<'a> {
+            name: &'a str,
+            description: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            duration: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            settle: Option<String>,
+            shards: &'a [u32],
+            world: &'a World,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            load: Option<&'a Load>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            search: Option<&'a Search>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            chaos: Option<&'a Chaos>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rolling_update: Option<&'a RollingUpdate>,
+            operator: &'a Operator,
+            #[serde(serialize_with = "slo_fields")]
+            slo: &'a Slo,
+        }
+        let load = self.search.is_none();
+        File {
+            name: &self.name,
+            description: &self.description,
+            duration: load.then(|| format_duration(self.duration)),
+            settle: load.then(|| format_duration(self.settle)),
+            shards: &self.shards,
+            world: &self.world,
+            load: self.load.as_ref(),
+            search: self.search.as_ref(),
+            chaos: self.chaos.as_ref(),
+            rolling_update: self.rolling_update.as_ref(),
+            operator: &self.operator,
+            slo: &self.slo,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// `search`: on a fixed world of `world.initialWebsites`, steps of offered churn (changes of
+/// existing Websites per second), each held for `hold`, bisecting between the highest step
+/// that met every SLO and the lowest that did not until they are within `precision`
+/// (docs/experiments.md#capacity-search).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Search {
+    /// `churn`: the range searched, in changes per second; the first step offers `from`.
+    pub churn: Ramp,
+    /// `hold`: how long each step offers its churn.
+    #[serde(serialize_with = "duration_text")]
+    pub hold: Duration,
+    /// `drain`: the longest wait after a step for its changes to be reconciled before the
+    /// next step starts; what is still outstanding then counts as censored.
+    #[serde(serialize_with = "duration_text")]
+    pub drain: Duration,
+    /// `precision`: the search ends when the lowest failing step is within this fraction above
+    /// the highest passing one.
+    pub precision: f64,
+    /// `maxSteps`: the most steps per shard count, whatever the precision reached.
+    pub max_steps: u32,
+    /// `workers`: concurrent update requests.
+    pub workers: u32,
 }
 
 /// `world`: what exists before the load starts.
@@ -159,7 +240,8 @@ impl CreateRate {
     }
 }
 
-/// `load.create.ramp`: a linear rise of the rate, in Websites per second.
+/// `load.create.ramp`: a linear rise of the rate, in Websites per second; also the range of
+/// `search.churn`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Ramp {
     /// `from`: the rate when the load starts.
@@ -301,15 +383,21 @@ impl Scenario {
     /// on the ramp. After the load's duration it stays at the final rate.
     #[must_use]
     pub fn create_rate_at(&self, elapsed: Duration) -> f64 {
-        self.load.create.rate.at(self.fraction_of_duration(elapsed))
+        let fraction = self.fraction_of_duration(elapsed);
+        self.load
+            .as_ref()
+            .map_or(0.0, |load| load.create.rate.at(fraction))
     }
 
-    /// Whether a run measures capacity: only under a ramp of creates (docs/experiments.md). Under a
-    /// steady load, a breach says when the load was too much or a failover held it up, not how much
-    /// load a shard count carries.
+    /// Whether a run measures capacity at the first breach: only under a ramp of creates
+    /// (docs/experiments.md). Under a steady load, a breach says when the load was too much or
+    /// a failover held it up, not how much load a shard count carries; a search measures
+    /// capacity its own way.
     #[must_use]
     pub fn measures_capacity(&self) -> bool {
-        matches!(self.load.create.rate, CreateRate::Ramp(_))
+        self.load
+            .as_ref()
+            .is_some_and(|load| matches!(load.create.rate, CreateRate::Ramp(_)))
     }
 
     /// The Websites created by `elapsed` after the load started according to the schedule
@@ -317,7 +405,9 @@ impl Scenario {
     #[must_use]
     pub fn creates_by(&self, elapsed: Duration) -> f64 {
         let fraction = self.fraction_of_duration(elapsed);
-        self.load.create.rate.mean_until(fraction) * elapsed.min(self.duration).as_secs_f64()
+        self.load.as_ref().map_or(0.0, |load| {
+            load.create.rate.mean_until(fraction) * elapsed.min(self.duration).as_secs_f64()
+        })
     }
 
     /// The Websites that exist when the load ends: the initial ones plus the creates minus the
@@ -326,7 +416,8 @@ impl Scenario {
     pub fn expected_websites(&self) -> f64 {
         let deletes = self
             .load
-            .delete
+            .as_ref()
+            .and_then(|load| load.delete)
             .map_or(0.0, |delete| delete.rate * self.duration.as_secs_f64());
         f64::from(self.world.initial_websites) + self.creates_by(self.duration) - deletes
     }
@@ -451,7 +542,7 @@ load:
 
     fn ramp(from: f64, to: f64) -> Scenario {
         let mut scenario = parse(&minimal()).unwrap();
-        scenario.load.create.rate = CreateRate::Ramp(Ramp { from, to });
+        scenario.load.as_mut().unwrap().create.rate = CreateRate::Ramp(Ramp { from, to });
         scenario
     }
 
@@ -480,7 +571,7 @@ load:
                     themes: 50,
                     initial_websites: 100,
                 },
-                load: Load {
+                load: Some(Load {
                     create: Create {
                         rate: CreateRate::Constant(12.0),
                         workers: 10,
@@ -493,7 +584,8 @@ load:
                         interval: Duration::from_secs(60),
                         workers: 10,
                     }),
-                },
+                }),
+                search: None,
                 chaos: Some(Chaos {
                     interval: Duration::from_secs(300),
                     signal: ChaosSignal::Alternate,
@@ -521,8 +613,9 @@ load:
         assert_eq!(scenario.description, "");
         assert_eq!(scenario.settle, Duration::from_secs(30));
         assert_eq!(scenario.world.initial_websites, 0);
-        assert_eq!(scenario.load.delete, None);
-        assert_eq!(scenario.load.mutate, None);
+        let load = scenario.load.unwrap();
+        assert_eq!(load.delete, None);
+        assert_eq!(load.mutate, None);
         assert_eq!(scenario.chaos, None);
         assert_eq!(scenario.rolling_update, None);
         assert_eq!(scenario.operator.workers, 5);
@@ -918,6 +1011,107 @@ load:
         );
         assert_eq!(ChaosSignal::Kill.signal(0), Signal::Kill);
         assert_eq!(ChaosSignal::Term.signal(1), Signal::Term);
+    }
+
+    const SEARCH: &str = "\
+name: plan
+shards: [1, 2]
+world: {namespaces: 2, themes: 3, initialWebsites: 50}
+search:
+  churn: {from: 2, to: 64}
+  hold: 30s
+";
+
+    #[test]
+    fn a_search_takes_its_defaults_and_derives_duration_and_settle() {
+        let scenario = parse(SEARCH).unwrap();
+        assert_eq!(scenario.load, None);
+        assert_eq!(
+            scenario.search,
+            Some(Search {
+                churn: Ramp {
+                    from: 2.0,
+                    to: 64.0
+                },
+                hold: Duration::from_secs(30),
+                drain: Duration::from_secs(30),
+                precision: 0.1,
+                max_steps: 12,
+                workers: 20,
+            })
+        );
+        assert_eq!(scenario.duration, Duration::from_secs(30));
+        assert_eq!(scenario.settle, Duration::ZERO);
+        assert!(!scenario.measures_capacity());
+        let json = serde_json::to_value(&scenario).unwrap();
+        assert_eq!(json.get("duration"), None);
+        assert_eq!(json.get("load"), None);
+        assert_eq!(parse(&json.to_string()).unwrap(), scenario);
+    }
+
+    #[test]
+    fn a_search_rejects_what_belongs_to_a_load_and_names_bad_values() {
+        let cases = [
+            (
+                "duration: 5m\n",
+                "duration: is not allowed with search: each step lasts search.hold",
+            ),
+            (
+                "settle: 5s\n",
+                "settle: is not allowed with search: each step ends with search.drain",
+            ),
+            (
+                "load: {create: {rate: 1, workers: 1}}\n",
+                "load: is not allowed with search: the steps change existing Websites",
+            ),
+            (
+                "chaos: {interval: 5m, signal: SIGKILL}\n",
+                "chaos: is not allowed with search: a failover would decide steps",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let error = message(&format!("{SEARCH}{extra}"));
+            assert_eq!(error, format!("experiments/test.yaml: {expected}"));
+        }
+        let replaced = [
+            (
+                "initialWebsites: 50",
+                "initialWebsites: 0",
+                "world.initialWebsites: must be at least 1, got 0: a search changes existing \
+                 Websites",
+            ),
+            (
+                "hold: 30s",
+                "hold: 10s",
+                "search.hold: must be at least 15s, got 10s",
+            ),
+            (
+                "from: 2",
+                "from: 0",
+                "search.churn.from: must be greater than 0, got 0",
+            ),
+            (
+                "to: 64",
+                "to: 1",
+                "search.churn.to: must be greater than from (2), got 1",
+            ),
+            (
+                "hold: 30s",
+                "hold: 30s\n  precision: 10",
+                "search.precision: must be a fraction above 0 and at most 1 (0.1 for 10 %), got 10",
+            ),
+            (
+                "hold: 30s",
+                "hold: 30s\n  maxSteps: 1",
+                "search.maxSteps: must be at least 2, got 1",
+            ),
+            ("  hold: 30s\n", "", "search.hold: is required"),
+        ];
+        for (from, to, expected) in replaced {
+            let text = SEARCH.replace(from, to);
+            assert_ne!(text, SEARCH, "{from}");
+            assert_eq!(message(&text), format!("experiments/test.yaml: {expected}"));
+        }
     }
 
     #[test]

@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::rules::{self, RateOrRamp, Verdict};
 use super::{
-    Chaos, ChaosSignal, Create, CreateRate, DEFAULT_SETTLE, Delete, Load, Mutate, Operator, Ramp,
-    Result, RollingUpdate, Scenario, ScenarioError, Slo, World,
+    Chaos, ChaosSignal, Create, CreateRate, DEFAULT_MAX_STEPS, DEFAULT_PRECISION,
+    DEFAULT_SEARCH_WORKERS, DEFAULT_SETTLE, Delete, Load, Mutate, Operator, Ramp, Result,
+    RollingUpdate, Scenario, ScenarioError, Search, Slo, World,
 };
 
 /// The top level of a scenario file.
@@ -25,6 +26,7 @@ pub(super) struct RawScenario {
     shards: Option<Vec<i64>>,
     world: Option<RawWorld>,
     load: Option<RawLoad>,
+    search: Option<RawSearch>,
     chaos: Option<RawChaos>,
     rolling_update: Option<RawRollingUpdate>,
     operator: Option<RawOperator>,
@@ -82,6 +84,18 @@ struct RawMutate {
     workers: Option<i64>,
 }
 
+/// `search`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSearch {
+    churn: Option<RawRamp>,
+    hold: Option<String>,
+    drain: Option<String>,
+    precision: Option<f64>,
+    max_steps: Option<i64>,
+    workers: Option<i64>,
+}
+
 /// `chaos`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -117,9 +131,15 @@ struct RawSlo {
 
 impl RawScenario {
     /// Applies the defaults and checks every field; `file` is named in errors.
-    pub(super) fn validate(self, file: &Path) -> Result<Scenario> {
+    pub(super) fn validate(mut self, file: &Path) -> Result<Scenario> {
         let check = Check { file };
-        let name = check.field("name", rules::required(self.name).and_then(rules::name))?;
+        let name = check.field(
+            "name",
+            rules::required(self.name.take()).and_then(rules::name),
+        )?;
+        if let Some(search) = self.search.take() {
+            return self.searching(&check, name, search);
+        }
         let duration = check.field(
             "duration",
             required_duration(self.duration).and_then(rules::positive_duration),
@@ -153,9 +173,75 @@ impl RawScenario {
             settle,
             shards,
             world,
-            load,
+            load: Some(load),
+            search: None,
             chaos,
             rolling_update,
+            operator: check.operator(self.operator.unwrap_or_default())?,
+            slo: check.slo(self.slo.unwrap_or_default())?,
+        })
+    }
+
+    /// A scenario that searches capacity: the fields of one load do not apply, and its world
+    /// must have Websites to change.
+    fn searching(self, check: &Check<'_>, name: String, raw: RawSearch) -> Result<Scenario> {
+        let not_with_search = |field: &str, set: bool, instead: &str| {
+            check.field(
+                field,
+                if set {
+                    Err(format!("is not allowed with search: {instead}"))
+                } else {
+                    Ok(())
+                },
+            )
+        };
+        not_with_search(
+            "duration",
+            self.duration.is_some(),
+            "each step lasts search.hold",
+        )?;
+        not_with_search(
+            "settle",
+            self.settle.is_some(),
+            "each step ends with search.drain",
+        )?;
+        not_with_search(
+            "load",
+            self.load.is_some(),
+            "the steps change existing Websites",
+        )?;
+        not_with_search(
+            "chaos",
+            self.chaos.is_some(),
+            "a failover would decide steps",
+        )?;
+        not_with_search(
+            "rollingUpdate",
+            self.rolling_update.is_some(),
+            "a restart would decide steps",
+        )?;
+        let shards = check.field(
+            "shards",
+            rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
+        )?;
+        let world = check.world(check.field("world", rules::required(self.world))?)?;
+        check.field(
+            "world.initialWebsites",
+            rules::count(i64::from(world.initial_websites), 1)
+                .map_err(|problem| format!("{problem}: a search changes existing Websites")),
+        )?;
+        let search = check.search(raw)?;
+        Ok(Scenario {
+            name,
+            description: self.description.unwrap_or_default(),
+            duration: search.hold,
+            settle: Duration::ZERO,
+            shards,
+            world,
+            load: None,
+            search: Some(search),
+            chaos: None,
+            rolling_update: None,
             operator: check.operator(self.operator.unwrap_or_default())?,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
@@ -271,6 +357,42 @@ impl Check<'_> {
             rules::required(raw.workers).and_then(rules::workers),
         )?;
         Ok(Create { rate, workers })
+    }
+
+    fn search(&self, raw: RawSearch) -> Result<Search> {
+        let churn = self.field("search.churn", rules::required(raw.churn))?;
+        let from = self.field(
+            "search.churn.from",
+            rules::required(churn.from).and_then(rules::positive_rate),
+        )?;
+        let to = self.field(
+            "search.churn.to",
+            rules::required(churn.to).and_then(|to| rules::ramp_to(from, to)),
+        )?;
+        let hold = self.field(
+            "search.hold",
+            required_duration(raw.hold).and_then(rules::hold),
+        )?;
+        Ok(Search {
+            churn: Ramp { from, to },
+            hold,
+            drain: self.field("search.drain", optional_duration(raw.drain, hold))?,
+            precision: self.field(
+                "search.precision",
+                raw.precision
+                    .map_or(Ok(DEFAULT_PRECISION), rules::precision),
+            )?,
+            max_steps: self.field(
+                "search.maxSteps",
+                raw.max_steps
+                    .map_or(Ok(DEFAULT_MAX_STEPS), |steps| rules::count(steps, 2)),
+            )?,
+            workers: self.field(
+                "search.workers",
+                raw.workers
+                    .map_or(Ok(DEFAULT_SEARCH_WORKERS), rules::workers),
+            )?,
+        })
     }
 
     fn chaos(&self, raw: RawChaos, duration: Duration, smallest_shards: u32) -> Result<Chaos> {

@@ -129,6 +129,34 @@ pub(super) fn ramp_to(from: f64, to: f64) -> Verdict<f64> {
     }
 }
 
+/// The shortest hold of a search step: three of the sampler's 5 s intervals, so that the queue
+/// latency of a step rests on more than one scrape.
+pub(super) const MIN_HOLD: Duration = Duration::from_secs(15);
+
+/// A search step's hold: at least [`MIN_HOLD`].
+pub(super) fn hold(value: Duration) -> Verdict<Duration> {
+    if value >= MIN_HOLD {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be at least {}, got {}",
+            format_duration(MIN_HOLD),
+            format_duration(value)
+        ))
+    }
+}
+
+/// A search's precision: a fraction above 0 and at most 1 (10 % is 0.1).
+pub(super) fn precision(value: f64) -> Verdict<f64> {
+    if value.is_finite() && value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be a fraction above 0 and at most 1 (0.1 for 10 %), got {value}"
+        ))
+    }
+}
+
 /// Which of `rate` and `ramp` a create load sets.
 #[derive(Debug, PartialEq)]
 pub(super) enum RateOrRamp<R> {
