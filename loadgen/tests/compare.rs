@@ -383,3 +383,23 @@ fn the_exit_status_tells_a_regression_from_an_error_and_a_usage_error() {
     let (status, _) = loadgen(&[compare, before, flag, "0".as_ref()]);
     assert_eq!(status, Some(2));
 }
+
+#[test]
+fn the_regression_check_needs_a_run_to_check_against_the_baseline() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let run = sweep(root.path(), "sweep");
+    let args = CompareArgs {
+        runs: vec![run.clone()],
+        format: ReportFormat::Table,
+        fail_on_regression: Some(10.0),
+    };
+    let error = compare::run(&args, &mut Vec::new()).expect_err("one run");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "--fail-on-regression checks runs against the first: give a baseline run and at \
+             least one more, not {} alone",
+            run.display()
+        )
+    );
+}

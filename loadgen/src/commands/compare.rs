@@ -82,6 +82,14 @@ pub fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.runs.is_empty() {
         bail!("no run directory to compare");
     }
+    if args.fail_on_regression.is_some() && args.runs.len() < 2 {
+        // Within one run the baseline is another shard count, whose figures differ by design.
+        bail!(
+            "--fail-on-regression checks runs against the first: give a baseline run and at \
+             least one more, not {} alone",
+            args.runs[0].display()
+        );
+    }
     let runs = args
         .runs
         .iter()
