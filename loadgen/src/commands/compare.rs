@@ -1033,38 +1033,31 @@ mod tests {
         assert!(p99.contains(&"| `b` | 4 | 300 (n=1) | – |"), "{p99:?}");
     }
 
+    /// One shard count whose valid repetitions measured a p99 and a capacity each.
+    fn p99_and_capacity(p99: &[f64], capacity: &[f64]) -> ShardCount {
+        let mut shard_count = shard_count(1, "p99_ms", p99);
+        for (repetition, &capacity) in shard_count.repetitions.iter_mut().zip(capacity) {
+            repetition.values.insert("capacity_websites", capacity);
+        }
+        shard_count
+    }
+
     #[test]
     fn a_significant_ratio_is_marked_better_or_worse_by_the_figures_direction() {
         let runs = [
             run(
                 "a",
-                vec![ShardCount {
-                    shards: 1,
-                    repetitions: shard_count(1, "p99_ms", &[900.0, 1000.0, 1100.0])
-                        .repetitions
-                        .into_iter()
-                        .zip([100.0, 110.0, 120.0])
-                        .map(|(mut repetition, capacity)| {
-                            repetition.values.insert("capacity_websites", capacity);
-                            repetition
-                        })
-                        .collect(),
-                }],
+                vec![p99_and_capacity(
+                    &[900.0, 1000.0, 1100.0],
+                    &[100.0, 110.0, 120.0],
+                )],
             ),
             run(
                 "b",
-                vec![ShardCount {
-                    shards: 1,
-                    repetitions: shard_count(1, "p99_ms", &[1500.0, 1600.0, 1700.0])
-                        .repetitions
-                        .into_iter()
-                        .zip([105.0, 115.0, 125.0])
-                        .map(|(mut repetition, capacity)| {
-                            repetition.values.insert("capacity_websites", capacity);
-                            repetition
-                        })
-                        .collect(),
-                }],
+                vec![p99_and_capacity(
+                    &[1500.0, 1600.0, 1700.0],
+                    &[105.0, 115.0, 125.0],
+                )],
             ),
         ];
         let table = Comparison::of(&runs, None).table();
