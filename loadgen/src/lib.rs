@@ -7,6 +7,7 @@
 //! - [`report`]: running a measurement to its report, as a table or JSON; [`units`]: the
 //!   units and ratios reports print.
 //! - [`environment`]: where an experiment runs: a local control plane or a cluster.
+//! - [`gate`]: checks whose failure is a finding (exit status 3), not an error (1).
 //! - [`experiment`]: a scenario run at each shard count of its sweep on a target, written to
 //!   `results/<run-id>/`. - [`measure`]: the measurements of the experiments (docs/experiments.md):
 //!   pure, over timestamped samples.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod commands;
 pub mod environment;
 pub mod experiment;
+pub mod gate;
 pub mod listing;
 pub mod measure;
 pub mod report;

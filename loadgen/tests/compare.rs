@@ -53,10 +53,21 @@ fn compare(runs: &[&Path], format: ReportFormat) -> anyhow::Result<String> {
     let args = CompareArgs {
         runs: runs.iter().map(|run| run.to_path_buf()).collect(),
         format,
+        fail_on_regression: None,
     };
     let mut out = Vec::new();
     compare::run(&args, &mut out)?;
     Ok(String::from_utf8(out).expect("UTF-8 output"))
+}
+
+/// The rows of the table of the figure whose heading starts with `heading`.
+fn figure_rows<'a>(table: &'a str, heading: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .skip_while(|line| !line.starts_with(heading))
+        .skip(4)
+        .take_while(|line| line.starts_with('|'))
+        .collect()
 }
 
 #[test]
@@ -71,20 +82,52 @@ fn a_sweep_is_compared_with_its_smallest_shard_count() {
         "{table}"
     );
     assert!(table.contains(
-        "| run | shards | baseline | reconcile p50 | reconcile p99 | queue p99 | steady max skew | \
-         capacity | sharder CPU | sharder peak | operator CPU | operator peak | \
-         control plane CPU | control plane peak |\n"
+        "| run | shards | baseline | valid repetitions |\n|---|---:|---|---|\n\
+         | `20231114-smoke` | 1 | itself | 1 of 1 |\n\
+         | `20231114-smoke` | 2 | `20231114-smoke`, 1 shard | 1 of 1 |\n"
     ));
-    assert!(table.contains(
-        "| `20231114-smoke` | 1 | itself | 800 ms | 1000 ms | 200 ms | 1.00 | – | 2.00 s | \
-         30.0 MiB | 30.0 s | 100 MiB | 100 s | 500 MiB |\n"
-    ));
+    let headings: Vec<&str> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("### "))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "reconcile p50, ms, lower is better",
+            "reconcile p99, ms, lower is better",
+            "queue p99, ms, lower is better",
+            "steady max skew, lower is better",
+            "capacity, higher is better",
+            "sharder CPU, s, lower is better",
+            "sharder peak, MiB, lower is better",
+            "operator CPU, s, lower is better",
+            "operator peak, MiB, lower is better",
+            "control plane CPU, s, lower is better",
+            "control plane peak, MiB, lower is better",
+        ]
+    );
+    // One repetition each: values without a range, ratios without an interval.
+    assert_eq!(
+        figure_rows(&table, "### reconcile p50"),
+        [
+            "| `20231114-smoke` | 1 | 800 (n=1) | baseline |",
+            "| `20231114-smoke` | 2 | 400 (n=1) | 0.50× |",
+            "| `20231114-smoke` | 3 | 300 (n=1) | 0.38× |",
+        ]
+    );
     // Capacity has no ratio, since 1 shard breached nothing; queue p99 was not scraped at 3.
-    assert!(table.contains(
-        "| `20231114-smoke` | 3 | `20231114-smoke`, 1 shard | 300 ms (0.38×) | 400 ms (0.40×) | \
-         – | 1.30 (1.30×) | 6000 | 3.00 s (1.50×) | 30.0 MiB (1.00×) | 36.0 s (1.20×) | \
-         300 MiB (3.00×) | 120 s (1.20×) | 500 MiB (1.00×) |\n"
-    ));
+    assert_eq!(
+        figure_rows(&table, "### capacity")[2],
+        "| `20231114-smoke` | 3 | 6000 (n=1) | – |"
+    );
+    assert_eq!(
+        figure_rows(&table, "### queue p99")[2],
+        "| `20231114-smoke` | 3 | – | – |"
+    );
+    assert_eq!(
+        figure_rows(&table, "### operator peak")[2],
+        "| `20231114-smoke` | 3 | 300 (n=1) | 3.00× |"
+    );
 }
 
 #[test]
@@ -142,12 +185,19 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
     assert_eq!(after_2["is_baseline"], false);
     assert_eq!(after_2["baseline"]["run_id"], "before");
     assert_eq!(after_2["baseline"]["shards"], 2);
-    assert_eq!(after_2["figures"]["p50_ms"]["value"], 200.0);
-    assert_eq!(after_2["figures"]["p50_ms"]["ratio"], 0.5);
-    assert_eq!(after_2["figures"]["capacity_websites"]["ratio"], 2.0);
+    let p50 = &after_2["figures"]["p50_ms"];
+    assert_eq!(p50["value"]["median"], 200.0);
+    assert_eq!(p50["value"]["n"], 1);
+    assert_eq!(p50["value"]["method"], "single");
+    assert_eq!(p50["ratio"]["ratio"], 0.5);
+    assert_eq!(p50["ratio"]["significant"], false);
+    assert_eq!(
+        after_2["figures"]["capacity_websites"]["ratio"]["ratio"],
+        2.0
+    );
     // The baseline run measured no failover: the value without a ratio.
     assert_eq!(
-        after_2["figures"]["failover_involuntary_lease_dead_median_s"]["value"],
+        after_2["figures"]["failover_involuntary_lease_dead_median_s"]["value"]["median"],
         15.0
     );
     assert!(after_2["figures"]["failover_involuntary_lease_dead_median_s"]["ratio"].is_null());
@@ -157,16 +207,21 @@ fn runs_are_compared_shard_count_by_shard_count_as_json() {
     assert!(after_4["figures"]["p50_ms"]["ratio"].is_null());
     assert!(after_4["figures"]["failover_involuntary_assigned_median_s"]["value"].is_null());
     assert_eq!(rows[1]["is_baseline"], true);
-    assert_eq!(rows[1]["figures"]["p50_ms"]["ratio"], 1.0);
+    assert!(rows[1]["figures"]["p50_ms"]["ratio"].is_null());
+    assert!(json["gate"].is_null());
 
     let table = compare(&[&before, &after], ReportFormat::Table).expect("compare");
+    assert!(table.contains("| `after` | 4 | none | 1 of 1 |"), "{table}");
+    assert_eq!(
+        figure_rows(&table, "### reconcile p50")[4],
+        "| `after` | 4 | 100 (n=1) | – |"
+    );
     assert!(
-        table.contains("| `after` | 4 | none | 100 ms | 150 ms |"),
+        table.contains("### involuntary to Lease dead, median, s, lower is better\n"),
         "{table}"
     );
     assert!(
-        table
-            .contains(" involuntary to Lease dead, median | involuntary to all assigned, median |"),
+        table.contains("### involuntary to all assigned, median, s, lower is better\n"),
         "{table}"
     );
 }
@@ -241,8 +296,110 @@ fn a_missing_or_broken_run_is_reported_naming_the_file() {
     assert_eq!(
         error(&bad_summary),
         format!(
-            "{}, line 2: `p99_ms` is `soon`, not a number",
+            "{}, line 2: `p99_ms` is `soon`, not a finite number",
             bad_summary.join("summary.csv").display()
+        )
+    );
+}
+
+/// The header of a run with repetitions: `repetition` and `valid` after `shards`.
+const REPEATED_HEADER: &str = "shards,repetition,valid,p99_ms,capacity_websites";
+
+/// Three repetitions at 2 shards, p99 about `p99` and capacity about `capacity`; a fourth,
+/// invalid, far off.
+fn repeated(root: &Path, id: &str, p99: u32, capacity: u32) -> PathBuf {
+    let rows: Vec<String> = [
+        (1, true, 0),
+        (2, true, 50),
+        (3, true, 100),
+        (4, false, 5000),
+    ]
+    .iter()
+    .map(|&(repetition, valid, off)| {
+        format!("2,{repetition},{valid},{},{}", p99 + off, capacity + off)
+    })
+    .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    write_run(root, id, REPEATED_HEADER, &rows)
+}
+
+#[test]
+fn repetitions_become_intervals_without_the_invalid_ones() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let before = repeated(root.path(), "before", 1000, 4000);
+    let after = repeated(root.path(), "after", 1500, 4000);
+
+    let table = compare(&[&before, &after], ReportFormat::Table).expect("compare");
+
+    assert!(
+        table.contains("| `after` | 2 | `before`, 2 shards | 3 of 4 (repetition 4 invalid) |"),
+        "{table}"
+    );
+    assert_eq!(
+        figure_rows(&table, "### reconcile p99"),
+        [
+            "| `before` | 2 | 1050 [1000, 1100] (n=3, min–max) | baseline |",
+            "| `after` | 2 | 1550 [1500, 1600] (n=3, min–max) | 1.48× [1.36, 1.60] (min–max) **worse** |",
+        ]
+    );
+    assert_eq!(
+        figure_rows(&table, "### capacity")[1],
+        "| `after` | 2 | 4050 [4000, 4100] (n=3, min–max) | 1.00× [0.98, 1.02] (min–max) |"
+    );
+}
+
+/// Runs the `loadgen` binary with `args`; its exit status and stdout.
+fn loadgen(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .expect("run loadgen");
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).expect("UTF-8 output"),
+    )
+}
+
+#[test]
+fn the_exit_status_tells_a_regression_from_an_error_and_a_usage_error() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let before = repeated(root.path(), "before", 1000, 4000);
+    let after = repeated(root.path(), "after", 1500, 4000);
+    let (before, after) = (before.as_os_str(), after.as_os_str());
+    let flag = std::ffi::OsStr::new("--fail-on-regression");
+    let compare = std::ffi::OsStr::new("compare");
+
+    // p99 is at least 1.36× the baseline's: beyond 30 %, within 40 %.
+    let (status, out) = loadgen(&[compare, before, after, flag, "30".as_ref()]);
+    assert_eq!(status, Some(3));
+    assert!(
+        out.contains("2 checked, 1 failed, 0 not checkable"),
+        "{out}"
+    );
+    let (status, _) = loadgen(&[compare, before, after, flag, "40".as_ref()]);
+    assert_eq!(status, Some(0));
+    let (status, _) = loadgen(&[compare, before, root.path().join("missing").as_os_str()]);
+    assert_eq!(status, Some(1));
+    let (status, _) = loadgen(&[compare, before, flag, "0".as_ref()]);
+    assert_eq!(status, Some(2));
+}
+
+#[test]
+fn the_regression_check_needs_a_run_to_check_against_the_baseline() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let run = sweep(root.path(), "sweep");
+    let args = CompareArgs {
+        runs: vec![run.clone()],
+        format: ReportFormat::Table,
+        fail_on_regression: Some(10.0),
+    };
+    let error = compare::run(&args, &mut Vec::new()).expect_err("one run");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "--fail-on-regression checks runs against the first: give a baseline run and at \
+             least one more, not {} alone",
+            run.display()
         )
     );
 }

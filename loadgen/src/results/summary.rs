@@ -21,14 +21,15 @@ pub trait Columns {
 
 /// Declares a CSV row struct (`Serialize`) and its [`Columns`]: the header from the field
 /// names, and a [`Metric`] for each field marked `=> new("label", Unit)` or
-/// `=> optional("label", Unit)`.
+/// `=> optional("label", Unit)`, lower-is-better unless a third argument says `Higher` or
+/// `Neither` ([`Better`]).
 macro_rules! csv_row {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident $(<$lifetime:lifetime>)? {
             $(
                 $(#[doc = $doc:literal])*
-                $field:ident: $type:ty $(=> $kind:ident($label:literal, $unit:ident))?
+                $field:ident: $type:ty $(=> $kind:ident($label:literal, $unit:ident $(, $better:ident)?))?
             ),* $(,)?
         }
     ) => {
@@ -48,7 +49,7 @@ macro_rules! csv_row {
                     stringify!($field),
                     $label,
                     $crate::results::summary::Unit::$unit,
-                ),
+                )$(.better($crate::results::summary::Better::$better))?,
             )?)*];
         }
     };
@@ -70,6 +71,19 @@ pub enum Unit {
     Plain,
 }
 
+/// Which way a figure improves: what `loadgen compare --fail-on-regression` counts as worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// Latencies, skew, cost, movement, failover times: higher is worse.
+    Lower,
+    /// Capacities and finished failovers: lower is worse.
+    Higher,
+    /// Counts of what the scenario did (failovers, membership changes): neither way is a
+    /// regression.
+    Neither,
+}
+
 /// A figure compared across rows: a column of `summary.csv`.
 #[derive(Debug, Serialize)]
 pub struct Metric {
@@ -82,6 +96,8 @@ pub struct Metric {
     /// Shown only when some row has a value: scenarios without failovers or membership
     /// changes, and runs from before these columns existed, have none.
     pub optional: bool,
+    /// Which way the figure improves.
+    pub better: Better,
 }
 
 impl Metric {
@@ -93,6 +109,7 @@ impl Metric {
             label,
             unit,
             optional: false,
+            better: Better::Lower,
         }
     }
 
@@ -103,6 +120,12 @@ impl Metric {
             optional: true,
             ..Self::new(column, label, unit)
         }
+    }
+
+    /// The figure, improving the way `better` says.
+    #[must_use]
+    pub const fn better(self, better: Better) -> Self {
+        Self { better, ..self }
     }
 }
 
@@ -120,27 +143,27 @@ csv_row! {
         steady_max_skew: Option<f64> => new("steady max skew", Plain),
         skew_steady_samples: usize,
         transient_max_skew: Option<f64> => optional("transient max skew", Plain),
-        capacity_websites: Option<f64> => new("capacity", Plain),
-        capacity_ops_per_second: Option<f64> => optional("capacity ops/s", Plain),
+        capacity_websites: Option<f64> => new("capacity", Plain, Higher),
+        capacity_ops_per_second: Option<f64> => optional("capacity ops/s", Plain, Higher),
         capacity_slo: Option<&'static str>,
         capacity_at: Option<Timestamp>,
-        failover_voluntary_n: Option<usize> => optional("voluntary failovers", Plain),
-        failover_voluntary_lease_dead_finished: Option<usize> => optional("voluntary Lease dead (finished)", Plain),
+        failover_voluntary_n: Option<usize> => optional("voluntary failovers", Plain, Neither),
+        failover_voluntary_lease_dead_finished: Option<usize> => optional("voluntary Lease dead (finished)", Plain, Higher),
         failover_voluntary_lease_dead_median_s: Option<f64> => optional("voluntary to Lease dead, median", Seconds),
-        failover_voluntary_assigned_finished: Option<usize> => optional("voluntary all assigned (finished)", Plain),
+        failover_voluntary_assigned_finished: Option<usize> => optional("voluntary all assigned (finished)", Plain, Higher),
         failover_voluntary_assigned_median_s: Option<f64> => optional("voluntary to all assigned, median", Seconds),
-        failover_voluntary_reconciled_n: Option<usize> => optional("voluntary with objects to reconcile", Plain),
-        failover_voluntary_reconciled_finished: Option<usize> => optional("voluntary all reconciled (finished)", Plain),
+        failover_voluntary_reconciled_n: Option<usize> => optional("voluntary with objects to reconcile", Plain, Neither),
+        failover_voluntary_reconciled_finished: Option<usize> => optional("voluntary all reconciled (finished)", Plain, Higher),
         failover_voluntary_reconciled_median_s: Option<f64> => optional("voluntary to all reconciled, median", Seconds),
-        failover_involuntary_n: Option<usize> => optional("involuntary failovers", Plain),
-        failover_involuntary_lease_dead_finished: Option<usize> => optional("involuntary Lease dead (finished)", Plain),
+        failover_involuntary_n: Option<usize> => optional("involuntary failovers", Plain, Neither),
+        failover_involuntary_lease_dead_finished: Option<usize> => optional("involuntary Lease dead (finished)", Plain, Higher),
         failover_involuntary_lease_dead_median_s: Option<f64> => optional("involuntary to Lease dead, median", Seconds),
-        failover_involuntary_assigned_finished: Option<usize> => optional("involuntary all assigned (finished)", Plain),
+        failover_involuntary_assigned_finished: Option<usize> => optional("involuntary all assigned (finished)", Plain, Higher),
         failover_involuntary_assigned_median_s: Option<f64> => optional("involuntary to all assigned, median", Seconds),
-        failover_involuntary_reconciled_n: Option<usize> => optional("involuntary with objects to reconcile", Plain),
-        failover_involuntary_reconciled_finished: Option<usize> => optional("involuntary all reconciled (finished)", Plain),
+        failover_involuntary_reconciled_n: Option<usize> => optional("involuntary with objects to reconcile", Plain, Neither),
+        failover_involuntary_reconciled_finished: Option<usize> => optional("involuntary all reconciled (finished)", Plain, Higher),
         failover_involuntary_reconciled_median_s: Option<f64> => optional("involuntary to all reconciled, median", Seconds),
-        movement_changes: Option<usize> => optional("membership changes", Plain),
+        movement_changes: Option<usize> => optional("membership changes", Plain, Neither),
         movement_moved: Option<usize> => optional("objects moved", Plain),
         movement_required: Option<usize> => optional("moves required", Plain),
         movement_unnecessary: Option<usize> => optional("unnecessary moves", Plain),
@@ -191,11 +214,11 @@ csv_row! {
         queue_p99_upper_ms: Option<f64>,
         /// The driver's completed operations per second in the window of `capacity_at`.
         capacity_achieved_ops_per_second: Option<f64>,
-        capacity_websites_reconciliation: Option<f64> => optional("capacity (reconciliation SLO)", Plain),
+        capacity_websites_reconciliation: Option<f64> => optional("capacity (reconciliation SLO)", Plain, Higher),
         capacity_ops_per_second_reconciliation: Option<f64>,
         capacity_achieved_ops_per_second_reconciliation: Option<f64>,
         capacity_at_reconciliation: Option<Timestamp>,
-        capacity_websites_queue: Option<f64> => optional("capacity (queue SLO)", Plain),
+        capacity_websites_queue: Option<f64> => optional("capacity (queue SLO)", Plain, Higher),
         capacity_ops_per_second_queue: Option<f64>,
         capacity_achieved_ops_per_second_queue: Option<f64>,
         capacity_at_queue: Option<Timestamp>,
@@ -396,5 +419,36 @@ mod tests {
             .find(|m| m.label == "capacity ops/s")
             .unwrap();
         assert!(capacity.optional);
+    }
+
+    #[test]
+    fn capacities_improve_upwards_counts_of_the_scenario_neither_way_and_the_rest_downwards() {
+        let better = |column: &str| {
+            SummaryRow::METRICS
+                .iter()
+                .find(|m| m.column == column)
+                .unwrap()
+                .better
+        };
+        for column in [
+            "capacity_websites",
+            "capacity_ops_per_second",
+            "capacity_websites_queue",
+            "failover_involuntary_assigned_finished",
+        ] {
+            assert_eq!(better(column), Better::Higher, "{column}");
+        }
+        for column in ["failover_voluntary_n", "movement_changes"] {
+            assert_eq!(better(column), Better::Neither, "{column}");
+        }
+        for column in [
+            "p99_ms",
+            "steady_max_skew",
+            "operator_cpu_seconds",
+            "movement_moved",
+            "failover_voluntary_assigned_median_s",
+        ] {
+            assert_eq!(better(column), Better::Lower, "{column}");
+        }
     }
 }
