@@ -418,6 +418,13 @@ fn validate(target: &Target, points: &mut [CapacityPoint]) -> Result<()> {
 fn extrapolate(fit: &Fit, needed: f64, margin: f64, from: u32) -> Verdict {
     let parameters = fit.chosen().parameters;
     let model = fit.chosen.name();
+    if margin <= 0.0 {
+        return Verdict::Unreachable {
+            why: "a measured lower bound is 0 ops/s, so no prediction held to the measured \
+                  lower bounds covers anything"
+                .to_owned(),
+        };
+    }
     if let Some(shards) = smallest_shards(&parameters, needed / margin, from) {
         let predicted = parameters.predict(f64::from(shards));
         return Verdict::ReachableByExtrapolation {
@@ -996,6 +1003,19 @@ mod tests {
         };
         assert!(why.contains("2 or more shard counts"), "{why}");
         assert_eq!(plan.fit, None);
+    }
+
+    #[test]
+    fn a_lower_bound_of_zero_leaves_nothing_to_extrapolate() {
+        let points = vec![
+            measured(1, &[0.0, 50.0, 60.0]),
+            measured(2, &[100.0, 110.0]),
+        ];
+        let plan = plan(target(500.0, 0.3), points, &[], None).unwrap();
+        let Verdict::Unreachable { why } = &plan.verdict else {
+            panic!("{:?}", plan.verdict);
+        };
+        assert!(why.contains("a measured lower bound is 0 ops/s"), "{why}");
     }
 
     #[test]
