@@ -831,6 +831,14 @@ mod tests {
         (actual - expected).abs() < 1e-6
     }
 
+    /// Why `plan` says its target is unreachable; panics when it says otherwise.
+    fn unreachable_why(plan: &Plan) -> &str {
+        match &plan.verdict {
+            Verdict::Unreachable { why } => why,
+            verdict => panic!("{verdict:?}"),
+        }
+    }
+
     /// 1 shard 60–80, 2 shards 120–150 (median 135), 3 shards 140–170.
     fn three_shard_counts() -> Vec<CapacityPoint> {
         vec![
@@ -978,9 +986,7 @@ mod tests {
             .collect();
         let plan = plan(target(200.0, 0.3), points, &[], None).unwrap();
         assert_eq!(plan.fit.as_ref().unwrap().chosen, Model::Usl);
-        let Verdict::Unreachable { why } = &plan.verdict else {
-            panic!("{:?}", plan.verdict);
-        };
+        let why = unreachable_why(&plan);
         assert!(
             why.contains("peaks at 4.2 shards with 210.9 ops/s"),
             "{why}"
@@ -998,9 +1004,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let Verdict::Unreachable { why } = &plan.verdict else {
-            panic!("{:?}", plan.verdict);
-        };
+        let why = unreachable_why(&plan);
         assert!(why.contains("2 or more shard counts"), "{why}");
         assert_eq!(plan.fit, None);
     }
@@ -1012,9 +1016,7 @@ mod tests {
             measured(2, &[100.0, 110.0]),
         ];
         let plan = plan(target(500.0, 0.3), points, &[], None).unwrap();
-        let Verdict::Unreachable { why } = &plan.verdict else {
-            panic!("{:?}", plan.verdict);
-        };
+        let why = unreachable_why(&plan);
         assert!(why.contains("a measured lower bound is 0 ops/s"), "{why}");
     }
 

@@ -12,7 +12,7 @@ use plotters::{
 };
 
 use super::{Plan, Verdict};
-use crate::results::plots::{FAMILY, Plot, shard_axis, upper, write_plot};
+use crate::results::plots::{FAMILY, Plot, draw_legend, shard_axis, upper, write_plot};
 
 /// The legend of the measured medians and their intervals.
 const MEASURED_LEGEND: &str = "measured: median, [low, high]";
@@ -220,13 +220,7 @@ impl Plot for PlanPlot {
                 format!("{shards} shards, recommended"),
             )])?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 

@@ -100,6 +100,23 @@ fn render(dir: &Path, stem: &str, plot: &impl Plot) -> anyhow::Result<[PathBuf; 
     Ok([png, svg])
 }
 
+/// Draws the legend of `chart`'s labelled series at `position`, on a translucent white box.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 /// The top of an axis showing `values`: a tenth above the largest, and at least 1 so that an
 /// empty or all-zero series still has an axis.
 pub(crate) fn upper(values: impl IntoIterator<Item = f64>) -> f64 {
@@ -507,15 +524,10 @@ impl Plot for LatencyPlot {
             }))?;
         }
         // The legend sits in the spare decade on top, below the rows of marker labels.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::Coordinate(
-                LEGEND_LEFT_PX,
-                LEGEND_TOP_PX,
-            ))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(
+            &mut chart,
+            SeriesLabelPosition::Coordinate(LEGEND_LEFT_PX, LEGEND_TOP_PX),
+        )?;
         Ok(())
     }
 }
@@ -602,12 +614,7 @@ impl Plot for LatencyOverlay {
             )?;
         }
         // The spare decade on top has room for the legend.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
@@ -677,11 +684,7 @@ impl Plot for ObjectsPlot {
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
         }
         if !self.series.is_empty() {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         }
         Ok(())
     }
@@ -801,12 +804,7 @@ impl Plot for ScalingPlot {
                 .iter()
                 .map(|&point| Circle::new(point, 4, BLUE.filled())),
         )?;
-        capacity
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut capacity, SeriesLabelPosition::UpperLeft)?;
 
         for (panel, title, unit, series) in [
             (&panels[1], "CPU", "CPU (seconds)", &self.cpu),
@@ -839,11 +837,7 @@ impl Plot for ScalingPlot {
                     .label(class.as_str())
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         }
         Ok(())
     }
@@ -955,12 +949,7 @@ impl Plot for QueuePlot {
             )?
             .label("p99 somewhere in its bucket (wider than ±25 %)")
             .legend(|(x, y)| PathElement::new([(x + 10, y - 6), (x + 10, y + 6)], BLUE));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }
