@@ -409,6 +409,30 @@ mod tests {
     }
 
     #[test]
+    fn repetitions_scattered_about_a_usl_curve_still_give_the_usl_near_its_parameters() {
+        let truth = usl(100.0, 0.05, 0.01);
+        // Three repetitions per shard count, 2 % apart, their median 1 % above the curve at
+        // even shard counts and 1 % below at odd ones.
+        let scattered: Vec<Point> = (1..=8)
+            .flat_map(|n| {
+                let bias = if n % 2 == 0 { 1.01 } else { 0.99 };
+                let capacity = truth.predict(f64::from(n)) * bias;
+                [0.98, 1.0, 1.02].map(|factor| Point {
+                    shards: n,
+                    capacity: capacity * factor,
+                })
+            })
+            .collect();
+        let fit = fit(&scattered).unwrap();
+        assert_eq!(fit.chosen, Model::Usl, "{fit:#?}");
+        let found = fit.chosen().parameters;
+        assert!(close(found.lambda, 100.0, 1.0), "{found:?}");
+        assert!(close(found.sigma, 0.05, 0.01), "{found:?}");
+        assert!(close(found.kappa, 0.01, 0.001), "{found:?}");
+        assert!(fit.r_squared.unwrap() > 0.98, "{fit:#?}");
+    }
+
+    #[test]
     fn exactly_linear_points_choose_the_linear_model() {
         let repeated = [1, 2, 3, 4, 1, 2, 3, 4];
         let fit = fit(&points(repeated, |n| 50.0 * n)).unwrap();

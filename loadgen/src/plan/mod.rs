@@ -192,6 +192,9 @@ pub struct Plan {
 /// Why a plan cannot be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    /// The target has no objects.
+    #[error("the target objects must be at least 1, got 0")]
+    Objects,
     /// The churn is not a positive finite rate.
     #[error("the target churn must be a positive number of operations/s, got {churn}")]
     Churn {
@@ -362,6 +365,9 @@ pub fn plan(
 /// Checks the target and every point, naming the bad figure, and sorts the points by shard
 /// count.
 fn validate(target: &Target, points: &mut [CapacityPoint]) -> Result<()> {
+    if target.objects == 0 {
+        return Err(Error::Objects);
+    }
     if !(target.churn.is_finite() && target.churn > 0.0) {
         return Err(Error::Churn {
             churn: target.churn,
@@ -506,18 +512,19 @@ fn measurement_caveats(points: &[CapacityPoint]) -> Vec<String> {
             .filter(|point| keep(point))
             .map(|point| point.shards.to_string())
             .collect();
-        (!shards.is_empty()).then(|| shards.join(", "))
+        let noun = if shards == ["1"] { "shard" } else { "shards" };
+        (!shards.is_empty()).then(|| format!("{} {noun}", shards.join(", ")))
     };
     if let Some(shards) = shards_where(&|p| p.samples.len() == 1) {
         caveats.push(format!(
-            "At {shards} shards a single valid repetition: no interval, its lower bound is the one \
+            "At {shards} a single valid repetition: no interval, its lower bound is the one \
              measurement."
         ));
     }
     if let Some(shards) = shards_where(&|p| (2..CONFIDENCE_REPETITIONS).contains(&p.samples.len()))
     {
         caveats.push(format!(
-            "At {shards} shards fewer than {CONFIDENCE_REPETITIONS} valid repetitions: the \
+            "At {shards} fewer than {CONFIDENCE_REPETITIONS} valid repetitions: the \
              interval is their min–max, not a 95 % confidence interval."
         ));
     }
@@ -533,9 +540,7 @@ fn measurement_caveats(points: &[CapacityPoint]) -> Vec<String> {
         ));
     }
     if let Some(shards) = shards_where(&|p| !p.is_measured()) {
-        caveats.push(format!(
-            "At {shards} shards no repetition was valid: left out."
-        ));
+        caveats.push(format!("At {shards} no repetition was valid: left out."));
     }
     caveats
 }
@@ -569,7 +574,8 @@ fn fit_caveats(fit: &Fit, largest: u32) -> Vec<String> {
         .filter(|candidate| candidate.aicc.is_none())
         .map(|candidate| candidate.model.name())
         .collect();
-    if !uncompared.is_empty() {
+    // A lone candidate is chosen without comparing.
+    if !uncompared.is_empty() && fit.candidates.len() > 1 {
         caveats.push(format!(
             "{} points are too few to compare {} by AICc (it needs more points than parameters \
              + 2): more repetitions would.",
@@ -1055,7 +1061,7 @@ mod tests {
         let plan = plan(target(100.0, 0.3), points, &[], Some(500)).unwrap();
         let caveats = plan.caveats.join("\n");
         for expected in [
-            "At 1 shards a single valid repetition",
+            "At 1 shard a single valid repetition",
             "At 2, 3 shards fewer than 5 valid repetitions: the interval is their min–max",
             "Invalid repetitions are excluded from the capacity and the fit: 2 at 2 shards, 3 at 4 shards.",
             "At 4 shards no repetition was valid",
@@ -1082,6 +1088,11 @@ mod tests {
             Err(Error::Headroom { headroom: -0.1 })
         );
         assert_eq!(plan(target(100.0, 0.3), Vec::new()), Err(Error::NoPoints));
+        let nothing = Target {
+            objects: 0,
+            ..target(100.0, 0.3)
+        };
+        assert_eq!(plan(nothing, three_shard_counts()), Err(Error::Objects));
         let twice = vec![measured(2, &[1.0]), measured(2, &[2.0])];
         assert_eq!(
             plan(target(100.0, 0.3), twice),
