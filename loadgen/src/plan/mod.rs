@@ -336,21 +336,7 @@ pub fn plan(
         caveats.extend(unmeasured_below(fit, &valid, recommended, needed, margin));
     }
 
-    let mut curve: Vec<CurveRow> = points
-        .iter()
-        .map(|point| CurveRow {
-            shards: point.shards,
-            measured: Some(point.clone()),
-            fitted: fit.as_ref().map(|fit| fit.predict(f64::from(point.shards))),
-        })
-        .collect();
-    if let Verdict::ReachableByExtrapolation { shards, .. } = verdict {
-        curve.extend((largest + 1..=shards).map(|shards| CurveRow {
-            shards,
-            measured: None,
-            fitted: fit.as_ref().map(|fit| fit.predict(f64::from(shards))),
-        }));
-    }
+    let curve = curve(&points, fit.as_ref(), &verdict, largest);
     Ok(Plan {
         target,
         needed,
@@ -360,6 +346,40 @@ pub fn plan(
         cost,
         caveats,
     })
+}
+
+/// The rows of the capacity curve: every shard count of `points`, then those past `largest`
+/// up to an extrapolated recommendation; in order, each with the fit's capacity.
+fn curve(
+    points: &[CapacityPoint],
+    fit: Option<&Fit>,
+    verdict: &Verdict,
+    largest: u32,
+) -> Vec<CurveRow> {
+    let mut curve: Vec<CurveRow> = points
+        .iter()
+        .map(|point| CurveRow {
+            shards: point.shards,
+            measured: Some(point.clone()),
+            fitted: fit.map(|fit| fit.predict(f64::from(point.shards))),
+        })
+        .collect();
+    if let Verdict::ReachableByExtrapolation { shards, .. } = *verdict {
+        // A shard count past the largest valid one may be in `points` with only invalid
+        // repetitions: its row is there already.
+        let listed = |shards: &u32| points.iter().any(|point| point.shards == *shards);
+        curve.extend(
+            (largest + 1..=shards)
+                .filter(|shards| !listed(shards))
+                .map(|shards| CurveRow {
+                    shards,
+                    measured: None,
+                    fitted: fit.map(|fit| fit.predict(f64::from(shards))),
+                }),
+        );
+        curve.sort_by_key(|row| row.shards);
+    }
+    curve
 }
 
 /// Checks the target and every point, naming the bad figure, and sorts the points by shard
@@ -956,6 +976,30 @@ mod tests {
             .map(|row| row.shards)
             .collect();
         assert_eq!(extrapolated, [4, 5, 6]);
+        // 5 shards measured, every repetition invalid: one row, not extrapolated.
+        let mut points = linear_to_three();
+        points.push(CapacityPoint {
+            samples: Vec::new(),
+            invalid: 2,
+            ..measured(5, &[0.0])
+        });
+        let with_invalid = super::plan(target(400.0, 0.25), points, &[], None).unwrap();
+        let rows: Vec<(u32, bool)> = with_invalid
+            .curve
+            .iter()
+            .map(|row| (row.shards, row.measured.is_none()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (1, false),
+                (2, false),
+                (3, false),
+                (4, true),
+                (5, false),
+                (6, true)
+            ]
+        );
         let table = plan.curve_table();
         let last = table.lines().last().unwrap();
         assert!(last.contains("extrapolated, recommended"), "{table}");
