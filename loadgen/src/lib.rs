@@ -12,6 +12,8 @@
 //!   `results/<run-id>/`. - [`measure`]: the measurements of the experiments (docs/experiments.md):
 //!   pure, over timestamped samples.
 //! - [`scenario`]: the scenario files of `experiments/`, parsed and validated naming the field.
+//! - [`plan`]: `loadgen plan`'s decision: the shard count a target needs, from measured
+//!   capacity and a scaling model; its report and plot.
 //! - [`results`]: a run's measurements written as JSON, CSV, `.hgrm`, PNG/SVG plots and Markdown.
 
 use std::io::{BufWriter, Write as _};
@@ -23,6 +25,7 @@ pub mod experiment;
 pub mod gate;
 pub mod listing;
 pub mod measure;
+pub mod plan;
 pub mod report;
 pub mod results;
 pub mod scenario;

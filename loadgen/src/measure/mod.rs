@@ -12,6 +12,7 @@
 //! - [`movement`]: objects moved by a membership change against the moves the ring required.
 //! - [`failover`]: the phases of a failover from timestamped events and observations.
 //! - [`slo`]: SLO verdicts, the first breach under a ramp, and capacity scaling.
+//! - [`scaling_model`]: linear, Amdahl and USL fits of capacity against the shard count.
 //! - [`cost`]: CPU seconds and peak memory per component from `/proc` samples.
 //! - [`prometheus`]: histograms read from the text exposition of `/metrics`.
 //! - [`stats`]: a figure over repetitions as a median with an interval, and ratios of two.
@@ -26,6 +27,7 @@ pub mod failover;
 pub mod latency;
 pub mod movement;
 pub mod prometheus;
+pub mod scaling_model;
 pub mod skew;
 pub mod slo;
 pub mod stats;

@@ -28,7 +28,7 @@ use crate::{
 /// The size of every plot, in pixels.
 const SIZE: (u32, u32) = (1024, 576);
 /// The font family plotters asks for by default; the embedded font is registered under it.
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
 /// Writes `latency-<N>shards`, `objects-<N>shards`, `queue-<N>shards`, `latency-all` and
 /// `scaling`, each as PNG and SVG.
@@ -68,11 +68,18 @@ fn register_embedded_font() -> anyhow::Result<()> {
 }
 
 /// A plot that draws on any backend, so one drawing makes both the PNG and the SVG.
-trait Plot {
+pub(crate) trait Plot {
     /// Draws the plot on `root`.
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>
     where
         DB::ErrorType: 'static;
+}
+
+/// Draws `plot` into `<stem>.png` and `<stem>.svg` in `dir`, for a plot drawn on its own
+/// (`loadgen plan`'s).
+pub(crate) fn write_plot(dir: &Path, stem: &str, plot: &impl Plot) -> anyhow::Result<[PathBuf; 2]> {
+    register_embedded_font()?;
+    render(dir, stem, plot)
 }
 
 /// Draws `plot` into `<stem>.png` and `<stem>.svg` in `dir`.
@@ -93,12 +100,35 @@ fn render(dir: &Path, stem: &str, plot: &impl Plot) -> anyhow::Result<[PathBuf; 
     Ok([png, svg])
 }
 
+/// Draws the legend of `chart`'s labelled series at `position`, on a translucent white box.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 /// The top of an axis showing `values`: a tenth above the largest, and at least 1 so that an
 /// empty or all-zero series still has an axis.
-fn upper(values: impl IntoIterator<Item = f64>) -> f64 {
+pub(crate) fn upper(values: impl IntoIterator<Item = f64>) -> f64 {
     values
         .into_iter()
         .fold(1.0, |top: f64, value| top.max(value * 1.1))
+}
+
+/// An x axis of shard counts from 0 to `max` and one more, and its number of ticks: shard
+/// counts are whole, and an integer axis has no ticks between them.
+pub(crate) fn shard_axis(max: u32) -> (std::ops::Range<u32>, usize) {
+    (0..max + 1, usize::try_from(max).unwrap_or(usize::MAX) + 2)
 }
 
 /// The x range of one shard count's time series, in seconds since the run started: from its
@@ -494,15 +524,10 @@ impl Plot for LatencyPlot {
             }))?;
         }
         // The legend sits in the spare decade on top, below the rows of marker labels.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::Coordinate(
-                LEGEND_LEFT_PX,
-                LEGEND_TOP_PX,
-            ))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(
+            &mut chart,
+            SeriesLabelPosition::Coordinate(LEGEND_LEFT_PX, LEGEND_TOP_PX),
+        )?;
         Ok(())
     }
 }
@@ -589,12 +614,7 @@ impl Plot for LatencyOverlay {
             )?;
         }
         // The spare decade on top has room for the legend.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
@@ -664,11 +684,7 @@ impl Plot for ObjectsPlot {
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
         }
         if !self.series.is_empty() {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         }
         Ok(())
     }
@@ -744,9 +760,7 @@ impl Plot for ScalingPlot {
     {
         root.fill(&WHITE)?;
         let panels = root.split_evenly((1, 3));
-        // Shard counts are whole: an integer axis has no ticks between them.
-        let x = 0..self.max_shards + 1;
-        let x_labels = usize::try_from(self.max_shards).unwrap_or(usize::MAX) + 2;
+        let (x, x_labels) = shard_axis(self.max_shards);
 
         let mut capacity = ChartBuilder::on(&panels[0])
             .caption(
@@ -790,12 +804,7 @@ impl Plot for ScalingPlot {
                 .iter()
                 .map(|&point| Circle::new(point, 4, BLUE.filled())),
         )?;
-        capacity
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut capacity, SeriesLabelPosition::UpperLeft)?;
 
         for (panel, title, unit, series) in [
             (&panels[1], "CPU", "CPU (seconds)", &self.cpu),
@@ -828,11 +837,7 @@ impl Plot for ScalingPlot {
                     .label(class.as_str())
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         }
         Ok(())
     }
@@ -944,12 +949,7 @@ impl Plot for QueuePlot {
             )?
             .label("p99 somewhere in its bucket (wider than ±25 %)")
             .legend(|(x, y)| PathElement::new([(x + 10, y - 6), (x + 10, y + 6)], BLUE));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }
