@@ -14,6 +14,7 @@
 //! - [`slo`]: SLO verdicts, the first breach under a ramp, and capacity scaling.
 //! - [`cost`]: CPU seconds and peak memory per component from `/proc` samples.
 //! - [`prometheus`]: histograms read from the text exposition of `/metrics`.
+//! - [`validity`]: whether a measurement can be trusted, with its reasons.
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub mod movement;
 pub mod prometheus;
 pub mod skew;
 pub mod slo;
+pub mod validity;
 
 /// `numerator / denominator`, or `None` when the denominator is not positive.
 #[must_use]
