@@ -213,10 +213,7 @@ async fn shard_count(
         rolling_updates,
         disruption_errors,
     } = tokio::select! {
-        result = observer => {
-            result.context("the watch of Websites and Leases failed")?;
-            anyhow::bail!("the watch of Websites and Leases ended");
-        }
+        () = observer => anyhow::bail!("the watch of Websites and Leases ended"),
         result = load => result?,
     };
     let errors = std::mem::take(&mut *lock(&driver.errors));

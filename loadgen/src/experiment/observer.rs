@@ -1,9 +1,11 @@
 //! The observer: one watch of the run's Websites and one of the ring's shard Leases, stamped
-//! on arrival and fed to the [`Tracker`].
+//! on arrival and fed to the [`Tracker`]. A watch that breaks is started over by kube-runtime's
+//! watcher (relisting when its resource version is too old) and counted as a watch restart
+//! (docs/experiments.md#validity).
 
 use std::sync::{Arc, Mutex};
 
-use futures::TryStreamExt as _;
+use futures::StreamExt as _;
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::{
     Api, Client, ResourceExt as _,
@@ -25,13 +27,14 @@ const LEASE_NAMESPACE: &str = "webhosting-system";
 const RING: &str = webhosting_operator::metrics::RING;
 
 /// Watches until the future is dropped; `synced` turns true once both watches have listed.
+/// Errors of a watch do not end it: each is a watch restart in the tracker.
 pub async fn observe(
     client: Client,
     run_id: &str,
     tracker: Arc<Mutex<Tracker>>,
     metrics: Metrics,
     synced: watch::Sender<bool>,
-) -> anyhow::Result<()> {
+) {
     let websites = watcher(
         Api::<Website>::all(client.clone()),
         watcher::Config::default().labels(&format!("{RUN_LABEL}={run_id}")),
@@ -44,9 +47,13 @@ pub async fn observe(
     .default_backoff();
     let shard_label = labels::shard(RING);
     let (websites_synced, leases_synced) = (watch::channel(false), watch::channel(false));
-    let websites_done = websites.map_err(anyhow::Error::from).try_for_each(|event| {
+    let websites_done = websites.for_each(|event| {
         let now = Timestamp::now();
         let mut tracker = super::lock(&tracker);
+        let Ok(event) = event else {
+            tracker.watch_restarted(now);
+            return std::future::ready(());
+        };
         match event {
             watcher::Event::Apply(website) | watcher::Event::InitApply(website) => {
                 let completed = tracker.website(now, view(&website, &shard_label));
@@ -65,13 +72,17 @@ pub async fn observe(
             tracker.available_shards().len(),
             tracker.pending(),
         );
-        std::future::ready(Ok(()))
+        std::future::ready(())
     });
     let mut listing = false;
     let mut first_listing = true;
-    let leases_done = leases.map_err(anyhow::Error::from).try_for_each(|event| {
+    let leases_done = leases.for_each(|event| {
         let now = Timestamp::now();
         let mut tracker = super::lock(&tracker);
+        let Ok(event) = event else {
+            tracker.watch_restarted(now);
+            return std::future::ready(());
+        };
         match event {
             watcher::Event::Init => listing = true,
             watcher::Event::InitApply(lease) => {
@@ -92,7 +103,7 @@ pub async fn observe(
             }
             watcher::Event::Delete(lease) => tracker.lease(now, &lease.name_any(), None, false),
         }
-        std::future::ready(Ok(()))
+        std::future::ready(())
     });
     let both_synced = async {
         let (mut a, mut b) = (websites_synced.1, leases_synced.1);
@@ -102,9 +113,9 @@ pub async fn observe(
         std::future::pending::<()>().await;
     };
     tokio::select! {
-        result = websites_done => result,
-        result = leases_done => result,
-        () = both_synced => Ok(()),
+        () = websites_done => {}
+        () = leases_done => {}
+        () = both_synced => {}
     }
 }
 

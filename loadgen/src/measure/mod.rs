@@ -13,7 +13,8 @@
 //! - [`failover`]: the phases of a failover from timestamped events and observations.
 //! - [`slo`]: SLO verdicts, the first breach under a ramp, and capacity scaling.
 //! - [`cost`]: CPU seconds and peak memory per component from `/proc` samples.
-//! - [`prometheus`]: histograms read from the text exposition of `/metrics`.
+//! - [`prometheus`]: histograms and counters read from the text exposition of `/metrics`.
+//! - [`snapshot`]: the API server's and the shards' `/metrics` at a tick, and between two.
 //! - [`validity`]: whether a measurement can be trusted, with its reasons.
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub mod movement;
 pub mod prometheus;
 pub mod skew;
 pub mod slo;
+pub mod snapshot;
 pub mod validity;
 
 /// `numerator / denominator`, or `None` when the denominator is not positive.
