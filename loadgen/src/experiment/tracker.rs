@@ -370,11 +370,7 @@ impl Tracker {
     /// The times a watch broke from `start` to `end`, both included.
     #[must_use]
     pub fn watch_restarts(&self, start: Timestamp, end: Timestamp) -> u64 {
-        self.watch_restarts
-            .iter()
-            .filter(|at| (start..=end).contains(at))
-            .map(|_| 1)
-            .sum()
+        crate::measure::count_within(&self.watch_restarts, start, end)
     }
 
     /// Ends the run at `at`: closes the open membership change with the assignment now and

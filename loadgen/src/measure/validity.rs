@@ -7,9 +7,10 @@
 //! the API server failed requests, or a watch started over. Each rule is checked only when its
 //! signal was measured; those that were not are listed, so a VALID verdict says what it rests on.
 
+use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use super::{as_f64, cost::MACHINE_BOUND, ratio};
+use super::{as_f64, cost::MACHINE_BOUND, count_within, ratio};
 
 /// The largest share of the offered rate the achieved rate may fall short by.
 pub const MAX_SHORTFALL: f64 = 0.05;
@@ -128,6 +129,25 @@ impl Validity {
             unchecked,
         }
     }
+}
+
+/// The load's API operations from `start` to `end`, both included, as (requests, errors):
+/// those that succeeded at `completed` and those that failed at `failed`.
+///
+/// # Caveats
+///
+/// An operation is one call of the client, which retries answers 429, 503 and 504 itself
+/// (kube-rs' default retry policy): the API server may have seen several requests, and only a
+/// call that still failed counts as an error.
+#[must_use]
+pub fn api_calls(
+    completed: &[Timestamp],
+    failed: &[Timestamp],
+    start: Timestamp,
+    end: Timestamp,
+) -> (u64, u64) {
+    let errors = count_within(failed, start, end);
+    (count_within(completed, start, end) + errors, errors)
 }
 
 /// What one rule found.
@@ -403,6 +423,15 @@ mod tests {
         };
         assert!(broken(&at(0)).is_empty());
         assert_eq!(broken(&at(1)), [Rule::WatchRestarts]);
+    }
+
+    #[test]
+    fn api_calls_are_counted_within_the_measurement() {
+        let at = |s| Timestamp::from_second(s).unwrap();
+        let completed = [at(1), at(5), at(6), at(10), at(11)];
+        let failed = [at(2), at(7), at(12)];
+        assert_eq!(api_calls(&completed, &failed, at(5), at(10)), (4, 1));
+        assert_eq!(api_calls(&completed, &failed, at(20), at(30)), (0, 0));
     }
 
     #[test]
