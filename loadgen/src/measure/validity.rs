@@ -26,7 +26,8 @@ const ROUNDING: f64 = 1e-9;
 pub const MAX_LOADGEN_CORES: f64 = 0.5;
 
 /// The most time, summed over requests, a client-side rate limiter may have held requests
-/// back: client-go's own threshold for reporting such a wait (`longThrottleLatency`, 50 ms).
+/// back: client-go reports any one request it held back longer (`longThrottleLatency`, 50 ms);
+/// applied to the sum, the rule is stricter.
 pub const MAX_RATE_LIMITER_WAIT_SECONDS: f64 = 0.05;
 
 /// The largest share of the load's API requests that may fail.
