@@ -214,7 +214,10 @@ async fn shard_count(
         rolling_updates,
         disruption_errors,
     } = tokio::select! {
-        () = observer => anyhow::bail!("the watch of Websites and Leases ended"),
+        result = observer => {
+            result.context("the watch of Websites and Leases failed")?;
+            anyhow::bail!("the watch of Websites and Leases ended");
+        }
         result = load => result?,
     };
     let errors = std::mem::take(&mut *lock(&driver.errors));
