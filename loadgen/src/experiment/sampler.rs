@@ -93,7 +93,9 @@ impl Samples {
     /// each shard's queue-latency buckets (`workqueue_queue_duration_seconds{name="website"}`,
     /// docs/experiments.md#queue-latency).
     async fn snapshot(&mut self, target: &Target, at: Timestamp) -> Vec<(String, Vec<Bucket>)> {
-        let api_server = match target.api_server_metrics().await {
+        let (api_server, operators) =
+            tokio::join!(target.api_server_metrics(), target.operator_metrics());
+        let api_server = match api_server {
             Ok(text) => ApiServer::parse(&text),
             Err(error) => {
                 self.api_server_error
@@ -101,9 +103,7 @@ impl Samples {
                 None
             }
         };
-        let shards: BTreeMap<String, ShardQueue> = target
-            .operator_metrics()
-            .await
+        let shards: BTreeMap<String, ShardQueue> = operators
             .into_iter()
             .filter_map(|(shard, text)| Some((shard, ShardQueue::parse(&text)?)))
             .collect();
