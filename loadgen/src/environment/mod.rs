@@ -1,6 +1,6 @@
 //! Where an experiment runs: the API server, the sharder and the operator shards, and the
 //! handles an experiment needs on them (kill a shard, restart them all, read their cost and
-//! their `/metrics`).
+//! their `/metrics`, and the API server's).
 //!
 //! - [`local::Local`] (the default): a fresh local control plane with kube-controller-manager,
 //!   the sharder and N operator shards as processes, for each shard count of the sweep.
@@ -161,6 +161,13 @@ impl Target {
             Self::Local(local) => local.operator_metrics().await,
             Self::Cluster(cluster) => cluster.operator_metrics().await,
         }
+    }
+
+    /// The API server's own `/metrics` (docs/experiments.md#findings), read with the
+    /// target's client: the admin credentials both targets use may read it.
+    pub async fn api_server_metrics(&self) -> anyhow::Result<String> {
+        let request = http::Request::get("/metrics").body(Vec::new())?;
+        Ok(self.client()?.request_text(request).await?)
     }
 
     /// Ends a shard count: a local target stops everything, a cluster is restored.

@@ -153,6 +153,9 @@ pub struct Driver {
     /// When each operation of the load succeeded, for the achieved rate
     /// (docs/experiments.md#capacity).
     pub completed: Mutex<Vec<Timestamp>>,
+    /// When each operation failed, for the error share of the validity verdict
+    /// (docs/experiments.md#validity).
+    pub failed_at: Mutex<Vec<Timestamp>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -323,6 +326,7 @@ impl Driver {
     /// Counts a failed operation by its error, for the summary of the run; returns the
     /// reason it is accounted under.
     fn failed(&self, operation: &str, error: &kube::Error) -> String {
+        super::lock(&self.failed_at).push(Timestamp::now());
         *super::lock(&self.errors)
             .entry(format!("{operation}: {error}"))
             .or_default() += 1;

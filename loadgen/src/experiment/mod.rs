@@ -208,6 +208,7 @@ async fn shard_count(
         population: Mutex::default(),
         errors: Mutex::default(),
         completed: Mutex::default(),
+        failed_at: Mutex::default(),
     };
     let (synced_tx, synced) = watch::channel(false);
     let observer = observer::observe(

@@ -1,9 +1,11 @@
 //! The observer: one watch of the run's Websites and one of the ring's shard Leases, stamped
-//! on arrival and fed to the [`Tracker`].
+//! on arrival and fed to the [`Tracker`]. A watch that breaks after it has listed is started
+//! over by kube-runtime's watcher (relisting when its resource version is too old) and counted
+//! as a watch restart (docs/experiments.md#validity).
 
 use std::sync::{Arc, Mutex};
 
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::{
     Api, Client, ResourceExt as _,
@@ -25,6 +27,7 @@ const LEASE_NAMESPACE: &str = "webhosting-system";
 const RING: &str = webhosting_operator::metrics::RING;
 
 /// Watches until the future is dropped; `synced` turns true once both watches have listed.
+/// An error of a watch that has listed does not end it: it is a watch restart in the tracker.
 pub async fn observe(
     client: Client,
     run_id: &str,
@@ -44,9 +47,16 @@ pub async fn observe(
     .default_backoff();
     let shard_label = labels::shard(RING);
     let (websites_synced, leases_synced) = (watch::channel(false), watch::channel(false));
-    let websites_done = websites.map_err(anyhow::Error::from).try_for_each(|event| {
+    let websites_done = websites.map(Ok).try_for_each(|event| {
         let now = Timestamp::now();
         let mut tracker = super::lock(&tracker);
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                let listed = *websites_synced.0.borrow();
+                return std::future::ready(broke(&mut tracker, now, listed, error));
+            }
+        };
         match event {
             watcher::Event::Apply(website) | watcher::Event::InitApply(website) => {
                 let completed = tracker.website(now, view(&website, &shard_label));
@@ -69,9 +79,16 @@ pub async fn observe(
     });
     let mut listing = false;
     let mut first_listing = true;
-    let leases_done = leases.map_err(anyhow::Error::from).try_for_each(|event| {
+    let leases_done = leases.map(Ok).try_for_each(|event| {
         let now = Timestamp::now();
         let mut tracker = super::lock(&tracker);
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                let listed = *leases_synced.0.borrow();
+                return std::future::ready(broke(&mut tracker, now, listed, error));
+            }
+        };
         match event {
             watcher::Event::Init => listing = true,
             watcher::Event::InitApply(lease) => {
@@ -106,6 +123,22 @@ pub async fn observe(
         result = leases_done => result,
         () = both_synced => Ok(()),
     }
+}
+
+/// A watch's error: before the watch has first listed, it ends the observer (the set-up is
+/// wrong, say the CRD is missing); after, kube-runtime's watcher starts the watch over, and it
+/// counts as a watch restart.
+fn broke(
+    tracker: &mut Tracker,
+    now: Timestamp,
+    listed: bool,
+    error: watcher::Error,
+) -> anyhow::Result<()> {
+    if !listed {
+        return Err(error.into());
+    }
+    tracker.watch_restarted(now);
+    Ok(())
 }
 
 /// The shard state a Lease's label names; `None` without a label or with an unknown one.
@@ -172,6 +205,17 @@ mod tests {
                 generation: 3,
             }
         );
+    }
+
+    #[test]
+    fn a_watch_error_ends_the_observer_before_the_first_listing_and_is_a_restart_after() {
+        let mut tracker = Tracker::new(std::time::Duration::from_secs(10)).unwrap();
+        let now = Timestamp::from_second(100).unwrap();
+        let error = || watcher::Error::NoResourceVersion;
+        assert!(broke(&mut tracker, now, false, error()).is_err());
+        assert_eq!(tracker.watch_restarts(now, now), 0);
+        assert!(broke(&mut tracker, now, true, error()).is_ok());
+        assert_eq!(tracker.watch_restarts(now, now), 1);
     }
 
     #[test]

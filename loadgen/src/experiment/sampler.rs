@@ -1,5 +1,6 @@
 //! The sampler: every interval, the cost of every component, the machine's CPU and loadgen's
-//! own, the objects per shard and the operators' queue-latency histograms.
+//! own, the objects per shard, the operators' queue-latency histograms, and snapshots of the
+//! API server's and the operators' `/metrics` for the findings.
 
 use std::{
     collections::BTreeMap,
@@ -16,12 +17,9 @@ use crate::{
         cost::{MachineSample, UsageSample},
         prometheus::{self, Bucket, Quantile, QuantileWindow},
         skew::Skew,
+        snapshot::{ApiServer, ShardQueue, Snapshot},
     },
 };
-
-/// The operator's queue-latency histogram and its work queue (docs/experiments.md).
-const QUEUE_HISTOGRAM: &str = "workqueue_queue_duration_seconds";
-const QUEUE_NAME: (&str, &str) = ("name", "website");
 
 /// What the sampler collected during one shard count's load.
 #[derive(Debug, Default)]
@@ -49,6 +47,11 @@ pub struct Samples {
     pub slots: Option<BTreeMap<String, u32>>,
     /// Why the machine's CPU or loadgen's own could not be read, once (the first error).
     pub machine_error: Option<String>,
+    /// The API server's and the shards' `/metrics` at the baseline and each tick, for the
+    /// findings over any measurement ([`crate::measure::snapshot::Between::covering`]).
+    pub snapshots: Vec<Snapshot>,
+    /// Why the API server's `/metrics` could not be read, once (the first error).
+    pub api_server_error: Option<String>,
 }
 
 impl Samples {
@@ -58,7 +61,7 @@ impl Samples {
         let at = Timestamp::now();
         self.sample_machine(target, at).await;
         self.queue_last_at = Some(at);
-        for (shard, buckets) in queue_buckets(target).await {
+        for (shard, buckets) in self.snapshot(target, at).await {
             self.queue_first.insert(shard.clone(), buckets.clone());
             self.queue_last.insert(shard, buckets);
         }
@@ -82,8 +85,38 @@ impl Samples {
                 self.usage_error.get_or_insert_with(|| format!("{error:#}"));
             }
         }
-        let scraped = queue_buckets(target).await;
+        let scraped = self.snapshot(target, at).await;
         self.queue_tick(at, scraped);
+    }
+
+    /// Keeps the API server's `/metrics` and the shards' queue histograms as at `at`; returns
+    /// each shard's queue-latency buckets (`workqueue_queue_duration_seconds{name="website"}`,
+    /// docs/experiments.md#queue-latency).
+    async fn snapshot(&mut self, target: &Target, at: Timestamp) -> Vec<(String, Vec<Bucket>)> {
+        let (api_server, operators) =
+            tokio::join!(target.api_server_metrics(), target.operator_metrics());
+        let api_server = match api_server {
+            Ok(text) => ApiServer::parse(&text),
+            Err(error) => {
+                self.api_server_error
+                    .get_or_insert_with(|| format!("{error:#}"));
+                None
+            }
+        };
+        let shards: BTreeMap<String, ShardQueue> = operators
+            .into_iter()
+            .filter_map(|(shard, text)| Some((shard, ShardQueue::parse(&text)?)))
+            .collect();
+        let queues = shards
+            .iter()
+            .map(|(shard, queue)| (shard.clone(), queue.queue.clone()))
+            .collect();
+        self.snapshots.push(Snapshot {
+            at,
+            api_server,
+            shards,
+        });
+        queues
     }
 
     /// Reads the machine's CPU and loadgen's own, as at `at`, keeping the first error.
@@ -188,12 +221,7 @@ pub async fn queue_buckets(target: &Target) -> Vec<(String, Vec<Bucket>)> {
         .operator_metrics()
         .await
         .into_iter()
-        .filter_map(|(shard, text)| {
-            Some((
-                shard,
-                prometheus::histogram_buckets(&text, QUEUE_HISTOGRAM, &[QUEUE_NAME])?,
-            ))
-        })
+        .filter_map(|(shard, text)| Some((shard, ShardQueue::parse(&text)?.queue)))
         .collect()
 }
 

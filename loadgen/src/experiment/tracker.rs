@@ -91,6 +91,8 @@ pub struct Tracker {
     /// The latencies of each step of a capacity search by the step's start, for the writes
     /// intended from then on.
     steps: Vec<(Timestamp, LatencyRecorder)>,
+    /// When a watch of the observer broke and started over.
+    watch_restarts: Vec<Timestamp>,
 }
 
 /// Why a scheduled operation left no write to await.
@@ -119,6 +121,7 @@ impl Tracker {
             deleted: HashMap::new(),
             accounting: Accounting::default(),
             steps: Vec::new(),
+            watch_restarts: Vec::new(),
         })
     }
 
@@ -441,6 +444,18 @@ impl Tracker {
             .map(|(at, _, _)| *at)
     }
 
+    /// A watch of the observer broke at `at` and starts over: events until it has caught up are
+    /// seen late (docs/experiments.md#validity).
+    pub fn watch_restarted(&mut self, at: Timestamp) {
+        self.watch_restarts.push(at);
+    }
+
+    /// The times a watch broke from `start` to `end`, both included.
+    #[must_use]
+    pub fn watch_restarts(&self, start: Timestamp, end: Timestamp) -> u64 {
+        crate::measure::count_within(&self.watch_restarts, start, end)
+    }
+
     /// Ends the run at `at`: closes the open membership change with the assignment now and
     /// returns the measurements. A write still not reconciled is pending: recorded with its
     /// latency so far, a lower bound, so that what never finished is not left out of the
@@ -536,6 +551,17 @@ mod tests {
             observed_generation: ready,
             generation,
         }
+    }
+
+    #[test]
+    fn watch_restarts_are_counted_within_a_measurement() {
+        let mut tracker = tracker();
+        for seconds in [5, 10, 20, 31] {
+            tracker.watch_restarted(at(seconds));
+        }
+        assert_eq!(tracker.watch_restarts(at(10), at(30)), 2);
+        assert_eq!(tracker.watch_restarts(at(0), at(100)), 4);
+        assert_eq!(tracker.watch_restarts(at(32), at(100)), 0);
     }
 
     #[test]

@@ -283,22 +283,44 @@ pub fn machine_load(
     length: Duration,
     windows: &[MachineWindow],
 ) -> Option<MachineLoad> {
-    let end = start + length;
     let (mut weighted, mut weight, mut max_busy, mut count) = (0.0, 0.0, 0.0_f64, 0);
-    for window in windows {
+    for (window, overlap) in overlapping(start, length, windows) {
         let Some(busy) = window.busy else { continue };
-        let overlap = overlap(window.start, window.length, start, end);
-        if overlap > 0.0 {
-            weighted += busy * overlap;
-            weight += overlap;
-            max_busy = max_busy.max(busy);
-            count += 1;
-        }
+        weighted += busy * overlap;
+        weight += overlap;
+        max_busy = max_busy.max(busy);
+        count += 1;
     }
     Some(MachineLoad {
         mean_busy: ratio(weighted, weight)?,
         max_busy,
         windows: count,
+    })
+}
+
+/// The cores loadgen used over the span of `length` from `start` (a measurement's), each
+/// machine window weighted by its overlap; `None` when no window overlaps it
+/// (docs/experiments.md#validity).
+#[must_use]
+pub fn loadgen_cores(start: Timestamp, length: Duration, windows: &[MachineWindow]) -> Option<f64> {
+    let (weighted, weight) = overlapping(start, length, windows).fold(
+        (0.0, 0.0),
+        |(weighted, weight), (window, overlap)| {
+            (weighted + window.loadgen_cores * overlap, weight + overlap)
+        },
+    );
+    ratio(weighted, weight)
+}
+
+/// The windows that overlap the span of `length` from `start`, with the seconds they share.
+fn overlapping(
+    start: Timestamp,
+    length: Duration,
+    windows: &[MachineWindow],
+) -> impl Iterator<Item = (&MachineWindow, f64)> {
+    windows.iter().filter_map(move |window| {
+        let overlap = overlap(window.start, window.length, start, start + length);
+        (overlap > 0.0).then_some((window, overlap))
     })
 }
 
@@ -625,6 +647,24 @@ mod tests {
             busy,
             loadgen_cores: 0.0,
         }
+    }
+
+    #[test]
+    fn loadgens_cores_over_a_measurement_weight_each_window_by_its_overlap() {
+        let windows: Vec<MachineWindow> = [0.2, 0.4, 0.8]
+            .into_iter()
+            .zip([0, 5, 10])
+            .map(|(cores, seconds)| MachineWindow {
+                loadgen_cores: cores,
+                // Without the machine's CPU, loadgen's own still counts.
+                ..window(seconds, None)
+            })
+            .collect();
+        // From 3 s to 13 s: 2 s at 0.2, 5 s at 0.4, 3 s at 0.8.
+        let cores = loadgen_cores(at(3), Duration::from_secs(10), &windows).unwrap();
+        assert!(close(cores, (0.2 * 2.0 + 0.4 * 5.0 + 0.8 * 3.0) / 10.0));
+        assert!(loadgen_cores(at(15), Duration::from_secs(5), &windows).is_none());
+        assert!(loadgen_cores(at(0), Duration::from_secs(5), &[]).is_none());
     }
 
     #[test]

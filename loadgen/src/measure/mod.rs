@@ -14,8 +14,11 @@
 //! - [`slo`]: SLO verdicts, the first breach under a ramp, and capacity scaling.
 //! - [`scaling_model`]: linear, Amdahl and USL fits of capacity against the shard count.
 //! - [`cost`]: CPU seconds and peak memory per component from `/proc` samples.
-//! - [`prometheus`]: histograms read from the text exposition of `/metrics`.
+//! - [`prometheus`]: histograms and counters read from the text exposition of `/metrics`.
 //! - [`stats`]: a figure over repetitions as a median with an interval, and ratios of two.
+//! - [`snapshot`]: the API server's and the shards' `/metrics` at a tick, and between two.
+//! - [`findings`]: sentences on what bound a measurement, each citing its figures.
+//! - [`validity`]: whether a measurement can be trusted, with its reasons.
 
 use std::time::Duration;
 
@@ -24,13 +27,16 @@ use k8s_openapi::jiff::Timestamp;
 pub mod accounting;
 pub mod cost;
 pub mod failover;
+pub mod findings;
 pub mod latency;
 pub mod movement;
 pub mod prometheus;
 pub mod scaling_model;
 pub mod skew;
 pub mod slo;
+pub mod snapshot;
 pub mod stats;
+pub mod validity;
 
 /// `numerator / denominator`, or `None` when the denominator is not positive.
 #[must_use]
@@ -45,6 +51,16 @@ pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
 #[must_use]
 pub fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
+}
+
+/// How many of `times` fall from `start` to `end`, both included.
+#[must_use]
+pub fn count_within(times: &[Timestamp], start: Timestamp, end: Timestamp) -> u64 {
+    times
+        .iter()
+        .filter(|at| (start..=end).contains(at))
+        .map(|_| 1)
+        .sum()
 }
 
 /// A count as a float, for means and shares.
@@ -82,6 +98,14 @@ mod tests {
     #[test]
     fn an_effect_stamped_before_its_cause_happened_at_once() {
         assert_eq!(elapsed(at(10), at(9)), Duration::ZERO);
+    }
+
+    #[test]
+    fn times_are_counted_within_both_ends() {
+        let times = [at(1), at(5), at(6), at(10), at(11)];
+        assert_eq!(count_within(&times, at(5), at(10)), 3);
+        assert_eq!(count_within(&times, at(20), at(30)), 0);
+        assert_eq!(count_within(&[], at(0), at(30)), 0);
     }
 
     #[test]

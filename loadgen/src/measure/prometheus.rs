@@ -1,4 +1,4 @@
-//! Histograms read from the Prometheus text exposition of a `/metrics` scrape.
+//! Histograms and counters read from the Prometheus text exposition of a `/metrics` scrape.
 //!
 //! This is how the queue latency (`workqueue_queue_duration_seconds{name="website"}`,
 //! docs/experiments.md) is read over a window: scrape every shard before and after, take each
@@ -10,7 +10,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
-use stack::exposition::samples;
+use stack::exposition::{Sample, samples};
 
 use super::as_f64;
 
@@ -32,9 +32,21 @@ pub fn histogram_buckets(
     name: &str,
     label_filter: &[(&str, &str)],
 ) -> Option<Vec<Bucket>> {
+    histogram_buckets_where(text, name, |sample| sample.matches(label_filter))
+}
+
+/// The buckets of histogram `name` summed by `le` over the series `keep` accepts, sorted by
+/// `le`; `None` when no series is kept. For selections an equality filter cannot make, such
+/// as every verb but `WATCH`.
+#[must_use]
+pub fn histogram_buckets_where(
+    text: &str,
+    name: &str,
+    keep: impl Fn(&Sample<'_>) -> bool,
+) -> Option<Vec<Bucket>> {
     let series = format!("{name}_bucket");
     let buckets: Vec<Bucket> = samples(text)
-        .filter(|sample| sample.name == series && sample.matches(label_filter))
+        .filter(|sample| sample.name == series && keep(sample))
         .filter_map(|sample| {
             Some(Bucket {
                 // Go's float syntax, `+Inf` included.
@@ -44,6 +56,23 @@ pub fn histogram_buckets(
         })
         .collect();
     (!buckets.is_empty()).then(|| coalesce(buckets))
+}
+
+/// The sum of counter `name` over the series `keep` accepts; `None` when no series is kept
+/// or a kept value is not a count.
+#[must_use]
+pub fn counter_sum(text: &str, name: &str, keep: impl Fn(&Sample<'_>) -> bool) -> Option<u64> {
+    samples(text)
+        .filter(|sample| sample.name == name && keep(sample))
+        .map(|sample| as_count(sample.value))
+        .reduce(|sum, value| Some(sum?.saturating_add(value?)))?
+}
+
+/// The increase of a counter between two scrapes; everything in `after` when it went down,
+/// as PromQL's `increase` treats a reset (see [`delta`]).
+#[must_use]
+pub fn counter_delta(before: u64, after: u64) -> u64 {
+    after.checked_sub(before).unwrap_or(after)
 }
 
 /// The observations between two scrapes of one histogram.
@@ -317,6 +346,39 @@ events_total 1e+06 1700000000
             histogram_buckets(text, "latency_seconds", &[]),
             Some(buckets(&[(1.0, 2), (INF, 3)]))
         );
+    }
+
+    #[test]
+    fn a_histogram_can_leave_series_out_by_any_rule() {
+        let other_than_theme = |sample: &Sample<'_>| sample.label("name") != Some("theme");
+        assert_eq!(
+            histogram_buckets_where(SCRAPE, "workqueue_queue_duration_seconds", other_than_theme),
+            histogram_buckets(SCRAPE, "workqueue_queue_duration_seconds", &website())
+        );
+        assert_eq!(
+            histogram_buckets_where(SCRAPE, "workqueue_queue_duration_seconds", |_| false),
+            None
+        );
+    }
+
+    #[test]
+    fn a_counter_is_summed_over_the_kept_series() {
+        let name = "workqueue_adds_total";
+        assert_eq!(counter_sum(SCRAPE, name, |_| true), Some(13));
+        assert_eq!(
+            counter_sum(SCRAPE, name, |s| s.matches(&website())),
+            Some(12)
+        );
+        assert_eq!(counter_sum(SCRAPE, name, |_| false), None);
+        assert_eq!(counter_sum(SCRAPE, "nope_total", |_| true), None);
+        assert_eq!(counter_sum("x_total -1\n", "x_total", |_| true), None);
+    }
+
+    #[test]
+    fn a_counters_delta_after_a_reset_is_its_later_value() {
+        assert_eq!(counter_delta(5, 9), 4);
+        assert_eq!(counter_delta(9, 9), 0);
+        assert_eq!(counter_delta(9, 2), 2);
     }
 
     #[test]
