@@ -169,6 +169,30 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
+    /// A driver of `scenario` in `world` for the run `run_id`, reporting to the tracker and
+    /// loadgen's series.
+    #[must_use]
+    pub fn new(
+        client: Client,
+        run_id: &str,
+        scenario: &Scenario,
+        world: World,
+        (tracker, metrics): (Arc<Mutex<Tracker>>, Metrics),
+    ) -> Self {
+        Self {
+            client,
+            run_id: run_id.to_owned(),
+            scenario: scenario.clone(),
+            world,
+            tracker,
+            metrics,
+            population: Mutex::default(),
+            errors: Mutex::default(),
+            completed: Mutex::default(),
+            failed_at: Mutex::default(),
+        }
+    }
+
     /// Creates `count` Websites before the load, `workers` at a time, without measuring them;
     /// returns the number that failed.
     pub async fn create_initial(&self, count: u32, workers: usize) -> usize {

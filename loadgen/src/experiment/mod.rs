@@ -8,6 +8,7 @@
 //! - [`metrics`]: loadgen's own Prometheus series.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -27,13 +28,20 @@ use webhosting_operator::api::Website;
 use crate::{
     environment::{Choice, Target},
     measure::{
+        as_f64,
+        cost::MachineWindow,
+        findings::{self, Finding, FindingSignals},
+        snapshot::{Between, Snapshot},
+        validity::{self, Validity},
+    },
+    measure::{
         cost, elapsed,
         failover::{self, FailoverEvents},
         latency::LatencyRecorder,
         movement,
         prometheus::QuantileWindow,
         skew::{SkewSummary, Unsettled},
-        slo::{self, Capacity, Load, LoadWindow, Metric},
+        slo::{self, Capacity, Load, LoadWindow, Metric, Verdict},
     },
     results::{RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, Versions, writer},
     scenario::{self, Scenario, Search},
@@ -198,18 +206,13 @@ async fn shard_count(
     } = set_up(target, scenario, shards, &progress).await?;
     let target = &*target;
     let tracker = Arc::new(Mutex::new(tracker::Tracker::new(window)?));
-    let driver = driver::Driver {
-        client: client.clone(),
-        run_id: run_id.to_owned(),
-        scenario: scenario.clone(),
+    let driver = driver::Driver::new(
+        client.clone(),
+        run_id,
+        scenario,
         world,
-        tracker: tracker.clone(),
-        metrics: metrics.clone(),
-        population: Mutex::default(),
-        errors: Mutex::default(),
-        completed: Mutex::default(),
-        failed_at: Mutex::default(),
-    };
+        (tracker.clone(), metrics.clone()),
+    );
     let (synced_tx, synced) = watch::channel(false);
     let observer = observer::observe(
         client.clone(),
@@ -222,7 +225,7 @@ async fn shard_count(
         target, scenario, &driver, &tracker, &progress, metrics, synced,
     );
     let Loaded {
-        samples,
+        mut samples,
         started_at,
         kills,
         rolling_updates,
@@ -237,6 +240,7 @@ async fn shard_count(
     };
     let errors = std::mem::take(&mut *lock(&driver.errors));
     let completed = std::mem::take(&mut *lock(&driver.completed));
+    let failed_at = std::mem::take(&mut *lock(&driver.failed_at));
     drop(driver);
     let tracker = Arc::try_unwrap(tracker)
         .ok()
@@ -247,10 +251,13 @@ async fn shard_count(
         .iter()
         .map(|kill| tracker.lease_dead_at(&kill.shard, kill.at))
         .collect();
+    let load_span = (started_at, scenario.duration);
+    let watch_restarts = tracker.watch_restarts(started_at, started_at + scenario.duration);
     let finished = tracker.finish(Timestamp::now());
-    let results = ShardCountResults {
+    let cores = target.machine().await?.cores;
+    let snapshots = std::mem::take(&mut samples.snapshots);
+    let mut results = ShardCountResults {
         repetition,
-        search,
         rolling_updates,
         ..measure(
             scenario,
@@ -263,6 +270,21 @@ async fn shard_count(
             &completed,
         )
     };
+    let evidence = Evidence {
+        machine_windows: &results.machine_windows,
+        snapshots: &snapshots,
+        objects: &results.objects_per_shard,
+        completed: &completed,
+        failed: &failed_at,
+        cores,
+    };
+    let load = Assessed {
+        span: load_span,
+        scheduled: finished.accounting.writes.scheduled + finished.accounting.deletes.scheduled,
+        watch_restarts,
+    };
+    let (validity, findings, search) = assess(search, &results.verdicts, &evidence, &load);
+    (results.validity, results.findings, results.search) = (validity, findings, search);
     progress.done(
         &results.reconciliation.summary(),
         results.queue_p99.as_ref(),
@@ -358,6 +380,8 @@ fn measure(
         shards,
         repetition: 1,
         search: None,
+        validity: Validity::default(),
+        findings: Vec::new(),
         accounting: finished.accounting,
         load_started: started_at,
         reconciliation: finished.reconciliation,
@@ -452,6 +476,121 @@ fn capacity(
             slo::consecutive_windows(sampler::INTERVAL),
         ),
         queue_undetermined_windows,
+    }
+}
+
+/// The load of a shard count as its validity is assessed: its span, the operations its
+/// schedule made due, and the restarts of loadgen's watches during it.
+struct Assessed {
+    span: (Timestamp, Duration),
+    scheduled: u64,
+    watch_restarts: u64,
+}
+
+/// The validity and findings of a shard count: a search's are its deciding step's (each step
+/// gets its findings, and the search is returned with them), a load's its own, `verdicts` its
+/// SLO verdicts.
+fn assess(
+    search: Option<SearchResults>,
+    verdicts: &[Verdict],
+    evidence: &Evidence<'_>,
+    load: &Assessed,
+) -> (Validity, Vec<Finding>, Option<SearchResults>) {
+    if let Some(mut search) = search {
+        for step in &mut search.steps {
+            step.findings = evidence.findings(step.span(), step.breach());
+        }
+        // Without a failing step, the highest passing one bounds the capacity.
+        let deciding = search
+            .deciding_step()
+            .or_else(|| search.steps.last())
+            .map(|step| (step.validity.clone(), step.findings.clone()));
+        let (validity, findings) = deciding.unwrap_or_default();
+        (validity, findings, Some(search))
+    } else {
+        let breach = verdicts
+            .iter()
+            .find(|verdict| verdict.met == Some(false))
+            .map(|verdict| verdict.metric);
+        let (start, length) = load.span;
+        let offered = as_f64(load.scheduled) / length.as_secs_f64();
+        let achieved = search::achieved_rate(evidence.completed, start, length);
+        (
+            evidence.validity(load.span, (offered, achieved), load.watch_restarts),
+            evidence.findings(load.span, breach),
+            None,
+        )
+    }
+}
+
+/// What the validity and the findings of a measurement rest on (docs/experiments.md#validity,
+/// docs/experiments.md#findings).
+struct Evidence<'a> {
+    /// The machine's CPU and loadgen's own.
+    machine_windows: &'a [MachineWindow],
+    /// The API server's and the shards' `/metrics`.
+    snapshots: &'a [Snapshot],
+    /// Objects per shard over time.
+    objects: &'a [(Timestamp, BTreeMap<String, u64>)],
+    /// When the load's operations succeeded and failed.
+    completed: &'a [Timestamp],
+    failed: &'a [Timestamp],
+    /// The machine's cores.
+    cores: u32,
+}
+
+impl Evidence<'_> {
+    /// The validity of a measurement over `(start, length)` that offered and achieved `rates`
+    /// (operations per second) while loadgen's watches restarted `watch_restarts` times.
+    fn validity(
+        &self,
+        (start, length): (Timestamp, Duration),
+        (offered, achieved): (f64, f64),
+        watch_restarts: u64,
+    ) -> Validity {
+        let (api_requests, api_errors) =
+            validity::api_calls(self.completed, self.failed, start, start + length);
+        Validity::of(&validity::Signals {
+            offered_ops_per_second: offered,
+            achieved_ops_per_second: achieved,
+            loadgen_cores: cost::loadgen_cores(start, length, self.machine_windows),
+            machine_busy: cost::machine_load(start, length, self.machine_windows)
+                .map(|load| load.mean_busy),
+            machine_cores: self.cores,
+            // kube-rs clients do not throttle (docs/experiments.md#validity).
+            rate_limiter_wait_seconds: None,
+            api_requests,
+            api_errors,
+            watch_restarts,
+        })
+    }
+
+    /// The findings on a measurement over `(start, length)` whose SLO `breach` (if any) it
+    /// explains.
+    fn findings(
+        &self,
+        (start, length): (Timestamp, Duration),
+        breach: Option<Metric>,
+    ) -> Vec<Finding> {
+        let end = start + length;
+        let Some(between) = Between::covering(self.snapshots, start, end) else {
+            return Vec::new();
+        };
+        let objects = self
+            .objects
+            .iter()
+            .rfind(|(at, _)| *at <= end)
+            .map(|(_, counts)| counts.clone())
+            .unwrap_or_default();
+        let machine_busy =
+            cost::machine_load(start, length, self.machine_windows).map(|load| load.mean_busy);
+        findings::findings(&FindingSignals::new(
+            between,
+            &objects,
+            machine_busy,
+            self.cores,
+            breach,
+        ))
     }
 }
 
@@ -642,10 +781,11 @@ async fn steps(
     tracker: &Arc<Mutex<tracker::Tracker>>,
     progress: &progress::Progress,
 ) -> anyhow::Result<SearchResults> {
+    let cores = target.machine().await?.cores;
     let mut bisection = search::Bisection::new(search);
     let mut steps = Vec::new();
     while let Some(churn) = bisection.next() {
-        let step = step(target, scenario, search, churn, driver, tracker).await?;
+        let step = step(target, scenario, (search, churn), cores, driver, tracker).await?;
         progress.phase(&step_line(steps.len() + 1, &step));
         bisection.record(churn, step.passed);
         steps.push(step);
@@ -684,8 +824,8 @@ fn step_line(number: usize, step: &search::Step) -> String {
 async fn step(
     target: &Target,
     scenario: &Scenario,
-    search: Search,
-    churn: f64,
+    (search, churn): (Search, f64),
+    cores: u32,
     driver: &driver::Driver,
     tracker: &Arc<Mutex<tracker::Tracker>>,
 ) -> anyhow::Result<search::Step> {
@@ -731,6 +871,25 @@ async fn step(
     let reconciliation = latencies.summary();
     let queue_p99 = sampler::queue_p99_between(&queue_before, &queue_after);
     let verdicts = search::Step::verdicts(&scenario.slo, &reconciliation, queue_p99);
+    let span = (started, search.hold);
+    let validity = {
+        let completed = lock(&driver.completed);
+        let failed = lock(&driver.failed_at);
+        let machine_windows: Vec<MachineWindow> = machine.into_iter().collect();
+        Evidence {
+            machine_windows: &machine_windows,
+            snapshots: &[],
+            objects: &[],
+            completed: &completed,
+            failed: &failed,
+            cores,
+        }
+        .validity(
+            span,
+            (as_f64(scheduled) / search.hold.as_secs_f64(), achieved),
+            lock(tracker).watch_restarts(started, started + search.hold + drained),
+        )
+    };
     let mut step = search::Step {
         churn,
         started,
@@ -746,8 +905,10 @@ async fn step(
         loadgen_cores: machine.map(|window| window.loadgen_cores),
         verdicts,
         passed: false,
+        validity,
+        findings: Vec::new(),
     };
-    step.passed = step.met_slos();
+    step.passed = step.validity.valid && step.met_slos();
     Ok(step)
 }
 

@@ -14,9 +14,11 @@ use serde::Serialize;
 
 use crate::{
     measure::{
+        findings::Finding,
         latency::LatencySummary,
         prometheus::Quantile,
         slo::{Metric, Slo, Verdict},
+        validity::Validity,
     },
     scenario::Search,
 };
@@ -156,6 +158,10 @@ pub struct Step {
     pub verdicts: Vec<Verdict>,
     /// Whether the search counted it as passing: it met every SLO and was valid.
     pub passed: bool,
+    /// Whether the harness, not the operator, may have shaped its figures.
+    pub validity: Validity,
+    /// What bound it, from the API server's and the shards' metrics.
+    pub findings: Vec<Finding>,
 }
 
 impl Step {
@@ -180,6 +186,21 @@ impl Step {
             }
         })
         .collect()
+    }
+
+    /// The span its figures cover: the hold and the drain.
+    #[must_use]
+    pub fn span(&self) -> (Timestamp, Duration) {
+        (self.started, self.hold + self.drained)
+    }
+
+    /// The first SLO it surely breached.
+    #[must_use]
+    pub fn breach(&self) -> Option<Metric> {
+        self.verdicts
+            .iter()
+            .find(|verdict| verdict.met == Some(false))
+            .map(|verdict| verdict.metric)
     }
 
     /// Whether every SLO was surely met: a verdict the measurement cannot decide (a bucket or

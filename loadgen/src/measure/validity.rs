@@ -87,8 +87,9 @@ pub struct Reason {
     pub sentence: String,
 }
 
-/// The verdict on a measurement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The verdict on a measurement. The default, not valid and without a reason, is what a
+/// measurement holds before it is assessed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Validity {
     /// Whether no rule was broken.
     pub valid: bool,

@@ -26,10 +26,12 @@ use crate::{
         skew::{Skew, SkewSummary},
         slo::{Breach, Capacity, Metric, Verdict},
     },
+    measure::{findings::Finding, validity::Validity},
     scenario::Scenario,
 };
 
 pub mod plots;
+pub mod repetitions;
 pub mod report;
 pub mod summary;
 pub mod writer;
@@ -83,6 +85,11 @@ pub struct ShardCountResults {
     /// The steps of a capacity search and the bracket they leave
     /// (docs/experiments.md#capacity-search); `None` under a load.
     pub search: Option<SearchResults>,
+    /// Whether the harness, not the operator, may have shaped the figures: of the load, or of
+    /// the search's step that decided its capacity (docs/experiments.md#validity).
+    pub validity: Validity,
+    /// What bound the load, or the deciding step (docs/experiments.md#findings).
+    pub findings: Vec<Finding>,
     /// How every scheduled write and delete ended.
     pub accounting: Accounting,
     /// When this shard count's load started; its plots count time from here.
@@ -555,6 +562,11 @@ pub(crate) mod tests {
             shards,
             repetition: 1,
             search: None,
+            validity: Validity {
+                valid: true,
+                ..Validity::default()
+            },
+            findings: Vec::new(),
             accounting: accounting(),
             load_started: at(START + 10),
             reconciliation,

@@ -130,9 +130,14 @@ impl Metric {
 }
 
 csv_row! {
-    /// A row of `summary.csv`: one shard count. Empty fields were not measured.
+    /// A row of `summary.csv`: one repetition of one shard count. Empty fields were not
+    /// measured.
     pub struct SummaryRow {
         shards: u32,
+        /// Which run of the shard count, from 1 (`--repeat`).
+        repetition: u32,
+        /// Whether the harness left the figures to the operator (docs/experiments.md#validity).
+        valid: bool,
         count: u64,
         p50_ms: f64 => new("reconcile p50", Millis),
         p90_ms: f64,
@@ -147,6 +152,13 @@ csv_row! {
         capacity_ops_per_second: Option<f64> => optional("capacity ops/s", Plain, Higher),
         capacity_slo: Option<&'static str>,
         capacity_at: Option<Timestamp>,
+        /// A capacity search's highest passing churn and lowest failing one, in changes per
+        /// second (docs/experiments.md#capacity-search).
+        search_passing_ops_per_second: Option<f64> => optional("searched capacity ops/s", Plain, Higher),
+        search_failing_ops_per_second: Option<f64>,
+        /// The SLOs the lowest failing step did not surely meet, `;`-separated.
+        search_deciding_slos: Option<String>,
+        search_steps: Option<usize>,
         failover_voluntary_n: Option<usize> => optional("voluntary failovers", Plain, Neither),
         failover_voluntary_lease_dead_finished: Option<usize> => optional("voluntary Lease dead (finished)", Plain, Higher),
         failover_voluntary_lease_dead_median_s: Option<f64> => optional("voluntary to Lease dead, median", Seconds),
@@ -256,8 +268,11 @@ impl SummaryRow {
         let capacity = results.capacity.earliest();
         let reconciliation = results.capacity.reconciliation;
         let queue = results.capacity.queue;
+        let search = results.search.as_ref();
         Self {
             shards: results.shards,
+            repetition: results.repetition,
+            valid: results.validity.valid,
             count: latency.count,
             p50_ms: latency.p50_ms,
             p90_ms: latency.p90_ms,
@@ -271,6 +286,13 @@ impl SummaryRow {
             capacity_ops_per_second: capacity.map(|breach| breach.load.operations_per_second),
             capacity_slo: capacity.map(|breach| breach.metric.as_str()),
             capacity_at: capacity.map(|breach| breach.at),
+            search_passing_ops_per_second: search.and_then(|s| s.bracket.highest_passing),
+            search_failing_ops_per_second: search.and_then(|s| s.bracket.lowest_failing),
+            search_deciding_slos: search.map(|s| {
+                let slos: Vec<&str> = s.deciding_slos().iter().map(|m| m.as_str()).collect();
+                slos.join(";")
+            }),
+            search_steps: search.map(|s| s.steps.len()),
             failover_voluntary_n: voluntary.n,
             failover_voluntary_lease_dead_finished: voluntary.lease_dead.0,
             failover_voluntary_lease_dead_median_s: voluntary.lease_dead.1,
@@ -402,7 +424,10 @@ mod tests {
             .unwrap()
             .len();
         assert_eq!(SummaryRow::HEADER.len(), fields);
-        assert_eq!(SummaryRow::HEADER[..3], ["shards", "count", "p50_ms"]);
+        assert_eq!(
+            SummaryRow::HEADER[..4],
+            ["shards", "repetition", "valid", "count"]
+        );
     }
 
     #[test]

@@ -20,15 +20,18 @@ use super::{
     summary::{Columns, SummaryRow, csv_row},
 };
 use crate::{
+    experiment::search::{Bracket, SearchResults, Step},
     measure::{
         accounting::Accounting,
         cost::{self, Cost, MachineLoad},
         failover::{FailoverEvents, FailoverKind, KindStats},
+        findings::Finding,
         latency::LatencySummary,
         movement,
         prometheus::Quantile,
         skew::{Skew, SkewSummary},
-        slo::{Capacity, Verdict},
+        slo::{Capacity, Metric, Verdict},
+        validity::Validity,
     },
     scenario::Scenario,
     units::format_quantile,
@@ -202,6 +205,15 @@ impl<'a> RunJson<'a> {
 #[derive(Debug, Serialize)]
 struct ShardCountJson<'a> {
     shards: u32,
+    /// Which run of the shard count, from 1.
+    repetition: u32,
+    /// Whether the harness left the figures to the operator, with the reasons and what was not
+    /// checked.
+    validity: &'a Validity,
+    /// What bound the load, or the search's deciding step.
+    findings: &'a [Finding],
+    /// The capacity search, step by step.
+    search: Option<SearchJson<'a>>,
     /// How every scheduled write and delete ended; censored writes are in `reconciliation`.
     accounting: &'a Accounting,
     load_started: Timestamp,
@@ -237,6 +249,10 @@ impl<'a> ShardCountJson<'a> {
     fn of(results: &'a ShardCountResults) -> Self {
         Self {
             shards: results.shards,
+            repetition: results.repetition,
+            validity: &results.validity,
+            findings: &results.findings,
+            search: results.search.as_ref().map(SearchJson::of),
             accounting: &results.accounting,
             load_started: results.load_started,
             reconciliation: results.reconciliation.summary(),
@@ -262,6 +278,73 @@ impl<'a> ShardCountJson<'a> {
             machine: results.machine_summary(),
             capacity_machine_load: results.capacity_machine_load(),
             verdicts: results.verdicts.iter().map(VerdictJson::of).collect(),
+        }
+    }
+}
+
+/// A capacity search: its bracket on every SLO together and on each, and its steps.
+#[derive(Debug, Serialize)]
+struct SearchJson<'a> {
+    bracket: Bracket,
+    reconciliation_bracket: Bracket,
+    queue_bracket: Bracket,
+    /// The SLOs the lowest failing step did not surely meet.
+    deciding_slos: Vec<&'static str>,
+    steps: Vec<StepJson<'a>>,
+}
+
+impl<'a> SearchJson<'a> {
+    fn of(search: &'a SearchResults) -> Self {
+        Self {
+            bracket: search.bracket,
+            reconciliation_bracket: search.bracket_of(Metric::ReconciliationLatency),
+            queue_bracket: search.bracket_of(Metric::QueueLatency),
+            deciding_slos: search.deciding_slos().iter().map(|m| m.as_str()).collect(),
+            steps: search.steps.iter().map(StepJson::of).collect(),
+        }
+    }
+}
+
+/// One step of a search.
+#[derive(Debug, Serialize)]
+struct StepJson<'a> {
+    churn_ops_per_second: f64,
+    started: Timestamp,
+    hold_s: f64,
+    scheduled: u64,
+    achieved_ops_per_second: f64,
+    failed: u64,
+    reconciliation: LatencySummary,
+    queue_p99: Option<Quantile>,
+    drained_s: f64,
+    outstanding: u64,
+    machine_busy: Option<f64>,
+    loadgen_cores: Option<f64>,
+    verdicts: Vec<VerdictJson>,
+    passed: bool,
+    validity: &'a Validity,
+    findings: &'a [Finding],
+}
+
+impl<'a> StepJson<'a> {
+    fn of(step: &'a Step) -> Self {
+        Self {
+            churn_ops_per_second: step.churn,
+            started: step.started,
+            hold_s: step.hold.as_secs_f64(),
+            scheduled: step.scheduled,
+            achieved_ops_per_second: step.achieved_per_second,
+            failed: step.failed,
+            reconciliation: step.reconciliation,
+            queue_p99: step.queue_p99,
+            drained_s: step.drained.as_secs_f64(),
+            outstanding: step.outstanding,
+            machine_busy: step.machine_busy,
+            loadgen_cores: step.loadgen_cores,
+            verdicts: step.verdicts.iter().map(VerdictJson::of).collect(),
+            passed: step.passed,
+            validity: &step.validity,
+            findings: &step.findings,
         }
     }
 }
