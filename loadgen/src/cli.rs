@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     compare::CompareArgs, experiment::ExperimentArgs, operator_cost::OperatorCostArgs,
-    ring::RingArgs, sharder_bench::SharderBenchArgs,
+    plan::PlanArgs, ring::RingArgs, sharder_bench::SharderBenchArgs,
 };
 
 /// Load generation and what-if analysis for controller sharding.
@@ -33,6 +33,10 @@ pub enum Command {
     Experiment(ExperimentArgs),
     /// Put runs, or the shard counts of one run, side by side as ratios to a baseline.
     Compare(CompareArgs),
+    /// How many shards a target of objects and churn needs: run a capacity search at each
+    /// shard count of a scenario (or read one), fit the capacity curve and pick the smallest
+    /// shard count whose lower bound covers the target with headroom.
+    Plan(PlanArgs),
 }
 
 #[cfg(test)]

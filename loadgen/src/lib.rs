@@ -41,6 +41,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::OperatorCost(args) => commands::operator_cost::run(&args, &mut out)?,
         cli::Command::Experiment(args) => commands::experiment::run(&args, &mut out)?,
         cli::Command::Compare(args) => commands::compare::run(&args, &mut out)?,
+        cli::Command::Plan(args) => commands::plan::run(&args, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -128,7 +128,7 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
         repeat: 1,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = runtime
+    let (dir, _) = runtime
         .block_on(experiment::run(&scenario, &options))
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(dir, results.path().join("e2e"));
@@ -376,4 +376,89 @@ fn an_interrupted_run_stops_every_process_it_started_and_writes_nothing() {
         !dir.path().join("interrupted").exists(),
         "no results written"
     );
+}
+
+const SEARCH: &str = "\
+name: e2e-search
+description: a two-step capacity search, twice, for the integration test
+shards: [1]
+world:
+  namespaces: 1
+  themes: 3
+  initialWebsites: 4
+search:
+  churn: {from: 0.5, to: 4}
+  hold: 15s
+  drain: 5s
+  maxSteps: 2
+  workers: 4
+operator:
+  workers: 1
+  simulatedWork: 300ms
+";
+
+/// A tiny capacity search with two repetitions: each repetition is in `run.json` with its
+/// steps, verdicts and validity, the bracket is ordered, and `summary.csv` has a row each.
+#[test]
+fn a_search_runs_twice_and_keeps_every_repetition() {
+    let binaries = stack::Binaries::build_for_tests().expect("the sharder and operator build");
+    let scenario = Scenario::from_yaml(SEARCH, Path::new("e2e-search.yaml")).expect("valid");
+    let results = tempfile::tempdir().unwrap();
+    let options = Options {
+        target: Choice::Local {
+            keep_directory: false,
+            binaries: Some(binaries),
+        },
+        results: results.path().to_owned(),
+        run_id: Some("search".to_owned()),
+        window: Duration::from_secs(5),
+        metrics_address: None,
+        repeat: 2,
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (dir, _) = runtime
+        .block_on(experiment::run(&scenario, &options))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+
+    let run: serde_json::Value = serde_json::from_str(&read(&dir, "run.json")).unwrap();
+    let counts = run["shard_counts"].as_array().unwrap();
+    let repetitions: Vec<u64> = counts
+        .iter()
+        .map(|count| count["repetition"].as_u64().unwrap())
+        .collect();
+    assert_eq!(repetitions, [1, 2]);
+    for count in counts {
+        assert!(count["validity"]["valid"].is_boolean(), "{count:#}");
+        let search = &count["search"];
+        let steps = search["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 2, "{search:#}");
+        assert_eq!(steps[0]["churn_ops_per_second"], 0.5);
+        for step in steps {
+            assert!(!step["verdicts"].as_array().unwrap().is_empty(), "{step:#}");
+            assert!(step["validity"]["valid"].is_boolean(), "{step:#}");
+            assert!(step["scheduled"].as_u64().unwrap() > 0, "{step:#}");
+        }
+        let bracket = &search["bracket"];
+        if let (Some(passing), Some(failing)) = (
+            bracket["highest_passing"].as_f64(),
+            bracket["lowest_failing"].as_f64(),
+        ) {
+            assert!(passing < failing, "{bracket}");
+        }
+    }
+    let summary = read(&dir, "summary.csv");
+    let mut rows = csv::Reader::from_reader(summary.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (&rows[0][at("repetition")], &rows[1][at("repetition")]),
+        ("1", "2")
+    );
+    assert!(
+        rows.iter()
+            .all(|row| ["true", "false"].contains(&&row[at("valid")]))
+    );
+    assert!(rows.iter().all(|row| &row[at("search_steps")] == "2"));
 }

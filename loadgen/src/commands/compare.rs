@@ -108,13 +108,13 @@ const METRICS: &[Metric] = SummaryRow::METRICS;
 
 /// One run directory as read from disk.
 #[derive(Debug)]
-struct Run {
+pub(crate) struct Run {
     dir: PathBuf,
     /// `run_id` of `run.json`.
     id: String,
     scenario: String,
     /// Ordered by shard count.
-    shard_counts: Vec<ShardCount>,
+    pub(crate) shard_counts: Vec<ShardCount>,
 }
 
 /// The part of `run.json` that compare needs; the rest is ignored.
@@ -132,15 +132,15 @@ struct ScenarioJson {
 
 /// The repetitions of one shard count, from the rows of `summary.csv`.
 #[derive(Debug, Clone, PartialEq)]
-struct ShardCount {
-    shards: u32,
+pub(crate) struct ShardCount {
+    pub(crate) shards: u32,
     /// Ordered by repetition number.
-    repetitions: Vec<Repetition>,
+    pub(crate) repetitions: Vec<Repetition>,
 }
 
 /// The figures of one repetition of a shard count: a row of `summary.csv`.
 #[derive(Debug, Clone, PartialEq)]
-struct Repetition {
+pub(crate) struct Repetition {
     /// 1-based.
     number: u32,
     /// Whether the measurement was valid; an invalid one is left out of every figure.
@@ -151,7 +151,7 @@ struct Repetition {
 
 impl ShardCount {
     /// The values of `column` over the valid repetitions that measured it.
-    fn samples(&self, column: &str) -> Vec<f64> {
+    pub(crate) fn samples(&self, column: &str) -> Vec<f64> {
         self.repetitions
             .iter()
             .filter(|repetition| repetition.valid)
@@ -177,7 +177,8 @@ impl ShardCount {
 }
 
 impl Run {
-    fn read(dir: &Path) -> anyhow::Result<Self> {
+    /// Reads the run directory `dir`.
+    pub(crate) fn read(dir: &Path) -> anyhow::Result<Self> {
         let metadata = std::fs::metadata(dir)
             .with_context(|| format!("cannot read the run directory {}", dir.display()))?;
         if !metadata.is_dir() {

@@ -7,15 +7,29 @@ use std::{io::Write, path::PathBuf, time::Duration};
 use clap::{Args, ValueEnum};
 use operations::duration::parse as parse_duration;
 
-use crate::{environment, experiment, scenario};
+use crate::{environment, experiment, gate, results::RunResults, scenario};
 
 /// Arguments of `loadgen experiment`.
 #[derive(Debug, Args)]
+#[command(after_help = gate::EXIT_STATUS_HELP)]
 pub struct ExperimentArgs {
     /// The scenario file, e.g. `experiments/smoke.yaml`.
     #[arg(value_name = "SCENARIO")]
     pub scenario: PathBuf,
 
+    /// How and where to run it.
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Exit with status 3 when an SLO verdict failed or a measurement was invalid (after
+    /// writing the results).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// How and where a scenario runs: the arguments `experiment` and `plan` share.
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// Where to run: `local` starts a control plane, the sharder and the shards as processes;
     /// `cluster` uses a cluster where the sharder and the operator are deployed.
     #[arg(long, value_enum, default_value_t = TargetKind::Local)]
@@ -82,36 +96,77 @@ fn parse_address(text: &str) -> Result<MetricsAddress, String> {
         .map_err(|error| format!("{error}: expected ip:port or 0"))
 }
 
-/// Validates the scenario before anything starts, runs it, and prints where the report is.
+/// Validates the scenario before anything starts, runs it, and prints where the report is;
+/// with `--check`, then fails on a missed SLO or an invalid measurement.
 pub fn run(args: &ExperimentArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let mut scenario = scenario::Scenario::load(&args.scenario)?;
-    if !args.shards.is_empty() {
-        scenario.shards = scenario::select_shards(&scenario.shards, &args.shards)
-            .map_err(|problem| anyhow::anyhow!("--shards: {problem}"))?;
-    }
-    let options = experiment::Options {
-        target: match args.target {
-            TargetKind::Local => environment::Choice::Local {
-                keep_directory: args.keep_directory,
-                binaries: None,
-            },
-            TargetKind::Cluster => environment::Choice::Cluster {
-                kubeconfig: args.kubeconfig.clone(),
-                context: args.context.clone(),
-            },
-        },
-        results: args.results.clone(),
-        run_id: args.run_id.clone(),
-        window: args.window,
-        metrics_address: args.metrics_address.0,
-        repeat: args.repeat,
-    };
-    let runtime = tokio::runtime::Runtime::new()?;
-    let dir = runtime.block_on(experiment::run(&scenario, &options))?;
+    let scenario = scenario::Scenario::load(&args.scenario)?;
+    let (dir, results) = args.run.run(scenario)?;
     writeln!(
         out,
         "report: {}",
         experiment::display_path(&dir.join("report.md"))
     )?;
+    if args.check {
+        out.flush()?;
+        gate::check(check_failures(&results))?;
+    }
     Ok(())
+}
+
+/// Why `--check` fails a run: each missed SLO verdict and each invalid measurement.
+fn check_failures(results: &RunResults) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for count in &results.shard_counts {
+        let which = format!("{} shard(s), repetition {}", count.shards, count.repetition);
+        for verdict in count.verdicts.iter().filter(|v| v.met == Some(false)) {
+            reasons.push(format!(
+                "{which}: the {} p99 was {}{:.0} ms, over its SLO of {:.0} ms",
+                verdict.metric.name(),
+                if verdict.lower_bound { "≥ " } else { "" },
+                verdict.observed.as_secs_f64() * 1000.0,
+                verdict.threshold.as_secs_f64() * 1000.0
+            ));
+        }
+        if !count.validity.valid {
+            let why: Vec<&str> = count
+                .validity
+                .reasons
+                .iter()
+                .map(|reason| reason.sentence.as_str())
+                .collect();
+            reasons.push(format!("{which} is invalid: {}", why.join("; ")));
+        }
+    }
+    reasons
+}
+
+impl RunArgs {
+    /// Runs `scenario` as these arguments say (`--shards` narrows its sweep); returns the
+    /// run's directory and results.
+    pub fn run(&self, mut scenario: scenario::Scenario) -> anyhow::Result<(PathBuf, RunResults)> {
+        let args = self;
+        if !args.shards.is_empty() {
+            scenario.shards = scenario::select_shards(&scenario.shards, &args.shards)
+                .map_err(|problem| anyhow::anyhow!("--shards: {problem}"))?;
+        }
+        let options = experiment::Options {
+            target: match args.target {
+                TargetKind::Local => environment::Choice::Local {
+                    keep_directory: args.keep_directory,
+                    binaries: None,
+                },
+                TargetKind::Cluster => environment::Choice::Cluster {
+                    kubeconfig: args.kubeconfig.clone(),
+                    context: args.context.clone(),
+                },
+            },
+            results: args.results.clone(),
+            run_id: args.run_id.clone(),
+            window: args.window,
+            metrics_address: args.metrics_address.0,
+            repeat: args.repeat,
+        };
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(experiment::run(&scenario, &options))
+    }
 }

@@ -9,9 +9,12 @@
 //! - [`experiment`]: `loadgen experiment`, a scenario run at each shard count of its sweep on
 //!   a target (an [`environment`](crate::environment)), written to `results/<run-id>/`.
 //! - [`compare`]: `loadgen compare`, runs or the shard counts of one run side by side.
+//! - [`plan`]: `loadgen plan`, the shard count a target of objects and churn needs, from a
+//!   capacity search at several shard counts.
 
 pub mod compare;
 pub mod experiment;
 pub mod operator_cost;
+pub mod plan;
 pub mod ring;
 pub mod sharder_bench;

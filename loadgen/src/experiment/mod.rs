@@ -81,8 +81,8 @@ pub struct Options {
 }
 
 /// Runs `scenario` at each of its shard counts and writes its results; returns their
-/// directory.
-pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<PathBuf> {
+/// directory and the results.
+pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(PathBuf, RunResults)> {
     let started = Timestamp::now();
     let run_id = options
         .run_id
@@ -169,7 +169,7 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<PathB
         shard_counts,
     };
     writer::write(&dir, &results)?;
-    Ok(dir)
+    Ok((dir, results))
 }
 
 /// `<UTC time>-<scenario>`, sortable by time.

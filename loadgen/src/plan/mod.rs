@@ -11,7 +11,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::{
-    measure::scaling_model::{self, Fit, Model, Parameters, Point},
+    measure::{
+        scaling_model::{self, Fit, Model, Parameters, Point},
+        stats,
+    },
     report::{Report, TextTable},
     units::BYTES_PER_MIB,
 };
@@ -68,6 +71,21 @@ pub struct CapacityPoint {
 }
 
 impl CapacityPoint {
+    /// The point of `shards` from the capacity of each valid repetition and the number of
+    /// the others: the median and its interval (docs/experiments.md#repetitions-and-intervals).
+    #[must_use]
+    pub fn of(shards: u32, samples: Vec<f64>, invalid: usize) -> Self {
+        let interval = stats::interval(&samples);
+        Self {
+            shards,
+            median: interval.map_or(0.0, |i| i.median),
+            low: interval.map_or(0.0, |i| i.low),
+            high: interval.map_or(0.0, |i| i.high),
+            samples,
+            invalid: u32::try_from(invalid).unwrap_or(u32::MAX),
+        }
+    }
+
     /// Whether a valid repetition measured it.
     #[must_use]
     pub fn is_measured(&self) -> bool {
@@ -88,6 +106,25 @@ pub struct ShardCost {
     pub sharder_cpu_cores: Option<f64>,
     /// The sharder's peak memory, in bytes.
     pub sharder_memory_bytes: Option<f64>,
+}
+
+impl ShardCost {
+    /// The cost of `shards` from each valid repetition's figures, in the order of the fields
+    /// (operator cores and bytes per shard, sharder cores and bytes): their medians.
+    #[must_use]
+    pub fn of(
+        shards: u32,
+        [operator_cores, operator_bytes, sharder_cores, sharder_bytes]: [Vec<f64>; 4],
+    ) -> Self {
+        let median = |values: Vec<f64>| stats::interval(&values).map(|interval| interval.median);
+        Self {
+            shards,
+            operator_cpu_cores_per_shard: median(operator_cores),
+            operator_memory_bytes_per_shard: median(operator_bytes),
+            sharder_cpu_cores: median(sharder_cores),
+            sharder_memory_bytes: median(sharder_bytes),
+        }
+    }
 }
 
 /// The cost at the recommended shard count.

@@ -72,47 +72,52 @@ impl<'a> Repetitions<'a> {
             .valid()
             .filter_map(ShardCountResults::searched_capacity)
             .collect();
-        let interval = stats::interval(&samples);
-        CapacityPoint {
-            shards: self.shards,
-            median: interval.map_or(0.0, |i| i.median),
-            low: interval.map_or(0.0, |i| i.low),
-            high: interval.map_or(0.0, |i| i.high),
-            invalid: u32::try_from(self.all.len() - samples.len()).unwrap_or(u32::MAX),
-            samples,
-        }
+        let invalid = self.all.len() - samples.len();
+        CapacityPoint::of(self.shards, samples, invalid)
     }
 
     /// What a shard and the sharder cost while the search's highest passing step ran: the
     /// median over the valid repetitions that have one.
     #[must_use]
     pub fn cost_at_capacity(&self) -> ShardCost {
-        let costs: Vec<StepCost> = self.valid().filter_map(StepCost::of).collect();
-        let median = |figure: fn(&StepCost) -> Option<f64>| {
-            let values: Vec<f64> = costs.iter().filter_map(figure).collect();
-            stats::interval(&values).map(|interval| interval.median)
+        let costs: Vec<CapacityCost> = self
+            .valid()
+            .filter_map(ShardCountResults::cost_at_capacity)
+            .collect();
+        let figure = |figure: fn(&CapacityCost) -> Option<f64>| {
+            costs.iter().filter_map(figure).collect::<Vec<f64>>()
         };
-        ShardCost {
-            shards: self.shards,
-            operator_cpu_cores_per_shard: median(|c| c.operator_cores_per_shard),
-            operator_memory_bytes_per_shard: median(|c| c.operator_bytes_per_shard),
-            sharder_cpu_cores: median(|c| c.sharder_cores),
-            sharder_memory_bytes: median(|c| c.sharder_bytes),
-        }
+        ShardCost::of(
+            self.shards,
+            [
+                figure(|c| c.operator_cores_per_shard),
+                figure(|c| c.operator_bytes_per_shard),
+                figure(|c| c.sharder_cores),
+                figure(|c| c.sharder_bytes),
+            ],
+        )
     }
 }
 
-/// The cost of one repetition during its highest passing step.
-#[derive(Debug, Clone, Copy)]
-struct StepCost {
-    operator_cores_per_shard: Option<f64>,
-    operator_bytes_per_shard: Option<f64>,
-    sharder_cores: Option<f64>,
-    sharder_bytes: Option<f64>,
+/// What one repetition cost while its search's highest passing step ran.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacityCost {
+    /// The operator's cores, per shard.
+    pub operator_cores_per_shard: Option<f64>,
+    /// The operator's peak memory, per shard, in bytes.
+    pub operator_bytes_per_shard: Option<f64>,
+    /// The sharder's cores.
+    pub sharder_cores: Option<f64>,
+    /// The sharder's peak memory, in bytes.
+    pub sharder_bytes: Option<f64>,
 }
 
-impl StepCost {
-    fn of(count: &ShardCountResults) -> Option<Self> {
+impl ShardCountResults {
+    /// What this repetition cost while its search's highest passing step held its churn;
+    /// `None` under a load or without a passing step.
+    #[must_use]
+    pub fn cost_at_capacity(&self) -> Option<CapacityCost> {
+        let count = self;
         let search = count.search.as_ref()?;
         let step = search
             .steps
@@ -125,16 +130,14 @@ impl StepCost {
         let shards = f64::from(count.shards);
         let get =
             |map: &std::collections::BTreeMap<ComponentClass, f64>, class| map.get(&class).copied();
-        Some(Self {
+        Some(CapacityCost {
             operator_cores_per_shard: get(&cores, ComponentClass::Operator).map(|c| c / shards),
             operator_bytes_per_shard: get(&bytes, ComponentClass::Operator).map(|b| b / shards),
             sharder_cores: get(&cores, ComponentClass::Sharder),
             sharder_bytes: get(&bytes, ComponentClass::Sharder),
         })
     }
-}
 
-impl ShardCountResults {
     /// The capacity a search measured: its highest passing churn, when a failing step above
     /// it bounds it (docs/experiments.md#capacity-search); `None` under a load, or when the
     /// capacity lies below or above the searched range.

@@ -152,13 +152,20 @@ csv_row! {
         capacity_ops_per_second: Option<f64> => optional("capacity ops/s", Plain, Higher),
         capacity_slo: Option<&'static str>,
         capacity_at: Option<Timestamp>,
-        /// A capacity search's highest passing churn and lowest failing one, in changes per
-        /// second (docs/experiments.md#capacity-search).
-        search_passing_ops_per_second: Option<f64> => optional("searched capacity ops/s", Plain, Higher),
+        /// A capacity search's capacity: its highest passing churn in changes per second, when a
+        /// failing step above it bounds it (docs/experiments.md#capacity-search).
+        search_capacity_ops_per_second: Option<f64> => optional("searched capacity ops/s", Plain, Higher),
+        /// The search's bracket: its highest passing and lowest failing churn.
+        search_passing_ops_per_second: Option<f64>,
         search_failing_ops_per_second: Option<f64>,
         /// The SLOs the lowest failing step did not surely meet, `;`-separated.
         search_deciding_slos: Option<String>,
         search_steps: Option<usize>,
+        /// What a shard and the sharder used while the highest passing step held its churn.
+        capacity_operator_cores_per_shard: Option<f64> => optional("operator cores per shard at capacity", Plain),
+        capacity_operator_peak_bytes_per_shard: Option<f64> => optional("operator peak per shard at capacity", Bytes),
+        capacity_sharder_cores: Option<f64> => optional("sharder cores at capacity", Plain),
+        capacity_sharder_peak_bytes: Option<f64> => optional("sharder peak at capacity", Bytes),
         failover_voluntary_n: Option<usize> => optional("voluntary failovers", Plain, Neither),
         failover_voluntary_lease_dead_finished: Option<usize> => optional("voluntary Lease dead (finished)", Plain, Higher),
         failover_voluntary_lease_dead_median_s: Option<f64> => optional("voluntary to Lease dead, median", Seconds),
@@ -269,6 +276,7 @@ impl SummaryRow {
         let reconciliation = results.capacity.reconciliation;
         let queue = results.capacity.queue;
         let search = results.search.as_ref();
+        let at_capacity = results.cost_at_capacity();
         Self {
             shards: results.shards,
             repetition: results.repetition,
@@ -286,6 +294,7 @@ impl SummaryRow {
             capacity_ops_per_second: capacity.map(|breach| breach.load.operations_per_second),
             capacity_slo: capacity.map(|breach| breach.metric.as_str()),
             capacity_at: capacity.map(|breach| breach.at),
+            search_capacity_ops_per_second: results.searched_capacity(),
             search_passing_ops_per_second: search.and_then(|s| s.bracket.highest_passing),
             search_failing_ops_per_second: search.and_then(|s| s.bracket.lowest_failing),
             search_deciding_slos: search.map(|s| {
@@ -293,6 +302,11 @@ impl SummaryRow {
                 slos.join(";")
             }),
             search_steps: search.map(|s| s.steps.len()),
+            capacity_operator_cores_per_shard: at_capacity.and_then(|c| c.operator_cores_per_shard),
+            capacity_operator_peak_bytes_per_shard: at_capacity
+                .and_then(|c| c.operator_bytes_per_shard),
+            capacity_sharder_cores: at_capacity.and_then(|c| c.sharder_cores),
+            capacity_sharder_peak_bytes: at_capacity.and_then(|c| c.sharder_bytes),
             failover_voluntary_n: voluntary.n,
             failover_voluntary_lease_dead_finished: voluntary.lease_dead.0,
             failover_voluntary_lease_dead_median_s: voluntary.lease_dead.1,
