@@ -77,6 +77,21 @@ pub enum Rule {
     WatchRestarts,
 }
 
+impl Rule {
+    /// Its name in reports and CSV columns, as in `run.json`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shortfall => "shortfall",
+            Self::LoadgenCpu => "loadgen_cpu",
+            Self::MachineCpu => "machine_cpu",
+            Self::RateLimiter => "rate_limiter",
+            Self::ApiErrors => "api_errors",
+            Self::WatchRestarts => "watch_restarts",
+        }
+    }
+}
+
 /// Why a measurement is invalid, or why a rule was not checked: a sentence with the figure and
 /// the threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,6 +115,17 @@ pub struct Validity {
 }
 
 impl Validity {
+    /// `yes`, or `INVALID: <rules>` naming the rules broken: a table cell.
+    #[must_use]
+    pub fn cell(&self) -> String {
+        if self.valid {
+            "yes".to_owned()
+        } else {
+            let rules: Vec<&str> = self.reasons.iter().map(|r| r.rule.as_str()).collect();
+            format!("INVALID: {}", rules.join(", "))
+        }
+    }
+
     /// The verdict on `signals`.
     #[must_use]
     pub fn of(signals: &Signals) -> Self {
