@@ -589,7 +589,7 @@ fn repetitions_section(out: &mut String, results: &RunResults) {
     line!(
         out,
         "| shards | reconcile p99 | queue p99 | operator CPU | sharder CPU | total peak memory | \
-         invalid, left out |"
+         left out |"
     );
     line!(out, "|---:|---:|---:|---:|---:|---:|---|");
     let class_cpu = |class| {
@@ -628,7 +628,7 @@ fn repetitions_section(out: &mut String, results: &RunResults) {
             if invalid.is_empty() {
                 "none".to_owned()
             } else {
-                format!("{} ({})", invalid.len(), invalid.join(", "))
+                format!("{} invalid ({})", invalid.len(), invalid.join(", "))
             },
         );
     }
@@ -1656,7 +1656,7 @@ mod tests {
             failover::{FailoverEvents, Recovery},
             slo::Load,
         },
-        results::tests::{START, at, synthetic},
+        results::tests::{START, at, searched, synthetic},
     };
 
     /// `synthetic()` with 1, 2 and 3 shards breaching `metrics` at the reference capacity
@@ -2059,5 +2059,178 @@ mod tests {
         assert!(report.contains("| queue latency | 1–10 s | 1 s | undetermined |"));
         assert!(report.contains("| 1 | "));
         assert!(report.contains(" | 1–10 s |"), "{report}");
+    }
+
+    #[test]
+    fn the_search_headline_gives_each_shard_counts_median_over_valid_repetitions() {
+        assert_eq!(
+            headline(&searched()),
+            "The highest sustainable churn over 50 Websites, in changes/s, median [low, high] \
+             over the valid repetitions whose search bracketed it: 1 shard(s) 4.00 (n=1), \
+             decided by the queue latency SLO, 1 invalid left out; 2 shard(s) 9.00 [8.00, \
+             10.00] (n=2, min–max), decided by the queue latency SLO."
+        );
+    }
+
+    #[test]
+    fn the_search_headline_counts_repetitions_below_and_above_the_range() {
+        let mut results = searched();
+        let search = results.shard_counts[1].search.as_mut().unwrap();
+        search.bracket.lowest_failing = None;
+        let search = results.shard_counts[3].search.as_mut().unwrap();
+        search.bracket.highest_passing = None;
+        let text = headline(&results);
+        assert!(
+            text.ends_with(
+                "2 shard(s) not measured: no valid repetition bracketed it, 1 below the range, \
+                 1 above the range left out."
+            ),
+            "{text}"
+        );
+        let report = report_markdown(&results);
+        assert!(
+            report.contains(
+                "#2 below the range (the first step failed); #1 above the range (no step \
+                 failed; at least 8.00)"
+            ),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_repetition_with_its_validity_and_bracket() {
+        let report = report_markdown(&searched());
+        assert!(
+            report.contains("| shards #repetition | valid | "),
+            "{report}"
+        );
+        assert!(report.contains("| bracket (changes/s) |"), "{report}");
+        assert!(report.contains("| 1 #1 | yes | "), "{report}");
+        let invalid = report.find("| 1 #2 | INVALID: machine_cpu | ").unwrap();
+        let row = report[invalid..].lines().next().unwrap();
+        assert!(row.contains(" | [5.00, 5.50] | "), "{row}");
+    }
+
+    #[test]
+    fn the_capacity_search_section_gives_capacity_cost_and_brackets() {
+        let report = report_markdown(&searched());
+        let section = &report
+            [report.find("## Capacity search").unwrap()..report.find("## Repetitions").unwrap()];
+        assert!(section.contains("from 2.00 it doubles"), "{section}");
+        assert!(section.contains("an invalid step counts as failing"));
+        assert!(
+            section.contains("| 1 | 4.00 (n=1) | queue latency | #2 invalid (machine_cpu) | "),
+            "{section}"
+        );
+        assert!(
+            section.contains("| 2 | 9.00 [8.00, 10.00] (n=2, min–max) | queue latency | none | "),
+            "{section}"
+        );
+        // At 8 changes/s: 8.80 broke the queue SLO alone, 16 both.
+        assert!(
+            section.contains(
+                "| 2 #1 | yes | [8.00, 8.80] | 4 | queue latency | [8.80, 16.00] | [8.00, 8.80] |"
+            ),
+            "{section}"
+        );
+    }
+
+    #[test]
+    fn repetitions_show_each_figures_interval_over_the_valid_ones() {
+        let report = report_markdown(&searched());
+        let section =
+            &report[report.find("## Repetitions").unwrap()..report.find("## 1 shards").unwrap()];
+        // 1 shard: one valid repetition; 2 shards: two.
+        assert!(section.contains("| 1 | "), "{section}");
+        assert!(section.contains("(n=1) | "), "{section}");
+        assert!(section.contains("(n=2, min–max)"), "{section}");
+        assert!(section.contains("| 1 invalid (#2) |"), "{section}");
+        assert!(section.contains("| none |"), "{section}");
+        assert!(!report_markdown(&synthetic()).contains("## Repetitions"));
+    }
+
+    #[test]
+    fn each_measurement_has_its_validity_findings_and_steps() {
+        let mut results = searched();
+        results.shard_counts[1].findings = vec![crate::measure::findings::Finding {
+            kind: crate::measure::findings::FindingKind::QueueBound,
+            sentence: "shard-0's items waited 3× longer in its queue than they took to \
+                       reconcile."
+                .to_owned(),
+        }];
+        results.shard_counts[0].validity.unchecked = vec![crate::measure::validity::Reason {
+            rule: crate::measure::validity::Rule::RateLimiter,
+            sentence: "kube-rs clients have no rate limiter".to_owned(),
+        }];
+        let report = report_markdown(&results);
+        assert!(report.contains(
+            "## 1 shards, repetition 1\n\n### Validity\n\nVALID (of the step that decided the \
+             capacity).\n\nUnchecked: rate_limiter (kube-rs clients have no rate limiter).\n\n\
+             ### Findings\n\nnone\n"
+        ));
+        assert!(report.contains(
+            "## 1 shards, repetition 2\n\n### Validity\n\nINVALID (of the step that decided \
+             the capacity):\n\n- machine_cpu: the machine was 95 % busy\n"
+        ));
+        assert!(report.contains(
+            "## 2 shards, repetition 1\n\n### Validity\n\nVALID (of the step that decided the \
+             capacity).\n\n### Findings\n\n- shard-0's items waited 3× longer"
+        ));
+        assert_eq!(report.matches("### Search steps").count(), 4);
+        assert!(
+            report.contains("| 1 | 4.00 | 4.00 | 60 | 0 | 200 ms | 200 ms | 0 | 1.5 s | 50 % | 0.10 | yes | yes |"),
+            "{report}"
+        );
+        let invalid = report
+            .find("| 4 | 5.50 | 5.50 | 60 | 0 | 900 ms | ")
+            .unwrap();
+        assert!(
+            report[invalid..]
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("| 0 | 1.5 s | 95 % | 0.10 | INVALID: machine_cpu | no |")
+        );
+        assert!(report.contains(
+            "Bracket: [8.00, 8.80] changes/s, 10 % wide, decided by the queue latency SLO."
+        ));
+        // A search measures no breach under a ramp.
+        assert!(!report.contains("### Capacity\n"));
+    }
+
+    #[test]
+    fn search_scaling_leaves_invalid_repetitions_out() {
+        let report = report_markdown(&searched());
+        let scaling = &report[report.find("## Scaling").unwrap()..];
+        assert!(
+            scaling.contains("Over the valid repetitions only, the median of each shard count: 1 invalid left out."),
+            "{scaling}"
+        );
+        // 1 shard: 4 (the invalid 5 left out); 2 shards: the median of 8 and 10.
+        assert!(
+            scaling.contains(
+                "| shards | searched capacity (changes/s), median | / capacity(1) |\n|---:|---:|---:|\n\
+                 | 1 | 4.00 | 1.00 |\n| 2 | 9.00 | 2.25 |\n"
+            ),
+            "{scaling}"
+        );
+    }
+
+    #[test]
+    fn ramp_scaling_leaves_invalid_repetitions_out() {
+        let mut results = synthetic();
+        results.shard_counts[0].capacity.reconciliation = results.shard_counts[1]
+            .capacity
+            .reconciliation
+            .map(|mut breach| {
+                breach.load.websites = 1500.0;
+                breach
+            });
+        assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
+        results.shard_counts[0].validity.valid = false;
+        let report = report_markdown(&results);
+        assert!(!report.contains("| 3 | 2.00 |"), "{report}");
+        assert!(report.contains("the median of each shard count: 1 invalid left out."));
+        assert!(report.contains("No capacity scaling on the reconciliation latency SLO"));
     }
 }
