@@ -482,4 +482,18 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn rules_are_named_as_in_run_json() {
+        for kind in [
+            Rule::Shortfall,
+            Rule::LoadgenCpu,
+            Rule::MachineCpu,
+            Rule::RateLimiter,
+            Rule::ApiErrors,
+            Rule::WatchRestarts,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
 }
