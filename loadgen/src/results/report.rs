@@ -306,7 +306,7 @@ fn churn_text(churn: f64) -> String {
 }
 
 /// `[passing, failing]` in changes per second, naming an open end.
-fn bracket_text(bracket: Bracket) -> String {
+pub(crate) fn bracket_text(bracket: Bracket) -> String {
     format!(
         "[{}, {}]",
         bracket
@@ -319,7 +319,7 @@ fn bracket_text(bracket: Bracket) -> String {
 }
 
 /// SLOs by the names a reader knows them, `and`-joined.
-fn slo_names(metrics: &[Metric]) -> String {
+pub(crate) fn slo_names(metrics: &[Metric]) -> String {
     let names: Vec<&str> = metrics.iter().map(|metric| Metric::name(*metric)).collect();
     names.join(" and ")
 }
