@@ -115,15 +115,26 @@ pub struct Validity {
 }
 
 impl Validity {
-    /// `yes`, or `INVALID: <rules>` naming the rules broken: a table cell.
+    /// `yes`, or `INVALID: <rules>` naming the rules broken (`not assessed` for the default):
+    /// a table cell.
     #[must_use]
     pub fn cell(&self) -> String {
         if self.valid {
             "yes".to_owned()
+        } else if self.reasons.is_empty() {
+            "INVALID: not assessed".to_owned()
         } else {
-            let rules: Vec<&str> = self.reasons.iter().map(|r| r.rule.as_str()).collect();
-            format!("INVALID: {}", rules.join(", "))
+            format!("INVALID: {}", self.broken().join(", "))
         }
+    }
+
+    /// The names of the rules broken.
+    #[must_use]
+    pub fn broken(&self) -> Vec<&'static str> {
+        self.reasons
+            .iter()
+            .map(|reason| reason.rule.as_str())
+            .collect()
     }
 
     /// The verdict on `signals`.

@@ -399,13 +399,11 @@ impl<'a> SearchOutcome<'a> {
             .invalid
             .iter()
             .map(|count| {
-                let rules: Vec<&str> = count
-                    .validity
-                    .reasons
-                    .iter()
-                    .map(|reason| reason.rule.as_str())
-                    .collect();
-                format!("#{} invalid ({})", count.repetition, rules.join(", "))
+                format!(
+                    "#{} invalid ({})",
+                    count.repetition,
+                    count.validity.broken().join(", ")
+                )
             })
             .collect();
         parts.extend(self.below.iter().map(|count| {
@@ -1962,7 +1960,7 @@ mod tests {
     }
 
     #[test]
-    fn scaling_needs_a_breach_with_one_shard() {
+    fn scaling_needs_a_breach_with_one_shard_in_a_valid_repetition() {
         let mut results = synthetic();
         assert!(report_markdown(&results).contains("No capacity scaling"));
         results.shard_counts[0].capacity.reconciliation = results.shard_counts[1]
@@ -1973,6 +1971,11 @@ mod tests {
                 breach
             });
         assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
+        results.shard_counts[0].validity.valid = false;
+        let report = report_markdown(&results);
+        assert!(!report.contains("| 3 | 2.00 |"), "{report}");
+        assert!(report.contains("the median of each shard count: 1 invalid left out."));
+        assert!(report.contains("No capacity scaling on the reconciliation latency SLO"));
     }
 
     #[test]
@@ -2214,23 +2217,5 @@ mod tests {
             ),
             "{scaling}"
         );
-    }
-
-    #[test]
-    fn ramp_scaling_leaves_invalid_repetitions_out() {
-        let mut results = synthetic();
-        results.shard_counts[0].capacity.reconciliation = results.shard_counts[1]
-            .capacity
-            .reconciliation
-            .map(|mut breach| {
-                breach.load.websites = 1500.0;
-                breach
-            });
-        assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
-        results.shard_counts[0].validity.valid = false;
-        let report = report_markdown(&results);
-        assert!(!report.contains("| 3 | 2.00 |"), "{report}");
-        assert!(report.contains("the median of each shard count: 1 invalid left out."));
-        assert!(report.contains("No capacity scaling on the reconciliation latency SLO"));
     }
 }

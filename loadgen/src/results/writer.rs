@@ -543,12 +543,6 @@ impl StepRow {
                 .find(|verdict| verdict.metric == metric)
                 .and_then(|verdict| verdict.met)
         };
-        let rules: Vec<&str> = step
-            .validity
-            .reasons
-            .iter()
-            .map(|reason| reason.rule.as_str())
-            .collect();
         let findings: Vec<&str> = step
             .findings
             .iter()
@@ -581,7 +575,7 @@ impl StepRow {
             reconciliation_met: met(Metric::ReconciliationLatency),
             queue_met: met(Metric::QueueLatency),
             valid: step.validity.valid,
-            invalid_rules: rules.join(";"),
+            invalid_rules: step.validity.broken().join(";"),
             passed: step.passed,
             findings: findings.join(";"),
         }
