@@ -786,10 +786,12 @@ fn header(out: &mut String, results: &RunResults) {
         results.versions.loadgen,
         results.versions.kubernetes
     );
-    let shards: Vec<String> = results
-        .shard_counts
+    let shards: Vec<String> = by_shard_count(results)
         .iter()
-        .map(|count| count.shards.to_string())
+        .map(|group| match group.all.len() {
+            1 => group.shards.to_string(),
+            n => format!("{} ({n} repetitions)", group.shards),
+        })
         .collect();
     line!(out, "- Shard counts: {}", shards.join(", "));
     line!(out);
@@ -877,16 +879,22 @@ fn summary_table(out: &mut String, results: &RunResults) {
 /// How many latencies of each shard count are censored, under the headline figures: a "≥"
 /// figure is a lower bound (docs/experiments.md#reconciliation-latency).
 fn censored_line(out: &mut String, results: &RunResults) {
+    let repeated = repeated(results);
     let counts: Vec<String> = results
         .shard_counts
         .iter()
         .map(|count| {
             let writes = &count.accounting.writes;
             format!(
-                "{} of {} with {} shard(s) ({} pending at the end, {} abandoned by a delete)",
+                "{} of {} with {} shard(s){} ({} pending at the end, {} abandoned by a delete)",
                 writes.censored(),
                 count.reconciliation.summary().count,
                 count.shards,
+                if repeated {
+                    format!(" #{}", count.repetition)
+                } else {
+                    String::new()
+                },
                 writes.pending,
                 writes.abandoned
             )
