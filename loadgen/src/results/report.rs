@@ -447,9 +447,10 @@ fn search_headline(results: &RunResults) -> String {
                     slo_names(&outcome.deciding)
                 );
             }
-            if let Some(left_out) = outcome.left_out_count() {
-                let _ = write!(part, ", {left_out} left out");
-            }
+            let left_out = outcome
+                .left_out_count()
+                .unwrap_or_else(|| "none".to_owned());
+            let _ = write!(part, ", {left_out} left out");
             part
         })
         .collect();
@@ -2079,7 +2080,7 @@ mod tests {
             "The highest sustainable churn over 50 Websites, in changes/s, median [low, high] \
              over the valid repetitions whose search bracketed it: 1 shard(s) 4.00 (n=1), \
              decided by the queue latency SLO, 1 invalid left out; 2 shard(s) 9.00 [8.00, \
-             10.00] (n=2, min–max), decided by the queue latency SLO."
+             10.00] (n=2, min–max), decided by the queue latency SLO, none left out."
         );
     }
 
