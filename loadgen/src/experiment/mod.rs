@@ -285,13 +285,7 @@ async fn shard_count(
     };
     let (validity, findings, search) = assess(search, &results.verdicts, &evidence, &load);
     (results.validity, results.findings, results.search) = (validity, findings, search);
-    progress.done(
-        &results.reconciliation.summary(),
-        results.queue_p99.as_ref(),
-        &errors,
-        &disruption_errors,
-        &finished.accounting,
-    );
+    progress.done(&results, &errors, &disruption_errors);
     if cleanup_needed(target) {
         delete_websites(&client, run_id).await?;
     }

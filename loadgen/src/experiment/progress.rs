@@ -17,7 +17,12 @@ use super::{
     tracker::Tracker,
 };
 use crate::{
-    measure::{accounting::Accounting, latency::LatencySummary, prometheus::Quantile},
+    experiment::search::SearchResults,
+    measure::{findings::Finding, validity::Validity},
+    results::{
+        ShardCountResults,
+        report::{bracket_text, slo_names},
+    },
     scenario::Scenario,
     units::format_quantile,
 };
@@ -117,18 +122,18 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 
-    /// The summary of the shard count.
+    /// The summary of the shard count, then its verdict ([`verdict_lines`]).
     pub fn done(
         &self,
-        summary: &LatencySummary,
-        queue_p99: Option<&Quantile>,
+        results: &ShardCountResults,
         errors: &BTreeMap<String, u64>,
         disruption_errors: &[String],
-        accounting: &Accounting,
     ) {
+        let summary = &results.reconciliation.summary();
+        let queue_p99 = results.queue_p99.as_ref();
         let queue = queue_p99.map_or_else(|| "not scraped".to_owned(), format_quantile);
         let bound = |lower_bound| if lower_bound { "≥ " } else { "" };
-        let writes = &accounting.writes;
+        let writes = &results.accounting.writes;
         let classes: Vec<String> = writes
             .classes()
             .iter()
@@ -155,7 +160,57 @@ impl Progress {
         for error in disruption_errors {
             self.line(&format!("{}: {error}", self.prefix));
         }
+        for line in verdict_lines(
+            &results.validity,
+            &results.findings,
+            results.search.as_ref(),
+        ) {
+            self.line(&format!("{}: {line}", self.prefix));
+        }
     }
+}
+
+/// The verdict on a measurement, as [`Progress::done`] ends: VALID or INVALID with every reason,
+/// for a search its bracket and the SLOs that decided it, then each finding.
+pub fn verdict_lines(
+    validity: &Validity,
+    findings: &[Finding],
+    search: Option<&SearchResults>,
+) -> Vec<String> {
+    let of = if search.is_some() {
+        " (deciding step)"
+    } else {
+        ""
+    };
+    let mut lines = vec![if validity.valid {
+        format!("VALID{of}")
+    } else {
+        let reasons: Vec<&str> = validity
+            .reasons
+            .iter()
+            .map(|reason| reason.sentence.as_str())
+            .collect();
+        format!("INVALID{of}: {}", reasons.join("; "))
+    }];
+    if let Some(search) = search {
+        let deciding = search.deciding_slos();
+        lines.push(format!(
+            "bracket {} changes/s after {} step(s){}",
+            bracket_text(search.bracket),
+            search.steps.len(),
+            if deciding.is_empty() {
+                String::new()
+            } else {
+                format!(", decided by the {} SLO", slo_names(&deciding))
+            }
+        ));
+    }
+    lines.extend(
+        findings
+            .iter()
+            .map(|finding| format!("finding: {}", finding.sentence)),
+    );
+    lines
 }
 
 /// `ops 312 ok 2 err │ websites 140 on 3 shards │ pending 4 │ p99 1.2 s`.
@@ -180,4 +235,36 @@ fn status(
         ok - ok_before,
         errors - errors_before,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::tests::searched;
+
+    #[test]
+    fn the_verdict_names_every_reason_the_bracket_and_each_finding() {
+        let results = searched();
+        let invalid = &results.shard_counts[2];
+        assert_eq!(
+            verdict_lines(
+                &invalid.validity,
+                &invalid.findings,
+                invalid.search.as_ref()
+            ),
+            [
+                "INVALID (deciding step): the machine was 95 % busy",
+                "bracket [5.00, 5.50] changes/s after 4 step(s), decided by the queue latency SLO",
+            ]
+        );
+        let findings = [Finding {
+            kind: crate::measure::findings::FindingKind::MachineSaturated,
+            sentence: "the machine was saturated".to_owned(),
+        }];
+        let valid = &results.shard_counts[0];
+        assert_eq!(
+            verdict_lines(&valid.validity, &findings, None),
+            ["VALID", "finding: the machine was saturated"]
+        );
+    }
 }

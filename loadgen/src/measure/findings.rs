@@ -66,6 +66,21 @@ pub enum FindingKind {
     Skew,
 }
 
+impl FindingKind {
+    /// Its name in CSV columns, as in `run.json`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueBound => "queue_bound",
+            Self::ApiServerLatency => "api_server_latency",
+            Self::ApiServerThrottling => "api_server_throttling",
+            Self::ApiServerErrors => "api_server_errors",
+            Self::MachineSaturated => "machine_saturated",
+            Self::Skew => "skew",
+        }
+    }
+}
+
 /// A finding: what it is about and its sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -601,5 +616,19 @@ mod tests {
             .collect();
         assert_eq!(per_shard, [("shard-0", Some(7)), ("shard-1", None)]);
         assert_eq!(signals.api_server, Some(calm_api()));
+    }
+
+    #[test]
+    fn finding_kinds_are_named_as_in_run_json() {
+        for kind in [
+            FindingKind::QueueBound,
+            FindingKind::ApiServerLatency,
+            FindingKind::ApiServerThrottling,
+            FindingKind::ApiServerErrors,
+            FindingKind::MachineSaturated,
+            FindingKind::Skew,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 }

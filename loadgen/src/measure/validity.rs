@@ -77,6 +77,21 @@ pub enum Rule {
     WatchRestarts,
 }
 
+impl Rule {
+    /// Its name in reports and CSV columns, as in `run.json`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shortfall => "shortfall",
+            Self::LoadgenCpu => "loadgen_cpu",
+            Self::MachineCpu => "machine_cpu",
+            Self::RateLimiter => "rate_limiter",
+            Self::ApiErrors => "api_errors",
+            Self::WatchRestarts => "watch_restarts",
+        }
+    }
+}
+
 /// Why a measurement is invalid, or why a rule was not checked: a sentence with the figure and
 /// the threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,6 +115,28 @@ pub struct Validity {
 }
 
 impl Validity {
+    /// `yes`, or `INVALID: <rules>` naming the rules broken (`not assessed` for the default):
+    /// a table cell.
+    #[must_use]
+    pub fn cell(&self) -> String {
+        if self.valid {
+            "yes".to_owned()
+        } else if self.reasons.is_empty() {
+            "INVALID: not assessed".to_owned()
+        } else {
+            format!("INVALID: {}", self.broken().join(", "))
+        }
+    }
+
+    /// The names of the rules broken.
+    #[must_use]
+    pub fn broken(&self) -> Vec<&'static str> {
+        self.reasons
+            .iter()
+            .map(|reason| reason.rule.as_str())
+            .collect()
+    }
+
     /// The verdict on `signals`.
     #[must_use]
     pub fn of(signals: &Signals) -> Self {
@@ -455,5 +492,19 @@ mod tests {
                 Rule::WatchRestarts
             ]
         );
+    }
+
+    #[test]
+    fn rules_are_named_as_in_run_json() {
+        for kind in [
+            Rule::Shortfall,
+            Rule::LoadgenCpu,
+            Rule::MachineCpu,
+            Rule::RateLimiter,
+            Rule::ApiErrors,
+            Rule::WatchRestarts,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 }

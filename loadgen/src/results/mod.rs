@@ -420,12 +420,16 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::measure::{
-        accounting::{Deletes, Writes},
-        cost::Cost,
-        failover::Recovery,
-        latency::LatencyRecorder,
-        slo::{Breach, Load, Metric, Slo},
+    use crate::{
+        experiment::search::{Bracket, Step},
+        measure::{
+            accounting::{Deletes, Writes},
+            cost::Cost,
+            failover::Recovery,
+            latency::{LatencyRecorder, LatencySummary},
+            slo::{Breach, Load, Metric, Slo},
+            validity::{Reason, Rule},
+        },
     };
 
     pub(crate) fn at(seconds: i64) -> Timestamp {
@@ -664,6 +668,116 @@ pub(crate) mod tests {
             Duration::from_secs(2),
         ));
         results
+    }
+
+    /// A step of [`searched`] at `churn`: `reconciliation_ms` and `queue_s` p99s against the
+    /// default SLOs (5 s and 1 s), valid unless `machine_busy` is over 90 %.
+    fn step(churn: f64, reconciliation_ms: f64, queue_s: f64, machine_busy: f64) -> Step {
+        let reconciliation = LatencySummary {
+            count: 100,
+            censored: 0,
+            p50_ms: reconciliation_ms / 2.0,
+            p90_ms: reconciliation_ms / 1.5,
+            p99_ms: reconciliation_ms,
+            p999_ms: reconciliation_ms,
+            max_ms: reconciliation_ms,
+            p50_lower_bound: false,
+            p90_lower_bound: false,
+            p99_lower_bound: false,
+            p999_lower_bound: false,
+            max_lower_bound: false,
+        };
+        let queue_p99 = Some(Quantile {
+            value: queue_s,
+            lower: queue_s * 0.9,
+            upper: queue_s * 1.1,
+        });
+        let validity = if machine_busy > 0.9 {
+            Validity {
+                valid: false,
+                reasons: vec![Reason {
+                    rule: Rule::MachineCpu,
+                    sentence: format!("the machine was {:.0} % busy", machine_busy * 100.0),
+                }],
+                unchecked: Vec::new(),
+            }
+        } else {
+            Validity {
+                valid: true,
+                ..Validity::default()
+            }
+        };
+        let mut step = Step {
+            churn,
+            started: at(START + 10),
+            hold: Duration::from_secs(30),
+            scheduled: 30 * 2,
+            achieved_per_second: churn,
+            failed: 0,
+            reconciliation,
+            queue_p99,
+            drained: Duration::from_millis(1500),
+            outstanding: 0,
+            machine_busy: Some(machine_busy),
+            loadgen_cores: Some(0.1),
+            verdicts: Step::verdicts(&Slo::default(), &reconciliation, queue_p99),
+            passed: false,
+            validity,
+            findings: Vec::new(),
+        };
+        step.passed = step.validity.valid && step.met_slos();
+        step
+    }
+
+    /// A search of `shards` shards whose capacity is `capacity` changes/s: steps at half of it
+    /// and at it pass; at twice it the reconciliation and queue SLOs break, at 1.1× the queue
+    /// SLO; the deciding step is valid unless `machine_busy` is over 90 %.
+    fn searched_count(
+        shards: u32,
+        repetition: u32,
+        capacity: f64,
+        machine_busy: f64,
+    ) -> ShardCountResults {
+        let steps = vec![
+            step(capacity / 2.0, 200.0, 0.2, 0.5),
+            step(capacity, 400.0, 0.5, 0.5),
+            step(capacity * 2.0, 6000.0, 2.0, 0.5),
+            step(capacity * 1.1, 900.0, 1.5, machine_busy),
+        ];
+        let bracket = Bracket {
+            highest_passing: Some(capacity),
+            lowest_failing: Some(capacity * 1.1),
+        };
+        let search = SearchResults { steps, bracket };
+        let deciding = search.deciding_step().unwrap();
+        ShardCountResults {
+            repetition,
+            validity: deciding.validity.clone(),
+            findings: deciding.findings.clone(),
+            capacity: Capacity::default(),
+            failovers: Vec::new(),
+            movements: Vec::new(),
+            search: Some(search),
+            ..shard_count(shards)
+        }
+    }
+
+    /// A capacity search over 50 Websites, twice at 1 and 2 shards: 1 shard found 4 changes/s
+    /// and, in an invalid repetition, 5; 2 shards found 8 and 10.
+    pub(crate) fn searched() -> RunResults {
+        let yaml = "name: plan\nshards: [1, 2]\n\
+                    world: {namespaces: 2, themes: 3, initialWebsites: 50}\n\
+                    search:\n  churn: {from: 2, to: 64}\n  hold: 30s\n";
+        RunResults {
+            scenario: Scenario::from_yaml(yaml, std::path::Path::new("plan.yaml")).unwrap(),
+            shard_counts: vec![
+                searched_count(1, 1, 4.0, 0.5),
+                searched_count(2, 1, 8.0, 0.5),
+                searched_count(1, 2, 5.0, 0.95),
+                searched_count(2, 2, 10.0, 0.5),
+            ],
+            ..synthetic()
+        }
     }
 
     #[test]

@@ -4,15 +4,19 @@
 use std::{fmt::Write, time::Duration};
 
 use super::{
-    ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, seconds_since,
+    ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults,
+    repetitions::{Repetitions, by_shard_count},
+    seconds_since,
 };
 use crate::{
+    experiment::search::{Bracket, SearchResults},
     measure::{
         cost,
         failover::{FailoverKind, KindStats, PhaseStats},
         movement::Change,
         skew::Worst,
         slo::{self, Breach, Metric, Verdict, capacity_scaling},
+        stats,
     },
     units::{BYTES_PER_MIB, format_latency, format_quantile, mib},
 };
@@ -24,9 +28,12 @@ pub fn report_markdown(results: &RunResults) -> String {
     header(&mut out, results);
     summary_table(&mut out, results);
     censored_line(&mut out, results);
+    search_section(&mut out, results);
+    repetitions_section(&mut out, results);
     let ramped = results.scenario.measures_capacity();
+    let repeated = repeated(results);
     for shard_count in &results.shard_counts {
-        shard_count_section(&mut out, shard_count, ramped);
+        shard_count_section(&mut out, shard_count, ramped, repeated);
     }
     scaling_section(&mut out, results);
     out
@@ -43,11 +50,14 @@ macro_rules! line {
 }
 
 /// The one or two sentences at the top of the report that answer the scenario's question in
-/// numbers (docs/experiments.md#the-headline): the capacity per shard count under a ramp of
-/// load, the failover times under chaos, otherwise the reconciliation p99 against its SLO.
+/// numbers (docs/experiments.md#the-headline): the searched capacity per shard count under a
+/// capacity search, the capacity per shard count under a ramp of load, the failover times
+/// under chaos, otherwise the reconciliation p99 against its SLO.
 #[must_use]
 pub fn headline(results: &RunResults) -> String {
-    if results.scenario.measures_capacity() {
+    if results.scenario.search.is_some() {
+        search_headline(results)
+    } else if results.scenario.measures_capacity() {
         capacity_headline(results)
     } else if results
         .shard_counts
@@ -273,6 +283,475 @@ fn slo_headline(results: &RunResults) -> String {
     )
 }
 
+/// Whether some shard count ran more than once (`--repeat`).
+fn repeated(results: &RunResults) -> bool {
+    results
+        .shard_counts
+        .iter()
+        .any(|count| count.repetition > 1)
+}
+
+/// A measurement as the report names it: `2` or, when the run repeats, `2 #3`.
+fn measurement_name(count: &ShardCountResults, repeated: bool) -> String {
+    if repeated {
+        format!("{} #{}", count.shards, count.repetition)
+    } else {
+        count.shards.to_string()
+    }
+}
+
+/// Changes per second.
+fn churn_text(churn: f64) -> String {
+    format!("{churn:.2}")
+}
+
+/// `[passing, failing]` in changes per second, naming an open end.
+pub(crate) fn bracket_text(bracket: Bracket) -> String {
+    format!(
+        "[{}, {}]",
+        bracket
+            .highest_passing
+            .map_or_else(|| "none passed".to_owned(), churn_text),
+        bracket
+            .lowest_failing
+            .map_or_else(|| "none failed".to_owned(), churn_text)
+    )
+}
+
+/// SLOs by the names a reader knows them, `and`-joined.
+pub(crate) fn slo_names(metrics: &[Metric]) -> String {
+    let names: Vec<&str> = metrics.iter().map(|metric| Metric::name(*metric)).collect();
+    names.join(" and ")
+}
+
+/// What the repetitions of one shard count's search add up to
+/// (docs/experiments.md#capacity-search): the capacity over the valid ones bracketed by a
+/// failing step, and those left out.
+struct SearchOutcome<'a> {
+    /// The searched capacity of each valid bracketed repetition, in changes per second.
+    capacities: Vec<f64>,
+    /// The SLOs that decided those capacities, each once.
+    deciding: Vec<Metric>,
+    /// Invalid repetitions: the harness may have shaped the deciding step.
+    invalid: Vec<&'a ShardCountResults>,
+    /// Valid repetitions whose first step failed.
+    below: Vec<&'a ShardCountResults>,
+    /// Valid repetitions in which no step failed.
+    above: Vec<&'a ShardCountResults>,
+}
+
+impl<'a> SearchOutcome<'a> {
+    fn of(group: &Repetitions<'a>) -> Self {
+        let mut outcome = Self {
+            capacities: Vec::new(),
+            deciding: Vec::new(),
+            invalid: Vec::new(),
+            below: Vec::new(),
+            above: Vec::new(),
+        };
+        for &count in &group.all {
+            let Some(search) = &count.search else {
+                continue;
+            };
+            if !count.validity.valid {
+                outcome.invalid.push(count);
+            } else if let Some(capacity) = count.searched_capacity() {
+                outcome.capacities.push(capacity);
+                for metric in search.deciding_slos() {
+                    if !outcome.deciding.contains(&metric) {
+                        outcome.deciding.push(metric);
+                    }
+                }
+            } else if search.bracket.highest_passing.is_none() {
+                outcome.below.push(count);
+            } else {
+                outcome.above.push(count);
+            }
+        }
+        outcome
+    }
+
+    /// The median capacity with its interval and n, or why there is none.
+    fn capacity_text(&self) -> String {
+        stats::interval(&self.capacities).map_or_else(
+            || "not measured: no valid repetition bracketed it".to_owned(),
+            |interval| interval.render(churn_text),
+        )
+    }
+
+    /// The repetitions left out, counted: `1 invalid, 1 below the range`; `None` without any.
+    fn left_out_count(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (self.invalid.len(), "invalid"),
+            (self.below.len(), "below the range"),
+            (self.above.len(), "above the range"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// The repetitions left out and why, each by its number.
+    fn left_out_reasons(&self) -> String {
+        let mut parts: Vec<String> = self
+            .invalid
+            .iter()
+            .map(|count| {
+                format!(
+                    "#{} invalid ({})",
+                    count.repetition,
+                    count.validity.broken().join(", ")
+                )
+            })
+            .collect();
+        parts.extend(self.below.iter().map(|count| {
+            format!(
+                "#{} below the range (the first step failed)",
+                count.repetition
+            )
+        }));
+        parts.extend(self.above.iter().map(|count| {
+            let passing = count
+                .search
+                .as_ref()
+                .and_then(|search| search.bracket.highest_passing)
+                .unwrap_or_default();
+            format!(
+                "#{} above the range (no step failed; at least {})",
+                count.repetition,
+                churn_text(passing)
+            )
+        }));
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// The searched capacity of each shard count over its valid repetitions, the SLO that
+/// decided it, and the repetitions left out (docs/experiments.md#the-headline).
+fn search_headline(results: &RunResults) -> String {
+    let parts: Vec<String> = by_shard_count(results)
+        .iter()
+        .map(|group| {
+            let outcome = SearchOutcome::of(group);
+            let mut part = format!("{} shard(s) {}", group.shards, outcome.capacity_text());
+            if !outcome.deciding.is_empty() {
+                let _ = write!(
+                    part,
+                    ", decided by the {} SLO",
+                    slo_names(&outcome.deciding)
+                );
+            }
+            let left_out = outcome
+                .left_out_count()
+                .unwrap_or_else(|| "none".to_owned());
+            let _ = write!(part, ", {left_out} left out");
+            part
+        })
+        .collect();
+    format!(
+        "The highest sustainable churn over {} Websites, in changes/s, median [low, high] over \
+         the valid repetitions whose search bracketed it: {}.",
+        results.scenario.world.initial_websites,
+        parts.join("; ")
+    )
+}
+
+/// For a search: the capacity per shard count with its cost, and each repetition's brackets.
+fn search_section(out: &mut String, results: &RunResults) {
+    let Some(search) = results.scenario.search else {
+        return;
+    };
+    line!(out, "## Capacity search");
+    line!(out);
+    line!(
+        out,
+        "Each search offers the {} Websites steps of churn (changes/s) for {} s each, every step \
+         followed by a drain of up to {} s: from {} it doubles while steps pass (up to {}), then \
+         bisects geometrically between the highest passing and the lowest failing step until \
+         they are within {:.0} % (at most {} steps). A step passes when it surely met every SLO \
+         and was valid: an invalid step counts as failing. A repetition's capacity is its \
+         highest passing churn when a failing step bounds it; below the range: its first step \
+         failed; above: no step failed.",
+        results.scenario.world.initial_websites,
+        search.hold.as_secs(),
+        search.drain.as_secs(),
+        churn_text(search.churn.from),
+        churn_text(search.churn.to),
+        search.precision * 100.0,
+        search.max_steps
+    );
+    line!(out);
+    line!(
+        out,
+        "| shards | capacity (changes/s) | deciding SLO | left out | operator cores per shard | \
+         operator MiB per shard | sharder cores | sharder MiB |"
+    );
+    line!(out, "|---:|---:|---|---|---:|---:|---:|---:|");
+    let or_dash = |value: Option<f64>, decimals: usize| {
+        value.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
+    };
+    for group in by_shard_count(results) {
+        let outcome = SearchOutcome::of(&group);
+        let cost = group.cost_at_capacity();
+        line!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            group.shards,
+            outcome.capacity_text(),
+            if outcome.deciding.is_empty() {
+                "–".to_owned()
+            } else {
+                slo_names(&outcome.deciding)
+            },
+            outcome.left_out_reasons(),
+            or_dash(cost.operator_cpu_cores_per_shard, 3),
+            or_dash(
+                cost.operator_memory_bytes_per_shard
+                    .map(|b| b / BYTES_PER_MIB),
+                1
+            ),
+            or_dash(cost.sharder_cpu_cores, 3),
+            or_dash(cost.sharder_memory_bytes.map(|b| b / BYTES_PER_MIB), 1),
+        );
+    }
+    line!(out);
+    line!(
+        out,
+        "Capacity: median [low, high] over the valid repetitions whose search a failing step \
+         bounded (n), the range the smallest to the largest below 5 repetitions, a 95 % \
+         bootstrap of the median from 5. Deciding SLO: those the lowest failing step did not \
+         surely meet. Cost: while each such repetition's highest passing step held its churn, \
+         the cores and the most memory the operator used per shard and the sharder used, \
+         median over those repetitions."
+    );
+    line!(out);
+    brackets_table(out, results);
+}
+
+/// Each search's bracket, on every SLO together and on each.
+fn brackets_table(out: &mut String, results: &RunResults) {
+    let repeated = repeated(results);
+    line!(
+        out,
+        "| measurement | valid | bracket (changes/s) | steps | deciding SLO | {} bracket | {} \
+         bracket |",
+        Metric::name(Metric::ReconciliationLatency),
+        Metric::name(Metric::QueueLatency)
+    );
+    line!(out, "|---:|---|---:|---:|---|---:|---:|");
+    for count in &results.shard_counts {
+        let Some(search) = &count.search else {
+            continue;
+        };
+        let deciding = search.deciding_slos();
+        line!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            measurement_name(count, repeated),
+            count.validity.cell(),
+            bracket_text(search.bracket),
+            search.steps.len(),
+            if deciding.is_empty() {
+                "–".to_owned()
+            } else {
+                slo_names(&deciding)
+            },
+            bracket_text(search.bracket_of(Metric::ReconciliationLatency)),
+            bracket_text(search.bracket_of(Metric::QueueLatency)),
+        );
+    }
+    line!(out);
+    line!(
+        out,
+        "Bracket: [highest passing, lowest failing] step. Per SLO: over the steps whose verdict \
+         on that SLO was decided, the highest that met it and the lowest that breached it, \
+         whatever the other SLO and the validity said."
+    );
+    line!(out);
+}
+
+/// When a shard count ran more than once: each figure's median and interval over its valid
+/// repetitions.
+fn repetitions_section(out: &mut String, results: &RunResults) {
+    let groups = by_shard_count(results);
+    if groups.iter().all(|group| group.all.len() < 2) {
+        return;
+    }
+    line!(out, "## Repetitions");
+    line!(out);
+    line!(
+        out,
+        "| shards | reconcile p99 | queue p99 | operator CPU | sharder CPU | total peak memory | \
+         left out |"
+    );
+    line!(out, "|---:|---:|---:|---:|---:|---:|---|");
+    let class_cpu = |class| {
+        move |count: &ShardCountResults| Some(count.class_costs().get(&class).copied()?.cpu_seconds)
+    };
+    let ms = |v: f64| format!("{v:.0} ms");
+    let seconds = |v: f64| format!("{v:.1} s");
+    for group in &groups {
+        let cell = |interval: Option<stats::Interval>, number: &dyn Fn(f64) -> String| {
+            interval.map_or_else(|| "–".to_owned(), |i| i.render(number))
+        };
+        let invalid: Vec<String> = group
+            .all
+            .iter()
+            .filter(|count| !count.validity.valid)
+            .map(|count| format!("#{}", count.repetition))
+            .collect();
+        line!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            group.shards,
+            cell(
+                group.interval(|count| Some(count.reconciliation.summary().p99_ms)),
+                &ms
+            ),
+            cell(group.interval(ShardCountResults::queue_p99_ms), &ms),
+            cell(
+                group.interval(class_cpu(ComponentClass::Operator)),
+                &seconds
+            ),
+            cell(group.interval(class_cpu(ComponentClass::Sharder)), &seconds),
+            cell(
+                group.interval(|count| Some(mib(count.total_peak_rss_bytes()))),
+                &|v| format!("{v:.0} MiB")
+            ),
+            if invalid.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("{} invalid ({})", invalid.len(), invalid.join(", "))
+            },
+        );
+    }
+    line!(out);
+    line!(
+        out,
+        "Each figure over the whole measurement of every valid repetition (n): median [low, \
+         high], the range the smallest to the largest below 5 repetitions, a 95 % bootstrap of \
+         the median from 5. A reconcile p99 that is a lower bound counts at its value."
+    );
+    line!(out);
+}
+
+/// The measurement's verdict: VALID or INVALID with every reason, and the rules not checked.
+fn validity_lines(out: &mut String, results: &ShardCountResults) {
+    let validity = &results.validity;
+    line!(out, "### Validity");
+    line!(out);
+    let of = if results.search.is_some() {
+        " (of the step that decided the capacity)"
+    } else {
+        ""
+    };
+    if validity.valid {
+        line!(out, "VALID{of}.");
+    } else if validity.reasons.is_empty() {
+        line!(out, "INVALID{of}: not assessed.");
+    } else {
+        line!(out, "INVALID{of}:");
+        line!(out);
+        for reason in &validity.reasons {
+            line!(out, "- {}: {}", reason.rule.as_str(), reason.sentence);
+        }
+    }
+    if !validity.unchecked.is_empty() {
+        let unchecked: Vec<String> = validity
+            .unchecked
+            .iter()
+            .map(|reason| format!("{} ({})", reason.rule.as_str(), reason.sentence))
+            .collect();
+        line!(out);
+        line!(out, "Unchecked: {}.", unchecked.join("; "));
+    }
+    line!(out);
+}
+
+/// What bound the measurement, one sentence each.
+fn findings_lines(out: &mut String, results: &ShardCountResults) {
+    line!(out, "### Findings");
+    line!(out);
+    if results.findings.is_empty() {
+        line!(out, "none");
+    }
+    for finding in &results.findings {
+        line!(out, "- {}", finding.sentence);
+    }
+    line!(out);
+}
+
+/// A search's steps, one row each, and the bracket they leave.
+fn steps_table(out: &mut String, search: &SearchResults) {
+    line!(out, "### Search steps");
+    line!(out);
+    line!(
+        out,
+        "| step | churn offered | achieved | scheduled | failed | reconcile p99 | queue p99 | \
+         outstanding after drain | drained | machine busy | loadgen cores | valid | passed |"
+    );
+    line!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    );
+    for (number, step) in search.steps.iter().enumerate() {
+        line!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {} |",
+            number + 1,
+            churn_text(step.churn),
+            churn_text(step.achieved_per_second),
+            step.scheduled,
+            step.failed,
+            bounded_ms(
+                step.reconciliation.p99_ms,
+                step.reconciliation.p99_lower_bound,
+                0
+            ),
+            step.queue_p99
+                .as_ref()
+                .map_or_else(|| "not scraped".to_owned(), format_quantile),
+            step.outstanding,
+            step.drained.as_secs_f64(),
+            step.machine_busy
+                .map_or_else(|| "–".to_owned(), |busy| format!("{:.0} %", busy * 100.0)),
+            step.loadgen_cores
+                .map_or_else(|| "–".to_owned(), |cores| format!("{cores:.2}")),
+            step.validity.cell(),
+            if step.passed { "yes" } else { "no" },
+        );
+    }
+    line!(out);
+    let deciding = search.deciding_slos();
+    line!(
+        out,
+        "Churn offered and achieved: changes/s the schedule offered and the API server \
+         accepted during the hold. Failed: changes whose API call failed. Reconcile p99: over \
+         the step's changes, \"≥\" when a change still outstanding after the drain reaches it. \
+         Bracket: {} changes/s{}{}.",
+        bracket_text(search.bracket),
+        search
+            .bracket
+            .width()
+            .map_or_else(String::new, |width| format!(
+                ", {:.0} % wide",
+                width * 100.0
+            )),
+        if deciding.is_empty() {
+            String::new()
+        } else {
+            format!(", decided by the {} SLO", slo_names(&deciding))
+        }
+    );
+    line!(out);
+}
+
 fn header(out: &mut String, results: &RunResults) {
     let scenario = &results.scenario;
     line!(
@@ -308,10 +787,12 @@ fn header(out: &mut String, results: &RunResults) {
         results.versions.loadgen,
         results.versions.kubernetes
     );
-    let shards: Vec<String> = results
-        .shard_counts
+    let shards: Vec<String> = by_shard_count(results)
         .iter()
-        .map(|count| count.shards.to_string())
+        .map(|group| match group.all.len() {
+            1 => group.shards.to_string(),
+            n => format!("{} ({n} repetitions)", group.shards),
+        })
         .collect();
     line!(out, "- Shard counts: {}", shards.join(", "));
     line!(out);
@@ -321,14 +802,26 @@ fn header(out: &mut String, results: &RunResults) {
 fn summary_table(out: &mut String, results: &RunResults) {
     line!(out, "## Summary");
     line!(out);
+    let searched = results.scenario.search.is_some();
+    let repeated = repeated(results);
     line!(
         out,
-        "| shards | reconcile p99 | queue p99 | capacity | steady max skew | unnecessary moves | \
-         voluntary failover | involuntary failover | operator CPU | operator peak | sharder CPU |"
+        "| {} | valid | reconcile p99 | queue p99 | {} | steady max skew | unnecessary moves | \
+         voluntary failover | involuntary failover | operator CPU | operator peak | sharder CPU |",
+        if repeated {
+            "shards #repetition"
+        } else {
+            "shards"
+        },
+        if searched {
+            "bracket (changes/s)"
+        } else {
+            "capacity"
+        }
     );
     line!(
         out,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let or_dash = |value: Option<String>| value.unwrap_or_else(|| "–".to_owned());
     for count in &results.shard_counts {
@@ -342,14 +835,18 @@ fn summary_table(out: &mut String, results: &RunResults) {
         let movement = count.movement_totals();
         line!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
-            count.shards,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
+            measurement_name(count, repeated),
+            count.validity.cell(),
             {
                 let latency = count.reconciliation.summary();
                 bounded_ms(latency.p99_ms, latency.p99_lower_bound, 0)
             },
             or_dash(count.queue_p99.as_ref().map(format_quantile)),
-            or_dash(capacity_cell(count)),
+            or_dash(match &count.search {
+                Some(search) => Some(bracket_text(search.bracket)),
+                None => capacity_cell(count),
+            }),
             or_dash(count.steady_max_skew().map(|skew| format!("{skew:.3}"))),
             or_dash((movement.changes > 0).then(|| format!(
                 "{} of {} moved (changes: {})",
@@ -372,8 +869,10 @@ fn summary_table(out: &mut String, results: &RunResults) {
          on every shard and no membership change within a lease duration. Unnecessary moves: \
          moves that did not end on the object's ring owner, over all membership changes. \
          Capacity: per SLO, the load the schedule offered in the window where that SLO's sustained \
-         breach began, with the rate the driver achieved in it. Operator peak: the most \
-         memory the shards held together at a sample."
+         breach began, with the rate the driver achieved in it; for a search, the bracket \
+         [highest passing, lowest failing] step. Valid: whether the harness left the figures \
+         to the operator, or the rules it broke (for a search, of the step that decided the \
+         capacity). Operator peak: the most memory the shards held together at a sample."
     );
     line!(out);
 }
@@ -381,16 +880,22 @@ fn summary_table(out: &mut String, results: &RunResults) {
 /// How many latencies of each shard count are censored, under the headline figures: a "≥"
 /// figure is a lower bound (docs/experiments.md#reconciliation-latency).
 fn censored_line(out: &mut String, results: &RunResults) {
+    let repeated = repeated(results);
     let counts: Vec<String> = results
         .shard_counts
         .iter()
         .map(|count| {
             let writes = &count.accounting.writes;
             format!(
-                "{} of {} with {} shard(s) ({} pending at the end, {} abandoned by a delete)",
+                "{} of {} with {} shard(s){} ({} pending at the end, {} abandoned by a delete)",
                 writes.censored(),
                 count.reconciliation.summary().count,
                 count.shards,
+                if repeated {
+                    format!(" #{}", count.repetition)
+                } else {
+                    String::new()
+                },
                 writes.pending,
                 writes.abandoned
             )
@@ -429,17 +934,38 @@ fn capacity_cell(count: &ShardCountResults) -> Option<String> {
     (!cells.is_empty()).then(|| cells.join("; "))
 }
 
-fn shard_count_section(out: &mut String, results: &ShardCountResults, ramped: bool) {
-    line!(out, "## {} shards", results.shards);
+fn shard_count_section(
+    out: &mut String,
+    results: &ShardCountResults,
+    ramped: bool,
+    repeated: bool,
+) {
+    if repeated {
+        line!(
+            out,
+            "## {} shards, repetition {}",
+            results.shards,
+            results.repetition
+        );
+    } else {
+        line!(out, "## {} shards", results.shards);
+    }
     line!(out);
 
+    validity_lines(out, results);
+    findings_lines(out, results);
+    if let Some(search) = &results.search {
+        steps_table(out, search);
+    }
     writes_table(out, results);
     latency_table(out, results);
     verdict_table(out, results);
     assignment_table(out, results);
     movement_table(out, results);
     failover_table(out, results);
-    capacity_line(out, results, ramped);
+    if results.search.is_none() {
+        capacity_line(out, results, ramped);
+    }
     cost_table(out, results);
     plot_links(out, results);
 }
@@ -1022,7 +1548,22 @@ fn plot_links(out: &mut String, results: &ShardCountResults) {
 fn scaling_section(out: &mut String, results: &RunResults) {
     line!(out, "## Scaling");
     line!(out);
-    if results.scenario.measures_capacity() {
+    let invalid = results
+        .shard_counts
+        .iter()
+        .filter(|count| !count.validity.valid)
+        .count();
+    if results.scenario.search.is_some() || results.scenario.measures_capacity() {
+        line!(
+            out,
+            "Over the valid repetitions only, the median of each shard count: {invalid} invalid \
+             left out."
+        );
+        line!(out);
+    }
+    if results.scenario.search.is_some() {
+        search_scaling_table(out, results);
+    } else if results.scenario.measures_capacity() {
         for metric in [Metric::ReconciliationLatency, Metric::QueueLatency] {
             scaling_table(out, results, metric);
         }
@@ -1035,10 +1576,13 @@ fn scaling_section(out: &mut String, results: &RunResults) {
 
 /// The capacity scaling on `metric`'s SLO alone, so no ratio divides the capacities of two SLOs.
 fn scaling_table(out: &mut String, results: &RunResults, metric: Metric) {
-    let capacities: Vec<(u32, f64)> = results
-        .shard_counts
+    let capacities: Vec<(u32, f64)> = by_shard_count(results)
         .iter()
-        .filter_map(|count| Some((count.shards, count.capacity.of(metric)?.load.websites)))
+        .filter_map(|group| {
+            let capacity =
+                group.interval(|count| Some(count.capacity.of(metric)?.load.websites))?;
+            Some((group.shards, capacity.median))
+        })
         .collect();
     let scaling = capacity_scaling(&capacities);
     let name = Metric::name(metric);
@@ -1056,6 +1600,38 @@ fn scaling_table(out: &mut String, results: &RunResults, metric: Metric) {
         line!(out, "|---:|---:|");
         for (shards, ratio) in scaling {
             line!(out, "| {shards} | {ratio:.2} |");
+        }
+    }
+    line!(out);
+}
+
+/// The searched capacity of each shard count over its valid repetitions, against 1 shard's.
+fn search_scaling_table(out: &mut String, results: &RunResults) {
+    let capacities: Vec<(u32, f64)> = by_shard_count(results)
+        .iter()
+        .filter_map(|group| {
+            let point = group.capacity_point();
+            point.is_measured().then_some((group.shards, point.median))
+        })
+        .collect();
+    let scaling = capacity_scaling(&capacities);
+    if scaling.is_empty() {
+        line!(
+            out,
+            "No capacity scaling: it needs a searched capacity with 1 shard to compare against."
+        );
+    } else {
+        line!(
+            out,
+            "| shards | searched capacity (changes/s), median | / capacity(1) |"
+        );
+        line!(out, "|---:|---:|---:|");
+        for (shards, ratio) in scaling {
+            let capacity = capacities
+                .iter()
+                .find(|(of, _)| *of == shards)
+                .map_or(0.0, |(_, capacity)| *capacity);
+            line!(out, "| {shards} | {} | {ratio:.2} |", churn_text(capacity));
         }
     }
     line!(out);
@@ -1087,7 +1663,7 @@ mod tests {
             failover::{FailoverEvents, Recovery},
             slo::Load,
         },
-        results::tests::{START, at, synthetic},
+        results::tests::{START, at, searched, synthetic},
     };
 
     /// `synthetic()` with 1, 2 and 3 shards breaching `metrics` at the reference capacity
@@ -1374,7 +1950,7 @@ mod tests {
             cells[4..7].iter().all(|cell| cell.starts_with("≥ 600")),
             "{cells:?}"
         );
-        assert!(report.contains("| 3 | ≥ 600"), "{report}");
+        assert!(report.contains("| 3 | yes | ≥ 600"), "{report}");
         let verdict = report.find("| reconciliation latency | ≥ ").unwrap();
         assert!(
             report[verdict..]
@@ -1393,7 +1969,7 @@ mod tests {
     }
 
     #[test]
-    fn scaling_needs_a_breach_with_one_shard() {
+    fn scaling_needs_a_breach_with_one_shard_in_a_valid_repetition() {
         let mut results = synthetic();
         assert!(report_markdown(&results).contains("No capacity scaling"));
         results.shard_counts[0].capacity.reconciliation = results.shard_counts[1]
@@ -1404,6 +1980,11 @@ mod tests {
                 breach
             });
         assert!(report_markdown(&results).contains("| 3 | 2.00 |"));
+        results.shard_counts[0].validity.valid = false;
+        let report = report_markdown(&results);
+        assert!(!report.contains("| 3 | 2.00 |"), "{report}");
+        assert!(report.contains("the median of each shard count: 1 invalid left out."));
+        assert!(report.contains("No capacity scaling on the reconciliation latency SLO"));
     }
 
     #[test]
@@ -1490,5 +2071,160 @@ mod tests {
         assert!(report.contains("| queue latency | 1–10 s | 1 s | undetermined |"));
         assert!(report.contains("| 1 | "));
         assert!(report.contains(" | 1–10 s |"), "{report}");
+    }
+
+    #[test]
+    fn the_search_headline_gives_each_shard_counts_median_over_valid_repetitions() {
+        assert_eq!(
+            headline(&searched()),
+            "The highest sustainable churn over 50 Websites, in changes/s, median [low, high] \
+             over the valid repetitions whose search bracketed it: 1 shard(s) 4.00 (n=1), \
+             decided by the queue latency SLO, 1 invalid left out; 2 shard(s) 9.00 [8.00, \
+             10.00] (n=2, min–max), decided by the queue latency SLO, none left out."
+        );
+    }
+
+    #[test]
+    fn the_search_headline_counts_repetitions_below_and_above_the_range() {
+        let mut results = searched();
+        let search = results.shard_counts[1].search.as_mut().unwrap();
+        search.bracket.lowest_failing = None;
+        let search = results.shard_counts[3].search.as_mut().unwrap();
+        search.bracket.highest_passing = None;
+        let text = headline(&results);
+        assert!(
+            text.ends_with(
+                "2 shard(s) not measured: no valid repetition bracketed it, 1 below the range, \
+                 1 above the range left out."
+            ),
+            "{text}"
+        );
+        let report = report_markdown(&results);
+        assert!(
+            report.contains(
+                "#2 below the range (the first step failed); #1 above the range (no step \
+                 failed; at least 8.00)"
+            ),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_repetition_with_its_validity_and_bracket() {
+        let report = report_markdown(&searched());
+        assert!(
+            report.contains("| shards #repetition | valid | "),
+            "{report}"
+        );
+        assert!(report.contains("| bracket (changes/s) |"), "{report}");
+        assert!(report.contains("| 1 #1 | yes | "), "{report}");
+        let invalid = report.find("| 1 #2 | INVALID: machine_cpu | ").unwrap();
+        let row = report[invalid..].lines().next().unwrap();
+        assert!(row.contains(" | [5.00, 5.50] | "), "{row}");
+    }
+
+    #[test]
+    fn the_capacity_search_section_gives_capacity_cost_and_brackets() {
+        let report = report_markdown(&searched());
+        let section = &report
+            [report.find("## Capacity search").unwrap()..report.find("## Repetitions").unwrap()];
+        assert!(section.contains("from 2.00 it doubles"), "{section}");
+        assert!(section.contains("an invalid step counts as failing"));
+        assert!(
+            section.contains("| 1 | 4.00 (n=1) | queue latency | #2 invalid (machine_cpu) | "),
+            "{section}"
+        );
+        assert!(
+            section.contains("| 2 | 9.00 [8.00, 10.00] (n=2, min–max) | queue latency | none | "),
+            "{section}"
+        );
+        // At 8 changes/s: 8.80 broke the queue SLO alone, 16 both.
+        assert!(
+            section.contains(
+                "| 2 #1 | yes | [8.00, 8.80] | 4 | queue latency | [8.80, 16.00] | [8.00, 8.80] |"
+            ),
+            "{section}"
+        );
+    }
+
+    #[test]
+    fn repetitions_show_each_figures_interval_over_the_valid_ones() {
+        let report = report_markdown(&searched());
+        let section =
+            &report[report.find("## Repetitions").unwrap()..report.find("## 1 shards").unwrap()];
+        // 1 shard: one valid repetition; 2 shards: two.
+        assert!(section.contains("| 1 | "), "{section}");
+        assert!(section.contains("(n=1) | "), "{section}");
+        assert!(section.contains("(n=2, min–max)"), "{section}");
+        assert!(section.contains("| 1 invalid (#2) |"), "{section}");
+        assert!(section.contains("| none |"), "{section}");
+        assert!(!report_markdown(&synthetic()).contains("## Repetitions"));
+    }
+
+    #[test]
+    fn each_measurement_has_its_validity_findings_and_steps() {
+        let mut results = searched();
+        results.shard_counts[1].findings = vec![crate::measure::findings::Finding {
+            kind: crate::measure::findings::FindingKind::QueueBound,
+            sentence: "shard-0's items waited 3× longer in its queue than they took to \
+                       reconcile."
+                .to_owned(),
+        }];
+        results.shard_counts[0].validity.unchecked = vec![crate::measure::validity::Reason {
+            rule: crate::measure::validity::Rule::RateLimiter,
+            sentence: "kube-rs clients have no rate limiter".to_owned(),
+        }];
+        let report = report_markdown(&results);
+        assert!(report.contains(
+            "## 1 shards, repetition 1\n\n### Validity\n\nVALID (of the step that decided the \
+             capacity).\n\nUnchecked: rate_limiter (kube-rs clients have no rate limiter).\n\n\
+             ### Findings\n\nnone\n"
+        ));
+        assert!(report.contains(
+            "## 1 shards, repetition 2\n\n### Validity\n\nINVALID (of the step that decided \
+             the capacity):\n\n- machine_cpu: the machine was 95 % busy\n"
+        ));
+        assert!(report.contains(
+            "## 2 shards, repetition 1\n\n### Validity\n\nVALID (of the step that decided the \
+             capacity).\n\n### Findings\n\n- shard-0's items waited 3× longer"
+        ));
+        assert_eq!(report.matches("### Search steps").count(), 4);
+        assert!(
+            report.contains("| 1 | 4.00 | 4.00 | 60 | 0 | 200 ms | 200 ms | 0 | 1.5 s | 50 % | 0.10 | yes | yes |"),
+            "{report}"
+        );
+        let invalid = report
+            .find("| 4 | 5.50 | 5.50 | 60 | 0 | 900 ms | ")
+            .unwrap();
+        assert!(
+            report[invalid..]
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("| 0 | 1.5 s | 95 % | 0.10 | INVALID: machine_cpu | no |")
+        );
+        assert!(report.contains(
+            "Bracket: [8.00, 8.80] changes/s, 10 % wide, decided by the queue latency SLO."
+        ));
+        // A search measures no breach under a ramp.
+        assert!(!report.contains("### Capacity\n"));
+    }
+
+    #[test]
+    fn search_scaling_leaves_invalid_repetitions_out() {
+        let report = report_markdown(&searched());
+        let scaling = &report[report.find("## Scaling").unwrap()..];
+        assert!(
+            scaling.contains("Over the valid repetitions only, the median of each shard count: 1 invalid left out."),
+            "{scaling}"
+        );
+        // 1 shard: 4 (the invalid 5 left out); 2 shards: the median of 8 and 10.
+        assert!(
+            scaling.contains(
+                "| shards | searched capacity (changes/s), median | / capacity(1) |\n|---:|---:|---:|\n\
+                 | 1 | 4.00 | 1.00 |\n| 2 | 9.00 | 2.25 |\n"
+            ),
+            "{scaling}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Writes the results of a run into its directory: `run.json`, `summary.csv`, per shard count
 //! `latency-<N>shards.csv`, `queue-<N>shards.csv`, `objects-<N>shards.csv`,
-//! `machine-<N>shards.csv` and `latency-<N>shards.hgrm`, the plots and `report.md`. Timestamps
+//! `machine-<N>shards.csv`, `latency-<N>shards.hgrm` and, for a capacity search,
+//! `search-<N>shards.csv`, the plots and `report.md`. Timestamps
 //! are RFC 3339 throughout, so the files of different runs and tools line up by time.
 
 use std::{
@@ -120,6 +121,19 @@ pub fn write(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
             }),
         )?;
         written.push(queue);
+
+        if let Some(search) = &shard_count.search {
+            let steps = dir.join(format!("search-{n}.csv"));
+            write_csv(
+                &steps,
+                search
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(index, step)| StepRow::of(index + 1, step, shard_count.load_started)),
+            )?;
+            written.push(steps);
+        }
 
         let hgrm = dir.join(format!("latency-{n}.hgrm"));
         write_file(&hgrm, |out| {
@@ -473,6 +487,101 @@ csv_row! {
     }
 }
 
+csv_row! {
+    /// A row of `search-<N>shards.csv`: one step of a capacity search
+    /// (docs/experiments.md#capacity-search).
+    struct StepRow {
+        /// From 1, in the order the steps ran.
+        step: usize,
+        started: Timestamp,
+        /// `started` in seconds since the search started (its first step).
+        seconds: f64,
+        hold_s: f64,
+        /// The churn offered, in changes per second.
+        churn_ops_per_second: f64,
+        /// The changes the API server accepted during the hold, per second.
+        achieved_ops_per_second: f64,
+        /// The changes the schedule made due.
+        scheduled: u64,
+        /// The changes whose API call failed.
+        failed: u64,
+        /// The step's reconciliation latencies, censored ones included.
+        count: u64,
+        censored: u64,
+        p50_ms: f64,
+        p99_ms: f64,
+        p99_lower_bound: bool,
+        max_ms: f64,
+        queue_p99_ms: Option<f64>,
+        queue_p99_lower_ms: Option<f64>,
+        /// Empty for the `+Inf` bucket.
+        queue_p99_upper_ms: Option<f64>,
+        /// Changes not reconciled when the drain ended.
+        outstanding: u64,
+        drained_s: f64,
+        /// The machine's busy share of all cores during the hold, in %.
+        machine_busy_percent: Option<f64>,
+        loadgen_cores: Option<f64>,
+        /// Empty: undetermined.
+        reconciliation_met: Option<bool>,
+        queue_met: Option<bool>,
+        valid: bool,
+        /// The validity rules the step broke, `;`-separated.
+        invalid_rules: String,
+        /// Whether the search counted it as passing: valid and every SLO surely met.
+        passed: bool,
+        /// The kinds of its findings, `;`-separated.
+        findings: String,
+    }
+}
+
+impl StepRow {
+    fn of(number: usize, step: &Step, search_started: Timestamp) -> Self {
+        let met = |metric| {
+            step.verdicts
+                .iter()
+                .find(|verdict| verdict.metric == metric)
+                .and_then(|verdict| verdict.met)
+        };
+        let findings: Vec<&str> = step
+            .findings
+            .iter()
+            .map(|finding| finding.kind.as_str())
+            .collect();
+        Self {
+            step: number,
+            started: step.started,
+            seconds: seconds_since(search_started, step.started),
+            hold_s: step.hold.as_secs_f64(),
+            churn_ops_per_second: step.churn,
+            achieved_ops_per_second: step.achieved_per_second,
+            scheduled: step.scheduled,
+            failed: step.failed,
+            count: step.reconciliation.count,
+            censored: step.reconciliation.censored,
+            p50_ms: step.reconciliation.p50_ms,
+            p99_ms: step.reconciliation.p99_ms,
+            p99_lower_bound: step.reconciliation.p99_lower_bound,
+            max_ms: step.reconciliation.max_ms,
+            queue_p99_ms: step.queue_p99.map(|q| q.value * 1000.0),
+            queue_p99_lower_ms: step.queue_p99.map(|q| q.lower * 1000.0),
+            queue_p99_upper_ms: step
+                .queue_p99
+                .and_then(|q| q.upper.is_finite().then_some(q.upper * 1000.0)),
+            outstanding: step.outstanding,
+            drained_s: step.drained.as_secs_f64(),
+            machine_busy_percent: step.machine_busy.map(|busy| busy * 100.0),
+            loadgen_cores: step.loadgen_cores,
+            reconciliation_met: met(Metric::ReconciliationLatency),
+            queue_met: met(Metric::QueueLatency),
+            valid: step.validity.valid,
+            invalid_rules: step.validity.broken().join(";"),
+            passed: step.passed,
+            findings: findings.join(";"),
+        }
+    }
+}
+
 impl MachineRow {
     fn of(results: &ShardCountResults) -> Vec<Self> {
         let windows = &results.machine_windows;
@@ -500,7 +609,7 @@ impl MachineRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::synthetic;
+    use crate::results::tests::{searched, synthetic};
 
     fn read_csv(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
         let mut reader = csv::Reader::from_path(path).unwrap();
@@ -693,5 +802,67 @@ mod tests {
             assert!(svg.contains("<svg"), "{stem}.svg");
             assert!(svg.contains("<text"), "{stem}.svg has no labels");
         }
+    }
+
+    #[test]
+    fn a_search_writes_its_steps_per_measurement() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write(dir.path(), &searched()).unwrap();
+        for stem in ["1shards", "2shards", "1shards-r2", "2shards-r2"] {
+            for name in [
+                format!("search-{stem}.csv"),
+                format!("latency-{stem}.csv"),
+                format!("machine-{stem}.csv"),
+            ] {
+                let path = dir.path().join(&name);
+                assert!(path.is_file(), "{name} is missing");
+                assert!(written.contains(&path), "{name} is not reported as written");
+            }
+        }
+        assert!(!dir.path().join("search-1shards-r3.csv").exists());
+        let loads = tempfile::tempdir().unwrap();
+        write(loads.path(), &synthetic()).unwrap();
+        assert!(!loads.path().join("search-1shards.csv").exists());
+    }
+
+    #[test]
+    fn the_search_csv_has_a_row_per_step() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &searched()).unwrap();
+        let (headers, rows) = read_csv(&dir.path().join("search-1shards-r2.csv"));
+        assert_eq!(headers, StepRow::HEADER);
+        assert_eq!(
+            headers[..5],
+            [
+                "step",
+                "started",
+                "seconds",
+                "hold_s",
+                "churn_ops_per_second"
+            ]
+        );
+        let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let cells = |name: &str| -> Vec<String> {
+            rows.iter()
+                .map(|row| row[column(name)].to_owned())
+                .collect()
+        };
+        // The repetition that found 5 changes/s: 2.5 and 5 pass, 10 breaks both SLOs, 5.5
+        // breaks the queue SLO on a machine 95 % busy.
+        assert_eq!(cells("step"), ["1", "2", "3", "4"]);
+        assert_eq!(cells("churn_ops_per_second"), ["2.5", "5.0", "10.0", "5.5"]);
+        assert_eq!(cells("p99_ms"), ["200.0", "400.0", "6000.0", "900.0"]);
+        assert_eq!(
+            cells("reconciliation_met"),
+            ["true", "true", "false", "true"]
+        );
+        assert_eq!(cells("queue_met"), ["true", "true", "false", "false"]);
+        assert_eq!(cells("valid"), ["true", "true", "true", "false"]);
+        assert_eq!(cells("invalid_rules"), ["", "", "", "machine_cpu"]);
+        assert_eq!(cells("machine_busy_percent")[3], "95.0");
+        assert_eq!(cells("passed"), ["true", "true", "false", "false"]);
+        assert_eq!(cells("queue_p99_ms")[0], "200.0");
+        // The fixture's steps start as its load does.
+        assert_eq!(cells("seconds")[0], "0.0");
     }
 }
