@@ -1,12 +1,21 @@
 # The two entry points of the README, and the pieces they are made of.
 .PHONY: run test lint control-plane build image-context
 
-SCENARIO ?= smoke
+# The sizing question `make run` answers by default: how many shards keep both SLOs with
+# $(CHURN) changes per second over $(OBJECTS) Websites, searched at $(SHARDS) shards.
+OBJECTS ?= 200
+CHURN ?= 3
+SHARDS ?= 1,2,3
 
-# Runs experiments/$(SCENARIO).yaml (the smoke sweep by default) on a local control plane
-# started for each shard count, and prints where the report is.
+# Without SCENARIO: `loadgen plan` over experiments/plan.yaml, a capacity search per shard count
+# on a local control plane, and its answer. With SCENARIO=name: experiments/name.yaml (e.g.
+# smoke) run once per shard count. Either prints where the report is.
 run: control-plane build
+ifeq ($(SCENARIO),)
+	./target/release/loadgen plan experiments/plan.yaml --objects $(OBJECTS) --churn $(CHURN) --shards $(SHARDS)
+else
 	./target/release/loadgen experiment experiments/$(SCENARIO).yaml
+endif
 
 build:
 	cargo build --release --locked -p sharder -p webhosting-operator -p loadgen

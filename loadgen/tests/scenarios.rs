@@ -38,6 +38,7 @@ fn every_shipped_scenario_validates_and_is_named_after_its_file() {
             "capacity",
             "chaos",
             "failover",
+            "plan",
             "rolling-update",
             "scale-out",
             "smoke"
@@ -63,4 +64,16 @@ fn smoke_fits_three_minutes_per_shard_count() {
         smoke.settle
     );
     assert_eq!(smoke.shards, [1, 2, 3]);
+}
+
+#[test]
+fn plan_searches_a_fixed_world() {
+    let (_, plan) = shipped()
+        .into_iter()
+        .find(|(file, _)| file == "plan")
+        .expect("plan.yaml");
+    let search = plan.search.expect("plan.yaml searches capacity");
+    assert!(plan.load.is_none());
+    assert!(plan.world.initial_websites > 0);
+    assert!(search.churn.from < search.churn.to);
 }
