@@ -112,14 +112,14 @@ monitoring:
 
 # loadgen on this machine against the kind cluster.
 experiment:
-	cargo run --release --locked -p loadgen -- experiment experiments/$(SCENARIO).yaml \
+	cargo run --release --locked -p loadgen -- experiment experiments/$(or $(SCENARIO),smoke).yaml \
 		--target cluster --context $(KIND_CONTEXT)
 
 # loadgen as a Job in the cluster (image loadgen): a Job is immutable, so a new scenario
 # replaces the previous Job. Follow it with `kubectl -n loadgen logs -f job/loadgen`.
 experiment-job:
 	$(KUBECTL_KIND) -n loadgen delete job loadgen --ignore-not-found
-	$(call apply-with-images,loadgen,configMapGenerator:\n- name: loadgen-scenario\n  namespace: loadgen\n  behavior: replace\n  literals:\n  - scenario=$(SCENARIO)\n)
+	$(call apply-with-images,loadgen,configMapGenerator:\n- name: loadgen-scenario\n  namespace: loadgen\n  behavior: replace\n  literals:\n  - scenario=$(or $(SCENARIO),smoke)\n)
 
 # Copies the runs on the Job's results volume to results/cluster/<run-id>/ through a
 # short-lived pod (the loadgen image has no shell or tar for `kubectl cp`). A pod left by an
