@@ -180,7 +180,9 @@ pub enum Error {
         capacity: f64,
     },
     /// Fewer than two shard counts: nothing tells how capacity changes with them.
-    #[error("a scaling fit needs capacities at 2 or more shard counts, got only {shards} shards")]
+    #[error(
+        "a scaling fit needs capacities at 2 or more shard counts, got them only at {shards} shard(s)"
+    )]
     OneShardCount {
         /// The only shard count.
         shards: u32,

@@ -676,8 +676,19 @@ fn unmeasured_below(
 }
 
 /// A rate in operations per second.
+/// A rate in ops/s ([`rate`]).
 fn ops(value: f64) -> String {
-    format!("{value:.1} ops/s")
+    format!("{} ops/s", rate(value))
+}
+
+/// A rate with the digits that tell close figures apart: two decimals below 10, where a lower
+/// bound of 5.19 must not read as the 5.2 it falls short of.
+fn rate(value: f64) -> String {
+    if value.abs() < 10.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    }
 }
 
 impl Plan {
@@ -693,8 +704,12 @@ impl Plan {
         );
         match &self.verdict {
             Verdict::Reachable { shards, low } => format!(
-                "{shards} {} carry {target}: measured, the capacity's lower bound is {}.",
-                plural(*shards),
+                "{shards} {} {target}: measured, the capacity's lower bound is {}.",
+                if *shards == 1 {
+                    "shard carries"
+                } else {
+                    "shards carry"
+                },
                 ops(*low)
             ),
             Verdict::ReachableByExtrapolation {
@@ -773,8 +788,8 @@ impl Plan {
             let mut notes = Vec::new();
             let measured = match &row.measured {
                 Some(point) if point.is_measured() => [
-                    format!("{:.1}", point.median),
-                    format!("[{:.1}, {:.1}]", point.low, point.high),
+                    rate(point.median),
+                    format!("[{}, {}]", rate(point.low), rate(point.high)),
                     point.samples.len().to_string(),
                     point.invalid.to_string(),
                 ],
@@ -800,13 +815,10 @@ impl Plan {
             if recommended == Some(row.shards) {
                 notes.push("recommended");
             }
-            table.row(
-                [row.shards.to_string()].into_iter().chain(measured).chain([
-                    row.fitted
-                        .map_or_else(|| "–".to_owned(), |fitted| format!("{fitted:.1}")),
-                    notes.join(", "),
-                ]),
-            );
+            table.row([row.shards.to_string()].into_iter().chain(measured).chain([
+                row.fitted.map_or_else(|| "–".to_owned(), rate),
+                notes.join(", "),
+            ]));
         }
         table.render()
     }
@@ -825,8 +837,9 @@ impl Plan {
             )
         };
         Some(format!(
-            "Cost at {} shards: each operator shard {} and {}, all {} and {}; the sharder {} and {}.",
+            "Cost at {} {}: each operator shard {} and {}, all {} and {}; the sharder {} and {}.",
             cost.measured.shards,
+            plural(cost.measured.shards),
             cores(cost.measured.operator_cpu_cores_per_shard),
             mib(cost.measured.operator_memory_bytes_per_shard),
             cores(cost.operator_cpu_cores),
