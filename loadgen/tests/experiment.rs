@@ -30,6 +30,22 @@ chaos:
   restart: true
 ";
 
+/// Options of a run `run_id` on a local target into `results`, each shard count `repeat`
+/// times, with 10 s windows and no metrics server.
+fn local(binaries: stack::Binaries, results: &Path, run_id: &str, repeat: u32) -> Options {
+    Options {
+        target: Choice::Local {
+            keep_directory: false,
+            binaries: Some(binaries),
+        },
+        results: results.to_owned(),
+        run_id: Some(run_id.to_owned()),
+        window: Duration::from_secs(10),
+        metrics_address: None,
+        repeat,
+    }
+}
+
 fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
@@ -117,15 +133,8 @@ fn a_scenario_runs_end_to_end_and_writes_its_results() {
     let scenario = Scenario::from_yaml(SCENARIO, Path::new("e2e.yaml")).expect("valid");
     let results = tempfile::tempdir().unwrap();
     let options = Options {
-        target: Choice::Local {
-            keep_directory: false,
-            binaries: Some(binaries),
-        },
-        results: results.path().to_owned(),
-        run_id: Some("e2e".to_owned()),
-        window: Duration::from_secs(10),
         metrics_address: Some("127.0.0.1:0".parse().unwrap()),
-        repeat: 1,
+        ..local(binaries, results.path(), "e2e", 1)
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (dir, _) = runtime
@@ -405,15 +414,8 @@ fn a_search_runs_twice_and_keeps_every_repetition() {
     let scenario = Scenario::from_yaml(SEARCH, Path::new("e2e-search.yaml")).expect("valid");
     let results = tempfile::tempdir().unwrap();
     let options = Options {
-        target: Choice::Local {
-            keep_directory: false,
-            binaries: Some(binaries),
-        },
-        results: results.path().to_owned(),
-        run_id: Some("search".to_owned()),
         window: Duration::from_secs(5),
-        metrics_address: None,
-        repeat: 2,
+        ..local(binaries, results.path(), "search", 2)
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (dir, _) = runtime

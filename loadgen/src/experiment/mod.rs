@@ -600,40 +600,11 @@ struct Loaded {
     search: Option<SearchResults>,
 }
 
-/// The scenario's load, or its search.
+/// Once the observer has synced: the initial Websites, then the scenario's load or its
+/// search.
 async fn load_or_search(
     target: &Target,
     scenario: &Scenario,
-    driver: &driver::Driver,
-    tracker: &Arc<Mutex<tracker::Tracker>>,
-    progress: &progress::Progress,
-    metrics: &metrics::Metrics,
-    synced: watch::Receiver<bool>,
-) -> anyhow::Result<Loaded> {
-    match (&scenario.load, scenario.search) {
-        (Some(spec), _) => {
-            load(
-                target, scenario, spec, driver, tracker, progress, metrics, synced,
-            )
-            .await
-        }
-        (None, Some(spec)) => {
-            search(target, scenario, spec, driver, tracker, progress, synced).await
-        }
-        (None, None) => anyhow::bail!("the scenario has neither a load nor a search"),
-    }
-}
-
-/// Once the observer has synced: the initial Websites, then `load` (the scenario's) with
-/// chaos, rolling updates, sampling and progress, and the settle time.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of a shard count that the load runs with"
-)]
-async fn load(
-    target: &Target,
-    scenario: &Scenario,
-    load: &scenario::Load,
     driver: &driver::Driver,
     tracker: &Arc<Mutex<tracker::Tracker>>,
     progress: &progress::Progress,
@@ -650,6 +621,28 @@ async fn load(
         let failed = driver.create_initial(initial, 20).await;
         anyhow::ensure!(failed == 0, "{failed} of {initial} initial Websites failed");
     }
+    match (&scenario.load, scenario.search) {
+        (Some(spec), _) => load(target, scenario, spec, driver, tracker, progress, metrics).await,
+        (None, Some(spec)) => search(target, scenario, spec, driver, tracker, progress).await,
+        (None, None) => anyhow::bail!("the scenario has neither a load nor a search"),
+    }
+}
+
+/// `load`, the scenario's, with chaos, rolling updates, sampling and progress, and the settle
+/// time.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of a shard count that the load runs with"
+)]
+async fn load(
+    target: &Target,
+    scenario: &Scenario,
+    load: &scenario::Load,
+    driver: &driver::Driver,
+    tracker: &Arc<Mutex<tracker::Tracker>>,
+    progress: &progress::Progress,
+    metrics: &metrics::Metrics,
+) -> anyhow::Result<Loaded> {
     let mut samples = sampler::Samples::default();
     samples.baseline(target).await;
     let start = Instant::now();
@@ -705,8 +698,8 @@ const INITIAL_READY_PATIENCE: Duration = Duration::from_secs(600);
 /// How often a search checks whether its initial Websites are Ready or a step has drained.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Once the observer has synced: the initial Websites, Ready before the first step, then the
-/// steps of the capacity search with sampling (docs/experiments.md#capacity-search).
+/// The initial Websites Ready, then the steps of the capacity search with sampling
+/// (docs/experiments.md#capacity-search).
 async fn search(
     target: &Target,
     scenario: &Scenario,
@@ -714,16 +707,8 @@ async fn search(
     driver: &driver::Driver,
     tracker: &Arc<Mutex<tracker::Tracker>>,
     progress: &progress::Progress,
-    mut synced: watch::Receiver<bool>,
 ) -> anyhow::Result<Loaded> {
-    synced
-        .wait_for(|synced| *synced)
-        .await
-        .context("the observer stopped")?;
     let initial = scenario.world.initial_websites;
-    progress.phase(&format!("creating {initial} initial Websites"));
-    let failed = driver.create_initial(initial, 20).await;
-    anyhow::ensure!(failed == 0, "{failed} of {initial} initial Websites failed");
     progress.phase(&format!("waiting for the {initial} Websites to be Ready"));
     let ready = wait_until(INITIAL_READY_PATIENCE, || {
         lock(tracker).ready_websites() >= initial as usize
