@@ -163,6 +163,15 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_window_is_rejected_before_anything_starts() {
+        let err = Cli::try_parse_from(["loadgen", "experiment", "x.yaml", "--window", "0s"])
+            .expect_err("invalid");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("--window"), "{err}");
+        assert!(err.to_string().contains("must be at least 1ms"), "{err}");
+    }
+
+    #[test]
     fn a_zero_rate_is_rejected() {
         let err =
             Cli::try_parse_from(["loadgen", "sharder-bench", "--rate", "0"]).expect_err("invalid");

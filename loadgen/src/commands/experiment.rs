@@ -61,7 +61,7 @@ pub struct RunArgs {
     pub run_id: Option<String>,
 
     /// The window of latency percentiles over time.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = window, default_value = "10s")]
     pub window: Duration,
 
     /// Where loadgen serves its own Prometheus metrics while it runs ("0" disables them); not
@@ -72,6 +72,16 @@ pub struct RunArgs {
     /// Keep the local control plane's files (every process's log) after the run.
     #[arg(long)]
     pub keep_directory: bool,
+}
+
+/// `--window`: a duration of at least 1 ms, so that a run never fails on it after the control
+/// plane has started.
+fn window(text: &str) -> Result<Duration, String> {
+    let window = parse_duration(text).map_err(|error| error.to_string())?;
+    if window < Duration::from_millis(1) {
+        return Err(format!("must be at least 1ms, got `{text}`"));
+    }
+    Ok(window)
 }
 
 /// Where an experiment runs.

@@ -927,6 +927,33 @@ load:
     }
 
     #[test]
+    fn a_scenario_of_absurd_size_is_rejected_by_its_field() {
+        let cases = [
+            (
+                "shards: [1]",
+                "shards: [1, 1000]",
+                "shards: must each be at most 256, got [1, 1000]",
+            ),
+            (
+                "themes: 3",
+                "themes: 3, initialWebsites: 100000000",
+                "world.initialWebsites: must make at most 1000000 Websites exist, got 100000000",
+            ),
+            (
+                "rate: 1,",
+                "rate: 100000,",
+                "load.create: must make at most 1000000 Websites exist, got 60000000",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            assert_eq!(
+                message(&minimal().replace(from, to)),
+                format!("experiments/test.yaml: {expected}")
+            );
+        }
+    }
+
+    #[test]
     fn fields_that_do_not_fit_together_are_rejected() {
         // 1 create/s for 10 min with no initial Websites: 600 exist to delete.
         let text = minimal().replace("load:\n", "load:\n  delete: {rate: 1.5, workers: 1}\n");

@@ -291,13 +291,20 @@ impl Check<'_> {
             initial_websites: self.field(
                 "world.initialWebsites",
                 raw.initial_websites
-                    .map_or(Ok(0), |count| rules::count(count, 0)),
+                    .map_or(Ok(0), |count| rules::count(count, 0))
+                    .and_then(|count| rules::websites(f64::from(count)).map(|_| count)),
             )?,
         })
     }
 
     fn load(&self, raw: RawLoad, duration: Duration, initial_websites: u32) -> Result<Load> {
         let create = self.create(self.field("load.create", rules::required(raw.create))?)?;
+        self.field(
+            "load.create",
+            rules::websites(
+                f64::from(initial_websites) + create.rate.mean_until(1.0) * duration.as_secs_f64(),
+            ),
+        )?;
         let delete = raw
             .delete
             .map(|raw| {

@@ -77,8 +77,16 @@ pub(super) fn workers(value: i64) -> Verdict<u32> {
     }
 }
 
-/// The sweep: at least one shard count, each at least 1, strictly increasing so that each
-/// count runs once and reports read in order.
+/// The most shards of a shard count: every shard is a process on the local target and a pod
+/// on a cluster, and a sweep past this many is a typo rather than an experiment.
+pub(super) const MAX_SHARDS: u32 = 256;
+
+/// The most Websites a scenario may make exist, initially or by its load: past this the
+/// run would take hours on any target, and such a number is a typo rather than an experiment.
+pub(super) const MAX_WEBSITES: u32 = 1_000_000;
+
+/// The sweep: at least one shard count, each from 1 to [`MAX_SHARDS`], strictly increasing so
+/// that each count runs once and reports read in order.
 pub(super) fn shard_counts(values: &[i64]) -> Verdict<Vec<u32>> {
     if values.is_empty() {
         return Err("must not be empty".to_owned());
@@ -88,6 +96,9 @@ pub(super) fn shard_counts(values: &[i64]) -> Verdict<Vec<u32>> {
         .map(|&value| u32::try_from(value).ok().filter(|&count| count >= 1))
         .collect::<Option<_>>()
         .ok_or_else(|| format!("must each be at least 1, got {values:?}"))?;
+    if counts.iter().any(|&count| count > MAX_SHARDS) {
+        return Err(format!("must each be at most {MAX_SHARDS}, got {values:?}"));
+    }
     if counts.windows(2).all(|pair| pair[0] < pair[1]) {
         Ok(counts)
     } else {
@@ -142,6 +153,17 @@ pub(super) fn hold(value: Duration) -> Verdict<Duration> {
             "must be at least {}, got {}",
             format_duration(MIN_HOLD),
             format_duration(value)
+        ))
+    }
+}
+
+/// Websites a scenario makes exist, at most [`MAX_WEBSITES`].
+pub(super) fn websites(value: f64) -> Verdict<f64> {
+    if value <= f64::from(MAX_WEBSITES) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must make at most {MAX_WEBSITES} Websites exist, got {value:.0}"
         ))
     }
 }
@@ -330,6 +352,20 @@ mod tests {
         assert_eq!(
             shard_counts(&[1, 1]),
             Err("must be strictly increasing, got [1, 1]".to_owned())
+        );
+    }
+
+    #[test]
+    fn sweeps_and_worlds_have_a_sane_size() {
+        assert_eq!(shard_counts(&[1, 256]), Ok(vec![1, 256]));
+        assert_eq!(
+            shard_counts(&[1, 1000]),
+            Err("must each be at most 256, got [1, 1000]".to_owned())
+        );
+        assert_eq!(websites(1e6), Ok(1e6));
+        assert_eq!(
+            websites(1e8),
+            Err("must make at most 1000000 Websites exist, got 100000000".to_owned())
         );
     }
 
