@@ -172,6 +172,28 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_number_is_named_by_its_flag_not_taken_for_a_flag() {
+        for args in [
+            &["loadgen", "operator-cost", "--websites", "-1"][..],
+            &["loadgen", "sharder-bench", "--rate", "-5"],
+            &["loadgen", "experiment", "x.yaml", "--repeat", "-2"],
+            &[
+                "loadgen",
+                "plan",
+                "x.yaml",
+                "--objects",
+                "1",
+                "--churn",
+                "-3",
+            ],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err("invalid");
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+            assert!(err.to_string().contains(args[args.len() - 2]), "{err}");
+        }
+    }
+
+    #[test]
     fn a_zero_rate_is_rejected() {
         let err =
             Cli::try_parse_from(["loadgen", "sharder-bench", "--rate", "0"]).expect_err("invalid");

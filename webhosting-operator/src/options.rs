@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::NonEmptyStringValueParser};
 use operations::duration::parse as parse_duration;
 
 use crate::{api, samples};
@@ -27,16 +27,16 @@ pub enum Command {
     /// Print N random Websites as YAML, for `kubectl apply -f -`.
     Generate {
         /// How many Websites.
-        #[arg(default_value_t = 10)]
+        #[arg(default_value_t = 10, allow_negative_numbers = true)]
         count: usize,
         /// Their namespace (it must be labelled `webhosting.timebertt.dev/project=true`).
-        #[arg(long, default_value = "project-foo")]
+        #[arg(long, default_value = "project-foo", value_parser = NonEmptyStringValueParser::new())]
         namespace: String,
         /// The Themes to pick from at random.
-        #[arg(long = "theme", default_values = ["exciting", "lame"])]
+        #[arg(long = "theme", default_values = ["exciting", "lame"], value_parser = NonEmptyStringValueParser::new())]
         themes: Vec<String>,
         /// Name prefix.
-        #[arg(long, default_value = "website")]
+        #[arg(long, default_value = "website", value_parser = NonEmptyStringValueParser::new())]
         prefix: String,
         /// Label them `skip-workload` so that their Deployments run no pods.
         #[arg(long)]
@@ -109,7 +109,7 @@ pub struct Options {
     #[arg(long, env = "POD_NAMESPACE", default_value = "webhosting-system")]
     pub namespace: String,
     /// Concurrent reconciliations.
-    #[arg(long, env = "WEBHOSTING_WORKERS", default_value_t = 5,
+    #[arg(allow_negative_numbers = true, long, env = "WEBHOSTING_WORKERS", default_value_t = 5,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: u16,
     /// A wait in every reconciliation that models a controller bound by external calls.
@@ -185,9 +185,26 @@ mod tests {
             &["op", "--mode", "leader"],
             &["op", "--lease-duration", "1500ms"],
             &["op", "--simulated-work", "soon"],
+            &["op", "--workers", "-1"],
         ] {
             let error = Cli::try_parse_from(args).expect_err("invalid").to_string();
             assert!(error.contains(args[1]), "{error}");
+        }
+    }
+
+    #[test]
+    fn generate_rejects_empty_names_and_negative_counts_by_their_argument() {
+        for (args, named) in [
+            (&["op", "generate", "--theme", ""][..], "--theme"),
+            (&["op", "generate", "--namespace", ""], "--namespace"),
+            (&["op", "generate", "--prefix", ""], "--prefix"),
+            (&["op", "generate", "-1"], "[COUNT]"),
+        ] {
+            let error = super::Cli::try_parse_from(args)
+                .expect_err("invalid")
+                .to_string();
+            assert!(error.contains(named), "{error}");
+            assert!(!error.contains("unexpected argument"), "{error}");
         }
     }
 }

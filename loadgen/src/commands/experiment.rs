@@ -44,12 +44,17 @@ pub struct RunArgs {
     pub context: Option<String>,
 
     /// Only these shard counts of the scenario's sweep, comma-separated.
-    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "N,...",
+        value_delimiter = ','
+    )]
     pub shards: Vec<u32>,
 
     /// Run each shard count this many times, each on a fresh target; reports show the median
     /// and an interval over the repetitions.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
 
     /// The directory that receives the run's directory.

@@ -35,15 +35,15 @@ pub struct PlanArgs {
     pub scenario: Option<PathBuf>,
 
     /// The objects (Websites) the controller holds.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
     pub objects: u64,
 
     /// The churn to sustain: changes of those objects per second.
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive)]
+    #[arg(allow_negative_numbers = true, long, value_name = "PER_SECOND", value_parser = positive)]
     pub churn: f64,
 
     /// Spare capacity to keep above the churn, as a percentage (`30%`) or a fraction (`0.3`).
-    #[arg(long, value_name = "PERCENT", value_parser = headroom, default_value_t = DEFAULT_HEADROOM)]
+    #[arg(allow_negative_numbers = true, long, value_name = "PERCENT", value_parser = headroom, default_value_t = DEFAULT_HEADROOM)]
     pub headroom: f64,
 
     /// Plan from this run directory (written by `loadgen plan` or `loadgen experiment` with a

@@ -25,7 +25,7 @@ pub struct RingArgs {
     pub shards: Vec<String>,
 
     /// Generated shard names: shard-0, shard-1, ...
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub shard_count: Option<usize>,
 
     /// Hash keys (`group/Kind/namespace/name`), one per line; blank lines are ignored.
@@ -34,7 +34,7 @@ pub struct RingArgs {
 
     /// Generated Website keys, deterministic:
     /// `webhosting.timebertt.dev/Website/project-<i%20>/experiment-<i>`.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub objects: Option<usize>,
 
     /// The shard that joins in the movement analysis.

@@ -50,11 +50,11 @@ use crate::{
 #[derive(Debug, Args)]
 pub struct SharderBenchArgs {
     /// Shards of the ring `bench`, each holding a Lease: bench-0, bench-1, ...
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub shards: u32,
 
     /// Creates per second in the webhook latency phase (alternating sharded and plain).
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "PER_SECOND", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: u32,
 
     /// How long the webhook latency phase runs, e.g. 20s, 500ms, 2m.
@@ -62,15 +62,20 @@ pub struct SharderBenchArgs {
     pub duration: Duration,
 
     /// Sharded ConfigMaps that exist at the second memory reading.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "N",
+        default_value_t = 20_000
+    )]
     pub objects: usize,
 
     /// Creates in flight while creating the objects of the memory phase.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
 
     /// The sharder's `controller.sharder.concurrentMoves`.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrent_moves: u32,
 
     /// How long a forced resync is given before the sharder's memory is read.
