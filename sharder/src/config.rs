@@ -806,7 +806,7 @@ impl<'de, const PORT: u16> Deserialize<'de> for ListenAddress<PORT> {
         match text.as_str() {
             "" => Ok(Self::default()),
             "0" => Ok(Self(None)),
-            _ => parse_bind_address(&text)
+            _ => operations::http::parse_listen_address(&text)
                 .map(|address| Self(Some(address)))
                 .ok_or_else(|| rejected(quoted(&text), "must be ip:port, :port or 0 to disable")),
         }
@@ -837,21 +837,14 @@ impl<'de> Deserialize<'de> for WebhookAddress {
         if text.is_empty() {
             return Ok(Self::default());
         }
-        parse_bind_address(&text).map(Self).ok_or_else(|| {
-            rejected(
-                quoted(&text),
-                "must be ip:port or :port (the webhook server cannot be disabled)",
-            )
-        })
-    }
-}
-
-/// Parses a Go listen address other than `0`: `ip:port`, `[ipv6]:port` or `:port` (every
-/// interface).
-fn parse_bind_address(text: &str) -> Option<SocketAddr> {
-    match text.strip_prefix(':') {
-        Some(port) => port.parse().ok().map(all_interfaces),
-        None => text.parse().ok(),
+        operations::http::parse_listen_address(&text)
+            .map(Self)
+            .ok_or_else(|| {
+                rejected(
+                    quoted(&text),
+                    "must be ip:port or :port (the webhook server cannot be disabled)",
+                )
+            })
     }
 }
 

@@ -124,14 +124,16 @@ pub struct Options {
     #[arg(
         long,
         env = "WEBHOSTING_METRICS_ADDRESS",
-        default_value = "0.0.0.0:8080"
+        default_value = "0.0.0.0:8080",
+        value_parser = listen_address
     )]
     pub metrics_address: SocketAddr,
     /// Where `/healthz` and `/readyz` are served.
     #[arg(
         long,
         env = "WEBHOSTING_HEALTH_ADDRESS",
-        default_value = "0.0.0.0:8081"
+        default_value = "0.0.0.0:8081",
+        value_parser = listen_address
     )]
     pub health_address: SocketAddr,
     /// Append a JSON line per reconciliation start and end to this file.
@@ -155,6 +157,13 @@ fn parse_lease_duration(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// `--metrics-address`, `--health-address`: `ip:port`, or `:port` for every interface as in
+/// the Go original's manifests.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    operations::http::parse_listen_address(text)
+        .ok_or_else(|| format!("must be ip:port or :port, got `{text}`"))
 }
 
 #[cfg(test)]
@@ -190,6 +199,16 @@ mod tests {
             let error = Cli::try_parse_from(args).expect_err("invalid").to_string();
             assert!(error.contains(args[1]), "{error}");
         }
+    }
+
+    #[test]
+    fn listen_addresses_may_omit_the_host_as_in_go() {
+        let cli = Cli::try_parse_from(["op", "--metrics-address", ":9080"]).unwrap();
+        assert_eq!(cli.options.metrics_address, "0.0.0.0:9080".parse().unwrap());
+        let error = Cli::try_parse_from(["op", "--health-address", "localhost"])
+            .expect_err("invalid")
+            .to_string();
+        assert!(error.contains("--health-address"), "{error}");
     }
 
     #[test]

@@ -1,12 +1,28 @@
 //! The plain-HTTP endpoints every replica serves: `/healthz`, `/readyz` and `/metrics`.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::{encoding::text::encode, registry::Registry};
+
+/// A listen address as Go programs and their manifests write it: `host:port`, or `:port` for
+/// every interface (`0.0.0.0:port`); `None` when it is neither.
+#[must_use]
+pub fn parse_listen_address(text: &str) -> Option<SocketAddr> {
+    match text.strip_prefix(':') {
+        Some(port) => port
+            .parse()
+            .ok()
+            .map(|port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))),
+        None => text.parse().ok(),
+    }
+}
 
 /// Whether this replica can serve admissions: its caches are filled.
 #[derive(Clone, Debug, Default)]
@@ -78,4 +94,24 @@ pub async fn serve(
         .with_graceful_shutdown(stop)
         .await
         .context("HTTP server failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listen_address_may_omit_its_host_as_in_go() {
+        assert_eq!(
+            parse_listen_address(":8080"),
+            Some("0.0.0.0:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen_address("127.0.0.1:9"),
+            Some("127.0.0.1:9".parse().unwrap())
+        );
+        for bad in ["", ":", ":http", "8080", "localhost:8080", ":70000"] {
+            assert_eq!(parse_listen_address(bad), None, "{bad}");
+        }
+    }
 }
