@@ -72,12 +72,22 @@ impl Webhook {
     #[must_use]
     #[tracing::instrument(name = "admit", skip_all, fields(ring = %ring, uid))]
     pub fn review(&self, ring: &str, body: &[u8]) -> Review {
-        let review = match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
+        // The path names the field at fault (`request.operation`), which serde_json's own
+        // error, a line and column, does not.
+        let decoded: Result<AdmissionReview<DynamicObject>, _> =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body));
+        let review = match decoded {
             Ok(review) => review,
             Err(error) => {
                 tracing::debug!(%error, "cannot decode AdmissionReview");
+                let path = error.path().to_string();
+                let field = if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
                 return Review::invalid(
-                    format!("cannot decode AdmissionReview: {error}"),
+                    format!("cannot decode AdmissionReview: {field}{}", error.inner()),
                     uid_of(body).unwrap_or_default(),
                 );
             }
@@ -526,6 +536,23 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .starts_with("cannot decode AdmissionReview: ")
+        );
+    }
+
+    #[test]
+    fn an_undecodable_field_is_named_by_its_path() {
+        let (webhook, _) = webhook();
+        let mut review: Value =
+            serde_json::from_slice(&body("things", &thing(&json!({"name": "foo"})), false))
+                .unwrap();
+        review["request"]["operation"] = json!(7);
+        let response =
+            &answer_json(&webhook, "ring", &serde_json::to_vec(&review).unwrap())["response"];
+        assert_eq!(response["status"]["code"], 400);
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("cannot decode AdmissionReview: request.operation: "),
+            "{message}"
         );
     }
 
