@@ -663,6 +663,9 @@ fn check_https_url(url: &str) -> std::result::Result<(), &'static str> {
     if url.contains(['?', '#']) {
         return Err("must not contain a query or a fragment");
     }
+    if url.parse::<axum::http::Uri>().is_err() {
+        return Err("must be a valid URL (no spaces or other characters a URL cannot hold)");
+    }
     Ok(())
 }
 
@@ -1555,6 +1558,11 @@ gracefulShutDown: -1s
                 "webhook: {config: {clientConfig: {url: 'https://user@sharder'}}}",
                 "sharder.yaml: webhook.config.clientConfig.url: must not contain user info, got \
                  \"https://user@sharder\"",
+            ),
+            (
+                "webhook: {config: {clientConfig: {url: 'https://a b/'}}}",
+                "sharder.yaml: webhook.config.clientConfig.url: must be a valid URL (no spaces or \
+                 other characters a URL cannot hold), got \"https://a b/\"",
             ),
             (
                 "webhook: {config: {clientConfig: {url: 'https://sharder/?a=b'}}}",
