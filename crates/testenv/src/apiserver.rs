@@ -2,8 +2,10 @@
 
 use crate::layout::Layout;
 
-/// The service CIDR; the serving certificate covers its first address (`kubernetes.default`).
-pub(crate) const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/24";
+/// The service CIDR: a /16 holds a ClusterIP Service for each of tens of thousands of objects
+/// (a /24 held 253). The serving certificate covers its first address, `10.0.0.1`
+/// (`kubernetes.default`).
+pub(crate) const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/16";
 
 /// Flags for kube-apiserver on 127.0.0.1:`port` backed by etcd on `etcd_port`.
 pub(crate) fn args(layout: &Layout, port: u16, etcd_port: u16, extra: &[String]) -> Vec<String> {

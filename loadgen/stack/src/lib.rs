@@ -71,18 +71,8 @@ pub use crate::{
     wait::wait_for,
 };
 
-/// The service CIDR of [`environment`]: a /16 holds a ClusterIP Service for each of tens of
-/// thousands of Websites. Its first address stays `10.0.0.1`, the one the API server's
-/// certificate covers for `kubernetes.default`.
-const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/16";
-
 /// A local control plane for the stack: etcd, kube-apiserver and kube-controller-manager
-/// (which makes the Websites' Deployments Available and garbage-collects their children),
-/// with room for a Service per Website (testenv's default service range holds 253).
+/// (which makes the Websites' Deployments Available and garbage-collects their children).
 pub fn environment() -> testenv::Environment {
-    testenv::Environment::new()
-        .controller_manager(true)
-        .api_server_arg(format!(
-            "--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"
-        ))
+    testenv::Environment::new().controller_manager(true)
 }

@@ -138,3 +138,48 @@ async fn a_killed_owner_leaves_no_process_and_no_directory_behind() {
     })
     .await;
 }
+
+/// The service range holds a ClusterIP Service for more than 253 objects, the most a /24 held.
+#[tokio::test]
+async fn the_service_range_holds_more_than_a_slash_24() {
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+    use kube::{
+        Api,
+        api::{ObjectMeta, PostParams},
+    };
+
+    let client = client().await;
+    let services = Api::<Service>::namespaced(client, "default");
+    let created = futures::stream::iter(0..300)
+        .map(|i| {
+            let services = services.clone();
+            async move {
+                let service = Service {
+                    metadata: ObjectMeta {
+                        name: Some(format!("range-{i}")),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(ServiceSpec {
+                        ports: Some(vec![ServicePort {
+                            port: 80,
+                            ..ServicePort::default()
+                        }]),
+                        ..ServiceSpec::default()
+                    }),
+                    ..Service::default()
+                };
+                services.create(&PostParams::default(), &service).await
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let failed: Vec<_> = created.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
