@@ -73,7 +73,11 @@ pub fn desired_status(
             "ReconciliationSucceeded",
             "ControllerRing was successfully reconciled".to_owned(),
         ),
-        Some(failure) => ("False", "ReconciliationFailed", failure.to_owned()),
+        Some(failure) => (
+            "False",
+            "ReconciliationFailed",
+            shorten(failure, MAX_MESSAGE_BYTES),
+        ),
     };
     let previous = ring
         .status
@@ -95,6 +99,23 @@ pub fn desired_status(
             last_transition_time,
         }],
     }
+}
+
+/// The longest failure message kept in the Ready condition and in an event: the API server
+/// rejects an event whose note is longer, so the failure would go unrecorded.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in `…` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let ellipsis = '…';
+    let mut end = max - ellipsis.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &text[..end])
 }
 
 struct Context {
@@ -122,7 +143,7 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
         let event = Event {
             type_: EventType::Warning,
             reason: "ReconciliationFailed".to_owned(),
-            note: Some(failure.clone()),
+            note: Some(shorten(failure, MAX_MESSAGE_BYTES)),
             action: "Reconcile".to_owned(),
             secondary: None,
         };
@@ -254,6 +275,17 @@ mod tests {
             ("False", "ReconciliationFailed")
         );
         assert_eq!(ready.message, "cannot apply");
+    }
+
+    #[test]
+    fn a_long_failure_is_cut_to_what_an_event_note_may_hold() {
+        let failure = "é".repeat(698);
+        let status = desired_status(&ring(), &[], now(), Some(&failure));
+        let message = &status.conditions[0].message;
+        assert!(message.len() <= MAX_MESSAGE_BYTES, "{}", message.len());
+        assert!(message.ends_with('…'));
+        assert!(message.starts_with("éé"));
+        assert_eq!(shorten("short", MAX_MESSAGE_BYTES), "short");
     }
 
     #[test]
