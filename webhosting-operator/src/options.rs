@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use operations::duration::parse as parse_duration;
+use operations::duration::{parse as parse_duration, parse_lease_duration};
 
 use crate::{api, samples};
 
@@ -144,17 +144,6 @@ pub struct Options {
 
 fn default_identity() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "webhosting-operator".to_owned())
-}
-
-/// Lease durations are whole seconds in a Lease, and renewal needs at least two.
-fn parse_lease_duration(text: &str) -> Result<Duration, String> {
-    let duration = parse_duration(text).map_err(|error| error.to_string())?;
-    if duration < Duration::from_secs(2) || duration.subsec_nanos() != 0 {
-        return Err(format!(
-            "invalid lease duration {text:?}: must be whole seconds, at least 2s"
-        ));
-    }
-    Ok(duration)
 }
 
 #[cfg(test)]
