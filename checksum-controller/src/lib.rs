@@ -10,17 +10,18 @@ pub mod checksum;
 pub mod controller;
 pub mod options;
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use anyhow::Context as _;
 use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use kube::Client;
 use operations::{
     http::{self, Readiness},
-    runtime::Runtime,
+    runtime::{Runtime, acquire_shard_lease},
 };
+
+pub use operations::http::Listeners;
 use prometheus_client::registry::Registry;
-use sharding::shard::{Shard, ShardLease, ShardLeaseConfig, ShardLeaseHandle, watcher_config};
+use sharding::shard::{Shard, watcher_config};
 
 use crate::{
     controller::{Context, Watches},
@@ -32,28 +33,6 @@ pub const RING: &str = "checksum-controller";
 
 /// The name of the Secret controller, and of its work queue in the `workqueue_*` metrics.
 pub const CONTROLLER: &str = "secret";
-
-/// The sockets the controller serves on, bound before it starts so that callers can use port 0.
-#[derive(Debug)]
-pub struct Listeners {
-    /// `/metrics`.
-    pub metrics: TcpListener,
-    /// `/healthz` and `/readyz`.
-    pub health: TcpListener,
-}
-
-impl Listeners {
-    /// Binds the addresses of `options`.
-    pub fn bind(options: &Options) -> anyhow::Result<Self> {
-        let bind = |address| {
-            TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
-        };
-        Ok(Self {
-            metrics: bind(options.metrics_address)?,
-            health: bind(options.health_address)?,
-        })
-    }
-}
 
 /// Runs the controller as a shard until `shutdown` completes: it holds its shard Lease, watches
 /// only its own Secrets and ConfigMaps, and releases the Lease at the end so that the sharder
@@ -86,8 +65,15 @@ pub async fn run(
     });
     let metrics = controller_metrics.controller(CONTROLLER, u32::from(options.workers));
     // The Lease before any watch: a shard must not watch or reconcile before it is a member.
+    let lease = acquire_shard_lease(
+        &client,
+        RING,
+        &options.identity,
+        &options.namespace,
+        options.lease_duration,
+    );
     runtime
-        .run(acquire_shard_lease(&client, &options), |stop| {
+        .run(lease, |stop| {
             let synced = watches.synced();
             tokio::spawn(async move {
                 synced.await;
@@ -103,22 +89,4 @@ pub async fn run(
             ))
         })
         .await
-}
-
-async fn acquire_shard_lease(
-    client: &Client,
-    options: &Options,
-) -> anyhow::Result<ShardLeaseHandle> {
-    let duration = options.lease_duration;
-    let config = ShardLeaseConfig::new(RING, &options.identity, &options.namespace)
-        .lease_duration(duration)
-        // The ratios of leader election's defaults (15 s, 10 s, 2 s).
-        .renew_deadline(duration * 2 / 3)
-        .retry_period(duration * 2 / 15);
-    let lease = ShardLease::new(client.clone(), config)
-        .acquire()
-        .await
-        .with_context(|| format!("cannot acquire the shard Lease {}", options.identity))?;
-    tracing::info!(shard = options.identity, "acquired the shard Lease");
-    Ok(lease)
 }

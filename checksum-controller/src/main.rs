@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let client = operations::client::build(options.kubeconfig.as_deref())
         .await
         .context("cannot create a Kubernetes client")?;
-    let listeners = Listeners::bind(&options)?;
+    let listeners = Listeners::bind(options.metrics_address, options.health_address)?;
     let shutdown = operations::telemetry::shutdown_signal();
     checksum_controller::run(options, client, listeners, shutdown).await
 }

@@ -1,9 +1,14 @@
 //! The plain-HTTP endpoints every replica serves: `/healthz`, `/readyz` and `/metrics`.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
+
+use anyhow::Context as _;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::{encoding::text::encode, registry::Registry};
@@ -20,6 +25,29 @@ impl Readiness {
 
     fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The sockets of a controller's `/metrics` and `/healthz`/`/readyz`, bound before it starts so
+/// that callers (tests) can use port 0.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `/metrics`.
+    pub metrics: TcpListener,
+    /// `/healthz` and `/readyz`.
+    pub health: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses; the error names the one that cannot be bound.
+    pub fn bind(metrics: SocketAddr, health: SocketAddr) -> anyhow::Result<Self> {
+        let bind = |address| {
+            TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
+        };
+        Ok(Self {
+            metrics: bind(metrics)?,
+            health: bind(health)?,
+        })
     }
 }
 
