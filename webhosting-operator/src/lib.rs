@@ -14,7 +14,7 @@ pub mod options;
 pub mod phase;
 pub mod samples;
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
@@ -29,10 +29,12 @@ use kube::{
 use operations::{
     http::{self, Readiness},
     leader::{self, LeaderElection, Leadership},
-    runtime::Runtime,
+    runtime::{Runtime, acquire_shard_lease},
 };
+
+pub use operations::http::Listeners;
 use prometheus_client::registry::Registry;
-use sharding::shard::{Shard, ShardLease, ShardLeaseConfig, ShardLeaseHandle, watcher_config};
+use sharding::shard::{Shard, watcher_config};
 
 use crate::{
     audit::Audit,
@@ -43,28 +45,6 @@ use crate::{
 
 /// The name of the Website controller, and of its work queue.
 pub const CONTROLLER: &str = "website";
-
-/// The sockets the operator serves on, bound before it starts so that callers can use port 0.
-#[derive(Debug)]
-pub struct Listeners {
-    /// `/metrics`.
-    pub metrics: TcpListener,
-    /// `/healthz` and `/readyz`.
-    pub health: TcpListener,
-}
-
-impl Listeners {
-    /// Binds the addresses of `options`.
-    pub fn bind(options: &Options) -> anyhow::Result<Self> {
-        let bind = |address| {
-            TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
-        };
-        Ok(Self {
-            metrics: bind(options.metrics_address)?,
-            health: bind(options.health_address)?,
-        })
-    }
-}
 
 /// Runs the operator until `shutdown` completes: as a shard, it holds its shard Lease and
 /// releases it at the end; as a singleton, it reconciles while it leads.
@@ -105,7 +85,16 @@ pub async fn run(
     // The Lease before any watch: a shard must not watch or reconcile before it is a member.
     let membership = async {
         Ok(match options.mode {
-            Mode::Sharded => Either::Left(acquire_shard_lease(&client, &options).await?),
+            Mode::Sharded => Either::Left(
+                acquire_shard_lease(
+                    &client,
+                    RING,
+                    &options.identity,
+                    &options.namespace,
+                    options.lease_duration,
+                )
+                .await?,
+            ),
             Mode::Singleton => Either::Right(lead(&client, &options).await?),
         })
     };
@@ -157,24 +146,6 @@ fn context(options: &Options, client: &Client, watches: &Watches) -> anyhow::Res
             })
             .transpose()?,
     }))
-}
-
-async fn acquire_shard_lease(
-    client: &Client,
-    options: &Options,
-) -> anyhow::Result<ShardLeaseHandle> {
-    let duration = options.lease_duration;
-    let config = ShardLeaseConfig::new(RING, &options.identity, &options.namespace)
-        .lease_duration(duration)
-        // The ratios of leader election's defaults (15 s, 10 s, 2 s).
-        .renew_deadline(duration * 2 / 3)
-        .retry_period(duration * 2 / 15);
-    let lease = ShardLease::new(client.clone(), config)
-        .acquire()
-        .await
-        .with_context(|| format!("cannot acquire the shard Lease {}", options.identity))?;
-    tracing::info!(shard = options.identity, "acquired the shard Lease");
-    Ok(lease)
 }
 
 /// Contends for the leadership of the singleton and completes once this replica leads.

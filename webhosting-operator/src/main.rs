@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let client = operations::client::build(cli.options.kubeconfig.as_deref())
         .await
         .context("cannot create a Kubernetes client")?;
-    let listeners = Listeners::bind(&cli.options)?;
+    let listeners = Listeners::bind(cli.options.metrics_address, cli.options.health_address)?;
     let shutdown = operations::telemetry::shutdown_signal();
     webhosting_operator::run(cli.options, client, listeners, shutdown).await
 }

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum, builder::NonEmptyStringValueParser};
-use operations::duration::parse as parse_duration;
+use operations::duration::{parse as parse_duration, parse_lease_duration};
 
 use crate::{api, samples};
 
@@ -125,7 +125,7 @@ pub struct Options {
         long,
         env = "WEBHOSTING_METRICS_ADDRESS",
         default_value = "0.0.0.0:8080",
-        value_parser = listen_address
+        value_parser = operations::http::listen_address
     )]
     pub metrics_address: SocketAddr,
     /// Where `/healthz` and `/readyz` are served.
@@ -133,7 +133,7 @@ pub struct Options {
         long,
         env = "WEBHOSTING_HEALTH_ADDRESS",
         default_value = "0.0.0.0:8081",
-        value_parser = listen_address
+        value_parser = operations::http::listen_address
     )]
     pub health_address: SocketAddr,
     /// Append a JSON line per reconciliation start and end to this file.
@@ -146,24 +146,6 @@ pub struct Options {
 
 fn default_identity() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "webhosting-operator".to_owned())
-}
-
-/// Lease durations are whole seconds in a Lease, and renewal needs at least two.
-fn parse_lease_duration(text: &str) -> Result<Duration, String> {
-    let duration = parse_duration(text).map_err(|error| error.to_string())?;
-    if duration < Duration::from_secs(2) || duration.subsec_nanos() != 0 {
-        return Err(format!(
-            "invalid lease duration {text:?}: must be whole seconds, at least 2s"
-        ));
-    }
-    Ok(duration)
-}
-
-/// `--metrics-address`, `--health-address`: `ip:port`, or `:port` for every interface as in
-/// the Go original's manifests.
-fn listen_address(text: &str) -> Result<SocketAddr, String> {
-    operations::http::parse_listen_address(text)
-        .ok_or_else(|| format!("must be ip:port or :port, got `{text}`"))
 }
 
 #[cfg(test)]

@@ -94,6 +94,18 @@ pub fn parse(text: &str) -> Result<std::time::Duration, ParseDurationError> {
     text.parse().map(Duration::get)
 }
 
+/// Parses a Lease duration for clap: Lease durations are whole seconds in a Lease, and
+/// renewal needs at least two.
+pub fn parse_lease_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse(text).map_err(|error| error.to_string())?;
+    if duration < std::time::Duration::from_secs(2) || duration.subsec_nanos() != 0 {
+        return Err(format!(
+            "invalid lease duration {text:?}: must be whole seconds, at least 2s"
+        ));
+    }
+    Ok(duration)
+}
+
 impl fmt::Display for Duration {
     /// Go's `time.Duration.String`: `1h30m0s`, `1.5s`, `500ms`, `2µs`, `0s`. Durations beyond
     /// Go's range (about 292 years) are written the same way.

@@ -1,12 +1,14 @@
 //! The plain-HTTP endpoints every replica serves: `/healthz`, `/readyz` and `/metrics`.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
 };
+
+use anyhow::Context as _;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::{encoding::text::encode, registry::Registry};
@@ -24,6 +26,12 @@ pub fn parse_listen_address(text: &str) -> Option<SocketAddr> {
     }
 }
 
+/// [`parse_listen_address`] as a flag's value parser: `ip:port`, or `:port` for every
+/// interface as in the Go original's manifests.
+pub fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    parse_listen_address(text).ok_or_else(|| format!("must be ip:port or :port, got `{text}`"))
+}
+
 /// Whether this replica can serve admissions: its caches are filled.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness(Arc<AtomicBool>);
@@ -36,6 +44,29 @@ impl Readiness {
 
     fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The sockets of a controller's `/metrics` and `/healthz`/`/readyz`, bound before it starts so
+/// that callers (tests) can use port 0.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `/metrics`.
+    pub metrics: TcpListener,
+    /// `/healthz` and `/readyz`.
+    pub health: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses; the error names the one that cannot be bound.
+    pub fn bind(metrics: SocketAddr, health: SocketAddr) -> anyhow::Result<Self> {
+        let bind = |address| {
+            TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
+        };
+        Ok(Self {
+            metrics: bind(metrics)?,
+            health: bind(health)?,
+        })
     }
 }
 
