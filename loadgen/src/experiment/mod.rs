@@ -18,12 +18,11 @@ use std::{
 use anyhow::Context as _;
 use k8s_openapi::jiff::Timestamp;
 use kube::{
-    Api, Client,
+    Client,
     api::{DeleteParams, ListParams},
 };
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, time::Instant};
-use webhosting_operator::api::Website;
 
 use crate::{
     environment::{Choice, Target},
@@ -45,7 +44,7 @@ use crate::{
     },
     results::{RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, Versions, writer},
     scenario::{self, Scenario, Search},
-    world::World,
+    world::{WorkloadApi, World, workload_apis},
 };
 
 use self::search::SearchResults;
@@ -203,6 +202,7 @@ async fn shard_count(
         client,
         version,
         world,
+        apis,
     } = set_up(target, scenario, shards, &progress).await?;
     let target = &*target;
     let tracker = Arc::new(Mutex::new(tracker::Tracker::new(window)?));
@@ -210,13 +210,15 @@ async fn shard_count(
         client.clone(),
         run_id,
         scenario,
-        world,
+        (world, apis.clone()),
         (tracker.clone(), metrics.clone()),
     );
     let (synced_tx, synced) = watch::channel(false);
+    let ring = ring(scenario);
     let observer = observer::observe(
         client.clone(),
-        run_id,
+        (run_id, &ring),
+        (&scenario.workloads, &apis),
         tracker.clone(),
         metrics.clone(),
         synced_tx,
@@ -233,8 +235,8 @@ async fn shard_count(
         search,
     } = tokio::select! {
         result = observer => {
-            result.context("the watch of Websites and Leases failed")?;
-            anyhow::bail!("the watch of Websites and Leases ended");
+            result.context("the watch of the run's objects and Leases failed")?;
+            anyhow::bail!("the watch of the run's objects and Leases ended");
         }
         result = load => result?,
     };
@@ -287,7 +289,7 @@ async fn shard_count(
     (results.validity, results.findings, results.search) = (validity, findings, search);
     progress.done(&results, &errors, &disruption_errors);
     if cleanup_needed(target) {
-        delete_websites(&client, run_id).await?;
+        delete_objects(&client, run_id, &apis).await?;
     }
     Ok((results, version))
 }
@@ -711,13 +713,13 @@ async fn search(
     let initial = scenario.world.initial_websites;
     progress.phase(&format!("waiting for the {initial} Websites to be Ready"));
     let ready = wait_until(INITIAL_READY_PATIENCE, || {
-        lock(tracker).ready_websites() >= initial as usize
+        lock(tracker).reconciled_objects() >= initial as usize
     })
     .await;
     anyhow::ensure!(
         ready,
         "only {} of the {initial} initial Websites were Ready after {INITIAL_READY_PATIENCE:?}",
-        lock(tracker).ready_websites()
+        lock(tracker).reconciled_objects()
     );
     let mut samples = sampler::Samples::default();
     samples.baseline(target).await;
@@ -911,6 +913,19 @@ struct Prepared {
     client: Client,
     version: String,
     world: World,
+    apis: Vec<WorkloadApi>,
+}
+
+/// The ring the scenario's workloads belong to.
+fn ring(scenario: &Scenario) -> observer::Ring {
+    observer::Ring {
+        name: scenario
+            .workloads
+            .first()
+            .map(|w| w.controller_ring.clone())
+            .unwrap_or_default(),
+        lease_namespace: stack::OPERATOR_NAMESPACE.to_owned(),
+    }
 }
 
 /// Prepares the target with `shards` shards and creates the namespaces and Themes.
@@ -931,12 +946,14 @@ async fn set_up(
         .await
         .context("cannot read the API server's version")?
         .git_version;
-    progress.phase("creating namespaces and Themes");
-    let world = World::create(&client, scenario.world.namespaces, scenario.world.themes).await?;
+    progress.phase("creating namespaces and fixtures");
+    let apis = workload_apis(&client, &scenario.workloads).await?;
+    let world = World::create(&client, scenario.world.namespaces, &scenario.workloads).await?;
     Ok(Prepared {
         client,
         version,
         world,
+        apis,
     })
 }
 
@@ -946,36 +963,34 @@ fn cleanup_needed(target: &Target) -> bool {
     matches!(target, Target::Cluster(_))
 }
 
-/// Deletes the run's Websites and waits until they are gone.
-async fn delete_websites(client: &Client, run_id: &str) -> anyhow::Result<()> {
+/// Deletes the run's objects of every workload and waits until they are gone.
+async fn delete_objects(client: &Client, run_id: &str, apis: &[WorkloadApi]) -> anyhow::Result<()> {
     let selector = format!("{}={run_id}", driver::RUN_LABEL);
-    let all = Api::<Website>::all(client.clone());
+    let params = ListParams::default().labels(&selector);
     let deadline = Instant::now() + CLEANUP_PATIENCE;
     loop {
-        let left = all
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await?;
-        if left.items.is_empty() {
+        let mut left = 0;
+        for api in apis {
+            let objects = api.objects(client, "").list_metadata(&params).await?;
+            left += objects.items.len();
+            let namespaces: std::collections::BTreeSet<String> = objects
+                .items
+                .iter()
+                .map(|o| o.metadata.namespace.clone().unwrap_or_default())
+                .collect();
+            for namespace in namespaces {
+                api.objects(client, &namespace)
+                    .delete_collection(&DeleteParams::default(), &params)
+                    .await?;
+            }
+        }
+        if left == 0 {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{} Websites of run {run_id} are still there after {CLEANUP_PATIENCE:?}",
-            left.items.len()
+            "{left} objects of run {run_id} are still there after {CLEANUP_PATIENCE:?}"
         );
-        let namespaces: std::collections::BTreeSet<String> = left
-            .items
-            .iter()
-            .filter_map(|w| w.metadata.namespace.clone())
-            .collect();
-        for namespace in namespaces {
-            Api::<Website>::namespaced(client.clone(), &namespace)
-                .delete_collection(
-                    &DeleteParams::default(),
-                    &ListParams::default().labels(&selector),
-                )
-                .await?;
-        }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

@@ -224,7 +224,7 @@ fn status(
     let (websites, shards, pending) = {
         let tracker = super::lock(tracker);
         (
-            tracker.websites(),
+            tracker.objects(),
             tracker.available_shards().len(),
             tracker.pending(),
         )

@@ -100,6 +100,8 @@ pub struct Scenario {
     pub chaos: Option<Chaos>,
     /// `rollingUpdate`: rolling restarts of the operator during the load.
     pub rolling_update: Option<RollingUpdate>,
+    /// `workloads`: what objects the load writes (docs/workloads.md).
+    pub workloads: Vec<crate::workload::Workload>,
     /// `operator`: how each operator shard runs.
     pub operator: Operator,
     /// `slo`: the thresholds of the SLO verdicts.
@@ -586,6 +588,7 @@ load:
                     }),
                 }),
                 search: None,
+                workloads: vec![crate::workload::Workload::websites(50)],
                 chaos: Some(Chaos {
                     interval: Duration::from_secs(300),
                     signal: ChaosSignal::Alternate,

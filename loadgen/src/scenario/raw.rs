@@ -166,6 +166,7 @@ impl RawScenario {
                 Ok(RollingUpdate { interval })
             })
             .transpose()?;
+        let themes = world.themes;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -177,6 +178,7 @@ impl RawScenario {
             search: None,
             chaos,
             rolling_update,
+            workloads: vec![crate::workload::Workload::websites(themes)],
             operator: check.operator(self.operator.unwrap_or_default())?,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
@@ -231,6 +233,7 @@ impl RawScenario {
                 .map_err(|problem| format!("{problem}: a search changes existing Websites")),
         )?;
         let search = check.search(raw)?;
+        let themes = world.themes;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -242,6 +245,7 @@ impl RawScenario {
             search: Some(search),
             chaos: None,
             rolling_update: None,
+            workloads: vec![crate::workload::Workload::websites(themes)],
             operator: check.operator(self.operator.unwrap_or_default())?,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })

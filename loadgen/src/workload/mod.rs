@@ -307,7 +307,11 @@ impl Workload {
     ///
     /// # Errors
     /// The template does not render into an object of the workload's kind with a name.
-    pub fn object(&self, context: &Context<'_>, rng: &mut impl rand::Rng) -> Result<Value, RenderError> {
+    pub fn object(
+        &self,
+        context: &Context<'_>,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Value, RenderError> {
         let _ = (context, rng);
         todo!()
     }
@@ -316,7 +320,11 @@ impl Workload {
     ///
     /// # Errors
     /// The mutation does not render into a patch.
-    pub fn mutation(&self, context: &Context<'_>, rng: &mut impl rand::Rng) -> Result<Patch<Value>, RenderError> {
+    pub fn mutation(
+        &self,
+        context: &Context<'_>,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Patch<Value>, RenderError> {
         let _ = (context, rng);
         todo!()
     }
