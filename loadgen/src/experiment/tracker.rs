@@ -222,10 +222,13 @@ impl Tracker {
                 .filter(|(value, _)| value == expected)
                 .map(|(_, at)| *at),
         };
-        let latency = if let Some(at) = met_at {
+        if let Some(at) = met_at {
             // Writes of the object awaited before this one are superseded by it.
             self.complete_pending(at, key, |_| true);
             let latency = self.complete(start, at);
+            if let Some(seen) = self.objects.get_mut(key) {
+                seen.completed_once = true;
+            }
             self.settle(at, key, before);
             Some(latency)
         } else if let Some(&deleted_at) = self.deleted.get(key) {
@@ -238,13 +241,7 @@ impl Tracker {
                 .push(Expected { awaiting, start });
             self.settle(start, key, before);
             None
-        };
-        if latency.is_some()
-            && let Some(seen) = self.objects.get_mut(key)
-        {
-            seen.completed_once = true;
         }
-        latency
     }
 
     /// Records a write intended at `start` reconciled at `at`; returns its latency.
