@@ -53,6 +53,7 @@ pub mod chaos;
 pub mod driver;
 pub mod metrics;
 pub mod observer;
+pub mod owned;
 mod progress;
 pub mod sampler;
 pub mod schedule;
@@ -255,12 +256,14 @@ async fn shard_count(
         .collect();
     let load_span = (started_at, scenario.duration);
     let watch_restarts = tracker.watch_restarts(started_at, started_at + scenario.duration);
+    let owned = owned::check(&client, &scenario.workloads, &ring.name, &tracker).await?;
     let finished = tracker.finish(Timestamp::now());
     let cores = target.machine().await?.cores;
     let snapshots = std::mem::take(&mut samples.snapshots);
     let mut results = ShardCountResults {
         repetition,
         rolling_updates,
+        owned,
         ..measure(
             scenario,
             shards,
@@ -389,6 +392,7 @@ fn measure(
         movements,
         failovers,
         rolling_updates: Vec::new(),
+        owned: None,
         capacity,
         cost: cost::summarize(&samples.usage),
         usage: samples.usage,

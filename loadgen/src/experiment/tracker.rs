@@ -580,12 +580,21 @@ impl Tracker {
             .collect()
     }
 
-    /// Object (`namespace/name`) to shard, for the assigned objects.
+    /// Object (hash key) to shard, for the assigned objects.
     #[must_use]
     pub fn assignment(&self) -> BTreeMap<String, String> {
         self.objects
             .iter()
             .filter_map(|(key, seen)| Some((key.clone(), seen.shard.clone()?)))
+            .collect()
+    }
+
+    /// Every object seen (hash key) with its shard, if assigned.
+    #[must_use]
+    pub fn shards(&self) -> BTreeMap<String, Option<String>> {
+        self.objects
+            .iter()
+            .map(|(key, seen)| (key.clone(), seen.shard.clone()))
             .collect()
     }
 
