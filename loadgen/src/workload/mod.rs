@@ -274,10 +274,9 @@ impl Workload {
         let options = serde_saphyr::options! { with_snippet: false };
         let raw: RawWorkload = serde_saphyr::from_str_with_options(WEBSITES, options)
             .expect("the default Website workload is YAML of a workload");
-        let [mut workload] = <[Workload; 1]>::try_from(
-            validate(vec![raw], "websites.yaml").expect("the default Website workload is valid"),
-        )
-        .expect("one workload in, one out");
+        let mut workload = validate(vec![raw], "websites.yaml")
+            .expect("the default Website workload is valid")
+            .remove(0);
         // The file's count only serves its validation; its one fixture is the Themes.
         for fixture in &mut workload.fixtures {
             fixture.count = themes;

@@ -832,6 +832,25 @@ mod tests {
     }
 
     #[test]
+    fn unquoted_scalars_are_read_as_written() {
+        let own = "    jsonPath: \"{.metadata.annotations.color}\"\n    equals: \"{{ object.data.color }}\"\n";
+        let text = CONFIG_MAPS.replace(
+            own,
+            "    observedGeneration: true\n    condition: {type: Ready, status: True}\n    \
+             jsonPath: '{.spec.replicas}'\n    equals: 3\n",
+        );
+        let Reconciled::ObservedGeneration {
+            condition: Some(condition),
+            check: Some(check),
+        } = parse(&text).unwrap().remove(0).reconciled
+        else {
+            panic!("a generation rule with a condition and a check");
+        };
+        assert_eq!(condition.status, "True");
+        assert_eq!(check.equals.text, "3");
+    }
+
+    #[test]
     fn a_related_object_is_found_by_name_or_by_owner_reference() {
         let own = "    jsonPath: \"{.metadata.annotations.color}\"\n    equals: \"{{ object.data.color }}\"\n";
         let related = |locate: &str| {
