@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::measure::slo::Slo;
+use crate::{measure::slo::Slo, workload::Workload};
 
 mod raw;
-mod rules;
+pub(crate) mod rules;
 
 /// How long to wait after the load before the final measurements, when `settle` is not set.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
@@ -90,6 +90,9 @@ pub struct Scenario {
     pub shards: Vec<u32>,
     /// `world`: the namespaces, Themes and Websites that exist before the load.
     pub world: World,
+    /// `workloads`: what the load creates, changes and deletes (docs/workloads.md); when not
+    /// set, the Website workload with `world.themes` Themes.
+    pub workloads: Vec<Workload>,
     /// `load`: the operations on Websites during the load; `None` exactly when the scenario
     /// searches capacity instead.
     pub load: Option<Load>,
@@ -100,8 +103,6 @@ pub struct Scenario {
     pub chaos: Option<Chaos>,
     /// `rollingUpdate`: rolling restarts of the operator during the load.
     pub rolling_update: Option<RollingUpdate>,
-    /// `workloads`: what objects the load writes (docs/workloads.md).
-    pub workloads: Vec<crate::workload::Workload>,
     /// `operator`: how each operator shard runs.
     pub operator: Operator,
     /// `slo`: the thresholds of the SLO verdicts.
@@ -109,7 +110,8 @@ pub struct Scenario {
 }
 
 /// The file's shape of a [`Scenario`]: a search has neither `duration` nor `settle`, which
-/// it derives, nor `load`, so that `run.json`'s scenario reads back as the same scenario.
+/// it derives, nor `load`; the default workload is `world.themes`; so that `run.json`'s
+/// scenario reads back as the same scenario.
 impl Serialize for Scenario {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -123,6 +125,8 @@ impl Serialize for Scenario {
             settle: Option<String>,
             shards: &'a [u32],
             world: &'a World,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            workloads: Option<&'a [Workload]>,
             #[serde(skip_serializing_if = "Option::is_none")]
             load: Option<&'a Load>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,8 @@ impl Serialize for Scenario {
             settle: load.then(|| format_duration(self.settle)),
             shards: &self.shards,
             world: &self.world,
+            // The default workload is written as the `world.themes` it was made from.
+            workloads: (self.world.themes == 0).then_some(self.workloads.as_slice()),
             load: self.load.as_ref(),
             search: self.search.as_ref(),
             chaos: self.chaos.as_ref(),
@@ -185,9 +191,13 @@ pub struct Search {
 pub struct World {
     /// `namespaces`: `project-*` namespaces labelled `webhosting.timebertt.dev/project=true`.
     pub namespaces: u32,
-    /// `themes`: Themes that Websites choose from at random.
+    /// `themes`: the Theme fixtures of the default Website workload; 0 when the scenario
+    /// declares `workloads`, which declare their own fixtures.
+    #[serde(skip_serializing_if = "is_zero")]
     pub themes: u32,
-    /// `initialWebsites`: Websites created before the load starts.
+    /// `initialWebsites`: objects created before the load starts, of all workloads, shared by
+    /// weight; the name is the one from before workloads, kept so that scenario files stay
+    /// valid.
     pub initial_websites: u32,
 }
 
@@ -468,6 +478,14 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde passes fields by reference"
+)]
+fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
 fn duration_text<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(&format_duration(*duration))
 }
@@ -573,6 +591,7 @@ load:
                     themes: 50,
                     initial_websites: 100,
                 },
+                workloads: vec![Workload::websites(50)],
                 load: Some(Load {
                     create: Create {
                         rate: CreateRate::Constant(12.0),
@@ -588,7 +607,6 @@ load:
                     }),
                 }),
                 search: None,
-                workloads: vec![crate::workload::Workload::websites(50)],
                 chaos: Some(Chaos {
                     interval: Duration::from_secs(300),
                     signal: ChaosSignal::Alternate,
@@ -656,6 +674,70 @@ load:
             serde_json::json!({"ramp": {"from": 1.0, "to": 30.0}, "workers": 1})
         );
         assert_eq!(json["duration"], "10m");
+    }
+
+    /// `minimal` with the checksum-controller's example workload instead of the Websites.
+    fn with_workloads() -> String {
+        let workload = include_str!("../../../experiments/workloads/checksum-secrets.yaml");
+        let entry: String = workload
+            .lines()
+            .flat_map(|line| ["    ", line, "\n"])
+            .collect();
+        let entry = entry.replacen("    name:", "  - name:", 1);
+        minimal().replace("themes: 3", "initialWebsites: 10") + "workloads:\n" + &entry
+    }
+
+    #[test]
+    fn without_workloads_the_websites_are_the_workload() {
+        assert_eq!(
+            parse(&minimal()).unwrap().workloads,
+            [Workload::websites(3)]
+        );
+    }
+
+    #[test]
+    fn declared_workloads_replace_the_websites_and_read_back_the_same() {
+        let scenario = parse(&with_workloads()).unwrap();
+        assert_eq!(scenario.world.themes, 0);
+        assert_eq!(scenario.workloads.len(), 1);
+        assert_eq!(scenario.workloads[0].name, "checksum-secrets");
+        let json = serde_json::to_string(&scenario).unwrap();
+        assert_eq!(parse(&json).unwrap(), scenario, "{json}");
+        let value = serde_json::to_value(&scenario).unwrap();
+        assert_eq!(value["world"].get("themes"), None);
+        assert_eq!(
+            value["workloads"][0]["reconciled"]["related"]["name"],
+            "{{ object.metadata.name }}-checksum"
+        );
+    }
+
+    #[test]
+    fn declared_workloads_do_not_take_world_themes() {
+        let text = with_workloads().replace("initialWebsites: 10", "themes: 3");
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: world.themes: is not allowed with workloads: it sizes the \
+             default Website workload's Theme fixtures; declare fixtures instead"
+        );
+    }
+
+    #[test]
+    fn an_invalid_workload_is_named_by_its_full_path() {
+        let text = with_workloads().replace(
+            "kind: Secret\n      metadata:",
+            "kind: ConfigMap\n      metadata:",
+        );
+        assert_ne!(text, with_workloads());
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: workloads[0].template: renders kind ConfigMap, the resource \
+             is Secret"
+        );
+        let text = with_workloads().replace("controllerRing:", "controllerRinq:");
+        assert!(
+            message(&text).contains("unknown field `controllerRinq`"),
+            "{text}"
+        );
     }
 
     #[test]

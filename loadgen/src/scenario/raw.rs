@@ -14,6 +14,7 @@ use super::{
     DEFAULT_SEARCH_WORKERS, DEFAULT_SETTLE, Delete, Load, Mutate, Operator, Ramp, Result,
     RollingUpdate, Scenario, ScenarioError, Search, Slo, World,
 };
+use crate::workload::{self, RawWorkload, RenderError, Workload};
 
 /// The top level of a scenario file.
 #[derive(Debug, Deserialize)]
@@ -25,6 +26,7 @@ pub(super) struct RawScenario {
     settle: Option<String>,
     shards: Option<Vec<i64>>,
     world: Option<RawWorld>,
+    workloads: Option<Vec<RawWorkload>>,
     load: Option<RawLoad>,
     search: Option<RawSearch>,
     chaos: Option<RawChaos>,
@@ -149,7 +151,10 @@ impl RawScenario {
             "shards",
             rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
         )?;
-        let world = check.world(check.field("world", rules::required(self.world))?)?;
+        let (world, workloads) = check.world(
+            check.field("world", rules::required(self.world))?,
+            self.workloads,
+        )?;
         let load = check.load(
             check.field("load", rules::required(self.load))?,
             duration,
@@ -166,7 +171,6 @@ impl RawScenario {
                 Ok(RollingUpdate { interval })
             })
             .transpose()?;
-        let themes = world.themes;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -174,11 +178,11 @@ impl RawScenario {
             settle,
             shards,
             world,
+            workloads,
             load: Some(load),
             search: None,
             chaos,
             rolling_update,
-            workloads: vec![crate::workload::Workload::websites(themes)],
             operator: check.operator(self.operator.unwrap_or_default())?,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
@@ -226,14 +230,16 @@ impl RawScenario {
             "shards",
             rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
         )?;
-        let world = check.world(check.field("world", rules::required(self.world))?)?;
+        let (world, workloads) = check.world(
+            check.field("world", rules::required(self.world))?,
+            self.workloads,
+        )?;
         check.field(
             "world.initialWebsites",
             rules::count(i64::from(world.initial_websites), 1)
                 .map_err(|problem| format!("{problem}: a search changes existing Websites")),
         )?;
         let search = check.search(raw)?;
-        let themes = world.themes;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -241,11 +247,11 @@ impl RawScenario {
             settle: Duration::ZERO,
             shards,
             world,
+            workloads,
             load: None,
             search: Some(search),
             chaos: None,
             rolling_update: None,
-            workloads: vec![crate::workload::Workload::websites(themes)],
             operator: check.operator(self.operator.unwrap_or_default())?,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
@@ -287,18 +293,50 @@ impl Check<'_> {
         )
     }
 
-    fn world(&self, raw: RawWorld) -> Result<World> {
+    /// The world and the workloads: those declared, or the default Website workload with
+    /// `world.themes` Themes.
+    fn world(
+        &self,
+        raw: RawWorld,
+        workloads: Option<Vec<RawWorkload>>,
+    ) -> Result<(World, Vec<Workload>)> {
         let at_least_1 = |count| rules::required(count).and_then(|count| rules::count(count, 1));
-        Ok(World {
-            namespaces: self.field("world.namespaces", at_least_1(raw.namespaces))?,
-            themes: self.field("world.themes", at_least_1(raw.themes))?,
+        let namespaces = self.field("world.namespaces", at_least_1(raw.namespaces))?;
+        let (themes, workloads) =
+            if let Some(raws) = workloads {
+                self.field(
+                "world.themes",
+                if raw.themes.is_some() {
+                    Err("is not allowed with workloads: it sizes the default Website workload's \
+                         Theme fixtures; declare fixtures instead"
+                        .to_owned())
+                } else {
+                    Ok(())
+                },
+            )?;
+                let workloads = workload::validate(raws, "workloads").map_err(
+                    |RenderError { field, problem }| ScenarioError::Invalid {
+                        file: self.file.to_owned(),
+                        field,
+                        problem,
+                    },
+                )?;
+                (0, workloads)
+            } else {
+                let themes = self.field("world.themes", at_least_1(raw.themes))?;
+                (themes, vec![Workload::websites(themes)])
+            };
+        let world = World {
+            namespaces,
+            themes,
             initial_websites: self.field(
                 "world.initialWebsites",
                 raw.initial_websites
                     .map_or(Ok(0), |count| rules::count(count, 0))
                     .and_then(|count| rules::websites(f64::from(count)).map(|_| count)),
             )?,
-        })
+        };
+        Ok((world, workloads))
     }
 
     fn load(&self, raw: RawLoad, duration: Duration, initial_websites: u32) -> Result<Load> {

@@ -6,19 +6,19 @@ use std::time::Duration;
 use super::format_duration;
 
 /// A value, or what is wrong with it.
-pub(super) type Verdict<T> = Result<T, String>;
+pub(crate) type Verdict<T> = Result<T, String>;
 
 /// The most concurrent requests of one kind: more would only contend on 2 cores, and a
 /// schedule that workers cannot keep is not an error since latency shows it.
 pub(super) const MAX_WORKERS: u32 = 1000;
 
 /// A field without a default must be set.
-pub(super) fn required<T>(value: Option<T>) -> Verdict<T> {
+pub(crate) fn required<T>(value: Option<T>) -> Verdict<T> {
     value.ok_or_else(|| "is required".to_owned())
 }
 
 /// `[a-z0-9-]+`: the name goes into run ids and directory names.
-pub(super) fn name(text: String) -> Verdict<String> {
+pub(crate) fn name(text: String) -> Verdict<String> {
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if !text.is_empty() && text.chars().all(allowed) {
         Ok(text)
@@ -62,7 +62,7 @@ pub(super) fn intervals_within(interval: Duration, duration: Duration) -> u32 {
 }
 
 /// A count of at least `min`, such as namespaces (1) or initial Websites (0).
-pub(super) fn count(value: i64, min: u32) -> Verdict<u32> {
+pub(crate) fn count(value: i64, min: u32) -> Verdict<u32> {
     if value < i64::from(min) {
         return Err(format!("must be at least {min}, got {value}"));
     }

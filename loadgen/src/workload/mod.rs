@@ -9,18 +9,40 @@
 use std::collections::BTreeMap;
 
 use kube::{api::Patch, core::GroupVersionKind};
-use serde::Serialize;
+use rand::RngExt as _;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-/// Why a template did not render into what its field must hold. The message names the field,
-/// such as `workloads[0].mutations[1]: ...`.
+mod jsonpath;
+mod raw;
+mod reconciled;
+mod template;
+
+pub(crate) use raw::{RawWorkload, validate};
+
+/// The default workload's definition (docs/workloads.md#the-default-website-workload).
+const WEBSITES: &str = include_str!("websites.yaml");
+
+/// Why a template did not render into what its field must hold, or, when a scenario is read, why
+/// a workload is invalid. The message names the field: relative to the workload when a
+/// [`Workload`]'s methods render (`mutations[1].merge: ...`), the full path when a scenario is
+/// validated (`workloads[0].mutations[1].merge: ...`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct RenderError {
-    /// The field path of the template, such as `workloads[0].template`.
+    /// The field path, such as `template` or `workloads[0].template`.
     pub field: String,
     /// What went wrong, quoting the template engine or the rendered text.
     pub problem: String,
+}
+
+impl RenderError {
+    /// The error with its field below `path`.
+    #[must_use]
+    fn within(mut self, path: &str) -> Self {
+        self.field = format!("{path}.{}", self.field);
+        self
+    }
 }
 
 /// An API kind: `apiVersion` and `kind`, as objects spell them.
@@ -37,19 +59,23 @@ impl Kind {
     /// The group, empty for the core group.
     #[must_use]
     pub fn group(&self) -> &str {
-        todo!()
+        self.api_version
+            .split_once('/')
+            .map_or("", |(group, _)| group)
     }
 
     /// The version.
     #[must_use]
     pub fn version(&self) -> &str {
-        todo!()
+        self.api_version
+            .split_once('/')
+            .map_or(self.api_version.as_str(), |(_, version)| version)
     }
 
     /// Group, version and kind, for discovery.
     #[must_use]
     pub fn gvk(&self) -> GroupVersionKind {
-        todo!()
+        GroupVersionKind::gvk(self.group(), self.version(), &self.kind)
     }
 }
 
@@ -125,17 +151,6 @@ pub struct JsonPath {
     pub text: String,
 }
 
-impl JsonPath {
-    /// The value at the path in `object`: a string as it is, a number or boolean as its JSON
-    /// text; `None` when the path matches nothing, more than one value, null, an object or a
-    /// list.
-    #[must_use]
-    pub fn value(&self, object: &Value) -> Option<String> {
-        let _ = object;
-        todo!()
-    }
-}
-
 /// `reconciled.condition`: a condition of `status.conditions` with this type and status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Condition {
@@ -158,8 +173,7 @@ pub struct Check {
 
 /// `reconciled.related.name` or `reconciled.related.ownerReference`: how the related object of
 /// a written one is found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Locate {
     /// `name`: a template rendered with `object` the written object; the related object is in
     /// the written object's namespace.
@@ -178,6 +192,7 @@ pub struct Related {
     #[serde(flatten)]
     pub kind: Kind,
     /// How it is found.
+    #[serde(flatten)]
     pub locate: Locate,
     /// What it must show.
     #[serde(flatten)]
@@ -186,8 +201,7 @@ pub struct Related {
 
 /// `workloads[].reconciled`: when a write counts as reconciled
 /// (docs/workloads.md#reconciled).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reconciled {
     /// `observedGeneration: true`: `status.observedGeneration` reached the written
     /// generation, and the optional condition and check hold (their `equals` are rendered
@@ -221,50 +235,6 @@ pub enum Awaited {
     },
 }
 
-impl Reconciled {
-    /// What `written`, just returned by the API server, awaits.
-    ///
-    /// # Errors
-    /// The rule needs a `metadata.generation` the object lacks, or a template does not render.
-    pub fn awaited(&self, written: &Value, context: &Context<'_>) -> Result<Awaited, RenderError> {
-        let _ = (written, context);
-        todo!()
-    }
-
-    /// For [`Reconciled::ObservedGeneration`]: the generation `observed` is reconciled at
-    /// (its `status.observedGeneration` when the condition and check hold), 0 when it is not;
-    /// `None` for the other rules.
-    #[must_use]
-    pub fn reconciled_generation(&self, observed: &Value) -> Option<i64> {
-        let _ = observed;
-        todo!()
-    }
-
-    /// For [`Reconciled::Own`] and [`Reconciled::Related`]: the value at the rule's JSONPath in
-    /// `observed` (the object itself, or the related one).
-    #[must_use]
-    pub fn observed_value(&self, observed: &Value) -> Option<String> {
-        let _ = observed;
-        todo!()
-    }
-
-    /// The related object's kind, when the rule has one.
-    #[must_use]
-    pub fn related(&self) -> Option<&Related> {
-        todo!()
-    }
-}
-
-impl Related {
-    /// For [`Locate::OwnerReference`]: the `namespace/name` of the object of kind `owner`
-    /// that `observed` names as its controller; `None` when it names none.
-    #[must_use]
-    pub fn owner_key(&self, observed: &Value, owner: &Kind) -> Option<String> {
-        let _ = (observed, owner);
-        todo!()
-    }
-}
-
 /// One workload of a scenario (docs/workloads.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -296,10 +266,22 @@ impl Workload {
     /// The default workload: Websites with `themes` Theme fixtures, a random Theme each, no
     /// pods (`skip-workload`), changed to another Theme, reconciled when `status.phase` is
     /// Ready at the written generation.
+    ///
+    /// # Panics
+    /// Never: the embedded definition is valid, as a test checks.
     #[must_use]
     pub fn websites(themes: u32) -> Self {
-        let _ = themes;
-        todo!()
+        let options = serde_saphyr::options! { with_snippet: false };
+        let raw: RawWorkload = serde_saphyr::from_str_with_options(WEBSITES, options)
+            .expect("the default Website workload is YAML of a workload");
+        let mut workload = validate(vec![raw], "websites.yaml")
+            .expect("the default Website workload is valid")
+            .remove(0);
+        // The file's count only serves its validation; its one fixture is the Themes.
+        for fixture in &mut workload.fixtures {
+            fixture.count = themes;
+        }
+        workload
     }
 
     /// A new object: the template rendered with `context` and `rng`, checked to be of the
@@ -312,8 +294,16 @@ impl Workload {
         context: &Context<'_>,
         rng: &mut impl rand::Rng,
     ) -> Result<Value, RenderError> {
-        let _ = (context, rng);
-        todo!()
+        let seed = rng.next_u64();
+        let render = || {
+            let mut object = template::render_yaml(&self.template.text, context, Some(seed))?;
+            self.resource.check(&mut object, context.namespace)?;
+            Ok(object)
+        };
+        render().map_err(|problem| RenderError {
+            field: "template".to_owned(),
+            problem,
+        })
     }
 
     /// A change of `context.object`: one of the mutations, at random, rendered.
@@ -325,8 +315,66 @@ impl Workload {
         context: &Context<'_>,
         rng: &mut impl rand::Rng,
     ) -> Result<Patch<Value>, RenderError> {
-        let _ = (context, rng);
-        todo!()
+        if self.mutations.is_empty() {
+            return Err(RenderError {
+                field: "mutations".to_owned(),
+                problem: "must have at least one mutation".to_owned(),
+            });
+        }
+        let i = rng.random_range(0..self.mutations.len());
+        let mutation = &self.mutations[i];
+        mutation
+            .render(context, rng.random())
+            .map_err(|problem| RenderError {
+                field: format!("mutations[{i}].{}", mutation.field()),
+                problem,
+            })
+    }
+}
+
+impl Resource {
+    /// Checks that `object` is of this resource with a name, and sets `metadata.namespace` to
+    /// `namespace` for a namespaced resource without one.
+    fn check(&self, object: &mut Value, namespace: &str) -> Result<(), String> {
+        let (api_version, kind) = identity(object)?;
+        if api_version != self.kind.api_version {
+            return Err(format!(
+                "renders apiVersion {api_version}, the resource is {}",
+                self.kind.api_version
+            ));
+        }
+        if kind != self.kind.kind {
+            return Err(format!(
+                "renders kind {kind}, the resource is {}",
+                self.kind.kind
+            ));
+        }
+        let metadata = object
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .ok_or("renders no metadata")?;
+        let text = |field| {
+            metadata
+                .get(field)
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+        };
+        if text("name").or(text("generateName")).is_none() {
+            return Err("renders neither metadata.name nor metadata.generateName".to_owned());
+        }
+        match (self.namespaced, text("namespace")) {
+            (true, Some(_)) | (false, None) => Ok(()),
+            (true, None) if namespace.is_empty() => {
+                Err("renders no metadata.namespace and the context has no namespace".to_owned())
+            }
+            (true, None) => {
+                metadata.insert("namespace".to_owned(), namespace.into());
+                Ok(())
+            }
+            (false, Some(namespace)) => Err(format!(
+                "renders metadata.namespace {namespace}, the resource is cluster-scoped"
+            )),
+        }
     }
 }
 
@@ -336,7 +384,469 @@ impl Fixture {
     /// # Errors
     /// The template does not render into an object with `apiVersion`, `kind` and a name.
     pub fn objects(&self, context: &Context<'_>) -> Result<Vec<Value>, RenderError> {
-        let _ = context;
-        todo!()
+        (0..self.count)
+            .map(|index| {
+                let context = Context {
+                    index: u64::from(index),
+                    ..*context
+                };
+                let object =
+                    template::render_yaml(&self.template.text, &context, None).and_then(|object| {
+                        identity(&object)?;
+                        object
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .filter(|name| !name.is_empty())
+                            .ok_or("renders no metadata.name")?;
+                        Ok(object)
+                    });
+                object.map_err(|problem| format!("at index {index}: {problem}"))
+            })
+            .collect::<Result<_, String>>()
+            .map_err(|problem| RenderError {
+                field: "template".to_owned(),
+                problem,
+            })
+    }
+}
+
+impl Mutation {
+    /// The patch, rendered with an rng seeded with `seed`.
+    fn render(&self, context: &Context<'_>, seed: u64) -> Result<Patch<Value>, String> {
+        match self {
+            Self::Merge(template) => {
+                let patch = template::render_yaml(&template.text, context, Some(seed))?;
+                if patch.is_object() {
+                    Ok(Patch::Merge(patch))
+                } else {
+                    Err(format!("renders {}, not a mapping", describe(&patch)))
+                }
+            }
+            Self::Json(template) => {
+                let patch = template::render_yaml(&template.text, context, Some(seed))?;
+                if !patch.is_array() {
+                    return Err(format!(
+                        "renders {}, not a list of operations",
+                        describe(&patch)
+                    ));
+                }
+                serde_json::from_value(patch)
+                    .map(Patch::Json)
+                    .map_err(|error| format!("renders no JSON patch (RFC 6902): {error}"))
+            }
+        }
+    }
+
+    /// The field of the template: `merge` or `json`.
+    fn field(&self) -> &'static str {
+        match self {
+            Self::Merge(_) => "merge",
+            Self::Json(_) => "json",
+        }
+    }
+}
+
+/// The key of an object in reports and the tracker: `namespace/name`, or `name` for a
+/// cluster-scoped object.
+#[must_use]
+pub fn object_key(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+/// The `apiVersion` and `kind` of a rendered object, which must be a mapping with both.
+fn identity(object: &Value) -> Result<(&str, &str), String> {
+    if !object.is_object() {
+        return Err(format!("renders {}, not a mapping", describe(object)));
+    }
+    let text = |field| {
+        object
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+            .ok_or_else(|| format!("renders no {field}"))
+    };
+    Ok((text("apiVersion")?, text("kind")?))
+}
+
+/// What a rendered value is, for errors.
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// The file's shape: `name` (a template) or `ownerReference: true`.
+impl Serialize for Locate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a Template>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            owner_reference: bool,
+        }
+        match self {
+            Self::Name(name) => Fields {
+                name: Some(name),
+                owner_reference: false,
+            },
+            Self::OwnerReference => Fields {
+                name: None,
+                owner_reference: true,
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The file's shape: `observedGeneration: true` with the optional `condition`, `jsonPath` and
+/// `equals`; `jsonPath` and `equals`; or `related`.
+impl Serialize for Reconciled {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields<'a> {
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            observed_generation: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            condition: Option<&'a Condition>,
+            #[serde(flatten, skip_serializing_if = "Option::is_none")]
+            check: Option<&'a Check>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            related: Option<&'a Related>,
+        }
+        match self {
+            Self::ObservedGeneration { condition, check } => Fields {
+                observed_generation: true,
+                condition: condition.as_ref(),
+                check: check.as_ref(),
+                related: None,
+            },
+            Self::Own(check) => Fields {
+                check: Some(check),
+                ..Fields::default()
+            },
+            Self::Related(related) => Fields {
+                related: Some(related),
+                ..Fields::default()
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{SeedableRng as _, rngs::StdRng};
+    use serde_json::json;
+    use webhosting_operator::{
+        api::{LABEL_SKIP_WORKLOAD, Theme, ThemeSpec},
+        metrics::RING,
+    };
+
+    use super::*;
+
+    /// The example of docs/workloads.md#example-secrets-and-their-checksums.
+    const CHECKSUM_SECRETS: &str =
+        include_str!("../../../experiments/workloads/checksum-secrets.yaml");
+
+    fn themes(count: u32) -> BTreeMap<String, Vec<String>> {
+        let names = (0..count).map(|i| format!("theme-{i}")).collect();
+        BTreeMap::from([("themes".to_owned(), names)])
+    }
+
+    fn context<'a>(fixtures: &'a BTreeMap<String, Vec<String>>, namespace: &'a str) -> Context<'a> {
+        Context {
+            index: 0,
+            namespace,
+            namespaces: &[],
+            run: "run-1",
+            fixtures,
+            object: None,
+        }
+    }
+
+    /// The patch's body as sent.
+    fn body(patch: &Patch<Value>) -> Value {
+        match patch {
+            Patch::Merge(body) => body.clone(),
+            Patch::Json(operations) => serde_json::to_value(operations).unwrap(),
+            _ => panic!("workloads make merge and JSON patches only"),
+        }
+    }
+
+    fn parse_one(text: &str) -> Workload {
+        let raw: RawWorkload = serde_saphyr::from_str(text).unwrap();
+        validate(vec![raw], "workloads").unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_kind_splits_its_api_version() {
+        let apps = Kind {
+            api_version: "apps/v1".to_owned(),
+            kind: "Deployment".to_owned(),
+        };
+        assert_eq!((apps.group(), apps.version()), ("apps", "v1"));
+        assert_eq!(
+            apps.gvk(),
+            GroupVersionKind::gvk("apps", "v1", "Deployment")
+        );
+        let core = Kind {
+            api_version: "v1".to_owned(),
+            kind: "Secret".to_owned(),
+        };
+        assert_eq!((core.group(), core.version()), ("", "v1"));
+    }
+
+    #[test]
+    fn the_default_websites_are_the_ones_the_world_makes() {
+        let fixtures = themes(3);
+        let mut rng = StdRng::seed_from_u64(7);
+        let workload = Workload::websites(3);
+        let mut object = workload
+            .object(&context(&fixtures, "project-0"), &mut rng)
+            .unwrap();
+        let website = webhosting_operator::samples::random_websites(
+            &mut rng,
+            1,
+            "project-0",
+            "experiment",
+            &fixtures["themes"],
+            true,
+        )
+        .swap_remove(0);
+        let mut made = serde_json::to_value(website).unwrap();
+        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+        let suffix = name.strip_prefix("experiment-").unwrap();
+        assert!(
+            suffix.len() == 8 && suffix.chars().all(|c| c.is_ascii_lowercase()),
+            "{name}"
+        );
+        assert!(fixtures["themes"].contains(&object["spec"]["theme"].as_str().unwrap().to_owned()));
+        assert_eq!(object["metadata"]["labels"][LABEL_SKIP_WORKLOAD], "true");
+        // Apart from the random name and Theme, the same object.
+        for value in [&mut object, &mut made] {
+            value["metadata"]["name"] = json!("experiment-x");
+            value["spec"]["theme"] = json!("theme-x");
+        }
+        assert_eq!(object, made);
+    }
+
+    #[test]
+    fn the_default_themes_are_the_ones_the_world_makes() {
+        let workload = Workload::websites(6);
+        assert_eq!(workload.fixtures.len(), 1);
+        assert_eq!(workload.fixtures[0].name, "themes");
+        let objects = workload.fixtures[0]
+            .objects(&context(&BTreeMap::new(), ""))
+            .unwrap();
+        let expected: Vec<_> = [
+            ("darkcyan", "Menlo"),
+            ("crimson", "Georgia"),
+            ("olive", "Verdana"),
+            ("navy", "Menlo"),
+            ("orchid", "Georgia"),
+            ("darkcyan", "Verdana"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (color, font))| {
+            let spec = ThemeSpec {
+                color: (*color).to_owned(),
+                font_family: (*font).to_owned(),
+            };
+            serde_json::to_value(Theme::new(&format!("theme-{i}"), spec)).unwrap()
+        })
+        .collect();
+        assert_eq!(objects, expected);
+    }
+
+    #[test]
+    fn the_default_workload_changes_the_theme_and_awaits_ready_at_the_generation() {
+        let workload = Workload::websites(3);
+        assert_eq!(workload.name, "websites");
+        assert_eq!(workload.controller_ring, RING);
+        assert_eq!(workload.weight, 1);
+        assert!(workload.resource.namespaced);
+        assert_eq!(
+            workload.resource.kind.gvk(),
+            GroupVersionKind::gvk("webhosting.timebertt.dev", "v1alpha1", "Website")
+        );
+        let owned: Vec<_> = workload
+            .owned
+            .iter()
+            .map(|kind| kind.kind.as_str())
+            .collect();
+        assert_eq!(owned, ["ConfigMap", "Service", "Ingress", "Deployment"]);
+        let fixtures = themes(3);
+        let written = json!({"spec": {"theme": "theme-1"}});
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..10 {
+            let context = Context {
+                object: Some(&written),
+                ..context(&fixtures, "project-0")
+            };
+            let Patch::Merge(patch) = workload.mutation(&context, &mut rng).unwrap() else {
+                panic!("the default mutation is a merge patch");
+            };
+            let theme = patch["spec"]["theme"].as_str().unwrap();
+            assert!(theme == "theme-0" || theme == "theme-2", "{theme}");
+        }
+        let ready = |phase| json!({"status": {"observedGeneration": 2, "phase": phase}});
+        assert_eq!(
+            workload.reconciled.reconciled_generation(&ready("Ready")),
+            Some(2)
+        );
+        assert_eq!(
+            workload.reconciled.reconciled_generation(&ready("Pending")),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn the_default_workload_is_written_as_its_file_and_reads_back() {
+        let workload = Workload::websites(4);
+        let json = serde_json::to_string(&workload).unwrap();
+        assert_eq!(parse_one(&json), workload);
+        let value = serde_json::to_value(&workload).unwrap();
+        assert_eq!(
+            value["reconciled"],
+            json!({"observedGeneration": true, "jsonPath": "{.status.phase}", "equals": "Ready"})
+        );
+        assert_eq!(value["fixtures"][0]["count"], 4);
+    }
+
+    #[test]
+    fn an_object_gets_the_chosen_namespace_unless_it_has_one() {
+        let workload = parse_one(CHECKSUM_SECRETS);
+        let fixtures = BTreeMap::new();
+        let mut rng = StdRng::seed_from_u64(1);
+        let object = workload
+            .object(&context(&fixtures, "team-a"), &mut rng)
+            .unwrap();
+        assert_eq!(object["metadata"]["namespace"], "team-a");
+        let error = workload
+            .object(&context(&fixtures, ""), &mut rng)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "template: renders no metadata.namespace and the context has no namespace"
+        );
+        let mut own = workload.clone();
+        own.template.text = own
+            .template
+            .text
+            .replace("  name: secret-", "  namespace: mine\n  name: secret-");
+        let object = own.object(&context(&fixtures, "team-a"), &mut rng).unwrap();
+        assert_eq!(object["metadata"]["namespace"], "mine");
+        own.template.text = own
+            .template
+            .text
+            .replace("  name: secret-", "  generateName: secret-");
+        let object = own.object(&context(&fixtures, "team-a"), &mut rng).unwrap();
+        assert_eq!(
+            object["metadata"]["generateName"].as_str().map(str::len),
+            Some(15)
+        );
+    }
+
+    #[test]
+    fn a_seeded_rng_renders_the_same_object_and_patch() {
+        let workload = parse_one(CHECKSUM_SECRETS);
+        let fixtures = BTreeMap::new();
+        let render = || {
+            let mut rng = StdRng::seed_from_u64(42);
+            let object = workload
+                .object(&context(&fixtures, "team-a"), &mut rng)
+                .unwrap();
+            let context = Context {
+                object: Some(&object),
+                ..context(&fixtures, "team-a")
+            };
+            let patch = workload.mutation(&context, &mut rng).unwrap();
+            (object.clone(), body(&patch))
+        };
+        let (object, patch) = render();
+        assert_eq!(render(), (object.clone(), patch.clone()));
+        assert_ne!(patch["data"]["password"], object["data"]["password"]);
+    }
+
+    #[test]
+    fn a_json_mutation_is_a_json_patch() {
+        let mut workload = parse_one(CHECKSUM_SECRETS);
+        workload.mutations = vec![Mutation::Json(Template {
+            text: "- {op: remove, path: /data/password}\n".to_owned(),
+        })];
+        let fixtures = BTreeMap::new();
+        let object = json!({"data": {"password": "YQ=="}});
+        let context = Context {
+            object: Some(&object),
+            ..context(&fixtures, "team-a")
+        };
+        let patch = workload
+            .mutation(&context, &mut StdRng::seed_from_u64(1))
+            .unwrap();
+        assert_eq!(
+            body(&patch),
+            json!([{"op": "remove", "path": "/data/password"}])
+        );
+        assert!(matches!(patch, Patch::Json(_)));
+    }
+
+    #[test]
+    fn the_docs_quote_the_default_workload_and_the_example() {
+        let doc = include_str!("../../../docs/workloads.md");
+        assert!(
+            doc.contains(WEBSITES),
+            "docs/workloads.md quotes websites.yaml"
+        );
+        assert!(
+            doc.contains(CHECKSUM_SECRETS),
+            "docs/workloads.md quotes the example"
+        );
+    }
+
+    #[test]
+    fn the_checksum_example_awaits_the_controllers_checksum_on_the_config_map() {
+        let workload = parse_one(CHECKSUM_SECRETS);
+        assert_eq!(workload.controller_ring, "checksum-controller");
+        let fixtures = BTreeMap::new();
+        let written = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "team-a", "generation": 1},
+            "data": {"a": "Yg=="},
+        });
+        let awaited = workload
+            .reconciled
+            .awaited(&written, &context(&fixtures, "team-a"))
+            .unwrap();
+        // The checksum-controller's test of the same data: the SHA-256 of `{"a":"Yg=="}`.
+        let checksum = "3d791b164a808638da9a8df03924be2a41e34cd664e42231c00fe369e3588272";
+        assert_eq!(
+            awaited,
+            Awaited::Value {
+                related: Some("team-a/db-checksum".to_owned()),
+                expected: checksum.to_owned(),
+            }
+        );
+        let config_map = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "db-checksum", "namespace": "team-a"},
+            "data": {"checksum": checksum},
+        });
+        assert_eq!(
+            workload.reconciled.observed_value(&config_map).as_deref(),
+            Some(checksum)
+        );
     }
 }
