@@ -115,7 +115,7 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(Path
         None => None,
     };
 
-    let mut target = Target::connect(&options.target).await?;
+    let mut target = Target::connect(&options.target, &scenario.controller).await?;
     let mut shard_counts = Vec::new();
     let mut kubernetes = String::new();
     // Ctrl-C or SIGTERM ends the shard count under way, and the target still cleans up: the
