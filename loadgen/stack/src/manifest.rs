@@ -126,26 +126,27 @@ pub fn is_rbac(object: &DynamicObject) -> bool {
     })
 }
 
-/// The order objects are applied in: CRDs first (each waited for until Established, so that
-/// objects of its kind can follow), then namespaces, then the rest as written. RBAC objects
-/// are left out ([`is_rbac`]).
-fn install_order(manifests: &[Manifest]) -> Vec<&DynamicObject> {
+/// The order objects are applied in, each with its manifest's source: CRDs first (each waited
+/// for until Established, so that objects of its kind can follow), then namespaces, then the
+/// rest as written. RBAC objects are left out ([`is_rbac`]).
+fn install_order(manifests: &[Manifest]) -> Vec<(&Path, &DynamicObject)> {
     let objects = || {
         manifests
             .iter()
-            .flat_map(|m| &m.objects)
-            .filter(|o| !is_rbac(o))
+            .flat_map(|m| m.objects.iter().map(|o| (m.source.as_path(), o)))
+            .filter(|(_, o)| !is_rbac(o))
     };
     let kind = |object: &DynamicObject| kind_of(object).map(|gvk| (gvk.group, gvk.kind));
-    let is_crd = |object: &&DynamicObject| {
+    let is_crd = |(_, object): &(&Path, &DynamicObject)| {
         kind(object)
             == Some((
                 "apiextensions.k8s.io".to_owned(),
                 "CustomResourceDefinition".into(),
             ))
     };
-    let is_namespace =
-        |object: &&DynamicObject| kind(object) == Some((String::new(), "Namespace".to_owned()));
+    let is_namespace = |(_, object): &(&Path, &DynamicObject)| {
+        kind(object) == Some((String::new(), "Namespace".to_owned()))
+    };
     objects()
         .filter(is_crd)
         .chain(objects().filter(is_namespace))
@@ -153,8 +154,8 @@ fn install_order(manifests: &[Manifest]) -> Vec<&DynamicObject> {
         .collect()
 }
 
-/// Applies the manifests (server-side, field manager `stack`) in [`install_order`], and
-/// creates namespace `lease_namespace` unless it exists.
+/// Applies the manifests (server-side, field manager `stack`) in [`install_order`], after
+/// creating namespace `lease_namespace` unless it exists.
 ///
 /// # Errors
 /// An object's kind is unknown to the API server, an apply fails, or a CRD is not Established
@@ -165,14 +166,10 @@ pub async fn install_manifests(
     lease_namespace: &str,
 ) -> anyhow::Result<()> {
     create_namespace_if_missing(client, lease_namespace).await?;
-    for object in install_order(manifests) {
-        let source = manifests
-            .iter()
-            .find(|m| m.objects.iter().any(|o| std::ptr::eq(o, object)))
-            .map_or_else(String::new, |m| m.source.display().to_string());
-        apply_object(client, object)
-            .await
-            .with_context(|| format!("cannot apply {} of {source}", describe(object)))?;
+    for (source, object) in install_order(manifests) {
+        apply_object(client, object).await.with_context(|| {
+            format!("cannot apply {} of {}", describe(object), source.display())
+        })?;
     }
     Ok(())
 }
@@ -251,8 +248,8 @@ metadata: {name: things.example.com}
         Manifest::parse(Path::new("config/all.yaml"), text)
     }
 
-    fn names(objects: &[&DynamicObject]) -> Vec<String> {
-        objects.iter().map(|o| describe(o)).collect()
+    fn names(objects: &[(&Path, &DynamicObject)]) -> Vec<String> {
+        objects.iter().map(|(_, o)| describe(o)).collect()
     }
 
     #[test]
