@@ -115,7 +115,7 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(Path
         None => None,
     };
 
-    let mut target = Target::connect(&options.target).await?;
+    let mut target = Target::connect(&options.target, &scenario.controller).await?;
     let mut shard_counts = Vec::new();
     let mut kubernetes = String::new();
     // Ctrl-C or SIGTERM ends the shard count under way, and the target still cleans up: the
@@ -920,15 +920,11 @@ struct Prepared {
     apis: Vec<WorkloadApi>,
 }
 
-/// The ring the scenario's workloads belong to.
+/// The ring of the scenario's controller, which every workload belongs to.
 fn ring(scenario: &Scenario) -> observer::Ring {
     observer::Ring {
-        name: scenario
-            .workloads
-            .first()
-            .map(|w| w.controller_ring.clone())
-            .unwrap_or_default(),
-        lease_namespace: stack::OPERATOR_NAMESPACE.to_owned(),
+        name: scenario.controller.ring.clone(),
+        lease_namespace: scenario.controller.lease_namespace.clone(),
     }
 }
 

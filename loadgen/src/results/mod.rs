@@ -158,7 +158,8 @@ pub const SKEW_MIN_OBJECTS_PER_SHARD: u64 = 20;
 pub enum ComponentClass {
     /// The sharder.
     Sharder,
-    /// The webhosting-operator processes, all shards together.
+    /// The shards of the controller under test (the webhosting-operator by default), all
+    /// together.
     Operator,
     /// etcd, kube-apiserver, kube-controller-manager, ...
     ControlPlane,

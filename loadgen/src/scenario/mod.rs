@@ -20,8 +20,14 @@ use serde::{Serialize, Serializer};
 
 use crate::{measure::slo::Slo, workload::Workload};
 
+mod controller;
 mod raw;
 pub(crate) mod rules;
+
+pub use controller::{
+    ClusterController, Controller, LocalController, PLACEHOLDERS, RenderedCommand, ShardValues,
+    ShardWorkload, WorkloadKind,
+};
 
 /// How long to wait after the load before the final measurements, when `settle` is not set.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
@@ -105,6 +111,9 @@ pub struct Scenario {
     pub rolling_update: Option<RollingUpdate>,
     /// `operator`: how each operator shard runs.
     pub operator: Operator,
+    /// `controller`: the controller under test; the webhosting-operator when not set
+    /// (docs/experiments.md#the-controller-under-test).
+    pub controller: Controller,
     /// `slo`: the thresholds of the SLO verdicts.
     pub slo: Slo,
 }
@@ -136,6 +145,8 @@ impl Serialize for Scenario {
             #[serde(skip_serializing_if = "Option::is_none")]
             rolling_update: Option<&'a RollingUpdate>,
             operator: &'a Operator,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            controller: Option<&'a Controller>,
             #[serde(serialize_with = "slo_fields")]
             slo: &'a Slo,
         }
@@ -154,6 +165,7 @@ impl Serialize for Scenario {
             chaos: self.chaos.as_ref(),
             rolling_update: self.rolling_update.as_ref(),
             operator: &self.operator,
+            controller: Some(&self.controller).filter(|c| !c.is_default()),
             slo: &self.slo,
         }
         .serialize(serializer)
@@ -339,7 +351,8 @@ pub struct RollingUpdate {
     pub interval: Duration,
 }
 
-/// `operator`: how each webhosting-operator shard runs.
+/// `operator`: how each shard runs: the webhosting-operator's flags, and the placeholders
+/// `workers`, `simulated_work` and `lease_duration` of a declared controller's command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Operator {
@@ -620,6 +633,7 @@ load:
                     simulated_work: Duration::from_millis(50),
                     lease_duration: Duration::from_secs(10),
                 },
+                controller: Controller::webhosting_operator(),
                 slo: Slo {
                     reconciliation_p99: Duration::from_secs(4),
                     queue_p99: Duration::from_millis(500),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::controller::{Controller, RawController};
 use super::rules::{self, RateOrRamp, Verdict};
 use super::{
     Chaos, ChaosSignal, Create, CreateRate, DEFAULT_MAX_STEPS, DEFAULT_PRECISION,
@@ -32,6 +33,7 @@ pub(super) struct RawScenario {
     chaos: Option<RawChaos>,
     rolling_update: Option<RawRollingUpdate>,
     operator: Option<RawOperator>,
+    controller: Option<RawController>,
     slo: Option<RawSlo>,
 }
 
@@ -171,6 +173,7 @@ impl RawScenario {
                 Ok(RollingUpdate { interval })
             })
             .transpose()?;
+        let (operator, controller) = check.controller(self.operator, self.controller)?;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -183,7 +186,8 @@ impl RawScenario {
             search: None,
             chaos,
             rolling_update,
-            operator: check.operator(self.operator.unwrap_or_default())?,
+            operator,
+            controller,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
     }
@@ -240,6 +244,7 @@ impl RawScenario {
                 .map_err(|problem| format!("{problem}: a search changes existing Websites")),
         )?;
         let search = check.search(raw)?;
+        let (operator, controller) = check.controller(self.operator, self.controller)?;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -252,7 +257,8 @@ impl RawScenario {
             search: Some(search),
             chaos: None,
             rolling_update: None,
-            operator: check.operator(self.operator.unwrap_or_default())?,
+            operator,
+            controller,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
     }
@@ -481,6 +487,29 @@ impl Check<'_> {
                     .and_then(rules::lease_duration),
             )?,
         })
+    }
+
+    /// `operator` and `controller`: without `controller`, the webhosting-operator.
+    fn controller(
+        &self,
+        operator: Option<RawOperator>,
+        controller: Option<RawController>,
+    ) -> Result<(Operator, Controller)> {
+        let operator = operator.unwrap_or_default();
+        let set: Vec<&str> = [
+            ("workers", operator.workers.is_some()),
+            ("simulatedWork", operator.simulated_work.is_some()),
+            ("leaseDuration", operator.lease_duration.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, set)| set.then_some(field))
+        .collect();
+        let operator = self.operator(operator)?;
+        let controller = match controller {
+            Some(raw) => raw.validate(self.file, &operator, &set)?,
+            None => Controller::webhosting_operator(),
+        };
+        Ok((operator, controller))
     }
 
     fn slo(&self, raw: RawSlo) -> Result<Slo> {
