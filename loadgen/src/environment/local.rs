@@ -6,7 +6,7 @@
 use std::{
     collections::BTreeMap,
     ffi::OsString,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Mutex, PoisonError,
         atomic::{AtomicU32, Ordering},
@@ -74,7 +74,8 @@ impl Local {
     /// finds the workspace's binaries in `bin`.
     ///
     /// # Errors
-    /// The controller has no `local` section.
+    /// The controller has no `local` section, or its program is missing (checked now rather
+    /// than after the control plane has started).
     pub fn new(
         sharder: PathBuf,
         bin: PathBuf,
@@ -86,6 +87,19 @@ impl Local {
             "controller {} has no `local` section: it runs only on the cluster target",
             controller.name
         );
+        let sample = ShardValues {
+            bin: &bin,
+            shard: "shard-0",
+            kubeconfig: &bin,
+            metrics_port: 0,
+            health_port: 0,
+        };
+        let program = controller
+            .shard_command(&sample, &Operator::default())?
+            .program;
+        if let Some(problem) = missing_program(Path::new(&program)) {
+            anyhow::bail!("controller.local.command[0]: {problem}");
+        }
         Ok(Self {
             sharder,
             bin,
@@ -316,6 +330,20 @@ impl Running {
     }
 }
 
+/// Why `program` cannot be started, if a path names it and nothing is there: with the command
+/// that builds it, assuming a workspace binary of that name. A bare name is looked up in `PATH`
+/// when it starts.
+fn missing_program(program: &Path) -> Option<String> {
+    if program.components().count() < 2 || program.is_file() {
+        return None;
+    }
+    let name = program.file_name()?.to_string_lossy();
+    Some(format!(
+        "{} is missing: build it with `cargo build --release -p {name}` or fix the path",
+        program.display()
+    ))
+}
+
 /// What every shard's command is rendered from.
 struct ShardTemplate {
     controller: Controller,
@@ -440,6 +468,24 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_program_is_named_with_how_to_build_it() {
+        assert_eq!(
+            missing_program(Path::new("/nowhere/checksum-controller")).unwrap(),
+            "/nowhere/checksum-controller is missing: build it with `cargo build --release -p \
+             checksum-controller` or fix the path"
+        );
+        assert_eq!(missing_program(Path::new("/bin/sh")), None);
+        assert_eq!(missing_program(Path::new("kubectl")), None);
+        let controller = Controller::webhosting_operator();
+        let error = Local::new("sharder".into(), "/nowhere".into(), false, controller);
+        assert!(
+            format!("{:#}", error.unwrap_err()).starts_with(
+                "controller.local.command[0]: /nowhere/webhosting-operator is missing"
+            )
+        );
+    }
+
+    #[test]
     fn the_default_controller_starts_shards_as_the_operator_always_was() {
         let template = ShardTemplate {
             controller: Controller::webhosting_operator(),
@@ -458,7 +504,7 @@ mod tests {
             lease_duration: Duration::from_secs(10),
             ..stack::OperatorSettings::sharded("shard-3")
         };
-        let operator = std::path::Path::new("/w/target/release/webhosting-operator");
+        let operator = Path::new("/w/target/release/webhosting-operator");
         assert_eq!(command, settings.command(operator, 8080, 8081));
     }
 }
