@@ -65,6 +65,14 @@ pub(super) fn render(
         .map_err(|error| describe(&error))
 }
 
+/// Whether `text` is a template, without rendering it.
+pub(super) fn compile(text: &str) -> Result<(), String> {
+    environment(None)
+        .template_from_str(text)
+        .map(drop)
+        .map_err(|error| describe(&error))
+}
+
 /// `text` rendered, then read as YAML.
 pub(super) fn render_yaml(
     text: &str,
