@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::{
     Check, Condition, Context, Fixture, JsonPath, Kind, Locate, Mutation, Reconciled, Related,
-    RenderError, Resource, Template, Workload, reconciled::observed_context,
+    RenderError, Resource, Template, Workload, template,
 };
 use crate::scenario::rules::{self, Verdict};
 
@@ -191,7 +192,8 @@ impl Workload {
             fixtures,
             object: None,
         };
-        let object = self.object(&context, &mut rng)?;
+        let mut object = self.object(&context, &mut rng)?;
+        as_the_api_server_returns_it(&mut object);
         let context = Context {
             object: Some(&object),
             ..context
@@ -205,16 +207,39 @@ impl Workload {
                 })?;
         }
         match &self.reconciled {
+            // Rendered with the object as observed, whose status the sample lacks: only
+            // checked to be a template.
             Reconciled::ObservedGeneration { check, .. } => {
                 check.as_ref().map_or(Ok(()), |check| {
-                    check
-                        .expected(&observed_context(&object), "reconciled.equals")
-                        .map(drop)
+                    template::compile(&check.equals.text).map_err(|problem| RenderError {
+                        field: "reconciled.equals".to_owned(),
+                        problem,
+                    })
                 })
             }
             Reconciled::Own(_) | Reconciled::Related(_) => {
                 self.reconciled.awaited(&object, &context).map(drop)
             }
+        }
+    }
+}
+
+/// Adds the metadata the API server sets on a create to the sample object, so that templates
+/// may read them from `object`.
+fn as_the_api_server_returns_it(object: &mut Value) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let set = [
+            ("uid", json!("00000000-0000-0000-0000-000000000000")),
+            ("resourceVersion", json!("1")),
+            ("generation", json!(1)),
+            ("creationTimestamp", json!("2000-01-01T00:00:00Z")),
+        ];
+        for (key, value) in set {
+            metadata.entry(key).or_insert(value);
+        }
+        if let Some(prefix) = metadata.get("generateName").and_then(Value::as_str) {
+            let name = format!("{prefix}{SAMPLE}");
+            metadata.entry("name").or_insert(name.into());
         }
     }
 }
@@ -267,7 +292,7 @@ impl RawWorkload {
             .enumerate()
             .map(|(i, raw)| raw.validate(&at.below(&format!("fixtures[{i}]"))))
             .collect::<Result<_, _>>()?;
-        let template = at.field("template", rules::required(self.template).map(template))?;
+        let template = at.field("template", rules::required(self.template).map(as_template))?;
         let mutations = at.field(
             "mutations",
             rules::required(self.mutations).and_then(|list| {
@@ -322,7 +347,7 @@ impl RawFixture {
                         }
                     }),
             )?,
-            template: at.field("template", rules::required(self.template).map(template))?,
+            template: at.field("template", rules::required(self.template).map(as_template))?,
         })
     }
 }
@@ -330,8 +355,8 @@ impl RawFixture {
 impl RawMutation {
     fn validate(self) -> Verdict<Mutation> {
         match (self.merge, self.json) {
-            (Some(text), None) => Ok(Mutation::Merge(template(text))),
-            (None, Some(text)) => Ok(Mutation::Json(template(text))),
+            (Some(text), None) => Ok(Mutation::Merge(as_template(text))),
+            (None, Some(text)) => Ok(Mutation::Json(as_template(text))),
             (Some(_), Some(_)) => Err("set either merge or json, not both".to_owned()),
             (None, None) => Err("set merge (a merge patch) or json (a JSON patch)".to_owned()),
         }
@@ -391,7 +416,7 @@ impl RawRelated {
     fn validate(self, at: &At) -> Result<Related, RenderError> {
         let kind = kind(at, self.api_version, self.kind)?;
         let locate = at.here(match (self.name, self.owner_reference.unwrap_or(false)) {
-            (Some(name), false) => Ok(Locate::Name(template(name))),
+            (Some(name), false) => Ok(Locate::Name(as_template(name))),
             (None, true) => Ok(Locate::OwnerReference),
             (Some(_), true) => Err("set either name or ownerReference: true, not both".to_owned()),
             (None, false) => Err("set name (a template) or ownerReference: true".to_owned()),
@@ -418,7 +443,7 @@ fn check(
             at.field("jsonPath", json_path.rfc9535())?;
             Ok(Some(Check {
                 json_path,
-                equals: template(equals),
+                equals: as_template(equals),
             }))
         }
         (Some(_), None) => at.field("equals", Err("is required with jsonPath".to_owned())),
@@ -445,7 +470,7 @@ fn kind(at: &At, api_version: Option<String>, kind: Option<String>) -> Result<Ki
     })
 }
 
-fn template(text: String) -> Template {
+fn as_template(text: String) -> Template {
     Template { text }
 }
 
@@ -922,6 +947,35 @@ mod tests {
             ),
             "workloads[0].reconciled.equals: undefined value: `object.data.colour` is undefined \
              (line 1)"
+        );
+    }
+
+    #[test]
+    fn templates_may_read_what_the_api_server_sets() {
+        let text = CONFIG_MAPS.replace(
+            "equals: \"{{ object.data.color }}\"",
+            "equals: \"{{ object.metadata.uid }}-{{ object.metadata.generation }}\"",
+        );
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn a_generation_rules_expected_value_is_only_checked_to_be_a_template() {
+        let own = "    jsonPath: \"{.metadata.annotations.color}\"\n    equals: \"{{ object.data.color }}\"\n";
+        let rule = |equals: &str| {
+            CONFIG_MAPS.replace(
+                own,
+                &format!("    observedGeneration: true\n    jsonPath: '{{.status.phase}}'\n    equals: \"{equals}\"\n"),
+            )
+        };
+        // The sample object has no status; the observed one will.
+        assert!(parse(&rule("{{ object.status.expected }}")).is_ok());
+        let error = parse(&rule("{{ object.status.expected"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("workloads[0].reconciled.equals: syntax error: "),
+            "{error}"
         );
     }
 

@@ -157,7 +157,7 @@ impl Check {
 
 /// What the check of [`Reconciled::ObservedGeneration`] sees: the observed object, and empty
 /// values for the rest, since the observer knows nothing of the write.
-pub(super) fn observed_context(observed: &Value) -> Context<'_> {
+fn observed_context(observed: &Value) -> Context<'_> {
     Context {
         index: 0,
         namespace: namespace_of(observed),

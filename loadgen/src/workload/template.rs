@@ -65,6 +65,14 @@ pub(super) fn render(
         .map_err(|error| describe(&error))
 }
 
+/// Whether `text` is a template, without rendering it.
+pub(super) fn compile(text: &str) -> Result<(), String> {
+    environment(None)
+        .template_from_str(text)
+        .map(drop)
+        .map_err(|error| describe(&error))
+}
+
 /// `text` rendered, then read as YAML.
 pub(super) fn render_yaml(
     text: &str,
@@ -98,6 +106,10 @@ fn environment(seed: Option<u64>) -> Environment<'static> {
     });
     env.add_filter("sha256", |text: &str| sha256(text));
     env.add_filter("json", |value: minijinja::Value| {
+        // Not `null`: a missing field would render a value that no object shows.
+        if value.is_undefined() {
+            return Err(invalid("json: the value is undefined".to_owned()));
+        }
         serde_json::to_value(&value)
             .map(|value| canonical_json(&value))
             .map_err(|error| Error::new(ErrorKind::InvalidOperation, error.to_string()))
@@ -344,6 +356,21 @@ mod tests {
             )
             .unwrap(),
             r#"{"a":[1,true,null,{"y":"é","z":1}],"b":"<&>"}"#
+        );
+    }
+
+    #[test]
+    fn the_json_of_a_missing_field_is_an_error() {
+        let object = json!({"metadata": {"name": "s"}});
+        let fixtures = BTreeMap::new();
+        let rendered = render(
+            "{{ object.data | json }}",
+            &context(&fixtures, Some(&object)),
+            None,
+        );
+        assert_eq!(
+            rendered.unwrap_err(),
+            "invalid operation: json: the value is undefined (line 1)"
         );
     }
 
