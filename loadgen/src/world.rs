@@ -23,8 +23,9 @@ const FIELD_MANAGER: &str = "loadgen";
 pub struct World {
     /// `project-0` … `project-<n - 1>`, labelled as project namespaces (in the ring).
     pub namespaces: Vec<String>,
-    /// Per workload, the names of each fixture's objects.
-    pub fixtures: Vec<BTreeMap<String, Vec<String>>>,
+    /// The names of each fixture's objects, by fixture name (unique across the scenario's
+    /// workloads, and seen by every workload's templates).
+    pub fixtures: BTreeMap<String, Vec<String>>,
 }
 
 impl World {
@@ -58,26 +59,22 @@ impl World {
             namespace_names.push(name);
         }
         let mut resources = Resources::new(client);
-        let mut fixtures = Vec::new();
-        for workload in workloads {
-            let mut names = BTreeMap::new();
-            for fixture in &workload.fixtures {
-                let empty = BTreeMap::new();
-                let context = Context {
-                    index: 0,
-                    namespace: "",
-                    namespaces: &namespace_names,
-                    run: "",
-                    fixtures: &empty,
-                    object: None,
-                };
-                let mut created = Vec::new();
-                for object in fixture.objects(&context)? {
-                    created.push(resources.apply(&object, &params).await?);
-                }
-                names.insert(fixture.name.clone(), created);
+        let mut fixtures = BTreeMap::new();
+        let empty = BTreeMap::new();
+        let context = Context {
+            index: 0,
+            namespace: "",
+            namespaces: &namespace_names,
+            run: "",
+            fixtures: &empty,
+            object: None,
+        };
+        for fixture in workloads.iter().flat_map(|workload| &workload.fixtures) {
+            let mut created = Vec::new();
+            for object in fixture.objects(&context)? {
+                created.push(resources.apply(&object, &params).await?);
             }
-            fixtures.push(names);
+            fixtures.insert(fixture.name.clone(), created);
         }
         Ok(Self {
             namespaces: namespace_names,
@@ -85,23 +82,21 @@ impl World {
         })
     }
 
-    /// What the templates of workload `workload` see for object number `index` in
-    /// `namespace` of run `run`, changing `object` if given.
+    /// What the templates see for object number `index` in `namespace` of run `run`,
+    /// changing `object` if given.
     #[must_use]
     pub fn context<'a>(
         &'a self,
-        workload: usize,
         (index, namespace): (u64, &'a str),
         run: &'a str,
         object: Option<&'a Value>,
     ) -> Context<'a> {
-        static NONE: BTreeMap<String, Vec<String>> = BTreeMap::new();
         Context {
             index,
             namespace,
             namespaces: &self.namespaces,
             run,
-            fixtures: self.fixtures.get(workload).unwrap_or(&NONE),
+            fixtures: &self.fixtures,
             object,
         }
     }

@@ -248,7 +248,7 @@ impl Run<'_> {
         for (namespace, count) in namespaces.iter().zip(split_evenly(total, namespaces.len())) {
             for _ in 0..count {
                 let index = websites.len() as u64;
-                let context = self.world.context(0, (index, namespace), phase, None);
+                let context = self.world.context((index, namespace), phase, None);
                 let mut website: Website =
                     serde_json::from_value(self.workload.object(&context, &mut rng)?)?;
                 website

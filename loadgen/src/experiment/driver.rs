@@ -429,9 +429,7 @@ impl Driver {
             } else {
                 String::new()
             };
-            let context = self
-                .world
-                .context(w, (index, &namespace), &self.run_id, None);
+            let context = self.world.context((index, &namespace), &self.run_id, None);
             let mut object = workload.object(&context, &mut rng)?;
             label(&mut object, &self.run_id);
             (w, namespace, object)
@@ -444,7 +442,7 @@ impl Driver {
         let written = written(&created)?;
         let context = self
             .world
-            .context(w, (index, &namespace), &self.run_id, Some(&written));
+            .context((index, &namespace), &self.run_id, Some(&written));
         let awaited = tracked(workload, workload.reconciled.awaited(&written, &context)?);
         let key = key(&workload.resource.kind, &namespace, &name);
         super::lock(&self.population).insert(Live {
@@ -496,12 +494,9 @@ impl Driver {
         let workload = &self.scenario.workloads[live.workload];
         let index = self.created.load(Ordering::Relaxed);
         let patch = {
-            let context = self.world.context(
-                live.workload,
-                (index, &live.namespace),
-                &self.run_id,
-                Some(&live.object),
-            );
+            let context =
+                self.world
+                    .context((index, &live.namespace), &self.run_id, Some(&live.object));
             workload
                 .mutation(&context, &mut rand::rng())
                 .map_err(|error| NoWrite::Failed(self.failed("mutate", &error.into())))?
@@ -521,12 +516,9 @@ impl Driver {
             return Err(NoWrite::Skipped);
         }
         let awaited = written(&patched).and_then(|written| {
-            let context = self.world.context(
-                live.workload,
-                (index, &live.namespace),
-                &self.run_id,
-                Some(&written),
-            );
+            let context =
+                self.world
+                    .context((index, &live.namespace), &self.run_id, Some(&written));
             let awaited = tracked(workload, workload.reconciled.awaited(&written, &context)?);
             super::lock(&self.population).written(key, written);
             Ok(awaited)

@@ -330,7 +330,7 @@ fn watched_value(workload: &Workload, object: &Value) -> Option<(String, String)
         ),
         Locate::OwnerReference => {
             let owner = related.owner_key(object, &workload.resource.kind)?;
-            let (namespace, name) = owner.split_once('/')?;
+            let (namespace, name) = owner.split_once('/').unwrap_or(("", &owner));
             key(&workload.resource.kind, namespace, name)
         }
     };

@@ -190,6 +190,19 @@ impl Controller {
         *self == Self::webhosting_operator()
     }
 
+    /// Whether its local command or environment uses the placeholder `name`, such as
+    /// `workers`: the `operator` settings it does not use are neither allowed nor written
+    /// back.
+    #[must_use]
+    pub fn uses(&self, name: &str) -> bool {
+        placeholders_used(
+            self.local
+                .iter()
+                .flat_map(|local| local.command.iter().chain(local.env.values())),
+        )
+        .contains(name)
+    }
+
     /// The command of shard `values.shard`, with `operator`'s settings.
     ///
     /// # Errors
@@ -467,17 +480,11 @@ impl RawController {
             cluster,
         };
         controller.check_renders(file, operator)?;
-        let used = placeholders_used(
-            controller
-                .local
-                .iter()
-                .flat_map(|local| local.command.iter().chain(local.env.values())),
-        );
         for set in operator_set {
             check(
                 file,
                 &format!("operator.{set}"),
-                operator_placeholder_used(set, &used, &controller.name),
+                operator_placeholder_used(set, &controller),
             )?;
         }
         Ok(controller)
@@ -507,23 +514,20 @@ impl Controller {
 
 /// An `operator` field set in the file reaches a declared controller only through its
 /// placeholder: one the command does not use would be silently ignored.
-fn operator_placeholder_used(
-    field: &str,
-    used: &BTreeSet<String>,
-    controller: &str,
-) -> Verdict<()> {
+fn operator_placeholder_used(field: &str, controller: &Controller) -> Verdict<()> {
     let placeholder = match field {
         "simulatedWork" => "simulated_work",
         "leaseDuration" => "lease_duration",
         workers => workers,
     };
-    if used.contains(placeholder) {
+    if controller.uses(placeholder) {
         Ok(())
     } else {
         Err(format!(
-            "is set, but controller {controller} does not use {{{{ {placeholder} }}}} in \
+            "is set, but controller {} does not use {{{{ {placeholder} }}}} in \
              controller.local: remove it, or pass it in the command (a cluster's workload keeps \
-             its own settings)"
+             its own settings)",
+            controller.name
         ))
     }
 }
@@ -705,8 +709,12 @@ mod tests {
     #[test]
     fn a_scenario_without_controller_tests_the_webhosting_operator_and_does_not_write_it() {
         let text = fixture_text();
-        let without =
-            &text[..text.find("controller:\n").unwrap()].replace("operator:\n  workers: 3\n", "");
+        let without = &text[..text.find("controller:\n").unwrap()]
+            .replace("operator:\n  workers: 3\n", "")
+            .replace(
+                "controllerRing: checksum-controller",
+                "controllerRing: webhosting-operator",
+            );
         let scenario = Scenario::from_yaml(without, &fixture()).unwrap();
         assert!(scenario.controller.is_default());
         let json = serde_json::to_value(&scenario).unwrap();

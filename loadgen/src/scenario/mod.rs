@@ -144,7 +144,8 @@ impl Serialize for Scenario {
             chaos: Option<&'a Chaos>,
             #[serde(skip_serializing_if = "Option::is_none")]
             rolling_update: Option<&'a RollingUpdate>,
-            operator: &'a Operator,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            operator: Option<OperatorFile>,
             #[serde(skip_serializing_if = "Option::is_none")]
             controller: Option<&'a Controller>,
             #[serde(serialize_with = "slo_fields")]
@@ -164,11 +165,41 @@ impl Serialize for Scenario {
             search: self.search.as_ref(),
             chaos: self.chaos.as_ref(),
             rolling_update: self.rolling_update.as_ref(),
-            operator: &self.operator,
+            operator: OperatorFile::of(&self.operator, &self.controller),
             controller: Some(&self.controller).filter(|c| !c.is_default()),
             slo: &self.slo,
         }
         .serialize(serializer)
+    }
+}
+
+/// `operator` as written back: only the settings the controller's command uses, which are
+/// the only ones a scenario may set.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OperatorFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated_work: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_duration: Option<String>,
+}
+
+impl OperatorFile {
+    /// The settings of `operator` that `controller` uses; `None` when it uses none.
+    fn of(operator: &Operator, controller: &Controller) -> Option<Self> {
+        let file = Self {
+            workers: controller.uses("workers").then_some(operator.workers),
+            simulated_work: controller
+                .uses("simulated_work")
+                .then(|| format_duration(operator.simulated_work)),
+            lease_duration: controller
+                .uses("lease_duration")
+                .then(|| format_duration(operator.lease_duration)),
+        };
+        (file.workers.is_some() || file.simulated_work.is_some() || file.lease_duration.is_some())
+            .then_some(file)
     }
 }
 
@@ -698,7 +729,32 @@ load:
             .flat_map(|line| ["    ", line, "\n"])
             .collect();
         let entry = entry.replacen("    name:", "  - name:", 1);
-        minimal().replace("themes: 3", "initialWebsites: 10") + "workloads:\n" + &entry
+        minimal().replace("themes: 3", "initialWebsites: 10")
+            + "workloads:\n"
+            + &entry
+            + CHECKSUM_CONTROLLER_ON_A_CLUSTER
+    }
+
+    /// The checksum-controller as deployed on a cluster, the ring of its example workload.
+    const CHECKSUM_CONTROLLER_ON_A_CLUSTER: &str = "\
+controller:
+  name: checksum-controller
+  ring: checksum-controller
+  leaseNamespace: checksum-system
+  queue: secret
+  cluster:
+    deployment: checksum-system/checksum-controller
+";
+
+    #[test]
+    fn every_workload_belongs_to_the_ring_of_the_controller_under_test() {
+        let text = with_workloads().replace(CHECKSUM_CONTROLLER_ON_A_CLUSTER, "");
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: workloads[0].controllerRing: is \"checksum-controller\", but \
+             the controller under test shards the ring \"webhosting-operator\" \
+             (controller.ring): a scenario measures one ring"
+        );
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl RawScenario {
             })
             .transpose()?;
         let (operator, controller) = check.controller(self.operator, self.controller)?;
+        check.one_ring(&workloads, &controller)?;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -245,6 +246,7 @@ impl RawScenario {
         )?;
         let search = check.search(raw)?;
         let (operator, controller) = check.controller(self.operator, self.controller)?;
+        check.one_ring(&workloads, &controller)?;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -287,6 +289,26 @@ impl Check<'_> {
             field: field.to_owned(),
             problem,
         })
+    }
+
+    /// Every workload belongs to the ring of the controller under test: the harness follows
+    /// one ring's shards (docs/workloads.md#fields).
+    fn one_ring(&self, workloads: &[Workload], controller: &Controller) -> Result<()> {
+        for (i, workload) in workloads.iter().enumerate() {
+            self.field(
+                &format!("workloads[{i}].controllerRing"),
+                if workload.controller_ring == controller.ring {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "is {:?}, but the controller under test shards the ring {:?} \
+                         (controller.ring): a scenario measures one ring",
+                        workload.controller_ring, controller.ring
+                    ))
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// An interval of the load: set, above 0 and within the load's duration.

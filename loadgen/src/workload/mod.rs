@@ -359,8 +359,15 @@ impl Resource {
                 .and_then(Value::as_str)
                 .filter(|text| !text.is_empty())
         };
-        if text("name").or(text("generateName")).is_none() {
-            return Err("renders neither metadata.name nor metadata.generateName".to_owned());
+        if text("name").is_none() {
+            return Err(if text("generateName").is_some() {
+                "renders metadata.generateName without metadata.name: the sharder places an \
+                 object by its name and denies one that has none yet (docs/contract.md#hash-keys); \
+                 make the name unique with random_string or index"
+                    .to_owned()
+            } else {
+                "renders no metadata.name".to_owned()
+            });
         }
         match (self.namespaced, text("namespace")) {
             (true, Some(_)) | (false, None) => Ok(()),
@@ -753,10 +760,14 @@ mod tests {
             .template
             .text
             .replace("  name: secret-", "  generateName: secret-");
-        let object = own.object(&context(&fixtures, "team-a"), &mut rng).unwrap();
-        assert_eq!(
-            object["metadata"]["generateName"].as_str().map(str::len),
-            Some(15)
+        let error = own
+            .object(&context(&fixtures, "team-a"), &mut rng)
+            .unwrap_err();
+        assert!(
+            error
+                .problem
+                .starts_with("renders metadata.generateName without metadata.name"),
+            "{error}"
         );
     }
 

@@ -237,10 +237,6 @@ fn as_the_api_server_returns_it(object: &mut Value) {
         for (key, value) in set {
             metadata.entry(key).or_insert(value);
         }
-        if let Some(prefix) = metadata.get("generateName").and_then(Value::as_str) {
-            let name = format!("{prefix}{SAMPLE}");
-            metadata.entry("name").or_insert(name.into());
-        }
     }
 }
 
@@ -724,7 +720,7 @@ mod tests {
             (
                 "name: cm-{{ random_string(5) }}",
                 "labels: {}",
-                "template: renders neither metadata.name nor metadata.generateName",
+                "template: renders no metadata.name",
             ),
             (
                 "{{ choice(fixtures.colors) }}",
