@@ -747,6 +747,40 @@ controller:
 ";
 
     #[test]
+    fn a_workload_may_be_read_from_a_file_next_to_the_scenario() {
+        let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/test.yaml");
+        let by_file = |entry: &str| {
+            let text = minimal().replace("themes: 3", "initialWebsites: 10")
+                + "workloads:\n"
+                + entry
+                + CHECKSUM_CONTROLLER_ON_A_CLUSTER;
+            Scenario::from_yaml(&text, &experiments)
+        };
+        let inline = parse(&with_workloads()).unwrap();
+        let read = by_file("- file: workloads/checksum-secrets.yaml\n").unwrap();
+        assert_eq!(read.workloads, inline.workloads);
+        let problem = |entry: &str| match by_file(entry) {
+            Err(ScenarioError::Invalid { field, problem, .. }) => format!("{field}: {problem}"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            problem("- {file: workloads/checksum-secrets.yaml, weight: 2}\n"),
+            "workloads[0].file: is not allowed with other fields: the file holds the whole \
+             workload"
+        );
+        assert!(
+            problem("- file: workloads/missing.yaml\n").starts_with(&format!(
+                "workloads[0].file: cannot read {}",
+                experiments
+                    .with_file_name("workloads/missing.yaml")
+                    .display()
+            )),
+            "{}",
+            problem("- file: workloads/missing.yaml\n")
+        );
+    }
+
+    #[test]
     fn every_workload_belongs_to_the_ring_of_the_controller_under_test() {
         let text = with_workloads().replace(CHECKSUM_CONTROLLER_ON_A_CLUSTER, "");
         assert_eq!(

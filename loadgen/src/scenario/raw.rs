@@ -342,13 +342,14 @@ impl Check<'_> {
                     Ok(())
                 },
             )?;
-                let workloads = workload::validate(raws, "workloads").map_err(
-                    |RenderError { field, problem }| ScenarioError::Invalid {
+                let base = self.file.parent().unwrap_or(Path::new("."));
+                let workloads = workload::read_files(raws, base, "workloads")
+                    .and_then(|raws| workload::validate(raws, "workloads"))
+                    .map_err(|RenderError { field, problem }| ScenarioError::Invalid {
                         file: self.file.to_owned(),
                         field,
                         problem,
-                    },
-                )?;
+                    })?;
                 (0, workloads)
             } else {
                 let themes = self.field("world.themes", at_least_1(raw.themes))?;

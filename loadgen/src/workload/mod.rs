@@ -18,7 +18,7 @@ mod raw;
 mod reconciled;
 mod template;
 
-pub(crate) use raw::{RawWorkload, validate};
+pub(crate) use raw::{RawWorkload, read_files, validate};
 
 /// The default workload's definition (docs/workloads.md#the-default-website-workload).
 const WEBSITES: &str = include_str!("websites.yaml");

@@ -6,7 +6,7 @@
 //! the values, then that every template renders, with a sample context, into what its field
 //! must hold.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 
 use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use serde::Deserialize;
@@ -28,6 +28,8 @@ const SAMPLE: &str = "sample";
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RawWorkload {
+    /// A file that holds the whole workload, relative to the scenario file.
+    file: Option<String>,
     name: Option<String>,
     resource: Option<RawResource>,
     controller_ring: Option<String>,
@@ -103,6 +105,61 @@ struct RawRelated {
     owner_reference: Option<bool>,
     json_path: Option<String>,
     equals: Option<String>,
+}
+
+impl RawWorkload {
+    /// Whether any field but `file` is set.
+    fn has_fields(&self) -> bool {
+        self.name.is_some()
+            || self.resource.is_some()
+            || self.controller_ring.is_some()
+            || self.weight.is_some()
+            || self.fixtures.is_some()
+            || self.template.is_some()
+            || self.mutations.is_some()
+            || self.reconciled.is_some()
+            || self.owned.is_some()
+    }
+}
+
+/// The entries of `raws`, the list at `field`, with each `file` entry replaced by the workload
+/// its file holds, read relative to `base`, the scenario file's directory
+/// (docs/workloads.md#fields).
+pub(crate) fn read_files(
+    raws: Vec<RawWorkload>,
+    base: &Path,
+    field: &str,
+) -> Result<Vec<RawWorkload>, RenderError> {
+    raws.into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let Some(file) = &raw.file else {
+                return Ok(raw);
+            };
+            let error = |problem: String| RenderError {
+                field: format!("{field}[{i}].file"),
+                problem,
+            };
+            if raw.has_fields() {
+                return Err(error(
+                    "is not allowed with other fields: the file holds the whole workload"
+                        .to_owned(),
+                ));
+            }
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+            let read: RawWorkload = serde_saphyr::from_str(&text)
+                .map_err(|e| error(format!("{}: {e}", path.display())))?;
+            if read.file.is_some() {
+                return Err(error(format!(
+                    "{}: a workload file cannot name another one",
+                    path.display()
+                )));
+            }
+            Ok(read)
+        })
+        .collect()
 }
 
 /// The workloads of `raws`, the list at `field` (`workloads`), checked: each on its own, their
