@@ -1,5 +1,5 @@
 //! The world a run's objects live in: the project namespaces and every workload's fixtures
-//! (docs/workloads.md#fixtures), alike for every subcommand that creates objects.
+//! (docs/workloads.md#fields), alike for every subcommand that creates objects.
 
 use std::collections::{BTreeMap, HashMap};
 

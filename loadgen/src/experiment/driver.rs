@@ -1,4 +1,5 @@
-//! The driver: creates, deletes and mutates Websites on their open-loop schedules.
+//! The driver: creates, deletes and mutates the objects of the scenario's workloads
+//! (docs/workloads.md) on their open-loop schedules.
 //!
 //! A scheduler hands each operation to its kind's queue at its due time, whatever the state of
 //! earlier ones; a bounded number of workers per kind takes operations from the queue. When
@@ -227,15 +228,22 @@ impl Driver {
         }
     }
 
-    /// Creates `count` objects before the load, `workers` at a time, without measuring them;
-    /// returns the number that failed.
+    /// Creates `count` objects before the load, `workers` at a time, without measuring them
+    /// (the tracker awaits them only to know when they are reconciled); returns the number
+    /// that failed.
     pub async fn create_initial(&self, count: u32, workers: usize) -> usize {
         futures::stream::iter(0..count)
             .map(|_| async {
-                self.create_object()
-                    .await
-                    .map_err(|error| self.failed("create", &error))
-                    .is_err()
+                match self.create_object().await {
+                    Ok((key, awaited)) => {
+                        super::lock(&self.tracker).expect_initial(&key, awaited, Timestamp::now());
+                        false
+                    }
+                    Err(error) => {
+                        self.failed("create", &error);
+                        true
+                    }
+                }
             })
             .buffer_unordered(workers.max(1))
             .filter(|failed| std::future::ready(*failed))
@@ -258,7 +266,7 @@ impl Driver {
             let mut rng = rand::rng();
             let population = super::lock(&self.population);
             for live in &population.live {
-                // Initial Websites start at a random phase, so they are not all mutated at once.
+                // Initial objects start at a random phase, so they are not all mutated at once.
                 let phase = mutate.interval.mul_f64(rng.random_range(0.0..1.0));
                 mutations.push(Reverse((phase, live.key.clone())));
             }
@@ -301,7 +309,7 @@ impl Driver {
         super::lock(&self.tracker).scheduled(scheduled.writes, scheduled.deletes);
     }
 
-    /// Offers `churn` changes per second of random live Websites from `start` (now, also
+    /// Offers `churn` changes per second of random live objects from `start` (now, also
     /// `started_at`) for `hold`, `workers` at a time, a step of a capacity search
     /// (docs/experiments.md#capacity-search); waits until every change has ended, and those not
     /// begun by `issue_by` are not issued. Returns the changes the schedule made due.
@@ -315,7 +323,7 @@ impl Driver {
     ) -> u64 {
         let due = schedule::all_due(|t| churn * t.as_secs_f64(), hold);
         let scheduled = due.len() as u64;
-        // A step creates nothing, so nothing goes to the schedule of new Websites' mutations.
+        // A step creates nothing, so nothing goes to the schedule of new objects' mutations.
         let (new_websites, _) = mpsc::unbounded_channel();
         futures::stream::iter(due)
             .for_each_concurrent(usize::try_from(workers).unwrap_or(1).max(1), |offset| {
@@ -624,7 +632,7 @@ fn failure_reason(error: &kube::Error) -> String {
     }
 }
 
-/// The due times of creates and deletes, and of the next mutation of each Website.
+/// The due times of creates and deletes, and of the next mutation of each object.
 type Schedules = (
     Vec<Duration>,
     Vec<Duration>,
@@ -648,7 +656,7 @@ struct Scheduled {
 }
 
 /// Hands every operation to its queue at its due time until `duration`; mutations of created
-/// Websites join as their creates succeed. Returns how many it handed out.
+/// objects join as their creates succeed. Returns how many it handed out.
 async fn schedule_loop(
     start: Instant,
     duration: Duration,
@@ -739,7 +747,7 @@ async fn schedule_loop(
     }
 }
 
-/// Schedules the next mutation of a Website created or mutated at `at`, if within the load.
+/// Schedules the next mutation of an object created or mutated at `at`, if within the load.
 fn push_mutation(
     mutations: &mut BinaryHeap<Reverse<(Duration, String)>>,
     (at, key): (Duration, String),
@@ -883,7 +891,7 @@ mod tests {
         let (mutate_tx, mut mutate_rx) = mpsc::unbounded_channel();
         let creates = vec![secs(1), secs(2), secs(3)];
         let deletes = vec![secs(5)];
-        // A Website created at 1 s is mutated every 4 s: at 5 s and 9 s, within 10 s.
+        // An object created at 1 s is mutated every 4 s: at 5 s and 9 s, within 10 s.
         new_websites_tx.send((secs(1), "p/a".to_owned())).unwrap();
         drop(new_websites_tx);
         let scheduled = schedule_loop(

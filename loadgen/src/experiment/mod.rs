@@ -60,7 +60,7 @@ pub mod schedule;
 pub mod search;
 pub mod tracker;
 
-/// How long the world's Websites get to be gone after a shard count.
+/// How long the run's objects get to be gone after a shard count.
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(300);
 
 /// How to run an experiment.
@@ -606,7 +606,7 @@ struct Loaded {
     search: Option<SearchResults>,
 }
 
-/// Once the observer has synced: the initial Websites, then the scenario's load or its
+/// Once the observer has synced: the initial objects, then the scenario's load or its
 /// search.
 async fn load_or_search(
     target: &Target,
@@ -623,9 +623,9 @@ async fn load_or_search(
         .context("the observer stopped")?;
     let initial = scenario.world.initial_websites;
     if initial > 0 {
-        progress.phase(&format!("creating {initial} initial Websites"));
+        progress.phase(&format!("creating {initial} initial objects"));
         let failed = driver.create_initial(initial, 20).await;
-        anyhow::ensure!(failed == 0, "{failed} of {initial} initial Websites failed");
+        anyhow::ensure!(failed == 0, "{failed} of {initial} initial objects failed");
     }
     match (&scenario.load, scenario.search) {
         (Some(spec), _) => load(target, scenario, spec, driver, tracker, progress, metrics).await,
@@ -698,13 +698,14 @@ async fn load(
     })
 }
 
-/// How long the initial Websites of a search get to become Ready before the first step.
+/// How long the initial objects of a search get to be reconciled before the first step.
 const INITIAL_READY_PATIENCE: Duration = Duration::from_secs(600);
 
-/// How often a search checks whether its initial Websites are Ready or a step has drained.
+/// How often a search checks whether its initial objects are reconciled or a step has
+/// drained.
 const POLL: Duration = Duration::from_millis(250);
 
-/// The initial Websites Ready, then the steps of the capacity search with sampling
+/// The initial objects reconciled, then the steps of the capacity search with sampling
 /// (docs/experiments.md#capacity-search).
 async fn search(
     target: &Target,
@@ -715,14 +716,16 @@ async fn search(
     progress: &progress::Progress,
 ) -> anyhow::Result<Loaded> {
     let initial = scenario.world.initial_websites;
-    progress.phase(&format!("waiting for the {initial} Websites to be Ready"));
+    progress.phase(&format!(
+        "waiting for the {initial} objects to be reconciled"
+    ));
     let ready = wait_until(INITIAL_READY_PATIENCE, || {
         lock(tracker).reconciled_objects() >= initial as usize
     })
     .await;
     anyhow::ensure!(
         ready,
-        "only {} of the {initial} initial Websites were Ready after {INITIAL_READY_PATIENCE:?}",
+        "only {} of the {initial} initial objects were reconciled after {INITIAL_READY_PATIENCE:?}",
         lock(tracker).reconciled_objects()
     );
     let mut samples = sampler::Samples::default();
@@ -958,7 +961,7 @@ async fn set_up(
 }
 
 /// A local target's control plane goes away with the shard count; a cluster keeps what was
-/// created, so the run's Websites are deleted.
+/// created, so the run's objects are deleted.
 fn cleanup_needed(target: &Target) -> bool {
     matches!(target, Target::Cluster(_))
 }

@@ -95,7 +95,9 @@ enum Awaiting {
 #[derive(Debug, Clone)]
 struct Expected {
     awaiting: Awaiting,
-    start: Timestamp,
+    /// The write's intended time; `None` for an initial object's create, awaited only to know
+    /// when the object is reconciled, not measured.
+    start: Option<Timestamp>,
 }
 
 /// An open membership change: the assignment before it and the ring after it, until the next
@@ -198,6 +200,23 @@ impl Tracker {
     /// write's intended time. Returns the latency if the watch already saw it reconciled.
     /// If the watch already saw the object deleted, the write is abandoned then.
     pub fn expect(&mut self, key: &str, awaited: Awaited, start: Timestamp) -> Option<Duration> {
+        self.await_write(key, awaited, Some(start), start)
+    }
+
+    /// The driver created `key` before the load, reported at `at`: awaited only so that the
+    /// object counts as reconciled once it is ([`Self::reconciled_objects`]), not measured nor
+    /// accounted.
+    pub fn expect_initial(&mut self, key: &str, awaited: Awaited, at: Timestamp) {
+        self.await_write(key, awaited, None, at);
+    }
+
+    fn await_write(
+        &mut self,
+        key: &str,
+        awaited: Awaited,
+        start: Option<Timestamp>,
+        reported: Timestamp,
+    ) -> Option<Duration> {
         let before = self.state(key);
         let awaiting = match awaited {
             Awaited::Generation(generation) => Awaiting::Generation(generation),
@@ -225,21 +244,23 @@ impl Tracker {
         if let Some(at) = met_at {
             // Writes of the object awaited before this one are superseded by it.
             self.complete_pending(at, key, |_| true);
-            let latency = self.complete(start, at);
+            let latency = start.map(|start| self.complete(start, at));
             if let Some(seen) = self.objects.get_mut(key) {
                 seen.completed_once = true;
             }
             self.settle(at, key, before);
-            Some(latency)
+            latency
         } else if let Some(&deleted_at) = self.deleted.get(key) {
-            self.abandon(start, deleted_at);
+            if let Some(start) = start {
+                self.abandon(start, deleted_at);
+            }
             None
         } else {
             self.pending
                 .entry(key.to_owned())
                 .or_default()
                 .push(Expected { awaiting, start });
-            self.settle(start, key, before);
+            self.settle(reported, key, before);
             None
         }
     }
@@ -346,9 +367,11 @@ impl Tracker {
             return Vec::new();
         };
         let mut starts = Vec::new();
+        let mut any = false;
         pending.retain(|expected| {
             if done(&expected.awaiting) {
-                starts.push(expected.start);
+                starts.extend(expected.start);
+                any = true;
                 false
             } else {
                 true
@@ -357,9 +380,7 @@ impl Tracker {
         if pending.is_empty() {
             self.pending.remove(key);
         }
-        if !starts.is_empty()
-            && let Some(seen) = self.objects.get_mut(key)
-        {
+        if any && let Some(seen) = self.objects.get_mut(key) {
             seen.completed_once = true;
         }
         // At the write's intended start, so that a stall shows in the windows of the writes
@@ -414,8 +435,14 @@ impl Tracker {
             keep
         });
         self.deleted.insert(key.to_owned(), at);
-        for expected in self.pending.remove(key).unwrap_or_default() {
-            self.abandon(expected.start, at);
+        for start in self
+            .pending
+            .remove(key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|expected| expected.start)
+        {
+            self.abandon(start, at);
         }
         self.observations.push(Observation {
             at,
@@ -473,7 +500,7 @@ impl Tracker {
         self.pending
             .values()
             .flatten()
-            .map(|expected| expected.start)
+            .filter_map(|expected| expected.start)
             .filter(move |start| {
                 begin.is_some_and(|begin| *start >= begin) && end.is_none_or(|end| *start < end)
             })
@@ -617,7 +644,11 @@ impl Tracker {
     /// Writes still awaiting their reconciliation.
     #[must_use]
     pub fn pending(&self) -> usize {
-        self.pending.values().map(Vec::len).sum()
+        self.pending
+            .values()
+            .flatten()
+            .filter(|expected| expected.start.is_some())
+            .count()
     }
 
     /// The first time at or after `after` that `shard`'s Lease was seen dead, orphaned or
@@ -656,7 +687,7 @@ impl Tracker {
             .pending
             .values()
             .flatten()
-            .map(|expected| expected.start)
+            .filter_map(|expected| expected.start)
             .collect();
         for start in pending {
             self.record_censored(start, elapsed(start, at));
@@ -1136,5 +1167,33 @@ mod tests {
                 (at(105), ObjectState::Deleted),
             ]
         );
+    }
+
+    #[test]
+    fn an_initial_object_is_awaited_for_its_readiness_but_not_measured() {
+        let mut tracker = tracker();
+        tracker.object(at(100), related("/Secret/p/a", Some("s0")));
+        tracker.expect_initial(
+            "/Secret/p/a",
+            value("h1", Some("/ConfigMap/p/a-c")),
+            at(100),
+        );
+        assert_eq!((tracker.pending(), tracker.reconciled_objects()), (0, 0));
+        assert!(
+            tracker
+                .value(at(103), "/ConfigMap/p/a-c", "h1".into())
+                .is_empty()
+        );
+        assert_eq!(tracker.reconciled_objects(), 1);
+        // One never reconciled is neither pending nor censored at the end.
+        tracker.object(at(104), related("/Secret/p/b", Some("s0")));
+        tracker.expect_initial(
+            "/Secret/p/b",
+            value("h2", Some("/ConfigMap/p/b-c")),
+            at(104),
+        );
+        let finished = tracker.finish(at(200));
+        assert_eq!(finished.accounting.writes.pending, 0);
+        assert_eq!(finished.reconciliation.summary().count, 0);
     }
 }
