@@ -18,7 +18,7 @@ else
 endif
 
 build:
-	cargo build --release --locked -p sharder -p webhosting-operator -p loadgen
+	cargo build --release --locked -p sharder -p webhosting-operator -p checksum-controller -p loadgen
 
 # Builds the pinned control plane (cached outside the repository), checks formatting and
 # lints, proves the images' build context, then runs every test. This is what CI runs.

@@ -1,7 +1,7 @@
 //! The pure half of reconciliation: the ConfigMap a Secret should have
 //! (docs/checksum-controller.md#what-it-does).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use k8s_openapi::{
     ByteString,
@@ -33,19 +33,20 @@ pub fn is_managed(secret: &Secret) -> bool {
         .is_some_and(|value| value == "true")
 }
 
-/// The SHA-256 of `data` in lowercase hex. Keys are taken in sorted order (a `BTreeMap`), each
-/// as its bytes, a NUL, the value's length as 8 big-endian bytes, then the value, so that no
-/// two different maps hash the same input.
+/// The SHA-256, in lowercase hex, of `data` as canonical JSON: keys in sorted order (a
+/// `BTreeMap`), each value in base64 with padding as the API server serves it, no whitespace,
+/// such as `{"a":"Yg=="}` (docs/checksum-controller.md#what-it-does). So a load test reproduces
+/// it from the Secret it wrote (`{{ object.data | json | sha256 }}`, docs/workloads.md), and
+/// so does `kubectl get secret S -o json | jq -cjS '.data // {}' | sha256sum`.
 #[must_use]
 pub fn checksum(data: &BTreeMap<String, ByteString>) -> String {
-    let mut hasher = Sha256::new();
-    for (key, ByteString(value)) in data {
-        hasher.update(key.as_bytes());
-        hasher.update([0]);
-        hasher.update((value.len() as u64).to_be_bytes());
-        hasher.update(value);
+    // A map of strings to base64 strings always serializes; keys need JSON's escapes only.
+    let json = serde_json::to_string(data).unwrap_or_default();
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(json.as_bytes()) {
+        let _ = write!(hex, "{byte:02x}");
     }
-    format!("{:x}", hasher.finalize())
+    hex
 }
 
 /// The ConfigMap that `secret` should have: `<secret>-checksum` in its namespace, controlled by
@@ -103,19 +104,19 @@ mod tests {
     }
 
     #[test]
-    fn the_checksum_of_known_data_is_the_sha256_of_its_encoding() {
-        // printf 'a\0\0\0\0\0\0\0\0\001b' | sha256sum
+    fn the_checksum_of_known_data_is_the_sha256_of_its_canonical_json() {
+        // printf '{"a":"Yg=="}' | sha256sum
         let desired = desired_config_map(&secret(&[("a", b"b")])).unwrap();
         assert_eq!(
             checksum_of(&desired),
-            "ab3dd935e62c212e7c5af37eaf5393cd2f9e6b22a368c039c773d41f633af49d"
+            "3d791b164a808638da9a8df03924be2a41e34cd664e42231c00fe369e3588272"
         );
     }
 
     #[test]
     fn keys_are_hashed_in_sorted_order_whatever_order_they_were_given_in() {
-        // printf 'a\0\0\0\0\0\0\0\0\001bb\0\0\0\0\0\0\0\0\0' | sha256sum
-        let expected = "28565e0a08b03b5dc2b813363766b03150f8526ef9741c59515dfc8d4d2662b8";
+        // printf '{"a":"Yg==","b":""}' | sha256sum
+        let expected = "105d0371db729c08b105af60b2709b4582870cd878e2127bf7767c2c2d66ca5e";
         let forward = desired_config_map(&secret(&[("a", b"b"), ("b", b"")])).unwrap();
         let backward = desired_config_map(&secret(&[("b", b""), ("a", b"b")])).unwrap();
         assert_eq!(checksum_of(&forward), expected);
@@ -130,17 +131,19 @@ mod tests {
     }
 
     #[test]
-    fn empty_or_missing_data_hashes_to_the_sha256_of_nothing() {
-        let sha256_of_nothing = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    fn empty_or_missing_data_hashes_as_an_empty_json_object() {
+        // printf '{}' | sha256sum
+        let sha256_of_empty_object =
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
         let mut without_data = secret(&[]);
         assert_eq!(
             checksum_of(&desired_config_map(&without_data).unwrap()),
-            sha256_of_nothing
+            sha256_of_empty_object
         );
         without_data.data = None;
         assert_eq!(
             checksum_of(&desired_config_map(&without_data).unwrap()),
-            sha256_of_nothing
+            sha256_of_empty_object
         );
     }
 

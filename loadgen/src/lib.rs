@@ -30,6 +30,7 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod units;
+pub mod workload;
 pub mod world;
 
 /// Runs the subcommand, writing its output to stdout.

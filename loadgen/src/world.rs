@@ -1,39 +1,41 @@
-//! The world Websites live in: project namespaces and Themes, and the Websites themselves,
-//! alike for every subcommand that creates them.
+//! The world a run's objects live in: the project namespaces and every workload's fixtures
+//! (docs/workloads.md#fields), alike for every subcommand that creates objects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client,
-    api::{ObjectMeta, Patch, PatchParams},
+    api::{DynamicObject, ObjectMeta, Patch, PatchParams},
+    core::GroupVersionKind,
+    discovery::{self, ApiResource, Scope},
 };
-use rand::seq::IndexedRandom as _;
-use webhosting_operator::{
-    api::{Theme, ThemeSpec, Website},
-    samples,
-};
+use serde_json::Value;
+
+use crate::workload::{Context, Workload};
 
 /// Field manager of loadgen's server-side applies.
 const FIELD_MANAGER: &str = "loadgen";
-/// Colors and fonts of the Themes, cycled.
-const COLORS: [&str; 5] = ["darkcyan", "crimson", "olive", "navy", "orchid"];
-const FONTS: [&str; 3] = ["Menlo", "Georgia", "Verdana"];
 
-/// The namespaces and Themes of a measurement; there is at least one Theme.
+/// The namespaces and fixtures of a measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct World {
     /// `project-0` … `project-<n - 1>`, labelled as project namespaces (in the ring).
     pub namespaces: Vec<String>,
-    /// `theme-0` … `theme-<n - 1>`.
-    pub themes: Vec<String>,
+    /// The names of each fixture's objects, by fixture name (unique across the scenario's
+    /// workloads, and seen by every workload's templates).
+    pub fixtures: BTreeMap<String, Vec<String>>,
 }
 
 impl World {
-    /// Applies `namespaces` project namespaces and `themes` Themes (applied, so that a world
-    /// left by an earlier run on a cluster is taken over).
-    pub async fn create(client: &Client, namespaces: u32, themes: u32) -> anyhow::Result<Self> {
+    /// Applies `namespaces` project namespaces and every fixture of `workloads` (applied, so
+    /// that a world left by an earlier run on a cluster is taken over).
+    pub async fn create(
+        client: &Client,
+        namespaces: u32,
+        workloads: &[Workload],
+    ) -> anyhow::Result<Self> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let namespace_api = Api::<Namespace>::all(client.clone());
         let mut namespace_names = Vec::new();
@@ -56,84 +58,190 @@ impl World {
                 .with_context(|| format!("cannot create namespace {name}"))?;
             namespace_names.push(name);
         }
-        let theme_api = Api::<Theme>::all(client.clone());
-        let mut theme_names = Vec::new();
-        for (i, (color, font)) in (0..themes).zip(COLORS.iter().cycle().zip(FONTS.iter().cycle())) {
-            let name = format!("theme-{i}");
-            let mut theme = Theme::new(
-                &name,
-                ThemeSpec {
-                    color: (*color).to_owned(),
-                    font_family: (*font).to_owned(),
-                },
-            );
-            theme.metadata.managed_fields = None;
-            theme_api
-                .patch(&name, &params, &Patch::Apply(&theme))
-                .await
-                .with_context(|| format!("cannot create Theme {name}"))?;
-            theme_names.push(name);
+        let mut resources = Resources::new(client);
+        let mut fixtures = BTreeMap::new();
+        let empty = BTreeMap::new();
+        let context = Context {
+            index: 0,
+            namespace: "",
+            namespaces: &namespace_names,
+            run: "",
+            fixtures: &empty,
+            object: None,
+        };
+        for fixture in workloads.iter().flat_map(|workload| &workload.fixtures) {
+            let mut created = Vec::new();
+            for object in fixture.objects(&context)? {
+                created.push(resources.apply(&object, &params).await?);
+            }
+            fixtures.insert(fixture.name.clone(), created);
         }
         Ok(Self {
             namespaces: namespace_names,
-            themes: theme_names,
+            fixtures,
         })
     }
 
-    /// `count` new Websites in `namespace`, each named `experiment-<8 random a-z>` with a
-    /// random Theme, labelled `skip-workload` (no pods run) and with `label`.
-    ///
-    /// # Panics
-    /// The world has no Theme.
-    pub fn websites(
-        &self,
-        rng: &mut impl rand::Rng,
-        namespace: &str,
-        count: usize,
-        label: (&str, &str),
-    ) -> Vec<Website> {
-        let mut websites =
-            samples::random_websites(rng, count, namespace, "experiment", &self.themes, true);
-        for website in &mut websites {
-            website
-                .metadata
-                .labels
-                .get_or_insert_default()
-                .insert(label.0.to_owned(), label.1.to_owned());
+    /// What the templates see for object number `index` in `namespace` of run `run`,
+    /// changing `object` if given.
+    #[must_use]
+    pub fn context<'a>(
+        &'a self,
+        (index, namespace): (u64, &'a str),
+        run: &'a str,
+        object: Option<&'a Value>,
+    ) -> Context<'a> {
+        Context {
+            index,
+            namespace,
+            namespaces: &self.namespaces,
+            run,
+            fixtures: &self.fixtures,
+            object,
         }
-        websites
-    }
-
-    /// One new Website as [`Self::websites`] makes them, in a random namespace of the world.
-    pub fn random_website(&self, rng: &mut impl rand::Rng, label: (&str, &str)) -> Website {
-        let namespace = self.namespaces.choose(rng).cloned().unwrap_or_default();
-        let mut websites = self.websites(rng, &namespace, 1, label);
-        websites.swap_remove(0)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use webhosting_operator::api::LABEL_SKIP_WORKLOAD;
+/// The API resources of kinds, found by discovery once each.
+pub struct Resources {
+    client: Client,
+    found: HashMap<GroupVersionKind, (ApiResource, bool)>,
+}
 
-    use super::*;
-
-    #[test]
-    fn a_website_skips_its_workload_and_carries_the_label() {
-        let world = World {
-            namespaces: vec!["project-0".into()],
-            themes: vec!["theme-0".into(), "theme-1".into()],
-        };
-        let website = world.random_website(&mut rand::rng(), ("run", "r1"));
-        let name = website.metadata.name.unwrap();
-        assert!(
-            name.starts_with("experiment-") && name.len() == 19,
-            "{name}"
-        );
-        assert_eq!(website.metadata.namespace.as_deref(), Some("project-0"));
-        let labels = website.metadata.labels.unwrap();
-        assert_eq!(labels[LABEL_SKIP_WORKLOAD], "true");
-        assert_eq!(labels["run"], "r1");
-        assert!(world.themes.contains(&website.spec.theme));
+impl std::fmt::Debug for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resources")
+            .field("found", &self.found.len())
+            .finish_non_exhaustive()
     }
+}
+
+impl Resources {
+    /// None found yet.
+    #[must_use]
+    pub fn new(client: &Client) -> Self {
+        Self {
+            client: client.clone(),
+            found: HashMap::new(),
+        }
+    }
+
+    /// The API resource of `gvk` and whether it is namespaced.
+    ///
+    /// # Errors
+    /// The API server does not serve the kind.
+    pub async fn find(&mut self, gvk: &GroupVersionKind) -> anyhow::Result<(ApiResource, bool)> {
+        if let Some(found) = self.found.get(gvk) {
+            return Ok(found.clone());
+        }
+        let (resource, capabilities) = discovery::pinned_kind(&self.client, gvk)
+            .await
+            .with_context(|| {
+                format!(
+                    "the API server does not serve kind {} of {}/{}",
+                    gvk.kind, gvk.group, gvk.version
+                )
+            })?;
+        let found = (resource, capabilities.scope == Scope::Namespaced);
+        self.found.insert(gvk.clone(), found.clone());
+        Ok(found)
+    }
+
+    /// An API of `gvk` in `namespace` (all namespaces for `None` or a cluster-scoped kind).
+    ///
+    /// # Errors
+    /// The API server does not serve the kind.
+    pub async fn api(
+        &mut self,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+    ) -> anyhow::Result<Api<DynamicObject>> {
+        let (resource, namespaced) = self.find(gvk).await?;
+        Ok(match namespace.filter(|_| namespaced) {
+            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    /// Applies `object` (server-side, forced); returns its name.
+    async fn apply(&mut self, object: &Value, params: &PatchParams) -> anyhow::Result<String> {
+        let dynamic: DynamicObject =
+            serde_json::from_value(object.clone()).context("a fixture is not an object")?;
+        let types = dynamic.types.clone().unwrap_or_default();
+        let gvk = GroupVersionKind::try_from(&types)
+            .with_context(|| format!("a fixture's apiVersion {:?}", types.api_version))?;
+        let name = dynamic.metadata.name.clone().unwrap_or_default();
+        let api = self
+            .api(&gvk, dynamic.metadata.namespace.as_deref())
+            .await?;
+        api.patch(&name, params, &Patch::Apply(object))
+            .await
+            .with_context(|| format!("cannot create {} {name}", types.kind))?;
+        Ok(name)
+    }
+}
+
+/// The APIs of a workload's objects and of its related objects, found by discovery.
+#[derive(Debug, Clone)]
+pub struct WorkloadApi {
+    /// The workload's resource.
+    pub resource: ApiResource,
+    /// The related objects' resource, when its readiness rule reads one
+    /// (docs/workloads.md#reconciled).
+    pub related: Option<ApiResource>,
+}
+
+impl WorkloadApi {
+    /// The API of the workload's objects in `namespace` (empty: all, or cluster-scoped).
+    #[must_use]
+    pub fn objects(&self, client: &Client, namespace: &str) -> Api<DynamicObject> {
+        if namespace.is_empty() {
+            Api::all_with(client.clone(), &self.resource)
+        } else {
+            Api::namespaced_with(client.clone(), namespace, &self.resource)
+        }
+    }
+}
+
+/// The APIs of `workloads`, checked against what the API server serves: each kind exists and
+/// is namespaced as its workload says.
+///
+/// # Errors
+/// A kind is not served or its scope differs, named by the workload's field.
+pub async fn workload_apis(
+    client: &Client,
+    workloads: &[Workload],
+) -> anyhow::Result<Vec<WorkloadApi>> {
+    let mut resources = Resources::new(client);
+    let mut apis = Vec::new();
+    for (i, workload) in workloads.iter().enumerate() {
+        let field = format!("workloads[{i}].resource");
+        let (resource, namespaced) = resources
+            .find(&workload.resource.kind.gvk())
+            .await
+            .with_context(|| field.clone())?;
+        anyhow::ensure!(
+            namespaced == workload.resource.namespaced,
+            "{field}.namespaced: {} is {}, the workload says namespaced: {}",
+            workload.resource.kind.kind,
+            if namespaced {
+                "namespaced"
+            } else {
+                "cluster-scoped"
+            },
+            workload.resource.namespaced
+        );
+        let related = match workload.reconciled.related() {
+            Some(related) => Some(
+                resources
+                    .find(&related.kind.gvk())
+                    .await
+                    .with_context(|| format!("workloads[{i}].reconciled.related"))?
+                    .0,
+            ),
+            None => None,
+        };
+        apis.push(WorkloadApi { resource, related });
+    }
+    Ok(apis)
 }

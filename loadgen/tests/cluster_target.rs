@@ -15,7 +15,7 @@ use kube::{
 };
 use loadgen::{
     environment::cluster::Cluster,
-    scenario::{Operator, Signal},
+    scenario::{Controller, Operator, Signal},
 };
 use serde_json::json;
 
@@ -28,7 +28,10 @@ async fn the_cluster_target_drives_the_deployed_operator_and_restores_it() {
     let client = control_plane.client().await.unwrap();
     let kubeconfig = control_plane.kubeconfig_path();
 
-    let error = Cluster::connect(Some(&kubeconfig), None).await.unwrap_err();
+    let operator = Controller::webhosting_operator();
+    let error = Cluster::connect(Some(&kubeconfig), None, &operator)
+        .await
+        .unwrap_err();
     assert_eq!(
         format!("{error:#}"),
         "the cluster lacks Deployment webhosting-system/webhosting-operator, Deployment \
@@ -36,25 +39,25 @@ async fn the_cluster_target_drives_the_deployed_operator_and_restores_it() {
          ControllerRing webhosting-operator: deploy the sharder and the webhosting-operator \
          with `make deploy` (see docs/kind.md)"
     );
-    let error = Cluster::connect(Some(&kubeconfig), Some("nope"))
+    let error = Cluster::connect(Some(&kubeconfig), Some("nope"), &operator)
         .await
         .unwrap_err();
     assert!(format!("{error:#}").contains("nope"), "{error:#}");
 
     deploy(&client).await;
-    let mut cluster = Cluster::connect(Some(&kubeconfig), Some(testenv::CONTEXT))
+    let mut cluster = Cluster::connect(Some(&kubeconfig), Some(testenv::CONTEXT), &operator)
         .await
         .unwrap();
     let deployments = Api::<Deployment>::namespaced(client.clone(), "webhosting-system");
     let original = container_env(&deployments.get("webhosting-operator").await.unwrap());
 
-    let operator = Operator {
+    let settings = Operator {
         workers: 7,
         simulated_work: Duration::from_millis(100),
         lease_duration: Duration::from_secs(10),
     };
     tokio::select! {
-        result = cluster.prepare(2, &operator) => {
+        result = cluster.prepare(2, &settings) => {
             panic!("no rollout can finish without a kubelet: {result:?}")
         }
         () = eventually_replicas(&deployments, 2) => {}

@@ -37,6 +37,7 @@ fn every_shipped_scenario_validates_and_is_named_after_its_file() {
             "basic",
             "capacity",
             "chaos",
+            "checksum",
             "failover",
             "plan",
             "rolling-update",
@@ -64,6 +65,33 @@ fn smoke_fits_three_minutes_per_shard_count() {
         smoke.settle
     );
     assert_eq!(smoke.shards, [1, 2, 3]);
+}
+
+#[test]
+fn checksum_puts_smokes_load_on_the_checksum_controller() {
+    let scenarios = shipped();
+    let find = |name: &str| {
+        scenarios
+            .iter()
+            .find(|(file, _)| file == name)
+            .map(|(_, scenario)| scenario.clone())
+            .expect(name)
+    };
+    let (checksum, smoke) = (find("checksum"), find("smoke"));
+    assert_eq!(checksum.controller.ring, "checksum-controller");
+    assert_eq!(checksum.workloads[0].resource.kind.kind, "Secret");
+    // The same churn, so that their costs compare.
+    assert_eq!(
+        (checksum.duration, checksum.settle, &checksum.shards),
+        (smoke.duration, smoke.settle, &smoke.shards)
+    );
+    assert_eq!(checksum.load, smoke.load);
+    assert_eq!(checksum.operator, smoke.operator);
+    assert_eq!(checksum.world.namespaces, smoke.world.namespaces);
+    assert_eq!(
+        checksum.world.initial_websites,
+        smoke.world.initial_websites
+    );
 }
 
 #[test]

@@ -42,6 +42,7 @@ use crate::{
     measure::{as_f64, ratio},
     report::{Progress, ReportFormat, TextTable},
     units::{format_optional, format_ratio, mib},
+    workload::Workload,
     world::World,
 };
 
@@ -116,10 +117,11 @@ async fn experiment(args: &OperatorCostArgs, binaries: &Binaries) -> anyhow::Res
     let options = StackOptions::default().keep_directory(args.keep_directory);
     let stack = Stack::start(&binaries.sharder, &options).await?;
     progress(&format!("sharder started (pid {})", stack.sharder.pid()));
+    let workload = Workload::websites(u32::from(args.themes));
     let world = World::create(
         &stack.client,
         u32::from(args.namespaces),
-        u32::from(args.themes),
+        std::slice::from_ref(&workload),
     )
     .await?;
     let mut run = Run {
@@ -127,6 +129,7 @@ async fn experiment(args: &OperatorCostArgs, binaries: &Binaries) -> anyhow::Res
         binaries,
         stack,
         world,
+        workload,
     };
 
     let shards = (0..args.shards)
@@ -162,6 +165,8 @@ struct Run<'a> {
     binaries: &'a Binaries,
     stack: Stack,
     world: World,
+    /// The default Website workload, whose objects the phases create.
+    workload: Workload,
 }
 
 impl Run<'_> {
@@ -192,7 +197,7 @@ impl Run<'_> {
             .await
             .with_context(|| format!("{phase}: the operators did not get ready"))?;
 
-        let websites = self.websites(phase);
+        let websites = self.websites(phase)?;
         progress(&format!(
             "{phase}: creating {} Websites at {}/s",
             websites.len(),
@@ -233,20 +238,28 @@ impl Run<'_> {
         })
     }
 
-    /// The Websites of a phase ([`World::websites`]), spread evenly over the project
-    /// namespaces and labelled with the phase.
-    fn websites(&self, phase: &str) -> Vec<Website> {
+    /// The Websites of a phase, of the default Website workload (docs/workloads.md), spread
+    /// evenly over the project namespaces and labelled with the phase.
+    fn websites(&self, phase: &str) -> anyhow::Result<Vec<Website>> {
         let mut rng = rand::rng();
         let total = usize::try_from(self.args.websites).unwrap_or(usize::MAX);
         let namespaces = &self.world.namespaces;
-        namespaces
-            .iter()
-            .zip(split_evenly(total, namespaces.len()))
-            .flat_map(|(namespace, count)| {
-                self.world
-                    .websites(&mut rng, namespace, count, (PHASE_LABEL, phase))
-            })
-            .collect()
+        let mut websites = Vec::new();
+        for (namespace, count) in namespaces.iter().zip(split_evenly(total, namespaces.len())) {
+            for _ in 0..count {
+                let index = websites.len() as u64;
+                let context = self.world.context((index, namespace), phase, None);
+                let mut website: Website =
+                    serde_json::from_value(self.workload.object(&context, &mut rng)?)?;
+                website
+                    .metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert(PHASE_LABEL.to_owned(), phase.to_owned());
+                websites.push(website);
+            }
+        }
+        Ok(websites)
     }
 
     /// Creates the Websites on a steady schedule of `--rate` per second with at most

@@ -1,12 +1,13 @@
-//! The cluster target: any kubeconfig (e.g. kind) where the sharder and the webhosting-operator
-//! are deployed (`make deploy`, see docs/kind.md).
+//! The cluster target: any kubeconfig (e.g. kind) where the sharder and the controller under
+//! test are deployed (for the webhosting-operator, `make deploy`, see docs/kind.md).
 //!
-//! A shard count is the operator Deployment's replicas; the scenario's operator settings are
-//! its environment. Chaos deletes pods, a rolling update patches the pod template as `kubectl
-//! rollout restart` does, and cost comes from the metrics API (metrics-server). What
-//! [`Cluster::prepare`] changes on the Deployment, [`Cluster::finish`] puts back.
+//! A shard count is the replicas of the controller's Deployment or StatefulSet
+//! (`controller.cluster`); for the webhosting-operator, the scenario's operator settings are
+//! also its environment. Chaos deletes pods, a rolling update patches the pod template as
+//! `kubectl rollout restart` does, and cost comes from the metrics API (metrics-server). What
+//! [`Cluster::prepare`] changes on the workload, [`Cluster::finish`] puts back.
 //!
-//! The decisions are pure functions, each tested where it lives: the Deployment's patches
+//! The decisions are pure functions, each tested where it lives: the workload's patches
 //! ([`deployment`]), when a rollout is finished and which Leases count as ready shards
 //! ([`rollout`]), the metrics API's usage ([`metrics_api`]), quantities ([`quantity`]) and the
 //! CPU integral ([`CpuIntegrals`]). The methods here only read and write the API.
@@ -26,6 +27,7 @@ use k8s_openapi::{
         core::v1::{Node, Pod},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
     jiff::Timestamp,
 };
 use kube::{
@@ -41,33 +43,25 @@ use webhosting_operator::api::Website;
 use crate::{
     measure::cost::{CpuIntegrals, MachineCpu, Usage, UsageSample},
     results::Machine,
-    scenario::{Operator, Signal},
+    scenario::{ClusterController, Controller, Operator, Signal, WorkloadKind},
 };
 
 mod deployment;
 mod metrics_api;
 mod quantity;
 mod rollout;
+mod workload;
 
 use deployment::{Original, configure_patch, restore_patch};
 use metrics_api::{PodMetrics, pod_metrics};
 use quantity::{parse_quantity, saturating_u64};
-use rollout::{poll, rollout_pending, shards_pending};
-
-/// The operator's namespace (docs/contract.md#the-webhosting-operator-api), which also holds the
-/// shard Leases.
-const OPERATOR_NAMESPACE: &str = stack::OPERATOR_NAMESPACE;
-
-/// The operator's Deployment in [`OPERATOR_NAMESPACE`].
-const OPERATOR_DEPLOYMENT: &str = "webhosting-operator";
+use rollout::{poll, shards_pending};
+use workload::WorkloadApi;
 
 /// The sharder's Deployment in [`labels::SHARDER_NAMESPACE`].
 const SHARDER_DEPLOYMENT: &str = "sharder";
 
-/// The operator's ControllerRing.
-const RING: &str = stack::WEBHOSTING_RING;
-
-/// The operator's metrics port when its pod names none `metrics`.
+/// The controller's metrics port when its pod names none `metrics`.
 const METRICS_PORT: i32 = 8080;
 
 /// Who changed the Deployment, in its managedFields.
@@ -88,18 +82,22 @@ const CONTROL_PLANE: [&str; 4] = [
     "kube-scheduler",
 ];
 
-/// What to do when the cluster lacks something the target needs.
+/// What to do when the cluster lacks something the target needs, for the webhosting-operator.
 const DEPLOY_HINT: &str = "deploy the sharder and the webhosting-operator with `make deploy` \
                            (see docs/kind.md)";
 
-/// A cluster with the sharder and the webhosting-operator deployed.
+/// A cluster with the sharder and the controller under test deployed.
 pub struct Cluster {
     client: Client,
-    /// The operator Deployment's pod selector, read once: a Deployment's selector is immutable.
-    operator_pods: Selector,
+    controller: Controller,
+    /// `controller.cluster`.
+    deployed: ClusterController,
+    /// The shards' pods: `podSelector`, or the workload's own selector, read once (a
+    /// Deployment's or StatefulSet's selector is immutable), as `kubectl get -l` takes it.
+    shard_pods: String,
     /// The sharder Deployment's pod selector.
-    sharder_pods: Selector,
-    /// The Deployment as it was before the first [`Cluster::prepare`], until
+    sharder_pods: String,
+    /// The workload as it was before the first [`Cluster::prepare`], until
     /// [`Cluster::finish`] puts it back.
     original: Option<Original>,
     /// The CPU seconds integrated so far, per component. Behind a lock so that sampling
@@ -112,8 +110,10 @@ pub struct Cluster {
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
-            .field("operator_pods", &self.operator_pods.to_string())
-            .field("sharder_pods", &self.sharder_pods.to_string())
+            .field("controller", &self.controller.name)
+            .field("workload", &self.deployed.workload.to_string())
+            .field("shard_pods", &self.shard_pods)
+            .field("sharder_pods", &self.sharder_pods)
             .field("original", &self.original)
             .finish_non_exhaustive()
     }
@@ -121,37 +121,53 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Connects with the kubeconfig (`None`: `KUBECONFIG`, `~/.kube/config` or in-cluster;
-    /// `context`: `None` for the current one) and checks that the operator Deployment, the
-    /// sharder Deployment, the Website CRD and the ControllerRing `webhosting-operator` exist.
-    /// The error names everything missing and how to deploy it.
-    pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<Self> {
+    /// `context`: `None` for the current one) and checks that the controller's workload
+    /// (`controller.cluster`), the sharder Deployment and the controller's ControllerRing
+    /// exist, and for the webhosting-operator the Website CRD. The error names everything
+    /// missing and how to deploy it.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+        controller: &Controller,
+    ) -> anyhow::Result<Self> {
+        let cluster = controller.cluster.clone().with_context(|| {
+            format!(
+                "controller {} has no `cluster` section: it runs only on the local target",
+                controller.name
+            )
+        })?;
         let client = Client::try_from(config(kubeconfig, context).await?)
             .context("cannot create a Kubernetes client")?;
         client
             .apiserver_version()
             .await
             .context("cannot reach the cluster's API server")?;
-        let operator = found(
-            Api::<Deployment>::namespaced(client.clone(), OPERATOR_NAMESPACE)
-                .get(OPERATOR_DEPLOYMENT)
-                .await,
-        )?;
+        let workload = WorkloadApi::new(&client, &cluster.workload)
+            .get_opt()
+            .await?;
         let sharder = found(
             Api::<Deployment>::namespaced(client.clone(), labels::SHARDER_NAMESPACE)
                 .get(SHARDER_DEPLOYMENT)
                 .await,
         )?;
-        let website_crd = found(
-            Api::<CustomResourceDefinition>::all(client.clone())
-                .get(Website::crd_name())
+        let website_crd = if cluster.operator_env {
+            found(
+                Api::<CustomResourceDefinition>::all(client.clone())
+                    .get(Website::crd_name())
+                    .await,
+            )?
+            .map(drop)
+        } else {
+            Some(())
+        };
+        let ring = found(
+            Api::<ControllerRing>::all(client.clone())
+                .get(&controller.ring)
                 .await,
         )?;
-        let ring = found(Api::<ControllerRing>::all(client.clone()).get(RING).await)?;
         let mut missing = Vec::new();
-        if operator.is_none() {
-            missing.push(format!(
-                "Deployment {OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT}"
-            ));
+        if workload.is_none() {
+            missing.push(cluster.workload.to_string());
         }
         if sharder.is_none() {
             missing.push(format!(
@@ -163,19 +179,39 @@ impl Cluster {
             missing.push(format!("CustomResourceDefinition {}", Website::crd_name()));
         }
         if ring.is_none() {
-            missing.push(format!("ControllerRing {RING}"));
+            missing.push(format!("ControllerRing {}", controller.ring));
         }
-        let (Some(operator), Some(sharder), true) = (operator, sharder, missing.is_empty()) else {
-            bail!("the cluster lacks {}: {DEPLOY_HINT}", missing.join(", "));
+        let (Some(workload), Some(sharder), true) = (workload, sharder, missing.is_empty()) else {
+            let hint = if cluster.operator_env {
+                DEPLOY_HINT.to_owned()
+            } else {
+                format!(
+                    "deploy the sharder (`make deploy`, see docs/kind.md) and controller {}",
+                    controller.name
+                )
+            };
+            bail!("the cluster lacks {}: {hint}", missing.join(", "));
+        };
+        let shard_pods = match &cluster.pod_selector {
+            Some(selector) => selector.clone(),
+            None => selector(&cluster.workload.to_string(), workload.selector())?.to_string(),
         };
         Ok(Self {
             client,
-            operator_pods: pod_selector(&operator)?,
-            sharder_pods: pod_selector(&sharder)?,
+            controller: controller.clone(),
+            deployed: cluster,
+            shard_pods,
+            sharder_pods: pod_selector(&sharder)?.to_string(),
             original: None,
             cpu: Mutex::new(CpuIntegrals::default()),
             machine_cpu: Mutex::new(CpuIntegrals::default()),
         })
+    }
+
+    /// The controller under test.
+    #[must_use]
+    pub fn controller(&self) -> &Controller {
+        &self.controller
     }
 
     /// A client of the cluster's API server.
@@ -184,53 +220,51 @@ impl Cluster {
         self.client.clone()
     }
 
-    /// Makes `shards` operator pods run with `operator`'s settings: sets the Deployment's
-    /// replicas and environment (remembering them for [`Self::finish`]), then waits until the
-    /// rollout has finished and exactly `shards` shard Leases are ready, held by current pods,
-    /// with no other shard available in the ring.
+    /// Makes `shards` pods of the controller run: sets the workload's replicas and, for the
+    /// webhosting-operator, `operator`'s settings in its environment (remembering them for
+    /// [`Self::finish`]), then waits until the rollout has finished and exactly `shards` shard
+    /// Leases are ready, held by current pods, with no other shard available in the ring.
     pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
         self.configure(shards, operator).await?;
         self.wait_for_shards(shards).await
     }
 
-    /// The first half of [`Self::prepare`]: remembers the Deployment as it is (unless it is
+    /// The first half of [`Self::prepare`]: remembers the workload as it is (unless it is
     /// remembered already) and patches it.
     async fn configure(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
-        let deployments = self.operator_deployments();
+        let workload = self.workload();
+        let operator_env = self.deployed.operator_env;
         let original = match self.original.take() {
             Some(original) => original,
-            None => Original::of(&deployments.get(OPERATOR_DEPLOYMENT).await?)?,
+            None => Original::of(
+                &self.deployed.workload.to_string(),
+                &workload.get().await?,
+                operator_env,
+            )?,
         };
         let container = original.container.clone();
         self.original = Some(original);
         let replicas = i32::try_from(shards).with_context(|| format!("{shards} shards"))?;
-        let patch = configure_patch(&container, replicas, operator);
-        deployments
-            .patch(
-                OPERATOR_DEPLOYMENT,
-                &patch_params(),
-                &Patch::Strategic(patch),
-            )
-            .await
-            .with_context(|| {
-                format!("cannot configure Deployment {OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT}")
-            })?;
-        Ok(())
+        let patch = configure_patch(&container, replicas, operator_env.then_some(operator));
+        workload.patch(&patch_params(), patch).await
     }
 
     /// The second half of [`Self::prepare`].
     async fn wait_for_shards(&self, shards: u32) -> anyhow::Result<()> {
-        let deployments = self.operator_deployments();
-        let leases = Api::<Lease>::namespaced(self.client.clone(), OPERATOR_NAMESPACE);
-        let ring_leases =
-            ListParams::default().labels(&format!("{}={RING}", labels::CONTROLLER_RING));
+        let workload = self.workload();
+        let leases =
+            Api::<Lease>::namespaced(self.client.clone(), &self.controller.lease_namespace);
+        let ring_leases = ListParams::default().labels(&format!(
+            "{}={}",
+            labels::CONTROLLER_RING,
+            self.controller.ring
+        ));
         let shards = usize::try_from(shards)?;
-        poll(&format!("{shards} operator shards ready"), || async {
-            let deployment = deployments.get(OPERATOR_DEPLOYMENT).await?;
-            if let Some(pending) = rollout_pending(&deployment) {
+        poll(&format!("{shards} shards ready"), || async {
+            if let Some(pending) = workload.get().await?.rollout_pending() {
                 return Ok(Some(format!(
-                    "the rollout of Deployment {OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT} is not \
-                     finished: {pending}"
+                    "the rollout of {} is not finished: {pending}",
+                    self.deployed.workload
                 )));
             }
             let pods: BTreeSet<String> = self.shards().await?.into_iter().collect();
@@ -240,10 +274,11 @@ impl Cluster {
         .await
     }
 
-    /// The names of the operator pods that are running and ready, which are the shard names.
+    /// The names of the controller's pods that are running and ready, which are the shard
+    /// names.
     pub async fn shards(&self) -> anyhow::Result<Vec<String>> {
         Ok(self
-            .operator_pods()
+            .shard_pods()
             .await?
             .iter()
             .filter(|pod| is_serving(pod))
@@ -256,27 +291,37 @@ impl Cluster {
     /// --grace-period=0`). Without `replace`, first scales the Deployment down by one so that
     /// no new pod takes its place. Returns when the delete is accepted.
     ///
+    /// # Errors
+    /// Besides API errors: a kill without `replace` of a StatefulSet's pod, since a
+    /// StatefulSet that scales down removes its highest ordinal, not the pod of our choice.
+    ///
     /// # Caveats
     /// Scaling down makes the ReplicaSet delete a pod itself, gracefully. `shard` is marked as
     /// the cheapest to delete so that it is the one, and the delete here follows at once, but
     /// for [`Signal::Kill`] the ReplicaSet may be a few milliseconds faster.
     pub async fn kill(&self, shard: &str, signal: Signal, replace: bool) -> anyhow::Result<()> {
-        let pods = Api::<Pod>::namespaced(self.client.clone(), OPERATOR_NAMESPACE);
+        let pods = self.pods();
         if !replace {
+            if self.deployed.workload.kind == WorkloadKind::StatefulSet {
+                bail!(
+                    "cannot remove pod {shard} of {} for good: a StatefulSet scales down by its \
+                     highest ordinal (set chaos.restart: true)",
+                    self.deployed.workload
+                );
+            }
             let cheapest = json!({ "metadata": { "annotations": {
                 POD_DELETION_COST: i32::MIN.to_string()
             } } });
             pods.patch(shard, &patch_params(), &Patch::Merge(cheapest))
                 .await
                 .with_context(|| format!("cannot mark pod {shard} for deletion"))?;
-            let deployments = self.operator_deployments();
-            let deployment = deployments.get(OPERATOR_DEPLOYMENT).await?;
-            let replicas = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+            let workload = self.workload();
+            let replicas = workload.get().await?.replicas();
             let fewer = json!({ "spec": { "replicas": (replicas - 1).max(0) } });
-            deployments
-                .patch(OPERATOR_DEPLOYMENT, &patch_params(), &Patch::Merge(fewer))
+            workload
+                .patch(&patch_params(), fewer)
                 .await
-                .context("cannot scale the operator down")?;
+                .with_context(|| format!("cannot scale {} down", self.deployed.workload))?;
         }
         let params = match signal {
             Signal::Term => DeleteParams::default(),
@@ -293,24 +338,23 @@ impl Cluster {
     /// A rolling restart, as `kubectl rollout restart`: sets the pod template annotation
     /// `kubectl.kubernetes.io/restartedAt` to now and returns when the rollout has finished.
     pub async fn rolling_update(&self) -> anyhow::Result<()> {
-        let deployments = self.operator_deployments();
+        let workload = self.workload();
         let patch = json!({ "spec": { "template": { "metadata": { "annotations": {
             RESTARTED_AT: Timestamp::now().to_string()
         } } } } });
-        deployments
-            .patch(OPERATOR_DEPLOYMENT, &patch_params(), &Patch::Merge(patch))
+        workload
+            .patch(&patch_params(), patch)
             .await
-            .context("cannot restart the operator")?;
-        poll("the operator's rolling update", || async {
-            Ok(rollout_pending(
-                &deployments.get(OPERATOR_DEPLOYMENT).await?,
-            ))
-        })
+            .with_context(|| format!("cannot restart {}", self.deployed.workload))?;
+        poll(
+            &format!("the rolling update of {}", self.deployed.workload),
+            || async { Ok(workload.get().await?.rollout_pending()) },
+        )
         .await
     }
 
     /// CPU and memory from the metrics API (metrics-server): `sharder` (all its pods
-    /// together), each operator pod by name, and the control plane's pods in kube-system by
+    /// together), each of the controller's pods by name, and the control plane's pods in kube-system by
     /// their `component` label (`etcd`, `kube-apiserver`, ...).
     ///
     /// The metrics API reports CPU as a rate over a recent window; the cumulative CPU seconds
@@ -332,10 +376,10 @@ impl Cluster {
         {
             add("sharder".to_owned(), &metrics)?;
         }
-        for metrics in pod_metrics(&self.client, OPERATOR_NAMESPACE, &self.operator_pods).await? {
+        for metrics in pod_metrics(&self.client, self.namespace(), &self.shard_pods).await? {
             add(metrics.metadata.name.clone().unwrap_or_default(), &metrics)?;
         }
-        for metrics in pod_metrics(&self.client, "kube-system", &control_plane).await? {
+        for metrics in pod_metrics(&self.client, "kube-system", &control_plane.to_string()).await? {
             let component = metrics
                 .metadata
                 .labels
@@ -385,10 +429,11 @@ impl Cluster {
         })
     }
 
-    /// Each running operator pod's `/metrics`, through the API server's pod proxy, as (pod
-    /// name, exposition text); pods that do not answer are left out.
+    /// Each running pod's `/metrics` of the controller, through the API server's pod proxy, as
+    /// (pod name, exposition text); pods that do not answer are left out.
     pub async fn operator_metrics(&self) -> Vec<(String, String)> {
-        let Ok(pods) = self.operator_pods().await else {
+        let namespace = self.namespace();
+        let Ok(pods) = self.shard_pods().await else {
             return Vec::new();
         };
         let scrapes = pods
@@ -397,7 +442,7 @@ impl Cluster {
             .map(|pod| async move {
                 let name = pod.name_any();
                 let path = format!(
-                    "/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{name}:{}/proxy/metrics",
+                    "/api/v1/namespaces/{namespace}/pods/{name}:{}/proxy/metrics",
                     metrics_port(pod)
                 );
                 let request = http::Request::get(path).body(Vec::new()).ok()?;
@@ -412,16 +457,10 @@ impl Cluster {
         let Some(original) = &self.original else {
             return Ok(());
         };
-        self.operator_deployments()
-            .patch(
-                OPERATOR_DEPLOYMENT,
-                &patch_params(),
-                &Patch::Strategic(restore_patch(original)),
-            )
+        self.workload()
+            .patch(&patch_params(), restore_patch(original))
             .await
-            .with_context(|| {
-                format!("cannot restore Deployment {OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT}")
-            })?;
+            .with_context(|| format!("cannot restore {}", self.deployed.workload))?;
         self.original = None;
         Ok(())
     }
@@ -437,15 +476,25 @@ impl Cluster {
         machine(&nodes)
     }
 
-    fn operator_deployments(&self) -> Api<Deployment> {
-        Api::namespaced(self.client.clone(), OPERATOR_NAMESPACE)
+    fn workload(&self) -> WorkloadApi {
+        WorkloadApi::new(&self.client, &self.deployed.workload)
     }
 
-    async fn operator_pods(&self) -> anyhow::Result<Vec<Pod>> {
-        let pods = Api::<Pod>::namespaced(self.client.clone(), OPERATOR_NAMESPACE)
-            .list(&ListParams::default().labels_from(&self.operator_pods))
+    /// The namespace of the workload and its pods.
+    fn namespace(&self) -> &str {
+        &self.deployed.workload.namespace
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), self.namespace())
+    }
+
+    async fn shard_pods(&self) -> anyhow::Result<Vec<Pod>> {
+        let pods = self
+            .pods()
+            .list(&ListParams::default().labels(&self.shard_pods))
             .await
-            .context("cannot list the operator's pods")?;
+            .with_context(|| format!("cannot list the pods of {}", self.deployed.workload))?;
         Ok(pods.items)
     }
 }
@@ -486,17 +535,20 @@ fn found<K>(result: kube::Result<K>) -> kube::Result<Option<K>> {
 
 /// The pods a Deployment manages, as a label selector.
 fn pod_selector(deployment: &Deployment) -> anyhow::Result<Selector> {
-    let selector = deployment
+    let selector_of = deployment
         .spec
         .as_ref()
         .map(|s| s.selector.clone())
         .unwrap_or_default();
-    Selector::try_from(selector).with_context(|| {
-        format!(
-            "Deployment {} has an invalid selector",
-            deployment.name_any()
-        )
-    })
+    selector(
+        &format!("Deployment {}", deployment.name_any()),
+        selector_of,
+    )
+}
+
+/// `selector` of `owner` (named in errors) as a [`Selector`].
+fn selector(owner: &str, selector: LabelSelector) -> anyhow::Result<Selector> {
+    Selector::try_from(selector).with_context(|| format!("{owner} has an invalid selector"))
 }
 
 fn patch_params() -> PatchParams {
@@ -520,7 +572,7 @@ fn is_serving(pod: &Pod) -> bool {
             .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-/// The port of the operator's metrics: the container port named `metrics`.
+/// The port of the controller's metrics: the container port named `metrics`.
 fn metrics_port(pod: &Pod) -> i32 {
     pod.spec
         .iter()

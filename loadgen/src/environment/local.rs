@@ -1,9 +1,12 @@
 //! The local target: for each shard count a fresh control plane (etcd, kube-apiserver,
-//! kube-controller-manager) on loopback, the sharder and N operator shards as processes, so
+//! kube-controller-manager) on loopback with the manifests of the controller under test, the
+//! sharder and N shards of the controller as processes started from its command template, so
 //! that every shard count starts from the same empty state.
 
 use std::{
     collections::BTreeMap,
+    ffi::OsString,
+    path::{Path, PathBuf},
     sync::{
         Mutex, PoisonError,
         atomic::{AtomicU32, Ordering},
@@ -14,12 +17,12 @@ use std::{
 use anyhow::Context as _;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use stack::{Binaries, OperatorSettings, Stack, StackOptions, Usage};
+use stack::{ControllerSetup, ShardCommand, Stack, StackOptions, Usage};
 
 use crate::{
     measure::cost::{MachineCpu, UsageSample},
     results::Machine,
-    scenario::{Operator, Signal},
+    scenario::{Controller, LocalController, Operator, ShardValues, Signal},
 };
 
 /// How long the stack gets to become ready, and a new shard to become available.
@@ -33,15 +36,20 @@ const REPLACEMENT_DELAY: Duration = Duration::from_secs(2);
 
 /// The local target.
 pub struct Local {
-    binaries: Binaries,
+    /// The sharder's executable.
+    sharder: PathBuf,
+    /// `{{ bin }}` of the command templates: where the workspace's binaries are.
+    bin: PathBuf,
     keep_directory: bool,
+    controller: Controller,
     running: Option<Running>,
 }
 
 /// The stack of one shard count.
 struct Running {
     stack: Stack,
-    settings: OperatorSettings,
+    /// What every shard's command is rendered with.
+    shards: ShardTemplate,
     /// Every new shard gets a new name, as a new pod of a Deployment does.
     next_shard: AtomicU32,
     /// The slot of every shard started: a replacement takes the slot of the shard it
@@ -52,6 +60,9 @@ struct Running {
 impl std::fmt::Debug for Local {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Local")
+            .field("sharder", &self.sharder)
+            .field("bin", &self.bin)
+            .field("controller", &self.controller.name)
             .field("keep_directory", &self.keep_directory)
             .field("running", &self.running.is_some())
             .finish_non_exhaustive()
@@ -59,37 +70,79 @@ impl std::fmt::Debug for Local {
 }
 
 impl Local {
-    /// A local target running `binaries`.
-    #[must_use]
-    pub fn new(binaries: Binaries, keep_directory: bool) -> Self {
-        Self {
-            binaries,
-            keep_directory,
-            running: None,
+    /// A local target running the sharder `sharder` and shards of `controller`, whose command
+    /// finds the workspace's binaries in `bin`.
+    ///
+    /// # Errors
+    /// The controller has no `local` section, or its program is missing (checked now rather
+    /// than after the control plane has started).
+    pub fn new(
+        sharder: PathBuf,
+        bin: PathBuf,
+        keep_directory: bool,
+        controller: Controller,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            controller.local.is_some(),
+            "controller {} has no `local` section: it runs only on the cluster target",
+            controller.name
+        );
+        let sample = ShardValues {
+            bin: &bin,
+            shard: "shard-0",
+            kubeconfig: &bin,
+            metrics_port: 0,
+            health_port: 0,
+        };
+        let program = controller
+            .shard_command(&sample, &Operator::default())?
+            .program;
+        if let Some(problem) = missing_program(Path::new(&program)) {
+            anyhow::bail!("controller.local.command[0]: {problem}");
         }
+        Ok(Self {
+            sharder,
+            bin,
+            keep_directory,
+            controller,
+            running: None,
+        })
     }
 
     /// Starts a fresh stack with `shards` shards and waits until the ring counts them all.
     pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
         self.finish().await?;
+        let local = self.local()?;
+        let setup = ControllerSetup {
+            ring: self.controller.ring.clone(),
+            lease_namespace: self.controller.lease_namespace.clone(),
+            manifests: local.manifests.clone(),
+        };
         let options = StackOptions::default()
+            .controller(setup)
             .keep_directory(self.keep_directory)
             .patience(PATIENCE);
-        let stack = Stack::start(&self.binaries.sharder, &options).await?;
+        let stack = Stack::start(&self.sharder, &options).await?;
         if self.keep_directory {
             eprintln!(
                 "the control plane's files are kept in {}",
                 stack.control_plane.directory().display()
             );
         }
+        let shard_template = ShardTemplate {
+            controller: self.controller.clone(),
+            operator: *operator,
+            bin: self.bin.clone(),
+            kubeconfig: stack.control_plane.kubeconfig_path(),
+        };
         let mut running = Running {
             stack,
-            settings: settings(operator)?,
+            shards: shard_template,
             next_shard: AtomicU32::new(0),
             slots: Mutex::default(),
         };
         for slot in 0..shards {
-            running.start_shard(&self.binaries, slot).await?;
+            running.start_shard(slot).await?;
         }
         running
             .stack
@@ -97,6 +150,12 @@ impl Local {
             .await?;
         self.running = Some(running);
         Ok(())
+    }
+
+    /// The controller under test.
+    #[must_use]
+    pub fn controller(&self) -> &Controller {
+        &self.controller
     }
 
     /// A client of the control plane's API server.
@@ -124,7 +183,7 @@ impl Local {
         };
         if replace {
             tokio::time::sleep(REPLACEMENT_DELAY).await;
-            running.start_shard(&self.binaries, slot).await?;
+            running.start_shard(slot).await?;
         }
         Ok(())
     }
@@ -136,9 +195,7 @@ impl Local {
         let old: Vec<String> = self.shards().await;
         let count = u32::try_from(old.len())?;
         for shard in old {
-            running
-                .start_shard(&self.binaries, running.slot(&shard)?)
-                .await?;
+            running.start_shard(running.slot(&shard)?).await?;
             running.wait_available(count + 1).await?;
             running.stack.operators.take(&shard).await?.stop().await;
         }
@@ -213,6 +270,13 @@ impl Local {
         Ok(())
     }
 
+    fn local(&self) -> anyhow::Result<&LocalController> {
+        self.controller
+            .local
+            .as_ref()
+            .with_context(|| format!("controller {} has no `local` section", self.controller.name))
+    }
+
     fn running(&self) -> anyhow::Result<&Running> {
         self.running
             .as_ref()
@@ -222,21 +286,22 @@ impl Local {
 
 impl Running {
     /// Starts a new shard in `slot`.
-    async fn start_shard(&self, binaries: &Binaries, slot: u32) -> anyhow::Result<()> {
+    async fn start_shard(&self, slot: u32) -> anyhow::Result<()> {
         let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
-        let settings = OperatorSettings {
-            identity: format!("shard-{n}"),
-            ..self.settings.clone()
-        };
+        let identity = format!("shard-{n}");
+        let command = self
+            .shards
+            .command(&identity, stack::free_port()?, stack::free_port()?)?;
         // The slot is known before the shard can be listed (and killed); a shard that did not
         // start fills none.
-        self.slots().insert(settings.identity.clone(), slot);
+        self.slots().insert(identity.clone(), slot);
         let started = self
             .stack
-            .start_operator(&binaries.operator, &settings)
+            .operators
+            .start_command(&self.stack.control_plane, &command)
             .await;
         if started.is_err() {
-            self.slots().remove(&settings.identity);
+            self.slots().remove(&identity);
         }
         started?;
         Ok(())
@@ -265,15 +330,63 @@ impl Running {
     }
 }
 
-/// The settings of every shard of a scenario.
-fn settings(operator: &Operator) -> anyhow::Result<OperatorSettings> {
-    Ok(OperatorSettings {
-        workers: u16::try_from(operator.workers)
-            .with_context(|| format!("operator.workers {} is too large", operator.workers))?,
-        simulated_work: operator.simulated_work,
-        lease_duration: operator.lease_duration,
-        ..OperatorSettings::default()
-    })
+/// Why `program` cannot be started, if a path names it and nothing is there: with the command
+/// that builds it, assuming a workspace binary of that name. A bare name is looked up in `PATH`
+/// when it starts.
+fn missing_program(program: &Path) -> Option<String> {
+    if program.components().count() < 2 || program.is_file() {
+        return None;
+    }
+    let name = program.file_name()?.to_string_lossy();
+    Some(format!(
+        "{} is missing: build it with `cargo build --release -p {name}` or fix the path",
+        program.display()
+    ))
+}
+
+/// What every shard's command is rendered from.
+struct ShardTemplate {
+    controller: Controller,
+    operator: Operator,
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl ShardTemplate {
+    /// The command of shard `identity` on the given loopback ports.
+    fn command(
+        &self,
+        identity: &str,
+        metrics_port: u16,
+        health_port: u16,
+    ) -> anyhow::Result<ShardCommand> {
+        let values = ShardValues {
+            bin: &self.bin,
+            shard: identity,
+            kubeconfig: &self.kubeconfig,
+            metrics_port,
+            health_port,
+        };
+        let rendered = self.controller.shard_command(&values, &self.operator)?;
+        let ready_path = self
+            .controller
+            .local
+            .as_ref()
+            .and_then(|local| local.ready_path.clone());
+        Ok(ShardCommand {
+            identity: identity.to_owned(),
+            program: rendered.program.into(),
+            args: rendered.args.into_iter().map(OsString::from).collect(),
+            env: rendered
+                .env
+                .into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+            metrics_port,
+            health_port,
+            ready_path,
+        })
+    }
 }
 
 /// This machine: logical CPUs, physical memory and the kernel.
@@ -355,25 +468,43 @@ mod tests {
     }
 
     #[test]
-    fn shards_run_with_the_scenario_settings() {
-        let operator = Operator {
+    fn a_missing_program_is_named_with_how_to_build_it() {
+        assert_eq!(
+            missing_program(Path::new("/nowhere/checksum-controller")).unwrap(),
+            "/nowhere/checksum-controller is missing: build it with `cargo build --release -p \
+             checksum-controller` or fix the path"
+        );
+        assert_eq!(missing_program(Path::new("/bin/sh")), None);
+        assert_eq!(missing_program(Path::new("kubectl")), None);
+        let controller = Controller::webhosting_operator();
+        let error = Local::new("sharder".into(), "/nowhere".into(), false, controller);
+        assert!(
+            format!("{:#}", error.unwrap_err()).starts_with(
+                "controller.local.command[0]: /nowhere/webhosting-operator is missing"
+            )
+        );
+    }
+
+    #[test]
+    fn the_default_controller_starts_shards_as_the_operator_always_was() {
+        let template = ShardTemplate {
+            controller: Controller::webhosting_operator(),
+            operator: Operator {
+                workers: 7,
+                simulated_work: Duration::from_millis(50),
+                lease_duration: Duration::from_secs(10),
+            },
+            bin: PathBuf::from("/w/target/release"),
+            kubeconfig: PathBuf::from("/tmp/cp/kubeconfig"),
+        };
+        let command = template.command("shard-3", 8080, 8081).unwrap();
+        let settings = stack::OperatorSettings {
             workers: 7,
             simulated_work: Duration::from_millis(50),
             lease_duration: Duration::from_secs(10),
+            ..stack::OperatorSettings::sharded("shard-3")
         };
-        let settings = settings(&operator).unwrap();
-        assert_eq!(settings.workers, 7);
-        assert_eq!(settings.simulated_work, Duration::from_millis(50));
-        assert_eq!(settings.lease_duration, Duration::from_secs(10));
-        assert!(!settings.singleton);
-        let too_many = Operator {
-            workers: 70_000,
-            ..operator
-        };
-        assert!(settings_error(&too_many).contains("operator.workers 70000"));
-    }
-
-    fn settings_error(operator: &Operator) -> String {
-        format!("{:#}", settings(operator).expect_err("invalid"))
+        let operator = Path::new("/w/target/release/webhosting-operator");
+        assert_eq!(command, settings.command(operator, 8080, 8081));
     }
 }

@@ -1,19 +1,24 @@
-//! Where an experiment runs: the API server, the sharder and the operator shards, and the
+//! Where an experiment runs: the API server, the sharder and the shards of the controller under
+//! test (the scenario's `controller`, docs/experiments.md#the-controller-under-test), and the
 //! handles an experiment needs on them (kill a shard, restart them all, read their cost and
 //! their `/metrics`, and the API server's).
 //!
 //! - [`local::Local`] (the default): a fresh local control plane with kube-controller-manager,
-//!   the sharder and N operator shards as processes, for each shard count of the sweep.
-//! - [`cluster::Cluster`]: any kubeconfig where the sharder and the operator are deployed.
+//!   the sharder and N shards as processes, for each shard count of the sweep.
+//! - [`cluster::Cluster`]: any kubeconfig where the sharder and the controller are deployed.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
+use anyhow::Context as _;
 use kube::Client;
 
 use crate::{
     measure::cost::{MachineCpu, UsageSample},
     results::Machine,
-    scenario::{Operator, Signal},
+    scenario::{Controller, Operator, Signal},
 };
 
 pub mod cluster;
@@ -26,7 +31,8 @@ pub enum Choice {
     Local {
         /// Keep the control plane's directory (logs of every process) after the run.
         keep_directory: bool,
-        /// The sharder and operator executables; `None` for those next to loadgen's own.
+        /// The sharder and operator executables, whose directory is `{{ bin }}` of the
+        /// controller's command; `None` for those next to loadgen's own.
         binaries: Option<stack::Binaries>,
     },
     /// A cluster with the sharder and the operator deployed.
@@ -52,28 +58,55 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// The directory of an executable.
+fn parent(executable: &Path) -> anyhow::Result<PathBuf> {
+    executable
+        .parent()
+        .map(Path::to_owned)
+        .with_context(|| format!("{} has no directory", executable.display()))
+}
+
 impl Target {
-    /// Connects to the target of `choice`. A local target finds the sharder and operator
-    /// binaries next to loadgen's own.
-    pub async fn connect(choice: &Choice) -> anyhow::Result<Self> {
+    /// Connects to the target of `choice` with `controller` under test. A local target finds
+    /// the sharder, and the binaries of the controller's command (`{{ bin }}`), next to
+    /// loadgen's own.
+    pub async fn connect(choice: &Choice, controller: &Controller) -> anyhow::Result<Self> {
         Ok(match choice {
             Choice::Local {
                 keep_directory,
                 binaries,
             } => {
-                let binaries = match binaries {
-                    Some(binaries) => binaries.clone(),
-                    None => stack::Binaries::next_to_current_exe()?,
+                let (sharder, bin) = if let Some(binaries) = binaries {
+                    (binaries.sharder.clone(), parent(&binaries.operator)?)
+                } else {
+                    let sharder = stack::Binaries::sharder_next_to_current_exe()?;
+                    let bin = parent(&sharder)?;
+                    (sharder, bin)
                 };
-                Self::Local(Box::new(local::Local::new(binaries, *keep_directory)))
+                Self::Local(Box::new(local::Local::new(
+                    sharder,
+                    bin,
+                    *keep_directory,
+                    controller.clone(),
+                )?))
             }
             Choice::Cluster {
                 kubeconfig,
                 context,
             } => Self::Cluster(Box::new(
-                cluster::Cluster::connect(kubeconfig.as_deref(), context.as_deref()).await?,
+                cluster::Cluster::connect(kubeconfig.as_deref(), context.as_deref(), controller)
+                    .await?,
             )),
         })
+    }
+
+    /// The controller under test.
+    #[must_use]
+    pub fn controller(&self) -> &Controller {
+        match self {
+            Self::Local(local) => local.controller(),
+            Self::Cluster(cluster) => cluster.controller(),
+        }
     }
 
     /// A short name for logs and `run.json`.
@@ -85,7 +118,7 @@ impl Target {
         }
     }
 
-    /// Makes `shards` operator shards with `operator`'s settings run and be ready, on a
+    /// Makes `shards` shards with `operator`'s settings run and be ready, on a
     /// sharder and API server with nothing of an earlier shard count left over.
     pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
         match self {

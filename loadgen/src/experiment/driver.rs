@@ -1,4 +1,5 @@
-//! The driver: creates, deletes and mutates Websites on their open-loop schedules.
+//! The driver: creates, deletes and mutates the objects of the scenario's workloads
+//! (docs/workloads.md) on their open-loop schedules.
 //!
 //! A scheduler hands each operation to its kind's queue at its due time, whatever the state of
 //! earlier ones; a bounded number of workers per kind takes operations from the queue. When
@@ -14,19 +15,22 @@
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BinaryHeap, HashMap},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use futures::StreamExt as _;
 use k8s_openapi::jiff::Timestamp;
 use kube::{
-    Api, Client,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    Client,
+    api::{DeleteParams, DynamicObject, PatchParams, PostParams},
 };
 use rand::{RngExt as _, seq::IndexedRandom as _};
+use serde_json::Value;
 use tokio::{sync::mpsc, time::Instant};
-use webhosting_operator::api::Website;
 
 use super::{
     metrics::{Metrics, Operation, Outcome},
@@ -35,21 +39,28 @@ use super::{
 };
 use crate::{
     scenario::{Load, Scenario},
-    world::World,
+    workload::{Awaited, Kind as ApiKind, RenderError, Workload},
+    world::{WorkloadApi, World},
 };
 
-/// The label that marks the Websites of a run, so that runs and other Websites stay apart.
+/// The label that marks the objects of a run, so that runs and other objects stay apart.
 pub const RUN_LABEL: &str = "loadgen.sharding.timebertt.dev/run";
 
-/// A Website the driver created and has not deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An object the driver created and has not deleted.
+#[derive(Debug, Clone, PartialEq)]
 struct Live {
+    /// Its hash key.
+    key: String,
+    /// The index of its workload.
+    workload: usize,
     namespace: String,
     name: String,
-    theme: String,
+    /// As the API server last returned it, without its managed fields: what a mutation's
+    /// template sees as `object`.
+    object: Value,
 }
 
-/// The Websites the driver may delete or mutate, with random choice in O(1).
+/// The objects the driver may delete or mutate, with random choice in O(1).
 #[derive(Debug, Default)]
 pub struct Population {
     live: Vec<Live>,
@@ -57,49 +68,48 @@ pub struct Population {
 }
 
 impl Population {
-    /// Adds a Website.
-    fn insert(&mut self, website: Live) {
-        let key = key(&website.namespace, &website.name);
-        if self.index.contains_key(&key) {
+    /// Adds an object.
+    fn insert(&mut self, live: Live) {
+        if self.index.contains_key(&live.key) {
             return;
         }
-        self.index.insert(key, self.live.len());
-        self.live.push(website);
+        self.index.insert(live.key.clone(), self.live.len());
+        self.live.push(live);
     }
 
-    /// Removes and returns a random Website.
+    /// Removes and returns a random object.
     fn remove_random(&mut self, rng: &mut impl rand::Rng) -> Option<Live> {
         if self.live.is_empty() {
             return None;
         }
         let i = rng.random_range(0..self.live.len());
         let removed = self.live.swap_remove(i);
-        self.index.remove(&key(&removed.namespace, &removed.name));
+        self.index.remove(&removed.key);
         if let Some(moved) = self.live.get(i) {
-            self.index.insert(key(&moved.namespace, &moved.name), i);
+            self.index.insert(moved.key.clone(), i);
         }
         Some(removed)
     }
 
-    /// The key of a random live Website.
+    /// The key of a random live object.
     fn random_key(&self, rng: &mut impl rand::Rng) -> Option<String> {
         let live = self.live.get(rng.random_range(0..self.live.len().max(1)))?;
-        Some(key(&live.namespace, &live.name))
+        Some(live.key.clone())
     }
 
-    /// The Website `key`, if live.
+    /// The object `key`, if live.
     fn get(&self, key: &str) -> Option<&Live> {
         self.index.get(key).map(|&i| &self.live[i])
     }
 
-    /// Sets the theme of `key`, if live.
-    fn set_theme(&mut self, key: &str, theme: &str) {
+    /// Keeps `object` as the last written state of `key`, if live.
+    fn written(&mut self, key: &str, object: Value) {
         if let Some(&i) = self.index.get(key) {
-            theme.clone_into(&mut self.live[i].theme);
+            self.live[i].object = object;
         }
     }
 
-    /// Live Websites.
+    /// Live objects.
     #[must_use]
     pub fn len(&self) -> usize {
         self.live.len()
@@ -112,10 +122,15 @@ impl Population {
     }
 }
 
-/// `namespace/name`, the key of a Website in the tracker.
+/// The hash key of the object `namespace/name` of `kind`, `<group>/<Kind>/<namespace>/<name>`
+/// (docs/contract.md#hash-keys): the key of every object in the tracker.
 #[must_use]
-pub fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
+pub fn key(kind: &ApiKind, namespace: &str, name: &str) -> String {
+    format!(
+        "{}/{}/{namespace}/{name}",
+        sharding::key::group_of(&kind.api_version),
+        kind.kind
+    )
 }
 
 /// An operation due at `offset` from the start of the load.
@@ -140,14 +155,18 @@ pub struct Driver {
     pub run_id: String,
     /// The scenario.
     pub scenario: Scenario,
-    /// The namespaces and Themes of the Websites.
+    /// The namespaces and fixtures of the objects.
     pub world: World,
+    /// The APIs of each of the scenario's workloads.
+    pub apis: Vec<WorkloadApi>,
     /// Where writes are reported for their reconciliation latency.
     pub tracker: Arc<Mutex<Tracker>>,
     /// loadgen's series.
     pub metrics: Metrics,
-    /// The Websites created and not deleted.
+    /// The objects created and not deleted.
     pub population: Mutex<Population>,
+    /// Objects created so far, the next one's `index` (docs/workloads.md#templates).
+    pub created: AtomicU64,
     /// Why operations failed: `<operation>: <error>` and how often.
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// When each operation of the load succeeded, for the achieved rate
@@ -163,20 +182,34 @@ impl std::fmt::Debug for Driver {
         f.debug_struct("Driver")
             .field("run_id", &self.run_id)
             .field("namespaces", &self.world.namespaces.len())
-            .field("themes", &self.world.themes.len())
+            .field("workloads", &self.apis.len())
             .finish_non_exhaustive()
     }
 }
 
+/// Why a write failed before or at the API server.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The API server refused it or did not answer.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    /// A template did not render for this object (docs/workloads.md#templates).
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The API server's answer is not an object of the workload.
+    #[error("the answer is not an object: {0}")]
+    Answer(serde_json::Error),
+}
+
 impl Driver {
-    /// A driver of `scenario` in `world` for the run `run_id`, reporting to the tracker and
-    /// loadgen's series.
+    /// A driver of `scenario` in `world` for the run `run_id`, writing through `apis` (one per
+    /// workload) and reporting to the tracker and loadgen's series.
     #[must_use]
     pub fn new(
         client: Client,
         run_id: &str,
         scenario: &Scenario,
-        world: World,
+        (world, apis): (World, Vec<WorkloadApi>),
         (tracker, metrics): (Arc<Mutex<Tracker>>, Metrics),
     ) -> Self {
         Self {
@@ -184,24 +217,33 @@ impl Driver {
             run_id: run_id.to_owned(),
             scenario: scenario.clone(),
             world,
+            apis,
             tracker,
             metrics,
             population: Mutex::default(),
+            created: AtomicU64::new(0),
             errors: Mutex::default(),
             completed: Mutex::default(),
             failed_at: Mutex::default(),
         }
     }
 
-    /// Creates `count` Websites before the load, `workers` at a time, without measuring them;
-    /// returns the number that failed.
+    /// Creates `count` objects before the load, `workers` at a time, without measuring them
+    /// (the tracker awaits them only to know when they are reconciled); returns the number
+    /// that failed.
     pub async fn create_initial(&self, count: u32, workers: usize) -> usize {
         futures::stream::iter(0..count)
             .map(|_| async {
-                self.create_website()
-                    .await
-                    .map_err(|error| self.failed("create", &error))
-                    .is_err()
+                match self.create_object().await {
+                    Ok((key, awaited)) => {
+                        super::lock(&self.tracker).expect_initial(&key, awaited, Timestamp::now());
+                        false
+                    }
+                    Err(error) => {
+                        self.failed("create", &error);
+                        true
+                    }
+                }
             })
             .buffer_unordered(workers.max(1))
             .filter(|failed| std::future::ready(*failed))
@@ -224,9 +266,9 @@ impl Driver {
             let mut rng = rand::rng();
             let population = super::lock(&self.population);
             for live in &population.live {
-                // Initial Websites start at a random phase, so they are not all mutated at once.
+                // Initial objects start at a random phase, so they are not all mutated at once.
                 let phase = mutate.interval.mul_f64(rng.random_range(0.0..1.0));
-                mutations.push(Reverse((phase, key(&live.namespace, &live.name))));
+                mutations.push(Reverse((phase, live.key.clone())));
             }
         }
         let (new_websites_tx, new_websites_rx) = mpsc::unbounded_channel();
@@ -267,7 +309,7 @@ impl Driver {
         super::lock(&self.tracker).scheduled(scheduled.writes, scheduled.deletes);
     }
 
-    /// Offers `churn` changes per second of random live Websites from `start` (now, also
+    /// Offers `churn` changes per second of random live objects from `start` (now, also
     /// `started_at`) for `hold`, `workers` at a time, a step of a capacity search
     /// (docs/experiments.md#capacity-search); waits until every change has ended, and those not
     /// begun by `issue_by` are not issued. Returns the changes the schedule made due.
@@ -281,7 +323,7 @@ impl Driver {
     ) -> u64 {
         let due = schedule::all_due(|t| churn * t.as_secs_f64(), hold);
         let scheduled = due.len() as u64;
-        // A step creates nothing, so nothing goes to the schedule of new Websites' mutations.
+        // A step creates nothing, so nothing goes to the schedule of new objects' mutations.
         let (new_websites, _) = mpsc::unbounded_channel();
         futures::stream::iter(due)
             .for_each_concurrent(usize::try_from(workers).unwrap_or(1).max(1), |offset| {
@@ -324,9 +366,9 @@ impl Driver {
         new_websites: &mpsc::UnboundedSender<(Duration, String)>,
     ) {
         let (operation, outcome) = match &due.kind {
-            Kind::Create => match self.create_website().await {
-                Ok((key, generation)) => {
-                    self.expect(&key, generation, scheduled);
+            Kind::Create => match self.create_object().await {
+                Ok((key, awaited)) => {
+                    self.expect(&key, awaited, scheduled);
                     // Sending fails only once the scheduler is done: no more mutations then.
                     let _ = new_websites.send((due.offset, key));
                     (Operation::create, Outcome::success)
@@ -349,38 +391,76 @@ impl Driver {
 
     /// Counts a failed operation by its error, for the summary of the run; returns the
     /// reason it is accounted under.
-    fn failed(&self, operation: &str, error: &kube::Error) -> String {
+    fn failed(&self, operation: &str, error: &WriteError) -> String {
         super::lock(&self.failed_at).push(Timestamp::now());
         *super::lock(&self.errors)
             .entry(format!("{operation}: {error}"))
             .or_default() += 1;
-        failure_reason(error)
+        match error {
+            WriteError::Api(error) => failure_reason(error),
+            WriteError::Render(_) => "template".to_owned(),
+            WriteError::Answer(_) => "undecodable response".to_owned(),
+        }
     }
 
-    fn expect(&self, key: &str, generation: i64, scheduled: Timestamp) {
-        let latency = super::lock(&self.tracker).expect(key, generation, scheduled);
+    fn expect(&self, key: &str, awaited: Awaited, scheduled: Timestamp) {
+        let latency = super::lock(&self.tracker).expect(key, awaited, scheduled);
         if let Some(latency) = latency {
             self.metrics.reconciled(&[latency]);
         }
     }
 
-    /// Creates a random Website; returns its key and generation.
-    async fn create_website(&self) -> Result<(String, i64), kube::Error> {
-        let website = self
+    /// The workload of the next create, at random by weight.
+    fn pick_workload(&self, rng: &mut impl rand::Rng) -> usize {
+        let weights: Vec<u64> = self
+            .scenario
+            .workloads
+            .iter()
+            .map(|w| u64::from(w.weight))
+            .collect();
+        pick_by_weight(&weights, rng)
+    }
+
+    /// Creates an object of a random workload; returns its key and what it awaits.
+    async fn create_object(&self) -> Result<(String, Awaited), WriteError> {
+        let index = self.created.fetch_add(1, Ordering::Relaxed);
+        let (w, namespace, object) = {
+            let mut rng = rand::rng();
+            let w = self.pick_workload(&mut rng);
+            let workload = &self.scenario.workloads[w];
+            let namespace = if workload.resource.namespaced {
+                self.world
+                    .namespaces
+                    .choose(&mut rng)
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let context = self.world.context((index, &namespace), &self.run_id, None);
+            let mut object = workload.object(&context, &mut rng)?;
+            label(&mut object, &self.run_id);
+            (w, namespace, object)
+        };
+        let workload = &self.scenario.workloads[w];
+        let dynamic: DynamicObject = serde_json::from_value(object).map_err(WriteError::Answer)?;
+        let api = self.apis[w].objects(&self.client, &namespace);
+        let created = api.create(&PostParams::default(), &dynamic).await?;
+        let name = created.metadata.name.clone().unwrap_or_default();
+        let written = written(&created)?;
+        let context = self
             .world
-            .random_website(&mut rand::rng(), (RUN_LABEL, &self.run_id));
-        let namespace = website.metadata.namespace.clone().unwrap_or_default();
-        let name = website.metadata.name.clone().unwrap_or_default();
-        let theme = website.spec.theme.clone();
-        let api = Api::<Website>::namespaced(self.client.clone(), &namespace);
-        let created = api.create(&PostParams::default(), &website).await?;
-        let generation = created.metadata.generation.unwrap_or(1);
+            .context((index, &namespace), &self.run_id, Some(&written));
+        let awaited = tracked(workload, workload.reconciled.awaited(&written, &context)?);
+        let key = key(&workload.resource.kind, &namespace, &name);
         super::lock(&self.population).insert(Live {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            theme,
+            key: key.clone(),
+            workload: w,
+            namespace,
+            name,
+            object: written,
         });
-        Ok((key(&namespace, &name), generation))
+        Ok((key, awaited))
     }
 
     async fn delete_random(&self) -> Outcome {
@@ -394,14 +474,15 @@ impl Driver {
         let live = super::lock(&self.population)
             .remove_random(&mut rand::rng())
             .ok_or(NoWrite::Skipped)?;
-        let api = Api::<Website>::namespaced(self.client.clone(), &live.namespace);
-        api.delete(&live.name, &DeleteParams::default())
+        self.apis[live.workload]
+            .objects(&self.client, &live.namespace)
+            .delete(&live.name, &DeleteParams::default())
             .await
-            .map_err(|error| NoWrite::Failed(self.failed("delete", &error)))?;
+            .map_err(|error| NoWrite::Failed(self.failed("delete", &error.into())))?;
         Ok(())
     }
 
-    /// Sets another theme on `key`.
+    /// Changes `key` by one of its workload's mutations.
     async fn mutate(&self, key: &str, scheduled: Timestamp) -> Outcome {
         let written = self.try_mutate(key, scheduled).await;
         let outcome = outcome(&written);
@@ -411,29 +492,111 @@ impl Driver {
         outcome
     }
 
-    /// Sets another theme on `key` and awaits its reconciliation.
+    /// Changes `key` and awaits its reconciliation. A change the API server made nothing of
+    /// (the same resourceVersion) is skipped: there is nothing to reconcile.
     async fn try_mutate(&self, key: &str, scheduled: Timestamp) -> Result<(), NoWrite> {
         let live = super::lock(&self.population)
             .get(key)
             .cloned()
             .ok_or(NoWrite::Skipped)?;
-        let theme = other_theme(&self.world.themes, &live.theme, &mut rand::rng());
-        let api = Api::<Website>::namespaced(self.client.clone(), &live.namespace);
-        let patch = serde_json::json!({"spec": {"theme": theme}});
-        match api
-            .patch(&live.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(website) => {
-                super::lock(&self.population).set_theme(key, &theme);
-                self.expect(key, website.metadata.generation.unwrap_or(0), scheduled);
+        let workload = &self.scenario.workloads[live.workload];
+        let index = self.created.load(Ordering::Relaxed);
+        let patch = {
+            let context =
+                self.world
+                    .context((index, &live.namespace), &self.run_id, Some(&live.object));
+            workload
+                .mutation(&context, &mut rand::rng())
+                .map_err(|error| NoWrite::Failed(self.failed("mutate", &error.into())))?
+        };
+        let api = self.apis[live.workload].objects(&self.client, &live.namespace);
+        let patched = match api.patch(&live.name, &PatchParams::default(), &patch).await {
+            Ok(patched) => patched,
+            // Deleted after it was chosen.
+            Err(kube::Error::Api(status)) if status.is_not_found() => {
+                return Err(NoWrite::Skipped);
+            }
+            Err(error) => return Err(NoWrite::Failed(self.failed("mutate", &error.into()))),
+        };
+        let unchanged = patched.metadata.resource_version.as_deref()
+            == live.object["metadata"]["resourceVersion"].as_str();
+        if unchanged {
+            return Err(NoWrite::Skipped);
+        }
+        let awaited = written(&patched).and_then(|written| {
+            let context =
+                self.world
+                    .context((index, &live.namespace), &self.run_id, Some(&written));
+            let awaited = tracked(workload, workload.reconciled.awaited(&written, &context)?);
+            super::lock(&self.population).written(key, written);
+            Ok(awaited)
+        });
+        match awaited {
+            Ok(awaited) => {
+                self.expect(key, awaited, scheduled);
                 Ok(())
             }
-            // Deleted after it was chosen.
-            Err(kube::Error::Api(status)) if status.is_not_found() => Err(NoWrite::Skipped),
             Err(error) => Err(NoWrite::Failed(self.failed("mutate", &error))),
         }
     }
+}
+
+/// What a write awaits as the tracker keys it: a related object found by name by its hash key.
+fn tracked(workload: &Workload, awaited: Awaited) -> Awaited {
+    match (awaited, workload.reconciled.related()) {
+        (
+            Awaited::Value {
+                related: Some(related),
+                expected,
+            },
+            Some(rule),
+        ) => {
+            let (namespace, name) = related.split_once('/').unwrap_or(("", &related));
+            Awaited::Value {
+                related: Some(key(&rule.kind, namespace, name)),
+                expected,
+            }
+        }
+        (awaited, _) => awaited,
+    }
+}
+
+/// Adds the run label to a rendered object.
+fn label(object: &mut Value, run_id: &str) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = metadata
+            .entry("labels")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(RUN_LABEL.to_owned(), Value::String(run_id.to_owned()));
+        }
+    }
+}
+
+/// An object the API server returned, as JSON without its managed fields (kept per live
+/// object, and not needed by any template).
+fn written(object: &DynamicObject) -> Result<Value, WriteError> {
+    let mut value = serde_json::to_value(object).map_err(WriteError::Answer)?;
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    Ok(value)
+}
+
+/// An index into `weights`, at random in proportion to them; 0 when they are all 0.
+fn pick_by_weight(weights: &[u64], rng: &mut impl rand::Rng) -> usize {
+    let total: u64 = weights.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut point = rng.random_range(0..total);
+    for (i, weight) in weights.iter().enumerate() {
+        if point < *weight {
+            return i;
+        }
+        point -= weight;
+    }
+    weights.len() - 1
 }
 
 /// loadgen's series' outcome of an issued operation (so never [`NoWrite::NotIssued`]).
@@ -469,16 +632,7 @@ fn failure_reason(error: &kube::Error) -> String {
     }
 }
 
-/// A theme other than `current` (the same only if there is no other), so that every mutation
-/// changes the spec and its generation.
-fn other_theme(themes: &[String], current: &str, rng: &mut impl rand::Rng) -> String {
-    let others: Vec<&String> = themes.iter().filter(|t| *t != current).collect();
-    others
-        .choose(rng)
-        .map_or_else(|| current.to_owned(), |t| (*t).clone())
-}
-
-/// The due times of creates and deletes, and of the next mutation of each Website.
+/// The due times of creates and deletes, and of the next mutation of each object.
 type Schedules = (
     Vec<Duration>,
     Vec<Duration>,
@@ -502,7 +656,7 @@ struct Scheduled {
 }
 
 /// Hands every operation to its queue at its due time until `duration`; mutations of created
-/// Websites join as their creates succeed. Returns how many it handed out.
+/// objects join as their creates succeed. Returns how many it handed out.
 async fn schedule_loop(
     start: Instant,
     duration: Duration,
@@ -593,7 +747,7 @@ async fn schedule_loop(
     }
 }
 
-/// Schedules the next mutation of a Website created or mutated at `at`, if within the load.
+/// Schedules the next mutation of an object created or mutated at `at`, if within the load.
 fn push_mutation(
     mutations: &mut BinaryHeap<Reverse<(Duration, String)>>,
     (at, key): (Duration, String),
@@ -620,9 +774,11 @@ mod tests {
 
     fn live(name: &str) -> Live {
         Live {
+            key: format!("/Secret/p/{name}"),
+            workload: 0,
             namespace: "p".to_owned(),
             name: name.to_owned(),
-            theme: "t0".to_owned(),
+            object: serde_json::json!({"metadata": {"name": name}}),
         }
     }
 
@@ -639,7 +795,7 @@ mod tests {
         while let Some(website) = population.remove_random(&mut rng) {
             removed.push(website.name);
             for left in &population.live {
-                assert_eq!(population.get(&key("p", &left.name)), Some(left));
+                assert_eq!(population.get(&left.key), Some(left));
             }
         }
         removed.sort();
@@ -648,17 +804,60 @@ mod tests {
     }
 
     #[test]
-    fn a_mutation_sets_another_theme() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let themes: Vec<String> = ["t0", "t1"].map(str::to_owned).to_vec();
-        for _ in 0..10 {
-            assert_eq!(other_theme(&themes, "t0", &mut rng), "t1");
-        }
-        assert_eq!(other_theme(&themes[..1], "t0", &mut rng), "t0");
+    fn a_written_object_replaces_the_one_mutations_see() {
         let mut population = Population::default();
         population.insert(live("a"));
-        population.set_theme("p/a", "t1");
-        assert_eq!(population.get("p/a").unwrap().theme, "t1");
+        let object = serde_json::json!({"metadata": {"name": "a", "resourceVersion": "7"}});
+        population.written("/Secret/p/a", object.clone());
+        assert_eq!(population.get("/Secret/p/a").unwrap().object, object);
+    }
+
+    #[test]
+    fn an_objects_key_is_its_hash_key() {
+        let kind = ApiKind {
+            api_version: "webhosting.timebertt.dev/v1alpha1".to_owned(),
+            kind: "Website".to_owned(),
+        };
+        let meta = kube::api::ObjectMeta {
+            namespace: Some("project-01".to_owned()),
+            name: Some("experiment-abc".to_owned()),
+            ..kube::api::ObjectMeta::default()
+        };
+        let types = kube::core::TypeMeta {
+            api_version: kind.api_version.clone(),
+            kind: kind.kind.clone(),
+        };
+        assert_eq!(
+            key(&kind, "project-01", "experiment-abc"),
+            sharding::key::for_object(Some(&types), &meta).unwrap()
+        );
+        let secret = ApiKind {
+            api_version: "v1".to_owned(),
+            kind: "Secret".to_owned(),
+        };
+        assert_eq!(key(&secret, "p", "s"), "/Secret/p/s");
+    }
+
+    #[test]
+    fn creates_pick_workloads_in_proportion_to_their_weights() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut counts = [0_u32; 3];
+        for _ in 0..4000 {
+            counts[pick_by_weight(&[1, 0, 3], &mut rng)] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        assert!((900..1100).contains(&counts[0]), "{counts:?}");
+        assert_eq!(pick_by_weight(&[0, 0], &mut rng), 0);
+    }
+
+    #[test]
+    fn a_rendered_object_gets_the_run_label() {
+        let mut object = serde_json::json!({"metadata": {"name": "a"}});
+        label(&mut object, "r1");
+        assert_eq!(object["metadata"]["labels"][RUN_LABEL], "r1");
+        let mut labelled = serde_json::json!({"metadata": {"labels": {"x": "y"}}});
+        label(&mut labelled, "r1");
+        assert_eq!(labelled["metadata"]["labels"]["x"], "y");
     }
 
     #[test]
@@ -692,7 +891,7 @@ mod tests {
         let (mutate_tx, mut mutate_rx) = mpsc::unbounded_channel();
         let creates = vec![secs(1), secs(2), secs(3)];
         let deletes = vec![secs(5)];
-        // A Website created at 1 s is mutated every 4 s: at 5 s and 9 s, within 10 s.
+        // An object created at 1 s is mutated every 4 s: at 5 s and 9 s, within 10 s.
         new_websites_tx.send((secs(1), "p/a".to_owned())).unwrap();
         drop(new_websites_tx);
         let scheduled = schedule_loop(

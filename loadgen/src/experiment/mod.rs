@@ -18,12 +18,11 @@ use std::{
 use anyhow::Context as _;
 use k8s_openapi::jiff::Timestamp;
 use kube::{
-    Api, Client,
+    Client,
     api::{DeleteParams, ListParams},
 };
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, time::Instant};
-use webhosting_operator::api::Website;
 
 use crate::{
     environment::{Choice, Target},
@@ -45,7 +44,7 @@ use crate::{
     },
     results::{RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults, Versions, writer},
     scenario::{self, Scenario, Search},
-    world::World,
+    world::{WorkloadApi, World, workload_apis},
 };
 
 use self::search::SearchResults;
@@ -54,13 +53,14 @@ pub mod chaos;
 pub mod driver;
 pub mod metrics;
 pub mod observer;
+pub mod owned;
 mod progress;
 pub mod sampler;
 pub mod schedule;
 pub mod search;
 pub mod tracker;
 
-/// How long the world's Websites get to be gone after a shard count.
+/// How long the run's objects get to be gone after a shard count.
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(300);
 
 /// How to run an experiment.
@@ -115,7 +115,7 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(Path
         None => None,
     };
 
-    let mut target = Target::connect(&options.target).await?;
+    let mut target = Target::connect(&options.target, &scenario.controller).await?;
     let mut shard_counts = Vec::new();
     let mut kubernetes = String::new();
     // Ctrl-C or SIGTERM ends the shard count under way, and the target still cleans up: the
@@ -203,6 +203,7 @@ async fn shard_count(
         client,
         version,
         world,
+        apis,
     } = set_up(target, scenario, shards, &progress).await?;
     let target = &*target;
     let tracker = Arc::new(Mutex::new(tracker::Tracker::new(window)?));
@@ -210,13 +211,15 @@ async fn shard_count(
         client.clone(),
         run_id,
         scenario,
-        world,
+        (world, apis.clone()),
         (tracker.clone(), metrics.clone()),
     );
     let (synced_tx, synced) = watch::channel(false);
+    let ring = ring(scenario);
     let observer = observer::observe(
         client.clone(),
-        run_id,
+        (run_id, &ring),
+        (&scenario.workloads, &apis),
         tracker.clone(),
         metrics.clone(),
         synced_tx,
@@ -233,8 +236,8 @@ async fn shard_count(
         search,
     } = tokio::select! {
         result = observer => {
-            result.context("the watch of Websites and Leases failed")?;
-            anyhow::bail!("the watch of Websites and Leases ended");
+            result.context("the watch of the run's objects and Leases failed")?;
+            anyhow::bail!("the watch of the run's objects and Leases ended");
         }
         result = load => result?,
     };
@@ -253,12 +256,14 @@ async fn shard_count(
         .collect();
     let load_span = (started_at, scenario.duration);
     let watch_restarts = tracker.watch_restarts(started_at, started_at + scenario.duration);
+    let owned = owned::check(&client, &scenario.workloads, &ring.name, &tracker).await?;
     let finished = tracker.finish(Timestamp::now());
     let cores = target.machine().await?.cores;
     let snapshots = std::mem::take(&mut samples.snapshots);
     let mut results = ShardCountResults {
         repetition,
         rolling_updates,
+        owned,
         ..measure(
             scenario,
             shards,
@@ -287,7 +292,7 @@ async fn shard_count(
     (results.validity, results.findings, results.search) = (validity, findings, search);
     progress.done(&results, &errors, &disruption_errors);
     if cleanup_needed(target) {
-        delete_websites(&client, run_id).await?;
+        delete_objects(&client, run_id, &apis).await?;
     }
     Ok((results, version))
 }
@@ -387,6 +392,7 @@ fn measure(
         movements,
         failovers,
         rolling_updates: Vec::new(),
+        owned: None,
         capacity,
         cost: cost::summarize(&samples.usage),
         usage: samples.usage,
@@ -600,7 +606,7 @@ struct Loaded {
     search: Option<SearchResults>,
 }
 
-/// Once the observer has synced: the initial Websites, then the scenario's load or its
+/// Once the observer has synced: the initial objects, then the scenario's load or its
 /// search.
 async fn load_or_search(
     target: &Target,
@@ -617,9 +623,9 @@ async fn load_or_search(
         .context("the observer stopped")?;
     let initial = scenario.world.initial_websites;
     if initial > 0 {
-        progress.phase(&format!("creating {initial} initial Websites"));
+        progress.phase(&format!("creating {initial} initial objects"));
         let failed = driver.create_initial(initial, 20).await;
-        anyhow::ensure!(failed == 0, "{failed} of {initial} initial Websites failed");
+        anyhow::ensure!(failed == 0, "{failed} of {initial} initial objects failed");
     }
     match (&scenario.load, scenario.search) {
         (Some(spec), _) => load(target, scenario, spec, driver, tracker, progress, metrics).await,
@@ -692,13 +698,14 @@ async fn load(
     })
 }
 
-/// How long the initial Websites of a search get to become Ready before the first step.
+/// How long the initial objects of a search get to be reconciled before the first step.
 const INITIAL_READY_PATIENCE: Duration = Duration::from_secs(600);
 
-/// How often a search checks whether its initial Websites are Ready or a step has drained.
+/// How often a search checks whether its initial objects are reconciled or a step has
+/// drained.
 const POLL: Duration = Duration::from_millis(250);
 
-/// The initial Websites Ready, then the steps of the capacity search with sampling
+/// The initial objects reconciled, then the steps of the capacity search with sampling
 /// (docs/experiments.md#capacity-search).
 async fn search(
     target: &Target,
@@ -709,15 +716,17 @@ async fn search(
     progress: &progress::Progress,
 ) -> anyhow::Result<Loaded> {
     let initial = scenario.world.initial_websites;
-    progress.phase(&format!("waiting for the {initial} Websites to be Ready"));
+    progress.phase(&format!(
+        "waiting for the {initial} objects to be reconciled"
+    ));
     let ready = wait_until(INITIAL_READY_PATIENCE, || {
-        lock(tracker).ready_websites() >= initial as usize
+        lock(tracker).reconciled_objects() >= initial as usize
     })
     .await;
     anyhow::ensure!(
         ready,
-        "only {} of the {initial} initial Websites were Ready after {INITIAL_READY_PATIENCE:?}",
-        lock(tracker).ready_websites()
+        "only {} of the {initial} initial objects were reconciled after {INITIAL_READY_PATIENCE:?}",
+        lock(tracker).reconciled_objects()
     );
     let mut samples = sampler::Samples::default();
     samples.baseline(target).await;
@@ -911,6 +920,15 @@ struct Prepared {
     client: Client,
     version: String,
     world: World,
+    apis: Vec<WorkloadApi>,
+}
+
+/// The ring of the scenario's controller, which every workload belongs to.
+fn ring(scenario: &Scenario) -> observer::Ring {
+    observer::Ring {
+        name: scenario.controller.ring.clone(),
+        lease_namespace: scenario.controller.lease_namespace.clone(),
+    }
 }
 
 /// Prepares the target with `shards` shards and creates the namespaces and Themes.
@@ -931,51 +949,51 @@ async fn set_up(
         .await
         .context("cannot read the API server's version")?
         .git_version;
-    progress.phase("creating namespaces and Themes");
-    let world = World::create(&client, scenario.world.namespaces, scenario.world.themes).await?;
+    progress.phase("creating namespaces and fixtures");
+    let apis = workload_apis(&client, &scenario.workloads).await?;
+    let world = World::create(&client, scenario.world.namespaces, &scenario.workloads).await?;
     Ok(Prepared {
         client,
         version,
         world,
+        apis,
     })
 }
 
 /// A local target's control plane goes away with the shard count; a cluster keeps what was
-/// created, so the run's Websites are deleted.
+/// created, so the run's objects are deleted.
 fn cleanup_needed(target: &Target) -> bool {
     matches!(target, Target::Cluster(_))
 }
 
-/// Deletes the run's Websites and waits until they are gone.
-async fn delete_websites(client: &Client, run_id: &str) -> anyhow::Result<()> {
+/// Deletes the run's objects of every workload and waits until they are gone.
+async fn delete_objects(client: &Client, run_id: &str, apis: &[WorkloadApi]) -> anyhow::Result<()> {
     let selector = format!("{}={run_id}", driver::RUN_LABEL);
-    let all = Api::<Website>::all(client.clone());
+    let params = ListParams::default().labels(&selector);
     let deadline = Instant::now() + CLEANUP_PATIENCE;
     loop {
-        let left = all
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await?;
-        if left.items.is_empty() {
+        let mut left = 0;
+        for api in apis {
+            let objects = api.objects(client, "").list_metadata(&params).await?;
+            left += objects.items.len();
+            let namespaces: std::collections::BTreeSet<String> = objects
+                .items
+                .iter()
+                .map(|o| o.metadata.namespace.clone().unwrap_or_default())
+                .collect();
+            for namespace in namespaces {
+                api.objects(client, &namespace)
+                    .delete_collection(&DeleteParams::default(), &params)
+                    .await?;
+            }
+        }
+        if left == 0 {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{} Websites of run {run_id} are still there after {CLEANUP_PATIENCE:?}",
-            left.items.len()
+            "{left} objects of run {run_id} are still there after {CLEANUP_PATIENCE:?}"
         );
-        let namespaces: std::collections::BTreeSet<String> = left
-            .items
-            .iter()
-            .filter_map(|w| w.metadata.namespace.clone())
-            .collect();
-        for namespace in namespaces {
-            Api::<Website>::namespaced(client.clone(), &namespace)
-                .delete_collection(
-                    &DeleteParams::default(),
-                    &ListParams::default().labels(&selector),
-                )
-                .await?;
-        }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

@@ -1,82 +1,158 @@
-//! The observer: one watch of the run's Websites and one of the ring's shard Leases, stamped
-//! on arrival and fed to the [`Tracker`]. A watch that breaks after it has listed is started
-//! over by kube-runtime's watcher (relisting when its resource version is too old) and counted
-//! as a watch restart (docs/experiments.md#validity).
+//! The observer: a watch of the run's objects of each workload, one of each workload's related
+//! objects when its readiness rule reads one (docs/workloads.md#reconciled), and one of the
+//! ring's shard Leases, stamped on arrival and fed to the [`Tracker`]. A watch that breaks
+//! after it has listed is started over by kube-runtime's watcher (relisting when its resource
+//! version is too old) and counted as a watch restart (docs/experiments.md#validity).
 
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::{StreamExt as _, TryStreamExt as _, stream::BoxStream};
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::{
     Api, Client, ResourceExt as _,
+    api::DynamicObject,
     runtime::{WatchStreamExt as _, watcher},
 };
+use serde_json::Value;
 use sharding::{api::labels, leases::ShardState};
 use tokio::sync::watch;
-use webhosting_operator::api::{Website, WebsitePhase};
 
 use super::{
     driver::{RUN_LABEL, key},
     metrics::Metrics,
-    tracker::{Tracker, WebsiteView},
+    tracker::{ObjectView, Progress, Tracker},
+};
+use crate::{
+    workload::{Locate, Reconciled, Workload},
+    world::WorkloadApi,
 };
 
-/// The namespace of the operator's shard Leases.
-const LEASE_NAMESPACE: &str = "webhosting-system";
-/// The operator's ring.
-const RING: &str = webhosting_operator::metrics::RING;
+/// The ring whose shards reconcile the workloads, and where their Leases are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ring {
+    /// The ControllerRing's name.
+    pub name: String,
+    /// The namespace of its shard Leases.
+    pub lease_namespace: String,
+}
 
-/// Watches until the future is dropped; `synced` turns true once both watches have listed.
+/// Which watch an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The objects of workload `n`.
+    Objects(usize),
+    /// The related objects of workload `n`.
+    Related(usize),
+}
+
+/// Which of the object watches have listed.
+#[derive(Debug)]
+struct Listed {
+    /// Per watch, by workload and whether it is of related objects: whether it has listed.
+    listed: std::collections::HashMap<(usize, bool), bool>,
+}
+
+impl Listed {
+    /// None of the watches of `apis` has listed.
+    fn new(apis: &[WorkloadApi]) -> Self {
+        let listed = apis
+            .iter()
+            .enumerate()
+            .flat_map(|(i, api)| {
+                std::iter::once(((i, false), false))
+                    .chain(api.related.is_some().then_some(((i, true), false)))
+            })
+            .collect();
+        Self { listed }
+    }
+
+    /// The workload of `source` and whether it is a watch of related objects.
+    fn slot(source: Source) -> (usize, bool) {
+        match source {
+            Source::Objects(i) => (i, false),
+            Source::Related(i) => (i, true),
+        }
+    }
+
+    /// Whether the watch of `source` has listed.
+    fn has(&self, source: Source) -> bool {
+        self.listed
+            .get(&Self::slot(source))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The watch of `source` has listed; returns whether all have.
+    fn done(&mut self, source: Source) -> bool {
+        self.listed.insert(Self::slot(source), true);
+        self.listed.values().all(|listed| *listed)
+    }
+}
+
+type Events = BoxStream<
+    'static,
+    (
+        Source,
+        Result<watcher::Event<DynamicObject>, watcher::Error>,
+    ),
+>;
+
+/// Watches until the future is dropped; `synced` turns true once every watch has listed.
 /// An error of a watch that has listed does not end it: it is a watch restart in the tracker.
 pub async fn observe(
     client: Client,
-    run_id: &str,
+    (run_id, ring): (&str, &Ring),
+    (workloads, apis): (&[Workload], &[WorkloadApi]),
     tracker: Arc<Mutex<Tracker>>,
     metrics: Metrics,
     synced: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
-    let websites = watcher(
-        Api::<Website>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{RUN_LABEL}={run_id}")),
-    )
-    .default_backoff();
+    let streams = object_watches(&client, run_id, apis);
+    let watches = streams.len();
     let leases = watcher(
-        Api::<Lease>::namespaced(client, LEASE_NAMESPACE),
-        watcher::Config::default().labels(&format!("{}={RING}", labels::CONTROLLER_RING)),
+        Api::<Lease>::namespaced(client, &ring.lease_namespace),
+        watcher::Config::default().labels(&format!("{}={}", labels::CONTROLLER_RING, ring.name)),
     )
     .default_backoff();
-    let shard_label = labels::shard(RING);
-    let (websites_synced, leases_synced) = (watch::channel(false), watch::channel(false));
-    let websites_done = websites.map(Ok).try_for_each(|event| {
-        let now = Timestamp::now();
-        let mut tracker = super::lock(&tracker);
-        let event = match event {
-            Ok(event) => event,
-            Err(error) => {
-                let listed = *websites_synced.0.borrow();
-                return std::future::ready(broke(&mut tracker, now, listed, error));
-            }
-        };
-        match event {
-            watcher::Event::Apply(website) | watcher::Event::InitApply(website) => {
-                let completed = tracker.website(now, view(&website, &shard_label));
-                metrics.reconciled(&completed);
-            }
-            watcher::Event::Delete(website) => {
-                tracker.website_deleted(now, &website_key(&website));
-            }
-            watcher::Event::Init => {}
-            watcher::Event::InitDone => {
-                websites_synced.0.send_replace(true);
-            }
-        }
-        metrics.observed(
-            tracker.websites(),
-            tracker.available_shards().len(),
-            tracker.pending(),
-        );
-        std::future::ready(Ok(()))
-    });
+    let shard_label = labels::shard(&ring.name);
+    let (objects_synced, leases_synced) = (watch::channel(false), watch::channel(false));
+    let mut listed = Listed::new(apis);
+    let objects_done =
+        futures::stream::select_all(streams)
+            .map(Ok)
+            .try_for_each(|(source, event)| {
+                let now = Timestamp::now();
+                let mut tracker = super::lock(&tracker);
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        let listed = listed.has(source);
+                        return std::future::ready(broke(&mut tracker, now, listed, error));
+                    }
+                };
+                let (i, related) = Listed::slot(source);
+                let completed = object_event(
+                    &mut tracker,
+                    now,
+                    (&workloads[i], related),
+                    event,
+                    &shard_label,
+                );
+                match completed {
+                    Some(completed) => metrics.reconciled(&completed),
+                    None => {
+                        if listed.done(source) {
+                            objects_synced.0.send_replace(true);
+                        }
+                    }
+                }
+                metrics.observed(
+                    tracker.objects(),
+                    tracker.available_shards().len(),
+                    tracker.pending(),
+                );
+                std::future::ready(Ok(()))
+            });
     let mut listing = false;
     let mut first_listing = true;
     let leases_done = leases.map(Ok).try_for_each(|event| {
@@ -111,18 +187,73 @@ pub async fn observe(
         }
         std::future::ready(Ok(()))
     });
-    let both_synced = async {
-        let (mut a, mut b) = (websites_synced.1, leases_synced.1);
-        if a.wait_for(|s| *s).await.is_ok() && b.wait_for(|s| *s).await.is_ok() {
+    let all_synced = async {
+        let (mut a, mut b) = (objects_synced.1, leases_synced.1);
+        if watches > 0 && a.wait_for(|s| *s).await.is_ok() && b.wait_for(|s| *s).await.is_ok() {
             synced.send_replace(true);
         }
         std::future::pending::<()>().await;
     };
     tokio::select! {
-        result = websites_done => result,
+        result = objects_done => result,
         result = leases_done => result,
-        () = both_synced => Ok(()),
+        () = all_synced => Ok(()),
     }
+}
+
+/// The watches of the run's objects of each workload, and of the related objects of those whose
+/// readiness rule reads one.
+fn object_watches(client: &Client, run_id: &str, apis: &[WorkloadApi]) -> Vec<Events> {
+    let mut streams: Vec<Events> = Vec::new();
+    for (i, api) in apis.iter().enumerate() {
+        let objects = watcher(
+            Api::<DynamicObject>::all_with(client.clone(), &api.resource),
+            watcher::Config::default().labels(&format!("{RUN_LABEL}={run_id}")),
+        )
+        .default_backoff()
+        .map(move |event| (Source::Objects(i), event));
+        streams.push(objects.boxed());
+        if let Some(related) = &api.related {
+            let related = watcher(
+                Api::<DynamicObject>::all_with(client.clone(), related),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .map(move |event| (Source::Related(i), event));
+            streams.push(related.boxed());
+        }
+    }
+    streams
+}
+
+/// Feeds an event of a watch of `workload`'s objects (or, with `related`, of its related
+/// objects) to the tracker; returns the latencies it completed, or `None` when the event ends
+/// the watch's listing.
+fn object_event(
+    tracker: &mut Tracker,
+    now: Timestamp,
+    (workload, related): (&Workload, bool),
+    event: watcher::Event<DynamicObject>,
+    shard_label: &str,
+) -> Option<Vec<std::time::Duration>> {
+    Some(match event {
+        watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+            let object = json(&object);
+            if related {
+                watched_value(workload, &object).map_or_else(Vec::new, |(watched, value)| {
+                    tracker.value(now, &watched, value)
+                })
+            } else {
+                tracker.object(now, view(workload, &object, shard_label))
+            }
+        }
+        watcher::Event::Delete(object) if !related => {
+            tracker.object_deleted(now, &object_key(workload, &json(&object)));
+            Vec::new()
+        }
+        watcher::Event::Delete(_) | watcher::Event::Init => Vec::new(),
+        watcher::Event::InitDone => return None,
+    })
 }
 
 /// A watch's error: before the watch has first listed, it ends the observer (the set-up is
@@ -149,60 +280,103 @@ fn state(lease: &Lease) -> Option<ShardState> {
         .and_then(|state| state.parse().ok())
 }
 
-fn website_key(website: &Website) -> String {
+/// An object of a watch as JSON, what the readiness rules read.
+fn json(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+/// The key of an object of `workload`.
+fn object_key(workload: &Workload, object: &Value) -> String {
+    let metadata = &object["metadata"];
     key(
-        website.metadata.namespace.as_deref().unwrap_or_default(),
-        &website.name_any(),
+        &workload.resource.kind,
+        metadata["namespace"].as_str().unwrap_or_default(),
+        metadata["name"].as_str().unwrap_or_default(),
     )
 }
 
-/// What the tracker needs of a Website.
-fn view(website: &Website, shard_label: &str) -> WebsiteView {
-    let status = website.status.as_ref();
-    WebsiteView {
-        key: website_key(website),
-        shard: website.labels().get(shard_label).cloned(),
-        phase_ready: status.and_then(|s| s.phase) == Some(WebsitePhase::Ready),
-        observed_generation: status.and_then(|s| s.observed_generation),
-        generation: website.metadata.generation.unwrap_or(0),
+/// What the tracker needs of an object of `workload`.
+fn view(workload: &Workload, object: &Value, shard_label: &str) -> ObjectView {
+    let metadata = &object["metadata"];
+    let progress = match &workload.reconciled {
+        Reconciled::ObservedGeneration { .. } => Progress::Generation {
+            reconciled: workload
+                .reconciled
+                .reconciled_generation(object)
+                .unwrap_or(0),
+            generation: metadata["generation"].as_i64().unwrap_or(0),
+        },
+        Reconciled::Own(_) => Progress::Value(workload.reconciled.observed_value(object)),
+        Reconciled::Related(_) => Progress::Related,
+    };
+    ObjectView {
+        key: object_key(workload, object),
+        shard: metadata["labels"][shard_label].as_str().map(str::to_owned),
+        progress,
     }
+}
+
+/// A related object's value, keyed by what the tracker awaits it under: the related object's
+/// own key when found by name, its owner's when found by owner reference.
+fn watched_value(workload: &Workload, object: &Value) -> Option<(String, String)> {
+    let related = workload.reconciled.related()?;
+    let value = workload.reconciled.observed_value(object)?;
+    let metadata = &object["metadata"];
+    let watched = match related.locate {
+        Locate::Name(_) => key(
+            &related.kind,
+            metadata["namespace"].as_str().unwrap_or_default(),
+            metadata["name"].as_str()?,
+        ),
+        Locate::OwnerReference => {
+            let owner = related.owner_key(object, &workload.resource.kind)?;
+            let (namespace, name) = owner.split_once('/').unwrap_or(("", &owner));
+            key(&workload.resource.kind, namespace, name)
+        }
+    };
+    Some((watched, value))
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use kube::api::ObjectMeta;
-    use webhosting_operator::api::{WebsiteSpec, WebsiteStatus};
-
     use super::*;
 
     #[test]
-    fn a_website_is_viewed_with_its_shard_and_readiness() {
-        let shard_label = labels::shard(RING);
-        let website = Website {
-            metadata: ObjectMeta {
-                name: Some("a".into()),
-                namespace: Some("p".into()),
-                generation: Some(3),
-                labels: Some(BTreeMap::from([(shard_label.clone(), "s1".into())])),
-                ..ObjectMeta::default()
-            },
-            spec: WebsiteSpec { theme: "t".into() },
-            status: Some(WebsiteStatus {
-                observed_generation: Some(2),
-                phase: Some(WebsitePhase::Ready),
-                last_transition_time: None,
-            }),
+    fn a_website_is_viewed_with_its_shard_and_reconciled_generation() {
+        let shard_label = labels::shard("webhosting-operator");
+        let website = |phase: &str| {
+            serde_json::json!({
+                "apiVersion": "webhosting.timebertt.dev/v1alpha1",
+                "kind": "Website",
+                "metadata": {
+                    "name": "a", "namespace": "p", "generation": 3,
+                    "labels": {shard_label.clone(): "s1"},
+                },
+                "spec": {"theme": "t"},
+                "status": {"observedGeneration": 2, "phase": phase},
+            })
         };
+        let workload = Workload::websites(1);
+        let viewed = view(&workload, &website("Ready"), &shard_label);
         assert_eq!(
-            view(&website, &shard_label),
-            WebsiteView {
-                key: "p/a".into(),
+            viewed,
+            ObjectView {
+                key: "webhosting.timebertt.dev/Website/p/a".into(),
                 shard: Some("s1".into()),
-                phase_ready: true,
-                observed_generation: Some(2),
-                generation: 3,
+                progress: Progress::Generation {
+                    reconciled: 2,
+                    generation: 3
+                },
+            }
+        );
+        let error = view(&workload, &website("Error"), &shard_label);
+        assert_eq!(
+            error.progress,
+            Progress::Generation {
+                reconciled: 0,
+                generation: 3
             }
         );
     }

@@ -213,7 +213,7 @@ pub fn verdict_lines(
     lines
 }
 
-/// `ops 312 ok 2 err │ websites 140 on 3 shards │ pending 4 │ p99 1.2 s`.
+/// `ops 312 ok 2 err │ objects 140 seen, 120 live │ 3 shards │ 4 pending`.
 fn status(
     metrics: &Metrics,
     (ok_before, errors_before): (u64, u64),
@@ -221,17 +221,17 @@ fn status(
     population: &Mutex<Population>,
 ) -> String {
     let (ok, errors) = operations(metrics);
-    let (websites, shards, pending) = {
+    let (objects, shards, pending) = {
         let tracker = super::lock(tracker);
         (
-            tracker.websites(),
+            tracker.objects(),
             tracker.available_shards().len(),
             tracker.pending(),
         )
     };
     let live = super::lock(population).len();
     format!(
-        "ops {} ok {} err │ websites {websites} seen, {live} live │ {shards} shards │ {pending} pending",
+        "ops {} ok {} err │ objects {objects} seen, {live} live │ {shards} shards │ {pending} pending",
         ok - ok_before,
         errors - errors_before,
     )

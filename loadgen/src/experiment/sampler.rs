@@ -90,8 +90,8 @@ impl Samples {
     }
 
     /// Keeps the API server's `/metrics` and the shards' queue histograms as at `at`; returns
-    /// each shard's queue-latency buckets (`workqueue_queue_duration_seconds{name="website"}`,
-    /// docs/experiments.md#queue-latency).
+    /// each shard's queue-latency buckets (`workqueue_queue_duration_seconds{name="<queue>"}`
+    /// of the controller's queue, docs/experiments.md#queue-latency).
     async fn snapshot(&mut self, target: &Target, at: Timestamp) -> Vec<(String, Vec<Bucket>)> {
         let (api_server, operators) =
             tokio::join!(target.api_server_metrics(), target.operator_metrics());
@@ -103,9 +103,10 @@ impl Samples {
                 None
             }
         };
+        let queue = &target.controller().queue;
         let shards: BTreeMap<String, ShardQueue> = operators
             .into_iter()
-            .filter_map(|(shard, text)| Some((shard, ShardQueue::parse(&text)?)))
+            .filter_map(|(shard, text)| Some((shard, ShardQueue::parse(&text, queue)?)))
             .collect();
         let queues = shards
             .iter()
@@ -217,11 +218,12 @@ pub fn queue_p99_between(
 
 /// Every shard's queue-latency histogram, by shard.
 pub async fn queue_buckets(target: &Target) -> Vec<(String, Vec<Bucket>)> {
+    let queue = &target.controller().queue;
     target
         .operator_metrics()
         .await
         .into_iter()
-        .filter_map(|(shard, text)| Some((shard, ShardQueue::parse(&text)?.queue)))
+        .filter_map(|(shard, text)| Some((shard, ShardQueue::parse(&text, queue)?.queue)))
         .collect()
 }
 

@@ -2,10 +2,15 @@
 //! of the driver's writes, objects per shard, membership changes of the ring and the objects
 //! they moved, and the observations a failover's recovery is read from.
 //!
-//! The driver and the watch race: a Website may be seen Ready for a generation before the
-//! driver reports the write that produced it. So the tracker remembers, per Website, the
-//! highest generation seen Ready and when it was first seen, and an expectation that is
-//! already met ends at that time; likewise when the Website was seen deleted.
+//! Objects are keyed by their hash key, `<group>/<Kind>/<namespace>/<name>`
+//! (docs/contract.md#hash-keys), so that the objects of every workload share one map and a move
+//! is judged against the ring by the key itself.
+//!
+//! The driver and the watch race: an object may be seen reconciled before the driver reports
+//! the write that produced it. So the tracker remembers, per object, the highest generation
+//! seen reconciled (or the latest value its readiness rule reads) and when it was first seen,
+//! and an expectation that is already met ends at that time; likewise when the object was seen
+//! deleted (docs/workloads.md#reconciled).
 //!
 //! Every write the driver was scheduled to make ends in one class of [`Accounting`]: the
 //! driver reports the schedule and the writes that failed or were not made, the tracker sorts
@@ -16,10 +21,8 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::ObjectMeta, jiff::Timestamp};
-use kube::{Resource as _, core::TypeMeta};
-use sharding::{consistent_hash::Ring, key, leases::ShardState};
-use webhosting_operator::api::Website;
+use k8s_openapi::jiff::Timestamp;
+use sharding::{consistent_hash::Ring, leases::ShardState};
 
 use crate::{
     measure::{
@@ -30,37 +33,71 @@ use crate::{
         movement::{Change, Movement},
     },
     results::MembershipChange,
+    workload::Awaited,
 };
 
-/// A Website as a watch event showed it.
+/// What a watch event showed of an object of a workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebsiteView {
-    /// `namespace/name`.
+pub struct ObjectView {
+    /// Its hash key.
     pub key: String,
     /// Its shard label, if assigned.
     pub shard: Option<String>,
-    /// Whether `status.phase` is Ready.
-    pub phase_ready: bool,
-    /// `status.observedGeneration`.
-    pub observed_generation: Option<i64>,
-    /// `metadata.generation`.
-    pub generation: i64,
+    /// What its readiness rule reads on the object itself.
+    pub progress: Progress,
 }
 
-/// What the tracker knows of one Website.
+/// What an object shows of its reconciliation, by its workload's readiness rule
+/// (docs/workloads.md#reconciled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The generation rule: the generation it is reconciled at (0: none) and its
+    /// `metadata.generation`.
+    Generation {
+        /// `status.observedGeneration` when the rule's checks hold, else 0.
+        reconciled: i64,
+        /// `metadata.generation`.
+        generation: i64,
+    },
+    /// A rule that reads a value on the object itself: the value now.
+    Value(Option<String>),
+    /// A rule that reads a related object: the object itself shows nothing.
+    Related,
+}
+
+/// What the tracker knows of one object.
 #[derive(Debug, Clone, Default)]
 struct Seen {
     shard: Option<String>,
-    ready_for_generation: bool,
-    /// The highest observed generation seen with phase Ready, and when it was first seen.
+    /// Whether it is reconciled at its latest write: at its generation, or with no write
+    /// outstanding (value rules).
+    reconciled: bool,
+    /// Whether its rule reads values rather than generations.
+    by_value: bool,
+    /// Whether a write of it was seen reconciled (value rules).
+    completed_once: bool,
+    /// The highest generation seen reconciled, and when it was first seen.
     ready: Option<(i64, Timestamp)>,
 }
 
+/// What a write awaits, as the tracker keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Awaiting {
+    Generation(i64),
+    /// The value `expected` on the object keyed `watched` (the object itself or a related one).
+    Value {
+        watched: String,
+        expected: String,
+    },
+}
+
 /// A write of the driver whose reconciliation is awaited.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Expected {
-    generation: i64,
-    start: Timestamp,
+    awaiting: Awaiting,
+    /// The write's intended time; `None` for an initial object's create, awaited only to know
+    /// when the object is reconciled, not measured.
+    start: Option<Timestamp>,
 }
 
 /// An open membership change: the assignment before it and the ring after it, until the next
@@ -77,15 +114,19 @@ struct OpenChange {
 /// The measurements of one shard count's run, fed by the observer and the driver.
 #[derive(Debug, Clone)]
 pub struct Tracker {
-    websites: HashMap<String, Seen>,
+    objects: HashMap<String, Seen>,
     pending: HashMap<String, Vec<Expected>>,
+    /// The latest value each watched object showed, and since when.
+    values: HashMap<String, (String, Timestamp)>,
+    /// The object each related object (by its key) belongs to.
+    owners: HashMap<String, String>,
     reconciliation: LatencyRecorder,
     observations: Vec<Observation>,
     leases: BTreeMap<String, ShardState>,
     lease_history: Vec<(Timestamp, String, ShardState)>,
     open_change: Option<OpenChange>,
     changes: Vec<MembershipChange>,
-    /// Websites seen deleted, and when: a write reported later is abandoned then.
+    /// Objects seen deleted, and when: a write reported later is abandoned then.
     deleted: HashMap<String, Timestamp>,
     accounting: Accounting,
     /// The latencies of each step of a capacity search by the step's start, for the writes
@@ -102,7 +143,8 @@ pub enum NoWrite {
     Failed(String),
     /// It was due, but not issued by the end of the settle time.
     NotIssued,
-    /// Nothing to do: no Website to delete, or the one to mutate was deleted.
+    /// Nothing to do: no object to delete, the one to mutate was deleted, or the change left
+    /// the object as it was.
     Skipped,
 }
 
@@ -110,8 +152,10 @@ impl Tracker {
     /// An empty tracker recording latencies in windows of `window`.
     pub fn new(window: Duration) -> crate::measure::latency::Result<Self> {
         Ok(Self {
-            websites: HashMap::new(),
+            objects: HashMap::new(),
             pending: HashMap::new(),
+            values: HashMap::new(),
+            owners: HashMap::new(),
             reconciliation: LatencyRecorder::new(window)?,
             observations: Vec::new(),
             leases: BTreeMap::new(),
@@ -152,84 +196,253 @@ impl Tracker {
         }
     }
 
-    /// The driver wrote `key`, producing `generation`; its latency counts from `start`, the
+    /// The driver wrote `key`, which awaits `awaited`; its latency counts from `start`, the
     /// write's intended time. Returns the latency if the watch already saw it reconciled.
-    /// If the watch already saw the Website deleted, the write is abandoned then.
-    pub fn expect(&mut self, key: &str, generation: i64, start: Timestamp) -> Option<Duration> {
-        let seen = self.websites.get(key).and_then(|seen| seen.ready);
-        if let Some((ready_generation, at)) = seen
-            && ready_generation >= generation
-        {
-            let latency = elapsed(start, at);
-            self.record(start, latency);
-            self.accounting.writes.reconciled += 1;
-            return Some(latency);
+    /// If the watch already saw the object deleted, the write is abandoned then.
+    pub fn expect(&mut self, key: &str, awaited: Awaited, start: Timestamp) -> Option<Duration> {
+        self.await_write(key, awaited, Some(start), start)
+    }
+
+    /// The driver created `key` before the load, reported at `at`: awaited only so that the
+    /// object counts as reconciled once it is ([`Self::reconciled_objects`]), not measured nor
+    /// accounted.
+    pub fn expect_initial(&mut self, key: &str, awaited: Awaited, at: Timestamp) {
+        self.await_write(key, awaited, None, at);
+    }
+
+    fn await_write(
+        &mut self,
+        key: &str,
+        awaited: Awaited,
+        start: Option<Timestamp>,
+        reported: Timestamp,
+    ) -> Option<Duration> {
+        let before = self.state(key);
+        let awaiting = match awaited {
+            Awaited::Generation(generation) => Awaiting::Generation(generation),
+            Awaited::Value { related, expected } => {
+                let watched = related.unwrap_or_else(|| key.to_owned());
+                if watched != key {
+                    self.owners.insert(watched.clone(), key.to_owned());
+                }
+                Awaiting::Value { watched, expected }
+            }
+        };
+        let met_at = match &awaiting {
+            Awaiting::Generation(generation) => self
+                .objects
+                .get(key)
+                .and_then(|seen| seen.ready)
+                .filter(|(ready, _)| ready >= generation)
+                .map(|(_, at)| at),
+            Awaiting::Value { watched, expected } => self
+                .values
+                .get(watched)
+                .filter(|(value, _)| value == expected)
+                .map(|(_, at)| *at),
+        };
+        if let Some(at) = met_at {
+            // Writes of the object awaited before this one are superseded by it.
+            self.complete_pending(at, key, |_| true);
+            let latency = start.map(|start| self.complete(start, at));
+            if let Some(seen) = self.objects.get_mut(key) {
+                seen.completed_once = true;
+            }
+            self.settle(at, key, before);
+            latency
+        } else if let Some(&deleted_at) = self.deleted.get(key) {
+            if let Some(start) = start {
+                self.abandon(start, deleted_at);
+            }
+            None
+        } else {
+            self.pending
+                .entry(key.to_owned())
+                .or_default()
+                .push(Expected { awaiting, start });
+            self.settle(reported, key, before);
+            None
         }
-        if let Some(&deleted_at) = self.deleted.get(key) {
-            self.abandon(start, deleted_at);
-            return None;
-        }
-        self.pending
-            .entry(key.to_owned())
-            .or_default()
-            .push(Expected { generation, start });
-        None
+    }
+
+    /// Records a write intended at `start` reconciled at `at`; returns its latency.
+    fn complete(&mut self, start: Timestamp, at: Timestamp) -> Duration {
+        let latency = elapsed(start, at);
+        self.record(start, latency);
+        self.accounting.writes.reconciled += 1;
+        latency
     }
 
     /// A watch showed `view` at `at`. Returns the latencies it completed.
-    pub fn website(&mut self, at: Timestamp, view: WebsiteView) -> Vec<Duration> {
-        let ready_generation = view
-            .observed_generation
-            .filter(|_| view.phase_ready)
-            .unwrap_or(0);
-        let ready_for_generation = view.phase_ready && ready_generation >= view.generation;
+    pub fn object(&mut self, at: Timestamp, view: ObjectView) -> Vec<Duration> {
         self.deleted.remove(&view.key);
-        let seen = self.websites.entry(view.key.clone()).or_default();
-        if seen.ready.is_none_or(|(g, _)| ready_generation > g) && ready_generation > 0 {
-            seen.ready = Some((ready_generation, at));
-        }
-        if seen.shard != view.shard || seen.ready_for_generation != ready_for_generation {
-            seen.shard.clone_from(&view.shard);
-            seen.ready_for_generation = ready_for_generation;
-            self.observations.push(Observation {
-                at,
-                object: view.key.clone(),
-                state: ObjectState::Present {
-                    shard: view.shard,
-                    ready: ready_for_generation,
-                },
-            });
-        }
-        let mut completed = Vec::new();
-        if let Some(pending) = self.pending.get_mut(&view.key) {
-            pending.retain(|expected| {
-                if expected.generation <= ready_generation {
-                    completed.push((expected.start, elapsed(expected.start, at)));
-                    false
-                } else {
-                    true
+        let before = self.state(&view.key);
+        let seen = self.objects.entry(view.key.clone()).or_default();
+        seen.shard.clone_from(&view.shard);
+        let completed = match view.progress {
+            Progress::Generation {
+                reconciled,
+                generation,
+            } => {
+                seen.by_value = false;
+                if seen.ready.is_none_or(|(g, _)| reconciled > g) && reconciled > 0 {
+                    seen.ready = Some((reconciled, at));
                 }
-            });
-            if pending.is_empty() {
-                self.pending.remove(&view.key);
+                seen.reconciled = reconciled > 0 && reconciled >= generation;
+                self.complete_pending(
+                    at,
+                    &view.key,
+                    |awaiting| matches!(awaiting, Awaiting::Generation(g) if *g <= reconciled),
+                )
             }
+            Progress::Value(value) => {
+                seen.by_value = true;
+                value.map_or_else(Vec::new, |value| self.new_value(at, &view.key, value))
+            }
+            Progress::Related => {
+                seen.by_value = true;
+                Vec::new()
+            }
+        };
+        self.settle(at, &view.key, before);
+        completed
+    }
+
+    /// A watch showed `value` on the object keyed `watched` at `at`: an object related to one
+    /// of a workload (docs/workloads.md#reconciled), or the object itself. Returns the
+    /// latencies it completed: of the latest write awaiting the value and of every write of
+    /// the same object awaited before it, which it supersedes.
+    pub fn value(&mut self, at: Timestamp, watched: &str, value: String) -> Vec<Duration> {
+        let owner = self.owner_of(watched);
+        let before = self.state(&owner);
+        let completed = self.new_value(at, watched, value);
+        self.settle(at, &owner, before);
+        completed
+    }
+
+    /// The object of a workload that `watched` belongs to: itself unless it is a related
+    /// object found by name.
+    fn owner_of(&self, watched: &str) -> String {
+        self.owners
+            .get(watched)
+            .cloned()
+            .unwrap_or_else(|| watched.to_owned())
+    }
+
+    fn new_value(&mut self, at: Timestamp, watched: &str, value: String) -> Vec<Duration> {
+        if self
+            .values
+            .get(watched)
+            .is_some_and(|(seen, _)| *seen == value)
+        {
+            return Vec::new();
+        }
+        let owner = self.owner_of(watched);
+        let latest = self.pending.get(&owner).and_then(|pending| {
+            pending.iter().rposition(|expected| {
+                matches!(&expected.awaiting,
+                    Awaiting::Value { watched: w, expected } if w == watched && *expected == value)
+            })
+        });
+        self.values.insert(watched.to_owned(), (value, at));
+        let Some(latest) = latest else {
+            return Vec::new();
+        };
+        let mut index = 0;
+        self.complete_pending(at, &owner, |_| {
+            index += 1;
+            index <= latest + 1
+        })
+    }
+
+    /// Completes at `at` the writes of `key` that `done` picks, in the order they were
+    /// awaited; returns their latencies.
+    fn complete_pending(
+        &mut self,
+        at: Timestamp,
+        key: &str,
+        mut done: impl FnMut(&Awaiting) -> bool,
+    ) -> Vec<Duration> {
+        let Some(pending) = self.pending.get_mut(key) else {
+            return Vec::new();
+        };
+        let mut starts = Vec::new();
+        let mut any = false;
+        pending.retain(|expected| {
+            if done(&expected.awaiting) {
+                starts.extend(expected.start);
+                any = true;
+                false
+            } else {
+                true
+            }
+        });
+        if pending.is_empty() {
+            self.pending.remove(key);
+        }
+        if any && let Some(seen) = self.objects.get_mut(key) {
+            seen.completed_once = true;
         }
         // At the write's intended start, so that a stall shows in the windows of the writes
         // it delayed rather than in the one window where they all complete.
-        for (start, latency) in &completed {
-            self.record(*start, *latency);
+        starts
+            .into_iter()
+            .map(|start| self.complete(start, at))
+            .collect()
+    }
+
+    /// The shard and readiness of `key` as an observation records them.
+    fn state(&self, key: &str) -> Option<(Option<String>, bool)> {
+        self.objects
+            .get(key)
+            .map(|seen| (seen.shard.clone(), seen.reconciled))
+    }
+
+    /// Brings the readiness of a value-rule object up to date (reconciled when a write of it
+    /// was and none is outstanding) and records an observation when its shard or readiness
+    /// changed since `before`.
+    fn settle(&mut self, at: Timestamp, key: &str, before: Option<(Option<String>, bool)>) {
+        let outstanding = self.pending.contains_key(key);
+        let Some(seen) = self.objects.get_mut(key) else {
+            return;
+        };
+        if seen.by_value {
+            seen.reconciled = seen.completed_once && !outstanding;
         }
-        self.accounting.writes.reconciled += completed.len() as u64;
-        completed.into_iter().map(|(_, latency)| latency).collect()
+        let now = (seen.shard.clone(), seen.reconciled);
+        if before.unwrap_or_default() != now {
+            self.observations.push(Observation {
+                at,
+                object: key.to_owned(),
+                state: ObjectState::Present {
+                    shard: now.0,
+                    ready: now.1,
+                },
+            });
+        }
     }
 
     /// A watch showed `key` deleted at `at`; writes still awaited are abandoned: recorded
     /// with their latency until `at`, a lower bound.
-    pub fn website_deleted(&mut self, at: Timestamp, key: &str) {
-        self.websites.remove(key);
+    pub fn object_deleted(&mut self, at: Timestamp, key: &str) {
+        self.objects.remove(key);
+        self.values.remove(key);
+        self.owners.retain(|related, owner| {
+            let keep = owner != key;
+            if !keep {
+                self.values.remove(related);
+            }
+            keep
+        });
         self.deleted.insert(key.to_owned(), at);
-        for expected in self.pending.remove(key).unwrap_or_default() {
-            self.abandon(expected.start, at);
+        for start in self
+            .pending
+            .remove(key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|expected| expected.start)
+        {
+            self.abandon(start, at);
         }
         self.observations.push(Observation {
             at,
@@ -238,7 +451,7 @@ impl Tracker {
         });
     }
 
-    /// A write intended at `start` whose Website was deleted at `deleted_at`: censored then,
+    /// A write intended at `start` whose object was deleted at `deleted_at`: censored then,
     /// so that overload hidden behind deletes still weighs in the percentiles.
     fn abandon(&mut self, start: Timestamp, deleted_at: Timestamp) {
         self.record_censored(start, elapsed(start, deleted_at));
@@ -287,7 +500,7 @@ impl Tracker {
         self.pending
             .values()
             .flatten()
-            .map(|expected| expected.start)
+            .filter_map(|expected| expected.start)
             .filter(move |start| {
                 begin.is_some_and(|begin| *start >= begin) && end.is_none_or(|end| *start < end)
             })
@@ -310,13 +523,10 @@ impl Tracker {
         Some(latencies)
     }
 
-    /// The Websites seen Ready for their latest generation.
+    /// The objects seen reconciled at their latest write.
     #[must_use]
-    pub fn ready_websites(&self) -> usize {
-        self.websites
-            .values()
-            .filter(|seen| seen.ready_for_generation)
-            .count()
+    pub fn reconciled_objects(&self) -> usize {
+        self.objects.values().filter(|seen| seen.reconciled).count()
     }
 
     /// How the scheduled operations ended so far.
@@ -381,11 +591,7 @@ impl Tracker {
             .into_iter()
             .map(|shard| (shard, 0))
             .collect();
-        for shard in self
-            .websites
-            .values()
-            .filter_map(|seen| seen.shard.as_ref())
-        {
+        for shard in self.objects.values().filter_map(|seen| seen.shard.as_ref()) {
             *counts.entry(shard.clone()).or_default() += 1;
         }
         counts
@@ -401,35 +607,48 @@ impl Tracker {
             .collect()
     }
 
-    /// Object (`namespace/name`) to shard, for the assigned objects.
+    /// Object (hash key) to shard, for the assigned objects.
     #[must_use]
     pub fn assignment(&self) -> BTreeMap<String, String> {
-        self.websites
+        self.objects
             .iter()
             .filter_map(|(key, seen)| Some((key.clone(), seen.shard.clone()?)))
+            .collect()
+    }
+
+    /// Every object seen (hash key) with its shard, if assigned.
+    #[must_use]
+    pub fn shards(&self) -> BTreeMap<String, Option<String>> {
+        self.objects
+            .iter()
+            .map(|(key, seen)| (key.clone(), seen.shard.clone()))
             .collect()
     }
 
     /// The objects assigned to `shard` now.
     #[must_use]
     pub fn objects_of(&self, shard: &str) -> BTreeSet<String> {
-        self.websites
+        self.objects
             .iter()
             .filter(|(_, seen)| seen.shard.as_deref() == Some(shard))
             .map(|(key, _)| key.clone())
             .collect()
     }
 
-    /// Websites seen.
+    /// Objects seen.
     #[must_use]
-    pub fn websites(&self) -> usize {
-        self.websites.len()
+    pub fn objects(&self) -> usize {
+        self.objects.len()
     }
 
     /// Writes still awaiting their reconciliation.
     #[must_use]
     pub fn pending(&self) -> usize {
-        self.pending.values().map(Vec::len).sum()
+        self.pending
+            .values()
+            .flatten()
+            .filter(|expected| expected.start.is_some())
+            .count()
     }
 
     /// The first time at or after `after` that `shard`'s Lease was seen dead, orphaned or
@@ -468,7 +687,7 @@ impl Tracker {
             .pending
             .values()
             .flatten()
-            .map(|expected| expected.start)
+            .filter_map(|expected| expected.start)
             .collect();
         for start in pending {
             self.record_censored(start, elapsed(start, at));
@@ -488,7 +707,7 @@ impl Tracker {
             let movement = Movement::of(
                 &open.before,
                 &self.assignment(),
-                |object| ring.hash(&hash_key(object)?).map(str::to_owned),
+                |object| ring.hash(object).map(str::to_owned),
                 &open.change,
                 open.shards_before,
             );
@@ -501,21 +720,6 @@ impl Tracker {
             });
         }
     }
-}
-
-/// The hash key of the Website `namespace/name` (docs/contract.md#hash-keys).
-fn hash_key(object: &str) -> Option<String> {
-    let (namespace, name) = object.split_once('/')?;
-    let types = TypeMeta {
-        api_version: Website::api_version(&()).into_owned(),
-        kind: Website::kind(&()).into_owned(),
-    };
-    let meta = ObjectMeta {
-        namespace: Some(namespace.to_owned()),
-        name: Some(name.to_owned()),
-        ..ObjectMeta::default()
-    };
-    key::for_object(Some(&types), &meta).ok()
 }
 
 /// The measurements of a tracker at the end of a run.
@@ -543,14 +747,19 @@ mod tests {
         Tracker::new(Duration::from_secs(10)).unwrap()
     }
 
-    fn view(key: &str, shard: Option<&str>, generation: i64, ready: Option<i64>) -> WebsiteView {
-        WebsiteView {
+    fn view(key: &str, shard: Option<&str>, generation: i64, ready: Option<i64>) -> ObjectView {
+        ObjectView {
             key: key.to_owned(),
             shard: shard.map(str::to_owned),
-            phase_ready: ready.is_some(),
-            observed_generation: ready,
-            generation,
+            progress: Progress::Generation {
+                reconciled: ready.unwrap_or(0),
+                generation,
+            },
         }
+    }
+
+    fn generation(generation: i64) -> Awaited {
+        Awaited::Generation(generation)
     }
 
     #[test]
@@ -567,14 +776,14 @@ mod tests {
     #[test]
     fn a_write_is_reconciled_when_the_watch_sees_its_generation_ready() {
         let mut tracker = tracker();
-        assert_eq!(tracker.expect("p/a", 1, at(100)), None);
+        assert_eq!(tracker.expect("p/a", generation(1), at(100)), None);
         assert!(
             tracker
-                .website(at(101), view("p/a", Some("s0"), 1, None))
+                .object(at(101), view("p/a", Some("s0"), 1, None))
                 .is_empty()
         );
         assert_eq!(
-            tracker.website(at(103), view("p/a", Some("s0"), 1, Some(1))),
+            tracker.object(at(103), view("p/a", Some("s0"), 1, Some(1))),
             [Duration::from_secs(3)]
         );
         assert_eq!(tracker.pending(), 0);
@@ -585,11 +794,11 @@ mod tests {
     fn latencies_fall_in_the_windows_of_their_writes_intended_starts() {
         let mut tracker = tracker();
         // Two writes 20 s apart, stalled until one moment: two windows, not one.
-        tracker.expect("p/a", 1, at(100));
-        tracker.expect("p/b", 1, at(120));
-        tracker.website(at(135), view("p/a", Some("s0"), 1, Some(1)));
-        tracker.website(at(135), view("p/b", Some("s0"), 1, Some(1)));
-        tracker.expect("p/c", 1, at(140));
+        tracker.expect("p/a", generation(1), at(100));
+        tracker.expect("p/b", generation(1), at(120));
+        tracker.object(at(135), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.object(at(135), view("p/b", Some("s0"), 1, Some(1)));
+        tracker.expect("p/c", generation(1), at(140));
         let finished = tracker.finish(at(150));
         let windows: Vec<_> = finished
             .reconciliation
@@ -603,9 +812,9 @@ mod tests {
     #[test]
     fn a_write_seen_ready_before_the_driver_reported_it_ends_when_it_was_seen() {
         let mut tracker = tracker();
-        tracker.website(at(102), view("p/a", Some("s0"), 2, Some(2)));
+        tracker.object(at(102), view("p/a", Some("s0"), 2, Some(2)));
         assert_eq!(
-            tracker.expect("p/a", 2, at(100)),
+            tracker.expect("p/a", generation(2), at(100)),
             Some(Duration::from_secs(2))
         );
         assert_eq!(tracker.pending(), 0);
@@ -614,19 +823,21 @@ mod tests {
     #[test]
     fn an_older_generation_ready_does_not_complete_a_newer_write() {
         let mut tracker = tracker();
-        tracker.website(at(100), view("p/a", Some("s0"), 1, Some(1)));
-        assert_eq!(tracker.expect("p/a", 2, at(101)), None);
+        tracker.object(at(100), view("p/a", Some("s0"), 1, Some(1)));
+        assert_eq!(tracker.expect("p/a", generation(2), at(101)), None);
         assert!(
             tracker
-                .website(at(102), view("p/a", Some("s0"), 2, Some(1)))
+                .object(at(102), view("p/a", Some("s0"), 2, Some(1)))
                 .is_empty()
         );
-        // Ready in another phase does not count: an Error phase with the new generation.
-        let mut error = view("p/a", Some("s0"), 2, None);
-        error.observed_generation = Some(2);
-        assert!(tracker.website(at(103), error).is_empty());
+        // A generation whose checks fail (an Error phase) does not count.
+        assert!(
+            tracker
+                .object(at(103), view("p/a", Some("s0"), 2, None))
+                .is_empty()
+        );
         assert_eq!(
-            tracker.website(at(105), view("p/a", Some("s0"), 2, Some(2))),
+            tracker.object(at(105), view("p/a", Some("s0"), 2, Some(2))),
             [Duration::from_secs(4)]
         );
     }
@@ -634,10 +845,10 @@ mod tests {
     #[test]
     fn one_ready_generation_completes_every_write_up_to_it() {
         let mut tracker = tracker();
-        tracker.expect("p/a", 1, at(100));
-        tracker.expect("p/a", 2, at(101));
-        tracker.expect("p/a", 3, at(102));
-        let completed = tracker.website(at(104), view("p/a", Some("s0"), 3, Some(2)));
+        tracker.expect("p/a", generation(1), at(100));
+        tracker.expect("p/a", generation(2), at(101));
+        tracker.expect("p/a", generation(3), at(102));
+        let completed = tracker.object(at(104), view("p/a", Some("s0"), 3, Some(2)));
         assert_eq!(completed, [Duration::from_secs(4), Duration::from_secs(3)]);
         assert_eq!(tracker.pending(), 1);
         let finished = tracker.finish(at(110));
@@ -653,12 +864,12 @@ mod tests {
         // time. The old tracker dropped it: 2 latencies, p99 1 s. It is one of 3 latencies,
         // 30 s so far, and the p99 is "≥ 30 s".
         let mut tracker = tracker();
-        tracker.expect("p/a", 1, at(100));
-        tracker.expect("p/b", 1, at(100));
-        tracker.expect("p/c", 1, at(100));
-        tracker.website(at(101), view("p/a", Some("s0"), 1, Some(1)));
-        tracker.website(at(101), view("p/b", Some("s0"), 1, Some(1)));
-        tracker.website_deleted(at(130), "p/c");
+        tracker.expect("p/a", generation(1), at(100));
+        tracker.expect("p/b", generation(1), at(100));
+        tracker.expect("p/c", generation(1), at(100));
+        tracker.object(at(101), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.object(at(101), view("p/b", Some("s0"), 1, Some(1)));
+        tracker.object_deleted(at(130), "p/c");
         let finished = tracker.finish(at(1000));
         let writes = &finished.accounting.writes;
         assert_eq!(
@@ -679,9 +890,9 @@ mod tests {
     #[test]
     fn a_write_reported_after_its_website_was_seen_deleted_is_abandoned_then() {
         let mut tracker = tracker();
-        tracker.website(at(101), view("p/a", Some("s0"), 1, None));
-        tracker.website_deleted(at(105), "p/a");
-        assert_eq!(tracker.expect("p/a", 2, at(100)), None);
+        tracker.object(at(101), view("p/a", Some("s0"), 1, None));
+        tracker.object_deleted(at(105), "p/a");
+        assert_eq!(tracker.expect("p/a", generation(2), at(100)), None);
         assert_eq!(tracker.pending(), 0);
         let finished = tracker.finish(at(1000));
         assert_eq!(finished.accounting.writes.abandoned, 1);
@@ -693,11 +904,11 @@ mod tests {
     fn every_scheduled_operation_ends_in_one_class() {
         let mut tracker = tracker();
         tracker.scheduled(7, 3);
-        tracker.expect("p/a", 1, at(100));
-        tracker.expect("p/b", 1, at(100));
-        tracker.expect("p/c", 1, at(100));
-        tracker.website(at(102), view("p/a", Some("s0"), 1, Some(1)));
-        tracker.website_deleted(at(103), "p/b");
+        tracker.expect("p/a", generation(1), at(100));
+        tracker.expect("p/b", generation(1), at(100));
+        tracker.expect("p/c", generation(1), at(100));
+        tracker.object(at(102), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.object_deleted(at(103), "p/b");
         tracker.write_missed(NoWrite::Failed("409 AlreadyExists".to_owned()));
         tracker.write_missed(NoWrite::Failed("409 AlreadyExists".to_owned()));
         tracker.write_missed(NoWrite::NotIssued);
@@ -727,10 +938,10 @@ mod tests {
         for shard in ["s0", "s1", "s2"] {
             tracker.lease(at(0), shard, Some(ShardState::Ready), true);
         }
-        tracker.website(at(1), view("p/a", Some("s0"), 1, None));
-        tracker.website(at(1), view("p/b", Some("s0"), 1, None));
-        tracker.website(at(1), view("p/c", Some("s1"), 1, None));
-        tracker.website(at(1), view("p/d", None, 1, None));
+        tracker.object(at(1), view("p/a", Some("s0"), 1, None));
+        tracker.object(at(1), view("p/b", Some("s0"), 1, None));
+        tracker.object(at(1), view("p/c", Some("s1"), 1, None));
+        tracker.object(at(1), view("p/d", None, 1, None));
         assert_eq!(
             tracker.objects_per_shard(),
             BTreeMap::from([("s0".into(), 2), ("s1".into(), 1), ("s2".into(), 0)])
@@ -745,14 +956,14 @@ mod tests {
         let mut tracker = tracker();
         tracker.lease(at(0), "s0", Some(ShardState::Ready), true);
         tracker.lease(at(0), "s1", Some(ShardState::Ready), true);
-        tracker.website(at(1), view("p/a", Some("s0"), 1, None));
-        tracker.website(at(1), view("p/b", Some("s1"), 1, None));
+        tracker.object(at(1), view("p/a", Some("s0"), 1, None));
+        tracker.object(at(1), view("p/b", Some("s1"), 1, None));
         // Expiring keeps a shard available: no change.
         tracker.lease(at(2), "s1", Some(ShardState::Expired), false);
         tracker.lease(at(3), "s1", Some(ShardState::Dead), false);
-        tracker.website(at(4), view("p/b", Some("s0"), 1, None));
+        tracker.object(at(4), view("p/b", Some("s0"), 1, None));
         tracker.lease(at(5), "s2", Some(ShardState::Ready), false);
-        tracker.website(at(6), view("p/a", Some("s2"), 1, None));
+        tracker.object(at(6), view("p/a", Some("s2"), 1, None));
         let changes = tracker.finish(at(1000)).changes;
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[0].at, at(3));
@@ -767,12 +978,12 @@ mod tests {
     fn moves_are_judged_against_the_sharders_ring_after_the_change() {
         let owner = |shards: &[&str], object: &str| {
             Ring::with_nodes(shards.iter().copied())
-                .hash(&hash_key(object).unwrap())
+                .hash(object)
                 .unwrap()
                 .to_owned()
         };
         let objects: Vec<String> = (0..40)
-            .map(|i| format!("project-0{}/w{i}", i % 3))
+            .map(|i| format!("g/Website/project-0{}/w{i}", i % 3))
             .collect();
         let mut tracker = tracker();
         for shard in ["s0", "s1", "s2"] {
@@ -780,7 +991,7 @@ mod tests {
         }
         for object in &objects {
             let shard = owner(&["s0", "s1", "s2"], object);
-            tracker.website(at(1), view(object, Some(&shard), 1, None));
+            tracker.object(at(1), view(object, Some(&shard), 1, None));
         }
         // s1 leaves gracefully; the sharder moves its objects to their owners on {s0, s2}, and
         // one object of s0 to s2 besides.
@@ -791,28 +1002,19 @@ mod tests {
             .collect();
         for object in &on_s1 {
             let shard = owner(&["s0", "s2"], object);
-            tracker.website(at(3), view(object, Some(&shard), 1, None));
+            tracker.object(at(3), view(object, Some(&shard), 1, None));
         }
         let extra = objects
             .iter()
             .find(|o| owner(&["s0", "s1", "s2"], o) == "s0")
             .unwrap();
-        tracker.website(at(3), view(extra, Some("s2"), 1, None));
+        tracker.object(at(3), view(extra, Some("s2"), 1, None));
         let changes = tracker.finish(at(10)).changes;
         let movement = &changes[0].movement;
         assert!(!on_s1.is_empty());
         assert_eq!(movement.required, on_s1.len());
         assert_eq!(movement.moved, on_s1.len() + 1);
         assert_eq!((movement.unnecessary, movement.outstanding), (1, 0));
-    }
-
-    #[test]
-    fn a_websites_hash_key_is_its_group_kind_namespace_and_name() {
-        assert_eq!(
-            hash_key("project-01/experiment-abc").unwrap(),
-            "webhosting.timebertt.dev/Website/project-01/experiment-abc"
-        );
-        assert_eq!(hash_key("no-namespace"), None);
     }
 
     #[test]
@@ -830,10 +1032,168 @@ mod tests {
     #[test]
     fn observations_record_changes_of_shard_and_readiness_only() {
         let mut tracker = tracker();
-        tracker.website(at(1), view("p/a", None, 1, None));
-        tracker.website(at(2), view("p/a", Some("s0"), 1, None));
-        tracker.website(at(3), view("p/a", Some("s0"), 1, None));
-        tracker.website(at(4), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.object(at(1), view("p/a", None, 1, None));
+        tracker.object(at(2), view("p/a", Some("s0"), 1, None));
+        tracker.object(at(3), view("p/a", Some("s0"), 1, None));
+        tracker.object(at(4), view("p/a", Some("s0"), 1, Some(1)));
         assert_eq!(tracker.finish(at(1000)).observations.len(), 2);
+    }
+
+    fn value(expected: &str, related: Option<&str>) -> Awaited {
+        Awaited::Value {
+            related: related.map(str::to_owned),
+            expected: expected.to_owned(),
+        }
+    }
+
+    fn related(key: &str, shard: Option<&str>) -> ObjectView {
+        ObjectView {
+            key: key.to_owned(),
+            shard: shard.map(str::to_owned),
+            progress: Progress::Related,
+        }
+    }
+
+    #[test]
+    fn a_write_is_reconciled_when_its_related_object_shows_the_expected_value() {
+        let mut tracker = tracker();
+        tracker.object(at(100), related("/Secret/p/a", Some("s0")));
+        assert_eq!(
+            tracker.expect(
+                "/Secret/p/a",
+                value("h1", Some("/ConfigMap/p/a-c")),
+                at(100)
+            ),
+            None
+        );
+        // Another value (say, of an earlier write) completes nothing.
+        assert!(
+            tracker
+                .value(at(101), "/ConfigMap/p/a-c", "h0".into())
+                .is_empty()
+        );
+        assert_eq!(tracker.reconciled_objects(), 0);
+        assert_eq!(
+            tracker.value(at(103), "/ConfigMap/p/a-c", "h1".into()),
+            [Duration::from_secs(3)]
+        );
+        assert_eq!((tracker.pending(), tracker.reconciled_objects()), (0, 1));
+    }
+
+    #[test]
+    fn a_related_value_seen_before_the_driver_reported_the_write_ends_when_it_was_seen() {
+        let mut tracker = tracker();
+        tracker.object(at(100), related("/Secret/p/a", Some("s0")));
+        tracker.value(at(102), "/ConfigMap/p/a-c", "h1".into());
+        assert_eq!(
+            tracker.expect(
+                "/Secret/p/a",
+                value("h1", Some("/ConfigMap/p/a-c")),
+                at(100)
+            ),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!((tracker.pending(), tracker.reconciled_objects()), (0, 1));
+    }
+
+    #[test]
+    fn a_later_writes_value_supersedes_the_writes_before_it() {
+        // Three writes of one object; the controller catches up with the third at once: the
+        // first two are reconciled then too, a level-triggered controller's reading.
+        let mut tracker = tracker();
+        tracker.object(
+            at(100),
+            ObjectView {
+                key: "/Secret/p/a".into(),
+                shard: Some("s0".into()),
+                progress: Progress::Value(None),
+            },
+        );
+        for (i, expected) in ["h1", "h2", "h3"].into_iter().enumerate() {
+            tracker.expect(
+                "/Secret/p/a",
+                value(expected, None),
+                at(100 + i64::try_from(i).unwrap()),
+            );
+        }
+        let completed = tracker.object(
+            at(110),
+            ObjectView {
+                key: "/Secret/p/a".into(),
+                shard: Some("s0".into()),
+                progress: Progress::Value(Some("h2".into())),
+            },
+        );
+        assert_eq!(completed, [Duration::from_secs(10), Duration::from_secs(9)]);
+        assert_eq!(tracker.pending(), 1);
+        assert_eq!(tracker.reconciled_objects(), 0);
+    }
+
+    #[test]
+    fn a_value_rule_object_is_observed_ready_only_once_a_write_of_it_was_reconciled() {
+        let mut tracker = tracker();
+        tracker.object(at(100), related("/Secret/p/a", None));
+        tracker.object(at(101), related("/Secret/p/a", Some("s0")));
+        tracker.expect(
+            "/Secret/p/a",
+            value("h1", Some("/ConfigMap/p/a-c")),
+            at(100),
+        );
+        tracker.value(at(102), "/ConfigMap/p/a-c", "h1".into());
+        tracker.expect(
+            "/Secret/p/a",
+            value("h2", Some("/ConfigMap/p/a-c")),
+            at(103),
+        );
+        tracker.value(at(104), "/ConfigMap/p/a-c", "h2".into());
+        tracker.object_deleted(at(105), "/Secret/p/a");
+        let states: Vec<_> = tracker
+            .finish(at(200))
+            .observations
+            .into_iter()
+            .map(|o| (o.at, o.state))
+            .collect();
+        let present = |shard: &str, ready| ObjectState::Present {
+            shard: Some(shard.to_owned()),
+            ready,
+        };
+        assert_eq!(
+            states,
+            [
+                (at(101), present("s0", false)),
+                (at(102), present("s0", true)),
+                (at(103), present("s0", false)),
+                (at(104), present("s0", true)),
+                (at(105), ObjectState::Deleted),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_initial_object_is_awaited_for_its_readiness_but_not_measured() {
+        let mut tracker = tracker();
+        tracker.object(at(100), related("/Secret/p/a", Some("s0")));
+        tracker.expect_initial(
+            "/Secret/p/a",
+            value("h1", Some("/ConfigMap/p/a-c")),
+            at(100),
+        );
+        assert_eq!((tracker.pending(), tracker.reconciled_objects()), (0, 0));
+        assert!(
+            tracker
+                .value(at(103), "/ConfigMap/p/a-c", "h1".into())
+                .is_empty()
+        );
+        assert_eq!(tracker.reconciled_objects(), 1);
+        // One never reconciled is neither pending nor censored at the end.
+        tracker.object(at(104), related("/Secret/p/b", Some("s0")));
+        tracker.expect_initial(
+            "/Secret/p/b",
+            value("h2", Some("/ConfigMap/p/b-c")),
+            at(104),
+        );
+        let finished = tracker.finish(at(200));
+        assert_eq!(finished.accounting.writes.pending, 0);
+        assert_eq!(finished.reconciliation.summary().count, 0);
     }
 }

@@ -30,6 +30,7 @@ pub mod failover;
 pub mod findings;
 pub mod latency;
 pub mod movement;
+pub mod owned;
 pub mod prometheus;
 pub mod scaling_model;
 pub mod skew;

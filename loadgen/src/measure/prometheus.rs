@@ -1,6 +1,6 @@
 //! Histograms and counters read from the Prometheus text exposition of a `/metrics` scrape.
 //!
-//! This is how the queue latency (`workqueue_queue_duration_seconds{name="website"}`,
+//! This is how the queue latency (`workqueue_queue_duration_seconds{name="<controller.queue>"}`,
 //! docs/experiments.md) is read over a window: scrape every shard before and after, take each
 //! shard's [`delta`], [`sum`] them and ask [`histogram_quantile`], as PromQL's
 //! `histogram_quantile(0.99, sum by (le) (increase(..._bucket[window])))` would.

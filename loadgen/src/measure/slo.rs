@@ -53,7 +53,8 @@ impl Slo {
 pub enum Metric {
     /// From a create or spec change to the watch seeing it Ready for its generation.
     ReconciliationLatency,
-    /// The operator's `workqueue_queue_duration_seconds{name="website"}`.
+    /// The controller's `workqueue_queue_duration_seconds{name="<controller.queue>"}`
+    /// (`website` for the webhosting-operator).
     QueueLatency,
 }
 

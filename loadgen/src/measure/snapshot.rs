@@ -22,8 +22,8 @@ const APF_WAIT: &str = "apiserver_flowcontrol_request_wait_duration_seconds";
 /// about the API server's speed (the upstream API call latency SLO leaves them out too).
 pub const LONG_RUNNING_VERBS: [&str; 3] = ["WATCH", "WATCHLIST", "CONNECT"];
 
-/// The operator's work queue and the histograms read of it.
-const QUEUE_NAME: (&str, &str) = ("name", "website");
+/// The label that names a work queue, and the histograms read of the controller's queue.
+const QUEUE_LABEL: &str = "name";
 const QUEUE_DURATION: &str = "workqueue_queue_duration_seconds";
 const WORK_DURATION: &str = "workqueue_work_duration_seconds";
 
@@ -102,21 +102,22 @@ impl ApiServer {
 /// A shard's work queue: its histograms at one scrape, or the observations between two.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardQueue {
-    /// `workqueue_queue_duration_seconds{name="website"}`: from an item's add to its
+    /// `workqueue_queue_duration_seconds{name="<queue>"}`: from an item's add to its
     /// reconcile's start.
     pub queue: Vec<Bucket>,
-    /// `workqueue_work_duration_seconds{name="website"}`: the reconcile itself.
+    /// `workqueue_work_duration_seconds{name="<queue>"}`: the reconcile itself.
     pub work: Vec<Bucket>,
 }
 
 impl ShardQueue {
-    /// The histograms in an operator shard's `/metrics`; `None` without the queue histogram.
+    /// The histograms of work queue `queue` (the scenario's `controller.queue`, `website` for
+    /// the webhosting-operator) in a shard's `/metrics`; `None` without its queue histogram.
     #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str, queue: &str) -> Option<Self> {
+        let name = [(QUEUE_LABEL, queue)];
         Some(Self {
-            queue: prometheus::histogram_buckets(text, QUEUE_DURATION, &[QUEUE_NAME])?,
-            work: prometheus::histogram_buckets(text, WORK_DURATION, &[QUEUE_NAME])
-                .unwrap_or_default(),
+            queue: prometheus::histogram_buckets(text, QUEUE_DURATION, &name)?,
+            work: prometheus::histogram_buckets(text, WORK_DURATION, &name).unwrap_or_default(),
         })
     }
 
@@ -317,7 +318,10 @@ apiserver_flowcontrol_request_wait_duration_seconds_bucket{{execute="false",flow
                 .iter()
                 .map(|&(name, n)| {
                     let text = shard([n, n, n], [n / 2, n, n]);
-                    (name.to_owned(), ShardQueue::parse(&text).unwrap())
+                    (
+                        name.to_owned(),
+                        ShardQueue::parse(&text, "website").unwrap(),
+                    )
                 })
                 .collect(),
         }
@@ -325,10 +329,18 @@ apiserver_flowcontrol_request_wait_duration_seconds_bucket{{execute="false",flow
 
     #[test]
     fn a_shards_queue_and_work_durations_are_those_of_the_website_queue() {
-        let parsed = ShardQueue::parse(&shard([5, 8, 10], [9, 10, 10])).unwrap();
+        let parsed = ShardQueue::parse(&shard([5, 8, 10], [9, 10, 10]), "website").unwrap();
         assert_eq!(parsed.queue, buckets(&[(0.1, 5), (1.0, 8), (INF, 10)]));
         assert_eq!(parsed.work, buckets(&[(0.1, 9), (1.0, 10), (INF, 10)]));
-        assert_eq!(ShardQueue::parse("up 1\n"), None);
+        assert_eq!(ShardQueue::parse("up 1\n", "website"), None);
+    }
+
+    #[test]
+    fn the_queue_is_the_one_the_controller_names() {
+        let text = shard([5, 8, 10], [9, 10, 10]);
+        let theme = ShardQueue::parse(&text, "theme").unwrap();
+        assert_eq!(theme.queue, buckets(&[(INF, 1000)]));
+        assert_eq!(ShardQueue::parse(&text, "secret"), None);
     }
 
     #[test]

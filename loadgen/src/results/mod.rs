@@ -22,6 +22,7 @@ use crate::{
         failover::{FailoverEvents, FailoverKind, KindStats},
         latency::LatencyRecorder,
         movement::{self, Change, Movement},
+        owned::OwnedCheck,
         prometheus::{Quantile, QuantileWindow},
         skew::{Skew, SkewSummary},
         slo::{Breach, Capacity, Metric, Verdict},
@@ -112,6 +113,9 @@ pub struct ShardCountResults {
     pub failovers: Vec<FailoverEvents>,
     /// When each rolling update of the operator began.
     pub rolling_updates: Vec<Timestamp>,
+    /// The owned objects against their owners' shards once settled; `None` when no workload
+    /// declares owned kinds (docs/workloads.md#owned).
+    pub owned: Option<OwnedCheck>,
     /// The first sustained breach of each SLO under the ramp: the capacity at this shard
     /// count per SLO.
     pub capacity: Capacity,
@@ -154,7 +158,8 @@ pub const SKEW_MIN_OBJECTS_PER_SHARD: u64 = 20;
 pub enum ComponentClass {
     /// The sharder.
     Sharder,
-    /// The webhosting-operator processes, all shards together.
+    /// The shards of the controller under test (the webhosting-operator by default), all
+    /// together.
     Operator,
     /// etcd, kube-apiserver, kube-controller-manager, ...
     ControlPlane,
@@ -594,6 +599,7 @@ pub(crate) mod tests {
                 },
             }],
             rolling_updates: vec![at(START + 70)],
+            owned: None,
             capacity: Capacity {
                 reconciliation: (shards > 1).then(|| Breach {
                     metric: Metric::ReconciliationLatency,

@@ -1146,6 +1146,20 @@ fn assignment_table(out: &mut String, results: &ShardCountResults) {
         None => line!(out, "No samples of objects per shard."),
     }
     line!(out);
+    if let Some(owned) = &results.owned {
+        line!(
+            out,
+            "Owned objects once settled (docs/workloads.md#owned): {} checked, {} on their \
+             owner's shard, {} on another shard, {} without a shard label; {} whose owner had \
+             no shard yet are not judged.",
+            owned.checked,
+            owned.on_owner_shard,
+            owned.elsewhere,
+            owned.unlabelled,
+            owned.owner_unassigned
+        );
+        line!(out);
+    }
 }
 
 fn movement_table(out: &mut String, results: &ShardCountResults) {
@@ -1870,6 +1884,24 @@ mod tests {
         assert!(report.contains("![latency, 3 shards](latency-3shards.png)"));
         assert!(report.contains("![queue latency, 3 shards](queue-3shards.png)"));
         assert!(report.contains("![capacity and cost against shards](scaling.png)"));
+    }
+
+    #[test]
+    fn owned_objects_are_reported_only_when_a_workload_declares_owned_kinds() {
+        let mut results = synthetic();
+        assert!(!report_markdown(&results).contains("Owned objects"));
+        results.shard_counts[0].owned = Some(crate::measure::owned::OwnedCheck {
+            checked: 12,
+            on_owner_shard: 10,
+            elsewhere: 1,
+            unlabelled: 1,
+            owner_unassigned: 0,
+        });
+        assert!(report_markdown(&results).contains(
+            "Owned objects once settled (docs/workloads.md#owned): 12 checked, 10 on their \
+             owner's shard, 1 on another shard, 1 without a shard label; 0 whose owner had no \
+             shard yet are not judged."
+        ));
     }
 
     #[test]

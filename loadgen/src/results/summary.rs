@@ -8,6 +8,7 @@ use super::{ComponentClass, ShardCountResults};
 use crate::measure::{
     failover::{FailoverKind, PhaseStats},
     movement,
+    owned::OwnedCheck,
 };
 
 /// The columns of a CSV row type, in field order: written explicitly because csv derives the
@@ -187,6 +188,8 @@ csv_row! {
         movement_required: Option<usize> => optional("moves required", Plain),
         movement_unnecessary: Option<usize> => optional("unnecessary moves", Plain),
         movement_outstanding: Option<usize> => optional("required moves outstanding", Plain),
+        owned_checked: Option<u64> => optional("owned objects checked", Plain, Neither),
+        owned_off_owner_shard: Option<u64> => optional("owned objects off their owner's shard", Plain),
         sharder_cpu_seconds: f64 => new("sharder CPU", Seconds),
         sharder_peak_rss_bytes: u64 => new("sharder peak", Bytes),
         operator_cpu_seconds: f64 => new("operator CPU", Seconds),
@@ -328,6 +331,8 @@ impl SummaryRow {
             movement_required: moves(|t| t.required),
             movement_unnecessary: moves(|t| t.unnecessary),
             movement_outstanding: moves(|t| t.outstanding),
+            owned_checked: results.owned.as_ref().map(|owned| owned.checked),
+            owned_off_owner_shard: results.owned.as_ref().map(OwnedCheck::off_owner_shard),
             sharder_cpu_seconds: sharder.cpu_seconds,
             sharder_peak_rss_bytes: sharder.peak_rss_bytes,
             operator_cpu_seconds: operator.cpu_seconds,

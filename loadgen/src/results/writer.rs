@@ -29,6 +29,7 @@ use crate::{
         findings::Finding,
         latency::LatencySummary,
         movement,
+        owned::OwnedCheck,
         prometheus::Quantile,
         skew::{Skew, SkewSummary},
         slo::{Capacity, Metric, Verdict},
@@ -245,6 +246,8 @@ struct ShardCountJson<'a> {
     movement_totals: movement::Totals,
     failovers: Vec<FailoverJson<'a>>,
     rolling_updates: &'a [Timestamp],
+    /// Owned objects against their owners' shards (docs/workloads.md#owned).
+    owned: Option<&'a OwnedCheck>,
     /// Per kind, phase by phase.
     failover_stats: [KindStats; 2],
     capacity: Capacity,
@@ -280,6 +283,7 @@ impl<'a> ShardCountJson<'a> {
             movement_totals: results.movement_totals(),
             failovers: results.failovers.iter().map(FailoverJson::of).collect(),
             rolling_updates: &results.rolling_updates,
+            owned: results.owned.as_ref(),
             failover_stats: [FailoverKind::Voluntary, FailoverKind::Involuntary]
                 .map(|kind| results.failover_stats(kind)),
             capacity: results.capacity,

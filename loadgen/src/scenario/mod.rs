@@ -18,10 +18,16 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::measure::slo::Slo;
+use crate::{measure::slo::Slo, workload::Workload};
 
+mod controller;
 mod raw;
-mod rules;
+pub(crate) mod rules;
+
+pub use controller::{
+    ClusterController, Controller, LocalController, PLACEHOLDERS, RenderedCommand, ShardValues,
+    ShardWorkload, WorkloadKind,
+};
 
 /// How long to wait after the load before the final measurements, when `settle` is not set.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
@@ -90,6 +96,9 @@ pub struct Scenario {
     pub shards: Vec<u32>,
     /// `world`: the namespaces, Themes and Websites that exist before the load.
     pub world: World,
+    /// `workloads`: what the load creates, changes and deletes (docs/workloads.md); when not
+    /// set, the Website workload with `world.themes` Themes.
+    pub workloads: Vec<Workload>,
     /// `load`: the operations on Websites during the load; `None` exactly when the scenario
     /// searches capacity instead.
     pub load: Option<Load>,
@@ -102,12 +111,16 @@ pub struct Scenario {
     pub rolling_update: Option<RollingUpdate>,
     /// `operator`: how each operator shard runs.
     pub operator: Operator,
+    /// `controller`: the controller under test; the webhosting-operator when not set
+    /// (docs/experiments.md#the-controller-under-test).
+    pub controller: Controller,
     /// `slo`: the thresholds of the SLO verdicts.
     pub slo: Slo,
 }
 
 /// The file's shape of a [`Scenario`]: a search has neither `duration` nor `settle`, which
-/// it derives, nor `load`, so that `run.json`'s scenario reads back as the same scenario.
+/// it derives, nor `load`; the default workload is `world.themes`; so that `run.json`'s
+/// scenario reads back as the same scenario.
 impl Serialize for Scenario {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -122,6 +135,8 @@ impl Serialize for Scenario {
             shards: &'a [u32],
             world: &'a World,
             #[serde(skip_serializing_if = "Option::is_none")]
+            workloads: Option<&'a [Workload]>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             load: Option<&'a Load>,
             #[serde(skip_serializing_if = "Option::is_none")]
             search: Option<&'a Search>,
@@ -129,7 +144,10 @@ impl Serialize for Scenario {
             chaos: Option<&'a Chaos>,
             #[serde(skip_serializing_if = "Option::is_none")]
             rolling_update: Option<&'a RollingUpdate>,
-            operator: &'a Operator,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            operator: Option<OperatorFile>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            controller: Option<&'a Controller>,
             #[serde(serialize_with = "slo_fields")]
             slo: &'a Slo,
         }
@@ -141,14 +159,47 @@ impl Serialize for Scenario {
             settle: load.then(|| format_duration(self.settle)),
             shards: &self.shards,
             world: &self.world,
+            // The default workload is written as the `world.themes` it was made from.
+            workloads: (self.world.themes == 0).then_some(self.workloads.as_slice()),
             load: self.load.as_ref(),
             search: self.search.as_ref(),
             chaos: self.chaos.as_ref(),
             rolling_update: self.rolling_update.as_ref(),
-            operator: &self.operator,
+            operator: OperatorFile::of(&self.operator, &self.controller),
+            controller: Some(&self.controller).filter(|c| !c.is_default()),
             slo: &self.slo,
         }
         .serialize(serializer)
+    }
+}
+
+/// `operator` as written back: only the settings the controller's command uses, which are
+/// the only ones a scenario may set.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OperatorFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated_work: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_duration: Option<String>,
+}
+
+impl OperatorFile {
+    /// The settings of `operator` that `controller` uses; `None` when it uses none.
+    fn of(operator: &Operator, controller: &Controller) -> Option<Self> {
+        let file = Self {
+            workers: controller.uses("workers").then_some(operator.workers),
+            simulated_work: controller
+                .uses("simulated_work")
+                .then(|| format_duration(operator.simulated_work)),
+            lease_duration: controller
+                .uses("lease_duration")
+                .then(|| format_duration(operator.lease_duration)),
+        };
+        (file.workers.is_some() || file.simulated_work.is_some() || file.lease_duration.is_some())
+            .then_some(file)
     }
 }
 
@@ -183,9 +234,13 @@ pub struct Search {
 pub struct World {
     /// `namespaces`: `project-*` namespaces labelled `webhosting.timebertt.dev/project=true`.
     pub namespaces: u32,
-    /// `themes`: Themes that Websites choose from at random.
+    /// `themes`: the Theme fixtures of the default Website workload; 0 when the scenario
+    /// declares `workloads`, which declare their own fixtures.
+    #[serde(skip_serializing_if = "is_zero")]
     pub themes: u32,
-    /// `initialWebsites`: Websites created before the load starts.
+    /// `initialWebsites`: objects created before the load starts, of all workloads, shared by
+    /// weight; the name is the one from before workloads, kept so that scenario files stay
+    /// valid.
     pub initial_websites: u32,
 }
 
@@ -327,7 +382,8 @@ pub struct RollingUpdate {
     pub interval: Duration,
 }
 
-/// `operator`: how each webhosting-operator shard runs.
+/// `operator`: how each shard runs: the webhosting-operator's flags, and the placeholders
+/// `workers`, `simulated_work` and `lease_duration` of a declared controller's command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Operator {
@@ -466,6 +522,14 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde passes fields by reference"
+)]
+fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
 fn duration_text<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(&format_duration(*duration))
 }
@@ -571,6 +635,7 @@ load:
                     themes: 50,
                     initial_websites: 100,
                 },
+                workloads: vec![Workload::websites(50)],
                 load: Some(Load {
                     create: Create {
                         rate: CreateRate::Constant(12.0),
@@ -599,6 +664,7 @@ load:
                     simulated_work: Duration::from_millis(50),
                     lease_duration: Duration::from_secs(10),
                 },
+                controller: Controller::webhosting_operator(),
                 slo: Slo {
                     reconciliation_p99: Duration::from_secs(4),
                     queue_p99: Duration::from_millis(500),
@@ -653,6 +719,129 @@ load:
             serde_json::json!({"ramp": {"from": 1.0, "to": 30.0}, "workers": 1})
         );
         assert_eq!(json["duration"], "10m");
+    }
+
+    /// `minimal` with the checksum-controller's example workload instead of the Websites.
+    fn with_workloads() -> String {
+        let workload = include_str!("../../../experiments/workloads/checksum-secrets.yaml");
+        let entry: String = workload
+            .lines()
+            .flat_map(|line| ["    ", line, "\n"])
+            .collect();
+        let entry = entry.replacen("    name:", "  - name:", 1);
+        minimal().replace("themes: 3", "initialWebsites: 10")
+            + "workloads:\n"
+            + &entry
+            + CHECKSUM_CONTROLLER_ON_A_CLUSTER
+    }
+
+    /// The checksum-controller as deployed on a cluster, the ring of its example workload.
+    const CHECKSUM_CONTROLLER_ON_A_CLUSTER: &str = "\
+controller:
+  name: checksum-controller
+  ring: checksum-controller
+  leaseNamespace: checksum-system
+  queue: secret
+  cluster:
+    deployment: checksum-system/checksum-controller
+";
+
+    #[test]
+    fn a_workload_may_be_read_from_a_file_next_to_the_scenario() {
+        let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/test.yaml");
+        let by_file = |entry: &str| {
+            let text = minimal().replace("themes: 3", "initialWebsites: 10")
+                + "workloads:\n"
+                + entry
+                + CHECKSUM_CONTROLLER_ON_A_CLUSTER;
+            Scenario::from_yaml(&text, &experiments)
+        };
+        let inline = parse(&with_workloads()).unwrap();
+        let read = by_file("- file: workloads/checksum-secrets.yaml\n").unwrap();
+        assert_eq!(read.workloads, inline.workloads);
+        let problem = |entry: &str| match by_file(entry) {
+            Err(ScenarioError::Invalid { field, problem, .. }) => format!("{field}: {problem}"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            problem("- {file: workloads/checksum-secrets.yaml, weight: 2}\n"),
+            "workloads[0].file: is not allowed with other fields: the file holds the whole \
+             workload"
+        );
+        assert!(
+            problem("- file: workloads/missing.yaml\n").starts_with(&format!(
+                "workloads[0].file: cannot read {}",
+                experiments
+                    .with_file_name("workloads/missing.yaml")
+                    .display()
+            )),
+            "{}",
+            problem("- file: workloads/missing.yaml\n")
+        );
+    }
+
+    #[test]
+    fn every_workload_belongs_to_the_ring_of_the_controller_under_test() {
+        let text = with_workloads().replace(CHECKSUM_CONTROLLER_ON_A_CLUSTER, "");
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: workloads[0].controllerRing: is \"checksum-controller\", but \
+             the controller under test shards the ring \"webhosting-operator\" \
+             (controller.ring): a scenario measures one ring"
+        );
+    }
+
+    #[test]
+    fn without_workloads_the_websites_are_the_workload() {
+        assert_eq!(
+            parse(&minimal()).unwrap().workloads,
+            [Workload::websites(3)]
+        );
+    }
+
+    #[test]
+    fn declared_workloads_replace_the_websites_and_read_back_the_same() {
+        let scenario = parse(&with_workloads()).unwrap();
+        assert_eq!(scenario.world.themes, 0);
+        assert_eq!(scenario.workloads.len(), 1);
+        assert_eq!(scenario.workloads[0].name, "checksum-secrets");
+        let json = serde_json::to_string(&scenario).unwrap();
+        assert_eq!(parse(&json).unwrap(), scenario, "{json}");
+        let value = serde_json::to_value(&scenario).unwrap();
+        assert_eq!(value["world"].get("themes"), None);
+        assert_eq!(
+            value["workloads"][0]["reconciled"]["related"]["name"],
+            "{{ object.metadata.name }}-checksum"
+        );
+    }
+
+    #[test]
+    fn declared_workloads_do_not_take_world_themes() {
+        let text = with_workloads().replace("initialWebsites: 10", "themes: 3");
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: world.themes: is not allowed with workloads: it sizes the \
+             default Website workload's Theme fixtures; declare fixtures instead"
+        );
+    }
+
+    #[test]
+    fn an_invalid_workload_is_named_by_its_full_path() {
+        let text = with_workloads().replace(
+            "kind: Secret\n      metadata:",
+            "kind: ConfigMap\n      metadata:",
+        );
+        assert_ne!(text, with_workloads());
+        assert_eq!(
+            message(&text),
+            "experiments/test.yaml: workloads[0].template: renders kind ConfigMap, the resource \
+             is Secret"
+        );
+        let text = with_workloads().replace("controllerRing:", "controllerRinq:");
+        assert!(
+            message(&text).contains("unknown field `controllerRinq`"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::controller::{Controller, RawController};
 use super::rules::{self, RateOrRamp, Verdict};
 use super::{
     Chaos, ChaosSignal, Create, CreateRate, DEFAULT_MAX_STEPS, DEFAULT_PRECISION,
     DEFAULT_SEARCH_WORKERS, DEFAULT_SETTLE, Delete, Load, Mutate, Operator, Ramp, Result,
     RollingUpdate, Scenario, ScenarioError, Search, Slo, World,
 };
+use crate::workload::{self, RawWorkload, RenderError, Workload};
 
 /// The top level of a scenario file.
 #[derive(Debug, Deserialize)]
@@ -25,11 +27,13 @@ pub(super) struct RawScenario {
     settle: Option<String>,
     shards: Option<Vec<i64>>,
     world: Option<RawWorld>,
+    workloads: Option<Vec<RawWorkload>>,
     load: Option<RawLoad>,
     search: Option<RawSearch>,
     chaos: Option<RawChaos>,
     rolling_update: Option<RawRollingUpdate>,
     operator: Option<RawOperator>,
+    controller: Option<RawController>,
     slo: Option<RawSlo>,
 }
 
@@ -149,7 +153,10 @@ impl RawScenario {
             "shards",
             rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
         )?;
-        let world = check.world(check.field("world", rules::required(self.world))?)?;
+        let (world, workloads) = check.world(
+            check.field("world", rules::required(self.world))?,
+            self.workloads,
+        )?;
         let load = check.load(
             check.field("load", rules::required(self.load))?,
             duration,
@@ -166,6 +173,8 @@ impl RawScenario {
                 Ok(RollingUpdate { interval })
             })
             .transpose()?;
+        let (operator, controller) = check.controller(self.operator, self.controller)?;
+        check.one_ring(&workloads, &controller)?;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -173,11 +182,13 @@ impl RawScenario {
             settle,
             shards,
             world,
+            workloads,
             load: Some(load),
             search: None,
             chaos,
             rolling_update,
-            operator: check.operator(self.operator.unwrap_or_default())?,
+            operator,
+            controller,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
     }
@@ -224,13 +235,18 @@ impl RawScenario {
             "shards",
             rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
         )?;
-        let world = check.world(check.field("world", rules::required(self.world))?)?;
+        let (world, workloads) = check.world(
+            check.field("world", rules::required(self.world))?,
+            self.workloads,
+        )?;
         check.field(
             "world.initialWebsites",
             rules::count(i64::from(world.initial_websites), 1)
                 .map_err(|problem| format!("{problem}: a search changes existing Websites")),
         )?;
         let search = check.search(raw)?;
+        let (operator, controller) = check.controller(self.operator, self.controller)?;
+        check.one_ring(&workloads, &controller)?;
         Ok(Scenario {
             name,
             description: self.description.unwrap_or_default(),
@@ -238,11 +254,13 @@ impl RawScenario {
             settle: Duration::ZERO,
             shards,
             world,
+            workloads,
             load: None,
             search: Some(search),
             chaos: None,
             rolling_update: None,
-            operator: check.operator(self.operator.unwrap_or_default())?,
+            operator,
+            controller,
             slo: check.slo(self.slo.unwrap_or_default())?,
         })
     }
@@ -273,6 +291,26 @@ impl Check<'_> {
         })
     }
 
+    /// Every workload belongs to the ring of the controller under test: the harness follows
+    /// one ring's shards (docs/workloads.md#fields).
+    fn one_ring(&self, workloads: &[Workload], controller: &Controller) -> Result<()> {
+        for (i, workload) in workloads.iter().enumerate() {
+            self.field(
+                &format!("workloads[{i}].controllerRing"),
+                if workload.controller_ring == controller.ring {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "is {:?}, but the controller under test shards the ring {:?} \
+                         (controller.ring): a scenario measures one ring",
+                        workload.controller_ring, controller.ring
+                    ))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     /// An interval of the load: set, above 0 and within the load's duration.
     fn interval(&self, field: &str, text: Option<String>, duration: Duration) -> Result<Duration> {
         self.field(
@@ -283,18 +321,51 @@ impl Check<'_> {
         )
     }
 
-    fn world(&self, raw: RawWorld) -> Result<World> {
+    /// The world and the workloads: those declared, or the default Website workload with
+    /// `world.themes` Themes.
+    fn world(
+        &self,
+        raw: RawWorld,
+        workloads: Option<Vec<RawWorkload>>,
+    ) -> Result<(World, Vec<Workload>)> {
         let at_least_1 = |count| rules::required(count).and_then(|count| rules::count(count, 1));
-        Ok(World {
-            namespaces: self.field("world.namespaces", at_least_1(raw.namespaces))?,
-            themes: self.field("world.themes", at_least_1(raw.themes))?,
+        let namespaces = self.field("world.namespaces", at_least_1(raw.namespaces))?;
+        let (themes, workloads) =
+            if let Some(raws) = workloads {
+                self.field(
+                "world.themes",
+                if raw.themes.is_some() {
+                    Err("is not allowed with workloads: it sizes the default Website workload's \
+                         Theme fixtures; declare fixtures instead"
+                        .to_owned())
+                } else {
+                    Ok(())
+                },
+            )?;
+                let base = self.file.parent().unwrap_or(Path::new("."));
+                let workloads = workload::read_files(raws, base, "workloads")
+                    .and_then(|raws| workload::validate(raws, "workloads"))
+                    .map_err(|RenderError { field, problem }| ScenarioError::Invalid {
+                        file: self.file.to_owned(),
+                        field,
+                        problem,
+                    })?;
+                (0, workloads)
+            } else {
+                let themes = self.field("world.themes", at_least_1(raw.themes))?;
+                (themes, vec![Workload::websites(themes)])
+            };
+        let world = World {
+            namespaces,
+            themes,
             initial_websites: self.field(
                 "world.initialWebsites",
                 raw.initial_websites
                     .map_or(Ok(0), |count| rules::count(count, 0))
                     .and_then(|count| rules::websites(f64::from(count)).map(|_| count)),
             )?,
-        })
+        };
+        Ok((world, workloads))
     }
 
     fn load(&self, raw: RawLoad, duration: Duration, initial_websites: u32) -> Result<Load> {
@@ -439,6 +510,29 @@ impl Check<'_> {
                     .and_then(rules::lease_duration),
             )?,
         })
+    }
+
+    /// `operator` and `controller`: without `controller`, the webhosting-operator.
+    fn controller(
+        &self,
+        operator: Option<RawOperator>,
+        controller: Option<RawController>,
+    ) -> Result<(Operator, Controller)> {
+        let operator = operator.unwrap_or_default();
+        let set: Vec<&str> = [
+            ("workers", operator.workers.is_some()),
+            ("simulatedWork", operator.simulated_work.is_some()),
+            ("leaseDuration", operator.lease_duration.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, set)| set.then_some(field))
+        .collect();
+        let operator = self.operator(operator)?;
+        let controller = match controller {
+            Some(raw) => raw.validate(self.file, &operator, &set)?,
+            None => Controller::webhosting_operator(),
+        };
+        Ok((operator, controller))
     }
 
     fn slo(&self, raw: RawSlo) -> Result<Slo> {

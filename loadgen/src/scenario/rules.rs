@@ -6,19 +6,19 @@ use std::time::Duration;
 use super::format_duration;
 
 /// A value, or what is wrong with it.
-pub(super) type Verdict<T> = Result<T, String>;
+pub(crate) type Verdict<T> = Result<T, String>;
 
 /// The most concurrent requests of one kind: more would only contend on 2 cores, and a
 /// schedule that workers cannot keep is not an error since latency shows it.
 pub(super) const MAX_WORKERS: u32 = 1000;
 
 /// A field without a default must be set.
-pub(super) fn required<T>(value: Option<T>) -> Verdict<T> {
+pub(crate) fn required<T>(value: Option<T>) -> Verdict<T> {
     value.ok_or_else(|| "is required".to_owned())
 }
 
 /// `[a-z0-9-]+`: the name goes into run ids and directory names.
-pub(super) fn name(text: String) -> Verdict<String> {
+pub(crate) fn name(text: String) -> Verdict<String> {
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if !text.is_empty() && text.chars().all(allowed) {
         Ok(text)
@@ -62,7 +62,7 @@ pub(super) fn intervals_within(interval: Duration, duration: Duration) -> u32 {
 }
 
 /// A count of at least `min`, such as namespaces (1) or initial Websites (0).
-pub(super) fn count(value: i64, min: u32) -> Verdict<u32> {
+pub(crate) fn count(value: i64, min: u32) -> Verdict<u32> {
     if value < i64::from(min) {
         return Err(format!("must be at least {min}, got {value}"));
     }
@@ -247,6 +247,64 @@ pub(super) fn restart(
             "must be true when the {kills} kills over duration ({}) leave no shard of shards[0] \
              ({smallest}), got false",
             format_duration(duration)
+        ))
+    }
+}
+
+/// A Kubernetes object name (a DNS subdomain): lowercase letters, digits, `-` and `.`, starting
+/// and ending with a letter or digit, at most 253 characters. `label` narrows it to a DNS label
+/// (no `.`, at most 63), as namespace names are.
+pub(super) fn object_name(text: String, label: bool) -> Verdict<String> {
+    let (max, pattern) = if label {
+        (63, "[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+    } else {
+        (253, "[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+    };
+    let allowed =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (c == '.' && !label);
+    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if text.len() <= max
+        && text.chars().all(allowed)
+        && ends(text.chars().next())
+        && ends(text.chars().last())
+    {
+        Ok(text)
+    } else {
+        Err(format!(
+            "must match {pattern} with at most {max} characters, got {text:?}"
+        ))
+    }
+}
+
+/// `namespace/name` of a namespaced object.
+pub(super) fn namespaced_name(text: &str) -> Verdict<(String, String)> {
+    let (namespace, name) = text
+        .split_once('/')
+        .ok_or_else(|| format!("must be namespace/name, got {text:?}"))?;
+    let namespace = object_name(namespace.to_owned(), true)
+        .map_err(|problem| format!("namespace {problem}"))?;
+    let name = object_name(name.to_owned(), false).map_err(|problem| format!("name {problem}"))?;
+    Ok((namespace, name))
+}
+
+/// An HTTP path: starts with `/`, no spaces.
+pub(super) fn http_path(text: String) -> Verdict<String> {
+    if text.starts_with('/') && !text.contains(char::is_whitespace) {
+        Ok(text)
+    } else {
+        Err(format!("must be a path starting with /, got {text:?}"))
+    }
+}
+
+/// A label selector as `kubectl get -l` takes it (`a=b,c!=d,e in (f,g)`): not empty, and only
+/// the characters of label keys, values and operators. The API server checks the rest.
+pub(super) fn label_selector(text: String) -> Verdict<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_./=!,() ".contains(c);
+    if !text.trim().is_empty() && text.chars().all(allowed) {
+        Ok(text)
+    } else {
+        Err(format!(
+            "must be a label selector such as app=name, got {text:?}"
         ))
     }
 }
@@ -474,5 +532,52 @@ mod tests {
                     .to_owned()
             )
         );
+    }
+    #[test]
+    fn object_names_are_dns_subdomains_and_namespaces_dns_labels() {
+        assert_eq!(object_name("a.b-c".into(), false), Ok("a.b-c".to_owned()));
+        assert_eq!(
+            object_name("a.b".into(), true),
+            Err(
+                "must match [a-z0-9]([-a-z0-9]*[a-z0-9])? with at most 63 characters, got \"a.b\""
+                    .to_owned()
+            )
+        );
+        for bad in ["", "-a", "a-", "A", "a_b"] {
+            assert!(object_name(bad.into(), false).is_err(), "{bad:?}");
+        }
+        assert!(object_name("a".repeat(64), true).is_err());
+        assert!(object_name("a".repeat(253), false).is_ok());
+    }
+
+    #[test]
+    fn a_namespaced_name_needs_both_parts() {
+        assert_eq!(
+            namespaced_name("system/controller"),
+            Ok(("system".to_owned(), "controller".to_owned()))
+        );
+        assert_eq!(
+            namespaced_name("controller"),
+            Err("must be namespace/name, got \"controller\"".to_owned())
+        );
+        assert!(
+            namespaced_name("a.b/c")
+                .unwrap_err()
+                .starts_with("namespace must match")
+        );
+        assert!(
+            namespaced_name("a/")
+                .unwrap_err()
+                .starts_with("name must match")
+        );
+    }
+
+    #[test]
+    fn paths_and_selectors_are_checked_for_their_shape() {
+        assert!(http_path("/readyz".into()).is_ok());
+        assert!(http_path("readyz".into()).is_err());
+        assert!(label_selector("app.kubernetes.io/name=x,tier in (a, b),!c".into()).is_ok());
+        assert!(label_selector(" ".into()).is_err());
+        assert!(label_selector("app=\"x\"".into()).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The APIs and objects a stack needs before its processes start.
 
-use std::{collections::BTreeMap, fmt::Debug, time::Duration};
+use std::{collections::BTreeMap, fmt::Debug, path::Path, time::Duration};
 
 use anyhow::Context as _;
 use k8s_openapi::{
@@ -9,11 +9,13 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client,
-    api::{ObjectMeta, Patch, PatchParams},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
     runtime::wait::{await_condition, conditions},
 };
 use serde::{Serialize, de::DeserializeOwned};
-use sharding::api::{ControllerRing, controller_ring};
+use sharding::api::controller_ring;
+
+use crate::Manifest;
 
 /// The namespace of the operator's shard Leases and leader Lease
 /// (docs/contract.md#the-webhosting-operator-api).
@@ -24,7 +26,7 @@ pub const OPERATOR_NAMESPACE: &str = "webhosting-system";
 pub const PROJECT_LABEL: &str = "webhosting.timebertt.dev/project";
 
 /// The field manager of everything the stack applies.
-const FIELD_MANAGER: &str = "stack";
+pub(crate) const FIELD_MANAGER: &str = "stack";
 
 /// How long a new CRD may take to be established.
 const CRD_PATIENCE: Duration = Duration::from_secs(60);
@@ -42,25 +44,39 @@ pub async fn install_sharding(client: &Client) -> anyhow::Result<()> {
 }
 
 /// Applies the Website and Theme CRDs (and waits until they are established), the namespace
-/// `webhosting-system` and the ControllerRing `webhosting-operator`.
+/// `webhosting-system` and the ControllerRing `webhosting-operator`: [`webhosting_manifests`]
+/// through [`install_manifests`](crate::install_manifests), as for any controller under test.
 ///
 /// # Errors
 /// Besides API errors: the ControllerRing CRD is not installed ([`install_sharding`] first).
 pub async fn install_webhosting(client: &Client) -> anyhow::Result<()> {
-    for (file, yaml) in webhosting_operator::api::crds_yaml() {
-        install_crd(client, &yaml)
-            .await
-            .with_context(|| format!("cannot install the CRD of {file}"))?;
-    }
-    let namespace: Namespace =
-        serde_saphyr::from_str(NAMESPACE_YAML).context("cannot parse config/namespace.yaml")?;
-    apply(&Api::<Namespace>::all(client.clone()), &namespace).await?;
-    let ring: ControllerRing = serde_saphyr::from_str(CONTROLLER_RING_YAML)
-        .context("cannot parse config/controllerring.yaml")?;
-    apply(&Api::<ControllerRing>::all(client.clone()), &ring)
-        .await
-        .context("is the ControllerRing CRD installed (stack::install_sharding)?")?;
-    Ok(())
+    crate::install_manifests(client, &webhosting_manifests(), OPERATOR_NAMESPACE).await
+}
+
+/// The webhosting-operator's manifests, as shipped with it: its CRDs
+/// (`config/crds/`), its namespace and its ControllerRing.
+///
+/// # Panics
+/// Never: the manifests are built in, and a unit test parses them.
+#[must_use]
+pub fn webhosting_manifests() -> Vec<Manifest> {
+    let crds = webhosting_operator::api::crds_yaml()
+        .into_iter()
+        .map(|(file, yaml)| (format!("webhosting-operator/config/crds/{file}"), yaml));
+    let shipped = [
+        ("webhosting-operator/config/namespace.yaml", NAMESPACE_YAML),
+        (
+            "webhosting-operator/config/controllerring.yaml",
+            CONTROLLER_RING_YAML,
+        ),
+    ]
+    .map(|(file, yaml)| (file.to_owned(), yaml.to_owned()));
+    crds.chain(shipped)
+        .map(|(file, yaml)| {
+            Manifest::parse(Path::new(&file), &yaml)
+                .unwrap_or_else(|error| panic!("a built-in manifest does not parse: {error:#}"))
+        })
+        .collect()
 }
 
 /// Creates (or updates) namespace `name` with the label `webhosting.timebertt.dev/project:
@@ -124,9 +140,17 @@ async fn install_crd(client: &Client, yaml: &str) -> anyhow::Result<()> {
     let name = crd.metadata.name.clone().context("the CRD has no name")?;
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     apply(&crds, &crd).await?;
+    wait_crd_established(&crds, &name).await
+}
+
+/// Waits until CRD `name` is established, for at most a minute.
+pub(crate) async fn wait_crd_established(
+    crds: &Api<CustomResourceDefinition>,
+    name: &str,
+) -> anyhow::Result<()> {
     tokio::time::timeout(
         CRD_PATIENCE,
-        await_condition(crds, &name, conditions::is_crd_established()),
+        await_condition(crds.clone(), name, conditions::is_crd_established()),
     )
     .await
     .with_context(|| format!("CRD {name} was not established within {CRD_PATIENCE:?}"))?
@@ -134,9 +158,55 @@ async fn install_crd(client: &Client, yaml: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates namespace `name` without labels unless it exists; an existing one is left as it is.
+pub(crate) async fn create_namespace_if_missing(client: &Client, name: &str) -> anyhow::Result<()> {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        result => result
+            .map(drop)
+            .with_context(|| format!("cannot create namespace {name}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use sharding::api::ControllerRing;
+
     use super::*;
+
+    #[test]
+    fn the_webhosting_manifests_hold_its_crds_namespace_and_ring() {
+        let manifests = webhosting_manifests();
+        let objects: Vec<String> = manifests
+            .iter()
+            .flat_map(|m| &m.objects)
+            .map(|o| {
+                format!(
+                    "{} {}",
+                    o.types.as_ref().unwrap().kind,
+                    o.metadata.name.as_deref().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            objects,
+            [
+                "CustomResourceDefinition websites.webhosting.timebertt.dev",
+                "CustomResourceDefinition themes.webhosting.timebertt.dev",
+                "Namespace webhosting-system",
+                "ControllerRing webhosting-operator",
+            ]
+        );
+        assert!(manifests.iter().any(|m| m.has_ring(crate::WEBHOSTING_RING)));
+    }
 
     #[test]
     fn the_shipped_ring_selects_project_namespaces() {

@@ -1,16 +1,20 @@
-//! The local stack: a local control plane ([`testenv`]) plus the sharder and
-//! webhosting-operator shards as real processes, for loadgen experiments and integration tests.
+//! The local stack: a local control plane ([`testenv`]) plus the sharder and the shards of a
+//! controller under test (the webhosting-operator, or any other) as real processes, for loadgen
+//! experiments and integration tests.
 //!
 //! - [`environment`] is the control plane to run them on.
 //! - [`Binaries`] finds the `sharder` and `webhosting-operator` executables.
-//! - [`SharderProcess`] and [`OperatorProcess`] start them against a
-//!   [`ControlPlane`](testenv::ControlPlane) on loopback, read their CPU and memory
+//! - [`SharderProcess`], [`ControllerProcess`] (a shard of any controller, from a
+//!   [`ShardCommand`]) and [`OperatorProcess`] (a webhosting-operator replica) start them
+//!   against a [`ControlPlane`](testenv::ControlPlane) on loopback, read their CPU and memory
 //!   ([`Usage`]) and their `/metrics`, and stop them gracefully or kill them.
-//! - [`install_sharding`], [`install_webhosting`], [`create_project_namespace`] (or
-//!   [`create_namespace`], outside the ring) and [`wait_ring_ready`] put the APIs in place and wait until the sharder's webhook is called.
+//! - [`install_sharding`], [`install_webhosting`] (or any controller's [`Manifest`]s with
+//!   [`install_manifests`]), [`create_project_namespace`] (or [`create_namespace`], outside the
+//!   ring) and [`wait_ring_ready`] put the APIs in place and wait until the sharder's webhook
+//!   is called.
 //! - [`exposition`] reads the Prometheus text their `/metrics` serve.
 //! - [`Stack`] does all of it in one start-up, the one every loadgen subcommand uses, and
-//!   keeps the operator replicas ([`Operators`]) started on it.
+//!   keeps the controller's replicas ([`Operators`]) started on it.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -43,8 +47,10 @@
 #![deny(missing_docs)]
 
 mod binaries;
+mod controller;
 pub mod exposition;
 mod install;
+mod manifest;
 mod metrics;
 mod operator;
 mod operators;
@@ -57,16 +63,19 @@ mod wait;
 
 pub use crate::{
     binaries::{Binaries, build_for_tests},
+    controller::{ControllerProcess, ShardCommand},
     exposition::metric_sum,
     install::{
         OPERATOR_NAMESPACE, PROJECT_LABEL, create_namespace, create_project_namespace,
-        install_sharding, install_webhosting,
+        install_sharding, install_webhosting, webhosting_manifests,
     },
+    manifest::{Manifest, install_manifests, is_rbac},
     operator::{OperatorProcess, OperatorSettings},
     operators::{Operators, UncleanExit},
+    process::free_port,
     ring::{WEBHOSTING_RING, wait_ring_ready},
     sharder::{SharderProcess, SharderSettings},
-    start::{Stack, StackOptions},
+    start::{ControllerSetup, Stack, StackOptions},
     usage::Usage,
     wait::wait_for,
 };

@@ -9,10 +9,13 @@ use std::{
 use testenv::ControlPlane;
 
 use crate::{
+    ControllerProcess, ShardCommand,
     install::OPERATOR_NAMESPACE,
-    metrics,
-    process::{ChildProcess, delegate_to_child_process, free_port},
+    process::{delegate_to_child_process, free_port},
 };
+
+/// Where the operator answers 200 once it holds its Lease and its caches are synced.
+const READY_PATH: &str = "/readyz";
 
 /// How one operator replica runs (its flags, see `webhosting-operator --help`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +68,20 @@ impl OperatorSettings {
         }
     }
 
+    /// How `binary` runs with these settings on the given loopback ports, ready on `/readyz`.
+    #[must_use]
+    pub fn command(&self, binary: &Path, metrics_port: u16, health_port: u16) -> ShardCommand {
+        ShardCommand {
+            identity: self.identity.clone(),
+            program: binary.to_owned(),
+            args: self.args(metrics_port, health_port),
+            env: Vec::new(),
+            metrics_port,
+            health_port,
+            ready_path: Some(READY_PATH.to_owned()),
+        }
+    }
+
     /// The flags for these settings and the given loopback ports.
     fn args(&self, metrics_port: u16, health_port: u16) -> Vec<OsString> {
         let mode = if self.singleton {
@@ -102,12 +119,11 @@ impl OperatorSettings {
 }
 
 /// A `webhosting-operator` replica running against a local control plane, with `/metrics`
-/// and `/healthz`, `/readyz` on free loopback ports. Dropping it kills it.
+/// and `/healthz`, `/readyz` on free loopback ports: a [`ControllerProcess`] started from
+/// [`OperatorSettings::command`]. Dropping it kills it.
 #[derive(Debug)]
 pub struct OperatorProcess {
-    process: ChildProcess,
-    identity: String,
-    health_port: u16,
+    process: ControllerProcess,
 }
 
 impl OperatorProcess {
@@ -122,50 +138,27 @@ impl OperatorProcess {
         binary: &Path,
         settings: &OperatorSettings,
     ) -> anyhow::Result<Self> {
-        let metrics_port = free_port()?;
-        let health_port = free_port()?;
-        let mut command = tokio::process::Command::new(binary);
-        command
-            .args(settings.args(metrics_port, health_port))
-            .env("KUBECONFIG", control_plane.kubeconfig_path());
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
-        let log = control_plane
-            .directory()
-            .join("operators")
-            .join(format!("{}.log", settings.identity));
-        let process = ChildProcess::spawn(
-            format!("operator {}", settings.identity),
-            command,
-            log,
-            metrics_port,
-        )?;
+        let command = settings.command(binary, free_port()?, free_port()?);
         Ok(Self {
-            process,
-            identity: settings.identity.clone(),
-            health_port,
+            process: ControllerProcess::start(control_plane, &command)?,
         })
     }
 
     /// Its identity: the shard name, or the singleton's leader-election identity.
     #[must_use]
     pub fn identity(&self) -> &str {
-        &self.identity
+        self.process.identity()
     }
 
     /// The loopback port of its `/healthz` and `/readyz`.
     #[must_use]
     pub fn health_port(&self) -> u16 {
-        self.health_port
+        self.process.health_port()
     }
 
     /// Whether `/readyz` answers 200: it holds its Lease (or leads) and its caches are synced.
     pub async fn ready(&self) -> bool {
-        matches!(
-            metrics::get(self.health_port, "/readyz").await,
-            Ok((200, _))
-        )
+        self.process.ready().await
     }
 
     delegate_to_child_process!();

@@ -1,4 +1,5 @@
-//! The operator replicas of a stack, started, waited for and stopped together.
+//! The shards of the controller under test on a stack, started, waited for and stopped
+//! together.
 
 use std::{path::Path, process::ExitStatus, time::Duration};
 
@@ -11,7 +12,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{OperatorProcess, OperatorSettings, WEBHOSTING_RING};
+use crate::{ControllerProcess, OperatorSettings, ShardCommand, free_port};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(200);
@@ -27,29 +28,57 @@ pub struct UncleanExit {
     pub log_tail: String,
 }
 
-/// Running operator replicas (shards or a singleton). Shared: a replica can be started, taken
-/// out or killed while another task waits for the ring.
-#[derive(Debug, Default)]
+/// Running replicas of the controller under test (shards or a singleton) in the ring
+/// [`Operators::ring`]. Shared: a replica can be started, taken out or killed while another
+/// task waits for the ring.
+#[derive(Debug)]
 pub struct Operators {
-    processes: Mutex<Vec<OperatorProcess>>,
+    ring: String,
+    processes: Mutex<Vec<ControllerProcess>>,
 }
 
 impl Operators {
-    /// Starts a replica with `settings` and adds it; returns its process id.
+    /// No replicas yet, of the ring `ring`.
+    #[must_use]
+    pub fn new(ring: impl Into<String>) -> Self {
+        Self {
+            ring: ring.into(),
+            processes: Mutex::default(),
+        }
+    }
+
+    /// The ControllerRing whose available shards [`Self::wait_ready`] counts.
+    #[must_use]
+    pub fn ring(&self) -> &str {
+        &self.ring
+    }
+
+    /// Starts a webhosting-operator replica with `settings` and adds it; returns its process
+    /// id.
     pub async fn start(
         &self,
         control_plane: &ControlPlane,
         binary: &Path,
         settings: &OperatorSettings,
     ) -> anyhow::Result<u32> {
-        let process = OperatorProcess::start(control_plane, binary, settings)?;
+        let command = settings.command(binary, free_port()?, free_port()?);
+        self.start_command(control_plane, &command).await
+    }
+
+    /// Starts a replica from `command` and adds it; returns its process id.
+    pub async fn start_command(
+        &self,
+        control_plane: &ControlPlane,
+        command: &ShardCommand,
+    ) -> anyhow::Result<u32> {
+        let process = ControllerProcess::start(control_plane, command)?;
         let pid = process.pid();
         self.processes.lock().await.push(process);
         Ok(pid)
     }
 
     /// The replicas, locked.
-    pub async fn lock(&self) -> MutexGuard<'_, Vec<OperatorProcess>> {
+    pub async fn lock(&self) -> MutexGuard<'_, Vec<ControllerProcess>> {
         self.processes.lock().await
     }
 
@@ -63,7 +92,7 @@ impl Operators {
     }
 
     /// Removes replica `identity` and hands it over, still running.
-    pub async fn take(&self, identity: &str) -> anyhow::Result<OperatorProcess> {
+    pub async fn take(&self, identity: &str) -> anyhow::Result<ControllerProcess> {
         let mut processes = self.lock().await;
         let index = processes
             .iter()
@@ -72,7 +101,7 @@ impl Operators {
         Ok(processes.swap_remove(index))
     }
 
-    /// Waits until every replica answers `/readyz` and the ring `webhosting-operator` counts
+    /// Waits until every replica is ready (its ready path answers 200) and the ring counts
     /// `shards` available shards (so that the first Websites do not all go to the first
     /// shards). Calls `alive` before each poll, as [`wait_for`](crate::wait_for) does.
     ///
@@ -97,16 +126,20 @@ impl Operators {
                     not_ready.push(process.identity().to_owned());
                 }
             }
-            let ring = rings.get(WEBHOSTING_RING).await?;
+            let ring = rings
+                .get(&self.ring)
+                .await
+                .with_context(|| format!("cannot read ControllerRing {}", self.ring))?;
             let available = ring.status.map_or(0, |s| s.available_shards);
             if not_ready.is_empty() && usize::try_from(available).ok() == Some(shards) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "the operators were not ready within {patience:?}: not ready: [{}], the \
-                     ring counts {available} of {shards} shards available",
-                    not_ready.join(", ")
+                    "the shards were not ready within {patience:?}: not ready: [{}], the \
+                     ring {} counts {available} of {shards} shards available",
+                    not_ready.join(", "),
+                    self.ring
                 );
             }
             tokio::time::sleep(POLL).await;
@@ -119,7 +152,7 @@ impl Operators {
     pub async fn stop_all(&self) -> Vec<UncleanExit> {
         let mut processes = std::mem::take(&mut *self.lock().await);
         let statuses =
-            futures::future::join_all(processes.iter_mut().map(OperatorProcess::stop)).await;
+            futures::future::join_all(processes.iter_mut().map(ControllerProcess::stop)).await;
         processes
             .iter()
             .zip(statuses)

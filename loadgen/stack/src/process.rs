@@ -148,14 +148,15 @@ impl ChildProcess {
 }
 
 /// A free port on 127.0.0.1 (bound and released; another process may take it in between).
-pub(crate) fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .context("cannot find a free port on 127.0.0.1")?;
     Ok(listener.local_addr()?.port())
 }
 
-/// Delegates the process methods shared by [`SharderProcess`](crate::SharderProcess) and
-/// [`OperatorProcess`](crate::OperatorProcess) to their `process: ChildProcess` field.
+/// Delegates the process methods shared by [`SharderProcess`](crate::SharderProcess),
+/// [`ControllerProcess`](crate::ControllerProcess) and [`OperatorProcess`](crate::OperatorProcess)
+/// to their `process` field: a [`ChildProcess`], or a `ControllerProcess` that has them.
 macro_rules! delegate_to_child_process {
     () => {
         /// Its process id.

@@ -1,11 +1,12 @@
-//! The operator Deployment's patches: the scenario's replicas and operator settings, and
-//! putting back what the Deployment had before.
+//! The patches of the workload whose replicas are the shards (a Deployment or a StatefulSet):
+//! the scenario's replicas and, for the webhosting-operator, its operator settings, and putting
+//! back what the workload had before.
 
 use anyhow::Context as _;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::EnvVar};
-use kube::ResourceExt as _;
+use k8s_openapi::api::core::v1::EnvVar;
 use serde_json::{Value, json};
 
+use super::workload::Workload;
 use crate::scenario::{Operator, format_duration};
 
 // The environment variables of the operator's settings that a scenario sets
@@ -15,30 +16,33 @@ const ENV_SIMULATED_WORK: &str = "WEBHOSTING_SIMULATED_WORK";
 const ENV_LEASE_DURATION: &str = "WEBHOSTING_LEASE_DURATION";
 const ENV_NAMES: [&str; 3] = [ENV_WORKERS, ENV_SIMULATED_WORK, ENV_LEASE_DURATION];
 
-/// The operator container's replicas and scenario settings as [`super::Cluster::prepare`] found
-/// them.
+/// The workload's replicas and, for the webhosting-operator, its container's settings as
+/// [`super::Cluster::prepare`] found them.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Original {
-    /// The operator's container: the pod template's first (and only) one.
+    /// The controller's container: the pod template's first one.
     pub(super) container: String,
     replicas: i32,
-    /// The entries of [`ENV_NAMES`], `None` for those the container did not set.
+    /// The entries of [`ENV_NAMES`], `None` for those the container did not set; empty when
+    /// the settings are not the target's to change.
     env: Vec<(String, Option<EnvVar>)>,
 }
 
 impl Original {
-    pub(super) fn of(deployment: &Deployment) -> anyhow::Result<Self> {
-        let spec = deployment.spec.as_ref();
-        let container = spec
-            .and_then(|s| s.template.spec.as_ref())
+    /// What `workload` (named `name` in errors) has now; with `operator_env`, also the
+    /// operator's settings in its environment.
+    pub(super) fn of(name: &str, workload: &Workload, operator_env: bool) -> anyhow::Result<Self> {
+        let container = workload
+            .template()
+            .and_then(|t| t.spec.as_ref())
             .and_then(|s| s.containers.first())
-            .with_context(|| format!("Deployment {} has no container", deployment.name_any()))?;
+            .with_context(|| format!("{name} has no container"))?;
         let env = container.env.as_deref().unwrap_or_default();
+        let names = if operator_env { &ENV_NAMES[..] } else { &[] };
         Ok(Self {
             container: container.name.clone(),
-            // The API server defaults a missing replicas to 1.
-            replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-            env: ENV_NAMES
+            replicas: workload.replicas(),
+            env: names
                 .iter()
                 .map(|&name| {
                     let entry = env.iter().find(|e| e.name == name).cloned();
@@ -49,28 +53,37 @@ impl Original {
     }
 }
 
-/// A strategic merge patch of the operator Deployment: `replicas` and these env entries of
-/// `container` (env lists merge by name, so other entries stay).
-fn deployment_patch(container: &str, replicas: i32, env: &[Value]) -> Value {
+/// A strategic merge patch of the workload: `replicas` and these env entries of `container`
+/// (env lists merge by name, so other entries stay); without entries, only the replicas.
+fn workload_patch(container: &str, replicas: i32, env: &[Value]) -> Value {
+    if env.is_empty() {
+        return json!({ "spec": { "replicas": replicas } });
+    }
     json!({ "spec": {
         "replicas": replicas,
         "template": { "spec": { "containers": [{ "name": container, "env": env }] } },
     } })
 }
 
-/// Sets the replicas and the scenario's operator settings.
-pub(super) fn configure_patch(container: &str, replicas: i32, operator: &Operator) -> Value {
-    let values = [
-        (ENV_WORKERS, operator.workers.to_string()),
-        (ENV_SIMULATED_WORK, format_duration(operator.simulated_work)),
-        (ENV_LEASE_DURATION, format_duration(operator.lease_duration)),
-    ];
+/// Sets the replicas and, given `operator`, the webhosting-operator's settings.
+pub(super) fn configure_patch(
+    container: &str,
+    replicas: i32,
+    operator: Option<&Operator>,
+) -> Value {
+    let values = operator.map_or_else(Vec::new, |operator| {
+        vec![
+            (ENV_WORKERS, operator.workers.to_string()),
+            (ENV_SIMULATED_WORK, format_duration(operator.simulated_work)),
+            (ENV_LEASE_DURATION, format_duration(operator.lease_duration)),
+        ]
+    });
     let env: Vec<Value> = values
         .into_iter()
         // `valueFrom: null` removes a reference the deployment may have set instead.
         .map(|(name, value)| json!({ "name": name, "value": value, "valueFrom": null }))
         .collect();
-    deployment_patch(container, replicas, &env)
+    workload_patch(container, replicas, &env)
 }
 
 /// Puts back what [`configure_patch`] changed: entries that were not there are deleted, the
@@ -88,7 +101,7 @@ pub(super) fn restore_patch(original: &Original) -> Value {
             }),
         })
         .collect();
-    deployment_patch(&original.container, original.replicas, &env)
+    workload_patch(&original.container, original.replicas, &env)
 }
 
 #[cfg(test)]
@@ -98,6 +111,7 @@ mod tests {
     use k8s_openapi::{
         api::{
             apps::v1::DeploymentSpec,
+            apps::v1::{Deployment, StatefulSet, StatefulSetSpec},
             core::v1::{Container, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec},
         },
         apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -152,16 +166,27 @@ mod tests {
         }
     }
 
+    fn of(deployment: Deployment, operator_env: bool) -> anyhow::Result<Original> {
+        Original::of(
+            "Deployment system/controller",
+            &Workload::Deployment(deployment),
+            operator_env,
+        )
+    }
+
     #[test]
     fn the_original_holds_the_settings_the_container_had() {
-        let original = Original::of(&deployment(
-            None,
-            vec![
-                field_ref("POD_NAME", "metadata.name"),
-                env(ENV_WORKERS, "5"),
-                field_ref(ENV_LEASE_DURATION, "metadata.annotations['lease']"),
-            ],
-        ))
+        let original = of(
+            deployment(
+                None,
+                vec![
+                    field_ref("POD_NAME", "metadata.name"),
+                    env(ENV_WORKERS, "5"),
+                    field_ref(ENV_LEASE_DURATION, "metadata.annotations['lease']"),
+                ],
+            ),
+            true,
+        )
         .unwrap();
         assert_eq!(
             original,
@@ -183,8 +208,34 @@ mod tests {
         );
         let mut empty = deployment(Some(2), Vec::new());
         empty.spec.as_mut().unwrap().template.spec = None;
-        let error = Original::of(&empty).unwrap_err().to_string();
-        assert_eq!(error, "Deployment webhosting-operator has no container");
+        let error = of(empty, true).unwrap_err().to_string();
+        assert_eq!(error, "Deployment system/controller has no container");
+    }
+
+    #[test]
+    fn another_controller_gets_only_its_replicas_changed_and_restored() {
+        let settings = vec![env(ENV_WORKERS, "5")];
+        let original = of(deployment(Some(2), settings.clone()), false).unwrap();
+        assert_eq!(original.env, []);
+        assert_eq!(
+            configure_patch(&original.container, 4, None),
+            json!({ "spec": { "replicas": 4 } })
+        );
+        assert_eq!(
+            restore_patch(&original),
+            json!({ "spec": { "replicas": 2 } })
+        );
+        let template = deployment(Some(3), settings).spec.unwrap().template;
+        let stateful = StatefulSet {
+            spec: Some(StatefulSetSpec {
+                replicas: None,
+                template,
+                ..StatefulSetSpec::default()
+            }),
+            ..StatefulSet::default()
+        };
+        let original = Original::of("StatefulSet a/b", &Workload::StatefulSet(stateful), false);
+        assert_eq!(original.unwrap().replicas, 1);
     }
 
     #[test]
@@ -195,7 +246,7 @@ mod tests {
             lease_duration: Duration::from_secs(15),
         };
         assert_eq!(
-            configure_patch("operator", 3, &operator),
+            configure_patch("operator", 3, Some(&operator)),
             json!({ "spec": {
                 "replicas": 3,
                 "template": { "spec": { "containers": [{ "name": "operator", "env": [

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta};
-use kube::{Client, api::ListParams, core::Selector};
+use kube::{Client, api::ListParams};
 use serde::Deserialize;
 
 use super::quantity::{parse_quantity, saturating_u64};
@@ -15,12 +15,12 @@ use crate::measure::cost::Usage;
 pub(super) async fn pod_metrics(
     client: &Client,
     namespace: &str,
-    selector: &Selector,
+    selector: &str,
 ) -> anyhow::Result<Vec<PodMetrics>> {
     let request = kube::core::Request::new(format!(
         "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
     ))
-    .list(&ListParams::default().labels_from(selector))?;
+    .list(&ListParams::default().labels(selector))?;
     let list: PodMetricsList = client.request(request).await.context(
         "cannot read the metrics API (metrics.k8s.io/v1beta1): is metrics-server installed? \
          (the kind deployment installs it, see docs/kind.md)",

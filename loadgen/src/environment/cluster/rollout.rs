@@ -4,7 +4,10 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::bail;
-use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    coordination::v1::Lease,
+};
 use kube::ResourceExt as _;
 use sharding::{api::labels, leases::ShardState};
 use tokio::time::Instant;
@@ -72,6 +75,38 @@ pub(super) fn rollout_pending(deployment: &Deployment) -> Option<String> {
     }
 }
 
+/// Why the StatefulSet's rollout is not finished, or `None` when it is: the controller has seen
+/// the current generation, every replica runs the update revision and is ready, and none is
+/// left over (as `kubectl rollout status` for a rolling update).
+pub(super) fn stateful_rollout_pending(stateful_set: &StatefulSet) -> Option<String> {
+    let generation = stateful_set.metadata.generation.unwrap_or_default();
+    let wanted = stateful_set
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let status = stateful_set.status.clone().unwrap_or_default();
+    let observed = status.observed_generation.unwrap_or_default();
+    let updated = status.updated_replicas.unwrap_or_default();
+    let ready = status.ready_replicas.unwrap_or_default();
+    if observed < generation {
+        Some(format!(
+            "the StatefulSet controller has not seen generation {generation} yet"
+        ))
+    } else if status.replicas > wanted {
+        Some(format!(
+            "{} replicas are still there, {wanted} wanted",
+            status.replicas
+        ))
+    } else if updated != wanted || status.current_revision != status.update_revision {
+        Some(format!("{updated} of {wanted} replicas updated"))
+    } else if ready != wanted {
+        Some(format!("{ready} of {wanted} replicas ready"))
+    } else {
+        None
+    }
+}
+
 /// Why the ring does not have exactly `shards` shards, all ready and current, or `None` when it
 /// does. A Lease counts when the sharder labelled it ready (docs/contract.md#names-and-labels), its
 /// holder is its name (docs/contract.md#shard-leases) and that is a current pod. Leases of old pods
@@ -119,7 +154,7 @@ pub(super) fn shards_pending(
 mod tests {
     use k8s_openapi::{
         api::{
-            apps::v1::{DeploymentSpec, DeploymentStatus},
+            apps::v1::{DeploymentSpec, DeploymentStatus, StatefulSetSpec, StatefulSetStatus},
             coordination::v1::LeaseSpec,
         },
         apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -181,6 +216,51 @@ mod tests {
             rollout_pending(&new).unwrap(),
             "the Deployment controller has not seen generation 4 yet"
         );
+    }
+
+    fn stateful(replicas: i32) -> StatefulSet {
+        StatefulSet {
+            metadata: ObjectMeta {
+                generation: Some(2),
+                ..ObjectMeta::default()
+            },
+            spec: Some(StatefulSetSpec {
+                replicas: Some(replicas),
+                ..StatefulSetSpec::default()
+            }),
+            status: Some(StatefulSetStatus {
+                observed_generation: Some(2),
+                replicas,
+                updated_replicas: Some(replicas),
+                ready_replicas: Some(replicas),
+                current_revision: Some("r2".into()),
+                update_revision: Some("r2".into()),
+                ..StatefulSetStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_stateful_rollout_is_finished_when_every_replica_runs_the_update_revision() {
+        assert_eq!(stateful_rollout_pending(&stateful(2)), None);
+        let with = |change: fn(&mut StatefulSetStatus)| {
+            let mut stateful_set = stateful(2);
+            change(stateful_set.status.as_mut().unwrap());
+            stateful_rollout_pending(&stateful_set).unwrap()
+        };
+        assert_eq!(
+            with(|s| s.observed_generation = Some(1)),
+            "the StatefulSet controller has not seen generation 2 yet"
+        );
+        assert_eq!(
+            with(|s| s.replicas = 3),
+            "3 replicas are still there, 2 wanted"
+        );
+        assert_eq!(
+            with(|s| s.current_revision = Some("r1".into())),
+            "2 of 2 replicas updated"
+        );
+        assert_eq!(with(|s| s.ready_replicas = None), "0 of 2 replicas ready");
     }
 
     fn lease(name: &str, holder: &str, state: &str) -> Lease {

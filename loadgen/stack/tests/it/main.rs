@@ -1,4 +1,7 @@
-//! The stack on a real control plane: the sharder binary as a child process.
+//! The stack on a real control plane: the sharder binary as a child process, and the shards of
+//! a controller under test other than the webhosting-operator.
+
+mod controller;
 
 use std::time::Duration;
 
