@@ -4,6 +4,7 @@
 //! There is no kubelet, so the Websites carry `skip-workload`: their Deployments run no pods
 //! and become Available at once, as on a cluster under load tests.
 
+mod paused;
 mod sharded;
 mod singleton;
 
@@ -214,4 +215,9 @@ async fn available_shards(client: &Client, shards: i32) {
         (status.available_shards == shards).then_some(())
     })
     .await;
+}
+
+/// `namespace/name` of `website`, as the audit names it.
+fn key(website: &Website) -> String {
+    format!("{}/{}", website.namespace().unwrap(), website.name_any())
 }

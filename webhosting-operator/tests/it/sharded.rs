@@ -182,7 +182,3 @@ fn hash_key(website: &Website) -> String {
     };
     sharding::key::for_object(Some(&types), &website.metadata).unwrap()
 }
-
-fn key(website: &Website) -> String {
-    format!("{}/{}", website.namespace().unwrap(), website.name_any())
-}
