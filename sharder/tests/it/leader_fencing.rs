@@ -7,20 +7,13 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::{
-    api::{coordination::v1::Lease, core::v1::Namespace},
-    jiff::Timestamp,
-};
-use kube::{
-    Api, ResourceExt as _,
-    api::{ListParams, PostParams},
-};
-use serde_json::json;
+use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
+use kube::{Api, ResourceExt as _, api::ListParams};
 use sharder::controller::WRITE_LOG_TARGET;
 use sharding::api::labels;
-use testenv::{ControlPlane, Environment};
+use testenv::ControlPlane;
 
-use crate::{eventually, install_crd, namespace_and_ring, shard, sharder_yaml};
+use crate::{eventually, leader_election_control_plane, namespace_and_ring, shard, sharder_yaml};
 
 /// The leader Lease: 4 s, given up 2 s after the last renewal's start, renewed every 500 ms.
 const LEADER_ELECTION: &str =
@@ -110,16 +103,7 @@ fn writes(log: &Path) -> Vec<(Timestamp, String)> {
 
 #[tokio::test]
 async fn a_leader_paused_past_its_lease_writes_nothing_after_the_takeover_and_steps_down() {
-    let control_plane = Environment::new().start().await.unwrap();
-    let client = control_plane.client().await.unwrap();
-    install_crd(&client).await;
-    let namespace: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": labels::SHARDER_NAMESPACE } }))
-            .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    let (control_plane, client) = leader_election_control_plane().await;
     let leader_leases = Api::<Lease>::namespaced(client.clone(), labels::SHARDER_NAMESPACE);
     let leader = || async {
         let spec = leader_leases

@@ -142,6 +142,23 @@ gracefulShutDown: 5s
     )
 }
 
+/// A control plane of the test's own, with the CRD and the sharder's namespace, where
+/// sharders contend for leadership.
+async fn leader_election_control_plane() -> (ControlPlane, Client) {
+    let control_plane = testenv::Environment::new().start().await.unwrap();
+    let client = control_plane.client().await.unwrap();
+    install_crd(&client).await;
+    let namespace: Namespace = serde_json::from_value(
+        json!({ "metadata": { "name": sharding::api::labels::SHARDER_NAMESPACE } }),
+    )
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    (control_plane, client)
+}
+
 async fn install_crd(client: &Client) {
     let crd: CustomResourceDefinition =
         serde_saphyr::from_str(&controller_ring::crd_yaml()).unwrap();

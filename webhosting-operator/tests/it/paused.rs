@@ -28,11 +28,7 @@ fn signal(pid: u32, signal: &str) {
 #[tokio::test]
 async fn a_shard_paused_past_the_takeover_starts_no_reconciliation_when_resumed() {
     let (control_plane, client, _sharder) = stack().await;
-    let mut operators: Vec<_> = SHARDS
-        .iter()
-        .map(|shard| operator(&control_plane, shard, false))
-        .collect();
-    available_shards(&client, 2).await;
+    let mut operators = shards(&control_plane, &client, &SHARDS).await;
     create_samples(&client, EXTRA).await;
     let websites = all_ready(&client, EXTRA + 2).await;
     let owned: BTreeSet<String> = websites
@@ -56,23 +52,12 @@ async fn a_shard_paused_past_the_takeover_starts_no_reconciliation_when_resumed(
     signal(pid, "-STOP");
 
     // Its Lease expires (5 s) and is taken over (10 s); shard-1 reconciles its Websites.
-    testenv::eventually(
-        "shard-0's Websites reconciled by shard-1",
-        PATIENCE,
-        || async {
-            let websites = all_ready(&client, EXTRA + 2).await;
-            let moved = websites
-                .iter()
-                .filter(|w| owned.contains(&key(w)))
-                .all(|w| shard_of(w.labels()) == Some("shard-1"));
-            let records = audit(&control_plane, &["shard-1"]);
-            let reconciled = owned.iter().all(|website| {
-                records
-                    .iter()
-                    .any(|r| &r.website == website && r.time > paused_at)
-            });
-            (moved && reconciled).then_some(())
-        },
+    reconciled_elsewhere(
+        (&control_plane, &client),
+        &owned,
+        "shard-0",
+        paused_at,
+        (&SHARDS, EXTRA + 2),
     )
     .await;
     // A Theme change under the paused shard: its stale caches still map it to the Websites it
