@@ -4,16 +4,14 @@
 //! The leader Lease is kept by the shard library's keeper ([`ShardLeaseConfig::leader`]): it
 //! renews every retry period, and once the renew deadline has passed since the request start
 //! of its last successful renewal (by this process's monotonic clock) leadership is lost, the
-//! controllers are cancelled, and the [`Fence`] that guards every write of the leader is
-//! closed, `leaseDuration − renewDeadline` before another replica can take over.
+//! controllers are cancelled, and the fence that guards every write of the leader
+//! ([`ShardLease::fence`]) is closed, `leaseDuration − renewDeadline` before another replica
+//! can take over.
 
 use std::time::Duration;
 
 use kube::Client;
-use sharding::{
-    fence::Fence,
-    shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle, lease},
-};
+use sharding::shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle, lease};
 
 use crate::runtime::Membership;
 
@@ -87,14 +85,6 @@ pub enum Error {
 /// without a renewal or another replica holds the Lease, released by [`Membership::leave`].
 #[derive(Debug)]
 pub struct Leadership(ShardLeaseHandle);
-
-impl Leadership {
-    /// The fence that guards the leader's writes (see [`ShardLease::fence`]).
-    #[must_use]
-    pub fn fence(&self) -> Fence {
-        self.0.fence()
-    }
-}
 
 /// Contends for leadership with `lease` (from [`LeaderElection::lease`]) and completes once
 /// this replica leads.

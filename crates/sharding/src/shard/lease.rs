@@ -37,7 +37,7 @@ pub enum Error {
         source: Box<kube::Error>,
     },
     /// The configuration cannot work.
-    #[error("invalid shard Lease configuration: {0}")]
+    #[error("invalid Lease configuration: {0}")]
     Config(String),
 }
 

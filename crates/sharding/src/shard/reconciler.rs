@@ -233,35 +233,59 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_closed_fence_starts_nothing() {
-        // Never contacted: the fence stops the reconciliation before any request.
+    /// A shard whose client is never contacted: the fence stops a reconciliation before any
+    /// request.
+    fn shard(fence: Fence) -> Shard {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let client = Client::try_from(config).unwrap();
-        let shard = Shard::new(
-            client,
-            "ring",
-            "shard-0",
-            Fence::new("ns/shard-0".to_owned()),
-        );
-        let object = k8s_openapi::api::core::v1::ConfigMap {
+        Shard::new(Client::try_from(config).unwrap(), "ring", "shard-0", fence)
+    }
+
+    fn assigned() -> Arc<k8s_openapi::api::core::v1::ConfigMap> {
+        Arc::new(k8s_openapi::api::core::v1::ConfigMap {
             metadata: ObjectMeta {
                 namespace: Some("ns".to_owned()),
                 name: Some("web".to_owned()),
                 ..meta(&[(&labels::shard("ring"), "shard-0")])
             },
             ..Default::default()
-        };
-        let result = shard
-            .reconcile(Arc::new(object), |_| async {
-                panic!("the inner reconciler must not start")
+        })
+    }
+
+    /// Reconciles [`assigned`] with `shard`: whether the inner reconciler ran.
+    async fn inner_runs(shard: &Shard) -> Result<bool, Error<std::io::Error>> {
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        shard
+            .reconcile(assigned(), |_| async {
+                ran.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(Action::await_change())
             })
-            .await;
-        let Err(Error::<std::io::Error>::Fenced { object, source }) = result else {
+            .await?;
+        Ok(ran.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn a_closed_fence_starts_nothing() {
+        let result = inner_runs(&shard(Fence::new("ns/shard-0".to_owned()))).await;
+        let Err(Error::Fenced { object, source }) = result else {
             panic!("expected Fenced, got {result:?}");
         };
         assert_eq!(object, "ns/web");
         assert_eq!(source.lease, "ns/shard-0");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fence_that_ran_out_during_a_pause_starts_nothing_on_resume() {
+        let fence = Fence::new("ns/shard-0".to_owned());
+        let shard = shard(fence.clone());
+        // Renewed just now, valid for the default 10 s renew deadline.
+        fence.extend(tokio::time::Instant::now() + std::time::Duration::from_secs(10));
+        assert!(inner_runs(&shard).await.unwrap());
+        // Stopped for 39 s; the keeper has not run since, but the clock has.
+        tokio::time::advance(std::time::Duration::from_secs(39)).await;
+        assert!(matches!(
+            inner_runs(&shard).await,
+            Err(Error::Fenced { .. })
+        ));
     }
 
     #[test]
