@@ -15,7 +15,10 @@ use kube::{
         watcher::{self, watcher},
     },
 };
-use sharding::shard::{Shard, reconciler};
+use sharding::{
+    fence::Expired,
+    shard::{Shard, reconciler},
+};
 use tokio::sync::watch;
 
 use crate::checksum::{desired_config_map, is_managed};
@@ -34,6 +37,15 @@ pub enum Error {
         /// The API server's answer.
         #[source]
         source: kube::Error,
+    },
+    /// The shard's Lease may have passed to another shard: the ConfigMap is not written.
+    #[error("not writing the ConfigMap {name}")]
+    Fenced {
+        /// `<namespace>/<name>` of the ConfigMap.
+        name: String,
+        /// Why the fence is closed.
+        #[source]
+        source: Expired,
     },
 }
 
@@ -113,16 +125,21 @@ async fn reconcile_assigned(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Ac
             .resource_version
             .clone_from(&cached.metadata.resource_version);
     }
-    apply(&ctx.client, &desired).await?;
+    apply(&ctx, &desired).await?;
     Ok(Action::await_change())
 }
 
-async fn apply(client: &Client, desired: &ConfigMap) -> Result<(), Error> {
+/// Applies `desired` while the shard's fence holds (docs/contract.md#fencing).
+async fn apply(ctx: &Context, desired: &ConfigMap) -> Result<(), Error> {
     let (namespace, name) = (
         desired.metadata.namespace.as_deref().unwrap_or_default(),
         desired.metadata.name.as_deref().unwrap_or_default(),
     );
-    Api::<ConfigMap>::namespaced(client.clone(), namespace)
+    ctx.shard.check().map_err(|source| Error::Fenced {
+        name: format!("{namespace}/{name}"),
+        source,
+    })?;
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
         .patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),

@@ -16,7 +16,7 @@ use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use kube::Client;
 use operations::{
     http::{self, Readiness},
-    runtime::{Runtime, acquire_shard_lease},
+    runtime::{Runtime, acquire_shard_lease, shard_lease},
 };
 
 pub use operations::http::Listeners;
@@ -57,21 +57,23 @@ pub async fn run(
     runtime.serve(listeners.metrics, http::metrics_router(Arc::new(registry)));
     runtime.serve(listeners.health, http::health_router(readiness.clone()));
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        shard: Shard::new(client.clone(), RING, &options.identity),
-        config_maps: watches.config_maps.clone(),
-        simulated_work: options.simulated_work,
-    });
-    let metrics = controller_metrics.controller(CONTROLLER, u32::from(options.workers));
-    // The Lease before any watch: a shard must not watch or reconcile before it is a member.
-    let lease = acquire_shard_lease(
+    let lease = shard_lease(
         &client,
         RING,
         &options.identity,
         &options.namespace,
         options.lease_duration,
     );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        // Its fence guards every write (docs/contract.md#fencing).
+        shard: Shard::new(client.clone(), RING, &options.identity, lease.fence()),
+        config_maps: watches.config_maps.clone(),
+        simulated_work: options.simulated_work,
+    });
+    let metrics = controller_metrics.controller(CONTROLLER, u32::from(options.workers));
+    // The Lease before any watch: a shard must not watch or reconcile before it is a member.
+    let lease = acquire_shard_lease(lease);
     runtime
         .run(lease, |stop| {
             let synced = watches.synced();

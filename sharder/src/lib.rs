@@ -22,6 +22,7 @@ use operations::{
     runtime::{Runtime, StopSignal},
 };
 use prometheus_client::registry::Registry;
+use sharding::{fence::Fence, shard::ShardLease};
 
 use crate::{
     cache::RingCache,
@@ -65,8 +66,9 @@ impl Listeners {
 /// `client`'s requests are counted in `rest_metrics` (see [`client`]).
 ///
 /// # Errors
-/// A server fails, or leadership is lost (the controllers cannot safely go on, so the
-/// process should exit and restart, as a controller-runtime manager does).
+/// A server fails, or leadership is lost: the renew deadline passed without a renewal, so the
+/// controllers were cancelled and can no longer write (the process should exit and restart,
+/// as a controller-runtime manager does).
 pub async fn run(
     config: SharderConfig,
     (client, rest_metrics): (Client, RestClientMetrics),
@@ -102,29 +104,38 @@ pub async fn run(
             .context("webhook server failed")
     });
 
-    // Admissions first, on every replica; then the controllers, on the leader only.
-    let leadership = async {
-        cache.wait_until_ready().await;
-        readiness.set_ready();
-        tracing::info!("caches synced, serving admissions");
-        let election = &config.leader_election;
-        if !election.leader_elect {
-            return Ok(None);
-        }
-        let election = LeaderElection {
+    // Every write of the controllers checks the leader's fence (docs/sharder.md#leadership).
+    let election = &config.leader_election;
+    let lease = election.leader_elect.then(|| {
+        LeaderElection {
             namespace: election.resource_namespace.clone(),
             name: election.resource_name.clone(),
             identity,
             lease_duration: election.lease_duration.get(),
             renew_deadline: election.renew_deadline.get(),
-        };
-        Ok(Some(leader::acquire(client.clone(), &election).await?))
+            retry_period: election.retry_period.get(),
+        }
+        .lease(client.clone())
+    });
+    let fence = lease
+        .as_ref()
+        .map_or_else(Fence::unfenced, ShardLease::fence);
+    // Admissions first, on every replica; then the controllers, on the leader only.
+    let leadership = async {
+        cache.wait_until_ready().await;
+        readiness.set_ready();
+        tracing::info!("caches synced, serving admissions");
+        match lease {
+            Some(lease) => Ok(Some(leader::acquire(lease).await?)),
+            None => Ok(None),
+        }
     };
     let result = runtime
         .run(leadership, |stop| {
             Box::pin(run_controllers(
                 &config,
                 &client,
+                fence,
                 (resync_metrics, controller_metrics),
                 stop,
             ))
@@ -140,10 +151,11 @@ pub async fn client(config: &SharderConfig) -> anyhow::Result<(Client, RestClien
     operations::client::build(config.client_connection.kubeconfig.as_deref()).await
 }
 
-/// Runs the controllers until `stop`.
+/// Runs the controllers until `stop`; they write only while `fence` holds.
 async fn run_controllers(
     config: &SharderConfig,
     client: &Client,
+    fence: Fence,
     (resync_metrics, controller_metrics): (ResyncMetrics, ControllerMetrics),
     stop: StopSignal,
 ) {
@@ -153,16 +165,19 @@ async fn run_controllers(
         sharder.concurrent_moves.get(),
         config.webhook.config.namespace_selector.clone(),
         resync_metrics,
+        fence.clone(),
     );
     futures::join!(
         controller::controller_ring::run(
             client.clone(),
             webhook_settings(config),
+            fence.clone(),
             controller_metrics.controller("controllerring", 0),
             stop.stopped(),
         ),
         controller::shard_lease::run(
             client.clone(),
+            fence,
             controller_metrics.controller("shardlease", 0),
             stop.stopped(),
         ),

@@ -28,13 +28,16 @@ use kube::{
 };
 use operations::{
     http::{self, Readiness},
-    leader::{self, LeaderElection, Leadership},
-    runtime::{Runtime, acquire_shard_lease},
+    leader::{self, LeaderElection},
+    runtime::{Runtime, acquire_shard_lease, shard_lease},
 };
 
 pub use operations::http::Listeners;
 use prometheus_client::registry::Registry;
-use sharding::shard::{Shard, watcher_config};
+use sharding::{
+    fence::Fence,
+    shard::{Shard, watcher_config},
+};
 
 use crate::{
     audit::Audit,
@@ -81,21 +84,23 @@ pub async fn run(
     if options.mode == Mode::Singleton {
         readiness.set_ready();
     }
-    let ctx = context(&options, &client, &watches)?;
+    // Every write checks the fence of the Lease this replica holds (docs/contract.md#fencing).
+    let lease = match options.mode {
+        Mode::Sharded => shard_lease(
+            &client,
+            RING,
+            &options.identity,
+            &options.namespace,
+            options.lease_duration,
+        ),
+        Mode::Singleton => election(&options).lease(client.clone()),
+    };
+    let ctx = context(&options, &client, &watches, lease.fence())?;
     // The Lease before any watch: a shard must not watch or reconcile before it is a member.
     let membership = async {
         Ok(match options.mode {
-            Mode::Sharded => Either::Left(
-                acquire_shard_lease(
-                    &client,
-                    RING,
-                    &options.identity,
-                    &options.namespace,
-                    options.lease_duration,
-                )
-                .await?,
-            ),
-            Mode::Singleton => Either::Right(lead(&client, &options).await?),
+            Mode::Sharded => Either::Left(acquire_shard_lease(lease).await?),
+            Mode::Singleton => Either::Right(leader::acquire(lease).await?),
         })
     };
     let metrics = controller_metrics.controller(CONTROLLER, u32::from(options.workers));
@@ -118,8 +123,14 @@ pub async fn run(
         .await
 }
 
-/// The reconciler's context: the caches of `watches` and the settings of `options`.
-fn context(options: &Options, client: &Client, watches: &Watches) -> anyhow::Result<Arc<Context>> {
+/// The reconciler's context: the caches of `watches`, the settings of `options`, and the
+/// fence of the Lease that the replica holds.
+fn context(
+    options: &Options,
+    client: &Client,
+    watches: &Watches,
+    fence: Fence,
+) -> anyhow::Result<Arc<Context>> {
     Ok(Arc::new(Context {
         client: client.clone(),
         themes: watches.themes.clone(),
@@ -135,7 +146,8 @@ fn context(options: &Options, client: &Client, watches: &Watches) -> anyhow::Res
             },
         ),
         shard: (options.mode == Mode::Sharded)
-            .then(|| Shard::new(client.clone(), RING, &options.identity)),
+            .then(|| Shard::new(client.clone(), RING, &options.identity, fence.clone())),
+        fence,
         simulated_work: options.simulated_work,
         audit: options
             .audit_file
@@ -148,14 +160,14 @@ fn context(options: &Options, client: &Client, watches: &Watches) -> anyhow::Res
     }))
 }
 
-/// Contends for the leadership of the singleton and completes once this replica leads.
-async fn lead(client: &Client, options: &Options) -> anyhow::Result<Leadership> {
-    let election = LeaderElection {
+/// The singleton's leader election, with leader election's ratios of the lease duration.
+fn election(options: &Options) -> LeaderElection {
+    LeaderElection {
         namespace: options.namespace.clone(),
         name: RING.to_owned(),
         identity: options.identity.clone(),
         lease_duration: options.lease_duration,
         renew_deadline: options.lease_duration * 2 / 3,
-    };
-    Ok(leader::acquire(client.clone(), &election).await?)
+        retry_period: options.lease_duration * 2 / 15,
+    }
 }

@@ -1,11 +1,17 @@
-//! Leader election (docs/contract.md#sharder-behaviour): one replica runs the controllers, every
-//! replica serves its webhook and metrics.
+//! Leader election (docs/contract.md#sharder-behaviour, docs/sharder.md#leadership): one replica
+//! runs the controllers, every replica serves its webhook and metrics.
+//!
+//! The leader Lease is kept by the shard library's keeper ([`ShardLeaseConfig::leader`]): it
+//! renews every retry period, and once the renew deadline has passed since the request start
+//! of its last successful renewal (by this process's monotonic clock) leadership is lost, the
+//! controllers are cancelled, and the fence that guards every write of the leader
+//! ([`ShardLease::fence`]) is closed, `leaseDuration − renewDeadline` before another replica
+//! can take over.
 
 use std::time::Duration;
 
 use kube::Client;
-use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
-use tokio::{sync::watch, task::JoinHandle};
+use sharding::shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle, lease};
 
 use crate::runtime::Membership;
 
@@ -20,9 +26,25 @@ pub struct LeaderElection {
     pub identity: String,
     /// How long a leader's Lease is valid.
     pub lease_duration: Duration,
-    /// How long before the end of the Lease it is renewed; a leader that cannot renew
-    /// within `lease_duration - renew_deadline` steps down before another can take over.
+    /// How long after the request start of its last successful renewal the leader gives up:
+    /// it stops its controllers and closes its fence, `lease_duration - renew_deadline` before
+    /// another replica can take over.
     pub renew_deadline: Duration,
+    /// The wait between attempts to acquire or renew.
+    pub retry_period: Duration,
+}
+
+impl LeaderElection {
+    /// The keeper of the leader Lease; take its [`ShardLease::fence`] for the leader's writes
+    /// before [`acquire`] consumes it.
+    #[must_use]
+    pub fn lease(&self, client: Client) -> ShardLease {
+        let config = ShardLeaseConfig::leader(&self.name, &self.identity, &self.namespace)
+            .lease_duration(self.lease_duration)
+            .renew_deadline(self.renew_deadline)
+            .retry_period(self.retry_period);
+        ShardLease::new(client, config)
+    }
 }
 
 /// A leader-election identity unique to this process: `base`, then `_` and a random UUID, as
@@ -54,63 +76,37 @@ pub fn unique_identity(base: &str, random: [u8; 16]) -> String {
 /// Why leadership could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The lease manager could not start.
-    #[error("cannot start leader election")]
-    Start(#[source] LeaseManagerError),
-    /// The lease manager ended before this replica led.
-    #[error("leader election stopped")]
-    Stopped,
+    /// The election's settings cannot work.
+    #[error("cannot contend for leadership")]
+    Acquire(#[source] lease::Error),
 }
 
-/// Leadership held by this replica, as a [`Membership`]: lost when the Lease is, released by
-/// [`Membership::leave`].
+/// Leadership held by this replica, as a [`Membership`]: lost when the renew deadline passes
+/// without a renewal or another replica holds the Lease, released by [`Membership::leave`].
 #[derive(Debug)]
-pub struct Leadership {
-    /// `true` while this replica leads.
-    leading: watch::Receiver<bool>,
-    /// The lease manager, which releases the Lease once `leading` is dropped.
-    manager: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
-}
+pub struct Leadership(ShardLeaseHandle);
 
-/// Contends for leadership and completes once this replica leads.
-pub async fn acquire(client: Client, config: &LeaderElection) -> Result<Leadership, Error> {
-    let duration = config.lease_duration.as_secs().max(2);
-    // The lease manager renews `grace` seconds before the Lease ends.
-    let grace = duration
-        .saturating_sub(config.renew_deadline.as_secs())
-        .clamp(1, duration - 1);
-    let manager = LeaseManagerBuilder::new(client, &config.name)
-        .with_namespace(&config.namespace)
-        .with_identity(&config.identity)
-        .with_duration(duration)
-        .with_grace(grace)
-        .build()
-        .await
-        .map_err(Error::Start)?;
-    let (mut leading, manager) = manager.watch().await;
-    leading
-        .wait_for(|leading| *leading)
-        .await
-        .map_err(|_| Error::Stopped)?;
-    tracing::info!(lease = config.name, "became leader");
-    Ok(Leadership { leading, manager })
+/// Contends for leadership with `lease` (from [`LeaderElection::lease`]) and completes once
+/// this replica leads.
+///
+/// # Errors
+/// The election's settings cannot work; API errors are retried.
+pub async fn acquire(lease: ShardLease) -> Result<Leadership, Error> {
+    let handle = lease.acquire().await.map_err(Error::Acquire)?;
+    tracing::info!("became leader");
+    Ok(Leadership(handle))
 }
 
 impl Membership for Leadership {
     fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut leading = self.leading.clone();
-        async move {
-            let _ = leading.wait_for(|leading| !*leading).await;
-        }
+        self.0.lost()
     }
 
     async fn leave(self) -> anyhow::Result<()> {
-        let lost = !*self.leading.borrow();
-        drop(self.leading);
-        let _ = self.manager.await;
-        if lost {
+        if !self.0.is_held() {
             anyhow::bail!("lost leadership");
         }
+        self.0.release().await?;
         Ok(())
     }
 }

@@ -83,24 +83,32 @@ impl Membership for ShardLeaseHandle {
     }
 }
 
-/// Acquires the shard Lease `identity` (in `namespace`, ring `ring`) valid for `lease_duration`,
-/// with leader election's ratios of it (15 s, 10 s, 2 s): renew deadline 2/3, retry period
-/// 2/15.
-///
-/// # Errors
-/// The Lease cannot be acquired; the error names it.
-pub async fn acquire_shard_lease(
+/// The keeper of shard Lease `identity` (in `namespace`, ring `ring`) valid for
+/// `lease_duration`, with leader election's ratios of it (15 s, 10 s, 2 s): renew deadline 2/3,
+/// retry period 2/15. Take its fence ([`ShardLease::fence`]) for the shard's writes, then
+/// [`acquire_shard_lease`].
+#[must_use]
+pub fn shard_lease(
     client: &Client,
     ring: &str,
     identity: &str,
     namespace: &str,
     lease_duration: Duration,
-) -> anyhow::Result<ShardLeaseHandle> {
+) -> ShardLease {
     let config = ShardLeaseConfig::new(ring, identity, namespace)
         .lease_duration(lease_duration)
         .renew_deadline(lease_duration * 2 / 3)
         .retry_period(lease_duration * 2 / 15);
-    let lease = ShardLease::new(client.clone(), config)
+    ShardLease::new(client.clone(), config)
+}
+
+/// Acquires `lease` (see [`shard_lease`]).
+///
+/// # Errors
+/// The Lease cannot be acquired; the error names it.
+pub async fn acquire_shard_lease(lease: ShardLease) -> anyhow::Result<ShardLeaseHandle> {
+    let identity = lease.config().shard().to_owned();
+    let lease = lease
         .acquire()
         .await
         .with_context(|| format!("cannot acquire the shard Lease {identity}"))?;
@@ -212,7 +220,8 @@ impl Runtime {
         result
     }
 
-    /// Does `work` while a member, then leaves.
+    /// Does `work` while a member, then leaves. A shutdown lets the work finish what it is
+    /// doing; a lost membership cancels it at once, since another replica may already act.
     async fn work<M, W, F>(&mut self, membership: M, work: W) -> anyhow::Result<()>
     where
         M: Membership,
@@ -226,22 +235,28 @@ impl Runtime {
             lost_membership.await;
             let _ = lost_tx.send(true);
         });
-        let work = work(StopSignal {
+        let cancel = stopped(&lost);
+        let mut work = Box::pin(work(StopSignal {
             stop: self.stop.clone(),
             lost,
-        });
-        tokio::pin!(work);
+        }));
         let server_failed = tokio::select! {
             () = &mut work => None,
+            () = cancel => {
+                tracing::error!("membership lost, cancelling the work");
+                None
+            }
             Some(ended) = self.servers.join_next() => {
                 let failure = self.failure(ended);
                 if failure.is_none() {
                     // Stopping: the servers may end before the work has drained.
-                    work.await;
+                    (&mut work).await;
                 }
                 failure
             }
         };
+        // Cancels whatever is still running: dropping it stops it where it waits.
+        drop(work);
         watch_membership.abort();
         let _ = watch_membership.await;
         match server_failed {
@@ -329,6 +344,18 @@ mod tests {
             .run(async { Ok(Fake(membership)) }, until_stopped)
             .await
             .unwrap_err();
+        assert_eq!(error.to_string(), "lost");
+    }
+
+    #[tokio::test]
+    async fn a_lost_membership_cancels_work_that_would_not_stop_by_itself() {
+        let runtime = Runtime::new(std::future::pending(), None);
+        let (lost, membership) = watch::channel(false);
+        let run = tokio::spawn(runtime.run(async { Ok(Fake(membership)) }, |_| {
+            std::future::pending::<()>()
+        }));
+        lost.send(true).unwrap();
+        let error = run.await.unwrap().unwrap_err();
         assert_eq!(error.to_string(), "lost");
     }
 

@@ -60,15 +60,16 @@ async fn main() -> anyhow::Result<()> {
     let lease = ShardLease::new(
         client.clone(),
         ShardLeaseConfig::new(RING, &shard_name, namespace),
-    )
-    .acquire()
-    .await?;
+    );
+    let fence = lease.fence();
+    let lease = lease.acquire().await?;
 
     // 2. Watch only this shard's objects, for the main kind and the owned kinds.
     let selected = watcher_config(RING, &shard_name);
     let ctx = Arc::new(Context {
         client: client.clone(),
-        shard: Shard::new(client.clone(), RING, &shard_name),
+        // 4. Reconcile only while the Lease's fence holds; check it before every write too.
+        shard: Shard::new(client.clone(), RING, &shard_name, fence),
     });
     let lost = lease.lost();
     Controller::new(Api::<ConfigMap>::all(client.clone()), selected.clone())

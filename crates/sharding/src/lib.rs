@@ -8,12 +8,14 @@
 //!   shards, [`leases`]: shard states computed from Leases, [`ring`]: the ring of a
 //!   ControllerRing's available shards;
 //! - [`shard`]: the shard side: keep the shard Lease, watch only this shard's objects, and
-//!   acknowledge drains without reconciling.
+//!   acknowledge drains without reconciling;
+//! - [`fence`]: whether a held Lease may still be acted on, by this process's monotonic clock.
 
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod consistent_hash;
+pub mod fence;
 pub mod key;
 pub mod leases;
 pub mod ring;

@@ -23,6 +23,7 @@ use kube::{
 use serde_json::json;
 use sharding::{
     api::{ControllerRing, ControllerRingStatus, controller_ring::CONDITION_READY, labels},
+    fence::{Expired, Fence},
     leases::Shards,
 };
 
@@ -53,6 +54,15 @@ pub enum Error {
         /// The API error.
         #[source]
         source: kube::Error,
+    },
+    /// Leadership may have passed to another replica: nothing more is written.
+    #[error("not writing for ControllerRing {ring}")]
+    Fenced {
+        /// The ring.
+        ring: String,
+        /// Why the fence is closed.
+        #[source]
+        source: Expired,
     },
 }
 
@@ -122,11 +132,23 @@ struct Context {
     client: Client,
     settings: WebhookConfigSettings,
     recorder: Recorder,
+    fence: Fence,
+}
+
+impl Context {
+    /// [`super::fenced_write`] as this controller's error.
+    fn fenced_write(&self, verb: &str, ring: &str) -> Result<(), Error> {
+        super::fenced_write(&self.fence, verb, ring).map_err(|source| Error::Fenced {
+            ring: ring.to_owned(),
+            source,
+        })
+    }
 }
 
 async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = ring.ring_name().to_owned();
     let configuration = webhook_configuration(&ring, &ctx.settings);
+    ctx.fenced_write("apply webhook configuration", &name)?;
     let applied = Api::<MutatingWebhookConfiguration>::all(ctx.client.clone())
         .patch(
             &labels::webhook_configuration(&name),
@@ -147,6 +169,7 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
             action: "Reconcile".to_owned(),
             secondary: None,
         };
+        ctx.fenced_write("record event", &name)?;
         if let Err(error) = ctx.recorder.publish(&event, &ring.object_ref(&())).await {
             tracing::warn!(%error, "cannot publish event");
         }
@@ -160,6 +183,7 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
         })?;
     let status = desired_status(&ring, &leases, Timestamp::now(), failure.as_deref());
     if ring.status.as_ref() != Some(&status) {
+        ctx.fenced_write("update status", &name)?;
         Api::<ControllerRing>::all(ctx.client.clone())
             .patch_status(
                 &name,
@@ -189,6 +213,7 @@ fn error_policy(_: Arc<ControllerRing>, error: &Error, _: Arc<Context>) -> Actio
 pub async fn run(
     client: Client,
     settings: WebhookConfigSettings,
+    fence: Fence,
     metrics: ReconcileMetrics,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -203,6 +228,7 @@ pub async fn run(
         client: client.clone(),
         settings,
         recorder,
+        fence,
     });
     let webhook_configurations = watcher(
         Api::<MutatingWebhookConfiguration>::all(client.clone()),

@@ -19,7 +19,33 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use sharding::api::{ControllerRing, labels};
+use sharding::{
+    api::{ControllerRing, labels},
+    fence::{Expired, Fence},
+};
+
+/// The log target of [`fenced_write`]: each write the leader sends, at debug level.
+pub const WRITE_LOG_TARGET: &str = "sharder::write";
+
+/// Checks the leader's fence immediately before a write (docs/sharder.md#leadership), and logs
+/// the write it lets through (`verb`, `object`) on [`WRITE_LOG_TARGET`] at debug level, so
+/// that when the leader wrote can be read from its log.
+pub(crate) fn fenced_write(fence: &Fence, verb: &str, object: &str) -> Result<(), Expired> {
+    match fence.check() {
+        Ok(()) => {
+            tracing::debug!(target: WRITE_LOG_TARGET, verb, object, "writing");
+            Ok(())
+        }
+        Err(expired) => {
+            tracing::warn!(
+                verb,
+                object,
+                "not writing: leadership may have passed to another replica"
+            );
+            Err(expired)
+        }
+    }
+}
 
 /// A controller of the objects of `api` selected by `config`, whose queue `metrics` observe.
 pub(crate) fn controller<K>(

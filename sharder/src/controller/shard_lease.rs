@@ -14,6 +14,7 @@ use kube::{
 use serde_json::json;
 use sharding::{
     api::labels,
+    fence::{Expired, Fence},
     leases::{self, ShardState},
 };
 
@@ -70,10 +71,22 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Leadership may have passed to another replica: nothing is written.
+    #[error("not writing shard Lease {namespace}/{name}")]
+    Fenced {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// Why the fence is closed.
+        #[source]
+        source: Expired,
+    },
 }
 
 struct Context {
     client: Client,
+    fence: Fence,
 }
 
 async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -90,10 +103,18 @@ async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error
             source,
         }
     };
+    let object = format!("{namespace}/{name}");
+    let fenced_write = |verb: &str| super::fenced_write(&ctx.fence, verb, &object);
+    let fenced = |source| Error::Fenced {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source,
+    };
     match step {
         Step::Nothing => {}
         Step::Label(state) => {
             tracing::info!(lease = name, %state, "shard state changed");
+            fenced_write("label").map_err(fenced)?;
             let patch = json!({
                 "metadata": {
                     "resourceVersion": lease.resource_version(),
@@ -106,6 +127,7 @@ async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error
         }
         Step::TakeOver(taken) => {
             tracing::info!(lease = name, "taking over uncertain shard Lease");
+            fenced_write("take over").map_err(fenced)?;
             api.replace(&name, &PostParams::default(), &taken)
                 .await
                 .map_err(error("take over"))?;
@@ -119,6 +141,7 @@ async fn reconcile(lease: Arc<Lease>, ctx: Arc<Context>) -> Result<Action, Error
                 }),
                 ..DeleteParams::default()
             };
+            fenced_write("delete").map_err(fenced)?;
             match api.delete(&name, &params).await {
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(source) => return Err(error("delete")(source)),
@@ -140,6 +163,7 @@ fn error_policy(_: Arc<Lease>, error: &Error, _: Arc<Context>) -> Action {
 /// (docs/sharder.md#differences-from-the-go-sharder).
 pub async fn run(
     client: Client,
+    fence: Fence,
     metrics: ReconcileMetrics,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -153,7 +177,7 @@ pub async fn run(
     .run(
         metrics.instrument(reconcile),
         metrics.instrument_error_policy(error_policy),
-        Arc::new(Context { client }),
+        Arc::new(Context { client, fence }),
     );
     super::drive(results, &metrics).await;
 }

@@ -112,7 +112,7 @@ struct Never;
 async fn a_new_shard_drains_objects_that_move_to_it_after_acknowledgement() {
     let client = client().await;
     let ring = namespace_and_ring(&client).await;
-    let _a = shard(&client, &ring, "shard-a", 15).await;
+    let a = shard(&client, &ring, "shard-a", 15).await;
     create_objects(&client, &ring, 20).await;
     for i in 0..20 {
         assert_eq!(
@@ -125,7 +125,7 @@ async fn a_new_shard_drains_objects_that_move_to_it_after_acknowledgement() {
 
     // shard-a runs a controller that acknowledges drains (and records what it reconciles).
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ring);
-    let acknowledger = shard_lib::Shard::new(client.clone(), ring.clone(), "shard-a");
+    let acknowledger = shard_lib::Shard::new(client.clone(), ring.clone(), "shard-a", a.fence());
     let drained = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let seen = drained.clone();
     let controller = Controller::new(

@@ -1,27 +1,16 @@
 use std::time::Duration;
 
-use k8s_openapi::api::{coordination::v1::Lease, core::v1::Namespace};
-use kube::{Api, api::PostParams};
-use serde_json::json;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 use sharder::config::PositiveDuration;
 use sharding::api::{ControllerRing, labels};
-use testenv::Environment;
 
-use crate::{eventually, install_crd, namespace_and_ring, sharder_config};
+use crate::{eventually, leader_election_control_plane, namespace_and_ring, sharder_config};
 
 /// With its own control plane: two sharders contend for leadership there.
 #[tokio::test]
 async fn only_the_leader_runs_the_controllers_and_another_replica_takes_over() {
-    let control_plane = Environment::new().start().await.unwrap();
-    let client = control_plane.client().await.unwrap();
-    install_crd(&client).await;
-    let namespace: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": labels::SHARDER_NAMESPACE } }))
-            .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    let (control_plane, client) = leader_election_control_plane().await;
 
     let start = |name: &'static str| {
         let (mut config, listeners) =

@@ -5,6 +5,7 @@
 mod assignment;
 mod failover;
 mod leader_election;
+mod leader_fencing;
 mod lifecycle;
 mod metrics;
 mod webhook_down;
@@ -90,6 +91,20 @@ fn sharder_config(
         metrics: Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
     };
     let port = listeners.webhook.local_addr().unwrap().port();
+    let yaml = sharder_yaml(control_plane, name, sync_period, port, "leaderElect: false");
+    let config = SharderConfig::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
+    (config, listeners)
+}
+
+/// The SharderConfig file of [`sharder_config`] with webhook port `port` and the
+/// `leaderElection` settings `leader_election` (one line of YAML flow mapping entries).
+fn sharder_yaml(
+    control_plane: &ControlPlane,
+    name: &str,
+    sync_period: Duration,
+    port: u16,
+    leader_election: &str,
+) -> String {
     let dir = control_plane.directory().join(format!("sharder-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = control_plane.certificate_authority();
@@ -97,13 +112,12 @@ fn sharder_config(
     std::fs::write(dir.join("tls.crt"), serving.cert_pem).unwrap();
     std::fs::write(dir.join("tls.key"), serving.key_pem).unwrap();
     std::fs::write(dir.join("ca.crt"), ca.cert_pem()).unwrap();
-    let yaml = format!(
+    format!(
         r"apiVersion: config.sharding.timebertt.dev/v1alpha1
 kind: SharderConfig
 clientConnection:
   kubeconfig: {kubeconfig}
-leaderElection:
-  leaderElect: false
+leaderElection: {{ {leader_election} }}
 health:
   bindAddress: '0'
 metrics:
@@ -114,6 +128,7 @@ controller:
     concurrentMoves: 20
 webhook:
   server:
+    bindAddress: 127.0.0.1:{port}
     certDir: {dir}
   config:
     clientConfig:
@@ -124,9 +139,24 @@ gracefulShutDown: 5s
         sync = sync_period.as_secs(),
         dir = dir.display(),
         kubeconfig = control_plane.kubeconfig_path().display(),
-    );
-    let config = SharderConfig::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
-    (config, listeners)
+    )
+}
+
+/// A control plane of the test's own, with the CRD and the sharder's namespace, where
+/// sharders contend for leadership.
+async fn leader_election_control_plane() -> (ControlPlane, Client) {
+    let control_plane = testenv::Environment::new().start().await.unwrap();
+    let client = control_plane.client().await.unwrap();
+    install_crd(&client).await;
+    let namespace: Namespace = serde_json::from_value(
+        json!({ "metadata": { "name": sharding::api::labels::SHARDER_NAMESPACE } }),
+    )
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    (control_plane, client)
 }
 
 async fn install_crd(client: &Client) {

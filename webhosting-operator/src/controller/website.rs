@@ -21,7 +21,10 @@ use kube::{
     },
 };
 use serde_json::json;
-use sharding::shard::{Shard, reconciler};
+use sharding::{
+    fence::{Expired, Fence},
+    shard::{Shard, reconciler},
+};
 
 use super::apply::apply;
 use crate::{
@@ -45,9 +48,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// Writing the Website's status failed.
+    /// Writing the Website's status failed; a conflict means the Website changed since it
+    /// was read.
     #[error("cannot update the status of Website {0}")]
     Status(String, #[source] kube::Error),
+    /// The replica's Lease may have passed to another holder: nothing more is written.
+    #[error("not writing for Website {0}")]
+    Fenced(String, #[source] Expired),
 }
 
 /// The caches and settings the reconciler reads.
@@ -69,6 +76,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// This shard, when the operator runs sharded.
     pub shard: Option<Shard>,
+    /// The fence of the shard Lease or the singleton's leader Lease, checked before every
+    /// write (docs/contract.md#fencing).
+    pub fence: Fence,
     /// A wait in every reconciliation that models work on external systems.
     pub simulated_work: Duration,
     /// The reconciliation audit log, if enabled.
@@ -140,7 +150,7 @@ async fn reconcile_assigned(website: Arc<Website>, ctx: Arc<Context>) -> Result<
             )
             .await;
             // The error is what the caller must see; a failed status write adds nothing.
-            let _ = write_status(&ctx.client, &website, phase::phase(Observation::Failed)).await;
+            let _ = write_status(&ctx, &website, phase::phase(Observation::Failed)).await;
             Err(error)
         }
     }
@@ -148,7 +158,7 @@ async fn reconcile_assigned(website: Arc<Website>, ctx: Arc<Context>) -> Result<
 
 async fn reconcile_website(website: &Website, ctx: &Context) -> Result<Action, Error> {
     if website.meta().deletion_timestamp.is_some() {
-        write_status(&ctx.client, website, phase::phase(Observation::Deleting)).await?;
+        write_status(ctx, website, phase::phase(Observation::Deleting)).await?;
         return Ok(Action::await_change());
     }
     let Some(theme) = ctx.themes.get(&ObjectRef::new(&website.spec.theme)) else {
@@ -162,12 +172,7 @@ async fn reconcile_website(website: &Website, ctx: &Context) -> Result<Action, E
             )
             .await;
         }
-        write_status(
-            &ctx.client,
-            website,
-            phase::phase(Observation::ThemeMissing),
-        )
-        .await?;
+        write_status(ctx, website, phase::phase(Observation::ThemeMissing)).await?;
         // Creating the Theme triggers this Website again.
         return Ok(Action::await_change());
     };
@@ -175,25 +180,30 @@ async fn reconcile_website(website: &Website, ctx: &Context) -> Result<Action, E
         tokio::time::sleep(ctx.simulated_work).await;
     }
 
+    // Each apply is a write on the strength of the Lease.
     let config_map = children::config_map(website, &theme);
+    fenced(ctx, website)?;
     apply(&ctx.client, &ctx.config_maps, &config_map)
         .await
         .map_err(apply_error("ConfigMap", &config_map))?;
     let service = children::service(website);
+    fenced(ctx, website)?;
     apply(&ctx.client, &ctx.services, &service)
         .await
         .map_err(apply_error("Service", &service))?;
     let ingress = children::ingress(website);
+    fenced(ctx, website)?;
     apply(&ctx.client, &ctx.ingresses, &ingress)
         .await
         .map_err(apply_error("Ingress", &ingress))?;
     let deployment = children::deployment(website, &config_map);
+    fenced(ctx, website)?;
     let deployment = apply(&ctx.client, &ctx.deployments, &deployment)
         .await
         .map_err(apply_error("Deployment", &deployment))?;
 
     let phase = phase::phase(Observation::Deployment(Some(&deployment)));
-    write_status(&ctx.client, website, phase).await?;
+    write_status(ctx, website, phase).await?;
     // A change of the Deployment's status triggers the Website again.
     Ok(Action::await_change())
 }
@@ -206,23 +216,29 @@ fn apply_error<K: kube::Resource>(
     move |source| Error::Apply { kind, name, source }
 }
 
-/// Writes the status for `phase`, unless it is already the Website's status.
-async fn write_status(
-    client: &Client,
-    website: &Website,
-    phase: WebsitePhase,
-) -> Result<(), Error> {
+/// Passes while the replica's fence holds (docs/contract.md#fencing).
+fn fenced(ctx: &Context, website: &Website) -> Result<(), Error> {
+    ctx.fence
+        .check()
+        .map_err(|expired| Error::Fenced(website.name_any(), expired))
+}
+
+/// Writes the status for `phase`, unless it is already the Website's status. The write
+/// carries the resourceVersion that was read, so it applies only to that version of the
+/// Website (docs/webhosting-operator.md#writes).
+async fn write_status(ctx: &Context, website: &Website, phase: WebsitePhase) -> Result<(), Error> {
     let status = phase::desired_status(website, phase, Timestamp::now());
     if website.status.as_ref() == Some(&status) {
         return Ok(());
     }
     let name = website.name_any();
-    Api::<Website>::namespaced(client.clone(), &website.namespace().unwrap_or_default())
-        .patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
+    let patch = json!({
+        "metadata": { "resourceVersion": website.resource_version() },
+        "status": status,
+    });
+    fenced(ctx, website)?;
+    Api::<Website>::namespaced(ctx.client.clone(), &website.namespace().unwrap_or_default())
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map_err(|source| Error::Status(name, source))?;
     Ok(())
@@ -236,6 +252,9 @@ async fn publish(ctx: &Context, website: &Website, type_: EventType, reason: &st
         action: "Reconcile".to_owned(),
         secondary: None,
     };
+    if fenced(ctx, website).is_err() {
+        return;
+    }
     if let Err(error) = ctx.recorder.publish(&event, &website.object_ref(&())).await {
         tracing::warn!(%error, "cannot record an event");
     }

@@ -4,6 +4,7 @@
 //! There is no kubelet, so the Websites carry `skip-workload`: their Deployments run no pods
 //! and become Available at once, as on a cluster under load tests.
 
+mod paused;
 mod sharded;
 mod singleton;
 
@@ -60,6 +61,20 @@ async fn stack() -> (ControlPlane, Client, SharderProcess) {
         .await
         .unwrap();
     (control_plane, client, sharder)
+}
+
+/// Shards `shards` once they are available, as processes on the [`stack`].
+async fn shards(
+    control_plane: &ControlPlane,
+    client: &Client,
+    shards: &[&str],
+) -> Vec<OperatorProcess> {
+    let operators = shards
+        .iter()
+        .map(|shard| operator(control_plane, shard, false))
+        .collect();
+    available_shards(client, i32::try_from(shards.len()).unwrap()).await;
+    operators
 }
 
 fn operator(control_plane: &ControlPlane, identity: &str, singleton: bool) -> OperatorProcess {
@@ -212,6 +227,38 @@ async fn available_shards(client: &Client, shards: i32) {
     testenv::eventually("the shards to be available", PATIENCE, || async {
         let status = rings.get("webhosting-operator").await.ok()?.status?;
         (status.available_shards == shards).then_some(())
+    })
+    .await;
+}
+
+/// `namespace/name` of `website`, as the audit names it.
+fn key(website: &Website) -> String {
+    format!("{}/{}", website.namespace().unwrap(), website.name_any())
+}
+
+/// Waits until every Website in `websites` (of `expected`) is Ready on a shard other than
+/// `from` and, by the audit of `shards`, was reconciled by another shard after `since`
+/// (nanoseconds since the epoch).
+async fn reconciled_elsewhere(
+    (control_plane, client): (&ControlPlane, &Client),
+    websites: &std::collections::BTreeSet<String>,
+    from: &str,
+    since: i128,
+    (shards, expected): (&[&str], usize),
+) {
+    testenv::eventually("the Websites reconciled elsewhere", PATIENCE, || async {
+        let moved = all_ready(client, expected)
+            .await
+            .iter()
+            .filter(|w| websites.contains(&key(w)))
+            .all(|w| shard_of(w.labels()).is_some_and(|s| s != from));
+        let records = audit(control_plane, shards);
+        let reconciled = websites.iter().all(|website| {
+            records
+                .iter()
+                .any(|r| &r.website == website && r.shard != from && r.time > since)
+        });
+        (moved && reconciled).then_some(())
     })
     .await;
 }

@@ -25,11 +25,7 @@ const EXTRA: usize = 28;
 #[tokio::test]
 async fn each_shard_reconciles_its_own_websites_and_a_theme_change_reaches_all() {
     let (control_plane, client, _sharder) = stack().await;
-    let operators: Vec<_> = SHARDS
-        .iter()
-        .map(|shard| operator(&control_plane, shard, false))
-        .collect();
-    available_shards(&client, 3).await;
+    let operators = shards(&control_plane, &client, &SHARDS).await;
     create_samples(&client, EXTRA).await;
     let websites = all_ready(&client, EXTRA + 2).await;
 
@@ -101,11 +97,7 @@ async fn each_shard_reconciles_its_own_websites_and_a_theme_change_reaches_all()
 #[tokio::test]
 async fn a_new_shard_takes_websites_over_by_drains_and_a_killed_shards_websites_recover() {
     let (control_plane, client, _sharder) = stack().await;
-    let mut operators: Vec<_> = SHARDS
-        .iter()
-        .map(|shard| operator(&control_plane, shard, false))
-        .collect();
-    available_shards(&client, 3).await;
+    let mut operators = shards(&control_plane, &client, &SHARDS).await;
     create_samples(&client, EXTRA).await;
     let before = all_ready(&client, EXTRA + 2).await;
 
@@ -153,23 +145,12 @@ async fn a_new_shard_takes_websites_over_by_drains_and_a_killed_shards_websites_
     assert!(!orphans.is_empty(), "shard-1 owns Websites");
     let killed_at = Timestamp::now().as_nanosecond();
     victim.kill().await;
-    testenv::eventually(
-        "the killed shard's Websites reconciled elsewhere",
-        PATIENCE,
-        || async {
-            let websites = all_ready(&client, EXTRA + 2).await;
-            let moved = websites
-                .iter()
-                .filter(|w| orphans.contains(&key(w)))
-                .all(|w| shard_of(w.labels()).is_some_and(|s| s != "shard-1"));
-            let records = audit(&control_plane, &identities);
-            let reconciled = orphans.iter().all(|website| {
-                records
-                    .iter()
-                    .any(|r| &r.website == website && r.shard != "shard-1" && r.time > killed_at)
-            });
-            (moved && reconciled).then_some(())
-        },
+    reconciled_elsewhere(
+        (&control_plane, &client),
+        &orphans,
+        "shard-1",
+        killed_at,
+        (&identities, EXTRA + 2),
     )
     .await;
 }
@@ -181,8 +162,4 @@ fn hash_key(website: &Website) -> String {
         kind: Website::kind(&()).into_owned(),
     };
     sharding::key::for_object(Some(&types), &website.metadata).unwrap()
-}
-
-fn key(website: &Website) -> String {
-    format!("{}/{}", website.namespace().unwrap(), website.name_any())
 }

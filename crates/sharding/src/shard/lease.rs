@@ -2,7 +2,10 @@
 //! Lease named after itself, renews it like a leader-election client, reports when it loses it, and
 //! releases it on graceful shutdown.
 //!
-//! The decisions are pure ([`decide`], [`released`]); [`ShardLease::acquire`] runs them.
+//! The sharder's leader election keeps its Lease the same way ([`ShardLeaseConfig::leader`]).
+//!
+//! The decisions are pure ([`decide`], [`released`], [`step`]); [`ShardLease::acquire`] runs
+//! them and keeps the Lease's [`Fence`] (docs/contract.md#fencing).
 
 use std::time::Duration;
 
@@ -15,15 +18,15 @@ use kube::{
     Api, Client,
     api::{PostParams, ResourceExt as _},
 };
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
-use crate::api::labels;
+use crate::{api::labels, fence::Fence};
 
 /// An error talking to the API server about the shard Lease.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading, creating or updating the Lease failed.
-    #[error("cannot {action} shard Lease {lease}")]
+    #[error("cannot {action} Lease {lease}")]
     Api {
         /// What was attempted.
         action: &'static str,
@@ -33,16 +36,8 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
-    /// A renewal did not finish within the renew deadline.
-    #[error("renewing shard Lease {name} took longer than {deadline:?}")]
-    Timeout {
-        /// The Lease's name.
-        name: String,
-        /// The renew deadline.
-        deadline: Duration,
-    },
     /// The configuration cannot work.
-    #[error("invalid shard Lease configuration: {0}")]
+    #[error("invalid Lease configuration: {0}")]
     Config(String),
 }
 
@@ -53,8 +48,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct ShardLeaseConfig {
-    ring: String,
-    shard: String,
+    /// The ring label's value; `None` for a leader-election Lease.
+    ring: Option<String>,
+    /// The Lease's name.
+    name: String,
+    /// The holder identity written to the Lease.
+    identity: String,
     namespace: String,
     lease_duration: Duration,
     renew_deadline: Duration,
@@ -69,13 +68,31 @@ impl ShardLeaseConfig {
         shard: impl Into<String>,
         namespace: impl Into<String>,
     ) -> Self {
+        let shard = shard.into();
         Self {
-            ring: ring.into(),
-            shard: shard.into(),
+            ring: Some(ring.into()),
+            name: shard.clone(),
+            identity: shard,
             namespace: namespace.into(),
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+        }
+    }
+
+    /// A leader-election Lease `name` in `namespace`, held as `identity`: kept like a shard
+    /// Lease, but without the ring label, so the sharder never counts it as a shard
+    /// (docs/contract.md#shard-leases).
+    pub fn leader(
+        name: impl Into<String>,
+        identity: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> Self {
+        Self {
+            ring: None,
+            name: name.into(),
+            identity: identity.into(),
+            ..Self::new("", "", namespace)
         }
     }
 
@@ -85,8 +102,10 @@ impl ShardLeaseConfig {
         self
     }
 
-    /// How long renewals may keep failing before the shard counts the Lease as lost
-    /// (default 10 s); must be shorter than the lease duration.
+    /// How long renewals may keep failing before the shard counts the Lease as lost and its
+    /// [`Fence`] closes (default 10 s), counted from the last successful renewal's request
+    /// start; must be shorter than the lease duration in whole seconds. The difference is the
+    /// fence's safety margin (docs/contract.md#fencing).
     pub fn renew_deadline(mut self, deadline: Duration) -> Self {
         self.renew_deadline = deadline;
         self
@@ -98,28 +117,32 @@ impl ShardLeaseConfig {
         self
     }
 
-    /// The ring this shard belongs to.
+    /// The ring this shard belongs to; empty for a leader-election Lease.
     #[must_use]
     pub fn ring(&self) -> &str {
-        &self.ring
+        self.ring.as_deref().unwrap_or_default()
     }
 
-    /// The shard's name: the Lease's name and holder identity.
+    /// The shard's name: the Lease's name (and, for a shard, its holder identity).
     #[must_use]
     pub fn shard(&self) -> &str {
-        &self.shard
+        &self.name
     }
 
     fn validate(&self) -> Result<()> {
-        if self.shard.is_empty() || self.ring.is_empty() || self.namespace.is_empty() {
+        let ring_ok = self.ring.as_ref().is_none_or(|ring| !ring.is_empty());
+        if self.name.is_empty() || self.identity.is_empty() || !ring_ok || self.namespace.is_empty()
+        {
             return Err(Error::Config(
                 "ring, shard name and namespace must not be empty".to_owned(),
             ));
         }
-        if self.renew_deadline >= self.lease_duration {
+        // Others see the duration in whole seconds; the fence must end before that.
+        let written = Duration::from_secs(self.lease_duration.as_secs());
+        if self.renew_deadline >= written {
             return Err(Error::Config(format!(
-                "renew deadline {:?} must be shorter than lease duration {:?}",
-                self.renew_deadline, self.lease_duration
+                "renew deadline {:?} must be shorter than lease duration {:?} (in whole seconds)",
+                self.renew_deadline, written
             )));
         }
         if self.retry_period >= self.renew_deadline {
@@ -133,6 +156,11 @@ impl ShardLeaseConfig {
 
     fn lease_duration_seconds(&self) -> i32 {
         i32::try_from(self.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX)
+    }
+
+    /// `namespace/name` of the Lease.
+    fn lease(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
     }
 }
 
@@ -162,7 +190,7 @@ pub fn decide(current: Option<&Lease>, config: &ShardLeaseConfig, now: Timestamp
     let Some(current) = current else {
         let mut lease = Lease {
             metadata: ObjectMeta {
-                name: Some(config.shard.clone()),
+                name: Some(config.name.clone()),
                 namespace: Some(config.namespace.clone()),
                 ..ObjectMeta::default()
             },
@@ -173,7 +201,7 @@ pub fn decide(current: Option<&Lease>, config: &ShardLeaseConfig, now: Timestamp
     };
     let spec = current.spec.clone().unwrap_or_default();
     let holder = spec.holder_identity.clone().unwrap_or_default();
-    let ours = holder == config.shard;
+    let ours = holder == config.identity;
     if !ours && !holder.is_empty() && !expired(&spec, now) {
         return Decision::Wait { holder };
     }
@@ -195,17 +223,19 @@ pub fn released(current: &Lease, now: Timestamp) -> Lease {
 }
 
 fn hold(lease: &mut Lease, config: &ShardLeaseConfig, now: Timestamp, acquire: bool) {
-    lease
-        .labels_mut()
-        .insert(labels::CONTROLLER_RING.to_owned(), config.ring.clone());
+    if let Some(ring) = &config.ring {
+        lease
+            .labels_mut()
+            .insert(labels::CONTROLLER_RING.to_owned(), ring.clone());
+    }
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     if acquire {
         spec.acquire_time = Some(MicroTime(now));
-        if spec.holder_identity.as_deref() != Some(config.shard.as_str()) {
+        if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
             spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
         }
     }
-    spec.holder_identity = Some(config.shard.clone());
+    spec.holder_identity = Some(config.identity.clone());
     spec.lease_duration_seconds = Some(config.lease_duration_seconds());
     spec.renew_time = Some(MicroTime(now));
 }
@@ -221,13 +251,47 @@ fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
     }
 }
 
+/// What the keeper does at `now` (see [`step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Sleep until this instant: the next attempt, or the renew deadline if that comes first.
+    Wait(Instant),
+    /// Renew now; give up on the attempt at this instant, the renew deadline.
+    Renew(Instant),
+    /// The renew deadline has passed: the Lease counts as lost, and nothing more is written.
+    Lost,
+}
+
+/// The keeper's next step at `now` (pure): the Lease is lost once the renew deadline has
+/// passed since `last_renewed` (the request start of the last successful renewal), whatever
+/// the reason, a failing API server as much as a process paused and resumed; otherwise the
+/// next renewal is one retry period after `last_attempt` started.
+#[must_use]
+pub fn step(
+    last_renewed: Instant,
+    last_attempt: Instant,
+    now: Instant,
+    config: &ShardLeaseConfig,
+) -> Step {
+    let deadline = last_renewed + config.renew_deadline;
+    if now >= deadline {
+        return Step::Lost;
+    }
+    let next = last_attempt + config.retry_period;
+    if now < next {
+        Step::Wait(next.min(deadline))
+    } else {
+        Step::Renew(deadline)
+    }
+}
+
 /// Whether the shard holds its Lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeaseStatus {
     /// The Lease is held and renewed.
     Held,
-    /// Renewal failed for longer than the renew deadline, or another holder took the Lease:
-    /// the shard must stop reconciling.
+    /// The renew deadline passed without a successful renewal, or another holder took the
+    /// Lease: the shard must stop reconciling, and its [`Fence`] is closed.
     Lost,
 }
 
@@ -236,6 +300,7 @@ pub enum LeaseStatus {
 pub struct ShardLease {
     api: Api<Lease>,
     config: ShardLeaseConfig,
+    fence: Fence,
 }
 
 impl ShardLease {
@@ -243,7 +308,21 @@ impl ShardLease {
     #[must_use]
     pub fn new(client: Client, config: ShardLeaseConfig) -> Self {
         let api = Api::namespaced(client, &config.namespace);
-        Self { api, config }
+        let fence = Fence::new(config.lease());
+        Self { api, config, fence }
+    }
+
+    /// The Lease's fence: closed until the Lease is acquired, open while it is renewed in
+    /// time, closed for good once it is lost or released. Give it to [`crate::shard::Shard`]
+    /// and check it before every write (docs/contract.md#fencing).
+    #[must_use]
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
+    /// The Lease's configuration.
+    pub fn config(&self) -> &ShardLeaseConfig {
+        &self.config
     }
 
     /// Waits until the Lease is ours, then renews it in the background.
@@ -252,25 +331,27 @@ impl ShardLease {
     /// An invalid configuration. API errors while acquiring are retried every retry period.
     pub async fn acquire(self) -> Result<ShardLeaseHandle> {
         self.config.validate()?;
-        loop {
+        let acquired = loop {
+            let started = Instant::now();
             match self.try_hold().await {
-                Ok(true) => break,
+                Ok(true) => break started,
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "cannot acquire shard Lease, retrying");
+                    tracing::warn!(error = %error_chain(&error), "cannot acquire Lease, retrying");
                 }
             }
-            tokio::time::sleep(self.config.retry_period).await;
-        }
+            tokio::time::sleep_until(started + self.config.retry_period).await;
+        };
+        self.fence.extend(acquired + self.config.renew_deadline);
         tracing::info!(
-            shard = self.config.shard,
-            ring = self.config.ring,
-            "acquired shard Lease"
+            lease = self.config.lease(),
+            identity = self.config.identity,
+            "acquired Lease"
         );
         let (status_tx, status) = watch::channel(LeaseStatus::Held);
         let (stop_tx, stop) = watch::channel(false);
         let keeper = self.clone();
-        let task = tokio::spawn(async move { keeper.renew(status_tx, stop).await });
+        let task = tokio::spawn(async move { keeper.renew(acquired, status_tx, stop).await });
         Ok(ShardLeaseHandle {
             keeper: self,
             status,
@@ -281,7 +362,7 @@ impl ShardLease {
 
     /// One acquire-or-renew round: whether the Lease is ours afterwards.
     async fn try_hold(&self) -> Result<bool> {
-        let name = &self.config.shard;
+        let name = &self.config.name;
         let current = self
             .api
             .get_opt(name)
@@ -301,56 +382,75 @@ impl ShardLease {
                     .map_err(|e| self.error("update", e))?;
             }
             Decision::Wait { holder } => {
-                tracing::debug!(holder, "shard Lease is held by another holder");
+                tracing::debug!(holder, "Lease is held by another holder");
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    async fn renew(&self, status: watch::Sender<LeaseStatus>, mut stop: watch::Receiver<bool>) {
-        let mut last_renewal = tokio::time::Instant::now();
+    /// Renews every retry period until stopped or lost (see [`step`]); `acquired` is the
+    /// request start of the acquisition.
+    async fn renew(
+        &self,
+        acquired: Instant,
+        status: watch::Sender<LeaseStatus>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let (mut last_renewed, mut last_attempt) = (acquired, acquired);
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(self.config.retry_period) => {}
-                _ = stop.changed() => return,
-            }
-            let deadline = self.config.renew_deadline;
-            let attempt = tokio::time::timeout(deadline, self.try_hold())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Timeout {
-                        name: self.config.shard.clone(),
-                        deadline,
-                    })
-                });
-            match attempt {
-                Ok(true) => last_renewal = tokio::time::Instant::now(),
-                Ok(false) => {
+            let now = Instant::now();
+            match step(last_renewed, last_attempt, now, &self.config) {
+                Step::Wait(until) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+                Step::Renew(deadline) => {
+                    last_attempt = now;
+                    match tokio::time::timeout_at(deadline, self.try_hold()).await {
+                        Ok(Ok(true)) => {
+                            last_renewed = now;
+                            self.fence.extend(now + self.config.renew_deadline);
+                        }
+                        Ok(Ok(false)) => {
+                            self.fence.revoke();
+                            tracing::error!(
+                                lease = self.config.lease(),
+                                "Lease was taken by another holder"
+                            );
+                            let _ = status.send(LeaseStatus::Lost);
+                            return;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::warn!(error = %error_chain(&error), "cannot renew Lease");
+                        }
+                        Err(_) => {
+                            tracing::warn!(
+                                lease = self.config.lease(),
+                                "renewing the Lease did not finish within the renew deadline"
+                            );
+                        }
+                    }
+                }
+                Step::Lost => {
+                    self.fence.revoke();
                     tracing::error!(
-                        shard = self.config.shard,
-                        "shard Lease was taken by another holder"
+                        lease = self.config.lease(),
+                        deadline = ?self.config.renew_deadline,
+                        "Lease not renewed within the renew deadline"
                     );
                     let _ = status.send(LeaseStatus::Lost);
                     return;
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "cannot renew shard Lease");
-                    if last_renewal.elapsed() >= self.config.renew_deadline {
-                        tracing::error!(
-                            shard = self.config.shard,
-                            "shard Lease not renewed within the renew deadline"
-                        );
-                        let _ = status.send(LeaseStatus::Lost);
-                        return;
-                    }
                 }
             }
         }
     }
 
     async fn release(&self) -> Result<()> {
-        let name = &self.config.shard;
+        self.fence.revoke();
+        let name = &self.config.name;
         let Some(current) = self
             .api
             .get_opt(name)
@@ -363,7 +463,7 @@ impl ShardLease {
             .spec
             .as_ref()
             .and_then(|s| s.holder_identity.as_deref());
-        if holder != Some(name.as_str()) {
+        if holder != Some(self.config.identity.as_str()) {
             // Not ours any more: releasing would steal it back from the new holder.
             return Ok(());
         }
@@ -375,14 +475,14 @@ impl ShardLease {
             )
             .await
             .map_err(|e| self.error("release", e))?;
-        tracing::info!(shard = name, "released shard Lease");
+        tracing::info!(lease = self.config.lease(), "released Lease");
         Ok(())
     }
 
     fn error(&self, action: &'static str, source: kube::Error) -> Error {
         Error::Api {
             action,
-            lease: format!("{}/{}", self.config.namespace, self.config.shard),
+            lease: self.config.lease(),
             source: Box::new(source),
         }
     }
@@ -404,6 +504,12 @@ impl ShardLeaseHandle {
         *self.status.borrow() == LeaseStatus::Held
     }
 
+    /// The Lease's fence (see [`ShardLease::fence`]).
+    #[must_use]
+    pub fn fence(&self) -> Fence {
+        self.keeper.fence()
+    }
+
     /// A future that completes when the Lease is lost: pass it to
     /// `Controller::graceful_shutdown_on` so that the shard stops reconciling.
     pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
@@ -413,8 +519,9 @@ impl ShardLeaseHandle {
         }
     }
 
-    /// Stops renewing and releases the Lease (docs/contract.md#shard-leases), so that the sharder
-    /// moves this shard's objects at once instead of waiting for the Lease to expire.
+    /// Stops renewing, closes the fence and releases the Lease (docs/contract.md#shard-leases),
+    /// so that the sharder moves this shard's objects at once instead of waiting for the Lease
+    /// to expire.
     ///
     /// # Errors
     /// The release could not be written; the Lease then expires on its own.
@@ -548,12 +655,91 @@ mod tests {
                 .to_string()
                 .contains("renew deadline 20s must be shorter than lease duration 15s")
         );
+        // 4.5 s is written as 4 s: a 4.2 s deadline would outlive the Lease others see.
+        let error = config()
+            .lease_duration(Duration::from_millis(4_500))
+            .renew_deadline(Duration::from_millis(4_200))
+            .retry_period(Duration::from_secs(1))
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().contains("lease duration 4s"), "{error}");
         assert!(ShardLeaseConfig::new("ring", "", "ns").validate().is_err());
         assert!(
             config()
                 .retry_period(Duration::from_secs(10))
                 .validate()
                 .is_err()
+        );
+    }
+
+    fn after(start: Instant, millis: u64) -> Instant {
+        start + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn a_renewed_lease_waits_one_retry_period_after_the_last_attempt() {
+        let t0 = Instant::now();
+        assert_eq!(
+            step(t0, t0, after(t0, 500), &config()),
+            Step::Wait(after(t0, 2_000))
+        );
+        assert_eq!(
+            step(t0, t0, after(t0, 2_000), &config()),
+            Step::Renew(after(t0, 10_000))
+        );
+    }
+
+    #[test]
+    fn failed_renewals_are_retried_until_the_renew_deadline_and_no_later() {
+        let t0 = Instant::now();
+        // Renewed at 0; attempts at 2, 4, 6 and 8 s failed.
+        assert_eq!(
+            step(t0, after(t0, 8_000), after(t0, 9_000), &config()),
+            Step::Wait(after(t0, 10_000))
+        );
+        // An attempt that started at 9.5 s wakes the keeper at the deadline, not at 11.5 s.
+        assert_eq!(
+            step(t0, after(t0, 9_500), after(t0, 9_600), &config()),
+            Step::Wait(after(t0, 10_000))
+        );
+        assert_eq!(
+            step(t0, after(t0, 8_000), after(t0, 10_000), &config()),
+            Step::Lost
+        );
+    }
+
+    #[test]
+    fn a_process_resumed_after_a_pause_past_the_deadline_is_lost_without_renewing() {
+        let t0 = Instant::now();
+        // Paused 39 s right after a successful renewal at 0.
+        assert_eq!(step(t0, t0, after(t0, 39_000), &config()), Step::Lost);
+    }
+
+    #[test]
+    fn a_leader_lease_has_no_ring_label_and_its_own_holder_identity() {
+        let config = ShardLeaseConfig::leader("sharder", "host_1234", "sharding-system");
+        assert!(config.validate().is_ok());
+        let Decision::Create(lease) = decide(None, &config, at(5)) else {
+            panic!("expected a create");
+        };
+        assert_eq!(lease.metadata.name.as_deref(), Some("sharder"));
+        assert!(lease.metadata.labels.is_none());
+        let spec = lease.spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("host_1234"));
+        let held = Lease {
+            spec: Some(spec),
+            ..lease
+        };
+        assert!(matches!(
+            decide(Some(&held), &config, at(6)),
+            Decision::Update(_)
+        ));
+        let other = ShardLeaseConfig::leader("sharder", "host_5678", "sharding-system");
+        assert_eq!(
+            decide(Some(&held), &other, at(6)),
+            Decision::Wait {
+                holder: "host_1234".to_owned()
+            }
         );
     }
 }

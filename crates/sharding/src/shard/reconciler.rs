@@ -1,6 +1,6 @@
 //! The drain-aware reconciler wrapper (docs/contract.md#drain-and-move, docs/contract.md#resync): a
 //! shard reconciles only objects assigned to it, and hands drained objects back without reconciling
-//! them.
+//! them; and only while its Lease's fence holds (docs/contract.md#fencing).
 
 use std::{fmt::Debug, future::Future, sync::Arc};
 
@@ -12,7 +12,10 @@ use kube::{
 };
 use serde_json::json;
 
-use crate::api::labels;
+use crate::{
+    api::labels,
+    fence::{Expired, Fence},
+};
 
 /// What a shard may do with an object, from its labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +52,16 @@ pub enum Error<E: std::error::Error + 'static> {
     /// The inner reconciler failed.
     #[error(transparent)]
     Inner(E),
+    /// The shard's Lease may have passed to another holder: the reconciliation did not start,
+    /// or stopped before its next write. The shard is about to stop (its Lease is lost).
+    #[error("not reconciling {object}")]
+    Fenced {
+        /// `namespace/name` of the object.
+        object: String,
+        /// Why the fence is closed.
+        #[source]
+        source: Expired,
+    },
     /// The drain could not be acknowledged (for example the object changed meanwhile); the
     /// next event of the object retries it.
     #[error("cannot acknowledge the drain of {object}")]
@@ -67,6 +80,7 @@ pub struct Shard {
     client: Client,
     ring: String,
     name: String,
+    fence: Fence,
 }
 
 impl Debug for Shard {
@@ -79,14 +93,30 @@ impl Debug for Shard {
 }
 
 impl Shard {
-    /// Shard `name` of ControllerRing `ring`.
+    /// Shard `name` of ControllerRing `ring`, acting while `fence` holds: pass
+    /// [`ShardLease::fence`](crate::shard::ShardLease::fence) of the shard's Lease.
     #[must_use]
-    pub fn new(client: Client, ring: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(
+        client: Client,
+        ring: impl Into<String>,
+        name: impl Into<String>,
+        fence: Fence,
+    ) -> Self {
         Self {
             client,
             ring: ring.into(),
             name: name.into(),
+            fence,
         }
+    }
+
+    /// Passes while the shard's Lease is held by this process's clock: call it immediately
+    /// before every write of a reconciliation (docs/contract.md#fencing).
+    ///
+    /// # Errors
+    /// [`Expired`] once the Lease may have passed to another holder.
+    pub fn check(&self) -> Result<(), Expired> {
+        self.fence.check()
     }
 
     /// The ring's name.
@@ -102,7 +132,9 @@ impl Shard {
     }
 
     /// Runs `inner` for objects assigned to this shard; skips other objects; acknowledges
-    /// the drain of drained objects by removing both labels, without running `inner`.
+    /// the drain of drained objects by removing both labels, without running `inner`. Nothing
+    /// of this starts unless the fence holds ([`Shard::check`]); otherwise the result is
+    /// [`Error::Fenced`], and `inner` should check again before each of its writes.
     ///
     /// The acknowledgement is a merge patch carrying the object's resourceVersion, so it
     /// applies only to the version this shard saw; the sharder's webhook then assigns the
@@ -132,6 +164,7 @@ impl Shard {
         F: FnOnce(Arc<K>) -> Fut,
         Fut: Future<Output = Result<Action, E>>,
     {
+        self.fenced(object.meta())?;
         match Assignment::for_object(object.meta(), &self.ring, &self.name) {
             Assignment::Assigned => inner(object).await.map_err(Error::Inner),
             Assignment::NotAssigned => Ok(Action::await_change()),
@@ -140,6 +173,18 @@ impl Shard {
                 Ok(Action::await_change())
             }
         }
+    }
+
+    /// [`Shard::check`] as this wrapper's error, naming the object.
+    fn fenced<E: std::error::Error + 'static>(&self, meta: &ObjectMeta) -> Result<(), Error<E>> {
+        self.check().map_err(|source| Error::Fenced {
+            object: format!(
+                "{}/{}",
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default()
+            ),
+            source,
+        })
     }
 
     async fn acknowledge_drain<K, E>(&self, object: &K) -> Result<(), Error<E>>
@@ -160,6 +205,7 @@ impl Shard {
                 "labels": { labels::shard(&self.ring): null, labels::drain(&self.ring): null },
             }
         });
+        self.fenced(meta)?;
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|source| Error::AcknowledgeDrain {
@@ -185,6 +231,61 @@ mod tests {
             ),
             ..ObjectMeta::default()
         }
+    }
+
+    /// A shard whose client is never contacted: the fence stops a reconciliation before any
+    /// request.
+    fn shard(fence: Fence) -> Shard {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        Shard::new(Client::try_from(config).unwrap(), "ring", "shard-0", fence)
+    }
+
+    fn assigned() -> Arc<k8s_openapi::api::core::v1::ConfigMap> {
+        Arc::new(k8s_openapi::api::core::v1::ConfigMap {
+            metadata: ObjectMeta {
+                namespace: Some("ns".to_owned()),
+                name: Some("web".to_owned()),
+                ..meta(&[(&labels::shard("ring"), "shard-0")])
+            },
+            ..Default::default()
+        })
+    }
+
+    /// Reconciles [`assigned`] with `shard`: whether the inner reconciler ran.
+    async fn inner_runs(shard: &Shard) -> Result<bool, Error<std::io::Error>> {
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        shard
+            .reconcile(assigned(), |_| async {
+                ran.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(Action::await_change())
+            })
+            .await?;
+        Ok(ran.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn a_closed_fence_starts_nothing() {
+        let result = inner_runs(&shard(Fence::new("ns/shard-0".to_owned()))).await;
+        let Err(Error::Fenced { object, source }) = result else {
+            panic!("expected Fenced, got {result:?}");
+        };
+        assert_eq!(object, "ns/web");
+        assert_eq!(source.lease, "ns/shard-0");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fence_that_ran_out_during_a_pause_starts_nothing_on_resume() {
+        let fence = Fence::new("ns/shard-0".to_owned());
+        let shard = shard(fence.clone());
+        // Renewed just now, valid for the default 10 s renew deadline.
+        fence.extend(tokio::time::Instant::now() + std::time::Duration::from_secs(10));
+        assert!(inner_runs(&shard).await.unwrap());
+        // Stopped for 39 s; the keeper has not run since, but the clock has.
+        tokio::time::advance(std::time::Duration::from_secs(39)).await;
+        assert!(matches!(
+            inner_runs(&shard).await,
+            Err(Error::Fenced { .. })
+        ));
     }
 
     #[test]

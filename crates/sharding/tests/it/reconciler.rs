@@ -12,7 +12,7 @@ use kube::{
     runtime::{Controller, controller::Action},
 };
 use serde_json::json;
-use sharding::{api::labels, shard};
+use sharding::{api::labels, fence::Fence, shard};
 
 use crate::{client, eventually, namespace};
 
@@ -52,7 +52,8 @@ async fn a_shard_reconciles_only_its_objects_and_acknowledges_drains_without_rec
     }
 
     let reconciled = Arc::new(Mutex::new(BTreeSet::new()));
-    let shard = shard::Shard::new(client.clone(), RING, "shard-a");
+    // No Lease is held here: the test checks the labels, not the fence.
+    let shard = shard::Shard::new(client.clone(), RING, "shard-a", Fence::unfenced());
     let seen = reconciled.clone();
     let controller = Controller::new(config_maps.clone(), shard::watcher_config(RING, "shard-a"))
         .run(

@@ -27,6 +27,7 @@ use serde_json::json;
 use sharding::{
     api::{ControllerRing, GroupResource, labels},
     consistent_hash::Ring,
+    fence::{Expired, Fence},
     key,
     leases::Shards,
 };
@@ -76,6 +77,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Leadership may have passed to another replica: the resync stopped before this write.
+    #[error("not writing {object}")]
+    Fenced {
+        /// `namespace/name` of the object.
+        object: String,
+        /// Why the fence is closed.
+        #[source]
+        source: Expired,
+    },
 }
 
 /// All failures of one resync.
@@ -99,6 +109,7 @@ pub struct Resync {
     concurrent_moves: usize,
     default_namespace_selector: LabelSelector,
     metrics: ResyncMetrics,
+    fence: Fence,
 }
 
 impl std::fmt::Debug for Resync {
@@ -121,20 +132,22 @@ pub struct Summary {
 }
 
 impl Resync {
-    /// A resync with at most `concurrent_moves` patches in flight; rings without a
-    /// namespaceSelector use `default_namespace_selector`.
+    /// A resync with at most `concurrent_moves` patches in flight, each sent only while
+    /// `fence` holds; rings without a namespaceSelector use `default_namespace_selector`.
     #[must_use]
     pub fn new(
         client: Client,
         concurrent_moves: usize,
         default_namespace_selector: LabelSelector,
         metrics: ResyncMetrics,
+        fence: Fence,
     ) -> Self {
         Self {
             client,
             concurrent_moves: concurrent_moves.max(1),
             default_namespace_selector,
             metrics,
+            fence,
         }
     }
 
@@ -257,7 +270,9 @@ impl Resync {
                         target.hash_ring,
                         target.shards,
                     );
-                    let outcome = apply(&self.client, resource, target.ring, &object, action).await;
+                    let outcome = self
+                        .apply((resource, what), target.ring, &object, action)
+                        .await;
                     let mut summary = summary.lock().expect("not poisoned");
                     summary.objects += 1;
                     match outcome {
@@ -270,18 +285,9 @@ impl Resync {
                             self.metrics.drains.get_or_create(counters).inc();
                         }
                         Ok(Action::Nothing) => {}
-                        Err((action, source)) => {
-                            errors.lock().expect("not poisoned").push(Error::Patch {
-                                action,
-                                resource: what.clone(),
-                                object: format!(
-                                    "{}/{}",
-                                    object.metadata.namespace.as_deref().unwrap_or_default(),
-                                    object.metadata.name.as_deref().unwrap_or_default()
-                                ),
-                                source,
-                            });
-                        }
+                        // No write may follow: the resync stops.
+                        Err(error @ Error::Fenced { .. }) => return Err(error),
+                        Err(error) => errors.lock().expect("not poisoned").push(error),
                     }
                     Ok(())
                 }
@@ -303,36 +309,54 @@ struct Target<'a> {
     namespaces: &'a HashSet<String>,
 }
 
-/// Drains or moves one object with a merge patch guarded by its resourceVersion
-/// (docs/contract.md#drain-and-move).
-async fn apply(
-    client: &Client,
-    resource: &ApiResource,
-    ring: &str,
-    object: &PartialObjectMeta<DynamicObject>,
-    action: Action,
-) -> Result<Action, (&'static str, kube::Error)> {
-    let (verb, labels) = match action {
-        Action::Nothing => return Ok(action),
-        Action::Drain => ("drain", json!({ labels::drain(ring): "true" })),
-        // Removing a drain label too: the drain may have been meant for a shard that died.
-        Action::Move => (
-            "move",
-            json!({ labels::shard(ring): null, labels::drain(ring): null }),
-        ),
-    };
-    let patch = json!({
-        "metadata": { "resourceVersion": object.metadata.resource_version, "labels": labels }
-    });
-    let name = object.metadata.name.as_deref().unwrap_or_default();
-    let api: Api<DynamicObject> = match &object.metadata.namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
-        None => Api::all_with(client.clone(), resource),
-    };
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| action)
-        .map_err(|error| (verb, error))
+impl Resync {
+    /// Drains or moves one object with a merge patch guarded by its resourceVersion
+    /// (docs/contract.md#drain-and-move), if the leader's fence holds; `what` names the
+    /// resource in errors.
+    async fn apply(
+        &self,
+        (resource, what): (&ApiResource, &str),
+        ring: &str,
+        object: &PartialObjectMeta<DynamicObject>,
+        action: Action,
+    ) -> Result<Action, Error> {
+        let (verb, labels) = match action {
+            Action::Nothing => return Ok(action),
+            Action::Drain => ("drain", json!({ labels::drain(ring): "true" })),
+            // Removing a drain label too: the drain may have been meant for a shard that died.
+            Action::Move => (
+                "move",
+                json!({ labels::shard(ring): null, labels::drain(ring): null }),
+            ),
+        };
+        let patch = json!({
+            "metadata": { "resourceVersion": object.metadata.resource_version, "labels": labels }
+        });
+        let name = object.metadata.name.as_deref().unwrap_or_default();
+        let api: Api<DynamicObject> = match &object.metadata.namespace {
+            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        };
+        let object_name = format!(
+            "{}/{name}",
+            object.metadata.namespace.as_deref().unwrap_or_default()
+        );
+        crate::controller::fenced_write(&self.fence, verb, &object_name).map_err(|source| {
+            Error::Fenced {
+                object: object_name.clone(),
+                source,
+            }
+        })?;
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| action)
+            .map_err(|source| Error::Patch {
+                action: verb,
+                resource: what.to_owned(),
+                object: object_name,
+                source,
+            })
+    }
 }
 
 /// The served version and kind of a group and resource.
