@@ -1,5 +1,5 @@
 //! The objects the controller made for the run's objects, listed once a shard count has settled
-//! and judged against their owners' shards (docs/workloads.md#owned).
+//! and judged against their owners' shards (docs/workloads.md#owned-objects).
 
 use std::collections::BTreeSet;
 

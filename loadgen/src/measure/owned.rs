@@ -1,5 +1,5 @@
 //! Whether the objects a controller makes for the run's objects carry their owner's shard label
-//! (docs/workloads.md#owned): the sharder assigns an owned object to its controller owner's
+//! (docs/workloads.md#owned-objects): the sharder assigns an owned object to its controller owner's
 //! shard, so that the shard's filtered cache sees both. Checked once a shard count has settled;
 //! pure over what a listing showed.
 

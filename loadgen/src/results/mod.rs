@@ -114,7 +114,7 @@ pub struct ShardCountResults {
     /// When each rolling update of the operator began.
     pub rolling_updates: Vec<Timestamp>,
     /// The owned objects against their owners' shards once settled; `None` when no workload
-    /// declares owned kinds (docs/workloads.md#owned).
+    /// declares owned kinds (docs/workloads.md#owned-objects).
     pub owned: Option<OwnedCheck>,
     /// The first sustained breach of each SLO under the ramp: the capacity at this shard
     /// count per SLO.

@@ -1149,7 +1149,7 @@ fn assignment_table(out: &mut String, results: &ShardCountResults) {
     if let Some(owned) = &results.owned {
         line!(
             out,
-            "Owned objects once settled (docs/workloads.md#owned): {} checked, {} on their \
+            "Owned objects once settled (docs/workloads.md#owned-objects): {} checked, {} on their \
              owner's shard, {} on another shard, {} without a shard label; {} whose owner had \
              no shard yet are not judged.",
             owned.checked,
@@ -1898,7 +1898,7 @@ mod tests {
             owner_unassigned: 0,
         });
         assert!(report_markdown(&results).contains(
-            "Owned objects once settled (docs/workloads.md#owned): 12 checked, 10 on their \
+            "Owned objects once settled (docs/workloads.md#owned-objects): 12 checked, 10 on their \
              owner's shard, 1 on another shard, 1 without a shard label; 0 whose owner had no \
              shard yet are not judged."
         ));

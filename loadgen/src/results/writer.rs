@@ -246,7 +246,7 @@ struct ShardCountJson<'a> {
     movement_totals: movement::Totals,
     failovers: Vec<FailoverJson<'a>>,
     rolling_updates: &'a [Timestamp],
-    /// Owned objects against their owners' shards (docs/workloads.md#owned).
+    /// Owned objects against their owners' shards (docs/workloads.md#owned-objects).
     owned: Option<&'a OwnedCheck>,
     /// Per kind, phase by phase.
     failover_stats: [KindStats; 2],
