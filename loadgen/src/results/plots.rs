@@ -781,7 +781,7 @@ impl Plot for ScalingPlot {
             .configure_mesh()
             .x_labels(x_labels)
             .x_desc("shards")
-            .y_desc("capacity (Websites)")
+            .y_desc("capacity (objects)")
             .draw()?;
         capacity
             .draw_series(DashedLineSeries::new(
@@ -1149,7 +1149,7 @@ mod tests {
             "a tick between shards or a fraction"
         );
         assert!(has_text(&svg, "ideal: capacity(1) × N"));
-        assert!(has_text(&svg, "capacity (Websites)"));
+        assert!(has_text(&svg, "capacity (objects)"));
     }
 
     #[test]

@@ -141,7 +141,7 @@ fn capacity_headline(results: &RunResults) -> String {
         let peak = ramp_peak(results);
         return format!(
             "With {} shards no SLO broke up to the ramp's peak of {:.1} operations/s offered \
-             ({:.0} Websites).",
+             ({:.0} objects).",
             shard_list(results),
             peak.operations_per_second,
             peak.websites
@@ -164,7 +164,7 @@ fn capacity_headline(results: &RunResults) -> String {
         figures.join("/")
     };
     let mut text = format!(
-        "With {} shards the {} held up to {} operations/s offered ({} Websites)",
+        "With {} shards the {} held up to {} operations/s offered ({} objects)",
         shard_list(results),
         slo_text(results, metric),
         figures(|load| load.operations_per_second, 1),
@@ -180,7 +180,7 @@ fn capacity_headline(results: &RunResults) -> String {
         Some(&(shards, ratio)) if shards > 1 => {
             let _ = write!(
                 text,
-                "; {shards} shards carry {ratio:.2}× the Websites of one (linear: {shards}×)"
+                "; {shards} shards carry {ratio:.2}× the objects of one (linear: {shards}×)"
             );
         }
         _ => text.push_str("; no scaling figure without a breach at 1 shard and another"),
@@ -189,7 +189,7 @@ fn capacity_headline(results: &RunResults) -> String {
     text
 }
 
-/// The load the schedule offers in the last latency window of the ramp, and the Websites at its
+/// The load the schedule offers in the last latency window of the ramp, and the objects at its
 /// end.
 fn ramp_peak(results: &RunResults) -> slo::Load {
     let scenario = &results.scenario;
@@ -455,7 +455,7 @@ fn search_headline(results: &RunResults) -> String {
         })
         .collect();
     format!(
-        "The highest sustainable churn over {} Websites, in changes/s, median [low, high] over \
+        "The highest sustainable churn over {} objects, in changes/s, median [low, high] over \
          the valid repetitions whose search bracketed it: {}.",
         results.scenario.world.initial_websites,
         parts.join("; ")
@@ -471,7 +471,7 @@ fn search_section(out: &mut String, results: &RunResults) {
     line!(out);
     line!(
         out,
-        "Each search offers the {} Websites steps of churn (changes/s) for {} s each, every step \
+        "Each search offers the {} objects steps of churn (changes/s) for {} s each, every step \
          followed by a drain of up to {} s: from {} it doubles while steps pass (up to {}), then \
          bisects geometrically between the highest passing and the lowest failing step until \
          they are within {:.0} % (at most {} steps). A step passes when it surely met every SLO \
@@ -922,7 +922,7 @@ fn capacity_cell(count: &ShardCountResults) -> Option<String> {
         .filter_map(|metric| {
             count.capacity.of(metric).map(|breach| {
                 format!(
-                    "{}: {:.0} Websites, {:.1} ops/s offered ({:.1} achieved)",
+                    "{}: {:.0} objects, {:.1} ops/s offered ({:.1} achieved)",
                     Metric::name(metric),
                     breach.load.websites,
                     breach.load.operations_per_second,
@@ -1038,7 +1038,7 @@ fn writes_table(out: &mut String, results: &ShardCountResults) {
     }
     line!(
         out,
-        "Deletes (not awaited): {} scheduled, {} accepted, {} failed{}, {} with no Website left, \
+        "Deletes (not awaited): {} scheduled, {} accepted, {} failed{}, {} with no object left, \
          {} not issued.",
         deletes.scheduled,
         deletes.deleted,
@@ -1359,7 +1359,7 @@ fn capacity_text(results: &ShardCountResults, metric: Metric) -> String {
             at,
             ..
         }) => format!(
-            "first sustained breach at {:.0} Websites and {:.1} operations/s offered \
+            "first sustained breach at {:.0} objects and {:.1} operations/s offered \
              ({achieved_operations_per_second:.1}/s achieved): the p99 stayed over its objective \
              for {} s from the window at {at} ({:.0} s into the load).",
             load.websites,
@@ -1457,13 +1457,13 @@ fn restarts_line(out: &mut String, results: &ShardCountResults) {
     line!(out);
 }
 
-/// The operator's cost per shard and per 1,000 Websites.
+/// The operator's cost per shard and per 1,000 objects.
 fn unit_cost_line(out: &mut String, results: &ShardCountResults) {
     let cost = results.operator_unit_cost();
     let or_dash = |value: Option<String>| value.unwrap_or_else(|| "–".to_owned());
     line!(
         out,
-        "Operator cost per shard: {} CPU seconds, {} peak memory; per 1,000 Websites (of {} \
+        "Operator cost per shard: {} CPU seconds, {} peak memory; per 1,000 objects (of {} \
          held at the end of the load): {} CPU seconds, {} peak memory.",
         or_dash(cost.cpu_seconds_per_shard.map(|s| format!("{s:.1}"))),
         or_dash(
@@ -1609,7 +1609,7 @@ fn scaling_table(out: &mut String, results: &RunResults, metric: Metric) {
     } else {
         line!(
             out,
-            "| shards | capacity on the {name} SLO (Websites) / capacity(1) |"
+            "| shards | capacity on the {name} SLO (objects) / capacity(1) |"
         );
         line!(out, "|---:|---:|");
         for (shards, ratio) in scaling {
@@ -1720,8 +1720,8 @@ mod tests {
         assert_eq!(
             headline(&results),
             "With 1/2/3 shards the reconciliation latency SLO (p99 ≤ 5.0 s) held up to \
-             9.2/16.1/20.6 operations/s offered (367/709/941 Websites); 3 shards carry 2.56× \
-             the Websites of one (linear: 3×)."
+             9.2/16.1/20.6 operations/s offered (367/709/941 objects); 3 shards carry 2.56× \
+             the objects of one (linear: 3×)."
         );
         let report = report_markdown(&results);
         assert!(report.starts_with(&format!(
@@ -1747,16 +1747,16 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.ends_with("; 2 shards carry 1.93× the Websites of one (linear: 2×)."));
+        assert!(text.ends_with("; 2 shards carry 1.93× the objects of one (linear: 2×)."));
     }
 
     #[test]
     fn a_shard_count_without_a_breach_carried_at_least_the_ramps_peak() {
-        // The synthetic ramp rises from 1 to 3 creates/s over 2 minutes: 240 Websites at the
+        // The synthetic ramp rises from 1 to 3 creates/s over 2 minutes: 240 objects at the
         // end, 2.9 creates/s offered in its last 10 s window; 1 shard never breached.
         let text = headline(&synthetic());
         assert!(
-            text.contains("held up to ≥ 2.9/60.0 operations/s offered (≥ 240/3000 Websites)"),
+            text.contains("held up to ≥ 2.9/60.0 operations/s offered (≥ 240/3000 objects)"),
             "{text}"
         );
         assert!(text.ends_with("; no scaling figure without a breach at 1 shard and another."));
@@ -1873,7 +1873,7 @@ mod tests {
         assert!(report.contains("| shard-new joined | – | 10 | 1 | 1 | 0 | 0 | 0.20× |"));
         assert!(report.contains("Unnecessary moves: 0 (membership changes: 1, objects moved: 1,"));
         assert!(report.contains(
-            "- reconciliation latency: first sustained breach at 3000 Websites and 60.0 \
+            "- reconciliation latency: first sustained breach at 3000 objects and 60.0 \
              operations/s offered (45.0/s achieved): the p99 stayed over its objective for 20 s"
         ));
         assert!(report.contains("| **all operator** | | | 10.00 | | 150.0 MiB |"));
@@ -1910,10 +1910,10 @@ mod tests {
         let summary =
             &report[report.find("## Summary").unwrap()..report.find("## 1 shards").unwrap()];
         assert!(summary.contains("| 1 | "), "{summary}");
-        // 3 shards breached at 3000 Websites; its one failover is involuntary.
+        // 3 shards breached at 3000 objects; its one failover is involuntary.
         assert!(
             summary.contains(
-                "| reconciliation latency: 3000 Websites, 60.0 ops/s offered (45.0 achieved) | "
+                "| reconciliation latency: 3000 objects, 60.0 ops/s offered (45.0 achieved) | "
             ),
             "{summary}"
         );
@@ -2051,11 +2051,11 @@ mod tests {
     #[test]
     fn unit_costs_are_per_shard_and_per_thousand_websites() {
         let report = report_markdown(&synthetic());
-        // 3 shards: 10 CPU seconds and 150 MiB at once; 93 Websites at the end.
+        // 3 shards: 10 CPU seconds and 150 MiB at once; 93 objects at the end.
         assert!(
             report.contains(
                 "Operator cost per shard: 3.3 CPU seconds, 50.0 MiB peak memory; per 1,000 \
-                 Websites (of 93 held at the end of the load): 107.5 CPU seconds, 1612.9 MiB \
+                 objects (of 93 held at the end of the load): 107.5 CPU seconds, 1612.9 MiB \
                  peak memory."
             ),
             "{report}"
@@ -2064,7 +2064,7 @@ mod tests {
 
     #[test]
     fn scaling_never_divides_the_capacities_of_two_slos() {
-        // 1 shard breaks on the queue SLO at 1000 Websites, 3 shards on the reconciliation
+        // 1 shard breaks on the queue SLO at 1000 objects, 3 shards on the reconciliation
         // SLO at 3000: the old report divided them (3.00); neither SLO has a ratio.
         let mut results = synthetic();
         let breach = results.shard_counts[1].capacity.reconciliation.unwrap();
@@ -2083,7 +2083,7 @@ mod tests {
              with 1 shard"
         ));
         assert!(report.contains(
-            "| shards | capacity on the queue latency SLO (Websites) / capacity(1) |\n\
+            "| shards | capacity on the queue latency SLO (objects) / capacity(1) |\n\
              |---:|---:|\n| 1 | 1.00 |\n\n"
         ));
     }
@@ -2109,7 +2109,7 @@ mod tests {
     fn the_search_headline_gives_each_shard_counts_median_over_valid_repetitions() {
         assert_eq!(
             headline(&searched()),
-            "The highest sustainable churn over 50 Websites, in changes/s, median [low, high] \
+            "The highest sustainable churn over 50 objects, in changes/s, median [low, high] \
              over the valid repetitions whose search bracketed it: 1 shard(s) 4.00 (n=1), \
              decided by the queue latency SLO, 1 invalid left out; 2 shard(s) 9.00 [8.00, \
              10.00] (n=2, min–max), decided by the queue latency SLO, none left out."

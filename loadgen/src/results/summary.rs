@@ -220,8 +220,8 @@ csv_row! {
         operator_peak_rss_bytes_per_shard: Option<f64> => optional("operator peak per shard", Bytes),
         /// The Websites held at the end of the load, the divisor of the next two.
         websites_at_end: Option<u64>,
-        operator_cpu_seconds_per_1000_websites: Option<f64> => optional("operator CPU per 1k Websites", Seconds),
-        operator_peak_rss_bytes_per_1000_websites: Option<f64> => optional("operator peak per 1k Websites", Bytes),
+        operator_cpu_seconds_per_1000_websites: Option<f64> => optional("operator CPU per 1k objects", Seconds),
+        operator_peak_rss_bytes_per_1000_websites: Option<f64> => optional("operator peak per 1k objects", Bytes),
         /// The machine's busy share of all cores over the sampler windows, in %.
         machine_busy_mean_percent: Option<f64> => optional("machine busy", Plain),
         machine_busy_max_percent: Option<f64>,
