@@ -10,7 +10,7 @@ use crate::{eventually, leader_election_control_plane, namespace_and_ring, shard
 /// With its own control plane: two sharders contend for leadership there.
 #[tokio::test]
 async fn only_the_leader_runs_the_controllers_and_another_replica_takes_over() {
-    let (control_plane, client) = leader_election_control_plane().await;
+    let (control_plane, client) = leader_election_control_plane(testenv::Environment::new()).await;
 
     let start = |name: &'static str| {
         let (mut config, listeners) =

@@ -6,8 +6,10 @@ mod assignment;
 mod failover;
 mod leader_election;
 mod leader_fencing;
+mod leader_partition;
 mod lifecycle;
 mod metrics;
+mod replica;
 mod webhook_down;
 
 use std::{path::Path, sync::OnceLock, time::Duration};
@@ -91,18 +93,27 @@ fn sharder_config(
         metrics: Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
     };
     let port = listeners.webhook.local_addr().unwrap().port();
-    let yaml = sharder_yaml(control_plane, name, sync_period, port, "leaderElect: false");
+    let yaml = sharder_yaml(
+        control_plane,
+        name,
+        sync_period,
+        port,
+        &control_plane.kubeconfig_path(),
+        "leaderElect: false",
+    );
     let config = SharderConfig::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
     (config, listeners)
 }
 
-/// The SharderConfig file of [`sharder_config`] with webhook port `port` and the
-/// `leaderElection` settings `leader_election` (one line of YAML flow mapping entries).
+/// The SharderConfig file of [`sharder_config`] with webhook port `port`, the API server
+/// reached through `kubeconfig`, and the `leaderElection` settings `leader_election` (one line
+/// of YAML flow mapping entries).
 fn sharder_yaml(
     control_plane: &ControlPlane,
     name: &str,
     sync_period: Duration,
     port: u16,
+    kubeconfig: &Path,
     leader_election: &str,
 ) -> String {
     let dir = control_plane.directory().join(format!("sharder-{name}"));
@@ -138,14 +149,14 @@ gracefulShutDown: 5s
 ",
         sync = sync_period.as_secs(),
         dir = dir.display(),
-        kubeconfig = control_plane.kubeconfig_path().display(),
+        kubeconfig = kubeconfig.display(),
     )
 }
 
-/// A control plane of the test's own, with the CRD and the sharder's namespace, where
-/// sharders contend for leadership.
-async fn leader_election_control_plane() -> (ControlPlane, Client) {
-    let control_plane = testenv::Environment::new().start().await.unwrap();
+/// A control plane of the test's own started from `environment`, with the CRD and the
+/// sharder's namespace, where sharders contend for leadership.
+async fn leader_election_control_plane(environment: Environment) -> (ControlPlane, Client) {
+    let control_plane = environment.start().await.unwrap();
     let client = control_plane.client().await.unwrap();
     install_crd(&client).await;
     let namespace: Namespace = serde_json::from_value(
