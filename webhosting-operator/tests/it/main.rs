@@ -69,11 +69,11 @@ async fn shards(
     client: &Client,
     shards: &[&str],
 ) -> Vec<OperatorProcess> {
-    let operators = shards
+    let mut operators: Vec<_> = shards
         .iter()
         .map(|shard| operator(control_plane, shard, false))
         .collect();
-    available_shards(client, i32::try_from(shards.len()).unwrap()).await;
+    available_shards(client, &mut operators).await;
     operators
 }
 
@@ -220,13 +220,23 @@ async fn children_meta(client: &Client, name: &str) -> Vec<kube::api::ObjectMeta
     ]
 }
 
-/// Waits until the ring counts `shards` available shards, so that Websites created next are
-/// spread over all of them and stay where they are.
-async fn available_shards(client: &Client, shards: i32) {
+/// Waits until the ring counts each of `shards` available, so that Websites created next are
+/// spread over all of them and stay where they are; fails at once, with its log, when one of
+/// them exits.
+async fn available_shards(client: &Client, shards: &mut [OperatorProcess]) {
     let rings = Api::<sharding::api::ControllerRing>::all(client.clone());
-    testenv::eventually("the shards to be available", PATIENCE, || async {
-        let status = rings.get("webhosting-operator").await.ok()?.status?;
-        (status.available_shards == shards).then_some(())
+    let count = i32::try_from(shards.len()).unwrap();
+    testenv::eventually("the shards to be available", PATIENCE, || {
+        for shard in shards.iter_mut() {
+            if let Err(error) = shard.check_alive() {
+                panic!("a shard exited before the ring counted it: {error:#}");
+            }
+        }
+        let rings = rings.clone();
+        async move {
+            let status = rings.get("webhosting-operator").await.ok()?.status?;
+            (status.available_shards == count).then_some(())
+        }
     })
     .await;
 }
