@@ -71,15 +71,13 @@ async fn main() -> anyhow::Result<()> {
         // 4. Reconcile only while the Lease's fence holds; check it before every write too.
         shard: Shard::new(client.clone(), RING, &shard_name, fence),
     });
-    let lost = lease.lost();
+    // 3. Stop reconciling on SIGTERM (how Kubernetes stops a pod), Ctrl-C, or when the Lease
+    //    is lost.
+    let shutdown = lease.shutdown_signal();
     Controller::new(Api::<ConfigMap>::all(client.clone()), selected.clone())
         .owns(Api::<Secret>::all(client), selected)
-        // 3. Stop reconciling when the Lease is lost, or on Ctrl-C.
         .graceful_shutdown_on(async move {
-            tokio::select! {
-                () = lost => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+            shutdown.await;
         })
         .run(
             // 4. Reconcile only assigned objects; acknowledge drains without reconciling.

@@ -20,7 +20,7 @@ use kube::{
 };
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
-use crate::{api::labels, fence::Fence};
+use crate::{api::labels, fence::Fence, shard::Shutdown};
 
 /// An error talking to the API server about the shard Lease.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,30 @@ pub enum Error {
     /// The configuration cannot work.
     #[error("invalid Lease configuration: {0}")]
     Config(String),
+    /// Acquiring cannot succeed until something outside the process changes: the Lease's
+    /// namespace is missing, or the controller may not write Leases there.
+    #[error("cannot acquire Lease {lease}: {hint}")]
+    Denied {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// What is wrong and what to do about it.
+        hint: String,
+        /// The API error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Every attempt to acquire failed for the acquire patience (the API server is
+    /// unreachable or failing).
+    #[error("gave up acquiring Lease {lease} after {waited:?} of failed attempts")]
+    Unreachable {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// How long attempts kept failing.
+        waited: Duration,
+        /// The last attempt's error.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 /// `Result` with this module's [`Error`].
@@ -58,6 +82,7 @@ pub struct ShardLeaseConfig {
     lease_duration: Duration,
     renew_deadline: Duration,
     retry_period: Duration,
+    acquire_patience: Duration,
 }
 
 impl ShardLeaseConfig {
@@ -77,6 +102,7 @@ impl ShardLeaseConfig {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            acquire_patience: Duration::from_secs(60),
         }
     }
 
@@ -114,6 +140,14 @@ impl ShardLeaseConfig {
     /// How often the Lease is renewed or its acquisition retried (default 2 s).
     pub fn retry_period(mut self, period: Duration) -> Self {
         self.retry_period = period;
+        self
+    }
+
+    /// How long [`ShardLease::acquire`] keeps retrying while every attempt fails (default
+    /// 60 s): then it gives up with [`Error::Unreachable`], and the process can exit for its
+    /// supervisor to restart it. Waiting for another holder's Lease is not failing.
+    pub fn acquire_patience(mut self, patience: Duration) -> Self {
+        self.acquire_patience = patience;
         self
     }
 
@@ -176,6 +210,8 @@ pub enum Decision {
     Wait {
         /// The current holder.
         holder: String,
+        /// When its Lease runs out unless renewed.
+        until: Timestamp,
     },
 }
 
@@ -202,8 +238,11 @@ pub fn decide(current: Option<&Lease>, config: &ShardLeaseConfig, now: Timestamp
     let spec = current.spec.clone().unwrap_or_default();
     let holder = spec.holder_identity.clone().unwrap_or_default();
     let ours = holder == config.identity;
-    if !ours && !holder.is_empty() && !expired(&spec, now) {
-        return Decision::Wait { holder };
+    if !ours
+        && !holder.is_empty()
+        && let Some(until) = expiry(&spec).filter(|until| now < *until)
+    {
+        return Decision::Wait { holder, until };
     }
     let mut lease = current.clone();
     hold(&mut lease, config, now, !ours);
@@ -242,12 +281,34 @@ fn hold(lease: &mut Lease, config: &ShardLeaseConfig, now: Timestamp, acquire: b
 
 /// Whether a Lease held by someone else has run out (renewTime + leaseDuration ≤ now).
 /// A Lease without those fields counts as expired, as in leader election.
-fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
-    match (&spec.renew_time, spec.lease_duration_seconds) {
-        (Some(MicroTime(renewed)), Some(seconds)) => {
-            now.duration_since(*renewed) >= SignedDuration::from_secs(i64::from(seconds))
-        }
-        _ => true,
+/// When a Lease runs out unless renewed; `None` when it names no renewal or duration.
+fn expiry(spec: &LeaseSpec) -> Option<Timestamp> {
+    let MicroTime(renewed) = spec.renew_time.as_ref()?;
+    renewed
+        .checked_add(SignedDuration::from_secs(i64::from(
+            spec.lease_duration_seconds?,
+        )))
+        .ok()
+}
+
+/// What an API error while acquiring means (pure): a hint on what to change when retrying
+/// cannot help, `None` when it can (the API server unreachable, overloaded or failing).
+#[must_use]
+pub fn denied(action: &str, namespace: &str, error: &kube::Error) -> Option<String> {
+    let kube::Error::Api(status) = error else {
+        return None;
+    };
+    match status.code {
+        404 if action == "create" => Some(format!(
+            "namespace \"{namespace}\" does not exist: create it, or keep the Lease in the \
+             namespace the controller runs in"
+        )),
+        403 => Some(format!(
+            "the controller may not {action} Leases in namespace \"{namespace}\": grant it get, \
+             create and update on leases.coordination.k8s.io there"
+        )),
+        401 => Some("the API server does not accept the controller's credentials".to_owned()),
+        _ => None,
     }
 }
 
@@ -325,19 +386,44 @@ impl ShardLease {
         &self.config
     }
 
-    /// Waits until the Lease is ours, then renews it in the background.
+    /// Waits until the Lease is ours, then renews it in the background. While another holder
+    /// has it, says so at info level once per holder, with when its Lease runs out.
     ///
     /// # Errors
-    /// An invalid configuration. API errors while acquiring are retried every retry period.
+    /// An invalid configuration; [`Error::Denied`] at once when the Lease's namespace does not
+    /// exist or the controller may not write Leases there; [`Error::Unreachable`] when every
+    /// attempt failed for the acquire patience. Other API errors are retried every retry period.
     pub async fn acquire(self) -> Result<ShardLeaseHandle> {
         self.config.validate()?;
+        let mut failing_since = None;
+        let mut waiting_for = None;
         let acquired = loop {
             let started = Instant::now();
             match self.try_hold().await {
-                Ok(true) => break started,
-                Ok(false) => {}
+                Ok(Held::Ours) => break started,
+                Ok(Held::By { holder, until }) => {
+                    failing_since = None;
+                    if waiting_for.as_ref() != Some(&holder) {
+                        self.log_wait(&holder, until);
+                        waiting_for = Some(holder);
+                    }
+                }
                 Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "cannot acquire Lease, retrying");
+                    let error = self.denied(error)?;
+                    let since = *failing_since.get_or_insert(started);
+                    if started.duration_since(since) >= self.config.acquire_patience {
+                        return Err(Error::Unreachable {
+                            lease: self.config.lease(),
+                            waited: started.duration_since(since),
+                            source: Box::new(error),
+                        });
+                    }
+                    tracing::warn!(
+                        error = %error_chain(&error),
+                        retry_in = ?self.config.retry_period,
+                        gives_up_after = ?self.config.acquire_patience,
+                        "cannot acquire Lease, retrying"
+                    );
                 }
             }
             tokio::time::sleep_until(started + self.config.retry_period).await;
@@ -360,8 +446,47 @@ impl ShardLease {
         })
     }
 
-    /// One acquire-or-renew round: whether the Lease is ours afterwards.
-    async fn try_hold(&self) -> Result<bool> {
+    /// `error` as [`Error::Denied`] when retrying cannot help (see [`denied`]), else as it is.
+    fn denied(&self, error: Error) -> Result<Error> {
+        match error {
+            Error::Api {
+                action,
+                lease,
+                source,
+            } => match denied(action, &self.config.namespace, &source) {
+                Some(hint) => Err(Error::Denied {
+                    lease,
+                    hint,
+                    source,
+                }),
+                None => Ok(Error::Api {
+                    action,
+                    lease,
+                    source,
+                }),
+            },
+            error => Ok(error),
+        }
+    }
+
+    fn log_wait(&self, holder: &str, until: Timestamp) {
+        let why = if holder == labels::SHARD_LEASE_CONTROLLER {
+            "the sharder took this shard's expired Lease over, and holds it for twice the lease \
+             duration unless the shard acquires it again"
+        } else {
+            "another process holds it"
+        };
+        tracing::info!(
+            lease = self.config.lease(),
+            holder,
+            %until,
+            why,
+            "waiting for the Lease to be released or to run out"
+        );
+    }
+
+    /// One acquire-or-renew round: whether the Lease is ours afterwards, or who holds it.
+    async fn try_hold(&self) -> Result<Held> {
         let name = &self.config.name;
         let current = self
             .api
@@ -381,12 +506,9 @@ impl ShardLease {
                     .await
                     .map_err(|e| self.error("update", e))?;
             }
-            Decision::Wait { holder } => {
-                tracing::debug!(holder, "Lease is held by another holder");
-                return Ok(false);
-            }
+            Decision::Wait { holder, until } => return Ok(Held::By { holder, until }),
         }
-        Ok(true)
+        Ok(Held::Ours)
     }
 
     /// Renews every retry period until stopped or lost (see [`step`]); `acquired` is the
@@ -410,14 +532,15 @@ impl ShardLease {
                 Step::Renew(deadline) => {
                     last_attempt = now;
                     match tokio::time::timeout_at(deadline, self.try_hold()).await {
-                        Ok(Ok(true)) => {
+                        Ok(Ok(Held::Ours)) => {
                             last_renewed = now;
                             self.fence.extend(now + self.config.renew_deadline);
                         }
-                        Ok(Ok(false)) => {
+                        Ok(Ok(Held::By { holder, .. })) => {
                             self.fence.revoke();
                             tracing::error!(
                                 lease = self.config.lease(),
+                                holder,
                                 "Lease was taken by another holder"
                             );
                             let _ = status.send(LeaseStatus::Lost);
@@ -488,6 +611,12 @@ impl ShardLease {
     }
 }
 
+/// Who holds the Lease after an acquire-or-renew round.
+enum Held {
+    Ours,
+    By { holder: String, until: Timestamp },
+}
+
 /// A held shard Lease, renewed in the background until [`ShardLeaseHandle::release`].
 #[derive(Debug)]
 pub struct ShardLeaseHandle {
@@ -516,6 +645,25 @@ impl ShardLeaseHandle {
         let mut status = self.status.clone();
         async move {
             let _ = status.wait_for(|s| *s == LeaseStatus::Lost).await;
+        }
+    }
+
+    /// A future that completes on SIGTERM (how Kubernetes stops a pod), SIGINT or the loss
+    /// of the Lease, with which: pass it to `Controller::graceful_shutdown_on`, then call
+    /// [`ShardLeaseHandle::release`] once the controller has stopped.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn shutdown_signal(&self) -> impl Future<Output = Shutdown> + Send + 'static {
+        let signal = crate::shard::shutdown::signal();
+        let lost = self.lost();
+        async move {
+            let shutdown = tokio::select! {
+                shutdown = signal => shutdown,
+                () = lost => Shutdown::LeaseLost,
+            };
+            tracing::info!(?shutdown, "shard stopping");
+            shutdown
         }
     }
 
@@ -612,7 +760,8 @@ mod tests {
         assert_eq!(
             decide(Some(&taken), &config(), at(29)),
             Decision::Wait {
-                holder: labels::SHARD_LEASE_CONTROLLER.to_owned()
+                holder: labels::SHARD_LEASE_CONTROLLER.to_owned(),
+                until: at(30),
             }
         );
         let Decision::Update(acquired) = decide(Some(&taken), &config(), at(30)) else {
@@ -738,8 +887,41 @@ mod tests {
         assert_eq!(
             decide(Some(&held), &other, at(6)),
             Decision::Wait {
-                holder: "host_1234".to_owned()
+                holder: "host_1234".to_owned(),
+                until: at(20),
             }
         );
+    }
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("denied", "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_missing_namespace_or_a_denial_is_reported_with_what_to_change() {
+        let missing = denied("create", "shards", &api_error(404)).unwrap();
+        assert!(
+            missing.contains(r#"namespace "shards" does not exist"#),
+            "{missing}"
+        );
+        let forbidden = denied("update", "shards", &api_error(403)).unwrap();
+        assert!(
+            forbidden.contains("may not update Leases in namespace \"shards\""),
+            "{forbidden}"
+        );
+        assert!(denied("get", "shards", &api_error(401)).is_some());
+    }
+
+    #[test]
+    fn an_unavailable_api_server_or_a_conflict_is_retried() {
+        for code in [409, 429, 500, 503] {
+            assert_eq!(denied("create", "shards", &api_error(code)), None, "{code}");
+        }
+        // A missing Lease on get is no error at all; 404 means a missing namespace only on create.
+        assert_eq!(denied("update", "shards", &api_error(404)), None);
     }
 }

@@ -4,6 +4,7 @@
 mod controller_ring;
 mod reconciler;
 mod shard_lease;
+mod shutdown;
 
 use std::time::Duration;
 
