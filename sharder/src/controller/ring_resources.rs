@@ -292,13 +292,11 @@ mod tests {
     use super::*;
 
     fn ring(resources: Vec<RingResource>) -> ControllerRing {
-        ControllerRing::new(
-            "ring",
-            ControllerRingSpec {
-                resources,
-                namespace_selector: None,
-            },
-        )
+        let spec = ControllerRingSpec {
+            resources,
+            ..ControllerRingSpec::default()
+        };
+        ControllerRing::new("ring", spec)
     }
 
     fn entry(group: &str, resource: &str, controlled: &[(&str, &str)]) -> RingResource {

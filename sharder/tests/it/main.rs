@@ -162,20 +162,27 @@ async fn leader_election_control_plane() -> (ControlPlane, Client) {
 }
 
 async fn install_crd(client: &Client) {
-    let crd: CustomResourceDefinition =
-        serde_saphyr::from_str(&controller_ring::crd_yaml()).unwrap();
+    apply_crd(
+        client,
+        &serde_saphyr::from_str(&controller_ring::crd_yaml()).unwrap(),
+    )
+    .await;
+}
+
+/// Applies `crd` and waits until it is established.
+async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    let name = "controllerrings.sharding.timebertt.dev";
+    let name = crd.metadata.name.clone().unwrap();
     crds.patch(
-        name,
+        &name,
         &PatchParams::apply("sharder-it").force(),
-        &Patch::Apply(&crd),
+        &Patch::Apply(crd),
     )
     .await
     .unwrap();
     tokio::time::timeout(
         PATIENCE,
-        await_condition(crds, name, conditions::is_crd_established()),
+        await_condition(crds, &name, conditions::is_crd_established()),
     )
     .await
     .unwrap()

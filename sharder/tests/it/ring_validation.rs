@@ -10,17 +10,13 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client,
-    api::{
-        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-        PostParams,
-    },
-    runtime::wait::{await_condition, conditions},
+    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams},
 };
 use serde_json::json;
 use sharding::api::{RingResource, labels};
 
 use crate::{
-    PATIENCE, await_webhook, client, eventually, namespace_and_ring_of, ready_condition, shard,
+    apply_crd, await_webhook, client, eventually, namespace_and_ring_of, ready_condition, shard,
 };
 
 fn ring_resource(group: &str, resource: &str) -> RingResource {
@@ -132,21 +128,7 @@ async fn install_cluster_scoped_crd(client: &Client, plural: &str, kind: &str) -
         },
     }))
     .unwrap();
-    let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    crds.patch(
-        &name,
-        &PatchParams::apply("sharder-it").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap();
-    tokio::time::timeout(
-        PATIENCE,
-        await_condition(crds, &name, conditions::is_crd_established()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    apply_crd(client, &crd).await;
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
 }
 
