@@ -167,11 +167,13 @@ async fn run_controllers(
         resync_metrics,
         fence.clone(),
     );
+    let (resync_failures, failure_changes) = controller::resync::controller::Failures::new();
     futures::join!(
         controller::controller_ring::run(
             client.clone(),
             webhook_settings(config),
             fence.clone(),
+            (resync_failures.clone(), failure_changes),
             controller_metrics.controller("controllerring", 0),
             stop.stopped(),
         ),
@@ -185,6 +187,7 @@ async fn run_controllers(
             client.clone(),
             resync,
             sharder.sync_period.get(),
+            resync_failures,
             controller_metrics.controller("sharder", 0),
             stop.stopped(),
         ),

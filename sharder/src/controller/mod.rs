@@ -2,6 +2,7 @@
 
 pub mod controller_ring;
 pub mod resync;
+pub mod ring_resources;
 pub mod shard_lease;
 
 use std::fmt::Debug;

@@ -68,11 +68,13 @@ pub fn default_namespace_selector() -> LabelSelector {
     }
 }
 
-/// The MutatingWebhookConfiguration `controllerring-<ring>` of `ring` (docs/contract.md#webhook).
+/// The MutatingWebhookConfiguration `controllerring-<ring>` of `ring` (docs/contract.md#webhook),
+/// without rules for the resources in `omitted` (docs/contract.md#ring-validation).
 #[must_use]
 pub fn webhook_configuration(
     ring: &ControllerRing,
     settings: &WebhookConfigSettings,
+    omitted: &[GroupResource],
 ) -> MutatingWebhookConfiguration {
     let name = ring.ring_name();
     MutatingWebhookConfiguration {
@@ -97,12 +99,16 @@ pub fn webhook_configuration(
             }]),
             ..ObjectMeta::default()
         },
-        webhooks: Some(vec![webhook(ring, settings)]),
+        webhooks: Some(vec![webhook(ring, settings, omitted)]),
     }
 }
 
 /// The ring's one webhook.
-fn webhook(ring: &ControllerRing, settings: &WebhookConfigSettings) -> MutatingWebhook {
+fn webhook(
+    ring: &ControllerRing,
+    settings: &WebhookConfigSettings,
+    omitted: &[GroupResource],
+) -> MutatingWebhook {
     let path = labels::webhook_path(ring.ring_name());
     let (service, url) = match &settings.client_config {
         ClientConfigSettings::Service {
@@ -133,6 +139,9 @@ fn webhook(ring: &ControllerRing, settings: &WebhookConfigSettings) -> MutatingW
             std::iter::once(resource.group_resource())
                 .chain(resource.controlled_resources.iter().cloned())
         })
+        // A wildcard would send the writes of every resource it matches to the webhook, which
+        // denies those that are not its ring's.
+        .filter(|resource| !omitted.contains(resource))
         .map(|resource| rule(&resource))
         .collect();
     MutatingWebhook {
@@ -247,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_configuration_is_named_labelled_and_owned_by_its_ring() {
-        let configuration = webhook_configuration(&ring(), &settings());
+        let configuration = webhook_configuration(&ring(), &settings(), &[]);
         assert_eq!(
             serde_json::to_value(&configuration.metadata).unwrap(),
             json!({
@@ -270,7 +279,7 @@ mod tests {
 
     #[test]
     fn it_serializes_with_its_type_for_server_side_apply() {
-        let value = serde_json::to_value(webhook_configuration(&ring(), &settings())).unwrap();
+        let value = serde_json::to_value(webhook_configuration(&ring(), &settings(), &[])).unwrap();
         assert_eq!(value["apiVersion"], "admissionregistration.k8s.io/v1");
         assert_eq!(value["kind"], "MutatingWebhookConfiguration");
     }
@@ -284,7 +293,7 @@ mod tests {
             )]),
             ..settings()
         };
-        let configuration = webhook_configuration(&ring(), &settings);
+        let configuration = webhook_configuration(&ring(), &settings, &[]);
         assert_eq!(
             configuration.metadata.annotations,
             Some(settings.annotations)
@@ -293,7 +302,7 @@ mod tests {
 
     #[test]
     fn the_webhook_has_the_fixed_contract_fields() {
-        let configuration = webhook_configuration(&ring(), &settings());
+        let configuration = webhook_configuration(&ring(), &settings(), &[]);
         let webhook = serde_json::to_value(the_webhook(&configuration)).unwrap();
         assert_eq!(webhook["name"], "sharder.sharding.timebertt.dev");
         assert_eq!(
@@ -316,7 +325,7 @@ mod tests {
             },
             ..settings()
         };
-        let configuration = webhook_configuration(&ring(), &settings);
+        let configuration = webhook_configuration(&ring(), &settings, &[]);
         assert_eq!(
             serde_json::to_value(&the_webhook(&configuration).client_config).unwrap(),
             json!({"service": {
@@ -348,7 +357,7 @@ mod tests {
                 client_config: ClientConfigSettings::Url(url.into()),
                 ..settings()
             };
-            let configuration = webhook_configuration(&ring(), &settings);
+            let configuration = webhook_configuration(&ring(), &settings, &[]);
             let client_config = &the_webhook(&configuration).client_config;
             assert_eq!(client_config.url.as_deref(), Some(expected));
             assert_eq!(client_config.service, None);
@@ -361,12 +370,12 @@ mod tests {
             ca_bundle: Some(b"-----BEGIN CERTIFICATE-----\n".to_vec()),
             ..settings()
         };
-        let configuration = webhook_configuration(&ring(), &settings);
+        let configuration = webhook_configuration(&ring(), &settings, &[]);
         assert_eq!(
             the_webhook(&configuration).client_config.ca_bundle,
             Some(ByteString(b"-----BEGIN CERTIFICATE-----\n".to_vec()))
         );
-        let configuration = webhook_configuration(&ring(), &self::settings());
+        let configuration = webhook_configuration(&ring(), &self::settings(), &[]);
         assert_eq!(the_webhook(&configuration).client_config.ca_bundle, None);
     }
 
@@ -381,7 +390,7 @@ mod tests {
             Some(selector("webhosting.timebertt.dev/project", "true"));
 
         let selector_of = |ring: &ControllerRing, settings: &WebhookConfigSettings| {
-            the_webhook(&webhook_configuration(ring, settings))
+            the_webhook(&webhook_configuration(ring, settings, &[]))
                 .namespace_selector
                 .clone()
         };
@@ -405,7 +414,7 @@ mod tests {
 
     #[test]
     fn there_is_one_rule_per_main_and_per_controlled_resource() {
-        let configuration = webhook_configuration(&ring(), &settings());
+        let configuration = webhook_configuration(&ring(), &settings(), &[]);
         let rule = |group: &str, resource: &str| {
             json!({
                 "operations": ["CREATE", "UPDATE"],
@@ -430,7 +439,42 @@ mod tests {
     fn a_ring_without_resources_has_no_rules() {
         let mut ring = ring();
         ring.spec.resources.clear();
-        let configuration = webhook_configuration(&ring, &settings());
+        let configuration = webhook_configuration(&ring, &settings(), &[]);
         assert_eq!(the_webhook(&configuration).rules, Some(vec![]));
+    }
+
+    #[test]
+    fn omitted_resources_get_no_rule() {
+        let mut ring = ring();
+        ring.spec.resources[0]
+            .controlled_resources
+            .push(GroupResource::new("*", "*"));
+        let omitted = [
+            GroupResource::new("*", "*"),
+            GroupResource::new("", "configmaps"),
+        ];
+        let configuration = webhook_configuration(&ring, &settings(), &omitted);
+        let resources: Vec<_> = the_webhook(&configuration)
+            .rules
+            .iter()
+            .flatten()
+            .map(|rule| {
+                (
+                    rule.api_groups.clone().unwrap(),
+                    rule.resources.clone().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            resources,
+            [
+                (
+                    vec!["webhosting.timebertt.dev".to_owned()],
+                    vec!["websites".to_owned()]
+                ),
+                (vec!["apps".to_owned()], vec!["deployments".to_owned()]),
+                (vec![String::new()], vec!["secrets".to_owned()]),
+            ]
+        );
     }
 }

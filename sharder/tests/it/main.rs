@@ -10,6 +10,7 @@ mod leader_partition;
 mod lifecycle;
 mod metrics;
 mod replica;
+mod ring_validation;
 mod webhook_down;
 
 use std::{path::Path, sync::OnceLock, time::Duration};
@@ -17,6 +18,7 @@ use std::{path::Path, sync::OnceLock, time::Duration};
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Namespace},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::Condition,
 };
 use kube::{
     Api, Client,
@@ -171,20 +173,27 @@ async fn leader_election_control_plane(environment: Environment) -> (ControlPlan
 }
 
 async fn install_crd(client: &Client) {
-    let crd: CustomResourceDefinition =
-        serde_saphyr::from_str(&controller_ring::crd_yaml()).unwrap();
+    apply_crd(
+        client,
+        &serde_saphyr::from_str(&controller_ring::crd_yaml()).unwrap(),
+    )
+    .await;
+}
+
+/// Applies `crd` and waits until it is established.
+async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    let name = "controllerrings.sharding.timebertt.dev";
+    let name = crd.metadata.name.clone().unwrap();
     crds.patch(
-        name,
+        &name,
         &PatchParams::apply("sharder-it").force(),
-        &Patch::Apply(&crd),
+        &Patch::Apply(crd),
     )
     .await
     .unwrap();
     tokio::time::timeout(
         PATIENCE,
-        await_condition(crds, name, conditions::is_crd_established()),
+        await_condition(crds, &name, conditions::is_crd_established()),
     )
     .await
     .unwrap()
@@ -194,6 +203,49 @@ async fn install_crd(client: &Client) {
 /// A namespace for one test, and a ring of the same name that shards its ConfigMaps
 /// (main) and their controlled Secrets.
 async fn namespace_and_ring(client: &Client) -> String {
+    let name = namespace_and_ring_of(
+        client,
+        vec![RingResource {
+            group: String::new(),
+            resource: "configmaps".into(),
+            controlled_resources: vec![GroupResource::new("", "secrets")],
+        }],
+    )
+    .await;
+    eventually("the ring's webhook to be ready", || async {
+        (ready_condition(client, &name).await?.status == "True").then_some(())
+    })
+    .await;
+    let probe: ConfigMap =
+        serde_json::from_value(json!({ "metadata": { "generateName": "probe-" } })).unwrap();
+    await_webhook(&Api::<ConfigMap>::namespaced(client.clone(), &name), &probe).await;
+    name
+}
+
+/// Waits until the API server calls a ring's webhook on creates through `api`. It loads new
+/// webhook configurations asynchronously; the webhook denies a main object with only a
+/// generateName (`probe`), so once a dry run of one is denied, every later create goes through
+/// the webhook.
+async fn await_webhook<K>(api: &Api<K>, probe: &K)
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    eventually("the API server to call the ring's webhook", || async {
+        match api.create(&dry_run, probe).await {
+            Err(kube::Error::Api(status)) if status.code == 400 => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
+
+/// A namespace for one test, and a ring of the same name over `resources` that selects only
+/// that namespace; the ring is created, not awaited.
+async fn namespace_and_ring_of(client: &Client, resources: Vec<RingResource>) -> String {
     let namespace: Namespace =
         serde_json::from_value(json!({ "metadata": { "generateName": "it-" } })).unwrap();
     let name = Api::<Namespace>::all(client.clone())
@@ -206,11 +258,7 @@ async fn namespace_and_ring(client: &Client) -> String {
     let ring = ControllerRing::new(
         &name,
         ControllerRingSpec {
-            resources: vec![RingResource {
-                group: String::new(),
-                resource: "configmaps".into(),
-                controlled_resources: vec![GroupResource::new("", "secrets")],
-            }],
+            resources,
             namespace_selector: Some(
                 serde_json::from_value(
                     json!({ "matchLabels": { "kubernetes.io/metadata.name": name } }),
@@ -223,38 +271,19 @@ async fn namespace_and_ring(client: &Client) -> String {
         .create(&PostParams::default(), &ring)
         .await
         .unwrap();
-    eventually("the ring's webhook to be ready", || {
-        let rings = Api::<ControllerRing>::all(client.clone());
-        let name = name.clone();
-        async move {
-            let ring = rings.get(&name).await.ok()?;
-            let ready = ring
-                .status?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then_some(())
-        }
-    })
-    .await;
-    // The API server loads new webhook configurations asynchronously. Our webhook denies an
-    // object with only generateName; once a dry run of one is denied, every later create in
-    // the namespace goes through the webhook.
-    let probe: ConfigMap =
-        serde_json::from_value(json!({ "metadata": { "generateName": "probe-" } })).unwrap();
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
-    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &name);
-    eventually("the API server to call the ring's webhook", || async {
-        match config_maps.create(&dry_run, &probe).await {
-            Err(kube::Error::Api(status)) if status.code == 400 => Some(()),
-            _ => None,
-        }
-    })
-    .await;
     name
+}
+
+/// The `Ready` condition of ring `ring`, once it has one.
+async fn ready_condition(client: &Client, ring: &str) -> Option<Condition> {
+    let ring = Api::<ControllerRing>::all(client.clone())
+        .get(ring)
+        .await
+        .ok()?;
+    ring.status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
 }
 
 /// Starts shard `name` of `ring`, holding its Lease in `namespace` with short timings.

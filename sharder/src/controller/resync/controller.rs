@@ -1,20 +1,23 @@
 //! The resync controller: resyncs a ring when it changes, when one of its shards changes
-//! state, and every `syncPeriod`.
+//! state, and every `syncPeriod`; it shares each ring's latest failure with the ControllerRing
+//! controller, which reports it in the ring's status.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    fmt::Write as _,
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use controller_runtime_metrics::ReconcileMetrics;
+use futures::channel::mpsc;
 use kube::{
     Api, Client,
-    runtime::{controller::Action, watcher},
+    runtime::{controller::Action, reflector::ObjectRef, watcher},
 };
 use sharding::api::ControllerRing;
 
-use super::{Errors, Resync};
+use super::{Error as ResyncError, Errors, Resync};
 
 /// The first retry of a failed resync; it doubles up to the sync period
 /// (docs/contract.md#sharder-behaviour).
@@ -37,11 +40,95 @@ pub enum Error {
     Resync(#[from] Errors),
 }
 
+impl Error {
+    /// What the ring's status reports of this failure (docs/contract.md#resync), if anything:
+    /// conflicts are left out, as they are expected when objects change during a resync and
+    /// the retry in 5 s settles them, and so is a resync stopped by the leader's fence, since
+    /// the leader may no longer write.
+    #[must_use]
+    pub fn reported(&self) -> Option<String> {
+        let errors = match self {
+            Self::Leases { .. } => return Some(operations::error_chain(self)),
+            Self::Resync(errors) => &errors.errors,
+        };
+        let mut reported = errors.iter().filter(|error| !error.expected());
+        let first = reported.next()?;
+        let more = reported.count();
+        let mut message = format!("resync failed: {}", operations::error_chain(first));
+        if more > 0 {
+            let _ = write!(message, " (and {more} more)");
+        }
+        Some(message)
+    }
+}
+
+impl ResyncError {
+    /// Whether this failure is part of normal operation: a conflict, or a stop at the fence.
+    fn expected(&self) -> bool {
+        match self {
+            Self::Fenced { .. } => true,
+            Self::Patch {
+                source: kube::Error::Api(status),
+                ..
+            } => status.is_conflict(),
+            _ => false,
+        }
+    }
+}
+
+/// The latest reported resync failure of each ring, shared with the ControllerRing controller
+/// (docs/contract.md#controllerring). A change is sent as the ring's reference, so that the
+/// ring's status is written when, and only when, what it reports changes.
+#[derive(Clone, Debug)]
+pub struct Failures {
+    latest: Arc<Mutex<HashMap<String, String>>>,
+    changes: mpsc::UnboundedSender<ObjectRef<ControllerRing>>,
+}
+
+impl Failures {
+    /// An empty record, and the stream of rings whose failure changed.
+    #[must_use]
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectRef<ControllerRing>>) {
+        let (changes, receiver) = mpsc::unbounded();
+        let failures = Self {
+            latest: Arc::default(),
+            changes,
+        };
+        (failures, receiver)
+    }
+
+    /// The latest reported failure of `ring`; `None` once a resync succeeded.
+    #[must_use]
+    pub fn get(&self, ring: &str) -> Option<String> {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(ring)
+            .cloned()
+    }
+
+    /// Records `failure` of `ring`, announcing it if it differs from the one before.
+    fn set(&self, ring: &str, failure: Option<String>) {
+        let changed = {
+            let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+            match failure {
+                Some(failure) => latest.insert(ring.to_owned(), failure.clone()) != Some(failure),
+                None => latest.remove(ring).is_some(),
+            }
+        };
+        if changed {
+            // The receiver is gone only when the ControllerRing controller stopped.
+            let _ = self.changes.unbounded_send(ObjectRef::new(ring));
+        }
+    }
+}
+
 struct Context {
     client: Client,
     resync: Resync,
     sync_period: Duration,
-    failures: Mutex<HashMap<String, u32>>,
+    retries: Mutex<HashMap<String, u32>>,
+    failures: Failures,
 }
 
 /// The wait before retry number `failures` (1-based): 5 s, 10 s, 20 s, … up to `cap`.
@@ -68,7 +155,8 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
             "resynced ring"
         );
     }
-    ctx.failures.lock().expect("not poisoned").remove(&name);
+    ctx.retries.lock().expect("not poisoned").remove(&name);
+    ctx.failures.set(&name, None);
     Ok(Action::requeue(ctx.sync_period))
 }
 
@@ -77,19 +165,21 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
     reason = "the signature Controller::run expects"
 )]
 fn error_policy(ring: Arc<ControllerRing>, error: &Error, ctx: Arc<Context>) -> Action {
-    let mut failures = ctx.failures.lock().expect("not poisoned");
-    let count = failures.entry(ring.ring_name().to_owned()).or_default();
+    ctx.failures.set(ring.ring_name(), error.reported());
+    let mut retries = ctx.retries.lock().expect("not poisoned");
+    let count = retries.entry(ring.ring_name().to_owned()).or_default();
     *count += 1;
     let wait = backoff(*count, ctx.sync_period);
     tracing::warn!(error = %operations::error_chain(error), retry_in = ?wait, "resync failed");
     Action::requeue(wait)
 }
 
-/// Runs the resync controller until `shutdown` completes.
+/// Runs the resync controller until `shutdown` completes, recording failures in `failures`.
 pub async fn run(
     client: Client,
     resync: Resync,
     sync_period: Duration,
+    failures: Failures,
     metrics: ReconcileMetrics,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -98,7 +188,8 @@ pub async fn run(
         client: client.clone(),
         resync,
         sync_period,
-        failures: Mutex::default(),
+        retries: Mutex::default(),
+        failures,
     });
     let results = super::super::controller(
         Api::<ControllerRing>::all(client),
@@ -120,7 +211,66 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt as _;
+    use kube::core::Status;
+
     use super::*;
+
+    fn patch_error(reason: &str, code: u16) -> ResyncError {
+        ResyncError::Patch {
+            action: "move",
+            resource: "/configmaps".into(),
+            object: "ns/cm".into(),
+            source: kube::Error::Api(Status::failure("nope", reason).with_code(code).boxed()),
+        }
+    }
+
+    fn resync_errors(errors: Vec<ResyncError>) -> Error {
+        Error::Resync(Errors {
+            ring: "ring".into(),
+            errors,
+        })
+    }
+
+    #[test]
+    fn conflicts_alone_are_not_reported() {
+        let error = resync_errors(vec![
+            patch_error("Conflict", 409),
+            patch_error("Conflict", 409),
+        ]);
+        assert_eq!(error.reported(), None);
+    }
+
+    #[test]
+    fn other_failures_are_reported_with_the_first_and_a_count_of_the_rest() {
+        let error = resync_errors(vec![
+            patch_error("Conflict", 409),
+            ResyncError::UnknownResource("example.com/things".into()),
+            patch_error("Forbidden", 403),
+            patch_error("Forbidden", 403),
+        ]);
+        assert_eq!(
+            error.reported().as_deref(),
+            Some(
+                "resync failed: resource example.com/things is not served by the API server \
+                 (and 2 more)"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ring_is_announced_only_when_its_failure_changes() {
+        let (failures, mut changes) = Failures::new();
+        failures.set("ring", Some("a".into()));
+        failures.set("ring", Some("a".into()));
+        failures.set("ring", Some("b".into()));
+        failures.set("ring", None);
+        failures.set("ring", None);
+        assert_eq!(failures.get("ring"), None);
+        drop(failures);
+        let announced: Vec<_> = changes.by_ref().collect().await;
+        assert_eq!(announced, vec![ObjectRef::new("ring"); 3]);
+    }
 
     #[test]
     fn backoff_doubles_from_five_seconds_up_to_the_sync_period() {

@@ -1,7 +1,8 @@
 //! Resync of a ring's objects (docs/contract.md#drain-and-move, docs/contract.md#resync): list the
-//! metadata of every main and controlled object in the ring's namespaces, page by page, and drain
-//! or move those that are not on the shard the ring wants, with at most `concurrentMoves` patches
-//! in flight.
+//! metadata of every main and controlled object in the ring's namespaces (and of every
+//! cluster-scoped one, docs/contract.md#cluster-scoped-resources), page by page, and drain or move
+//! those that are not on the shard the ring wants, with at most `concurrentMoves` patches in
+//! flight.
 //!
 //! The sharder never watches or caches the sharded objects: a resync holds one page at a
 //! time, so its memory does not grow with their number.
@@ -21,18 +22,15 @@ use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams},
     core::{Selector, TypeMeta},
-    discovery,
 };
 use serde_json::json;
 use sharding::{
     api::{ControllerRing, GroupResource, labels},
-    consistent_hash::Ring,
     fence::{Expired, Fence},
-    key,
-    leases::Shards,
 };
 
-use self::plan::{Action, plan};
+use self::plan::{Action, Scope, Target, plan_object};
+use super::ring_resources;
 use crate::metrics::{ResourceLabels, ResyncMetrics};
 
 /// Objects listed per page.
@@ -151,14 +149,26 @@ impl Resync {
         }
     }
 
-    /// Resyncs every main and controlled resource of `ring`, whose shard Leases are `leases`.
+    /// Resyncs every main and controlled resource of `ring`, whose shard Leases are `leases`,
+    /// except those that validation leaves out (docs/contract.md#ring-validation): the ring's
+    /// status reports them, and retrying cannot help.
     pub async fn ring(&self, ring: &ControllerRing, leases: &[Lease]) -> Result<Summary, Errors> {
         let name = ring.ring_name().to_owned();
         let (hash_ring, shards) = sharding::ring::from_leases(leases, Timestamp::now());
-        let namespaces = self.namespaces(ring).await.map_err(|error| Errors {
+        let failed = |error| Errors {
             ring: name.clone(),
             errors: vec![error],
-        })?;
+        };
+        let namespaces = self.namespaces(ring).await.map_err(failed)?;
+        let served = ring_resources::discover(&self.client, ring)
+            .await
+            .map_err(|source| Error::List {
+                action: "discover",
+                what: format!("the resources of ControllerRing {name}"),
+                source,
+            })
+            .map_err(failed)?;
+        let omitted = ring_resources::omitted(&ring_resources::validate(ring, Some(&served)));
         let target = Target {
             ring: &name,
             hash_ring: &hash_ring,
@@ -172,7 +182,27 @@ impl Resync {
             for (group_resource, controlled) in
                 std::iter::once((&resource.group_resource(), false)).chain(controlled)
             {
-                let (done, failed) = self.resource(&target, group_resource, controlled).await;
+                if omitted.contains(group_resource) {
+                    continue;
+                }
+                let Some(found) = served.get(group_resource) else {
+                    errors.push(Error::UnknownResource(format!(
+                        "{}/{}",
+                        group_resource.group, group_resource.resource
+                    )));
+                    continue;
+                };
+                let resource = plan::Resource {
+                    types: TypeMeta {
+                        api_version: found.api_resource.api_version.clone(),
+                        kind: found.api_resource.kind.clone(),
+                    },
+                    scope: Scope::of(group_resource, found.namespaced),
+                    controlled,
+                };
+                let (done, failed) = self
+                    .resource(&target, group_resource, &found.api_resource, &resource)
+                    .await;
                 summary.objects += done.objects;
                 summary.moved += done.moved;
                 summary.drained += done.drained;
@@ -217,22 +247,16 @@ impl Resync {
             .collect())
     }
 
+    /// Resyncs the objects of `group_resource`, served as `resource`.
     async fn resource(
         &self,
         target: &Target<'_>,
         group_resource: &GroupResource,
-        controlled: bool,
+        resource: &ApiResource,
+        plan_resource: &plan::Resource,
     ) -> (Summary, Vec<Error>) {
         let what = format!("{}/{}", group_resource.group, group_resource.resource);
-        let resource = match discover(&self.client, group_resource).await {
-            Ok(resource) => resource,
-            Err(error) => return (Summary::default(), vec![error]),
-        };
-        let api = Api::<DynamicObject>::all_with(self.client.clone(), &resource);
-        let types = TypeMeta {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
-        };
+        let api = Api::<DynamicObject>::all_with(self.client.clone(), resource);
         let counters =
             ResourceLabels::new(target.ring, &group_resource.group, &group_resource.resource);
         let summary = Mutex::new(Summary::default());
@@ -244,32 +268,10 @@ impl Resync {
             .try_flatten();
         let result = objects
             .try_for_each_concurrent(self.concurrent_moves, |object| {
-                let (resource, types, what, counters) = (&resource, &types, &what, &counters);
+                let (what, counters) = (&what, &counters);
                 let (summary, errors) = (&summary, &errors);
                 async move {
-                    if !target
-                        .namespaces
-                        .contains(object.metadata.namespace.as_deref().unwrap_or_default())
-                    {
-                        return Ok(());
-                    }
-                    let key = if controlled {
-                        key::for_controller(&object.metadata)
-                    } else {
-                        key::for_object(Some(types), &object.metadata).ok()
-                    };
-                    let current = object
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(&labels::shard(target.ring)));
-                    let action = plan(
-                        key.as_deref(),
-                        current.map(String::as_str),
-                        controlled,
-                        target.hash_ring,
-                        target.shards,
-                    );
+                    let action = plan_object(target, plan_resource, &object.metadata);
                     let outcome = self
                         .apply((resource, what), target.ring, &object, action)
                         .await;
@@ -299,14 +301,6 @@ impl Resync {
         }
         (summary.into_inner().expect("not poisoned"), errors)
     }
-}
-
-/// The ring a resync works towards.
-struct Target<'a> {
-    ring: &'a str,
-    hash_ring: &'a Ring,
-    shards: &'a Shards,
-    namespaces: &'a HashSet<String>,
 }
 
 impl Resync {
@@ -357,24 +351,6 @@ impl Resync {
                 source,
             })
     }
-}
-
-/// The served version and kind of a group and resource.
-async fn discover(client: &Client, group_resource: &GroupResource) -> Result<ApiResource, Error> {
-    let what = format!("{}/{}", group_resource.group, group_resource.resource);
-    let group = discovery::group(client, &group_resource.group)
-        .await
-        .map_err(|source| Error::List {
-            action: "discover",
-            what: what.clone(),
-            source,
-        })?;
-    group
-        .recommended_resources()
-        .into_iter()
-        .map(|(resource, _)| resource)
-        .find(|resource| resource.plural == group_resource.resource)
-        .ok_or(Error::UnknownResource(what))
 }
 
 /// The metadata of all objects of a resource, a page at a time. The first page is served
