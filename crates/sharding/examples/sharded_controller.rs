@@ -7,6 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
@@ -52,9 +53,17 @@ fn error_policy(_: Arc<ConfigMap>, _: &reconciler::Error<Error>, _: Arc<Context>
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The library reports waits, retries and losses of the Lease through tracing.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let shard_name = std::env::var("SHARD_NAME")
+        .context("set SHARD_NAME to this shard's name, e.g. the pod name")?;
+    let namespace = std::env::var("NAMESPACE")
+        .context("set NAMESPACE to the namespace of the shard's Lease, e.g. the pod's")?;
     let client = Client::try_default().await?;
-    let shard_name = std::env::var("SHARD_NAME")?;
-    let namespace = std::env::var("NAMESPACE")?;
 
     // 1. Hold the shard Lease instead of a leader-election Lease.
     let lease = ShardLease::new(

@@ -149,3 +149,50 @@ async fn a_shard_waits_for_a_lease_held_by_another_holder_to_expire() {
     assert_eq!(spec.lease_transitions, Some(1));
     handle.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn acquiring_in_a_missing_namespace_fails_at_once_naming_it() {
+    let client = client().await;
+    let error = tokio::time::timeout(
+        PATIENCE,
+        ShardLease::new(client, config("no-such-namespace")).acquire(),
+    )
+    .await
+    .expect("acquire gives up instead of retrying")
+    .unwrap_err();
+    assert!(
+        matches!(error, sharding::shard::lease::Error::Denied { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(r#"namespace "no-such-namespace" does not exist"#),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn acquiring_from_an_unreachable_api_server_gives_up_after_the_patience() {
+    // A port nobody listens on: every attempt fails to connect.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let lease = ShardLease::new(
+        client,
+        ShardLeaseConfig::new("ring", "shard-0", "default")
+            .retry_period(Duration::from_millis(100))
+            .acquire_patience(Duration::from_millis(500)),
+    );
+    let error = tokio::time::timeout(PATIENCE, lease.acquire())
+        .await
+        .expect("acquire gives up")
+        .unwrap_err();
+    assert!(
+        matches!(error, sharding::shard::lease::Error::Unreachable { .. }),
+        "{error:?}"
+    );
+}
