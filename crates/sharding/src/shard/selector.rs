@@ -18,6 +18,9 @@ pub fn label_selector(ring: &str, shard: &str) -> String {
 /// for the controller's main kind and for the kinds it owns alike, so that a shard's caches
 /// hold its own share and nothing else.
 ///
+/// `.labels(..)` on the result replaces this selector: to add a selector of your own, join
+/// it with [`label_selector`] instead (`format!("app=web,{}", label_selector(ring, shard))`).
+///
 /// ```no_run
 /// # use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 /// # use kube::{Api, Client, runtime::Controller};
