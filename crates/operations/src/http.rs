@@ -1,4 +1,6 @@
-//! The plain-HTTP endpoints every replica serves: `/healthz`, `/readyz` and `/metrics`.
+//! The endpoints every replica serves: `/healthz` and `/readyz` over plain HTTP (for the
+//! kubelet's probes), and `/metrics` over HTTPS with authorization
+//! (docs/metrics-security.md#how-a-scrape-is-authorized) or over plain HTTP for local runs.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener},
@@ -10,8 +12,17 @@ use std::{
 
 use anyhow::Context as _;
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State, http::StatusCode, middleware, response::IntoResponse, routing::get,
+};
+use axum_server::{Handle, tls_rustls::RustlsConfig};
+use kube::Client;
 use prometheus_client::{encoding::text::encode, registry::Registry};
+
+use crate::metrics_access::{MetricsAccess, require_access};
+
+/// How long in-flight scrapes may take once the process stops.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A listen address as Go programs and their manifests write it: `host:port`, or `:port` for
 /// every interface (`0.0.0.0:port`); `None` when it is neither.
@@ -110,6 +121,83 @@ pub fn metrics_router(registry: Arc<Registry>) -> Router {
             }),
         )
         .with_state(registry)
+}
+
+/// How `/metrics` is served (docs/metrics-security.md#defaults).
+#[derive(Clone, Debug)]
+pub enum MetricsServing {
+    /// Plain HTTP to anyone who connects: for local runs, on loopback.
+    Plain,
+    /// HTTPS with a self-signed certificate made at start-up; a scraper needs a bearer token
+    /// whose user may `get` the path, as the API server says.
+    Secure(MetricsAccess),
+}
+
+impl MetricsServing {
+    /// [`Self::Secure`] with `client` if `secure`, else [`Self::Plain`].
+    #[must_use]
+    pub fn new(secure: bool, client: &Client) -> Self {
+        if secure {
+            Self::Secure(MetricsAccess::new(client.clone()))
+        } else {
+            Self::Plain
+        }
+    }
+}
+
+/// Serves [`metrics_router`] of `registry` on `listener` as `serving` says, until `stop`
+/// completes.
+///
+/// # Errors
+/// The self-signed certificate cannot be made, or serving fails.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    serving: MetricsServing,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = metrics_router(registry);
+    match serving {
+        MetricsServing::Plain => serve(listener, router, stop).await,
+        MetricsServing::Secure(access) => {
+            let router = router.layer(middleware::from_fn_with_state(access, require_access));
+            serve_tls(listener, router, stop).await
+        }
+    }
+}
+
+/// A self-signed certificate for `localhost` and its key, both PEM: scrapers skip its
+/// verification, as with controller-runtime's when no certificate is given
+/// (docs/metrics-security.md#prometheus).
+fn self_signed_certificate() -> Result<(String, String), rcgen::Error> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+}
+
+/// Serves `router` over HTTPS with a [`self_signed_certificate`] on `listener` until `stop`
+/// completes, then gives in-flight requests a few seconds.
+async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (cert, key) =
+        self_signed_certificate().context("cannot make a self-signed certificate for /metrics")?;
+    let config = RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
+        .await
+        .context("cannot use the self-signed certificate for /metrics")?;
+    let handle = Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        stop.await;
+        shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
+        .context("HTTPS server failed")
 }
 
 /// Serves `router` on `listener` until `stop` completes.
