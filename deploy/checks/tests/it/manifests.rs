@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
@@ -127,6 +127,7 @@ fn every_kustomization_renders_and_passes_a_server_side_dry_run() {
 struct Access {
     verb: &'static str,
     group: &'static str,
+    /// A resource, `resource/subresource`, or a non-resource URL such as `/metrics`.
     resource: &'static str,
     namespace: Option<&'static str>,
     /// The object's name, for a request on one object; `None` for any.
@@ -222,6 +223,15 @@ const SHARDER: &[Access] = &[
     may("list", "", "configmaps", PROJECT),
     may("patch", "", "services", PROJECT),
     may("patch", "networking.k8s.io", "ingresses", PROJECT),
+    // Who may read /metrics (docs/metrics-security.md#rbac).
+    may("create", "authentication.k8s.io", "tokenreviews", None),
+    may(
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None,
+    ),
+    may_not("get", "", "/metrics", None),
     may_not("create", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may_not("get", "", "secrets", SHARDING_SYSTEM),
     may_not("watch", "webhosting.timebertt.dev", "websites", PROJECT),
@@ -250,6 +260,13 @@ const OPERATOR: &[Access] = &[
     may("create", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may("update", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may("create", "events.k8s.io", "events", PROJECT),
+    may("create", "authentication.k8s.io", "tokenreviews", None),
+    may(
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None,
+    ),
     may_not("create", "coordination.k8s.io", "leases", SHARDING_SYSTEM),
     may_not(
         "patch",
@@ -325,11 +342,14 @@ const LOADGEN: &[Access] = &[
     may_not("get", "", "secrets", Some("loadgen")),
 ];
 
-/// Prometheus discovers pods and nodes and scrapes the kubelets' cAdvisor.
+/// Prometheus discovers pods and nodes, scrapes the kubelets' cAdvisor and our pods' `/metrics`.
 const PROMETHEUS: &[Access] = &[
     may("watch", "", "pods", None),
     may("list", "", "nodes", None),
     may("get", "", "nodes/metrics", None),
+    may("get", "", "/metrics", None),
+    may_not("get", "", "/debug/pprof", None),
+    may_not("create", "authentication.k8s.io", "tokenreviews", None),
     may_not("get", "", "secrets", None),
 ];
 
@@ -345,21 +365,29 @@ async fn check_access(reviews: &Api<SubjectAccessReview>, account: &str, checks:
                     format!("system:serviceaccounts:{namespace}"),
                     "system:authenticated".to_owned(),
                 ]),
-                resource_attributes: Some(ResourceAttributes {
-                    verb: Some(check.verb.to_owned()),
-                    group: Some(check.group.to_owned()),
-                    resource: Some(
-                        check
-                            .resource
-                            .split('/')
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    ),
-                    subresource: check.resource.split_once('/').map(|(_, s)| s.to_owned()),
-                    namespace: check.namespace.map(str::to_owned),
-                    name: check.name.map(str::to_owned),
-                    ..ResourceAttributes::default()
+                non_resource_attributes: check.resource.starts_with('/').then(|| {
+                    NonResourceAttributes {
+                        path: Some(check.resource.to_owned()),
+                        verb: Some(check.verb.to_owned()),
+                    }
+                }),
+                resource_attributes: (!check.resource.starts_with('/')).then(|| {
+                    ResourceAttributes {
+                        verb: Some(check.verb.to_owned()),
+                        group: Some(check.group.to_owned()),
+                        resource: Some(
+                            check
+                                .resource
+                                .split('/')
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        ),
+                        subresource: check.resource.split_once('/').map(|(_, s)| s.to_owned()),
+                        namespace: check.namespace.map(str::to_owned),
+                        name: check.name.map(str::to_owned),
+                        ..ResourceAttributes::default()
+                    }
                 }),
                 ..SubjectAccessReviewSpec::default()
             },
@@ -559,6 +587,7 @@ fn the_sharder_config_is_valid_and_agrees_with_the_deployment_and_service() {
         .get()
         .expect("metrics are served");
     assert_eq!(i64::from(metrics.port()), port(sharder, "metrics"));
+    assert!(config.metrics.secure_serving);
     let health = config.health.bind_address.get().expect("health is served");
     assert_eq!(i64::from(health.port()), port(sharder, "health"));
     assert_eq!(sharder["readinessProbe"]["httpGet"]["path"], "/readyz");
@@ -661,6 +690,7 @@ fn the_operator_runs_three_shards_named_after_their_pods() {
             .unwrap_or_else(|| panic!("no {name}"))
     };
     assert_eq!(var("WEBHOSTING_MODE")["value"], "sharded");
+    assert_eq!(var("WEBHOSTING_METRICS_SECURE")["value"], "true");
     assert_eq!(
         var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.name"
@@ -694,6 +724,13 @@ fn prometheus_scrapes_our_pods_under_the_jobs_that_the_dashboards_select() {
         .and_then(|jobs| jobs.iter().find(|job| job["job_name"] == "pods"))
         .expect("a scrape job of pods");
     let relabel = pods["relabel_configs"].to_string();
+    // Over HTTPS with its ServiceAccount token (docs/metrics-security.md#prometheus).
+    assert_eq!(pods["scheme"], "https");
+    assert_eq!(
+        pods["authorization"]["credentials_file"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(pods["tls_config"]["insecure_skip_verify"], true);
     for needle in [
         r#""regex":"true","source_labels":["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]"#,
         r#""regex":"metrics","source_labels":["__meta_kubernetes_pod_container_port_name"]"#,
