@@ -319,8 +319,10 @@ const LOADGEN: &[Access] = &[
     may("list", "", "pods", WEBHOSTING_SYSTEM),
     may("patch", "", "pods", WEBHOSTING_SYSTEM),
     may("delete", "", "pods", WEBHOSTING_SYSTEM),
-    // The shards' /metrics, and cost from the metrics API.
+    // The shards' /metrics (plain through the pod proxy, secure from the pods), and cost from
+    // the metrics API.
     may("get", "", "pods/proxy", WEBHOSTING_SYSTEM),
+    may("get", "", "/metrics", None),
     may("list", "metrics.k8s.io", "pods", WEBHOSTING_SYSTEM),
     may("list", "metrics.k8s.io", "pods", SHARDING_SYSTEM),
     may("list", "metrics.k8s.io", "pods", KUBE_SYSTEM),
