@@ -223,14 +223,6 @@ const SHARDER: &[Access] = &[
     may("list", "", "configmaps", PROJECT),
     may("patch", "", "services", PROJECT),
     may("patch", "networking.k8s.io", "ingresses", PROJECT),
-    // Who may read /metrics (docs/metrics-security.md#rbac).
-    may("create", "authentication.k8s.io", "tokenreviews", None),
-    may(
-        "create",
-        "authorization.k8s.io",
-        "subjectaccessreviews",
-        None,
-    ),
     may_not("get", "", "/metrics", None),
     may_not("create", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may_not("get", "", "secrets", SHARDING_SYSTEM),
@@ -238,6 +230,18 @@ const SHARDER: &[Access] = &[
     may_not("delete", "webhosting.timebertt.dev", "websites", PROJECT),
     may_not("list", "", "pods", PROJECT),
     may_not("patch", "", "secrets", PROJECT),
+];
+
+/// What a binary that serves `/metrics` securely does to review its scrapers
+/// (docs/metrics-security.md#rbac): the sharder and the operator.
+const REVIEWS_SCRAPERS: &[Access] = &[
+    may("create", "authentication.k8s.io", "tokenreviews", None),
+    may(
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None,
+    ),
 ];
 
 /// What a webhosting-operator shard does (its watches, children, status, drain
@@ -260,13 +264,6 @@ const OPERATOR: &[Access] = &[
     may("create", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may("update", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may("create", "events.k8s.io", "events", PROJECT),
-    may("create", "authentication.k8s.io", "tokenreviews", None),
-    may(
-        "create",
-        "authorization.k8s.io",
-        "subjectaccessreviews",
-        None,
-    ),
     may_not("create", "coordination.k8s.io", "leases", SHARDING_SYSTEM),
     may_not(
         "patch",
@@ -441,8 +438,13 @@ async fn the_service_accounts_may_do_what_the_binaries_do_and_no_more() {
 
     let client = CONTROL_PLANE.get().client().await.unwrap();
     let reviews = Api::<SubjectAccessReview>::all(client);
-    check_access(&reviews, "sharding-system/sharder", SHARDER).await;
-    check_access(&reviews, "webhosting-system/webhosting-operator", OPERATOR).await;
+    for (account, checks) in [
+        ("sharding-system/sharder", SHARDER),
+        ("webhosting-system/webhosting-operator", OPERATOR),
+    ] {
+        check_access(&reviews, account, checks).await;
+        check_access(&reviews, account, REVIEWS_SCRAPERS).await;
+    }
     check_access(&reviews, "monitoring/prometheus", PROMETHEUS).await;
     check_access(&reviews, "loadgen/loadgen", LOADGEN).await;
 }
