@@ -188,16 +188,16 @@ async fn serve_tls(
         .await
         .context("cannot use the self-signed certificate for /metrics")?;
     let handle = Handle::new();
-    let shutdown = handle.clone();
-    tokio::spawn(async move {
-        stop.await;
-        shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
-    axum_server::from_tcp_rustls(listener, config)?
-        .handle(handle)
-        .serve(router.into_make_service())
-        .await
-        .context("HTTPS server failed")
+    let serving = axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle.clone())
+        .serve(router.into_make_service());
+    let mut serving = std::pin::pin!(serving);
+    tokio::select! {
+        // The server only stops by itself on an error.
+        result = &mut serving => return result.context("HTTPS server failed"),
+        () = stop => handle.graceful_shutdown(Some(SHUTDOWN_GRACE)),
+    }
+    serving.await.context("HTTPS server failed")
 }
 
 /// Serves `router` on `listener` until `stop` completes.
@@ -217,7 +217,47 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt as _;
+
     use super::*;
+
+    /// The secure metrics router with an API server that refuses connections.
+    fn unreachable_api_server() -> Router {
+        let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+        let access = MetricsAccess::new(Client::try_from(config).unwrap());
+        metrics_router(Arc::new(Registry::default()))
+            .layer(middleware::from_fn_with_state(access, require_access))
+    }
+
+    async fn status(router: Router, authorization: Option<&str>) -> StatusCode {
+        let mut request = Request::get("/metrics");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request.body(Body::empty()).unwrap();
+        router.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_scrape_without_a_bearer_token_is_refused_without_asking_the_api_server() {
+        assert_eq!(
+            status(unreachable_api_server(), None).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(unreachable_api_server(), Some("Basic dXNlcjpwYXNz")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scrape_that_cannot_be_reviewed_is_a_server_error() {
+        assert_eq!(
+            status(unreachable_api_server(), Some("Bearer token")).await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn a_listen_address_may_omit_its_host_as_in_go() {
