@@ -156,14 +156,17 @@ pub async fn serve_metrics(
     serving: MetricsServing,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = metrics_router(registry);
     match serving {
-        MetricsServing::Plain => serve(listener, router, stop).await,
+        MetricsServing::Plain => serve(listener, metrics_router(registry), stop).await,
         MetricsServing::Secure(access) => {
-            let router = router.layer(middleware::from_fn_with_state(access, require_access));
-            serve_tls(listener, router, stop).await
+            serve_tls(listener, secure_metrics_router(registry, access), stop).await
         }
     }
+}
+
+/// [`metrics_router`] for the requests that `access` allows.
+fn secure_metrics_router(registry: Arc<Registry>, access: MetricsAccess) -> Router {
+    metrics_router(registry).layer(middleware::from_fn_with_state(access, require_access))
 }
 
 /// A self-signed certificate for `localhost` and its key, both PEM: scrapers skip its
@@ -226,8 +229,7 @@ mod tests {
     fn unreachable_api_server() -> Router {
         let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
         let access = MetricsAccess::new(Client::try_from(config).unwrap());
-        metrics_router(Arc::new(Registry::default()))
-            .layer(middleware::from_fn_with_state(access, require_access))
+        secure_metrics_router(Arc::new(Registry::default()), access)
     }
 
     async fn status(router: Router, authorization: Option<&str>) -> StatusCode {
