@@ -33,7 +33,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client, Config, CustomResourceExt as _, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams},
-    config::{KubeConfigOptions, Kubeconfig},
+    config::{AuthInfo, KubeConfigOptions, Kubeconfig},
     core::{Expression, Selector},
 };
 use serde_json::json;
@@ -60,6 +60,9 @@ use workload::WorkloadApi;
 
 /// The sharder's Deployment in [`labels::SHARDER_NAMESPACE`].
 const SHARDER_DEPLOYMENT: &str = "sharder";
+
+/// How long a shard pod's secure `/metrics` may take to answer.
+const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The controller's metrics port when its pod names none `metrics`.
 const METRICS_PORT: i32 = 8080;
@@ -464,8 +467,12 @@ impl Cluster {
     /// `/metrics` of `pod` over HTTPS at its IP with this client's credentials, without
     /// verifying the pod's self-signed certificate: reachable where pod IPs are, such as from
     /// loadgen's Job in the cluster, and answered if the credentials are a token allowed to get
-    /// `/metrics`.
+    /// `/metrics`. Without a token it is not tried, and it gives up after [`SCRAPE_TIMEOUT`] so
+    /// that an unreachable pod IP does not hold up the sampling.
     async fn scrape_pod(&self, pod: &Pod) -> Option<String> {
+        if !bears_token(&self.config.auth_info) {
+            return None;
+        }
         let ip = pod.status.as_ref()?.pod_ip.as_deref()?;
         let mut config = self.config.clone();
         config.cluster_url = pod_url(ip, metrics_port(pod)).parse().ok()?;
@@ -475,7 +482,10 @@ impl Cluster {
         config.proxy_url = None;
         let client = Client::try_from(config).ok()?;
         let request = http::Request::get("/metrics").body(Vec::new()).ok()?;
-        client.request_text(request).await.ok()
+        tokio::time::timeout(SCRAPE_TIMEOUT, client.request_text(request))
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Puts back the replicas and environment that the first [`Self::prepare`] found.
@@ -608,6 +618,15 @@ fn metrics_port(pod: &Pod) -> i32 {
         .map_or(METRICS_PORT, |p| p.container_port)
 }
 
+/// Whether `auth` sends a bearer token, which a pod's TokenReview can authenticate (client
+/// certificates it cannot).
+fn bears_token(auth: &AuthInfo) -> bool {
+    auth.token.is_some()
+        || auth.token_file.is_some()
+        || auth.exec.is_some()
+        || auth.auth_provider.is_some()
+}
+
 /// `https://` and the pod's `ip` (an IPv6 one in brackets) and `port`.
 fn pod_url(ip: &str, port: i32) -> String {
     if ip.contains(':') {
@@ -694,6 +713,20 @@ mod tests {
         let mut no_status = deleted;
         no_status.status = None;
         assert!(!is_serving(&no_status));
+    }
+
+    #[test]
+    fn pods_are_scraped_directly_only_with_a_token() {
+        let in_cluster = AuthInfo {
+            token_file: Some("/var/run/secrets/kubernetes.io/serviceaccount/token".to_owned()),
+            ..AuthInfo::default()
+        };
+        assert!(bears_token(&in_cluster));
+        let kind_admin = AuthInfo {
+            client_certificate_data: Some("cert".to_owned()),
+            ..AuthInfo::default()
+        };
+        assert!(!bears_token(&kind_admin));
     }
 
     #[test]
