@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Duration};
 use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use kube::Client;
 use operations::{
-    http::{self, Readiness},
+    http::{self, MetricsServing, Readiness},
     runtime::{Runtime, acquire_shard_lease, shard_lease},
 };
 
@@ -54,7 +54,8 @@ pub async fn run(
     let controller_metrics = ControllerMetrics::register(&mut registry);
     rest_metrics.register(&mut registry);
     let readiness = Readiness::default();
-    runtime.serve(listeners.metrics, http::metrics_router(Arc::new(registry)));
+    let serving = MetricsServing::new(options.metrics_secure, &client);
+    runtime.serve_metrics(listeners.metrics, Arc::new(registry), serving);
     runtime.serve(listeners.health, http::health_router(readiness.clone()));
 
     let lease = shard_lease(

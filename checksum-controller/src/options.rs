@@ -33,6 +33,13 @@ pub struct Options {
     #[arg(long, env = "CHECKSUM_METRICS_ADDRESS", default_value = "0.0.0.0:8080",
           value_parser = operations::http::listen_address)]
     pub metrics_address: SocketAddr,
+    /// Serve `/metrics` over HTTPS to scrapers whose token may get it (`--metrics-secure` or
+    /// `=true`); plain HTTP to anyone by default, for local runs
+    /// (docs/metrics-security.md#defaults).
+    #[arg(long, env = "CHECKSUM_METRICS_SECURE", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub metrics_secure: bool,
     /// Where `/healthz` and `/readyz` are served.
     #[arg(long, env = "CHECKSUM_HEALTH_ADDRESS", default_value = "0.0.0.0:8081",
           value_parser = operations::http::listen_address)]
@@ -57,6 +64,13 @@ mod tests {
         assert_eq!(options.workers, 5);
         assert_eq!(options.simulated_work, Duration::ZERO);
         assert_eq!(options.lease_duration, Duration::from_secs(15));
+        assert!(!options.metrics_secure);
+        let secure = Options::try_parse_from(["checksum", "--metrics-secure"]).unwrap();
+        assert!(secure.metrics_secure);
+        let error = Options::try_parse_from(["checksum", "--metrics-secure=yes"])
+            .expect_err("invalid")
+            .to_string();
+        assert!(error.contains("--metrics-secure"), "{error}");
     }
 
     #[test]

@@ -9,10 +9,12 @@
 //! what no single value can: the rules across fields, and those inside the Kubernetes types.
 //! Errors name the file, the field path and the bad value.
 //!
-//! Two fields extend the original for running the sharder outside a cluster:
-//! `webhook.server.bindAddress` (the Go sharder always listens on `:9443`) and
+//! Three fields extend the original for running the sharder outside a cluster:
+//! `webhook.server.bindAddress` (the Go sharder always listens on `:9443`),
 //! `webhook.config.caBundleFile` (a PEM file whose content becomes the webhook configuration's
-//! `caBundle`, where in a cluster cert-manager injects it).
+//! `caBundle`, where in a cluster cert-manager injects it) and `metrics.secureServing` (the Go
+//! sharder always serves `/metrics` securely; `false` serves plain HTTP for local runs,
+//! docs/metrics-security.md#defaults).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -136,9 +138,9 @@ pub struct SharderConfig {
     /// `health`: where `/healthz` and `/readyz` are served, `:8081` by default.
     #[serde(deserialize_with = "section")]
     pub health: Endpoint<ListenAddress<8081>>,
-    /// `metrics`: where `/metrics` is served, `:8080` by default like the Go defaults.
+    /// `metrics`: where and how `/metrics` is served.
     #[serde(deserialize_with = "section")]
-    pub metrics: Endpoint<ListenAddress<8080>>,
+    pub metrics: MetricsEndpoint,
     /// `controller`: the sharder's controllers.
     #[serde(deserialize_with = "section")]
     pub controller: Controller,
@@ -231,12 +233,34 @@ impl Default for Debugging {
     }
 }
 
-/// `health` or `metrics`: an endpoint served over plain HTTP.
+/// `health`: an endpoint served over plain HTTP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Endpoint<A> {
     /// `bindAddress`: where the endpoint is served, if at all.
     pub bind_address: A,
+}
+
+/// `metrics`: where and how `/metrics` is served (docs/metrics-security.md#defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsEndpoint {
+    /// `bindAddress`: where `/metrics` is served, if at all; `:8080` by default like the Go
+    /// defaults.
+    pub bind_address: ListenAddress<8080>,
+    /// `secureServing`: HTTPS, with scrapers authorized by TokenReview and
+    /// SubjectAccessReview, as the Go sharder always serves it (the default); `false` serves
+    /// plain HTTP to anyone, for local runs. An extension of the Go config.
+    pub secure_serving: bool,
+}
+
+impl Default for MetricsEndpoint {
+    fn default() -> Self {
+        Self {
+            bind_address: ListenAddress::default(),
+            secure_serving: true,
+        }
+    }
 }
 
 /// `controller`: the sharder's controllers.
@@ -375,7 +399,7 @@ impl Default for SharderConfig {
             leader_election: LeaderElection::default(),
             debugging: Debugging::default(),
             health: Endpoint::default(),
-            metrics: Endpoint::default(),
+            metrics: MetricsEndpoint::default(),
             controller: Controller::default(),
             webhook: Webhook::default(),
             graceful_shutdown_timeout: GracefulShutdown(Some(Duration::from_secs(15))),
@@ -1057,6 +1081,7 @@ mod tests {
             config.metrics.bind_address.get(),
             Some("0.0.0.0:8080".parse().unwrap())
         );
+        assert!(config.metrics.secure_serving);
         assert_eq!(
             config.graceful_shutdown_timeout.get(),
             Some(Duration::from_secs(15))
@@ -1188,6 +1213,7 @@ health:
   bindAddress: 127.0.0.1:9081
 metrics:
   bindAddress: "0"
+  secureServing: false
 controller:
   sharder:
     syncPeriod: 1h30m
@@ -1244,8 +1270,9 @@ gracefulShutDown: -1s
                 health: Endpoint {
                     bind_address: ListenAddress(Some("127.0.0.1:9081".parse().unwrap())),
                 },
-                metrics: Endpoint {
+                metrics: MetricsEndpoint {
                     bind_address: ListenAddress(None),
+                    secure_serving: false,
                 },
                 controller: Controller {
                     sharder: SharderController {

@@ -17,7 +17,7 @@ use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
 use operations::{
-    http::{self, Readiness},
+    http::{self, MetricsServing, Readiness},
     leader::{self, LeaderElection},
     runtime::{Runtime, StopSignal},
 };
@@ -90,7 +90,8 @@ pub async fn run(
         runtime.serve(listener, http::health_router(readiness.clone()));
     }
     if let Some(listener) = listeners.metrics {
-        runtime.serve(listener, http::metrics_router(Arc::new(registry)));
+        let serving = MetricsServing::new(config.metrics.secure_serving, &client);
+        runtime.serve_metrics(listener, Arc::new(registry), serving);
     }
     let router = webhook::server::router(Webhook::new(Arc::new(cache.clone()), webhook_metrics));
     let (cert, key) = (

@@ -27,7 +27,7 @@ use kube::{
     },
 };
 use operations::{
-    http::{self, Readiness},
+    http::{self, MetricsServing, Readiness},
     leader::{self, LeaderElection},
     runtime::{Runtime, acquire_shard_lease, shard_lease},
 };
@@ -76,7 +76,8 @@ pub async fn run(
         themes: watches.themes.clone(),
     }));
     let readiness = Readiness::default();
-    runtime.serve(listeners.metrics, http::metrics_router(Arc::new(registry)));
+    let serving = MetricsServing::new(options.metrics_secure, &client);
+    runtime.serve_metrics(listeners.metrics, Arc::new(registry), serving);
     runtime.serve(listeners.health, http::health_router(readiness.clone()));
 
     // Servers first, so that a standby singleton answers health checks; it counts as ready, or

@@ -128,6 +128,13 @@ pub struct Options {
         value_parser = operations::http::listen_address
     )]
     pub metrics_address: SocketAddr,
+    /// Serve `/metrics` over HTTPS to scrapers whose token may get it (`--metrics-secure` or
+    /// `=true`, as the manifests do); plain HTTP to anyone by default, for local runs
+    /// (docs/metrics-security.md#defaults).
+    #[arg(long, env = "WEBHOSTING_METRICS_SECURE", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub metrics_secure: bool,
     /// Where `/healthz` and `/readyz` are served.
     #[arg(
         long,
@@ -167,6 +174,23 @@ mod tests {
         assert_eq!(cli.options.workers, 5);
         assert_eq!(cli.options.simulated_work, Duration::ZERO);
         assert_eq!(cli.options.lease_duration, Duration::from_secs(15));
+        assert!(!cli.options.metrics_secure);
+    }
+
+    #[test]
+    fn metrics_are_secure_with_the_flag_alone_or_set_to_true() {
+        for (args, secure) in [
+            (&["op", "--metrics-secure"][..], true),
+            (&["op", "--metrics-secure=true"], true),
+            (&["op", "--metrics-secure=false"], false),
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.options.metrics_secure, secure, "{args:?}");
+        }
+        let error = Cli::try_parse_from(["op", "--metrics-secure=yes"])
+            .expect_err("invalid")
+            .to_string();
+        assert!(error.contains("--metrics-secure"), "{error}");
     }
 
     #[test]

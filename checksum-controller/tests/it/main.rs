@@ -90,6 +90,7 @@ impl Shard {
             simulated_work: Duration::ZERO,
             lease_duration: Duration::from_secs(5),
             metrics_address: "127.0.0.1:0".parse().unwrap(),
+            metrics_secure: false,
             health_address: "127.0.0.1:0".parse().unwrap(),
             kubeconfig: Some(control_plane.kubeconfig_path()),
         };

@@ -1,4 +1,6 @@
-//! The plain-HTTP endpoints every replica serves: `/healthz`, `/readyz` and `/metrics`.
+//! The endpoints every replica serves: `/healthz` and `/readyz` over plain HTTP (for the
+//! kubelet's probes), and `/metrics` over HTTPS with authorization
+//! (docs/metrics-security.md#how-a-scrape-is-authorized) or over plain HTTP for local runs.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener},
@@ -10,8 +12,17 @@ use std::{
 
 use anyhow::Context as _;
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State, http::StatusCode, middleware, response::IntoResponse, routing::get,
+};
+use axum_server::{Handle, tls_rustls::RustlsConfig};
+use kube::Client;
 use prometheus_client::{encoding::text::encode, registry::Registry};
+
+use crate::metrics_access::{MetricsAccess, require_access};
+
+/// How long in-flight scrapes may take once the process stops.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A listen address as Go programs and their manifests write it: `host:port`, or `:port` for
 /// every interface (`0.0.0.0:port`); `None` when it is neither.
@@ -112,6 +123,86 @@ pub fn metrics_router(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
+/// How `/metrics` is served (docs/metrics-security.md#defaults).
+#[derive(Clone, Debug)]
+pub enum MetricsServing {
+    /// Plain HTTP to anyone who connects: for local runs, on loopback.
+    Plain,
+    /// HTTPS with a self-signed certificate made at start-up; a scraper needs a bearer token
+    /// whose user may `get` the path, as the API server says.
+    Secure(MetricsAccess),
+}
+
+impl MetricsServing {
+    /// [`Self::Secure`] with `client` if `secure`, else [`Self::Plain`].
+    #[must_use]
+    pub fn new(secure: bool, client: &Client) -> Self {
+        if secure {
+            Self::Secure(MetricsAccess::new(client.clone()))
+        } else {
+            Self::Plain
+        }
+    }
+}
+
+/// Serves [`metrics_router`] of `registry` on `listener` as `serving` says, until `stop`
+/// completes.
+///
+/// # Errors
+/// The self-signed certificate cannot be made, or serving fails.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    serving: MetricsServing,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    match serving {
+        MetricsServing::Plain => serve(listener, metrics_router(registry), stop).await,
+        MetricsServing::Secure(access) => {
+            serve_tls(listener, secure_metrics_router(registry, access), stop).await
+        }
+    }
+}
+
+/// [`metrics_router`] for the requests that `access` allows.
+fn secure_metrics_router(registry: Arc<Registry>, access: MetricsAccess) -> Router {
+    metrics_router(registry).layer(middleware::from_fn_with_state(access, require_access))
+}
+
+/// A self-signed certificate for `localhost` and its key, both PEM: scrapers skip its
+/// verification, as with controller-runtime's when no certificate is given
+/// (docs/metrics-security.md#prometheus).
+fn self_signed_certificate() -> Result<(String, String), rcgen::Error> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+}
+
+/// Serves `router` over HTTPS with a [`self_signed_certificate`] on `listener` until `stop`
+/// completes, then gives in-flight requests a few seconds.
+async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (cert, key) =
+        self_signed_certificate().context("cannot make a self-signed certificate for /metrics")?;
+    let config = RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
+        .await
+        .context("cannot use the self-signed certificate for /metrics")?;
+    let handle = Handle::new();
+    let serving = axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle.clone())
+        .serve(router.into_make_service());
+    let mut serving = std::pin::pin!(serving);
+    tokio::select! {
+        // The server only stops by itself on an error.
+        result = &mut serving => return result.context("HTTPS server failed"),
+        () = stop => handle.graceful_shutdown(Some(SHUTDOWN_GRACE)),
+    }
+    serving.await.context("HTTPS server failed")
+}
+
 /// Serves `router` on `listener` until `stop` completes.
 pub async fn serve(
     listener: std::net::TcpListener,
@@ -129,7 +220,46 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt as _;
+
     use super::*;
+
+    /// The secure metrics router with an API server that refuses connections.
+    fn unreachable_api_server() -> Router {
+        let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+        let access = MetricsAccess::new(Client::try_from(config).unwrap());
+        secure_metrics_router(Arc::new(Registry::default()), access)
+    }
+
+    async fn status(router: Router, authorization: Option<&str>) -> StatusCode {
+        let mut request = Request::get("/metrics");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request.body(Body::empty()).unwrap();
+        router.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_scrape_without_a_bearer_token_is_refused_without_asking_the_api_server() {
+        assert_eq!(
+            status(unreachable_api_server(), None).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(unreachable_api_server(), Some("Basic dXNlcjpwYXNz")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scrape_that_cannot_be_reviewed_is_a_server_error() {
+        assert_eq!(
+            status(unreachable_api_server(), Some("Bearer token")).await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn a_listen_address_may_omit_its_host_as_in_go() {

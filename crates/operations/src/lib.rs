@@ -1,5 +1,6 @@
 //! What every binary of the project shares: logging and signals ([`telemetry`]), the
-//! `/healthz`, `/readyz` and `/metrics` endpoints ([`http`]), leader election ([`leader`]), the
+//! `/healthz`, `/readyz` and `/metrics` endpoints ([`http`]) and who may read `/metrics`
+//! ([`metrics_access`]), leader election ([`leader`]), the
 //! process lifecycle of servers, membership and shutdown ([`runtime`]), an API client that
 //! counts its requests ([`client`]), stopping ([`stopped`]), and the one duration type, in Go's
 //! syntax ([`Duration`]).
@@ -10,6 +11,7 @@ pub mod client;
 pub mod duration;
 pub mod http;
 pub mod leader;
+pub mod metrics_access;
 pub mod runtime;
 pub mod telemetry;
 

@@ -13,10 +13,14 @@ use anyhow::Context as _;
 use axum::Router;
 use futures::future::Either;
 use kube::Client;
+use prometheus_client::registry::Registry;
 use sharding::shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle};
 use tokio::{sync::watch, task::JoinSet};
 
-use crate::{http, stopped};
+use crate::{
+    http::{self, MetricsServing},
+    stopped,
+};
 
 /// What a replica holds while it works, such as leadership or a shard Lease.
 pub trait Membership: Send {
@@ -177,6 +181,21 @@ impl Runtime {
     pub fn serve(&mut self, listener: TcpListener, router: Router) {
         self.servers
             .spawn(http::serve(listener, router, self.stopped()));
+    }
+
+    /// Serves `/metrics` of `registry` on `listener` as `serving` says until the process stops.
+    pub fn serve_metrics(
+        &mut self,
+        listener: TcpListener,
+        registry: Arc<Registry>,
+        serving: MetricsServing,
+    ) {
+        self.servers.spawn(http::serve_metrics(
+            listener,
+            registry,
+            serving,
+            self.stopped(),
+        ));
     }
 
     /// Runs a server that stops by itself once [`Runtime::stopped`] completes.

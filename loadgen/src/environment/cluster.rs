@@ -33,7 +33,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client, Config, CustomResourceExt as _, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams},
-    config::{KubeConfigOptions, Kubeconfig},
+    config::{AuthInfo, KubeConfigOptions, Kubeconfig},
     core::{Expression, Selector},
 };
 use serde_json::json;
@@ -60,6 +60,9 @@ use workload::WorkloadApi;
 
 /// The sharder's Deployment in [`labels::SHARDER_NAMESPACE`].
 const SHARDER_DEPLOYMENT: &str = "sharder";
+
+/// How long a shard pod's secure `/metrics` may take to answer.
+const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The controller's metrics port when its pod names none `metrics`.
 const METRICS_PORT: i32 = 8080;
@@ -89,6 +92,8 @@ const DEPLOY_HINT: &str = "deploy the sharder and the webhosting-operator with `
 /// A cluster with the sharder and the controller under test deployed.
 pub struct Cluster {
     client: Client,
+    /// The client's configuration, for scraping secure `/metrics` from the pods themselves.
+    config: Config,
     controller: Controller,
     /// `controller.cluster`.
     deployed: ClusterController,
@@ -136,8 +141,9 @@ impl Cluster {
                 controller.name
             )
         })?;
-        let client = Client::try_from(config(kubeconfig, context).await?)
-            .context("cannot create a Kubernetes client")?;
+        let config = config(kubeconfig, context).await?;
+        let client =
+            Client::try_from(config.clone()).context("cannot create a Kubernetes client")?;
         client
             .apiserver_version()
             .await
@@ -198,6 +204,7 @@ impl Cluster {
         };
         Ok(Self {
             client,
+            config,
             controller: controller.clone(),
             deployed: cluster,
             shard_pods,
@@ -430,7 +437,9 @@ impl Cluster {
     }
 
     /// Each running pod's `/metrics` of the controller, through the API server's pod proxy, as
-    /// (pod name, exposition text); pods that do not answer are left out.
+    /// (pod name, exposition text); pods that do not answer are left out. Metrics served
+    /// securely are read from the pod itself, since the proxy does not pass the token on
+    /// (docs/metrics-security.md#loadgen).
     pub async fn operator_metrics(&self) -> Vec<(String, String)> {
         let namespace = self.namespace();
         let Ok(pods) = self.shard_pods().await else {
@@ -446,10 +455,37 @@ impl Cluster {
                     metrics_port(pod)
                 );
                 let request = http::Request::get(path).body(Vec::new()).ok()?;
-                let text = self.client.request_text(request).await.ok()?;
+                let text = match self.client.request_text(request).await {
+                    Ok(text) => text,
+                    Err(_) => self.scrape_pod(pod).await?,
+                };
                 Some((name, text))
             });
         join_all(scrapes).await.into_iter().flatten().collect()
+    }
+
+    /// `/metrics` of `pod` over HTTPS at its IP with this client's credentials, without
+    /// verifying the pod's self-signed certificate: reachable where pod IPs are, such as from
+    /// loadgen's Job in the cluster, and answered if the credentials are a token allowed to get
+    /// `/metrics`. Without a token it is not tried, and it gives up after [`SCRAPE_TIMEOUT`] so
+    /// that an unreachable pod IP does not hold up the sampling.
+    async fn scrape_pod(&self, pod: &Pod) -> Option<String> {
+        if !bears_token(&self.config.auth_info) {
+            return None;
+        }
+        let ip = pod.status.as_ref()?.pod_ip.as_deref()?;
+        let mut config = self.config.clone();
+        config.cluster_url = pod_url(ip, metrics_port(pod)).parse().ok()?;
+        config.accept_invalid_certs = true;
+        config.root_cert = None;
+        config.tls_server_name = None;
+        config.proxy_url = None;
+        let client = Client::try_from(config).ok()?;
+        let request = http::Request::get("/metrics").body(Vec::new()).ok()?;
+        tokio::time::timeout(SCRAPE_TIMEOUT, client.request_text(request))
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Puts back the replicas and environment that the first [`Self::prepare`] found.
@@ -582,6 +618,24 @@ fn metrics_port(pod: &Pod) -> i32 {
         .map_or(METRICS_PORT, |p| p.container_port)
 }
 
+/// Whether `auth` sends a bearer token, which a pod's TokenReview can authenticate (client
+/// certificates it cannot).
+fn bears_token(auth: &AuthInfo) -> bool {
+    auth.token.is_some()
+        || auth.token_file.is_some()
+        || auth.exec.is_some()
+        || auth.auth_provider.is_some()
+}
+
+/// `https://` and the pod's `ip` (an IPv6 one in brackets) and `port`.
+fn pod_url(ip: &str, port: i32) -> String {
+    if ip.contains(':') {
+        format!("https://[{ip}]:{port}")
+    } else {
+        format!("https://{ip}:{port}")
+    }
+}
+
 /// The sum of the nodes' allocatable `resource`, as a number (cores, bytes).
 fn allocatable(nodes: &[Node], resource: &str) -> anyhow::Result<f64> {
     nodes
@@ -659,6 +713,26 @@ mod tests {
         let mut no_status = deleted;
         no_status.status = None;
         assert!(!is_serving(&no_status));
+    }
+
+    #[test]
+    fn pods_are_scraped_directly_only_with_a_token() {
+        let in_cluster = AuthInfo {
+            token_file: Some("/var/run/secrets/kubernetes.io/serviceaccount/token".to_owned()),
+            ..AuthInfo::default()
+        };
+        assert!(bears_token(&in_cluster));
+        let kind_admin = AuthInfo {
+            client_certificate_data: Some("cert".to_owned()),
+            ..AuthInfo::default()
+        };
+        assert!(!bears_token(&kind_admin));
+    }
+
+    #[test]
+    fn a_pod_is_scraped_at_its_ip_in_brackets_if_ipv6() {
+        assert_eq!(pod_url("10.244.1.7", 8080), "https://10.244.1.7:8080");
+        assert_eq!(pod_url("fd00::7", 8080), "https://[fd00::7]:8080");
     }
 
     #[test]

@@ -101,6 +101,8 @@ health:
   bindAddress: '0'
 metrics:
   bindAddress: 127.0.0.1:{metrics_port}
+  # Scraped over plain HTTP on loopback (docs/metrics-security.md#defaults).
+  secureServing: false
 controller:
   sharder:
     concurrentMoves: {moves}
@@ -132,6 +134,7 @@ mod tests {
         assert!(config.contains("leaderElect: false"));
         assert!(config.contains("url: https://127.0.0.1:9443/"));
         assert!(config.contains("bindAddress: 127.0.0.1:8080"));
+        assert!(config.contains("secureServing: false"));
         assert!(config.contains("concurrentMoves: 7"));
         assert!(config.contains("syncPeriod: 30000ms"));
         assert!(config.contains("caBundleFile: /tmp/x/ca.crt"));

@@ -135,6 +135,8 @@ health:
   bindAddress: '0'
 metrics:
   bindAddress: '0'
+  # The tests scrape plain HTTP on loopback (docs/metrics-security.md#defaults).
+  secureServing: false
 controller:
   sharder:
     syncPeriod: {sync}s

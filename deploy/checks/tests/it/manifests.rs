@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
@@ -127,6 +127,7 @@ fn every_kustomization_renders_and_passes_a_server_side_dry_run() {
 struct Access {
     verb: &'static str,
     group: &'static str,
+    /// A resource, `resource/subresource`, or a non-resource URL such as `/metrics`.
     resource: &'static str,
     namespace: Option<&'static str>,
     /// The object's name, for a request on one object; `None` for any.
@@ -222,12 +223,25 @@ const SHARDER: &[Access] = &[
     may("list", "", "configmaps", PROJECT),
     may("patch", "", "services", PROJECT),
     may("patch", "networking.k8s.io", "ingresses", PROJECT),
+    may_not("get", "", "/metrics", None),
     may_not("create", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may_not("get", "", "secrets", SHARDING_SYSTEM),
     may_not("watch", "webhosting.timebertt.dev", "websites", PROJECT),
     may_not("delete", "webhosting.timebertt.dev", "websites", PROJECT),
     may_not("list", "", "pods", PROJECT),
     may_not("patch", "", "secrets", PROJECT),
+];
+
+/// What a binary that serves `/metrics` securely does to review its scrapers
+/// (docs/metrics-security.md#rbac): the sharder and the operator.
+const REVIEWS_SCRAPERS: &[Access] = &[
+    may("create", "authentication.k8s.io", "tokenreviews", None),
+    may(
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None,
+    ),
 ];
 
 /// What a webhosting-operator shard does (its watches, children, status, drain
@@ -302,8 +316,10 @@ const LOADGEN: &[Access] = &[
     may("list", "", "pods", WEBHOSTING_SYSTEM),
     may("patch", "", "pods", WEBHOSTING_SYSTEM),
     may("delete", "", "pods", WEBHOSTING_SYSTEM),
-    // The shards' /metrics, and cost from the metrics API.
+    // The shards' /metrics (plain through the pod proxy, secure from the pods), and cost from
+    // the metrics API.
     may("get", "", "pods/proxy", WEBHOSTING_SYSTEM),
+    may("get", "", "/metrics", None),
     may("list", "metrics.k8s.io", "pods", WEBHOSTING_SYSTEM),
     may("list", "metrics.k8s.io", "pods", SHARDING_SYSTEM),
     may("list", "metrics.k8s.io", "pods", KUBE_SYSTEM),
@@ -325,11 +341,14 @@ const LOADGEN: &[Access] = &[
     may_not("get", "", "secrets", Some("loadgen")),
 ];
 
-/// Prometheus discovers pods and nodes and scrapes the kubelets' cAdvisor.
+/// Prometheus discovers pods and nodes, scrapes the kubelets' cAdvisor and our pods' `/metrics`.
 const PROMETHEUS: &[Access] = &[
     may("watch", "", "pods", None),
     may("list", "", "nodes", None),
     may("get", "", "nodes/metrics", None),
+    may("get", "", "/metrics", None),
+    may_not("get", "", "/debug/pprof", None),
+    may_not("create", "authentication.k8s.io", "tokenreviews", None),
     may_not("get", "", "secrets", None),
 ];
 
@@ -345,21 +364,29 @@ async fn check_access(reviews: &Api<SubjectAccessReview>, account: &str, checks:
                     format!("system:serviceaccounts:{namespace}"),
                     "system:authenticated".to_owned(),
                 ]),
-                resource_attributes: Some(ResourceAttributes {
-                    verb: Some(check.verb.to_owned()),
-                    group: Some(check.group.to_owned()),
-                    resource: Some(
-                        check
-                            .resource
-                            .split('/')
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    ),
-                    subresource: check.resource.split_once('/').map(|(_, s)| s.to_owned()),
-                    namespace: check.namespace.map(str::to_owned),
-                    name: check.name.map(str::to_owned),
-                    ..ResourceAttributes::default()
+                non_resource_attributes: check.resource.starts_with('/').then(|| {
+                    NonResourceAttributes {
+                        path: Some(check.resource.to_owned()),
+                        verb: Some(check.verb.to_owned()),
+                    }
+                }),
+                resource_attributes: (!check.resource.starts_with('/')).then(|| {
+                    ResourceAttributes {
+                        verb: Some(check.verb.to_owned()),
+                        group: Some(check.group.to_owned()),
+                        resource: Some(
+                            check
+                                .resource
+                                .split('/')
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        ),
+                        subresource: check.resource.split_once('/').map(|(_, s)| s.to_owned()),
+                        namespace: check.namespace.map(str::to_owned),
+                        name: check.name.map(str::to_owned),
+                        ..ResourceAttributes::default()
+                    }
                 }),
                 ..SubjectAccessReviewSpec::default()
             },
@@ -411,8 +438,13 @@ async fn the_service_accounts_may_do_what_the_binaries_do_and_no_more() {
 
     let client = CONTROL_PLANE.get().client().await.unwrap();
     let reviews = Api::<SubjectAccessReview>::all(client);
-    check_access(&reviews, "sharding-system/sharder", SHARDER).await;
-    check_access(&reviews, "webhosting-system/webhosting-operator", OPERATOR).await;
+    for (account, checks) in [
+        ("sharding-system/sharder", SHARDER),
+        ("webhosting-system/webhosting-operator", OPERATOR),
+    ] {
+        check_access(&reviews, account, checks).await;
+        check_access(&reviews, account, REVIEWS_SCRAPERS).await;
+    }
     check_access(&reviews, "monitoring/prometheus", PROMETHEUS).await;
     check_access(&reviews, "loadgen/loadgen", LOADGEN).await;
 }
@@ -559,6 +591,7 @@ fn the_sharder_config_is_valid_and_agrees_with_the_deployment_and_service() {
         .get()
         .expect("metrics are served");
     assert_eq!(i64::from(metrics.port()), port(sharder, "metrics"));
+    assert!(config.metrics.secure_serving);
     let health = config.health.bind_address.get().expect("health is served");
     assert_eq!(i64::from(health.port()), port(sharder, "health"));
     assert_eq!(sharder["readinessProbe"]["httpGet"]["path"], "/readyz");
@@ -661,6 +694,7 @@ fn the_operator_runs_three_shards_named_after_their_pods() {
             .unwrap_or_else(|| panic!("no {name}"))
     };
     assert_eq!(var("WEBHOSTING_MODE")["value"], "sharded");
+    assert_eq!(var("WEBHOSTING_METRICS_SECURE")["value"], "true");
     assert_eq!(
         var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.name"
@@ -694,6 +728,13 @@ fn prometheus_scrapes_our_pods_under_the_jobs_that_the_dashboards_select() {
         .and_then(|jobs| jobs.iter().find(|job| job["job_name"] == "pods"))
         .expect("a scrape job of pods");
     let relabel = pods["relabel_configs"].to_string();
+    // Over HTTPS with its ServiceAccount token (docs/metrics-security.md#prometheus).
+    assert_eq!(pods["scheme"], "https");
+    assert_eq!(
+        pods["authorization"]["credentials_file"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(pods["tls_config"]["insecure_skip_verify"], true);
     for needle in [
         r#""regex":"true","source_labels":["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]"#,
         r#""regex":"metrics","source_labels":["__meta_kubernetes_pod_container_port_name"]"#,

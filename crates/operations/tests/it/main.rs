@@ -1,0 +1,3 @@
+//! Integration tests of `operations` on a real control plane (etcd and kube-apiserver).
+
+mod secure_metrics;
