@@ -81,6 +81,13 @@ fn the_checksum_controller_is_measured_at_one_and_two_shards_from_its_declaratio
         // Every ConfigMap is on its Secret's shard once settled.
         assert!(column(row, "owned_checked").parse::<u64>().unwrap() >= 30);
         assert_eq!(column(row, "owned_off_owner_shard"), "0", "{shards} shards");
+        // Its command passes no audit log: not measured, never 0; its conflicts are scraped.
+        assert_eq!(
+            column(row, "double_reconciled_objects"),
+            "",
+            "{shards} shards"
+        );
+        assert!(column(row, "conflicts_shards").parse::<u64>().is_ok());
     }
 
     let report = read(&dir, "report.md");
@@ -93,6 +100,9 @@ fn the_checksum_controller_is_measured_at_one_and_two_shards_from_its_declaratio
         "### Movement",
         "### Cost",
         "Owned objects once settled",
+        "### Ownership",
+        "Reconciled by two shards at once: not measured (controller checksum-controller's \
+         command does not pass {{ audit_file }}).",
     ] {
         assert!(
             report.contains(part),
