@@ -3,16 +3,14 @@
 //! so that objects move; the webhosting-operator writes its audit log, and no object is
 //! reconciled by two shards at once or left on no live shard.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
-use loadgen::{
-    environment::Choice,
-    experiment::{self, Options},
-    scenario::Scenario,
-};
+use loadgen::scenario::Scenario;
 
-/// `experiments/smoke.yaml` with 20 s of load and 10 s of settling at 2 shards, and a shard
-/// stopped and replaced 10 s into the load.
+mod support;
+
+/// `experiments/smoke.yaml` with 20 s of load (every Website changed every 10 s) and 10 s of
+/// settling at 2 shards, and a shard stopped and replaced 10 s into the load.
 fn scenario() -> Scenario {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/smoke.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
@@ -21,31 +19,18 @@ fn scenario() -> Scenario {
         "duration: 20s\nsettle: 10s\nshards: [2]\n\
          chaos: {interval: 10s, signal: SIGTERM, restart: true}\n",
     );
+    let short = short.replace("interval: 30s", "interval: 10s");
     assert_ne!(short, text, "experiments/smoke.yaml changed its sizes");
     Scenario::from_yaml(&short, &file).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn a_normal_run_is_audited_and_reconciles_no_object_on_two_shards_at_once() {
-    let dir = stack::build_for_tests(&["sharder", "webhosting-operator"])
-        .expect("the sharder and the operator build");
-    let binaries = stack::Binaries::in_dir(&dir).unwrap();
-    let results = tempfile::tempdir().unwrap();
-    let options = Options {
-        target: Choice::Local {
-            keep_directory: false,
-            binaries: Some(binaries),
-        },
-        results: results.path().to_owned(),
-        run_id: Some("ownership".to_owned()),
-        window: Duration::from_secs(10),
-        metrics_address: None,
-        repeat: 1,
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (dir, _) = runtime
-        .block_on(experiment::run(&scenario(), &options))
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (_results, dir) = support::run_locally(
+        &["sharder", "webhosting-operator"],
+        &scenario(),
+        "ownership",
+    );
 
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
