@@ -191,8 +191,9 @@ csv_row! {
         movement_outstanding: Option<usize> => optional("required moves outstanding", Plain),
         owned_checked: Option<u64> => optional("owned objects checked", Plain, Neither),
         owned_off_owner_shard: Option<u64> => optional("owned objects off their owner's shard", Plain),
-        /// Objects ever on no live shard (docs/experiments.md#ownership).
-        unowned_objects: Option<usize> => optional("objects on no live shard", Plain),
+        /// Objects ever on no live shard (docs/experiments.md#ownership): as many as the
+        /// scenario's kills left to move, so neither way is a regression; their times are.
+        unowned_objects: Option<usize> => optional("objects on no live shard", Plain, Neither),
         unowned_longest_s: Option<f64> => optional("longest on no live shard", Seconds),
         unowned_p99_s: Option<f64> => optional("p99 on no live shard", Seconds),
         /// Intervals still open at the end: their lengths are lower bounds.
@@ -508,7 +509,13 @@ mod tests {
         ] {
             assert_eq!(better(column), Better::Higher, "{column}");
         }
-        for column in ["failover_voluntary_n", "movement_changes"] {
+        for column in [
+            "failover_voluntary_n",
+            "movement_changes",
+            "unowned_objects",
+            "conflicts_sharder",
+            "conflicts_shards",
+        ] {
             assert_eq!(better(column), Better::Neither, "{column}");
         }
         for column in [
@@ -517,8 +524,37 @@ mod tests {
             "operator_cpu_seconds",
             "movement_moved",
             "failover_voluntary_assigned_median_s",
+            "unowned_longest_s",
+            "double_reconciled_objects",
         ] {
             assert_eq!(better(column), Better::Lower, "{column}");
         }
+    }
+
+    #[test]
+    fn double_reconciliations_not_measured_are_an_empty_cell_never_zero() {
+        use crate::measure::{
+            audit::DoubleReconciliation,
+            conflicts::Conflicts,
+            ownership::{Audited, Ownership},
+            unowned::UnownedSummary,
+        };
+        let mut results = crate::results::tests::synthetic();
+        let count = &mut results.shard_counts[0];
+        assert_eq!(SummaryRow::of(count).double_reconciled_objects, None);
+        count.ownership = Some(Ownership {
+            unowned: UnownedSummary::default(),
+            double_reconciliation: Audited::NotMeasured {
+                reason: "no audit log".to_owned(),
+            },
+            conflicts: Conflicts::default(),
+        });
+        let row = SummaryRow::of(count);
+        assert_eq!(row.double_reconciled_objects, None);
+        assert_eq!((row.unowned_objects, row.conflicts_shards), (Some(0), None));
+        if let Some(ownership) = &mut count.ownership {
+            ownership.double_reconciliation = Audited::Measured(DoubleReconciliation::of(&[]));
+        }
+        assert_eq!(SummaryRow::of(count).double_reconciled_objects, Some(0));
     }
 }
