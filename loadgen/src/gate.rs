@@ -15,8 +15,9 @@ Exit status:
   0  success, every check passed
   1  error: bad input, a failed run
   2  usage error: a bad flag or argument
-  3  a check failed: a significant regression (compare --fail-on-regression), an SLO missed or
-     an invalid measurement (experiment --check), a target not reachable (plan)";
+  3  a check failed: a significant regression (compare --fail-on-regression), an SLO missed,
+     an invalid measurement or an ownership violation (experiment --check), a target not
+     reachable (plan)";
 
 /// One or more checks failed, each with its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]

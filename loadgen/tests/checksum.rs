@@ -2,13 +2,11 @@
 //! checksum-controller with the Secrets of `experiments/checksum.yaml`, shortened and with a
 //! graceful kill, at 1 and 2 shards on the local control plane, and the report it gets.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
-use loadgen::{
-    environment::Choice,
-    experiment::{self, Options},
-    scenario::Scenario,
-};
+use loadgen::scenario::Scenario;
+
+mod support;
 
 /// `experiments/checksum.yaml` with 20 s of load (every Secret changed every 10 s) and 10 s of
 /// settling at 1 and 2 shards, and a shard stopped (SIGTERM) and replaced 15 s into the load,
@@ -34,25 +32,11 @@ fn read(dir: &Path, file: &str) -> String {
 
 #[test]
 fn the_checksum_controller_is_measured_at_one_and_two_shards_from_its_declaration() {
-    let dir = stack::build_for_tests(&["sharder", "webhosting-operator", "checksum-controller"])
-        .expect("the sharder and the controllers build");
-    let binaries = stack::Binaries::in_dir(&dir).unwrap();
-    let results = tempfile::tempdir().unwrap();
-    let options = Options {
-        target: Choice::Local {
-            keep_directory: false,
-            binaries: Some(binaries),
-        },
-        results: results.path().to_owned(),
-        run_id: Some("checksum".to_owned()),
-        window: Duration::from_secs(10),
-        metrics_address: None,
-        repeat: 1,
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (dir, _) = runtime
-        .block_on(experiment::run(&scenario(), &options))
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (_results, dir) = support::run_locally(
+        &["sharder", "webhosting-operator", "checksum-controller"],
+        &scenario(),
+        "checksum",
+    );
 
     let summary_text = read(&dir, "summary.csv");
     let mut summary = csv::Reader::from_reader(summary_text.as_bytes());
@@ -81,6 +65,13 @@ fn the_checksum_controller_is_measured_at_one_and_two_shards_from_its_declaratio
         // Every ConfigMap is on its Secret's shard once settled.
         assert!(column(row, "owned_checked").parse::<u64>().unwrap() >= 30);
         assert_eq!(column(row, "owned_off_owner_shard"), "0", "{shards} shards");
+        // Its command passes no audit log: not measured, never 0; its conflicts are scraped.
+        assert_eq!(
+            column(row, "double_reconciled_objects"),
+            "",
+            "{shards} shards"
+        );
+        assert!(column(row, "conflicts_shards").parse::<u64>().is_ok());
     }
 
     let report = read(&dir, "report.md");
@@ -93,6 +84,9 @@ fn the_checksum_controller_is_measured_at_one_and_two_shards_from_its_declaratio
         "### Movement",
         "### Cost",
         "Owned objects once settled",
+        "### Ownership",
+        "Reconciled by two shards at once: not measured (controller checksum-controller's \
+         command does not pass {{ audit_file }}).",
     ] {
         assert!(
             report.contains(part),

@@ -7,7 +7,9 @@ use std::{io::Write, path::PathBuf, time::Duration};
 use clap::{Args, ValueEnum};
 use operations::duration::parse as parse_duration;
 
-use crate::{environment, experiment, gate, results::RunResults, scenario};
+use crate::{
+    environment, experiment, gate, measure::ownership::Ownership, results::RunResults, scenario,
+};
 
 /// Arguments of `loadgen experiment`.
 #[derive(Debug, Args)]
@@ -21,8 +23,9 @@ pub struct ExperimentArgs {
     #[command(flatten)]
     pub run: RunArgs,
 
-    /// Exit with status 3 when an SLO verdict failed or a measurement was invalid (after
-    /// writing the results).
+    /// Exit with status 3 when an SLO verdict failed, a measurement was invalid or ownership
+    /// was violated: an object reconciled by two shards at once, or left on no live shard at
+    /// the end (after writing the results).
     #[arg(long)]
     pub check: bool,
 }
@@ -128,7 +131,8 @@ pub fn run(args: &ExperimentArgs, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Why `--check` fails a run: each missed SLO verdict and each invalid measurement.
+/// Why `--check` fails a run: each missed SLO verdict, each invalid measurement and each
+/// ownership violation (docs/experiments.md#ownership).
 fn check_failures(results: &RunResults) -> Vec<String> {
     let mut reasons = Vec::new();
     for count in &results.shard_counts {
@@ -151,6 +155,8 @@ fn check_failures(results: &RunResults) -> Vec<String> {
                 .collect();
             reasons.push(format!("{which} is invalid: {}", why.join("; ")));
         }
+        let violations = count.ownership.iter().flat_map(Ownership::violations);
+        reasons.extend(violations.map(|violation| format!("{which}: {violation}")));
     }
     reasons
 }
@@ -183,5 +189,57 @@ impl RunArgs {
         };
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(experiment::run(&scenario, &options))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+    use crate::measure::{
+        audit::{self, DoubleReconciliation, Record},
+        conflicts::Conflicts,
+        ownership::Audited,
+        unowned::UnownedSummary,
+    };
+
+    #[test]
+    fn the_check_fails_on_an_object_reconciled_by_two_shards_at_once() {
+        let mut results = crate::results::tests::synthetic();
+        results.shard_counts.truncate(1);
+        results.shard_counts[0].verdicts.clear();
+        let at = |s| Timestamp::from_second(s).unwrap();
+        let record = |s, shard: &str, start| Record {
+            at: at(s),
+            shard: shard.to_owned(),
+            object: "project-0/w".to_owned(),
+            start,
+        };
+        let records = [
+            record(10, "shard-0", true),
+            record(12, "shard-1", true),
+            record(13, "shard-1", false),
+            record(15, "shard-0", false),
+        ];
+        let mut ownership = Ownership {
+            unowned: UnownedSummary::default(),
+            double_reconciliation: Audited::Measured(DoubleReconciliation::of(&[])),
+            conflicts: Conflicts::default(),
+        };
+        results.shard_counts[0].ownership = Some(ownership.clone());
+        assert_eq!(check_failures(&results), Vec::<String>::new());
+        ownership.double_reconciliation = Audited::Measured(DoubleReconciliation::of(
+            &audit::reconciliations(&records, &[], at(100)),
+        ));
+        results.shard_counts[0].ownership = Some(ownership);
+        let shards = results.shard_counts[0].shards;
+        assert_eq!(
+            check_failures(&results),
+            [format!(
+                "{shards} shard(s), repetition 1: 1 object(s) reconciled by two shards at once: \
+                 project-0/w (shard-0 and shard-1, 1.0 s)"
+            )]
+        );
     }
 }

@@ -25,6 +25,9 @@ use crate::{
     scenario::{Controller, LocalController, Operator, ShardValues, Signal},
 };
 
+/// The directory of the shards' audit logs in the control plane's directory.
+const AUDIT_DIRECTORY: &str = "audit";
+
 /// How long the stack gets to become ready, and a new shard to become available.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -93,6 +96,7 @@ impl Local {
             kubeconfig: &bin,
             metrics_port: 0,
             health_port: 0,
+            audit_file: &bin,
         };
         let program = controller
             .shard_command(&sample, &Operator::default())?
@@ -129,11 +133,15 @@ impl Local {
                 stack.control_plane.directory().display()
             );
         }
+        let audit_dir = stack.control_plane.directory().join(AUDIT_DIRECTORY);
+        std::fs::create_dir_all(&audit_dir)
+            .with_context(|| format!("cannot create {}", audit_dir.display()))?;
         let shard_template = ShardTemplate {
             controller: self.controller.clone(),
             operator: *operator,
             bin: self.bin.clone(),
             kubeconfig: stack.control_plane.kubeconfig_path(),
+            audit_dir,
         };
         let mut running = Running {
             stack,
@@ -262,6 +270,38 @@ impl Local {
         scrapes
     }
 
+    /// The sharder's `/metrics`, `None` when it cannot be read.
+    pub async fn sharder_metrics(&self) -> Option<String> {
+        self.running.as_ref()?.stack.sharder.scrape().await
+    }
+
+    /// Every shard's audit log so far, as (file name, text); `None` when the controller's
+    /// command does not pass `{{ audit_file }}` (docs/experiments.md#ownership). A shard that
+    /// reconciled nothing may have written no file.
+    ///
+    /// # Errors
+    /// The directory or a log cannot be read.
+    pub fn audit_logs(&self) -> anyhow::Result<Option<Vec<(String, String)>>> {
+        if !self.controller.uses("audit_file") {
+            return Ok(None);
+        }
+        let dir = &self.running()?.shards.audit_dir;
+        let mut logs = Vec::new();
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?
+        {
+            let path = entry?.path();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            logs.push((name, text));
+        }
+        logs.sort();
+        Ok(Some(logs))
+    }
+
     /// Stops the shards, the sharder and the control plane.
     pub async fn finish(&mut self) -> anyhow::Result<()> {
         if let Some(running) = self.running.take() {
@@ -350,6 +390,8 @@ struct ShardTemplate {
     operator: Operator,
     bin: PathBuf,
     kubeconfig: PathBuf,
+    /// Where each shard's audit log goes, `<shard>.jsonl` (docs/experiments.md#ownership).
+    audit_dir: PathBuf,
 }
 
 impl ShardTemplate {
@@ -360,12 +402,14 @@ impl ShardTemplate {
         metrics_port: u16,
         health_port: u16,
     ) -> anyhow::Result<ShardCommand> {
+        let audit_file = audit_file(&self.audit_dir, identity);
         let values = ShardValues {
             bin: &self.bin,
             shard: identity,
             kubeconfig: &self.kubeconfig,
             metrics_port,
             health_port,
+            audit_file: &audit_file,
         };
         let rendered = self.controller.shard_command(&values, &self.operator)?;
         let ready_path = self
@@ -387,6 +431,11 @@ impl ShardTemplate {
             ready_path,
         })
     }
+}
+
+/// The audit log of shard `identity` in `dir`.
+fn audit_file(dir: &Path, identity: &str) -> PathBuf {
+    dir.join(format!("{identity}.jsonl"))
 }
 
 /// This machine: logical CPUs, physical memory and the kernel.
@@ -496,12 +545,14 @@ mod tests {
             },
             bin: PathBuf::from("/w/target/release"),
             kubeconfig: PathBuf::from("/tmp/cp/kubeconfig"),
+            audit_dir: PathBuf::from("/tmp/cp/audit"),
         };
         let command = template.command("shard-3", 8080, 8081).unwrap();
         let settings = stack::OperatorSettings {
             workers: 7,
             simulated_work: Duration::from_millis(50),
             lease_duration: Duration::from_secs(10),
+            audit_file: Some(PathBuf::from("/tmp/cp/audit/shard-3.jsonl")),
             ..stack::OperatorSettings::sharded("shard-3")
         };
         let operator = Path::new("/w/target/release/webhosting-operator");

@@ -196,6 +196,35 @@ impl Target {
         }
     }
 
+    /// The sharder's `/metrics`; `None` on a cluster (not read there) or when it cannot be
+    /// read.
+    pub async fn sharder_metrics(&self) -> Option<String> {
+        match self {
+            Self::Local(local) => local.sharder_metrics().await,
+            Self::Cluster(_) => None,
+        }
+    }
+
+    /// Every shard's reconciliation audit log so far, as (file name, text), or why there are
+    /// none: a cluster's shards keep theirs in their pods, and a controller whose command does
+    /// not pass `{{ audit_file }}` writes none (docs/experiments.md#ownership).
+    ///
+    /// # Errors
+    /// A log cannot be read.
+    pub fn audit_logs(&self) -> anyhow::Result<Result<Vec<(String, String)>, String>> {
+        match self {
+            Self::Local(local) => Ok(local.audit_logs()?.ok_or_else(|| {
+                format!(
+                    "controller {}'s command does not pass {{{{ audit_file }}}}",
+                    self.controller().name
+                )
+            })),
+            Self::Cluster(_) => Ok(Err(
+                "the cluster target does not read the shards' audit logs".to_owned(),
+            )),
+        }
+    }
+
     /// The API server's own `/metrics` (docs/experiments.md#findings), read with the
     /// target's client: the admin credentials both targets use may read it.
     pub async fn api_server_metrics(&self) -> anyhow::Result<String> {

@@ -6,6 +6,7 @@
 //! - [`schedule`]: when each operation is due (pure).
 //! - [`tracker`]: what the watches saw, turned into measurements (pure).
 //! - [`metrics`]: loadgen's own Prometheus series.
+//! - [`ownership`]: the ownership audit once a shard count has settled.
 
 use std::{
     collections::BTreeMap,
@@ -54,6 +55,7 @@ pub mod driver;
 pub mod metrics;
 pub mod observer;
 pub mod owned;
+pub mod ownership;
 mod progress;
 pub mod sampler;
 pub mod schedule;
@@ -256,14 +258,15 @@ async fn shard_count(
         .collect();
     let load_span = (started_at, scenario.duration);
     let watch_restarts = tracker.watch_restarts(started_at, started_at + scenario.duration);
-    let owned = owned::check(&client, &scenario.workloads, &ring.name, &tracker).await?;
-    let finished = tracker.finish(Timestamp::now());
+    let (finished, owned, ownership) =
+        settled(&client, (scenario, target), tracker, &kills, &samples).await?;
     let cores = target.machine().await?.cores;
     let snapshots = std::mem::take(&mut samples.snapshots);
     let mut results = ShardCountResults {
         repetition,
         rolling_updates,
         owned,
+        ownership: Some(ownership),
         ..measure(
             scenario,
             shards,
@@ -295,6 +298,34 @@ async fn shard_count(
         delete_objects(&client, run_id, &apis).await?;
     }
     Ok((results, version))
+}
+
+/// The tracker's measurements once a shard count has settled, and the checks that read the
+/// target then: the owned objects (docs/workloads.md#owned-objects) and the ownership audit
+/// (docs/experiments.md#ownership).
+async fn settled(
+    client: &Client,
+    (scenario, target): (&Scenario, &Target),
+    tracker: tracker::Tracker,
+    kills: &[chaos::Kill],
+    samples: &sampler::Samples,
+) -> anyhow::Result<(
+    tracker::Finished,
+    Option<crate::measure::owned::OwnedCheck>,
+    crate::measure::ownership::Ownership,
+)> {
+    let ring = &scenario.controller.ring;
+    let owned = owned::check(client, &scenario.workloads, ring, &tracker).await?;
+    let ended = Timestamp::now();
+    let finished = tracker.finish(ended);
+    let ownership = ownership::audit(
+        target,
+        &finished.ownership,
+        kills,
+        &samples.conflicts,
+        ended,
+    );
+    Ok((finished, owned, ownership))
 }
 
 /// The measurements of one shard count from what the tracker, the chaos, the sampler and the
@@ -393,6 +424,7 @@ fn measure(
         failovers,
         rolling_updates: Vec::new(),
         owned: None,
+        ownership: None,
         capacity,
         cost: cost::summarize(&samples.usage),
         usage: samples.usage,

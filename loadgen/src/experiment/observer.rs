@@ -168,6 +168,7 @@ pub async fn observe(
         match event {
             watcher::Event::Init => listing = true,
             watcher::Event::InitApply(lease) => {
+                tracker.lease_held(now, &lease.name_any(), held(&lease, now));
                 tracker.lease(now, &lease.name_any(), state(&lease), first_listing);
             }
             watcher::Event::InitDone => {
@@ -176,6 +177,7 @@ pub async fn observe(
                 leases_synced.0.send_replace(true);
             }
             watcher::Event::Apply(lease) => {
+                tracker.lease_held(now, &lease.name_any(), held(&lease, now));
                 tracker.lease(
                     now,
                     &lease.name_any(),
@@ -183,7 +185,10 @@ pub async fn observe(
                     listing && first_listing,
                 );
             }
-            watcher::Event::Delete(lease) => tracker.lease(now, &lease.name_any(), None, false),
+            watcher::Event::Delete(lease) => {
+                tracker.lease_held(now, &lease.name_any(), false);
+                tracker.lease(now, &lease.name_any(), None, false);
+            }
         }
         std::future::ready(Ok(()))
     });
@@ -278,6 +283,13 @@ fn state(lease: &Lease) -> Option<ShardState> {
         .labels()
         .get(labels::STATE)
         .and_then(|state| state.parse().ok())
+}
+
+/// Whether a Lease makes its shard available at `now` by the Lease itself
+/// (`docs/contract.md#lease-states`): by time alone a Lease held by its shard never leaves the
+/// available states, so this holds until the next write of the Lease.
+fn held(lease: &Lease, now: Timestamp) -> bool {
+    sharding::leases::state(lease, now).is_available()
 }
 
 /// An object of a watch as JSON, what the readiness rules read.
@@ -390,6 +402,26 @@ mod tests {
         assert_eq!(tracker.watch_restarts(now, now), 0);
         assert!(broke(&mut tracker, now, true, error()).is_ok());
         assert_eq!(tracker.watch_restarts(now, now), 1);
+    }
+
+    #[test]
+    fn a_lease_makes_its_shard_available_while_the_shard_holds_it() {
+        use k8s_openapi::api::coordination::v1::LeaseSpec;
+        let now = Timestamp::from_second(1000).unwrap();
+        let lease = |holder: &str| Lease {
+            metadata: kube::api::ObjectMeta {
+                name: Some("s0".into()),
+                ..Default::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                ..Default::default()
+            }),
+        };
+        assert!(held(&lease("s0"), now));
+        // Taken over by the sharder, or released: dead whatever the label says.
+        assert!(!held(&lease("shardlease-controller"), now));
+        assert!(!held(&lease(""), now));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::tracker::Tracker;
 use crate::{
     environment::Target,
     measure::{
+        conflicts,
         cost::{MachineSample, UsageSample},
         prometheus::{self, Bucket, Quantile, QuantileWindow},
         skew::Skew,
@@ -52,6 +53,9 @@ pub struct Samples {
     pub snapshots: Vec<Snapshot>,
     /// Why the API server's `/metrics` could not be read, once (the first error).
     pub api_server_error: Option<String>,
+    /// The 409 Conflict answers of the sharder and each shard at the baseline and each tick
+    /// (docs/experiments.md#ownership).
+    pub conflicts: Vec<conflicts::Scrape>,
 }
 
 impl Samples {
@@ -93,8 +97,13 @@ impl Samples {
     /// each shard's queue-latency buckets (`workqueue_queue_duration_seconds{name="<queue>"}`
     /// of the controller's queue, docs/experiments.md#queue-latency).
     async fn snapshot(&mut self, target: &Target, at: Timestamp) -> Vec<(String, Vec<Bucket>)> {
-        let (api_server, operators) =
-            tokio::join!(target.api_server_metrics(), target.operator_metrics());
+        let (api_server, operators, sharder) = tokio::join!(
+            target.api_server_metrics(),
+            target.operator_metrics(),
+            target.sharder_metrics()
+        );
+        self.conflicts
+            .push(conflicts::Scrape::of(sharder.as_deref(), &operators));
         let api_server = match api_server {
             Ok(text) => ApiServer::parse(&text),
             Err(error) => {

@@ -31,6 +31,7 @@ use crate::{
         failover::{ObjectState, Observation},
         latency::LatencyRecorder,
         movement::{Change, Movement},
+        unowned,
     },
     results::MembershipChange,
     workload::Awaited,
@@ -134,6 +135,11 @@ pub struct Tracker {
     steps: Vec<(Timestamp, LatencyRecorder)>,
     /// When a watch of the observer broke and started over.
     watch_restarts: Vec<Timestamp>,
+    /// Every object's first label and its changes, deletes, and changes of a shard's
+    /// availability by its Lease, for the ownership audit (docs/experiments.md#ownership).
+    ownership: Vec<(Timestamp, unowned::Event)>,
+    /// Each shard's availability by its Lease as last fed to `ownership`.
+    held: BTreeMap<String, bool>,
 }
 
 /// Why a scheduled operation left no write to await.
@@ -166,6 +172,8 @@ impl Tracker {
             accounting: Accounting::default(),
             steps: Vec::new(),
             watch_restarts: Vec::new(),
+            ownership: Vec::new(),
+            held: BTreeMap::new(),
         })
     }
 
@@ -277,6 +285,18 @@ impl Tracker {
     pub fn object(&mut self, at: Timestamp, view: ObjectView) -> Vec<Duration> {
         self.deleted.remove(&view.key);
         let before = self.state(&view.key);
+        if before
+            .as_ref()
+            .is_none_or(|(shard, _)| *shard != view.shard)
+        {
+            self.ownership.push((
+                at,
+                unowned::Event::Label {
+                    object: view.key.clone(),
+                    shard: view.shard.clone(),
+                },
+            ));
+        }
         let seen = self.objects.entry(view.key.clone()).or_default();
         seen.shard.clone_from(&view.shard);
         let completed = match view.progress {
@@ -435,6 +455,12 @@ impl Tracker {
             keep
         });
         self.deleted.insert(key.to_owned(), at);
+        self.ownership.push((
+            at,
+            unowned::Event::Deleted {
+                object: key.to_owned(),
+            },
+        ));
         for start in self
             .pending
             .remove(key)
@@ -572,6 +598,21 @@ impl Tracker {
         });
     }
 
+    /// Whether `shard`'s Lease makes it available at `at` by the Lease itself
+    /// (`docs/contract.md#lease-states`: held by the shard), whatever the sharder's state label
+    /// says yet; a deleted Lease is not.
+    pub fn lease_held(&mut self, at: Timestamp, shard: &str, available: bool) {
+        if self.held.insert(shard.to_owned(), available) != Some(available) {
+            self.ownership.push((
+                at,
+                unowned::Event::Lease {
+                    shard: shard.to_owned(),
+                    available,
+                },
+            ));
+        }
+    }
+
     /// The shards whose Lease is available now.
     #[must_use]
     pub fn available_shards(&self) -> BTreeSet<String> {
@@ -697,6 +738,7 @@ impl Tracker {
             observations: self.observations,
             changes: self.changes,
             accounting: self.accounting,
+            ownership: self.ownership,
         }
     }
 
@@ -733,6 +775,8 @@ pub struct Finished {
     pub changes: Vec<MembershipChange>,
     /// How every scheduled operation ended.
     pub accounting: Accounting,
+    /// What the ownership audit reads: label changes, deletes and Lease availability.
+    pub ownership: Vec<(Timestamp, unowned::Event)>,
 }
 
 #[cfg(test)]
@@ -1027,6 +1071,42 @@ mod tests {
         assert_eq!(tracker.lease_dead_at("s0", at(10)), None);
         tracker.lease(at(70), "s0", None, false);
         assert_eq!(tracker.lease_dead_at("s0", at(10)), Some(at(70)));
+    }
+
+    #[test]
+    fn the_ownership_events_are_first_labels_label_changes_deletes_and_lease_changes() {
+        let mut tracker = tracker();
+        tracker.lease_held(at(0), "s0", true);
+        tracker.lease_held(at(1), "s0", true);
+        tracker.object(at(2), view("p/a", None, 1, None));
+        tracker.object(at(3), view("p/a", Some("s0"), 1, None));
+        tracker.object(at(4), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.lease_held(at(5), "s0", false);
+        tracker.object_deleted(at(6), "p/a");
+        let events = tracker.finish(at(10)).ownership;
+        let lease = |available| unowned::Event::Lease {
+            shard: "s0".into(),
+            available,
+        };
+        let label = |shard: Option<&str>| unowned::Event::Label {
+            object: "p/a".into(),
+            shard: shard.map(str::to_owned),
+        };
+        assert_eq!(
+            events,
+            [
+                (at(0), lease(true)),
+                (at(2), label(None)),
+                (at(3), label(Some("s0"))),
+                (at(5), lease(false)),
+                (
+                    at(6),
+                    unowned::Event::Deleted {
+                        object: "p/a".into()
+                    }
+                ),
+            ]
+        );
     }
 
     #[test]

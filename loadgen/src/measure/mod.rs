@@ -19,24 +19,30 @@
 //! - [`snapshot`]: the API server's and the shards' `/metrics` at a tick, and between two.
 //! - [`findings`]: sentences on what bound a measurement, each citing its figures.
 //! - [`validity`]: whether a measurement can be trusted, with its reasons.
+//! - [`ownership`]: the ownership audit: objects on no live shard ([`unowned`]), objects
+//!   reconciled by two shards at once ([`audit`]), writes rejected by conflicts ([`conflicts`]).
 
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
 pub mod accounting;
+pub mod audit;
+pub mod conflicts;
 pub mod cost;
 pub mod failover;
 pub mod findings;
 pub mod latency;
 pub mod movement;
 pub mod owned;
+pub mod ownership;
 pub mod prometheus;
 pub mod scaling_model;
 pub mod skew;
 pub mod slo;
 pub mod snapshot;
 pub mod stats;
+pub mod unowned;
 pub mod validity;
 
 /// `numerator / denominator`, or `None` when the denominator is not positive.

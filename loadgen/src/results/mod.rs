@@ -23,6 +23,7 @@ use crate::{
         latency::LatencyRecorder,
         movement::{self, Change, Movement},
         owned::OwnedCheck,
+        ownership::Ownership,
         prometheus::{Quantile, QuantileWindow},
         skew::{Skew, SkewSummary},
         slo::{Breach, Capacity, Metric, Verdict},
@@ -116,6 +117,9 @@ pub struct ShardCountResults {
     /// The owned objects against their owners' shards once settled; `None` when no workload
     /// declares owned kinds (docs/workloads.md#owned-objects).
     pub owned: Option<OwnedCheck>,
+    /// The ownership audit (docs/experiments.md#ownership); `None` only for results made
+    /// without a run.
+    pub ownership: Option<Ownership>,
     /// The first sustained breach of each SLO under the ramp: the capacity at this shard
     /// count per SLO.
     pub capacity: Capacity,
@@ -600,6 +604,7 @@ pub(crate) mod tests {
             }],
             rolling_updates: vec![at(START + 70)],
             owned: None,
+            ownership: None,
             capacity: Capacity {
                 reconciliation: (shards > 1).then(|| Breach {
                     metric: Metric::ReconciliationLatency,

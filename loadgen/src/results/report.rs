@@ -11,12 +11,15 @@ use super::{
 use crate::{
     experiment::search::{Bracket, SearchResults},
     measure::{
+        conflicts::Conflicts,
         cost,
         failover::{FailoverKind, KindStats, PhaseStats},
         movement::Change,
+        ownership::{Audited, Ownership, UNOWNED_GRACE},
         skew::Worst,
         slo::{self, Breach, Metric, Verdict, capacity_scaling},
         stats,
+        unowned::UnownedSummary,
     },
     units::{BYTES_PER_MIB, format_latency, format_quantile, mib},
 };
@@ -961,6 +964,9 @@ fn shard_count_section(
     latency_table(out, results);
     verdict_table(out, results);
     assignment_table(out, results);
+    if let Some(ownership) = &results.ownership {
+        ownership_section(out, ownership);
+    }
     movement_table(out, results);
     failover_table(out, results);
     if results.search.is_none() {
@@ -1161,6 +1167,151 @@ fn assignment_table(out: &mut String, results: &ShardCountResults) {
         line!(out);
     }
 }
+
+/// The ownership audit (docs/experiments.md#ownership): each figure with its n and what it
+/// leaves out.
+fn ownership_section(out: &mut String, ownership: &Ownership) {
+    line!(out, "### Ownership");
+    line!(out);
+    unowned_lines(out, &ownership.unowned);
+    double_reconciliation_lines(out, &ownership.double_reconciliation);
+    conflicts_line(out, &ownership.conflicts);
+}
+
+fn unowned_lines(out: &mut String, unowned: &UnownedSummary) {
+    line!(
+        out,
+        "Objects on no live shard (no shard label, or a label naming a shard whose Lease is not \
+         held), as the observer's watch saw them from its first listing to the end of the \
+         settle time; the time between an object's create and the watch's first sight of it is \
+         left out."
+    );
+    line!(out);
+    line!(
+        out,
+        "| objects | intervals | open at the end | total | p50 | p99 | longest |"
+    );
+    line!(out, "|---:|---:|---:|---:|---:|---:|---|");
+    let longest = unowned.longest.as_ref().map_or_else(
+        || "–".to_owned(),
+        |i| {
+            let bound = if i.censored { "≥ " } else { "" };
+            format!(
+                "{bound}{} `{}` from {}",
+                seconds(Some(i.length())),
+                i.object,
+                i.start
+            )
+        },
+    );
+    line!(
+        out,
+        "| {} | {} | {} | {} | {} | {} | {longest} |",
+        unowned.objects,
+        unowned.intervals,
+        unowned.censored,
+        seconds(Some(unowned.total)),
+        seconds(unowned.p50),
+        seconds(unowned.p99),
+    );
+    line!(out);
+    if unowned.censored > 0 {
+        line!(
+            out,
+            "Intervals open at the end count with their length so far, a lower bound."
+        );
+        line!(out);
+    }
+    let grace = UNOWNED_GRACE.as_secs();
+    match unowned.left_unowned.len() {
+        0 => line!(
+            out,
+            "No object was left on no live shard at the end for {grace} s or more."
+        ),
+        n => line!(
+            out,
+            "**{n} object(s) left on no live shard at the end for {grace} s or more: a \
+             violation.**"
+        ),
+    }
+    line!(out);
+}
+
+fn double_reconciliation_lines(out: &mut String, audited: &Audited) {
+    let audit = match audited {
+        Audited::Measured(audit) => audit,
+        Audited::NotMeasured { reason } => {
+            line!(
+                out,
+                "Reconciled by two shards at once: not measured ({reason})."
+            );
+            line!(out);
+            return;
+        }
+    };
+    line!(
+        out,
+        "Reconciled by two shards at once, from {} reconciliations in the shards' audit logs \
+         ({} without an end record, counted as running until their shard was killed, started \
+         the object again, or the run ended): **{} object(s)**.",
+        audit.reconciliations,
+        audit.unclosed,
+        audit.objects.len()
+    );
+    line!(out);
+    if audit.overlaps.is_empty() {
+        return;
+    }
+    line!(out, "| object | shards | from | both for | end inferred |");
+    line!(out, "|---|---|---|---:|---|");
+    for overlap in audit.overlaps.iter().take(REPORTED_OVERLAPS) {
+        line!(
+            out,
+            "| `{}` | {}, {} | {} | {} | {} |",
+            overlap.object,
+            overlap.shards.0,
+            overlap.shards.1,
+            overlap.start,
+            seconds(Some(overlap.length())),
+            if overlap.inferred { "yes" } else { "no" }
+        );
+    }
+    if audit.overlaps.len() > REPORTED_OVERLAPS {
+        line!(
+            out,
+            "\n{} more in `run.json`.",
+            audit.overlaps.len() - REPORTED_OVERLAPS
+        );
+    }
+    line!(out);
+}
+
+fn conflicts_line(out: &mut String, conflicts: &Conflicts) {
+    let count = |n: Option<u64>| n.map_or_else(|| "not measured".to_owned(), |n| n.to_string());
+    let per_shard: Vec<String> = conflicts
+        .per_shard
+        .iter()
+        .map(|(shard, n)| format!("{shard} {n}"))
+        .collect();
+    let per_shard = if per_shard.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", per_shard.join(", "))
+    };
+    line!(
+        out,
+        "Writes rejected by conflicts (409), from the load's start to the end of the settle \
+         time: sharder {}, shards {}{per_shard}. Expected: a conflict is optimistic locking at \
+         work, not a violation; what a process counted after its last scrape before it ended is \
+         not seen.",
+        count(conflicts.sharder),
+        count(conflicts.shards),
+    );
+    line!(out);
+}
+
+/// How many overlaps the report lists; `run.json` has them all.
+const REPORTED_OVERLAPS: usize = 10;
 
 fn movement_table(out: &mut String, results: &ShardCountResults) {
     if results.movements.is_empty() {
@@ -1664,7 +1815,8 @@ fn bounded_ms(ms: f64, lower_bound: bool, decimals: usize) -> String {
     format!("{bound}{ms:.decimals$} ms")
 }
 
-/// A phase in seconds, or a dash when it did not happen before the run ended.
+/// A phase or an interval in seconds, or a dash when there is none (a phase that did not
+/// happen before the run ended).
 fn seconds(phase: Option<Duration>) -> String {
     phase.map_or_else(|| "–".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
 }
@@ -1902,6 +2054,73 @@ mod tests {
              owner's shard, 1 on another shard, 1 without a shard label; 0 whose owner had no \
              shard yet are not judged."
         ));
+    }
+
+    #[test]
+    fn the_ownership_section_gives_each_figure_and_says_what_was_not_measured() {
+        use crate::measure::{
+            audit::{self, DoubleReconciliation},
+            conflicts::Conflicts,
+            unowned::{self, Event},
+        };
+        let mut results = synthetic();
+        assert!(!report_markdown(&results).contains("### Ownership"));
+        let at = |s| k8s_openapi::jiff::Timestamp::from_second(s).unwrap();
+        let events = [
+            (
+                at(0),
+                Event::Lease {
+                    shard: "shard-0".into(),
+                    available: true,
+                },
+            ),
+            (
+                at(1),
+                Event::Label {
+                    object: "g/Website/p/a".into(),
+                    shard: None,
+                },
+            ),
+            (
+                at(3),
+                Event::Label {
+                    object: "g/Website/p/a".into(),
+                    shard: Some("shard-0".into()),
+                },
+            ),
+        ];
+        let intervals = unowned::intervals(&events, at(100));
+        results.shard_counts[0].ownership = Some(Ownership {
+            unowned: UnownedSummary::of(&intervals, UNOWNED_GRACE),
+            double_reconciliation: Audited::Measured(DoubleReconciliation::of(
+                &audit::reconciliations(&[], &[], at(100)),
+            )),
+            conflicts: Conflicts {
+                sharder: Some(4),
+                shards: Some(9),
+                per_shard: [("shard-0".to_owned(), 9)].into(),
+            },
+        });
+        results.shard_counts[1].ownership = Some(Ownership {
+            unowned: UnownedSummary::default(),
+            double_reconciliation: Audited::NotMeasured {
+                reason: "the cluster target does not read the shards' audit logs".into(),
+            },
+            conflicts: Conflicts::default(),
+        });
+        let report = report_markdown(&results);
+        assert!(report.contains(
+            "| 1 | 1 | 0 | 2.0 s | 2.0 s | 2.0 s | 2.0 s `g/Website/p/a` from \
+             1970-01-01T00:00:01Z |"
+        ));
+        assert!(report.contains("from 0 reconciliations in the shards' audit logs"));
+        assert!(report.contains("**0 object(s)**"));
+        assert!(report.contains("sharder 4, shards 9 (shard-0 9)"));
+        assert!(report.contains(
+            "Reconciled by two shards at once: not measured (the cluster target does not read \
+             the shards' audit logs)."
+        ));
+        assert!(report.contains("sharder not measured, shards not measured."));
     }
 
     #[test]

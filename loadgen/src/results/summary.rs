@@ -9,6 +9,7 @@ use crate::measure::{
     failover::{FailoverKind, PhaseStats},
     movement,
     owned::OwnedCheck,
+    ownership::Ownership,
 };
 
 /// The columns of a CSV row type, in field order: written explicitly because csv derives the
@@ -190,6 +191,17 @@ csv_row! {
         movement_outstanding: Option<usize> => optional("required moves outstanding", Plain),
         owned_checked: Option<u64> => optional("owned objects checked", Plain, Neither),
         owned_off_owner_shard: Option<u64> => optional("owned objects off their owner's shard", Plain),
+        /// Objects ever on no live shard (docs/experiments.md#ownership): as many as the
+        /// scenario's kills left to move, so neither way is a regression; their times are.
+        unowned_objects: Option<usize> => optional("objects on no live shard", Plain, Neither),
+        unowned_longest_s: Option<f64> => optional("longest on no live shard", Seconds),
+        unowned_p99_s: Option<f64> => optional("p99 on no live shard", Seconds),
+        /// Intervals still open at the end: their lengths are lower bounds.
+        unowned_censored: Option<usize>,
+        /// Empty when not measured (no audit log), never 0.
+        double_reconciled_objects: Option<usize> => optional("objects reconciled by two shards at once", Plain),
+        conflicts_sharder: Option<u64> => optional("sharder conflicts (409)", Plain, Neither),
+        conflicts_shards: Option<u64> => optional("shard conflicts (409)", Plain, Neither),
         sharder_cpu_seconds: f64 => new("sharder CPU", Seconds),
         sharder_peak_rss_bytes: u64 => new("sharder peak", Bytes),
         operator_cpu_seconds: f64 => new("operator CPU", Seconds),
@@ -280,6 +292,7 @@ impl SummaryRow {
         let queue = results.capacity.queue;
         let search = results.search.as_ref();
         let at_capacity = results.cost_at_capacity();
+        let ownership = results.ownership.as_ref();
         Self {
             shards: results.shards,
             repetition: results.repetition,
@@ -333,6 +346,20 @@ impl SummaryRow {
             movement_outstanding: moves(|t| t.outstanding),
             owned_checked: results.owned.as_ref().map(|owned| owned.checked),
             owned_off_owner_shard: results.owned.as_ref().map(OwnedCheck::off_owner_shard),
+            unowned_objects: ownership.map(|o| o.unowned.objects),
+            unowned_longest_s: ownership.map(|o| {
+                o.unowned
+                    .longest
+                    .as_ref()
+                    .map_or(0.0, |i| i.length().as_secs_f64())
+            }),
+            unowned_p99_s: ownership.map(|o| o.unowned.p99.unwrap_or_default().as_secs_f64()),
+            unowned_censored: ownership.map(|o| o.unowned.censored),
+            double_reconciled_objects: ownership
+                .and_then(Ownership::double_reconciled)
+                .map(|audit| audit.objects.len()),
+            conflicts_sharder: ownership.and_then(|o| o.conflicts.sharder),
+            conflicts_shards: ownership.and_then(|o| o.conflicts.shards),
             sharder_cpu_seconds: sharder.cpu_seconds,
             sharder_peak_rss_bytes: sharder.peak_rss_bytes,
             operator_cpu_seconds: operator.cpu_seconds,
@@ -482,7 +509,13 @@ mod tests {
         ] {
             assert_eq!(better(column), Better::Higher, "{column}");
         }
-        for column in ["failover_voluntary_n", "movement_changes"] {
+        for column in [
+            "failover_voluntary_n",
+            "movement_changes",
+            "unowned_objects",
+            "conflicts_sharder",
+            "conflicts_shards",
+        ] {
             assert_eq!(better(column), Better::Neither, "{column}");
         }
         for column in [
@@ -491,8 +524,37 @@ mod tests {
             "operator_cpu_seconds",
             "movement_moved",
             "failover_voluntary_assigned_median_s",
+            "unowned_longest_s",
+            "double_reconciled_objects",
         ] {
             assert_eq!(better(column), Better::Lower, "{column}");
         }
+    }
+
+    #[test]
+    fn double_reconciliations_not_measured_are_an_empty_cell_never_zero() {
+        use crate::measure::{
+            audit::DoubleReconciliation,
+            conflicts::Conflicts,
+            ownership::{Audited, Ownership},
+            unowned::UnownedSummary,
+        };
+        let mut results = crate::results::tests::synthetic();
+        let count = &mut results.shard_counts[0];
+        assert_eq!(SummaryRow::of(count).double_reconciled_objects, None);
+        count.ownership = Some(Ownership {
+            unowned: UnownedSummary::default(),
+            double_reconciliation: Audited::NotMeasured {
+                reason: "no audit log".to_owned(),
+            },
+            conflicts: Conflicts::default(),
+        });
+        let row = SummaryRow::of(count);
+        assert_eq!(row.double_reconciled_objects, None);
+        assert_eq!((row.unowned_objects, row.conflicts_shards), (Some(0), None));
+        if let Some(ownership) = &mut count.ownership {
+            ownership.double_reconciliation = Audited::Measured(DoubleReconciliation::of(&[]));
+        }
+        assert_eq!(SummaryRow::of(count).double_reconciled_objects, Some(0));
     }
 }

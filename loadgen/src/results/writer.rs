@@ -30,6 +30,7 @@ use crate::{
         latency::LatencySummary,
         movement,
         owned::OwnedCheck,
+        ownership::Ownership,
         prometheus::Quantile,
         skew::{Skew, SkewSummary},
         slo::{Capacity, Metric, Verdict},
@@ -248,6 +249,9 @@ struct ShardCountJson<'a> {
     rolling_updates: &'a [Timestamp],
     /// Owned objects against their owners' shards (docs/workloads.md#owned-objects).
     owned: Option<&'a OwnedCheck>,
+    /// The ownership audit: objects on no live shard, objects reconciled by two shards at
+    /// once, conflicts (docs/experiments.md#ownership).
+    ownership: Option<&'a Ownership>,
     /// Per kind, phase by phase.
     failover_stats: [KindStats; 2],
     capacity: Capacity,
@@ -284,6 +288,7 @@ impl<'a> ShardCountJson<'a> {
             failovers: results.failovers.iter().map(FailoverJson::of).collect(),
             rolling_updates: &results.rolling_updates,
             owned: results.owned.as_ref(),
+            ownership: results.ownership.as_ref(),
             failover_stats: [FailoverKind::Voluntary, FailoverKind::Involuntary]
                 .map(|kind| results.failover_stats(kind)),
             capacity: results.capacity,

@@ -19,7 +19,7 @@ use super::{
 use crate::workload::RenderError;
 
 /// The placeholders of command templates (docs/experiments.md#the-controller-under-test).
-pub const PLACEHOLDERS: [&str; 10] = [
+pub const PLACEHOLDERS: [&str; 11] = [
     "bin",
     "shard",
     "ring",
@@ -30,6 +30,7 @@ pub const PLACEHOLDERS: [&str; 10] = [
     "workers",
     "simulated_work",
     "lease_duration",
+    "audit_file",
 ];
 
 /// `controller`: which controller's shards run, and how to find them.
@@ -119,6 +120,9 @@ pub struct ShardValues<'a> {
     pub metrics_port: u16,
     /// `health_port`: a free loopback port for the health endpoints.
     pub health_port: u16,
+    /// `audit_file`: where the shard appends its reconciliation audit log
+    /// (docs/experiments.md#ownership).
+    pub audit_file: &'a Path,
 }
 
 /// A shard's rendered command.
@@ -133,8 +137,8 @@ pub struct RenderedCommand {
 }
 
 /// `{{ bin }}/webhosting-operator` with the flags the operator has always been started with
-/// (`stack::OperatorSettings`).
-const WEBHOSTING_COMMAND: [&str; 17] = [
+/// (`stack::OperatorSettings`), and its audit log for the ownership audit.
+const WEBHOSTING_COMMAND: [&str; 19] = [
     "{{ bin }}/webhosting-operator",
     "--mode",
     "sharded",
@@ -152,6 +156,8 @@ const WEBHOSTING_COMMAND: [&str; 17] = [
     "127.0.0.1:{{ metrics_port }}",
     "--health-address",
     "127.0.0.1:{{ health_port }}",
+    "--audit-file",
+    "{{ audit_file }}",
 ];
 
 impl Controller {
@@ -271,6 +277,7 @@ impl Controller {
                 "lease_duration",
                 Value::from(format!("{}s", operator.lease_duration.as_secs())),
             ),
+            ("audit_file", path(values.audit_file)),
         ])
     }
 }
@@ -504,6 +511,7 @@ impl Controller {
             kubeconfig: Path::new("/kubeconfig"),
             metrics_port: 8080,
             health_port: 8081,
+            audit_file: Path::new("/audit/shard-0.jsonl"),
         };
         let rendered = self.shard_command(&sample, operator);
         rendered
@@ -666,6 +674,7 @@ mod tests {
             kubeconfig: Path::new("/tmp/cp/kubeconfig"),
             metrics_port: 40001,
             health_port: 40002,
+            audit_file: Path::new("/tmp/cp/audit/shard-2.jsonl"),
         }
     }
 
@@ -694,8 +703,9 @@ mod tests {
             command.args.join(" "),
             "--mode sharded --identity shard-2 --namespace webhosting-system --workers 3 \
              --simulated-work 250ms --lease-duration 15s --metrics-address 127.0.0.1:40001 \
-             --health-address 127.0.0.1:40002"
+             --health-address 127.0.0.1:40002 --audit-file /tmp/cp/audit/shard-2.jsonl"
         );
+        assert!(controller.uses("audit_file"));
         assert!(command.env.is_empty());
         let cluster = controller.cluster.unwrap();
         assert_eq!(
@@ -815,7 +825,7 @@ mod tests {
             error("\"{{ shard }}\"", "\"{{ shrad }}\""),
             "controller.local.command[2]: unknown placeholder \"shrad\" in \"{{ shrad }}\"; \
              known are bin, shard, ring, lease_namespace, kubeconfig, metrics_port, \
-             health_port, workers, simulated_work, lease_duration"
+             health_port, workers, simulated_work, lease_duration, audit_file"
         );
         assert!(
             error(
