@@ -268,8 +268,9 @@ fn bootstrap(mut statistic: impl FnMut(&mut StdRng, &mut Vec<f64>) -> f64) -> (f
     )
 }
 
-/// The value at rank ⌈p·n⌉ (1-based) of non-empty ascending `values`.
-fn nearest_rank(values: &[f64], p: f64) -> f64 {
+/// The value at rank ⌈p·n⌉ (1-based) of non-empty ascending `values`: the smallest value with
+/// at least a share `p` of the values at or below it.
+pub(crate) fn nearest_rank<T: Copy>(values: &[T], p: f64) -> T {
     #[allow(
         clippy::cast_precision_loss,
         clippy::cast_possible_truncation,

@@ -11,7 +11,7 @@ use std::{
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use super::elapsed;
+use super::{elapsed, stats::nearest_rank};
 
 /// What the observer saw change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,8 +196,8 @@ impl UnownedSummary {
             intervals: intervals.len(),
             censored: intervals.iter().filter(|i| i.censored).count(),
             total: lengths.iter().sum(),
-            p50: nearest_rank(&lengths, 0.5),
-            p99: nearest_rank(&lengths, 0.99),
+            p50: (!lengths.is_empty()).then(|| nearest_rank(&lengths, 0.5)),
+            p99: (!lengths.is_empty()).then(|| nearest_rank(&lengths, 0.99)),
             longest: intervals.iter().max_by_key(|i| i.length()).cloned(),
             left_unowned: intervals
                 .iter()
@@ -206,19 +206,6 @@ impl UnownedSummary {
                 .collect(),
         }
     }
-}
-
-/// The `p`-quantile of `sorted` by the nearest rank: the smallest value with at least `p` of
-/// the values at or below it.
-fn nearest_rank(sorted: &[Duration], p: f64) -> Option<Duration> {
-    let n = sorted.len();
-    if n == 0 {
-        return None;
-    }
-    let rank = (0..n)
-        .find(|&i| super::as_f64((i + 1) as u64) >= p * super::as_f64(n as u64))
-        .unwrap_or(n - 1);
-    Some(sorted[rank])
 }
 
 #[cfg(test)]
@@ -367,13 +354,9 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let values = seconds(&[1, 2, 3, 4]);
-        assert_eq!(nearest_rank(&values, 0.5), Some(Duration::from_secs(2)));
-        assert_eq!(nearest_rank(&values, 0.99), Some(Duration::from_secs(4)));
-        assert_eq!(
-            nearest_rank(&seconds(&[7]), 0.5),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(nearest_rank(&[], 0.5), None);
+        assert_eq!(nearest_rank(&values, 0.5), Duration::from_secs(2));
+        assert_eq!(nearest_rank(&values, 0.99), Duration::from_secs(4));
+        assert_eq!(nearest_rank(&seconds(&[7]), 0.5), Duration::from_secs(7));
         assert_eq!(
             UnownedSummary::of(&[], Duration::ZERO),
             UnownedSummary::default()
