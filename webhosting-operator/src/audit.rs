@@ -23,6 +23,10 @@ pub struct Record {
     pub website: String,
     /// `start` or `end`.
     pub event: String,
+    /// On an `end`: the reconciliation stopped at the shard's fence, so it wrote nothing once
+    /// the shard's Lease had run out by its own clock (docs/contract.md#fencing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fenced: bool,
 }
 
 /// Appends records to a file.
@@ -43,22 +47,25 @@ impl Audit {
     }
 
     /// Records the start of a reconciliation of `website`; the end is recorded when the
-    /// returned guard is dropped, also if the reconciliation is cancelled.
+    /// returned guard is dropped, also if the reconciliation is cancelled, or by
+    /// [`Reconciling::fenced`].
     #[must_use]
     pub fn reconciling(&self, website: String) -> Reconciling {
-        self.write("start", &website);
+        self.write("start", &website, false);
         Reconciling {
             audit: self.clone(),
             website,
+            ended: false,
         }
     }
 
-    fn write(&self, event: &str, website: &str) {
+    fn write(&self, event: &str, website: &str, fenced: bool) {
         let record = Record {
             time: Timestamp::now().as_nanosecond(),
             shard: self.shard.clone(),
             website: website.to_owned(),
             event: event.to_owned(),
+            fenced,
         };
         let mut line = serde_json::to_string(&record).expect("a record serializes");
         line.push('\n');
@@ -79,11 +86,22 @@ impl Audit {
 pub struct Reconciling {
     audit: Audit,
     website: String,
+    ended: bool,
+}
+
+impl Reconciling {
+    /// Records the end of a reconciliation that stopped at the shard's fence.
+    pub fn fenced(mut self) {
+        self.audit.write("end", &self.website, true);
+        self.ended = true;
+    }
 }
 
 impl Drop for Reconciling {
     fn drop(&mut self) {
-        self.audit.write("end", &self.website);
+        if !self.ended {
+            self.audit.write("end", &self.website, false);
+        }
     }
 }
 
@@ -121,6 +139,7 @@ mod tests {
             shard: shard.to_owned(),
             website: "ns/web".to_owned(),
             event: event.to_owned(),
+            fenced: false,
         }
     }
 
@@ -152,14 +171,24 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let audit = Audit::open(&path, "a").unwrap();
         drop(audit.reconciling("ns/web".to_owned()));
+        audit.reconciling("ns/web".to_owned()).fenced();
         let text = std::fs::read_to_string(&path).unwrap();
         let events: Vec<Record> = text
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
         assert_eq!(
-            events.iter().map(|r| r.event.as_str()).collect::<Vec<_>>(),
-            ["start", "end"]
+            events
+                .iter()
+                .map(|r| (r.event.as_str(), r.fenced))
+                .collect::<Vec<_>>(),
+            [
+                ("start", false),
+                ("end", false),
+                ("start", false),
+                ("end", true)
+            ]
         );
+        assert!(!text.lines().nth(1).unwrap().contains("fenced"), "{text}");
     }
 }

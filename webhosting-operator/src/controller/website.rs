@@ -131,7 +131,7 @@ pub fn error_policy(
 }
 
 async fn reconcile_assigned(website: Arc<Website>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _audit = ctx.audit.as_ref().map(|audit| {
+    let audit = ctx.audit.as_ref().map(|audit| {
         audit.reconciling(format!(
             "{}/{}",
             website.namespace().unwrap_or_default(),
@@ -151,6 +151,9 @@ async fn reconcile_assigned(website: Arc<Website>, ctx: Arc<Context>) -> Result<
             .await;
             // The error is what the caller must see; a failed status write adds nothing.
             let _ = write_status(&ctx, &website, phase::phase(Observation::Failed)).await;
+            if let (Error::Fenced(..), Some(audit)) = (&error, audit) {
+                audit.fenced();
+            }
             Err(error)
         }
     }
