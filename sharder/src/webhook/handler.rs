@@ -4,7 +4,9 @@
 //! Every answer is a 200 with an AdmissionReview (docs/contract.md#webhook): a body that cannot be
 //! decoded gets a denial with code 400, so the API server reports the reason instead of a transport
 //! error, and the webhook's `failurePolicy: Ignore` lets the object through unassigned for the
-//! resync to pick up.
+//! resync to pick up. Requests beyond the server's bounds never reach the handler: the
+//! [`limits`](super::limits) answer them with 429, 413 or 408, which the API server treats as a
+//! failed call, with the same outcome under `failurePolicy: Ignore`.
 //!
 //! The answers' codes and messages are those of the Go original (docs/compatibility.md):
 //! denials carry a code and a message but no reason, allowed requests code 200 and why.

@@ -3,6 +3,7 @@
 //!
 //! - [`assign`]: the pure decision for one admission request;
 //! - [`handler`]: decoding a review, looking up the ring, answering, and counting;
+//! - [`limits`]: the bounds on requests in flight, body size, body bytes held and body time;
 //! - [`server`]: the HTTPS server that reloads its certificate when the files change;
 //! - [`configuration`]: the ring's MutatingWebhookConfiguration;
 //! - [`metrics`]: `controller_sharding_assignments_total` and the request duration.
@@ -10,5 +11,6 @@
 pub mod assign;
 pub mod configuration;
 pub mod handler;
+pub mod limits;
 pub mod metrics;
 pub mod server;
