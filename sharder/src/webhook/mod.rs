@@ -2,6 +2,7 @@
 //! ControllerRing to one of its available shards by adding the shard label.
 //!
 //! - [`assign`]: the pure decision for one admission request;
+//! - [`review`]: reading a review's request with its objects' type and metadata only;
 //! - [`handler`]: decoding a review, looking up the ring, answering, and counting;
 //! - [`limits`]: the bounds on requests in flight, body size, body bytes held and body time;
 //! - [`server`]: the HTTPS server that reloads its certificate when the files change;
@@ -13,4 +14,5 @@ pub mod configuration;
 pub mod handler;
 pub mod limits;
 pub mod metrics;
+pub mod review;
 pub mod server;
