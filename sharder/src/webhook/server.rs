@@ -43,6 +43,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// bounds of its own: streams per connection, flow-control windows, idle connections.
 const ALPN_HTTP1: &[u8] = b"http/1.1";
 
+/// The largest read buffer of a connection, which also bounds a request's headers. hyper's
+/// default of about 400 KiB per connection adds up when many connections stream bodies at
+/// once; 64 KiB holds any headers the API server sends.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Errors of the webhook server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -111,7 +116,8 @@ pub async fn serve(
     server
         .http_builder()
         .http1()
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(READ_BUFFER_BYTES);
     let serving = server.serve(router.into_make_service());
     let mut serving = std::pin::pin!(serving);
     tokio::select! {
