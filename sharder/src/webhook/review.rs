@@ -123,6 +123,26 @@ pub fn read(body: &[u8]) -> Result<AdmissionRequest<ObjectHead>, Unreadable> {
     incoming.request.ok_or(Unreadable::NoRequest)
 }
 
+/// A review of a ConfigMap request with `operation`, whose object and (for an UPDATE) old
+/// object are `object`: a fixture of the webhook's tests.
+#[cfg(test)]
+pub(crate) fn config_map_review(operation: &str, object: &serde_json::Value) -> serde_json::Value {
+    let old_object = (operation == "UPDATE").then_some(object);
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "uid-1",
+            "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "operation": operation,
+            "userInfo": {},
+            "object": object,
+            "oldObject": old_object,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -130,20 +150,7 @@ mod tests {
     use super::*;
 
     fn review(object: &serde_json::Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "uid-1",
-                "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-                "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-                "operation": "UPDATE",
-                "userInfo": {},
-                "object": object,
-                "oldObject": object,
-            }
-        }))
-        .unwrap()
+        serde_json::to_vec(&config_map_review("UPDATE", object)).unwrap()
     }
 
     #[test]

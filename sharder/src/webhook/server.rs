@@ -239,6 +239,7 @@ mod tests {
     use crate::webhook::{
         handler::{RingState, Webhook},
         metrics::WebhookMetrics,
+        review::config_map_review,
     };
 
     /// No rings: every review is answered "not found", which is enough to see it answered.
@@ -313,18 +314,10 @@ current-context: webhook
 
     /// Sends a review for ring `ring` and returns the answer.
     async fn send_review(client: &kube::Client, ring: &str) -> Result<Value, kube::Error> {
-        let review = json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "uid-1",
-                "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-                "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-                "operation": "CREATE",
-                "userInfo": {},
-                "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "foo"}},
-            }
-        });
+        let review = config_map_review(
+            "CREATE",
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "foo"}}),
+        );
         let request = axum::http::Request::post(format!("/webhooks/sharder/controllerring/{ring}"))
             .header("content-type", "application/json")
             .body(serde_json::to_vec(&review).unwrap())
