@@ -317,7 +317,8 @@ pub struct WebhookServer {
     pub max_request_body_bytes: AtLeastOne,
     /// `maxInFlightBodyBytes` (our extension): request body bytes held by all requests
     /// together; a request whose body does not fit is answered 429. At least
-    /// `maxRequestBodyBytes`; defaults to 32 MiB.
+    /// `maxRequestBodyBytes`; defaults to 16 MiB, two reviews of the largest size or thousands of
+    /// common ones.
     pub max_in_flight_body_bytes: AtLeastOne,
 }
 
@@ -337,7 +338,7 @@ impl Default for WebhookServer {
             body_read_timeout: PositiveDuration::from_secs(10),
             max_concurrent_requests: AtLeastOne(256),
             max_request_body_bytes: AtLeastOne(7 * MIB),
-            max_in_flight_body_bytes: AtLeastOne(32 * MIB),
+            max_in_flight_body_bytes: AtLeastOne(16 * MIB),
         }
     }
 }
@@ -1157,7 +1158,7 @@ mod tests {
                 body_read_timeout: positive(Duration::from_secs(10)),
                 max_concurrent_requests: AtLeastOne(256),
                 max_request_body_bytes: AtLeastOne(7_340_032),
-                max_in_flight_body_bytes: AtLeastOne(33_554_432),
+                max_in_flight_body_bytes: AtLeastOne(16_777_216),
             }
         );
         assert_eq!(
