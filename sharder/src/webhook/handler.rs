@@ -64,6 +64,12 @@ impl Webhook {
         Self { state, metrics }
     }
 
+    /// The metrics it records into.
+    #[must_use]
+    pub fn metrics(&self) -> &WebhookMetrics {
+        &self.metrics
+    }
+
     /// Answers the AdmissionReview in `body`, sent to the path of the ring named `ring`.
     ///
     /// # Guarantees

@@ -19,6 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt as _;
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -42,12 +43,16 @@ pub struct Limits {
     pub max_in_flight_body_bytes: u32,
 }
 
-/// The limits' shared state: free request slots and free body bytes. Cheap to clone.
+use super::metrics::RejectionLabels;
+
+/// The limits' shared state: free request slots and free body bytes, and the count of
+/// rejections. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Gate {
     limits: Limits,
     requests: Arc<Semaphore>,
     body_bytes: Arc<Semaphore>,
+    rejections: Family<RejectionLabels, Counter>,
 }
 
 /// Why a request was answered without reaching the handler.
@@ -90,14 +95,27 @@ pub struct BufferedBody {
 }
 
 impl Gate {
-    /// The state of `limits`, with every slot and byte free.
+    /// The state of `limits`, with every slot and byte free, counting rejections into
+    /// `rejections` (`controller_sharding_webhook_rejections_total`).
     #[must_use]
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, rejections: Family<RejectionLabels, Counter>) -> Self {
         Self {
             limits,
             requests: Arc::new(Semaphore::new(to_usize(limits.max_concurrent_requests))),
             body_bytes: Arc::new(Semaphore::new(to_usize(limits.max_in_flight_body_bytes))),
+            rejections,
         }
+    }
+
+    /// Counts `rejection` and answers with it.
+    fn reject(&self, rejection: &Rejection) -> Response {
+        tracing::debug!(reason = rejection.reason(), message = %rejection.message(), "rejected a webhook request");
+        self.rejections
+            .get_or_create(&RejectionLabels {
+                reason: rejection.reason(),
+            })
+            .inc();
+        rejection.to_response()
     }
 
     /// A request slot, held until dropped, or a rejection when all are taken; never waits.
@@ -202,7 +220,7 @@ impl Gate {
 pub async fn enforce(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let _slot = match gate.admit() {
         Ok(slot) => slot,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return gate.reject(&rejection),
     };
     let (parts, body) = request.into_parts();
     let content_length = parts
@@ -211,7 +229,7 @@ pub async fn enforce(State(gate): State<Gate>, request: Request, next: Next) -> 
         .and_then(|value| value.to_str().ok()?.parse().ok());
     let buffered = match gate.read_body(body, content_length).await {
         Ok(buffered) => buffered,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return gate.reject(&rejection),
     };
     let BufferedBody {
         bytes,
@@ -222,6 +240,19 @@ pub async fn enforce(State(gate): State<Gate>, request: Request, next: Next) -> 
 }
 
 impl Rejection {
+    /// The bound it exceeded, as the `reason` label of
+    /// `controller_sharding_webhook_rejections_total`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::BodyBudgetExhausted { .. } => "body_budget_exhausted",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::BodyUnreadable { .. } => "body_unreadable",
+        }
+    }
+
     /// The HTTP status of the answer.
     #[must_use]
     pub fn status(&self) -> StatusCode {
@@ -258,10 +289,11 @@ impl Rejection {
     }
 }
 
-impl IntoResponse for Rejection {
-    /// A `metav1.Status`, which client-go (and so the API server's webhook client) reports with
-    /// its message; busy answers ask to retry after a second.
-    fn into_response(self) -> Response {
+impl Rejection {
+    /// The answer: a `metav1.Status`, which client-go (and so the API server's webhook client)
+    /// reports with its message; busy answers ask to retry after a second.
+    #[must_use]
+    pub fn to_response(&self) -> Response {
         let status = self.status();
         let body = serde_json::json!({
             "kind": "Status",
@@ -291,6 +323,10 @@ mod tests {
     use axum::body::Bytes;
 
     use super::*;
+
+    fn gate() -> Gate {
+        Gate::new(limits(), Family::default())
+    }
 
     fn limits() -> Limits {
         Limits {
@@ -322,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_within_the_limits_is_read_whole_and_holds_its_bytes_until_dropped() {
-        let gate = Gate::new(limits());
+        let gate = gate();
         let buffered = gate
             .read_body(body(&[b"hello ", b"world"]), None)
             .await
@@ -335,7 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_announced_length_is_reserved_exactly() {
-        let gate = Gate::new(limits());
+        let gate = gate();
         let buffered = gate
             .read_body(body(&[b"0123456789"]), Some(10))
             .await
@@ -346,7 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_announced_over_the_limit_is_rejected_without_reading_it() {
-        let gate = Gate::new(limits());
+        let gate = gate();
         // A stalled body would time out if it were read.
         let rejection = gate.read_body(stalled(b"x"), Some(101)).await.unwrap_err();
         assert_eq!(rejection, Rejection::BodyTooLarge { limit: 100 });
@@ -356,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_streaming_past_the_limit_is_rejected_at_the_limit() {
-        let gate = Gate::new(limits());
+        let gate = gate();
         let chunk: &'static [u8] = &[b'x'; 60];
         // The second chunk would be 120 bytes: rejected before the third is waited for.
         let streaming = Body::from_stream(
@@ -372,7 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_that_together_exceed_the_budget_are_rejected_as_busy() {
-        let gate = Gate::new(limits());
+        let gate = gate();
         let first = gate
             .read_body(body(&[&[b'a'; 90]]), Some(90))
             .await
@@ -395,7 +431,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_is_rejected_after_the_timeout() {
-        let gate = Gate::new(limits());
+        let gate = gate();
         let started = Instant::now();
         let rejection = gate
             .read_body(stalled(b"{\"kind\":"), None)
@@ -414,7 +450,7 @@ mod tests {
 
     #[test]
     fn requests_beyond_the_slots_are_rejected_until_one_is_freed() {
-        let gate = Gate::new(limits());
+        let gate = gate();
         let first = gate.admit().unwrap();
         let _second = gate.admit().unwrap();
         assert_eq!(
@@ -425,9 +461,28 @@ mod tests {
         assert!(gate.admit().is_ok());
     }
 
+    #[test]
+    fn rejections_are_counted_by_reason() {
+        let gate = gate();
+        let response = gate.reject(&Rejection::BodyTimeout {
+            timeout: Duration::from_secs(10),
+        });
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        gate.reject(&Rejection::BodyTooLarge { limit: 100 });
+        gate.reject(&Rejection::BodyTooLarge { limit: 100 });
+        let count = |reason| {
+            gate.rejections
+                .get_or_create(&RejectionLabels { reason })
+                .get()
+        };
+        assert_eq!(count("body_timeout"), 1);
+        assert_eq!(count("body_too_large"), 2);
+        assert_eq!(count("too_many_requests"), 0);
+    }
+
     #[tokio::test]
     async fn a_rejection_is_a_status_and_busy_ones_ask_to_retry() {
-        let response = Rejection::TooManyRequests { limit: 2 }.into_response();
+        let response = Rejection::TooManyRequests { limit: 2 }.to_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -444,7 +499,7 @@ mod tests {
                 "code": 429,
             })
         );
-        let response = Rejection::BodyTooLarge { limit: 100 }.into_response();
+        let response = Rejection::BodyTooLarge { limit: 100 }.to_response();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }

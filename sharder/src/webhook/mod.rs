@@ -7,7 +7,8 @@
 //! - [`limits`]: the bounds on requests in flight, body size, body bytes held and body time;
 //! - [`server`]: the HTTPS server that reloads its certificate when the files change;
 //! - [`configuration`]: the ring's MutatingWebhookConfiguration;
-//! - [`metrics`]: `controller_sharding_assignments_total` and the request duration.
+//! - [`metrics`]: `controller_sharding_assignments_total`, the request duration and the
+//!   rejections.
 
 pub mod assign;
 pub mod configuration;

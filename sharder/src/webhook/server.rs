@@ -70,9 +70,10 @@ pub enum Error {
 /// The webhook's router, without TLS: `POST` on [`ROUTE`], behind the limits of `limits`
 /// except the header read timeout, which [`serve`] applies.
 pub fn router(webhook: Webhook, limits: Limits) -> Router {
+    let gate = Gate::new(limits, webhook.metrics().rejections.clone());
     Router::new()
         .route(ROUTE, post(admit))
-        .route_layer(middleware::from_fn_with_state(Gate::new(limits), enforce))
+        .route_layer(middleware::from_fn_with_state(gate, enforce))
         // `enforce` has read the body within the limits already.
         .layer(DefaultBodyLimit::disable())
         .with_state(webhook)
