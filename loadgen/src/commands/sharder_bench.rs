@@ -144,6 +144,8 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// Creates in flight at most in the latency phase; beyond it creates queue, and the queueing
 /// counts into their latency (it is measured from the intended start).
 const MAX_IN_FLIGHT: usize = 1_000;
+/// The sharder's count of requests its webhook server turned away.
+const REJECTIONS: &str = "controller_sharding_webhook_rejections_total";
 /// The annotation patched onto the ring to force a resync.
 const RESYNC_ANNOTATION: &str = "loadgen.sharding.timebertt.dev/resync";
 
@@ -572,6 +574,7 @@ async fn move_time(
     let objects = listing::count(&config_maps, Some(&on_departed)).await?;
     let movements = "controller_sharding_movements_total";
     let movements_before = sharder.metric_sum(movements).await;
+    let rejections_before = sharder.metric_sum(REJECTIONS).await;
     progress(&format!(
         "move: releasing the Lease of {RING}-0, which has {objects} objects"
     ));
@@ -593,6 +596,7 @@ async fn move_time(
     .await?;
     let elapsed = started.elapsed();
     let movements_after = sharder.metric_sum(movements).await;
+    let rejections_after = sharder.metric_sum(REJECTIONS).await;
     // A resync that patches thousands of objects is where buffers could pile up, so memory is
     // read again once it is done.
     let usage = sharder.usage()?;
@@ -604,6 +608,9 @@ async fn move_time(
         objects_per_second: per_second(objects, elapsed),
         movements_counted: movements_before
             .zip(movements_after)
+            .map(|(before, after)| after - before),
+        webhook_rejections: rejections_before
+            .zip(rejections_after)
             .map(|(before, after)| after - before),
     })
 }
@@ -711,6 +718,9 @@ pub struct MoveReport {
     pub objects_per_second: f64,
     /// The increase of the sharder's `controller_sharding_movements_total`, if scraped.
     pub movements_counted: Option<f64>,
+    /// The increase of the sharder's `controller_sharding_webhook_rejections_total`, if
+    /// scraped: the moves' UPDATEs the webhook server turned away.
+    pub webhook_rejections: Option<f64>,
 }
 
 impl crate::report::Report for Report {
@@ -816,11 +826,12 @@ impl MoveReport {
         let _ = writeln!(text, "move after releasing the Lease of bench-0");
         let _ = writeln!(
             text,
-            "  {} objects in {:.1} s ({:.0} objects/s); controller_sharding_movements_total +{}",
+            "  {} objects in {:.1} s ({:.0} objects/s); controller_sharding_movements_total +{}, {REJECTIONS} +{}",
             self.moved_objects,
             self.seconds,
             self.objects_per_second,
-            format_optional(self.movements_counted, 0)
+            format_optional(self.movements_counted, 0),
+            format_optional(self.webhook_rejections, 0)
         );
         let compared = memory.map_or_else(String::new, |m| {
             format!(

@@ -49,7 +49,7 @@ use tokio_rustls::{
     },
 };
 
-use super::{RING, SHARDED_NAMESPACE, config_map, has_shard_label, progress};
+use super::{REJECTIONS, RING, SHARDED_NAMESPACE, config_map, has_shard_label, progress};
 use crate::units::mib;
 
 /// How often the sharder's VmRSS is sampled.
@@ -98,6 +98,8 @@ pub struct AbuseReport {
     pub large_bodies: Wave,
     /// The valid reviews just under the body limit.
     pub reviews_at_limit: Wave,
+    /// The increase of the sharder's `controller_sharding_webhook_rejections_total`, if scraped.
+    pub rejections_counted: Option<f64>,
     /// Whether a ConfigMap created through the API server after the phase got its shard label.
     pub assigns_afterwards: bool,
 }
@@ -141,6 +143,7 @@ pub async fn run(
     let target = Arc::new(Target::new(sharder.webhook_port(), ca_pem)?);
     let pid = sharder.pid();
     let idle = sharder.usage()?.rss_bytes;
+    let rejections_before = sharder.metric_sum(REJECTIONS).await;
     // Linux resets VmHWM to the current RSS when "5" is written (proc(5)).
     let hwm_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
     let sampler = Sampler::start(pid);
@@ -179,6 +182,7 @@ pub async fn run(
         (largest_sample, "VmRSS sampled every 20 ms")
     };
     let bound = 2 * idle + ALLOWANCE_BYTES;
+    let rejections_after = sharder.metric_sum(REJECTIONS).await;
     Ok(AbuseReport {
         connections: n,
         idle_rss_mib: mib(idle),
@@ -190,6 +194,9 @@ pub async fn run(
         stalled_bodies,
         large_bodies,
         reviews_at_limit,
+        rejections_counted: rejections_before
+            .zip(rejections_after)
+            .map(|(before, after)| after - before),
         assigns_afterwards: assigns(client).await?,
     })
 }
@@ -512,6 +519,11 @@ impl AbuseReport {
             } else {
                 "EXCEEDED"
             }
+        );
+        let _ = writeln!(
+            text,
+            "  {REJECTIONS} +{}",
+            crate::units::format_optional(self.rejections_counted, 0)
         );
         let _ = writeln!(
             text,
