@@ -46,7 +46,10 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
-    use crate::{commands::ring::Format, report::ReportFormat};
+    use crate::{
+        commands::{ring::Format, sharder_bench::Phase},
+        report::ReportFormat,
+    };
 
     #[test]
     fn the_cli_is_consistent() {
@@ -119,6 +122,12 @@ mod tests {
         assert_eq!(args.duration, Duration::from_secs(20));
         assert_eq!(args.objects, 20_000);
         assert_eq!(args.concurrent_moves, 100);
+        assert_eq!(
+            args.phases,
+            [Phase::Latency, Phase::Memory, Phase::Move, Phase::Abuse]
+        );
+        assert_eq!(args.abuse_connections, 100);
+        assert_eq!(args.abuse_body_bytes, 15_000_000);
         assert_eq!(args.format, ReportFormat::Table);
     }
 

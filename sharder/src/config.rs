@@ -14,7 +14,10 @@
 //! `webhook.config.caBundleFile` (a PEM file whose content becomes the webhook configuration's
 //! `caBundle`, where in a cluster cert-manager injects it) and `metrics.secureServing` (the Go
 //! sharder always serves `/metrics` securely; `false` serves plain HTTP for local runs,
-//! docs/metrics-security.md#defaults).
+//! docs/metrics-security.md#defaults). Five more bound what a client can hold of the webhook
+//! server (docs/sharder.md#the-webhook-under-load): `webhook.server.headerReadTimeout`,
+//! `bodyReadTimeout`, `maxConcurrentRequests`, `maxRequestBodyBytes` and
+//! `maxInFlightBodyBytes`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,7 +32,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use serde::{Deserialize, Deserializer, de::Error as _};
 use sharding::api::labels::{SHARDER_LEASE, SHARDER_NAMESPACE};
 
-use crate::webhook::configuration::default_namespace_selector;
+use crate::webhook::{configuration::default_namespace_selector, limits::Limits};
 
 /// The only `apiVersion` a sharder config file may have.
 pub const API_VERSION: &str = "config.sharding.timebertt.dev/v1alpha1";
@@ -322,11 +325,31 @@ pub struct WebhookServer {
     /// `keyName`: the key's file name in `cert_dir`. Defaults to `tls.key`.
     #[serde(deserialize_with = "key_name")]
     pub key_name: String,
+    /// `headerReadTimeout` (our extension): how long a client may take for the TLS handshake,
+    /// for a request's headers, and between requests on a keep-alive connection. Defaults to
+    /// 10 s, like the `ReadHeaderTimeout` Go servers commonly set.
+    pub header_read_timeout: PositiveDuration,
+    /// `bodyReadTimeout` (our extension): how long a client may take for a request's body once
+    /// its headers are read. Defaults to 10 s; the API server's own call times out after 5 s.
+    pub body_read_timeout: PositiveDuration,
+    /// `maxConcurrentRequests` (our extension): requests handled at once; more are answered 429
+    /// at once. Defaults to 256, room for `concurrentMoves` calls of a few rings' moves.
+    pub max_concurrent_requests: AtLeastOne,
+    /// `maxRequestBodyBytes` (our extension): the largest request body; a larger one is answered
+    /// 413. Defaults to 7 MiB: the API server accepts objects of up to 3 MiB, and an UPDATE's
+    /// review carries the object and the old object.
+    pub max_request_body_bytes: AtLeastOne,
+    /// `maxInFlightBodyBytes` (our extension): request body bytes held by all requests
+    /// together; a request whose body does not fit is answered 429. At least
+    /// `maxRequestBodyBytes`; defaults to 16 MiB, two reviews of the largest size or thousands of
+    /// common ones.
+    pub max_in_flight_body_bytes: AtLeastOne,
 }
 
 const CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
 const CERT_NAME: &str = "tls.crt";
 const KEY_NAME: &str = "tls.key";
+const MIB: u32 = 1024 * 1024;
 
 impl Default for WebhookServer {
     fn default() -> Self {
@@ -335,6 +358,11 @@ impl Default for WebhookServer {
             cert_dir: PathBuf::from(CERT_DIR),
             cert_name: CERT_NAME.to_owned(),
             key_name: KEY_NAME.to_owned(),
+            header_read_timeout: PositiveDuration::from_secs(10),
+            body_read_timeout: PositiveDuration::from_secs(10),
+            max_concurrent_requests: AtLeastOne(256),
+            max_request_body_bytes: AtLeastOne(7 * MIB),
+            max_in_flight_body_bytes: AtLeastOne(16 * MIB),
         }
     }
 }
@@ -350,6 +378,18 @@ impl WebhookServer {
     #[must_use]
     pub fn key_file(&self) -> PathBuf {
         self.cert_dir.join(&self.key_name)
+    }
+
+    /// The bounds of the webhook server.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: self.header_read_timeout.get(),
+            body_read_timeout: self.body_read_timeout.get(),
+            max_concurrent_requests: self.max_concurrent_requests.get(),
+            max_request_body_bytes: self.max_request_body_bytes.get(),
+            max_in_flight_body_bytes: self.max_in_flight_body_bytes.get(),
+        }
     }
 }
 
@@ -478,6 +518,17 @@ impl SharderConfig {
                     format!("{shorter} ({value}) must be less than {longer} ({limit})"),
                 ));
             }
+        }
+        let server = &self.webhook.server;
+        if server.max_request_body_bytes > server.max_in_flight_body_bytes {
+            return Err(check.conflict(
+                "webhook.server",
+                format!(
+                    "maxRequestBodyBytes ({}) must not exceed maxInFlightBodyBytes ({})",
+                    server.max_request_body_bytes.get(),
+                    server.max_in_flight_body_bytes.get()
+                ),
+            ));
         }
         let webhook = &self.webhook.config;
         check.client_config(&webhook.client_config)?;
@@ -898,6 +949,29 @@ impl<'de> Deserialize<'de> for ConcurrentMoves {
     }
 }
 
+/// A count or a size of the webhook server's limits: at least 1, at most `u32::MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AtLeastOne(u32);
+
+impl AtLeastOne {
+    /// The value.
+    #[must_use]
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AtLeastOne {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        u32::try_from(value)
+            .ok()
+            .filter(|&value| value >= 1)
+            .map(Self)
+            .ok_or_else(|| rejected(value, "must be between 1 and 4294967295"))
+    }
+}
+
 /// A section such as `debugging:` that is present but empty (null) has every default.
 fn section<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
     deserializer: D,
@@ -1105,6 +1179,11 @@ mod tests {
                 cert_dir: PathBuf::from("/tmp/k8s-webhook-server/serving-certs"),
                 cert_name: "tls.crt".to_owned(),
                 key_name: "tls.key".to_owned(),
+                header_read_timeout: positive(Duration::from_secs(10)),
+                body_read_timeout: positive(Duration::from_secs(10)),
+                max_concurrent_requests: AtLeastOne(256),
+                max_request_body_bytes: AtLeastOne(7_340_032),
+                max_in_flight_body_bytes: AtLeastOne(16_777_216),
             }
         );
         assert_eq!(
@@ -1142,6 +1221,25 @@ mod tests {
                     match_labels: None,
                 },
                 ca_bundle_file: None,
+            }
+        );
+    }
+
+    #[test]
+    fn the_webhook_server_limits_are_those_of_the_config() {
+        let config = parse_body(
+            "webhook: {server: {headerReadTimeout: 1s, bodyReadTimeout: 2s, \
+             maxConcurrentRequests: 3, maxRequestBodyBytes: 4, maxInFlightBodyBytes: 5}}",
+        )
+        .unwrap();
+        assert_eq!(
+            config.webhook.server.limits(),
+            Limits {
+                header_read_timeout: Duration::from_secs(1),
+                body_read_timeout: Duration::from_secs(2),
+                max_concurrent_requests: 3,
+                max_request_body_bytes: 4,
+                max_in_flight_body_bytes: 5,
             }
         );
     }
@@ -1224,6 +1322,11 @@ webhook:
     certDir: /certs
     certName: cert.pem
     keyName: key.pem
+    headerReadTimeout: 3s
+    bodyReadTimeout: 4s
+    maxConcurrentRequests: 50
+    maxRequestBodyBytes: 1000000
+    maxInFlightBodyBytes: 20000000
   config:
     annotations:
       example.com/a: b
@@ -1286,6 +1389,11 @@ gracefulShutDown: -1s
                         cert_dir: PathBuf::from("/certs"),
                         cert_name: "cert.pem".to_owned(),
                         key_name: "key.pem".to_owned(),
+                        header_read_timeout: positive(Duration::from_secs(3)),
+                        body_read_timeout: positive(Duration::from_secs(4)),
+                        max_concurrent_requests: AtLeastOne(50),
+                        max_request_body_bytes: AtLeastOne(1_000_000),
+                        max_in_flight_body_bytes: AtLeastOne(20_000_000),
                     },
                     config: WebhookConfig {
                         annotations: BTreeMap::from([("example.com/a".to_owned(), "b".to_owned())]),
@@ -1541,6 +1649,29 @@ gracefulShutDown: -1s
                 "clientConnection: {qps: .inf}",
                 "sharder.yaml: clientConnection.qps: must be a finite number, got inf",
             ),
+            (
+                "webhook: {server: {headerReadTimeout: 0s}}",
+                "sharder.yaml: webhook.server.headerReadTimeout: must be positive, got \"0s\"",
+            ),
+            (
+                "webhook: {server: {bodyReadTimeout: -1s}}",
+                "sharder.yaml: webhook.server.bodyReadTimeout: must be positive, got \"-1s\"",
+            ),
+            (
+                "webhook: {server: {maxConcurrentRequests: 0}}",
+                "sharder.yaml: webhook.server.maxConcurrentRequests: must be between 1 and \
+                 4294967295, got 0",
+            ),
+            (
+                "webhook: {server: {maxRequestBodyBytes: -1}}",
+                "sharder.yaml: webhook.server.maxRequestBodyBytes: must be between 1 and \
+                 4294967295, got -1",
+            ),
+            (
+                "webhook: {server: {maxInFlightBodyBytes: 4294967296}}",
+                "sharder.yaml: webhook.server.maxInFlightBodyBytes: must be between 1 and \
+                 4294967295, got 4294967296",
+            ),
         ] {
             let error = parse_body(body).unwrap_err();
             assert!(matches!(error, ConfigError::Invalid { .. }), "{error:?}");
@@ -1632,6 +1763,11 @@ gracefulShutDown: -1s
                 "leaderElection: {renewDeadline: 1500ms}",
                 "sharder.yaml: leaderElection: retryPeriod (2s) must be less than renewDeadline \
                  (1.5s)",
+            ),
+            (
+                "webhook: {server: {maxRequestBodyBytes: 2000, maxInFlightBodyBytes: 1000}}",
+                "sharder.yaml: webhook.server: maxRequestBodyBytes (2000) must not exceed \
+                 maxInFlightBodyBytes (1000)",
             ),
             (
                 "webhook: {config: {clientConfig: {url: 'https://sharder', service: {}}}}",

@@ -93,16 +93,24 @@ pub async fn run(
         let serving = MetricsServing::new(config.metrics.secure_serving, &client);
         runtime.serve_metrics(listener, Arc::new(registry), serving);
     }
-    let router = webhook::server::router(Webhook::new(Arc::new(cache.clone()), webhook_metrics));
-    let (cert, key) = (
-        config.webhook.server.cert_file(),
-        config.webhook.server.key_file(),
+    let server = &config.webhook.server;
+    let limits = server.limits();
+    let router = webhook::server::router(
+        Webhook::new(Arc::new(cache.clone()), webhook_metrics),
+        limits,
     );
+    let files = (server.cert_file(), server.key_file());
     let webhook_stop = runtime.stopped();
     runtime.spawn_server(async move {
-        webhook::server::serve(listeners.webhook, cert, key, router, webhook_stop)
-            .await
-            .context("webhook server failed")
+        webhook::server::serve(
+            listeners.webhook,
+            files,
+            router,
+            limits.header_read_timeout,
+            webhook_stop,
+        )
+        .await
+        .context("webhook server failed")
     });
 
     // Every write of the controllers checks the leader's fence (docs/sharder.md#leadership).

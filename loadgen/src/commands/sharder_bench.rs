@@ -13,6 +13,11 @@
 //! 5. Move time: releases `bench-0`'s Lease and waits until none of its objects is left on it;
 //!    then the sharder's RSS again, since a resync that patches thousands of objects is where
 //!    memory could pile up.
+//! 6. Abuse ([`abuse`]): clients that stall or send too much, straight to the webhook port,
+//!    and the sharder's peak RSS against 2 × its idle RSS + 64 MiB.
+//!
+//! `--phases` picks phases 3 to 6 (all by default); `--phases abuse` measures the abuse phase
+//! against a fresh sharder's idle RSS.
 //!
 //! Everything it starts is stopped on exit, on error and on Ctrl-C: the control plane removes
 //! its directory (which holds the sharder's files) and the sharder child is killed on drop
@@ -21,7 +26,7 @@
 use std::{fmt::Write as _, io::Write, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, anyhow};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::ConfigMap};
@@ -45,6 +50,22 @@ use crate::{
     report::{Progress, ReportFormat, TextTable},
     units::{format_optional, format_ratio, mib, per_second},
 };
+
+mod abuse;
+
+/// A phase of the benchmark after the set-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Webhook latency under open-loop creates.
+    Latency,
+    /// RSS with about 1,000 and with `--objects` objects.
+    Memory,
+    /// The move of a released shard's objects.
+    Move,
+    /// Clients that stall or send too much, straight to the webhook.
+    Abuse,
+}
 
 /// Arguments of `loadgen sharder-bench`.
 #[derive(Debug, Args)]
@@ -86,6 +107,24 @@ pub struct SharderBenchArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub move_timeout: Duration,
 
+    /// The phases to run, in this order: latency, memory, move, abuse.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Phase::Latency, Phase::Memory, Phase::Move, Phase::Abuse])]
+    pub phases: Vec<Phase>,
+
+    /// Connections of each kind in the abuse phase: stalled headers, stalled bodies, large
+    /// bodies and reviews at the body limit.
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub abuse_connections: u32,
+
+    /// Bytes of each large body in the abuse phase.
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "BYTES",
+        default_value_t = 15_000_000
+    )]
+    pub abuse_body_bytes: usize,
+
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
@@ -105,6 +144,8 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// Creates in flight at most in the latency phase; beyond it creates queue, and the queueing
 /// counts into their latency (it is measured from the intended start).
 const MAX_IN_FLIGHT: usize = 1_000;
+/// The sharder's count of requests its webhook server turned away.
+const REJECTIONS: &str = "controller_sharding_webhook_rejections_total";
 /// The annotation patched onto the ring to force a resync.
 const RESYNC_ANNOTATION: &str = "loadgen.sharding.timebertt.dev/resync";
 
@@ -149,15 +190,36 @@ async fn bench(args: &SharderBenchArgs, sharder: &Path) -> anyhow::Result<Report
     wait_until_ready(&client, &mut sharder, args.shards).await?;
     let baseline_rss = sharder.usage()?.rss_bytes;
 
-    progress(&format!(
-        "webhook latency: {} creates/s for {:?}",
-        args.rate, args.duration
-    ));
-    let webhook = webhook_latency(&client, args.rate, args.duration).await?;
-
-    let memory = memory(&client, &mut sharder, args, baseline_rss).await?;
-
-    let movement = move_time(&client, &mut sharder, leases.remove(0), args.move_timeout).await?;
+    let runs = |phase| args.phases.contains(&phase);
+    let webhook = if runs(Phase::Latency) {
+        progress(&format!(
+            "webhook latency: {} creates/s for {:?}",
+            args.rate, args.duration
+        ));
+        Some(webhook_latency(&client, args.rate, args.duration).await?)
+    } else {
+        None
+    };
+    let memory = if runs(Phase::Memory) {
+        Some(memory(&client, &mut sharder, args, baseline_rss).await?)
+    } else {
+        None
+    };
+    let movement = if runs(Phase::Move) {
+        Some(move_time(&client, &mut sharder, leases.remove(0), args.move_timeout).await?)
+    } else {
+        None
+    };
+    let abuse = if runs(Phase::Abuse) {
+        let ca = control_plane.certificate_authority().cert_pem().to_owned();
+        let abuse = abuse::Abuse {
+            connections: usize::try_from(args.abuse_connections)?,
+            body_bytes: args.abuse_body_bytes,
+        };
+        Some(abuse::run(&client, &mut sharder, &ca, abuse).await?)
+    } else {
+        None
+    };
 
     progress("stopping the sharder and the control plane");
     sharder.kill().await;
@@ -175,10 +237,12 @@ async fn bench(args: &SharderBenchArgs, sharder: &Path) -> anyhow::Result<Report
             concurrency: args.concurrency,
             concurrent_moves: args.concurrent_moves,
             settle_seconds: args.settle.as_secs_f64(),
+            phases: args.phases.clone(),
         },
         webhook,
         memory,
         movement,
+        abuse,
     })
 }
 
@@ -510,6 +574,7 @@ async fn move_time(
     let objects = listing::count(&config_maps, Some(&on_departed)).await?;
     let movements = "controller_sharding_movements_total";
     let movements_before = sharder.metric_sum(movements).await;
+    let rejections_before = sharder.metric_sum(REJECTIONS).await;
     progress(&format!(
         "move: releasing the Lease of {RING}-0, which has {objects} objects"
     ));
@@ -531,6 +596,7 @@ async fn move_time(
     .await?;
     let elapsed = started.elapsed();
     let movements_after = sharder.metric_sum(movements).await;
+    let rejections_after = sharder.metric_sum(REJECTIONS).await;
     // A resync that patches thousands of objects is where buffers could pile up, so memory is
     // read again once it is done.
     let usage = sharder.usage()?;
@@ -543,6 +609,9 @@ async fn move_time(
         movements_counted: movements_before
             .zip(movements_after)
             .map(|(before, after)| after - before),
+        webhook_rejections: rejections_before
+            .zip(rejections_after)
+            .map(|(before, after)| after - before),
     })
 }
 
@@ -551,12 +620,14 @@ async fn move_time(
 pub struct Report {
     /// The run's parameters.
     pub parameters: Parameters,
-    /// Phase 3.
-    pub webhook: WebhookReport,
-    /// Phase 4.
-    pub memory: MemoryReport,
-    /// Phase 5.
-    pub movement: MoveReport,
+    /// Phase 3, if run.
+    pub webhook: Option<WebhookReport>,
+    /// Phase 4, if run.
+    pub memory: Option<MemoryReport>,
+    /// Phase 5, if run.
+    pub movement: Option<MoveReport>,
+    /// Phase 6, if run.
+    pub abuse: Option<abuse::AbuseReport>,
 }
 
 /// The run's parameters.
@@ -576,6 +647,8 @@ pub struct Parameters {
     pub concurrent_moves: u32,
     /// Time given to each forced resync.
     pub settle_seconds: f64,
+    /// The phases run.
+    pub phases: Vec<Phase>,
 }
 
 /// Create latencies through the webhook and without it.
@@ -645,14 +718,14 @@ pub struct MoveReport {
     pub objects_per_second: f64,
     /// The increase of the sharder's `controller_sharding_movements_total`, if scraped.
     pub movements_counted: Option<f64>,
+    /// The increase of the sharder's `controller_sharding_webhook_rejections_total`, if
+    /// scraped: the moves' UPDATEs the webhook server turned away.
+    pub webhook_rejections: Option<f64>,
 }
 
 impl crate::report::Report for Report {
     fn table(&self) -> String {
         let p = &self.parameters;
-        let w = &self.webhook;
-        let m = &self.memory;
-        let v = &self.movement;
         let mut text = String::new();
         let _ = writeln!(
             text,
@@ -665,12 +738,31 @@ impl crate::report::Report for Report {
             p.concurrent_moves,
             p.settle_seconds
         );
+        if let Some(webhook) = &self.webhook {
+            text.push_str(&webhook.table());
+        }
+        if let Some(memory) = &self.memory {
+            text.push_str(&memory.table());
+        }
+        if let Some(movement) = &self.movement {
+            text.push_str(&movement.table(self.memory.as_ref()));
+        }
+        if let Some(abuse) = &self.abuse {
+            text.push_str(&abuse.table());
+        }
+        text
+    }
+}
+
+impl WebhookReport {
+    fn table(&self) -> String {
+        let mut text = String::new();
         let _ = writeln!(
             text,
             "webhook latency (ConfigMap create, open loop, from the intended start)"
         );
         let mut latency = TextTable::new(&["", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
-        for (name, s) in [("sharded", &w.sharded), ("plain", &w.plain)] {
+        for (name, s) in [("sharded", &self.sharded), ("plain", &self.plain)] {
             latency.row([
                 name.to_owned(),
                 s.count.to_string(),
@@ -684,19 +776,26 @@ impl crate::report::Report for Report {
         let _ = writeln!(
             text,
             "  sharded/plain: p50 {}, p99 {}\n  errors {}, sharded without shard label {}, plain with shard label {}\n",
-            format_ratio(w.p50_ratio),
-            format_ratio(w.p99_ratio),
-            w.errors,
-            w.sharded_without_shard_label,
-            w.plain_with_shard_label
+            format_ratio(self.p50_ratio),
+            format_ratio(self.p99_ratio),
+            self.errors,
+            self.sharded_without_shard_label,
+            self.plain_with_shard_label
         );
+        text
+    }
+}
+
+impl MemoryReport {
+    fn table(&self) -> String {
+        let mut text = String::new();
         let _ = writeln!(text, "sharder memory (VmRSS after a forced resync)");
         let mut memory = TextTable::new(&[]);
         memory.row([
             "ring ready, no objects".to_owned(),
-            format!("{:.1} MiB", m.baseline_rss_mib),
+            format!("{:.1} MiB", self.baseline_rss_mib),
         ]);
-        for s in [&m.small, &m.large] {
+        for s in [&self.small, &self.large] {
             memory.row([
                 format!("{} objects", s.objects),
                 format!("{:.1} MiB", s.rss_mib),
@@ -710,28 +809,41 @@ impl crate::report::Report for Report {
         let _ = writeln!(
             text,
             "  ratio {}, peak so far (VmHWM) {:.1} MiB\n  created {} ConfigMaps at {:.0}/s, {} errors\n",
-            format_ratio(m.rss_ratio),
-            m.peak_rss_mib,
-            m.created,
-            m.creates_per_second,
-            m.create_errors
+            format_ratio(self.rss_ratio),
+            self.peak_rss_mib,
+            self.created,
+            self.creates_per_second,
+            self.create_errors
         );
+        text
+    }
+}
+
+impl MoveReport {
+    /// The move's section; compared with the small reading of `memory` if it ran.
+    fn table(&self, memory: Option<&MemoryReport>) -> String {
+        let mut text = String::new();
         let _ = writeln!(text, "move after releasing the Lease of bench-0");
         let _ = writeln!(
             text,
-            "  {} objects in {:.1} s ({:.0} objects/s); controller_sharding_movements_total +{}",
-            v.moved_objects,
-            v.seconds,
-            v.objects_per_second,
-            format_optional(v.movements_counted, 0)
+            "  {} objects in {:.1} s ({:.0} objects/s); controller_sharding_movements_total +{}, {REJECTIONS} +{}",
+            self.moved_objects,
+            self.seconds,
+            self.objects_per_second,
+            format_optional(self.movements_counted, 0),
+            format_optional(self.webhook_rejections, 0)
         );
+        let compared = memory.map_or_else(String::new, |m| {
+            format!(
+                " ({} the {}-object reading)",
+                format_ratio(ratio(self.rss_after_mib, m.small.rss_mib)),
+                m.small.objects
+            )
+        });
         let _ = writeln!(
             text,
-            "  sharder VmRSS after the move {:.1} MiB ({} the {}-object reading), peak of the run (VmHWM) {:.1} MiB",
-            v.rss_after_mib,
-            format_ratio(ratio(v.rss_after_mib, m.small.rss_mib)),
-            m.small.objects,
-            v.peak_rss_mib
+            "  sharder VmRSS after the move {:.1} MiB{compared}, peak of the run (VmHWM) {:.1} MiB\n",
+            self.rss_after_mib, self.peak_rss_mib
         );
         text
     }

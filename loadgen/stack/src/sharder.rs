@@ -30,6 +30,7 @@ impl Default for SharderSettings {
 #[derive(Debug)]
 pub struct SharderProcess {
     process: ChildProcess,
+    webhook_port: u16,
 }
 
 impl SharderProcess {
@@ -70,7 +71,17 @@ impl SharderProcess {
             dir.join("sharder.log"),
             metrics_port,
         )?;
-        Ok(Self { process })
+        Ok(Self {
+            process,
+            webhook_port,
+        })
+    }
+
+    /// The loopback port of its HTTPS webhook server, whose certificate the control plane's CA
+    /// issued for `127.0.0.1`.
+    #[must_use]
+    pub fn webhook_port(&self) -> u16 {
+        self.webhook_port
     }
 
     delegate_to_child_process!();

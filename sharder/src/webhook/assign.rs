@@ -2,12 +2,14 @@
 //! hash ring and the request go in, a [`Decision`] comes out. The handler turns it into a response.
 
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
-use kube::core::{DynamicObject, admission::AdmissionRequest};
+use kube::core::admission::AdmissionRequest;
 use sharding::{
     api::{ControllerRing, GroupResource, ResourceRole, labels},
     consistent_hash::Ring,
     key,
 };
+
+use super::review::ObjectHead;
 
 /// Why an object that already carries the ring's shard label is admitted unchanged.
 pub const ALREADY_ASSIGNED: &str = "object is already assigned";
@@ -49,7 +51,7 @@ pub enum Decision {
 pub fn assign(
     ring: &ControllerRing,
     hash_ring: &Ring,
-    request: &AdmissionRequest<DynamicObject>,
+    request: &AdmissionRequest<ObjectHead>,
 ) -> Decision {
     let Some(object) = &request.object else {
         return Decision::Allow { reason: NO_OBJECT };
@@ -151,7 +153,6 @@ fn group_resource_string(resource: &GroupResource) -> String {
 
 #[cfg(test)]
 mod tests {
-    use kube::core::admission::AdmissionReview;
     use serde_json::{Value, json};
     use sharding::api::{ControllerRingSpec, RingResource};
 
@@ -193,8 +194,8 @@ mod tests {
         operation: &str,
         (group, resource): (&str, &str),
         object: Option<&Value>,
-    ) -> AdmissionRequest<DynamicObject> {
-        let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+    ) -> AdmissionRequest<ObjectHead> {
+        let review = serde_json::to_vec(&json!({
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
             "request": {
@@ -209,15 +210,15 @@ mod tests {
                 "dryRun": false,
             }
         }))
-        .expect("a valid review");
-        review.try_into().expect("a review with a request")
+        .unwrap();
+        crate::webhook::review::read(&review).expect("a valid review with a request")
     }
 
     fn thing(metadata: &Value) -> Value {
         json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": metadata})
     }
 
-    fn create_thing(metadata: &Value) -> AdmissionRequest<DynamicObject> {
+    fn create_thing(metadata: &Value) -> AdmissionRequest<ObjectHead> {
         request("CREATE", ("example.com", "things"), Some(&thing(metadata)))
     }
 

@@ -4,7 +4,9 @@
 //! Every answer is a 200 with an AdmissionReview (docs/contract.md#webhook): a body that cannot be
 //! decoded gets a denial with code 400, so the API server reports the reason instead of a transport
 //! error, and the webhook's `failurePolicy: Ignore` lets the object through unassigned for the
-//! resync to pick up.
+//! resync to pick up. Requests beyond the server's bounds never reach the handler: the
+//! [`limits`](super::limits) answer them with 429, 413 or 408, which the API server treats as a
+//! failed call, with the same outcome under `failurePolicy: Ignore`.
 //!
 //! The answers' codes and messages are those of the Go original (docs/compatibility.md):
 //! denials carry a code and a message but no reason, allowed requests code 200 and why.
@@ -17,16 +19,14 @@ use axum::{
     extract::{Path, State, rejection::BytesRejection, rejection::PathRejection},
 };
 use k8s_openapi::ByteString;
-use kube::core::{
-    DynamicObject,
-    admission::{AdmissionRequest, AdmissionReview, META_API_VERSION_V1, META_KIND},
-};
+use kube::core::admission::{META_API_VERSION_V1, META_KIND};
 use serde::{Deserialize, Serialize};
 use sharding::{api::ControllerRing, consistent_hash::Ring};
 
 use super::{
     assign::{Decision, assign},
     metrics::{ResourceLabels, RingLabels, WebhookMetrics},
+    review::{self, Unreadable},
 };
 
 /// The message of an allowed request that assigns the object, as the Go original words it.
@@ -64,6 +64,12 @@ impl Webhook {
         Self { state, metrics }
     }
 
+    /// The metrics it records into.
+    #[must_use]
+    pub fn metrics(&self) -> &WebhookMetrics {
+        &self.metrics
+    }
+
     /// Answers the AdmissionReview in `body`, sent to the path of the ring named `ring`.
     ///
     /// # Guarantees
@@ -72,29 +78,16 @@ impl Webhook {
     #[must_use]
     #[tracing::instrument(name = "admit", skip_all, fields(ring = %ring, uid))]
     pub fn review(&self, ring: &str, body: &[u8]) -> Review {
-        // The path names the field at fault (`request.operation`), which serde_json's own
-        // error, a line and column, does not.
-        let decoded: Result<AdmissionReview<DynamicObject>, _> =
-            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body));
-        let review = match decoded {
-            Ok(review) => review,
-            Err(error) => {
-                tracing::debug!(%error, "cannot decode AdmissionReview");
-                let path = error.path().to_string();
-                let field = if path == "." {
-                    String::new()
-                } else {
-                    format!("{path}: ")
+        let request = match review::read(body) {
+            Ok(request) => request,
+            Err(unreadable) => {
+                tracing::debug!(error = %unreadable, "cannot read AdmissionReview");
+                let uid = match unreadable {
+                    Unreadable::Decode(_) => uid_of(body).unwrap_or_default(),
+                    Unreadable::NoRequest => String::new(),
                 };
-                return Review::invalid(
-                    format!("cannot decode AdmissionReview: {field}{}", error.inner()),
-                    uid_of(body).unwrap_or_default(),
-                );
+                return Review::invalid(unreadable.to_string(), uid);
             }
-        };
-        let request: Result<AdmissionRequest<DynamicObject>, _> = review.try_into();
-        let Ok(request) = request else {
-            return Review::invalid("AdmissionReview carries no request", String::new());
         };
         tracing::Span::current().record("uid", request.uid.as_str());
 

@@ -1,5 +1,5 @@
-//! The webhook's metrics (docs/contract.md#metrics): assignments per ring and resource, and how
-//! long deciding a request takes per ring.
+//! The webhook's metrics (docs/contract.md#metrics): assignments per ring and resource, how
+//! long deciding a request takes per ring, and requests the server's bounds turned away.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -41,6 +41,13 @@ pub struct RingLabels {
     pub controllerring: String,
 }
 
+/// Labels of the rejection series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    /// Which bound turned the request away (`Rejection::reason`).
+    pub reason: &'static str,
+}
+
 /// The constructor of the request duration histograms, as a function pointer so that the
 /// family's type can name it.
 type NewHistogram = fn() -> Histogram;
@@ -54,6 +61,9 @@ pub struct WebhookMetrics {
     /// `controller_sharding_webhook_request_duration_seconds`: time to decide a request of a
     /// known ring, from the decoded body to the response.
     pub request_duration: Family<RingLabels, Histogram, NewHistogram>,
+    /// `controller_sharding_webhook_rejections_total`: requests answered by the server's bounds
+    /// (docs/sharder.md#the-webhook-under-load) instead of the handler.
+    pub rejections: Family<RejectionLabels, Counter>,
 }
 
 impl WebhookMetrics {
@@ -71,6 +81,11 @@ impl WebhookMetrics {
             "Time the sharder webhook takes to decide an admission request per ControllerRing",
             metrics.request_duration.clone(),
         );
+        registry.register(
+            "controller_sharding_webhook_rejections",
+            "Total number of requests the sharder webhook's server turned away by the bound they exceeded",
+            metrics.rejections.clone(),
+        );
         metrics
     }
 }
@@ -85,6 +100,7 @@ impl Default for WebhookMetrics {
             request_duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16))
             }),
+            rejections: Family::default(),
         }
     }
 }
@@ -109,6 +125,12 @@ mod tests {
                 controllerring: "ring".into(),
             })
             .observe(0.001);
+        metrics
+            .rejections
+            .get_or_create(&RejectionLabels {
+                reason: "body_too_large",
+            })
+            .inc();
 
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
@@ -120,6 +142,12 @@ mod tests {
         );
         assert!(
             text.contains(r#"controller_sharding_webhook_request_duration_seconds_count{controllerring="ring"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"controller_sharding_webhook_rejections_total{reason="body_too_large"} 1"#
+            ),
             "{text}"
         );
     }
