@@ -51,6 +51,7 @@ use self::search::SearchResults;
 
 pub mod chaos;
 pub mod driver;
+pub mod faults;
 pub mod metrics;
 pub mod observer;
 pub mod owned;
@@ -115,6 +116,11 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(Path
         None => None,
     };
 
+    if let Some((field, problem)) =
+        crate::environment::unsupported(&options.target, &scenario.faults)
+    {
+        anyhow::bail!("{field}: {problem}");
+    }
     let mut target = Target::connect(&options.target, &scenario.controller).await?;
     let mut shard_counts = Vec::new();
     let mut kubernetes = String::new();
@@ -232,6 +238,7 @@ async fn shard_count(
         started_at,
         kills,
         rolling_updates,
+        faults,
         disruption_errors,
         search,
     } = tokio::select! {
@@ -254,15 +261,15 @@ async fn shard_count(
         .iter()
         .map(|kill| tracker.lease_dead_at(&kill.shard, kill.at))
         .collect();
-    let load_span = (started_at, scenario.duration);
     let watch_restarts = tracker.watch_restarts(started_at, started_at + scenario.duration);
     let owned = owned::check(&client, &scenario.workloads, &ring.name, &tracker).await?;
     let finished = tracker.finish(Timestamp::now());
-    let cores = target.machine().await?.cores;
     let snapshots = std::mem::take(&mut samples.snapshots);
     let mut results = ShardCountResults {
         repetition,
         rolling_updates,
+        faults,
+        restarts: target.restarts()?,
         owned,
         ..measure(
             scenario,
@@ -281,10 +288,10 @@ async fn shard_count(
         objects: &results.objects_per_shard,
         completed: &completed,
         failed: &failed_at,
-        cores,
+        cores: target.machine().await?.cores,
     };
     let load = Assessed {
-        span: load_span,
+        span: (started_at, scenario.duration),
         scheduled: finished.accounting.writes.scheduled + finished.accounting.deletes.scheduled,
         watch_restarts,
     };
@@ -392,6 +399,8 @@ fn measure(
         movements,
         failovers,
         rolling_updates: Vec::new(),
+        faults: Vec::new(),
+        restarts: None,
         owned: None,
         capacity,
         cost: cost::summarize(&samples.usage),
@@ -601,13 +610,28 @@ struct Loaded {
     kills: Vec<chaos::Kill>,
     /// When each rolling update began.
     rolling_updates: Vec<Timestamp>,
+    /// The scenario's faults as they were injected.
+    faults: Vec<faults::FaultRecord>,
     disruption_errors: Vec<String>,
     /// The steps of a capacity search.
     search: Option<SearchResults>,
 }
 
+/// `work` while the target restarts the processes that exit, as a kubelet would; only a
+/// crash loop ends it (docs/experiments.md#the-supervisor).
+async fn supervised<T>(
+    target: &Target,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        error = target.supervise() => Err(error),
+        result = work => result,
+    }
+}
+
 /// Once the observer has synced: the initial objects, then the scenario's load or its
-/// search.
+/// search, while the
+/// target restarts the processes that exit.
 async fn load_or_search(
     target: &Target,
     scenario: &Scenario,
@@ -617,21 +641,31 @@ async fn load_or_search(
     metrics: &metrics::Metrics,
     mut synced: watch::Receiver<bool>,
 ) -> anyhow::Result<Loaded> {
-    synced
-        .wait_for(|synced| *synced)
-        .await
-        .context("the observer stopped")?;
-    let initial = scenario.world.initial_websites;
-    if initial > 0 {
-        progress.phase(&format!("creating {initial} initial objects"));
-        let failed = driver.create_initial(initial, 20).await;
-        anyhow::ensure!(failed == 0, "{failed} of {initial} initial objects failed");
-    }
-    match (&scenario.load, scenario.search) {
-        (Some(spec), _) => load(target, scenario, spec, driver, tracker, progress, metrics).await,
-        (None, Some(spec)) => search(target, scenario, spec, driver, tracker, progress).await,
-        (None, None) => anyhow::bail!("the scenario has neither a load nor a search"),
-    }
+    supervised(
+        target,
+        Box::pin(async {
+            synced
+                .wait_for(|synced| *synced)
+                .await
+                .context("the observer stopped")?;
+            let initial = scenario.world.initial_websites;
+            if initial > 0 {
+                progress.phase(&format!("creating {initial} initial objects"));
+                let failed = driver.create_initial(initial, 20).await;
+                anyhow::ensure!(failed == 0, "{failed} of {initial} initial objects failed");
+            }
+            match (&scenario.load, scenario.search) {
+                (Some(spec), _) => {
+                    load(target, scenario, spec, driver, tracker, progress, metrics).await
+                }
+                (None, Some(spec)) => {
+                    search(target, scenario, spec, driver, tracker, progress).await
+                }
+                (None, None) => anyhow::bail!("the scenario has neither a load nor a search"),
+            }
+        }),
+    )
+    .await
 }
 
 /// `load`, the scenario's, with chaos, rolling updates, sampling and progress, and the settle
@@ -677,6 +711,7 @@ async fn load(
             None => (Vec::new(), Vec::new()),
         }
     };
+    let faults = faults::inject(target, &scenario.faults, start);
     let ticker = progress.run(start, end, metrics, tracker, &driver.population);
     // The driver issues nothing after `end` (docs/experiments.md#reconciliation-latency), so
     // the settle time is the same whether or not it fell behind.
@@ -684,8 +719,14 @@ async fn load(
         driver.run(load, start, started_at).await;
         tokio::time::sleep_until(end).await;
     };
-    let ((), (), (kills, chaos_errors), (rolling_updates, rolling_errors), ()) =
-        tokio::join!(driving, sampling, chaos, rolling, ticker);
+    let (
+        (),
+        (),
+        (kills, chaos_errors),
+        (rolling_updates, rolling_errors),
+        (faults, fault_errors),
+        (),
+    ) = tokio::join!(driving, sampling, chaos, rolling, faults, ticker);
     samples.sample(target, tracker).await;
     samples.slots = target.slots()?;
     Ok(Loaded {
@@ -693,7 +734,8 @@ async fn load(
         started_at,
         kills,
         rolling_updates,
-        disruption_errors: [chaos_errors, rolling_errors].concat(),
+        faults,
+        disruption_errors: [chaos_errors, rolling_errors, fault_errors].concat(),
         search: None,
     })
 }
@@ -755,6 +797,7 @@ async fn search(
         started_at,
         kills: Vec::new(),
         rolling_updates: Vec::new(),
+        faults: Vec::new(),
         disruption_errors: Vec::new(),
         search: Some(steps?),
     })
@@ -942,7 +985,9 @@ async fn set_up(
         "starting {} with {shards} shard(s)",
         target.kind()
     ));
-    target.prepare(shards, &scenario.operator).await?;
+    target
+        .prepare(shards, &scenario.operator, scenario.sharder)
+        .await?;
     let client = target.client()?;
     let version = client
         .apiserver_version()
