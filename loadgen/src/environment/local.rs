@@ -113,8 +113,8 @@ impl Local {
     }
 
     /// Starts a fresh stack with `shards` shards and the replicas of `sharder` (with leader
-    /// election and [`LeaderElection::SHORT`] timings when there are several), and waits until
-    /// the ring counts them all.
+    /// election and [`LeaderElection::SHORT`] timings when there are several, and its sync
+    /// period), and waits until the ring counts them all.
     pub async fn prepare(
         &mut self,
         shards: u32,
@@ -130,6 +130,7 @@ impl Local {
         };
         let settings = SharderSettings {
             leader_election: (sharder.replicas > 1).then_some(LeaderElection::SHORT),
+            sync_period: sharder.sync_period,
             ..SharderSettings::default()
         };
         let options = StackOptions::default()

@@ -157,6 +157,11 @@ impl Target {
         match self {
             Self::Local(local) => local.prepare(shards, operator, sharder).await,
             Self::Cluster(cluster) => {
+                anyhow::ensure!(
+                    sharder.sync_period == crate::scenario::DEFAULT_SYNC_PERIOD,
+                    "sharder.syncPeriod is for the local target: a cluster's sharder has the \
+                     syncPeriod of its deployed config"
+                );
                 cluster.check_sharder_replicas(sharder.replicas).await?;
                 cluster.prepare(shards, operator).await
             }

@@ -8,17 +8,29 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::rules::{self, Verdict};
 use super::{duration_text, format_duration};
 
-/// `sharder`: the sharder's replicas.
+/// `sharder`: the sharder's replicas and its periodic resync, on the local target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Sharder {
     /// `replicas`: 1 (the default) without leader election, or 2 that elect a leader, so
     /// that a fault of the leader is a failover to the other.
     pub replicas: u32,
+    /// `syncPeriod`: the sharder's `controller.sharder.syncPeriod` (default 5 min,
+    /// docs/contract.md#sharder-behaviour): how soon an object created while no webhook
+    /// answered is assigned by the periodic resync.
+    #[serde(serialize_with = "duration_text")]
+    pub sync_period: Duration,
 }
+
+/// The sharder's default `controller.sharder.syncPeriod`.
+pub const DEFAULT_SYNC_PERIOD: Duration = Duration::from_secs(5 * 60);
 
 impl Default for Sharder {
     fn default() -> Self {
-        Self { replicas: 1 }
+        Self {
+            replicas: 1,
+            sync_period: DEFAULT_SYNC_PERIOD,
+        }
     }
 }
 
@@ -149,6 +161,7 @@ const RANDOM_SHARD: &str = "shard";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct RawSharder {
     replicas: Option<i64>,
+    sync_period: Option<String>,
 }
 
 /// `faults[]` as written; which fields apply depends on `kind`.
@@ -196,7 +209,7 @@ fn at<T>(field: String, verdict: Verdict<T>) -> Result<T, Invalid> {
 }
 
 impl RawSharder {
-    /// The replicas, 1 or 2.
+    /// The replicas, 1 or 2, and the sync period, above 0.
     pub(super) fn validate(self) -> Result<Sharder, Invalid> {
         let replicas = self
             .replicas
@@ -206,8 +219,12 @@ impl RawSharder {
                     "must be 1 or {MAX_SHARDER_REPLICAS}, got {replicas}"
                 )),
             });
+        let sync_period = self.sync_period.map_or(Ok(DEFAULT_SYNC_PERIOD), |text| {
+            rules::duration(&text).and_then(rules::positive_duration)
+        });
         Ok(Sharder {
             replicas: at("sharder.replicas".to_owned(), replicas)?,
+            sync_period: at("sharder.syncPeriod".to_owned(), sync_period)?,
         })
     }
 }
@@ -402,7 +419,10 @@ mod tests {
 
     const BOUNDS: Bounds = Bounds {
         duration: Duration::from_secs(180),
-        sharder: Sharder { replicas: 2 },
+        sharder: Sharder {
+            replicas: 2,
+            sync_period: DEFAULT_SYNC_PERIOD,
+        },
         smallest_shards: 3,
     };
 
@@ -545,7 +565,7 @@ mod tests {
     #[test]
     fn faults_of_the_leader_need_a_second_replica_and_a_move_two_shards() {
         let one_replica = Bounds {
-            sharder: Sharder { replicas: 1 },
+            sharder: Sharder::default(),
             ..BOUNDS
         };
         assert_eq!(
@@ -583,13 +603,13 @@ mod tests {
     }
 
     #[test]
-    fn the_sharder_has_one_replica_or_two() {
-        let replicas = |text: &str| {
+    fn the_sharder_has_one_replica_or_two_and_resyncs_every_5_minutes_by_default() {
+        let sharder = |text: &str| {
             serde_saphyr::from_str::<RawSharder>(text)
                 .unwrap()
                 .validate()
-                .map(|sharder| sharder.replicas)
         };
+        let replicas = |text: &str| sharder(text).map(|sharder| sharder.replicas);
         assert_eq!(replicas("{}"), Ok(1));
         assert_eq!(replicas("{replicas: 2}"), Ok(2));
         for bad in [0, 3, -1] {
@@ -602,5 +622,14 @@ mod tests {
             );
         }
         assert_eq!(Sharder::default().replicas, 1);
+        assert_eq!(Sharder::default().sync_period, secs(300));
+        assert_eq!(sharder("{syncPeriod: 20s}").unwrap().sync_period, secs(20));
+        assert_eq!(
+            sharder("{syncPeriod: 0s}"),
+            Err(Invalid {
+                field: "sharder.syncPeriod".to_owned(),
+                problem: "must be greater than 0s".to_owned(),
+            })
+        );
     }
 }

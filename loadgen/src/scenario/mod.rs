@@ -25,7 +25,7 @@ mod faults;
 mod raw;
 pub(crate) mod rules;
 
-pub use faults::{Fault, FaultKind, PauseTarget, Sharder};
+pub use faults::{DEFAULT_SYNC_PERIOD, Fault, FaultKind, PauseTarget, Sharder};
 
 pub use controller::{
     ClusterController, Controller, LocalController, PLACEHOLDERS, RenderedCommand, ShardValues,
@@ -723,14 +723,14 @@ load:
     #[test]
     fn faults_and_sharder_replicas_read_and_write_back_and_are_named_by_their_path() {
         let text = format!(
-            "{}sharder: {{replicas: 2}}\nfaults:\n\
+            "{}sharder: {{replicas: 2, syncPeriod: 20s}}\nfaults:\n\
              - {{at: 1m, kind: killSharderLeader, during: move}}\n\
              - {{at: 2m, kind: pause, target: sharderLeader, duration: 20s}}\n\
              - {{at: 3m, kind: stopApiServer, duration: 20s}}\n",
             minimal().replace("shards: [1]", "shards: [3]")
         );
         let scenario = parse(&text).unwrap();
-        assert_eq!(scenario.sharder, Sharder { replicas: 2 });
+        assert_eq!(scenario.sharder.replicas, 2);
         assert_eq!(scenario.faults.len(), 3);
         assert_eq!(
             scenario.faults[2].kind,

@@ -179,6 +179,10 @@ impl Stack {
         if let Some(setup) = &setup {
             crate::install_manifests(&client, &setup.manifests, &setup.lease_namespace).await?;
         }
+        if options.sharder.leader_election.is_some() {
+            // The leader Lease's namespace, which the cluster's manifests create.
+            crate::create_namespace(&client, sharding::api::labels::SHARDER_NAMESPACE).await?;
+        }
         let names: Vec<String> = if replicas > 1 {
             (0..replicas).map(|i| format!("sharder-{i}")).collect()
         } else {
