@@ -21,7 +21,10 @@ async fn a_declared_controller_is_started_killed_and_rolled_from_its_template() 
     let mut local =
         Local::new(bin.join("sharder"), bin, false, scenario.controller.clone()).unwrap();
     // The shards are children of the target: dropping it on a failed assertion kills them.
-    local.prepare(2, &scenario.operator).await.unwrap();
+    local
+        .prepare(2, &scenario.operator, scenario.sharder)
+        .await
+        .unwrap();
     assert_eq!(local.shards().await, ["shard-0", "shard-1"]);
     let scrapes = local.operator_metrics().await;
     assert_eq!(scrapes.len(), 2);

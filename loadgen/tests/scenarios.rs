@@ -39,6 +39,7 @@ fn every_shipped_scenario_validates_and_is_named_after_its_file() {
             "chaos",
             "checksum",
             "failover",
+            "faults",
             "plan",
             "rolling-update",
             "scale-out",
@@ -104,4 +105,36 @@ fn plan_searches_a_fixed_world() {
     assert!(plan.load.is_none());
     assert!(plan.world.initial_websites > 0);
     assert!(search.churn.from < search.churn.to);
+}
+
+#[test]
+fn faults_injects_every_kind_at_three_shards_with_two_sharder_replicas() {
+    use loadgen::scenario::{FaultKind, PauseTarget};
+
+    let (_, faults) = shipped()
+        .into_iter()
+        .find(|(file, _)| file == "faults")
+        .expect("faults.yaml");
+    assert_eq!(faults.shards, [3]);
+    assert_eq!(faults.sharder.replicas, 2);
+    let kinds: Vec<&FaultKind> = faults.faults.iter().map(|fault| &fault.kind).collect();
+    assert!(matches!(
+        kinds[..],
+        [
+            FaultKind::KillSharderLeader { during_move: true },
+            FaultKind::Pause {
+                target: PauseTarget::SharderLeader,
+                ..
+            },
+            FaultKind::Pause {
+                target: PauseTarget::RandomShard,
+                ..
+            },
+            FaultKind::StopApiServer { .. },
+        ]
+    ));
+    // The shard's pause outlasts its Lease, twice over.
+    assert!(faults.faults[2].kind.duration() >= faults.operator.lease_duration * 2);
+    // About ten minutes on a 2-core machine, a minute of it set-up.
+    assert!(faults.duration + faults.settle <= Duration::from_secs(5 * 60));
 }

@@ -44,6 +44,7 @@ use std::{
     future::Future,
     net::TcpListener,
     path::{Path, PathBuf},
+    sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -155,16 +156,24 @@ impl Environment {
         let layout = Layout::new(dir.path());
         // The reaper exists before the first process, so nothing can outlive a dying parent.
         let reaper = Reaper::spawn(layout.root())?;
+        let [etcd_port, peer_port, api_port] = free_ports()?;
         let mut control_plane = ControlPlane {
-            components: Vec::new(),
-            reaper: Some(reaper),
+            processes: Mutex::new(Processes {
+                components: Vec::new(),
+                reaper: Some(reaper),
+            }),
+            api_server: ApiServerCommand {
+                binary: assets.join("kube-apiserver"),
+                args: apiserver::args(&layout, api_port, etcd_port, &self.api_server_args),
+                port: api_port,
+            },
+            startup_timeout: self.startup_timeout,
             api_server_url: String::new(),
             ca: CertificateAuthority::new("testenv-ca")?,
             layout,
             directory: Some(dir),
             keep_directory: self.keep_directory,
         };
-        let [etcd_port, peer_port, api_port] = free_ports()?;
         control_plane.write_files(api_port)?;
         let layout = control_plane.layout.clone();
 
@@ -173,18 +182,7 @@ impl Environment {
             &assets.join("etcd"),
             &etcd::args(&layout.etcd_data(), etcd_port, peer_port),
         )?;
-        control_plane.spawn(
-            "kube-apiserver",
-            &assets.join("kube-apiserver"),
-            &apiserver::args(&layout, api_port, etcd_port, &self.api_server_args),
-        )?;
-        let client = control_plane.client().await?;
-        control_plane
-            .wait_ready("kube-apiserver", self.startup_timeout, || {
-                // The client logs every failed probe as an error; not ready yet is expected.
-                api_server_ready(&client, api_port).with_subscriber(NoSubscriber::default())
-            })
-            .await?;
+        control_plane.start_api_server().await?;
 
         if self.controller_manager {
             control_plane.spawn(
@@ -194,9 +192,10 @@ impl Environment {
             )?;
             // The service-account controller creating `default/default` shows that the
             // controllers run and can write; it needs no HTTPS endpoint of the manager.
+            let client = control_plane.client().await?;
             let service_accounts = Api::<ServiceAccount>::namespaced(client, "default");
             control_plane
-                .wait_ready("kube-controller-manager", self.startup_timeout, || async {
+                .wait_ready("kube-controller-manager", || async {
                     matches!(service_accounts.get_opt("default").await, Ok(Some(_)))
                 })
                 .await?;
@@ -214,14 +213,36 @@ impl Environment {
 /// A running control plane. Dropping it stops every process and removes its directory.
 #[derive(Debug)]
 pub struct ControlPlane {
-    components: Vec<Component>,
-    reaper: Option<Reaper>,
+    /// Behind a lock so that kube-apiserver can be stopped and started again through a shared
+    /// reference, while other tasks use the control plane.
+    processes: Mutex<Processes>,
+    api_server: ApiServerCommand,
+    startup_timeout: Duration,
     api_server_url: String,
     ca: CertificateAuthority,
     layout: Layout,
     directory: Option<tempfile::TempDir>,
     keep_directory: bool,
 }
+
+/// The running components, in start order, and the reaper that watches them.
+#[derive(Debug)]
+struct Processes {
+    components: Vec<Component>,
+    reaper: Option<Reaper>,
+}
+
+/// How kube-apiserver is started, kept to start it again on the same port, certificates and
+/// etcd.
+#[derive(Debug)]
+struct ApiServerCommand {
+    binary: PathBuf,
+    args: Vec<String>,
+    port: u16,
+}
+
+/// The name of kube-apiserver's component, its log's name.
+const API_SERVER: &str = "kube-apiserver";
 
 impl ControlPlane {
     /// The API server's URL, `https://127.0.0.1:<port>`.
@@ -275,7 +296,45 @@ impl ControlPlane {
     /// The process ids of the running components, by name.
     #[must_use]
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
-        self.components.iter().map(|c| (c.name, c.pid())).collect()
+        self.processes()
+            .components
+            .iter()
+            .map(|c| (c.name, c.pid()))
+            .collect()
+    }
+
+    /// Stops kube-apiserver at once (SIGKILL), as a crash or a partitioned node would take it
+    /// away: clients see connections refused until [`Self::start_api_server`]. etcd and
+    /// kube-controller-manager keep running. Returns whether it was running.
+    pub fn stop_api_server(&self) -> bool {
+        let mut processes = self.processes();
+        let running = processes
+            .components
+            .iter()
+            .position(|c| c.name == API_SERVER);
+        // Dropping a component kills and reaps it.
+        running
+            .map(|index| processes.components.remove(index))
+            .is_some()
+    }
+
+    /// Starts kube-apiserver with the flags, port, certificates and etcd it first started with
+    /// (its log is appended to), and waits until it is ready; a running one is left alone.
+    ///
+    /// # Errors
+    /// It cannot be started, exits, or is not ready within the start-up timeout.
+    pub async fn start_api_server(&self) -> Result<()> {
+        if self.pids().iter().any(|(name, _)| *name == API_SERVER) {
+            return Ok(());
+        }
+        let command = &self.api_server;
+        self.spawn(API_SERVER, &command.binary, &command.args)?;
+        let client = self.client().await?;
+        self.wait_ready(API_SERVER, || {
+            // The client logs every failed probe as an error; not ready yet is expected.
+            api_server_ready(&client, command.port).with_subscriber(NoSubscriber::default())
+        })
+        .await
     }
 
     /// Stops the control plane now; the same as dropping it.
@@ -321,60 +380,84 @@ impl ControlPlane {
         Ok(())
     }
 
-    fn spawn(&mut self, name: &'static str, binary: &Path, args: &[String]) -> Result<()> {
-        let reaper = self
+    /// The processes; a panic while holding them cannot leave a push or remove half done.
+    fn processes(&self) -> MutexGuard<'_, Processes> {
+        self.processes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn spawn(&self, name: &'static str, binary: &Path, args: &[String]) -> Result<()> {
+        let mut processes = self.processes();
+        let reaper = processes
             .reaper
             .as_mut()
             .expect("the reaper lives as long as the control plane");
         let component = Component::spawn(name, binary, args, self.layout.log(name), reaper)?;
-        self.components.push(component);
+        processes.components.push(component);
         Ok(())
     }
 
-    /// Polls `ready` until it holds, failing early with the log of any component that exits.
-    async fn wait_ready<F, Fut>(
-        &mut self,
-        name: &'static str,
-        timeout: Duration,
-        mut ready: F,
-    ) -> Result<()>
+    /// Polls `ready` until it holds, failing early with the log of any component that exits,
+    /// for at most the start-up timeout.
+    async fn wait_ready<F, Fut>(&self, name: &'static str, mut ready: F) -> Result<()>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,
     {
+        let timeout = self.startup_timeout;
         let deadline = Instant::now() + timeout;
         loop {
-            for component in &mut self.components {
-                if let Some(status) = component.exit_status() {
-                    return Err(Error::Exited {
-                        component: component.name,
-                        status,
-                        log: component.log().to_owned(),
-                        tail: component.log_tail(),
-                    });
-                }
+            if let Some(exited) = self.exited() {
+                return Err(exited);
             }
             if ready().await {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let component = self.components.iter().find(|c| c.name == name);
+                let tail = self
+                    .processes()
+                    .components
+                    .iter()
+                    .find(|c| c.name == name)
+                    .map(Component::log_tail)
+                    .unwrap_or_default();
                 return Err(Error::NotReady {
                     component: name,
                     timeout,
                     log: self.layout.log(name),
-                    tail: component.map(Component::log_tail).unwrap_or_default(),
+                    tail,
                 });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    /// The error of the first component that has exited, if any.
+    fn exited(&self) -> Option<Error> {
+        self.processes()
+            .components
+            .iter_mut()
+            .find_map(|component| {
+                let status = component.exit_status()?;
+                Some(Error::Exited {
+                    component: component.name,
+                    status,
+                    log: component.log().to_owned(),
+                    tail: component.log_tail(),
+                })
+            })
+    }
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        let processes = self
+            .processes
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
         // Reverse start order: clients of etcd go before etcd.
-        while let Some(component) = self.components.pop() {
+        while let Some(component) = processes.components.pop() {
             drop(component);
         }
         if let Some(dir) = self.directory.take() {
@@ -386,7 +469,7 @@ impl Drop for ControlPlane {
             }
         }
         // Released only now, so that the reaper would still clean up had anything above failed.
-        self.reaper.take();
+        processes.reaper.take();
     }
 }
 

@@ -26,7 +26,8 @@ pub(crate) struct Component {
 
 impl Component {
     /// Starts `binary` with `args` in its own process group, so that a Ctrl-C meant for the
-    /// parent does not hit it before the parent has decided how to tear down.
+    /// parent does not hit it before the parent has decided how to tear down. Its output is
+    /// appended to `log`, so that a component started again keeps its earlier log.
     pub(crate) fn spawn(
         name: &'static str,
         binary: &Path,
@@ -34,7 +35,11 @@ impl Component {
         log: PathBuf,
         reaper: &mut Reaper,
     ) -> Result<Self> {
-        let file = File::create(&log).map_err(Error::io(format!("create {}", log.display())))?;
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(Error::io(format!("open {}", log.display())))?;
         let stderr = file
             .try_clone()
             .map_err(Error::io(format!("open {}", log.display())))?;

@@ -215,6 +215,7 @@ mod tests {
             shard: shard.to_owned(),
             object: "project-0/w".to_owned(),
             start,
+            fenced: false,
         };
         let records = [
             record(10, "shard-0", true),

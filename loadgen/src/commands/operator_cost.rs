@@ -116,7 +116,10 @@ async fn experiment(args: &OperatorCostArgs, binaries: &Binaries) -> anyhow::Res
     progress("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)");
     let options = StackOptions::default().keep_directory(args.keep_directory);
     let stack = Stack::start(&binaries.sharder, &options).await?;
-    progress(&format!("sharder started (pid {})", stack.sharder.pid()));
+    progress(&format!(
+        "sharder started (pid {})",
+        stack.sharders.lock()[0].pid()
+    ));
     let workload = Workload::websites(u32::from(args.themes));
     let world = World::create(
         &stack.client,
@@ -140,8 +143,8 @@ async fn experiment(args: &OperatorCostArgs, binaries: &Binaries) -> anyhow::Res
     let singleton = vec![OperatorSettings::singleton("singleton")];
     let singleton_phase = run.phase("singleton", singleton).await?;
 
-    let mut stack = run.stack;
-    let sharder_cost = ProcessCost::new("sharder", None, stack.sharder.usage()?);
+    let stack = run.stack;
+    let sharder_cost = ProcessCost::new("sharder", None, stack.sharders.lock()[0].usage()?);
     let control_plane_cost = stack
         .control_plane
         .pids()
@@ -336,12 +339,12 @@ impl Run<'_> {
                 .with_context(|| format!("cannot delete the Websites in {namespace}"))?;
         }
         let client = &self.stack.client;
-        let sharder = &mut self.stack.sharder;
+        let sharders = &self.stack.sharders;
         let what = format!("the deletion of the {phase} Websites and their children");
         stack::wait_for(
             &what,
             self.args.timeout,
-            || sharder.check_alive(),
+            || sharders.check_alive(),
             || async {
                 let gone = !listing::any(&Api::<Website>::all(client.clone()), &selector).await?
                     && !listing::any(&Api::<Deployment>::all(client.clone()), &selector).await?

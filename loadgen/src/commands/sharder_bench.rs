@@ -165,13 +165,17 @@ async fn bench(args: &SharderBenchArgs, sharder: &Path) -> anyhow::Result<Report
             ..SharderSettings::default()
         });
     let stack = Stack::start(sharder, &options).await?;
-    progress(&format!("sharder started (pid {})", stack.sharder.pid()));
     let Stack {
         control_plane,
         client,
-        mut sharder,
+        sharders,
         ..
     } = stack;
+    let mut sharder = sharders
+        .into_inner()
+        .pop()
+        .context("the stack started no sharder")?;
+    progress(&format!("sharder started (pid {})", sharder.pid()));
 
     for namespace in [SHARDED_NAMESPACE, PLAIN_NAMESPACE] {
         stack::create_namespace(&client, namespace).await?;

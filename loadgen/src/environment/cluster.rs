@@ -342,6 +342,47 @@ impl Cluster {
         }
     }
 
+    /// Fails unless the sharder Deployment has `replicas` replicas: a scenario's
+    /// `sharder.replicas` is deployed, not changed by loadgen.
+    pub async fn check_sharder_replicas(&self, replicas: u32) -> anyhow::Result<()> {
+        let deployment =
+            Api::<Deployment>::namespaced(self.client.clone(), labels::SHARDER_NAMESPACE)
+                .get(SHARDER_DEPLOYMENT)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot read Deployment {}/{SHARDER_DEPLOYMENT}",
+                        labels::SHARDER_NAMESPACE
+                    )
+                })?;
+        let deployed = deployment.spec.and_then(|spec| spec.replicas).unwrap_or(1);
+        anyhow::ensure!(
+            i64::from(deployed) == i64::from(replicas),
+            "sharder.replicas is {replicas}, but Deployment {namespace}/{SHARDER_DEPLOYMENT} \
+             has {deployed}: scale it with `kubectl -n {namespace} scale deployment \
+             {SHARDER_DEPLOYMENT} --replicas={replicas}`",
+            namespace = labels::SHARDER_NAMESPACE
+        );
+        Ok(())
+    }
+
+    /// Deletes the pod of the sharder's leader (the holder of its leader Lease, whose identity
+    /// starts with the pod's name) with no grace period, as SIGKILL would end it; returns its
+    /// name. The Deployment starts a new pod.
+    pub async fn kill_sharder_leader(&self) -> anyhow::Result<String> {
+        let lease = Api::<Lease>::namespaced(self.client.clone(), labels::SHARDER_NAMESPACE)
+            .get(labels::SHARDER_LEASE)
+            .await
+            .context("cannot read the sharder's leader Lease")?;
+        let pod = stack::leader_of(&lease, Timestamp::now())
+            .context("no sharder pod holds the leader Lease")?;
+        Api::<Pod>::namespaced(self.client.clone(), labels::SHARDER_NAMESPACE)
+            .delete(&pod, &DeleteParams::default().grace_period(0))
+            .await
+            .with_context(|| format!("cannot delete the sharder's leader pod {pod}"))?;
+        Ok(pod)
+    }
+
     /// A rolling restart, as `kubectl rollout restart`: sets the pod template annotation
     /// `kubectl.kubernetes.io/restartedAt` to now and returns when the rollout has finished.
     pub async fn rolling_update(&self) -> anyhow::Result<()> {

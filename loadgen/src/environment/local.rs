@@ -17,12 +17,15 @@ use std::{
 use anyhow::Context as _;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use stack::{ControllerSetup, ShardCommand, Stack, StackOptions, Usage};
+use stack::{
+    ControllerSetup, LeaderElection, RestartPolicy, ShardCommand, SharderSettings, Stack,
+    StackOptions, Usage,
+};
 
 use crate::{
     measure::cost::{MachineCpu, UsageSample},
     results::Machine,
-    scenario::{Controller, LocalController, Operator, ShardValues, Signal},
+    scenario::{Controller, LocalController, Operator, ShardValues, Sharder, Signal},
 };
 
 /// The directory of the shards' audit logs in the control plane's directory.
@@ -113,8 +116,15 @@ impl Local {
         })
     }
 
-    /// Starts a fresh stack with `shards` shards and waits until the ring counts them all.
-    pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
+    /// Starts a fresh stack with `shards` shards and the replicas of `sharder` (with leader
+    /// election and [`LeaderElection::SHORT`] timings when there are several, and its sync
+    /// period), and waits until the ring counts them all.
+    pub async fn prepare(
+        &mut self,
+        shards: u32,
+        operator: &Operator,
+        sharder: Sharder,
+    ) -> anyhow::Result<()> {
         self.finish().await?;
         let local = self.local()?;
         let setup = ControllerSetup {
@@ -122,8 +132,15 @@ impl Local {
             lease_namespace: self.controller.lease_namespace.clone(),
             manifests: local.manifests.clone(),
         };
+        let settings = SharderSettings {
+            leader_election: (sharder.replicas > 1).then_some(LeaderElection::SHORT),
+            sync_period: sharder.sync_period,
+            ..SharderSettings::default()
+        };
         let options = StackOptions::default()
             .controller(setup)
+            .sharder(settings)
+            .sharder_replicas(sharder.replicas)
             .keep_directory(self.keep_directory)
             .patience(PATIENCE);
         let stack = Stack::start(&self.sharder, &options).await?;
@@ -143,7 +160,7 @@ impl Local {
             kubeconfig: stack.control_plane.kubeconfig_path(),
             audit_dir,
         };
-        let mut running = Running {
+        let running = Running {
             stack,
             shards: shard_template,
             next_shard: AtomicU32::new(0),
@@ -215,8 +232,13 @@ impl Local {
     pub async fn usage(&self) -> anyhow::Result<Vec<UsageSample>> {
         let running = self.running()?;
         let at = Timestamp::now();
-        let mut pids: Vec<(String, u32)> =
-            vec![("sharder".to_owned(), running.stack.sharder.pid())];
+        let mut pids: Vec<(String, u32)> = running
+            .stack
+            .sharders
+            .lock()
+            .iter()
+            .map(|replica| (replica.name().to_owned(), replica.pid()))
+            .collect();
         pids.extend(
             running
                 .stack
@@ -270,9 +292,12 @@ impl Local {
         scrapes
     }
 
-    /// The sharder's `/metrics`, `None` when it cannot be read.
-    pub async fn sharder_metrics(&self) -> Option<String> {
-        self.running.as_ref()?.stack.sharder.scrape().await
+    /// The `/metrics` of each sharder replica that answers, by name.
+    pub async fn sharder_metrics(&self) -> Vec<(String, String)> {
+        match &self.running {
+            Some(running) => running.stack.sharders.scrape().await,
+            None => Vec::new(),
+        }
     }
 
     /// Every shard's audit log so far, as (file name, text); `None` when the controller's
@@ -300,6 +325,89 @@ impl Local {
         }
         logs.sort();
         Ok(Some(logs))
+    }
+
+    /// Restarts the processes of the stack that exit, as a kubelet would
+    /// (docs/experiments.md#the-supervisor), until dropped; returns only with the error of a
+    /// crash loop. Chaos and rolling updates take their shards out of its sight first.
+    pub async fn supervise(&self) -> anyhow::Error {
+        match self.running() {
+            Ok(running) => running.stack.supervise(RestartPolicy::default()).await,
+            Err(error) => error,
+        }
+    }
+
+    /// The restarts of each process by the supervisor since [`Self::prepare`], by name.
+    pub fn restarts(&self) -> anyhow::Result<BTreeMap<String, usize>> {
+        Ok(self.running()?.stack.restarts())
+    }
+
+    /// The name of the sharder replica that leads (`sharder-1`).
+    pub async fn sharder_leader(&self) -> anyhow::Result<String> {
+        let stack = &self.running()?.stack;
+        stack.sharders.leader(&stack.client).await
+    }
+
+    /// Kills the sharder replica `name` with SIGKILL, as a crash; the supervisor restarts it.
+    pub fn crash_sharder(&self, name: &str) -> anyhow::Result<()> {
+        self.with_sharder(name, stack::SharderProcess::crash)
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) the sharder replica `name`, or else the shard
+    /// `name`.
+    pub async fn pause(&self, name: &str, pause: bool) -> anyhow::Result<()> {
+        let running = self.running()?;
+        let is_sharder = running
+            .stack
+            .sharders
+            .lock()
+            .iter()
+            .any(|replica| replica.name() == name);
+        if is_sharder {
+            return self.with_sharder(name, |replica| {
+                if pause {
+                    replica.pause()
+                } else {
+                    replica.resume()
+                }
+            });
+        }
+        let mut shards = running.stack.operators.lock().await;
+        let shard = shards
+            .iter_mut()
+            .find(|shard| shard.identity() == name)
+            .with_context(|| format!("no shard or sharder replica {name} runs"))?;
+        if pause { shard.pause() } else { shard.resume() }
+    }
+
+    /// Stops kube-apiserver (SIGKILL); returns whether it ran.
+    pub fn stop_api_server(&self) -> anyhow::Result<bool> {
+        Ok(self.running()?.stack.control_plane.stop_api_server())
+    }
+
+    /// Starts kube-apiserver again, as it ran before, and waits until it is ready.
+    pub async fn start_api_server(&self) -> anyhow::Result<()> {
+        Ok(self
+            .running()?
+            .stack
+            .control_plane
+            .start_api_server()
+            .await?)
+    }
+
+    /// Calls `act` on the sharder replica `name`.
+    fn with_sharder(
+        &self,
+        name: &str,
+        act: impl FnOnce(&mut stack::SharderProcess) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let running = self.running()?;
+        let mut replicas = running.stack.sharders.lock();
+        let replica = replicas
+            .iter_mut()
+            .find(|replica| replica.name() == name)
+            .with_context(|| format!("no sharder replica {name} runs"))?;
+        act(replica)
     }
 
     /// Stops the shards, the sharder and the control plane.

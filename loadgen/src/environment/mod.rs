@@ -18,7 +18,7 @@ use kube::Client;
 use crate::{
     measure::cost::{MachineCpu, UsageSample},
     results::Machine,
-    scenario::{Controller, Operator, Signal},
+    scenario::{Controller, Fault, FaultKind, Operator, Sharder, Signal},
 };
 
 pub mod cluster;
@@ -42,6 +42,33 @@ pub enum Choice {
         /// The kubeconfig context; `None` for the current one.
         context: Option<String>,
     },
+}
+
+/// The first fault of `faults` that the target of `choice` cannot inject, as the field and
+/// why: a cluster kills the sharder's leader (by deleting its pod) but neither pauses a pod's
+/// processes nor stops its API server.
+#[must_use]
+pub fn unsupported(choice: &Choice, faults: &[Fault]) -> Option<(String, String)> {
+    if matches!(choice, Choice::Local { .. }) {
+        return None;
+    }
+    faults.iter().enumerate().find_map(|(i, fault)| {
+        let why = match fault.kind {
+            FaultKind::KillSharderLeader { .. } => return None,
+            FaultKind::Pause { .. } => {
+                "loadgen cannot stop a pod's processes (SIGSTOP) on a cluster"
+            }
+            FaultKind::StopApiServer { .. } => "loadgen does not stop a cluster's API server",
+        };
+        Some((
+            format!("faults[{i}]"),
+            format!(
+                "{} is not possible on the cluster target: {why}; run the scenario on the \
+                 local target",
+                fault.kind.name()
+            ),
+        ))
+    })
 }
 
 /// A target, connected.
@@ -118,13 +145,90 @@ impl Target {
         }
     }
 
-    /// Makes `shards` shards with `operator`'s settings run and be ready, on a
-    /// sharder and API server with nothing of an earlier shard count left over.
-    pub async fn prepare(&mut self, shards: u32, operator: &Operator) -> anyhow::Result<()> {
+    /// Makes `shards` shards with `operator`'s settings run and be ready, on `sharder`'s
+    /// replicas and an API server with nothing of an earlier shard count left over. A cluster
+    /// must have as many sharder replicas deployed.
+    pub async fn prepare(
+        &mut self,
+        shards: u32,
+        operator: &Operator,
+        sharder: Sharder,
+    ) -> anyhow::Result<()> {
         match self {
-            Self::Local(local) => local.prepare(shards, operator).await,
-            Self::Cluster(cluster) => cluster.prepare(shards, operator).await,
+            Self::Local(local) => local.prepare(shards, operator, sharder).await,
+            Self::Cluster(cluster) => {
+                anyhow::ensure!(
+                    sharder.sync_period == crate::scenario::DEFAULT_SYNC_PERIOD,
+                    "sharder.syncPeriod is for the local target: a cluster's sharder has the \
+                     syncPeriod of its deployed config"
+                );
+                cluster.check_sharder_replicas(sharder.replicas).await?;
+                cluster.prepare(shards, operator).await
+            }
         }
+    }
+
+    /// Restarts the processes that exit until dropped, as a kubelet would
+    /// (docs/experiments.md#the-supervisor); returns only with the error of a crash loop. On a
+    /// cluster, the kubelet does it and this never returns.
+    pub async fn supervise(&self) -> anyhow::Error {
+        match self {
+            Self::Local(local) => local.supervise().await,
+            Self::Cluster(_) => std::future::pending().await,
+        }
+    }
+
+    /// How often the supervisor restarted each process since [`Self::prepare`] (only those it
+    /// restarted); `None` on a cluster, whose restarts are the kubelet's.
+    pub fn restarts(&self) -> anyhow::Result<Option<BTreeMap<String, usize>>> {
+        match self {
+            Self::Local(local) => local.restarts().map(Some),
+            Self::Cluster(_) => Ok(None),
+        }
+    }
+
+    /// Kills the sharder replica that holds the leader Lease with SIGKILL (a cluster deletes
+    /// its pod with no grace period); returns its name.
+    pub async fn kill_sharder_leader(&self) -> anyhow::Result<String> {
+        match self {
+            Self::Local(local) => {
+                let leader = local.sharder_leader().await?;
+                local.crash_sharder(&leader)?;
+                Ok(leader)
+            }
+            Self::Cluster(cluster) => cluster.kill_sharder_leader().await,
+        }
+    }
+
+    /// The local target, for the faults only it can inject ([`unsupported`]).
+    fn local(&self, fault: &str) -> anyhow::Result<&local::Local> {
+        match self {
+            Self::Local(local) => Ok(local),
+            Self::Cluster(_) => anyhow::bail!("{fault} is not possible on the cluster target"),
+        }
+    }
+
+    /// The name of the sharder replica that leads (local target).
+    pub async fn sharder_leader(&self) -> anyhow::Result<String> {
+        self.local("finding the sharder's leader")?
+            .sharder_leader()
+            .await
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) the sharder replica or shard `name` (local
+    /// target).
+    pub async fn pause(&self, name: &str, pause: bool) -> anyhow::Result<()> {
+        self.local("pause")?.pause(name, pause).await
+    }
+
+    /// Stops kube-apiserver; returns whether it ran (local target).
+    pub fn stop_api_server(&self) -> anyhow::Result<bool> {
+        self.local("stopApiServer")?.stop_api_server()
+    }
+
+    /// Starts kube-apiserver again and waits until it is ready (local target).
+    pub async fn start_api_server(&self) -> anyhow::Result<()> {
+        self.local("stopApiServer")?.start_api_server().await
     }
 
     /// A client of the target's API server; only valid after [`Self::prepare`].
@@ -196,12 +300,12 @@ impl Target {
         }
     }
 
-    /// The sharder's `/metrics`; `None` on a cluster (not read there) or when it cannot be
-    /// read.
-    pub async fn sharder_metrics(&self) -> Option<String> {
+    /// The `/metrics` of each sharder replica that answers, by name; none on a cluster (not
+    /// read there).
+    pub async fn sharder_metrics(&self) -> Vec<(String, String)> {
         match self {
             Self::Local(local) => local.sharder_metrics().await,
-            Self::Cluster(_) => None,
+            Self::Cluster(_) => Vec::new(),
         }
     }
 
@@ -246,5 +350,54 @@ impl Target {
             Self::Local(_) => local::machine(),
             Self::Cluster(cluster) => cluster.machine().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, time::Duration};
+
+    use super::*;
+    use crate::scenario::Scenario;
+
+    #[test]
+    fn a_cluster_kills_the_sharders_leader_but_neither_pauses_nor_stops_its_api_server() {
+        let scenario = Scenario::from_yaml(
+            "name: t\nduration: 3m\nshards: [2]\nworld: {namespaces: 1, themes: 1}\n\
+             load: {create: {rate: 1, workers: 1}}\nsharder: {replicas: 2}\nfaults:\n\
+             - {at: 10s, kind: killSharderLeader, during: move}\n\
+             - {at: 20s, kind: pause, target: shard, duration: 10s}\n\
+             - {at: 40s, kind: stopApiServer, duration: 10s}\n",
+            Path::new("test.yaml"),
+        )
+        .unwrap();
+        let local = Choice::Local {
+            keep_directory: false,
+            binaries: None,
+        };
+        let cluster = Choice::Cluster {
+            kubeconfig: None,
+            context: None,
+        };
+        assert_eq!(unsupported(&local, &scenario.faults), None);
+        assert_eq!(
+            unsupported(&cluster, &scenario.faults),
+            Some((
+                "faults[1]".to_owned(),
+                "pause is not possible on the cluster target: loadgen cannot stop a pod's \
+                 processes (SIGSTOP) on a cluster; run the scenario on the local target"
+                    .to_owned()
+            ))
+        );
+        assert_eq!(
+            unsupported(&cluster, &scenario.faults[2..]).map(|(_, why)| why),
+            Some(
+                "stopApiServer is not possible on the cluster target: loadgen does not stop a \
+                 cluster's API server; run the scenario on the local target"
+                    .to_owned()
+            )
+        );
+        assert_eq!(unsupported(&cluster, &scenario.faults[..1]), None);
+        assert_eq!(scenario.faults[1].kind.duration(), Duration::from_secs(10));
     }
 }

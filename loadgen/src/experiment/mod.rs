@@ -52,6 +52,7 @@ use self::search::SearchResults;
 
 pub mod chaos;
 pub mod driver;
+pub mod faults;
 pub mod metrics;
 pub mod observer;
 pub mod owned;
@@ -117,6 +118,11 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(Path
         None => None,
     };
 
+    if let Some((field, problem)) =
+        crate::environment::unsupported(&options.target, &scenario.faults)
+    {
+        anyhow::bail!("{field}: {problem}");
+    }
     let mut target = Target::connect(&options.target, &scenario.controller).await?;
     let mut shard_counts = Vec::new();
     let mut kubernetes = String::new();
@@ -234,6 +240,7 @@ async fn shard_count(
         started_at,
         kills,
         rolling_updates,
+        faults,
         disruption_errors,
         search,
     } = tokio::select! {
@@ -247,33 +254,29 @@ async fn shard_count(
     let completed = std::mem::take(&mut *lock(&driver.completed));
     let failed_at = std::mem::take(&mut *lock(&driver.failed_at));
     drop(driver);
-    let tracker = Arc::try_unwrap(tracker)
-        .ok()
-        .context("the tracker is still shared")?
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    let lease_dead: Vec<_> = kills
-        .iter()
-        .map(|kill| tracker.lease_dead_at(&kill.shard, kill.at))
-        .collect();
-    let load_span = (started_at, scenario.duration);
-    let watch_restarts = tracker.watch_restarts(started_at, started_at + scenario.duration);
-    let (finished, owned, ownership) =
-        settled(&client, (scenario, target), tracker, &kills, &samples).await?;
-    let cores = target.machine().await?.cores;
+    let settled = settled(
+        &client,
+        (scenario, target),
+        (tracker, started_at),
+        (&kills, &faults),
+        &samples,
+    )
+    .await?;
     let snapshots = std::mem::take(&mut samples.snapshots);
     let mut results = ShardCountResults {
         repetition,
         rolling_updates,
-        owned,
-        ownership: Some(ownership),
+        faults,
+        restarts: target.restarts()?,
+        owned: settled.owned,
+        ownership: Some(settled.ownership),
         ..measure(
             scenario,
             shards,
             started_at,
             &kills,
-            lease_dead,
-            finished.clone(),
+            settled.lease_dead,
+            settled.finished.clone(),
             samples,
             &completed,
         )
@@ -284,12 +287,13 @@ async fn shard_count(
         objects: &results.objects_per_shard,
         completed: &completed,
         failed: &failed_at,
-        cores,
+        cores: target.machine().await?.cores,
     };
     let load = Assessed {
-        span: load_span,
-        scheduled: finished.accounting.writes.scheduled + finished.accounting.deletes.scheduled,
-        watch_restarts,
+        span: (started_at, scenario.duration),
+        scheduled: settled.finished.accounting.writes.scheduled
+            + settled.finished.accounting.deletes.scheduled,
+        watch_restarts: settled.watch_restarts,
     };
     let (validity, findings, search) = assess(search, &results.verdicts, &evidence, &load);
     (results.validity, results.findings, results.search) = (validity, findings, search);
@@ -300,20 +304,39 @@ async fn shard_count(
     Ok((results, version))
 }
 
-/// The tracker's measurements once a shard count has settled, and the checks that read the
-/// target then: the owned objects (docs/workloads.md#owned-objects) and the ownership audit
-/// (docs/experiments.md#ownership).
+/// What the tracker measured once a shard count has settled, and what the checks that read
+/// the target then found.
+struct Settled {
+    finished: tracker::Finished,
+    /// The owned objects (docs/workloads.md#owned-objects).
+    owned: Option<crate::measure::owned::OwnedCheck>,
+    /// The ownership audit (docs/experiments.md#ownership).
+    ownership: crate::measure::ownership::Ownership,
+    /// When each killed shard's Lease was seen dead.
+    lease_dead: Vec<Option<Timestamp>>,
+    /// The watch restarts during the load that began at `started_at`.
+    watch_restarts: u64,
+}
+
+/// The tracker's measurements once a shard count whose load began at `started_at` has
+/// settled, and the checks that read the target then.
 async fn settled(
     client: &Client,
     (scenario, target): (&Scenario, &Target),
-    tracker: tracker::Tracker,
-    kills: &[chaos::Kill],
+    (tracker, started_at): (Arc<Mutex<tracker::Tracker>>, Timestamp),
+    (kills, faults): (&[chaos::Kill], &[faults::FaultRecord]),
     samples: &sampler::Samples,
-) -> anyhow::Result<(
-    tracker::Finished,
-    Option<crate::measure::owned::OwnedCheck>,
-    crate::measure::ownership::Ownership,
-)> {
+) -> anyhow::Result<Settled> {
+    let tracker = Arc::try_unwrap(tracker)
+        .ok()
+        .context("the tracker is still shared")?
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let lease_dead = kills
+        .iter()
+        .map(|kill| tracker.lease_dead_at(&kill.shard, kill.at))
+        .collect();
+    let watch_restarts = tracker.watch_restarts(started_at, started_at + scenario.duration);
     let ring = &scenario.controller.ring;
     let owned = owned::check(client, &scenario.workloads, ring, &tracker).await?;
     let ended = Timestamp::now();
@@ -321,11 +344,17 @@ async fn settled(
     let ownership = ownership::audit(
         target,
         &finished.ownership,
-        kills,
+        (kills, faults),
         &samples.conflicts,
         ended,
     );
-    Ok((finished, owned, ownership))
+    Ok(Settled {
+        finished,
+        owned,
+        ownership,
+        lease_dead,
+        watch_restarts,
+    })
 }
 
 /// The measurements of one shard count from what the tracker, the chaos, the sampler and the
@@ -423,6 +452,8 @@ fn measure(
         movements,
         failovers,
         rolling_updates: Vec::new(),
+        faults: Vec::new(),
+        restarts: None,
         owned: None,
         ownership: None,
         capacity,
@@ -633,13 +664,28 @@ struct Loaded {
     kills: Vec<chaos::Kill>,
     /// When each rolling update began.
     rolling_updates: Vec<Timestamp>,
+    /// The scenario's faults as they were injected.
+    faults: Vec<faults::FaultRecord>,
     disruption_errors: Vec<String>,
     /// The steps of a capacity search.
     search: Option<SearchResults>,
 }
 
+/// `work` while the target restarts the processes that exit, as a kubelet would; only a
+/// crash loop ends it (docs/experiments.md#the-supervisor).
+async fn supervised<T>(
+    target: &Target,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        error = target.supervise() => Err(error),
+        result = work => result,
+    }
+}
+
 /// Once the observer has synced: the initial objects, then the scenario's load or its
-/// search.
+/// search, while the
+/// target restarts the processes that exit.
 async fn load_or_search(
     target: &Target,
     scenario: &Scenario,
@@ -649,21 +695,31 @@ async fn load_or_search(
     metrics: &metrics::Metrics,
     mut synced: watch::Receiver<bool>,
 ) -> anyhow::Result<Loaded> {
-    synced
-        .wait_for(|synced| *synced)
-        .await
-        .context("the observer stopped")?;
-    let initial = scenario.world.initial_websites;
-    if initial > 0 {
-        progress.phase(&format!("creating {initial} initial objects"));
-        let failed = driver.create_initial(initial, 20).await;
-        anyhow::ensure!(failed == 0, "{failed} of {initial} initial objects failed");
-    }
-    match (&scenario.load, scenario.search) {
-        (Some(spec), _) => load(target, scenario, spec, driver, tracker, progress, metrics).await,
-        (None, Some(spec)) => search(target, scenario, spec, driver, tracker, progress).await,
-        (None, None) => anyhow::bail!("the scenario has neither a load nor a search"),
-    }
+    supervised(
+        target,
+        Box::pin(async {
+            synced
+                .wait_for(|synced| *synced)
+                .await
+                .context("the observer stopped")?;
+            let initial = scenario.world.initial_websites;
+            if initial > 0 {
+                progress.phase(&format!("creating {initial} initial objects"));
+                let failed = driver.create_initial(initial, 20).await;
+                anyhow::ensure!(failed == 0, "{failed} of {initial} initial objects failed");
+            }
+            match (&scenario.load, scenario.search) {
+                (Some(spec), _) => {
+                    load(target, scenario, spec, driver, tracker, progress, metrics).await
+                }
+                (None, Some(spec)) => {
+                    search(target, scenario, spec, driver, tracker, progress).await
+                }
+                (None, None) => anyhow::bail!("the scenario has neither a load nor a search"),
+            }
+        }),
+    )
+    .await
 }
 
 /// `load`, the scenario's, with chaos, rolling updates, sampling and progress, and the settle
@@ -709,6 +765,7 @@ async fn load(
             None => (Vec::new(), Vec::new()),
         }
     };
+    let faults = faults::inject(target, &scenario.faults, start);
     let ticker = progress.run(start, end, metrics, tracker, &driver.population);
     // The driver issues nothing after `end` (docs/experiments.md#reconciliation-latency), so
     // the settle time is the same whether or not it fell behind.
@@ -716,8 +773,14 @@ async fn load(
         driver.run(load, start, started_at).await;
         tokio::time::sleep_until(end).await;
     };
-    let ((), (), (kills, chaos_errors), (rolling_updates, rolling_errors), ()) =
-        tokio::join!(driving, sampling, chaos, rolling, ticker);
+    let (
+        (),
+        (),
+        (kills, chaos_errors),
+        (rolling_updates, rolling_errors),
+        (faults, fault_errors),
+        (),
+    ) = tokio::join!(driving, sampling, chaos, rolling, faults, ticker);
     samples.sample(target, tracker).await;
     samples.slots = target.slots()?;
     Ok(Loaded {
@@ -725,7 +788,8 @@ async fn load(
         started_at,
         kills,
         rolling_updates,
-        disruption_errors: [chaos_errors, rolling_errors].concat(),
+        faults,
+        disruption_errors: [chaos_errors, rolling_errors, fault_errors].concat(),
         search: None,
     })
 }
@@ -787,6 +851,7 @@ async fn search(
         started_at,
         kills: Vec::new(),
         rolling_updates: Vec::new(),
+        faults: Vec::new(),
         disruption_errors: Vec::new(),
         search: Some(steps?),
     })
@@ -974,7 +1039,9 @@ async fn set_up(
         "starting {} with {shards} shard(s)",
         target.kind()
     ));
-    target.prepare(shards, &scenario.operator).await?;
+    target
+        .prepare(shards, &scenario.operator, scenario.sharder)
+        .await?;
     let client = target.client()?;
     let version = client
         .apiserver_version()

@@ -4,7 +4,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::{chaos::Kill, progress::NOTES};
+use super::{chaos::Kill, faults::FaultRecord, progress::NOTES};
 use crate::{
     environment::Target,
     measure::{
@@ -16,26 +16,32 @@ use crate::{
 };
 
 /// The audit at `end` of what `target` ran: `events` from the tracker, `kills` (the end of each
-/// killed shard's process) and the sampler's conflict `scrapes`.
+/// killed shard's process), the `faults` injected (the pauses of shards) and the sampler's
+/// conflict `scrapes`.
 #[must_use]
 pub fn audit(
     target: &Target,
     events: &[(Timestamp, unowned::Event)],
-    kills: &[Kill],
+    (kills, faults): (&[Kill], &[FaultRecord]),
     scrapes: &[Scrape],
     end: Timestamp,
 ) -> Ownership {
     let intervals = unowned::intervals(events, end);
     Ownership {
         unowned: UnownedSummary::of(&intervals, UNOWNED_GRACE),
-        double_reconciliation: double_reconciliation(target, kills, end),
+        double_reconciliation: double_reconciliation(target, (kills, faults), end),
         conflicts: Conflicts::over(scrapes),
     }
 }
 
-/// The shards' reconciliations from their audit logs; not measured without logs, or with one
-/// that cannot be read (noted, since `--check` then cannot vouch for the run).
-fn double_reconciliation(target: &Target, kills: &[Kill], end: Timestamp) -> Audited {
+/// The shards' reconciliations from their audit logs, as active outside their pauses; not
+/// measured without logs, or with one that cannot be read (noted, since `--check` then cannot
+/// vouch for the run).
+fn double_reconciliation(
+    target: &Target,
+    (kills, faults): (&[Kill], &[FaultRecord]),
+    end: Timestamp,
+) -> Audited {
     let logs = match target.audit_logs() {
         Ok(Ok(logs)) => logs,
         Ok(Err(reason)) => return Audited::NotMeasured { reason },
@@ -52,8 +58,14 @@ fn double_reconciliation(target: &Target, kills: &[Kill], end: Timestamp) -> Aud
         .iter()
         .map(|kill| (kill.shard.clone(), kill.at))
         .collect();
-    Audited::Measured(DoubleReconciliation::of(&audit::reconciliations(
-        &records, &ends, end,
+    let pauses: Vec<(String, Timestamp, Timestamp)> = faults
+        .iter()
+        .filter(|fault| fault.kind == "pause")
+        .map(|fault| (fault.target.clone(), fault.started, fault.ended))
+        .collect();
+    Audited::Measured(DoubleReconciliation::of(&audit::active(
+        audit::reconciliations(&records, &ends, end),
+        &pauses,
     )))
 }
 

@@ -103,7 +103,7 @@ impl Samples {
             target.sharder_metrics()
         );
         self.conflicts
-            .push(conflicts::Scrape::of(sharder.as_deref(), &operators));
+            .push(conflicts::Scrape::of(&sharder, &operators));
         let api_server = match api_server {
             Ok(text) => ApiServer::parse(&text),
             Err(error) => {

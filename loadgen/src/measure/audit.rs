@@ -52,6 +52,9 @@ pub struct Record {
     pub object: String,
     /// Whether the reconciliation started (or ended).
     pub start: bool,
+    /// On an end: the reconciliation stopped at the shard's fence, having written nothing
+    /// once the shard's Lease had run out by its own clock.
+    pub fenced: bool,
 }
 
 /// The records of the audit log `text` named `source_name` (for errors); blank lines are
@@ -96,6 +99,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Vec<Record>, Error> {
                 shard: record.shard,
                 object: record.website,
                 start,
+                fenced: record.fenced,
             })
         })
         .collect()
@@ -115,6 +119,8 @@ pub struct Reconciliation {
     /// Without an end record: the shard's process ended (killed) mid-reconciliation, or the
     /// run ended first.
     pub unclosed: bool,
+    /// It stopped at the shard's fence (see [`Record::fenced`]).
+    pub fenced: bool,
 }
 
 /// The reconciliations in `records` of every shard. A start without an end is unclosed: it
@@ -131,12 +137,13 @@ pub fn reconciliations(
     records.sort_by_key(|record| record.at);
     let mut open: BTreeMap<(&str, &str), Timestamp> = BTreeMap::new();
     let mut done = Vec::new();
-    let closed = |(shard, object): (&str, &str), start, end, unclosed| Reconciliation {
+    let closed = |(shard, object): (&str, &str), start, end, unclosed, fenced| Reconciliation {
         shard: shard.to_owned(),
         object: object.to_owned(),
         start,
         end,
         unclosed,
+        fenced,
     };
     for record in records {
         let key = (record.shard.as_str(), record.object.as_str());
@@ -144,18 +151,44 @@ pub fn reconciliations(
             if let Some(start) = open.insert(key, record.at) {
                 let ended = process_end(process_ends, key.0, start)
                     .map_or(record.at, |died| died.min(record.at));
-                done.push(closed(key, start, ended, true));
+                done.push(closed(key, start, ended, true, false));
             }
         } else if let Some(start) = open.remove(&key) {
-            done.push(closed(key, start, record.at, false));
+            done.push(closed(key, start, record.at, false, record.fenced));
         }
     }
     for (key, start) in open {
         let ended = process_end(process_ends, key.0, start).unwrap_or(end);
-        done.push(closed(key, start, ended.max(start), true));
+        done.push(closed(key, start, ended.max(start), true, false));
     }
     done.sort_by(|a, b| (&a.object, a.start, &a.shard).cmp(&(&b.object, b.start, &b.shard)));
     done
+}
+
+/// `reconciliations` as the shards were active in them: one that spans the start of a pause
+/// of its shard (SIGSTOP, as `pauses` of (shard, from, to) list them) and ended at the fence
+/// ends at the pause's start. A paused process does nothing, and once resumed, a
+/// reconciliation stopped by the fence wrote nothing more (docs/experiments.md#ownership).
+#[must_use]
+pub fn active(
+    mut reconciliations: Vec<Reconciliation>,
+    pauses: &[(String, Timestamp, Timestamp)],
+) -> Vec<Reconciliation> {
+    for reconciliation in reconciliations.iter_mut().filter(|r| r.fenced) {
+        let first_pause = pauses
+            .iter()
+            .filter(|(shard, from, _)| {
+                *shard == reconciliation.shard
+                    && reconciliation.start <= *from
+                    && *from < reconciliation.end
+            })
+            .map(|(_, from, _)| *from)
+            .min();
+        if let Some(from) = first_pause {
+            reconciliation.end = from;
+        }
+    }
+    reconciliations
 }
 
 /// The first end of `shard`'s process at or after `after`.
@@ -262,6 +295,7 @@ mod tests {
             shard: shard.to_owned(),
             object: object.to_owned(),
             start,
+            fenced: false,
         }
     }
 
@@ -340,6 +374,39 @@ mod tests {
         assert_eq!((overlap.start, overlap.end), (at(2), at(3)));
         assert!(!overlap.inferred);
         assert_eq!(audit.longest().unwrap().length(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_reconciliation_paused_and_stopped_at_the_fence_was_active_until_the_pause() {
+        let fenced_end = |seconds, shard: &str| Record {
+            fenced: true,
+            ..record(seconds, shard, "p/w", false)
+        };
+        let records = [
+            // a is paused from 2 to 30; b takes the object over at 20; a resumes at 30 and
+            // stops at its fence.
+            record(1, "a", "p/w", true),
+            record(20, "b", "p/w", true),
+            record(21, "b", "p/w", false),
+            fenced_end(30, "a"),
+            // c, paused from 40 to 50, ends normally after it: still counted whole.
+            record(35, "c", "p/w", true),
+            record(45, "b", "p/w", true),
+            record(46, "b", "p/w", false),
+            record(51, "c", "p/w", false),
+        ];
+        let pauses = [
+            ("a".to_owned(), at(2), at(30)),
+            ("c".to_owned(), at(40), at(50)),
+        ];
+        let all = reconciliations(&records, &[], at(100));
+        assert_eq!(DoubleReconciliation::of(&all).overlaps.len(), 2);
+        let active = active(all, &pauses);
+        let audit = DoubleReconciliation::of(&active);
+        assert_eq!(audit.overlaps.len(), 1);
+        assert_eq!(audit.overlaps[0].shards, ("c".to_owned(), "b".to_owned()));
+        let a = active.iter().find(|r| r.shard == "a").unwrap();
+        assert_eq!((a.start, a.end), (at(1), at(2)));
     }
 
     #[test]

@@ -23,22 +23,25 @@ pub fn count(text: &str) -> Option<u64> {
 /// The 409s of each process at one tick, as far as they could be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scrape {
-    /// The sharder's; `None` when not read or not exposed.
-    pub sharder: Option<u64>,
+    /// Each sharder replica's that could be read and exposes the counter.
+    pub sharders: BTreeMap<String, u64>,
     /// Each shard's that could be read and exposes the counter.
     pub shards: BTreeMap<String, u64>,
 }
 
 impl Scrape {
-    /// The scrape of the sharder's `/metrics` text (if read) and each shard's.
+    /// The scrape of each sharder replica's and each shard's `/metrics` text, by name.
     #[must_use]
-    pub fn of(sharder: Option<&str>, shards: &[(String, String)]) -> Self {
-        Self {
-            sharder: sharder.and_then(count),
-            shards: shards
+    pub fn of(sharders: &[(String, String)], shards: &[(String, String)]) -> Self {
+        let counts = |texts: &[(String, String)]| {
+            texts
                 .iter()
-                .filter_map(|(shard, text)| Some((shard.clone(), count(text)?)))
-                .collect(),
+                .filter_map(|(name, text)| Some((name.clone(), count(text)?)))
+                .collect()
+        };
+        Self {
+            sharders: counts(sharders),
+            shards: counts(shards),
         }
     }
 }
@@ -47,7 +50,7 @@ impl Scrape {
 /// never scraped, or does not expose `rest_client_requests_total`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Conflicts {
-    /// The sharder's.
+    /// The sharder's replicas' together.
     pub sharder: Option<u64>,
     /// The shards' together.
     pub shards: Option<u64>,
@@ -56,30 +59,39 @@ pub struct Conflicts {
 }
 
 impl Conflicts {
-    /// The increase over consecutive `scrapes`, from the first to the last, taken as PromQL's
-    /// `increase` would: a counter that went down restarted and counts from zero, and a shard
-    /// first seen after the first scrape started in between and counts from zero. What a
-    /// process counted after its last scrape before it ended is not seen.
+    /// The increase over `scrapes`, from the first to the last, taken as PromQL's `increase`
+    /// would: a counter that went down restarted and counts from zero, and a process first
+    /// seen after the first scrape started in between and counts from zero. A process missing
+    /// from some scrapes (paused, or not answering) counts on from its last value seen. What
+    /// a process counted after its last scrape before it ended is not seen.
     #[must_use]
     pub fn over(scrapes: &[Scrape]) -> Self {
-        let mut conflicts = Self::default();
-        for pair in scrapes.windows(2) {
-            let [before, after] = pair else { continue };
-            if let Some(now) = after.sharder {
-                let increase = prometheus::counter_delta(before.sharder.unwrap_or(0), now);
-                *conflicts.sharder.get_or_insert(0) += increase;
-            }
-            for (shard, &now) in &after.shards {
-                let then = before.shards.get(shard).copied().unwrap_or(0);
-                *conflicts.per_shard.entry(shard.clone()).or_default() +=
-                    prometheus::counter_delta(then, now);
-            }
+        let sharders = increases(scrapes.iter().map(|scrape| &scrape.sharders));
+        let per_shard = increases(scrapes.iter().map(|scrape| &scrape.shards));
+        Self {
+            sharder: (!sharders.is_empty()).then(|| sharders.values().sum()),
+            shards: (!per_shard.is_empty()).then(|| per_shard.values().sum()),
+            per_shard,
         }
-        if !conflicts.per_shard.is_empty() {
-            conflicts.shards = Some(conflicts.per_shard.values().sum());
-        }
-        conflicts
     }
+}
+
+/// Each process's increase over consecutive readings of its counter (see [`Conflicts::over`]).
+fn increases<'a>(
+    readings: impl Iterator<Item = &'a BTreeMap<String, u64>>,
+) -> BTreeMap<String, u64> {
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut increases = BTreeMap::new();
+    for (tick, reading) in readings.enumerate() {
+        for (process, &now) in reading {
+            let then = last.insert(process, now);
+            if tick > 0 {
+                *increases.entry(process.clone()).or_default() +=
+                    prometheus::counter_delta(then.unwrap_or(0), now);
+            }
+        }
+    }
+    increases
 }
 
 #[cfg(test)]
@@ -106,7 +118,10 @@ mod tests {
     #[test]
     fn conflicts_add_up_over_the_ticks_across_restarts_and_new_shards() {
         let scrape = |sharder: Option<u64>, shards: &[(&str, u64)]| Scrape {
-            sharder,
+            sharders: sharder
+                .map(|n| ("sharder-0".to_owned(), n))
+                .into_iter()
+                .collect(),
             shards: shards.iter().map(|&(s, n)| (s.to_owned(), n)).collect(),
         };
         let scrapes = [
@@ -131,10 +146,27 @@ mod tests {
         assert_eq!(Conflicts::over(&scrapes), Conflicts::default());
         assert_eq!(Conflicts::over(&[]).sharder, None);
         let read = Scrape::of(
-            Some(&text(1, 0)),
+            &[("sharder-0".to_owned(), text(1, 0))],
             &[("shard-0".to_owned(), "up 1\n".to_owned())],
         );
-        assert_eq!(read.sharder, Some(1));
+        assert_eq!(read.sharders, BTreeMap::from([("sharder-0".to_owned(), 1)]));
         assert!(read.shards.is_empty());
+    }
+
+    #[test]
+    fn a_process_missing_from_a_scrape_counts_on_from_its_last_value() {
+        let scrape = |sharders: &[(&str, u64)], shards: &[(&str, u64)]| Scrape {
+            sharders: sharders.iter().map(|&(s, n)| (s.to_owned(), n)).collect(),
+            shards: shards.iter().map(|&(s, n)| (s.to_owned(), n)).collect(),
+        };
+        let scrapes = [
+            scrape(&[("sharder-0", 5), ("sharder-1", 0)], &[("shard-0", 2)]),
+            // Both paused: not scraped.
+            scrape(&[("sharder-1", 1)], &[]),
+            scrape(&[("sharder-0", 6), ("sharder-1", 1)], &[("shard-0", 4)]),
+        ];
+        let conflicts = Conflicts::over(&scrapes);
+        assert_eq!(conflicts.sharder, Some(2));
+        assert_eq!(conflicts.shards, Some(2));
     }
 }

@@ -134,6 +134,7 @@ mod tests {
             shard: shard.to_owned(),
             object: "p/w".to_owned(),
             start,
+            fenced: false,
         }
     }
 

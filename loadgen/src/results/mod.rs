@@ -15,7 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use crate::{
-    experiment::search::SearchResults,
+    experiment::{faults::FaultRecord, search::SearchResults},
     measure::{
         accounting::Accounting,
         cost::{self, Cost, MachineLoad, MachineWindow, UsageSample},
@@ -114,6 +114,11 @@ pub struct ShardCountResults {
     pub failovers: Vec<FailoverEvents>,
     /// When each rolling update of the operator began.
     pub rolling_updates: Vec<Timestamp>,
+    /// The scenario's faults as they were injected (docs/experiments.md#faults).
+    pub faults: Vec<FaultRecord>,
+    /// How often the local target's supervisor restarted each process that exited, by name
+    /// (only those it restarted); `None` on a cluster (docs/experiments.md#the-supervisor).
+    pub restarts: Option<BTreeMap<String, usize>>,
     /// The owned objects against their owners' shards once settled; `None` when no workload
     /// declares owned kinds (docs/workloads.md#owned-objects).
     pub owned: Option<OwnedCheck>,
@@ -177,11 +182,14 @@ impl ComponentClass {
     pub const ALL: [Self; 3] = [Self::Sharder, Self::Operator, Self::ControlPlane];
 
     /// The class of a component of [`ShardCountResults::cost`]. Shards carry names chosen by
-    /// the target (`shard-0`, a pod name), so whatever is neither the sharder nor the control
-    /// plane is an operator shard.
+    /// the target (`shard-0`, a pod name), so whatever is neither the sharder (`sharder`, or a
+    /// replica of several, `sharder-1`) nor the control plane is an operator shard.
     #[must_use]
     pub fn of(component: &str) -> Self {
-        if component == "sharder" {
+        let replica = component
+            .strip_prefix("sharder-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if component == "sharder" || replica {
             Self::Sharder
         } else if component.starts_with("kube-") || CONTROL_PLANE.contains(&component) {
             Self::ControlPlane
@@ -603,6 +611,8 @@ pub(crate) mod tests {
                 },
             }],
             rolling_updates: vec![at(START + 70)],
+            faults: Vec::new(),
+            restarts: Some(BTreeMap::new()),
             owned: None,
             ownership: None,
             capacity: Capacity {
@@ -794,6 +804,8 @@ pub(crate) mod tests {
     #[test]
     fn components_fall_into_classes_by_name() {
         assert_eq!(ComponentClass::of("sharder"), ComponentClass::Sharder);
+        assert_eq!(ComponentClass::of("sharder-1"), ComponentClass::Sharder);
+        assert_eq!(ComponentClass::of("sharder-x"), ComponentClass::Operator);
         assert_eq!(
             ComponentClass::of("kube-apiserver"),
             ComponentClass::ControlPlane

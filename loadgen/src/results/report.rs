@@ -969,6 +969,7 @@ fn shard_count_section(
     }
     movement_table(out, results);
     failover_table(out, results);
+    faults_lines(out, results);
     if results.search.is_none() {
         capacity_line(out, results, ramped);
     }
@@ -1364,6 +1365,46 @@ fn movement_table(out: &mut String, results: &ShardCountResults) {
         totals.outstanding
     );
     line!(out);
+}
+
+/// The faults as injected, and the supervisor's restarts (docs/experiments.md#faults).
+fn faults_lines(out: &mut String, results: &ShardCountResults) {
+    let restarts = results.restarts.as_ref().filter(|r| !r.is_empty());
+    if results.faults.is_empty() && restarts.is_none() {
+        return;
+    }
+    line!(out, "### Faults");
+    line!(out);
+    if !results.faults.is_empty() {
+        line!(out, "| fault | target | from (s) | to (s) | note |");
+        line!(out, "|---|---|---:|---:|---|");
+        for fault in &results.faults {
+            line!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {} |",
+                fault.kind,
+                fault.target,
+                super::seconds_since(results.load_started, fault.started),
+                super::seconds_since(results.load_started, fault.ended),
+                fault.note.as_deref().unwrap_or("–")
+            );
+        }
+        line!(out);
+        line!(out, "Times count from the start of the load.");
+        line!(out);
+    }
+    if let Some(restarts) = restarts {
+        let each: Vec<String> = restarts
+            .iter()
+            .map(|(process, n)| format!("{process}: {n}"))
+            .collect();
+        line!(
+            out,
+            "Restarts by the supervisor (processes that exited and were started again): {}.",
+            each.join(", ")
+        );
+        line!(out);
+    }
 }
 
 fn failover_table(out: &mut String, results: &ShardCountResults) {
@@ -2005,6 +2046,36 @@ mod tests {
         assert!(report.starts_with("# Scenario `synthetic`: run `20231114-synthetic`\n"));
         assert!(report.contains("- Date: 2023-11-14T22:13:20Z to 2023-11-14T22:15:50Z (150 s)"));
         assert!(report.contains("- Machine: 2 cores, 8.0 GiB memory, linux"));
+    }
+
+    #[test]
+    fn faults_are_listed_from_the_start_of_the_load_with_the_supervisors_restarts() {
+        let mut results = synthetic();
+        let count = &mut results.shard_counts[0];
+        let start = count.load_started;
+        assert!(!report_markdown(&results).contains("### Faults"));
+        let count = &mut results.shard_counts[0];
+        count.faults = vec![crate::experiment::faults::FaultRecord {
+            kind: "pause",
+            target: "shard-1".to_owned(),
+            started: start + Duration::from_secs(30),
+            ended: start + Duration::from_millis(55_500),
+            note: None,
+        }];
+        count.restarts = Some(std::collections::BTreeMap::from([
+            ("sharder-0".to_owned(), 1),
+            ("shard-1".to_owned(), 2),
+        ]));
+        let report = report_markdown(&results);
+        assert_eq!(report.matches("### Faults").count(), 1);
+        assert!(
+            report.contains("| pause | shard-1 | 30.0 | 55.5 | – |"),
+            "{report}"
+        );
+        assert!(report.contains(
+            "Restarts by the supervisor (processes that exited and were started again): \
+             shard-1: 2, sharder-0: 1."
+        ));
     }
 
     #[test]

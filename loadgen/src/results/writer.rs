@@ -21,7 +21,10 @@ use super::{
     summary::{Columns, SummaryRow, csv_row},
 };
 use crate::{
-    experiment::search::{Bracket, SearchResults, Step},
+    experiment::{
+        faults::FaultRecord,
+        search::{Bracket, SearchResults, Step},
+    },
     measure::{
         accounting::Accounting,
         cost::{self, Cost, MachineLoad},
@@ -247,6 +250,10 @@ struct ShardCountJson<'a> {
     movement_totals: movement::Totals,
     failovers: Vec<FailoverJson<'a>>,
     rolling_updates: &'a [Timestamp],
+    /// The scenario's faults as injected: what, to whom, when (docs/experiments.md#faults).
+    faults: &'a [FaultRecord],
+    /// The supervisor's restarts per process of the local target.
+    process_restarts: Option<&'a BTreeMap<String, usize>>,
     /// Owned objects against their owners' shards (docs/workloads.md#owned-objects).
     owned: Option<&'a OwnedCheck>,
     /// The ownership audit: objects on no live shard, objects reconciled by two shards at
@@ -287,6 +294,8 @@ impl<'a> ShardCountJson<'a> {
             movement_totals: results.movement_totals(),
             failovers: results.failovers.iter().map(FailoverJson::of).collect(),
             rolling_updates: &results.rolling_updates,
+            faults: &results.faults,
+            process_restarts: results.restarts.as_ref(),
             owned: results.owned.as_ref(),
             ownership: results.ownership.as_ref(),
             failover_stats: [FailoverKind::Voluntary, FailoverKind::Involuntary]

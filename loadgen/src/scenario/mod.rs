@@ -21,8 +21,11 @@ use serde::{Serialize, Serializer};
 use crate::{measure::slo::Slo, workload::Workload};
 
 mod controller;
+mod faults;
 mod raw;
 pub(crate) mod rules;
+
+pub use faults::{DEFAULT_SYNC_PERIOD, Fault, FaultKind, PauseTarget, Sharder};
 
 pub use controller::{
     ClusterController, Controller, LocalController, PLACEHOLDERS, RenderedCommand, ShardValues,
@@ -116,6 +119,10 @@ pub struct Scenario {
     pub controller: Controller,
     /// `slo`: the thresholds of the SLO verdicts.
     pub slo: Slo,
+    /// `sharder`: the sharder's replicas; one when not set (docs/experiments.md#faults).
+    pub sharder: Sharder,
+    /// `faults`: faults injected during the load, in order (docs/experiments.md#faults).
+    pub faults: Vec<Fault>,
 }
 
 /// The file's shape of a [`Scenario`]: a search has neither `duration` nor `settle`, which
@@ -150,6 +157,10 @@ impl Serialize for Scenario {
             controller: Option<&'a Controller>,
             #[serde(serialize_with = "slo_fields")]
             slo: &'a Slo,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sharder: Option<&'a Sharder>,
+            #[serde(skip_serializing_if = "<[Fault]>::is_empty")]
+            faults: &'a [Fault],
         }
         let load = self.search.is_none();
         File {
@@ -168,6 +179,8 @@ impl Serialize for Scenario {
             operator: OperatorFile::of(&self.operator, &self.controller),
             controller: Some(&self.controller).filter(|c| !c.is_default()),
             slo: &self.slo,
+            sharder: Some(&self.sharder).filter(|s| **s != Sharder::default()),
+            faults: &self.faults,
         }
         .serialize(serializer)
     }
@@ -669,6 +682,8 @@ load:
                     reconciliation_p99: Duration::from_secs(4),
                     queue_p99: Duration::from_millis(500),
                 },
+                sharder: Sharder::default(),
+                faults: Vec::new(),
             }
         );
     }
@@ -703,6 +718,43 @@ load:
         };
         assert!(with_chaos(""));
         assert!(!with_chaos(", restart: false"));
+    }
+
+    #[test]
+    fn faults_and_sharder_replicas_read_and_write_back_and_are_named_by_their_path() {
+        let text = format!(
+            "{}sharder: {{replicas: 2, syncPeriod: 20s}}\nfaults:\n\
+             - {{at: 1m, kind: killSharderLeader, during: move}}\n\
+             - {{at: 2m, kind: pause, target: sharderLeader, duration: 20s}}\n\
+             - {{at: 3m, kind: stopApiServer, duration: 20s}}\n",
+            minimal().replace("shards: [1]", "shards: [3]")
+        );
+        let scenario = parse(&text).unwrap();
+        assert_eq!(scenario.sharder.replicas, 2);
+        assert_eq!(scenario.faults.len(), 3);
+        assert_eq!(
+            scenario.faults[2].kind,
+            FaultKind::StopApiServer {
+                duration: Duration::from_secs(20)
+            }
+        );
+        let json = serde_json::to_string(&scenario).unwrap();
+        assert_eq!(parse(&json).unwrap(), scenario, "{json}");
+        // Without them, the file is written as before.
+        let plain = serde_json::to_value(parse(&minimal()).unwrap()).unwrap();
+        assert_eq!(plain.get("sharder"), None);
+        assert_eq!(plain.get("faults"), None);
+        assert_eq!(
+            message(&text.replace("duration: 20s}\n- {at: 3m", "duration: 9m}\n- {at: 3m")),
+            "experiments/test.yaml: faults[1].duration: must end within the load: at (2m) + 9m \
+             is past duration (10m)"
+        );
+        assert_eq!(
+            message(&text.replace("replicas: 2", "replicas: 3")),
+            "experiments/test.yaml: sharder.replicas: must be 1 or 2, got 3"
+        );
+        let error = message(&text.replace("kind: pause", "kind: freeze"));
+        assert!(error.contains("unknown variant `freeze`"), "{error}");
     }
 
     #[test]
@@ -1283,6 +1335,10 @@ search:
             (
                 "chaos: {interval: 5m, signal: SIGKILL}\n",
                 "chaos: is not allowed with search: a failover would decide steps",
+            ),
+            (
+                "faults: []\n",
+                "faults: is not allowed with search: a fault would decide steps",
             ),
         ];
         for (extra, expected) in cases {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::controller::{Controller, RawController};
+use super::faults::{self, Bounds, Invalid, RawFault, RawSharder, Sharder};
 use super::rules::{self, RateOrRamp, Verdict};
 use super::{
     Chaos, ChaosSignal, Create, CreateRate, DEFAULT_MAX_STEPS, DEFAULT_PRECISION,
@@ -35,6 +36,8 @@ pub(super) struct RawScenario {
     operator: Option<RawOperator>,
     controller: Option<RawController>,
     slo: Option<RawSlo>,
+    sharder: Option<RawSharder>,
+    faults: Option<Vec<RawFault>>,
 }
 
 /// `world`; counts are signed so that a negative one is reported by its path.
@@ -173,6 +176,15 @@ impl RawScenario {
                 Ok(RollingUpdate { interval })
             })
             .transpose()?;
+        let sharder = check.sharder(self.sharder)?;
+        let faults = check.invalid(faults::validate(
+            self.faults.unwrap_or_default(),
+            Bounds {
+                duration,
+                sharder,
+                smallest_shards: shards[0],
+            },
+        ))?;
         let (operator, controller) = check.controller(self.operator, self.controller)?;
         check.one_ring(&workloads, &controller)?;
         Ok(Scenario {
@@ -190,6 +202,8 @@ impl RawScenario {
             operator,
             controller,
             slo: check.slo(self.slo.unwrap_or_default())?,
+            sharder,
+            faults,
         })
     }
 
@@ -231,6 +245,11 @@ impl RawScenario {
             self.rolling_update.is_some(),
             "a restart would decide steps",
         )?;
+        not_with_search(
+            "faults",
+            self.faults.is_some(),
+            "a fault would decide steps",
+        )?;
         let shards = check.field(
             "shards",
             rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
@@ -262,6 +281,8 @@ impl RawScenario {
             operator,
             controller,
             slo: check.slo(self.slo.unwrap_or_default())?,
+            sharder: check.sharder(self.sharder)?,
+            faults: Vec::new(),
         })
     }
 }
@@ -289,6 +310,20 @@ impl Check<'_> {
             field: field.to_owned(),
             problem,
         })
+    }
+
+    /// A field of `sharder` or `faults` and its problem, as an error naming the file.
+    fn invalid<T>(&self, result: Result<T, Invalid>) -> Result<T> {
+        result.map_err(|Invalid { field, problem }| ScenarioError::Invalid {
+            file: self.file.to_owned(),
+            field,
+            problem,
+        })
+    }
+
+    /// `sharder`: one replica when not set.
+    fn sharder(&self, raw: Option<RawSharder>) -> Result<Sharder> {
+        self.invalid(raw.map_or(Ok(Sharder::default()), RawSharder::validate))
     }
 
     /// Every workload belongs to the ring of the controller under test: the harness follows

@@ -1,13 +1,13 @@
 //! A shard of any controller under test as a child process on loopback: the program, its
 //! arguments and environment are the caller's, the ports are free ones it was given.
 
-use std::{ffi::OsString, path::PathBuf};
+use std::{ffi::OsString, path::PathBuf, sync::Arc};
 
 use testenv::ControlPlane;
 
 use crate::{
     metrics,
-    process::{ChildProcess, delegate_to_child_process},
+    process::{ChildProcess, Launch, delegate_to_child_process},
 };
 
 /// How one shard is started.
@@ -48,21 +48,24 @@ impl ControllerProcess {
     /// # Errors
     /// The program cannot be started.
     pub fn start(control_plane: &ControlPlane, command: &ShardCommand) -> anyhow::Result<Self> {
-        let mut process = tokio::process::Command::new(&command.program);
-        process
-            .args(&command.args)
-            .env("KUBECONFIG", control_plane.kubeconfig_path());
-        if std::env::var_os("RUST_LOG").is_none() {
-            process.env("RUST_LOG", "info");
-        }
-        process.envs(command.env.iter().map(|(name, value)| (name, value)));
+        let kubeconfig = control_plane.kubeconfig_path();
+        let shard = command.clone();
+        let launch: Launch = Arc::new(move || {
+            let mut process = tokio::process::Command::new(&shard.program);
+            process.args(&shard.args).env("KUBECONFIG", &kubeconfig);
+            if std::env::var_os("RUST_LOG").is_none() {
+                process.env("RUST_LOG", "info");
+            }
+            process.envs(shard.env.iter().map(|(name, value)| (name, value)));
+            process
+        });
         let log = control_plane
             .directory()
             .join("operators")
             .join(format!("{}.log", command.identity));
         let process = ChildProcess::spawn(
             format!("shard {}", command.identity),
-            process,
+            launch,
             log,
             command.metrics_port,
         )?;
@@ -87,8 +90,11 @@ impl ControllerProcess {
     }
 
     /// Whether its ready path answers 200; always true without one (then the ring's count of
-    /// available shards is what tells that it is ready).
+    /// available shards is what tells that it is ready); never while it is paused.
     pub async fn ready(&self) -> bool {
+        if self.process.paused() {
+            return false;
+        }
         match &self.ready_path {
             Some(path) => matches!(metrics::get(self.health_port, path).await, Ok((200, _))),
             None => true,
@@ -96,4 +102,8 @@ impl ControllerProcess {
     }
 
     delegate_to_child_process!();
+
+    pub(crate) fn child(&mut self) -> &mut ChildProcess {
+        &mut self.process
+    }
 }

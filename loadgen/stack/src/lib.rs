@@ -14,7 +14,9 @@
 //!   is called.
 //! - [`exposition`] reads the Prometheus text their `/metrics` serve.
 //! - [`Stack`] does all of it in one start-up, the one every loadgen subcommand uses, and
-//!   keeps the controller's replicas ([`Operators`]) started on it.
+//!   keeps the sharder's replicas ([`Sharders`], one or several that elect a leader) and the
+//!   controller's replicas ([`Operators`]) started on it; [`Stack::supervise`] restarts those
+//!   that exit, with the back-off of a [`RestartPolicy`].
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -58,6 +60,7 @@ mod process;
 mod ring;
 mod sharder;
 mod start;
+mod supervisor;
 mod usage;
 mod wait;
 
@@ -74,8 +77,9 @@ pub use crate::{
     operators::{Operators, UncleanExit},
     process::free_port,
     ring::{WEBHOSTING_RING, wait_ring_ready},
-    sharder::{SharderProcess, SharderSettings},
+    sharder::{LeaderElection, SharderProcess, SharderSettings, Sharders, leader_of},
     start::{ControllerSetup, Stack, StackOptions},
+    supervisor::{Decision, RestartPolicy, Restarts},
     usage::Usage,
     wait::wait_for,
 };

@@ -1,7 +1,12 @@
 //! The shards of the controller under test on a stack, started, waited for and stopped
 //! together.
 
-use std::{path::Path, process::ExitStatus, time::Duration};
+use std::{
+    path::Path,
+    process::ExitStatus,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use kube::{Api, Client};
@@ -35,6 +40,17 @@ pub struct UncleanExit {
 pub struct Operators {
     ring: String,
     processes: Mutex<Vec<ControllerProcess>>,
+    /// Whether a supervisor restarts replicas that exit ([`crate::Stack::supervise`]).
+    supervised: AtomicBool,
+}
+
+/// Marks [`Operators`] supervised while it lives.
+pub(crate) struct Supervised<'a>(&'a AtomicBool);
+
+impl Drop for Supervised<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Operators {
@@ -44,7 +60,14 @@ impl Operators {
         Self {
             ring: ring.into(),
             processes: Mutex::default(),
+            supervised: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the replicas supervised until the returned guard is dropped.
+    pub(crate) fn supervised(&self) -> Supervised<'_> {
+        self.supervised.store(true, Ordering::Relaxed);
+        Supervised(&self.supervised)
     }
 
     /// The ControllerRing whose available shards [`Self::wait_ready`] counts.
@@ -103,10 +126,11 @@ impl Operators {
 
     /// Waits until every replica is ready (its ready path answers 200) and the ring counts
     /// `shards` available shards (so that the first Websites do not all go to the first
-    /// shards). Calls `alive` before each poll, as [`wait_for`](crate::wait_for) does.
+    /// shards). Calls `alive` before each poll, as [`wait_for`](crate::wait_for) does. While a
+    /// supervisor restarts exited replicas, an exited one is only not ready.
     ///
     /// # Errors
-    /// A replica exited (with its log), `alive` fails, or `patience` runs out.
+    /// A replica exited unsupervised (with its log), `alive` fails, or `patience` runs out.
     pub async fn wait_ready(
         &self,
         client: &Client,
@@ -120,9 +144,12 @@ impl Operators {
             alive()?;
             let mut not_ready = Vec::new();
             // Locked for one poll only, so that a kill or a new shard need not wait.
+            let supervised = self.supervised.load(Ordering::Relaxed);
             for process in self.lock().await.iter_mut() {
-                process.check_alive()?;
-                if !process.ready().await {
+                if !supervised {
+                    process.check_alive()?;
+                }
+                if process.exit_status().is_some() || !process.ready().await {
                     not_ready.push(process.identity().to_owned());
                 }
             }

@@ -1,10 +1,11 @@
 //! A child process with a log file and a `/metrics` port: what the sharder and the operator
-//! processes share.
+//! processes share. It can be started again in place, as a kubelet restarts a container.
 
 use std::{
     fs::File,
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
+    sync::Arc,
     time::Duration,
 };
 
@@ -18,23 +19,40 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Lines of the log quoted when a process exited unexpectedly.
 const TAIL_LINES: usize = 20;
 
+/// Builds the command of a process, once for each start.
+pub(crate) type Launch = Arc<dyn Fn() -> tokio::process::Command + Send + Sync>;
+
 /// A running child process whose output goes to a log file. Dropping it kills it.
-#[derive(Debug)]
 pub(crate) struct ChildProcess {
     /// Names it in errors, e.g. `the sharder`.
     name: String,
+    launch: Launch,
     child: tokio::process::Child,
     pid: u32,
     log: PathBuf,
     metrics_port: u16,
+    /// Stopped by SIGSTOP and not yet continued: it answers no request.
+    paused: bool,
+}
+
+impl std::fmt::Debug for ChildProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildProcess")
+            .field("name", &self.name)
+            .field("pid", &self.pid)
+            .field("log", &self.log)
+            .field("metrics_port", &self.metrics_port)
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChildProcess {
-    /// Starts `command` with its stdout and stderr appended to `log` (appended, so that a
-    /// restarted process keeps the log of its predecessor).
+    /// Starts the command `launch` builds with its stdout and stderr appended to `log`
+    /// (appended, so that a restarted process keeps the log of its predecessor).
     pub(crate) fn spawn(
         name: String,
-        mut command: tokio::process::Command,
+        launch: Launch,
         log: PathBuf,
         metrics_port: u16,
     ) -> anyhow::Result<Self> {
@@ -42,33 +60,87 @@ impl ChildProcess {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
-        let program = command.as_std().get_program().to_owned();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", Path::new(&program).display()))?;
+        let child = start(&name, &launch, &log)?;
         let pid = child
             .id()
             .with_context(|| format!("{name} exited at once"))?;
         Ok(Self {
             name,
+            launch,
             child,
             pid,
             log,
             metrics_port,
+            paused: false,
         })
+    }
+
+    /// Starts the same command again in place of the process, which must have exited: same
+    /// arguments, ports and log.
+    pub(crate) fn restart(&mut self) -> anyhow::Result<()> {
+        if self.exit_status().is_none() {
+            bail!(
+                "{} still runs: only an exited process is restarted",
+                self.name
+            );
+        }
+        self.child = start(&self.name, &self.launch, &self.log)?;
+        self.paused = false;
+        self.pid = self
+            .child
+            .id()
+            .with_context(|| format!("{} exited at once", self.name))?;
+        Ok(())
+    }
+
+    /// How it exited, if it has.
+    pub(crate) fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends `signal` unless it has exited: SIGSTOP and SIGCONT pause and resume it, SIGKILL
+    /// kills it without reaping it, so that it shows as exited as a crash would.
+    pub(crate) fn signal(&mut self, signal: Signal) -> anyhow::Result<()> {
+        self.send(signal)?;
+        if signal == Signal::STOP {
+            self.paused = true;
+        } else if signal == Signal::CONT {
+            self.paused = false;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pause(&mut self) -> anyhow::Result<()> {
+        self.signal(Signal::STOP)
+    }
+
+    pub(crate) fn resume(&mut self) -> anyhow::Result<()> {
+        self.signal(Signal::CONT)
+    }
+
+    pub(crate) fn crash(&mut self) -> anyhow::Result<()> {
+        self.signal(Signal::KILL)
+    }
+
+    fn send(&mut self, signal: Signal) -> anyhow::Result<()> {
+        if let Some(status) = self.exit_status() {
+            bail!("{} has exited ({status})", self.name);
+        }
+        // Not reaped yet, so the pid is still ours (at worst a zombie), never a reused one.
+        let pid = i32::try_from(self.pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .with_context(|| format!("{} has no valid pid", self.name))?;
+        rustix::process::kill_process(pid, signal)
+            .with_context(|| format!("cannot signal {} ({signal:?})", self.name))
     }
 
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    pub(crate) fn paused(&self) -> bool {
+        self.paused
     }
 
     pub(crate) fn metrics_port(&self) -> u16 {
@@ -103,8 +175,11 @@ impl ChildProcess {
         Usage::of_pid(self.pid).with_context(|| format!("cannot read the usage of {}", self.name))
     }
 
-    /// The body of its `/metrics`, if it answers with 200.
+    /// The body of its `/metrics`, if it answers with 200; `None` at once while it is paused.
     pub(crate) async fn scrape(&self) -> Option<String> {
+        if self.paused {
+            return None;
+        }
         match metrics::get(self.metrics_port, "/metrics").await {
             Ok((200, body)) => Some(body),
             _ => None,
@@ -133,6 +208,10 @@ impl ChildProcess {
             .ok()
             .and_then(Pid::from_raw)
             .is_some_and(|pid| rustix::process::kill_process(pid, Signal::TERM).is_ok());
+        // A paused process gets SIGTERM only once continued.
+        if self.paused {
+            let _ = self.signal(Signal::CONT);
+        }
         if terminated && let Ok(Ok(status)) = tokio::time::timeout(grace, self.child.wait()).await {
             return Some(status);
         }
@@ -145,6 +224,24 @@ impl ChildProcess {
         let _ = self.child.start_kill();
         self.child.wait().await.ok()
     }
+}
+
+/// Starts the command `launch` builds, with its output appended to `log`.
+fn start(name: &str, launch: &Launch, log: &Path) -> anyhow::Result<tokio::process::Child> {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let mut command = launch();
+    let program = command.as_std().get_program().to_owned();
+    command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {name} ({})", Path::new(&program).display()))
 }
 
 /// A free port on 127.0.0.1 (bound and released; another process may take it in between).
@@ -215,6 +312,51 @@ macro_rules! delegate_to_child_process {
         pub async fn kill(&mut self) -> Option<std::process::ExitStatus> {
             self.process.kill().await
         }
+
+        /// Pauses it (SIGSTOP): it holds its memory and connections but runs nothing, answers
+        /// nothing and is not scraped, as a process stalled by its node would.
+        ///
+        /// # Errors
+        /// It has exited.
+        pub fn pause(&mut self) -> anyhow::Result<()> {
+            self.process.pause()
+        }
+
+        /// Resumes it after [`Self::pause`] (SIGCONT).
+        ///
+        /// # Errors
+        /// It has exited.
+        pub fn resume(&mut self) -> anyhow::Result<()> {
+            self.process.resume()
+        }
+
+        /// Whether it is paused.
+        #[must_use]
+        pub fn paused(&self) -> bool {
+            self.process.paused()
+        }
+
+        /// Kills it with SIGKILL without reaping it, as a crash would: unlike [`Self::kill`],
+        /// it stays with its owner, which sees it exit (and a supervisor restarts it).
+        ///
+        /// # Errors
+        /// It has exited already.
+        pub fn crash(&mut self) -> anyhow::Result<()> {
+            self.process.crash()
+        }
+
+        /// How it exited, if it has.
+        pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+            self.process.exit_status()
+        }
+
+        /// Starts its command again after it exited: same arguments, ports and log, a new pid.
+        ///
+        /// # Errors
+        /// It still runs, or it cannot be started.
+        pub fn restart(&mut self) -> anyhow::Result<()> {
+            self.process.restart()
+        }
     };
 }
 
@@ -227,11 +369,15 @@ mod tests {
     use super::*;
 
     fn sleeper(dir: &Path, script: &str) -> ChildProcess {
-        let mut command = tokio::process::Command::new("/bin/sh");
-        command.args(["-c", script]);
+        let script = script.to_owned();
+        let launch: Launch = Arc::new(move || {
+            let mut command = tokio::process::Command::new("/bin/sh");
+            command.args(["-c", &script]);
+            command
+        });
         ChildProcess::spawn(
             "the sleeper".into(),
-            command,
+            launch,
             dir.join("logs/sleeper.log"),
             1,
         )
@@ -285,5 +431,54 @@ mod tests {
         assert!(process.usage().is_err());
         // Killing an exited process reports how it exited.
         assert_eq!(process.kill().await.unwrap().code(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_restarted_process_runs_the_same_command_and_appends_to_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut process = sleeper(dir.path(), "echo run; exec sleep 60");
+        testenv::eventually("the first start", Duration::from_secs(10), || async {
+            (process.log_tail() == "run").then_some(())
+        })
+        .await;
+        let first = process.pid();
+        process.signal(Signal::KILL).unwrap();
+        let status = testenv::eventually("the kill", Duration::from_secs(10), || {
+            std::future::ready(process.exit_status())
+        })
+        .await;
+        assert_eq!(status.signal(), Some(9), "{status}");
+        assert!(process.signal(Signal::STOP).is_err(), "it has exited");
+        process.restart().unwrap();
+        assert_ne!(process.pid(), first);
+        testenv::eventually("the second start", Duration::from_secs(10), || async {
+            (process.log_tail() == "run\nrun").then_some(())
+        })
+        .await;
+        process.check_alive().unwrap();
+        process.kill().await;
+    }
+
+    #[tokio::test]
+    async fn a_paused_process_has_not_exited_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut process = sleeper(dir.path(), "exec sleep 60");
+        process.signal(Signal::STOP).unwrap();
+        let pid = process.pid();
+        let state = move || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            stat.split(") ").nth(1).unwrap().chars().next().unwrap()
+        };
+        testenv::eventually("the stop", Duration::from_secs(10), || {
+            std::future::ready((state() == 'T').then_some(()))
+        })
+        .await;
+        assert_eq!(process.exit_status(), None);
+        process.signal(Signal::CONT).unwrap();
+        testenv::eventually("the resume", Duration::from_secs(10), || {
+            std::future::ready((state() == 'S').then_some(()))
+        })
+        .await;
+        process.kill().await;
     }
 }

@@ -1,15 +1,25 @@
 //! One start-up for every local stack: the control plane, the APIs and the sharder, ready for
 //! the shards of the controller under test.
 
-use std::{path::Path, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use kube::Client;
 use testenv::ControlPlane;
+use tokio::time::Instant;
 
 use crate::{
-    Manifest, OPERATOR_NAMESPACE, Operators, SharderProcess, SharderSettings, WEBHOSTING_RING,
+    Manifest, OPERATOR_NAMESPACE, Operators, RestartPolicy, SharderProcess, SharderSettings,
+    Sharders, WEBHOSTING_RING, supervisor::Supervision,
 };
+
+/// How often the supervisor looks at the processes.
+const SUPERVISOR_POLL: Duration = Duration::from_millis(250);
 
 /// What the controller under test needs on the control plane before its shards start.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,18 +53,20 @@ pub struct StackOptions {
     controller: Option<ControllerSetup>,
     keep_directory: bool,
     sharder: SharderSettings,
+    sharder_replicas: u32,
     patience: Duration,
 }
 
 impl Default for StackOptions {
-    /// The webhosting stack with the sharder's defaults, its directory removed at the end,
-    /// two minutes to become ready.
+    /// The webhosting stack with one sharder with its defaults, its directory removed at the
+    /// end, two minutes to become ready.
     fn default() -> Self {
         Self {
             webhosting: true,
             controller: None,
             keep_directory: false,
             sharder: SharderSettings::default(),
+            sharder_replicas: 1,
             patience: Duration::from_secs(120),
         }
     }
@@ -93,6 +105,15 @@ impl StackOptions {
         Self { sharder, ..self }
     }
 
+    /// How many sharder replicas run: one (the default) is named `sharder`, more are named
+    /// `sharder-0`, `sharder-1`, … and need [`SharderSettings::leader_election`].
+    pub fn sharder_replicas(self, sharder_replicas: u32) -> Self {
+        Self {
+            sharder_replicas,
+            ..self
+        }
+    }
+
     /// How long the sharder's ring and the shards may take to become ready.
     pub fn patience(self, patience: Duration) -> Self {
         Self { patience, ..self }
@@ -106,32 +127,38 @@ pub struct Stack {
     pub control_plane: ControlPlane,
     /// A client of its API server.
     pub client: Client,
-    /// The sharder.
-    pub sharder: SharderProcess,
+    /// The sharder's replicas.
+    pub sharders: Sharders,
     /// The shards of the controller under test, none at first.
     pub operators: Operators,
     patience: Duration,
+    /// The restarts of each process by [`Self::supervise`], by name.
+    restarts: Mutex<BTreeMap<String, usize>>,
 }
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack")
             .field("control_plane", &self.control_plane)
-            .field("sharder", &self.sharder)
+            .field("sharders", &self.sharders)
             .field("operators", &self.operators)
             .finish_non_exhaustive()
     }
 }
 
 impl Stack {
-    /// Starts the control plane, installs the APIs, starts the sharder from `sharder` and,
-    /// with a controller under test (the webhosting-operator by default), waits until its ring
-    /// is ready.
+    /// Starts the control plane, installs the APIs, starts the sharder's replicas from
+    /// `sharder` and, with a controller under test (the webhosting-operator by default), waits
+    /// until its ring is ready.
     ///
     /// # Errors
-    /// Something does not start, or the ring is not ready in time: then the error quotes the
-    /// end of the sharder's log.
+    /// Something does not start, several replicas lack leader election, or the ring is not
+    /// ready in time: then the error quotes the end of the first sharder's log.
     pub async fn start(sharder: &Path, options: &StackOptions) -> anyhow::Result<Self> {
+        let replicas = options.sharder_replicas;
+        if replicas > 1 && options.sharder.leader_election.is_none() {
+            bail!("{replicas} sharder replicas need leader election");
+        }
         let setup = match (&options.controller, options.webhosting) {
             (Some(setup), _) => Some(setup.clone()),
             (None, true) => Some(ControllerSetup::webhosting()),
@@ -152,22 +179,38 @@ impl Stack {
         if let Some(setup) = &setup {
             crate::install_manifests(&client, &setup.manifests, &setup.lease_namespace).await?;
         }
-        let mut sharder = SharderProcess::start(&control_plane, sharder, &options.sharder)?;
+        if options.sharder.leader_election.is_some() {
+            // The leader Lease's namespace, which the cluster's manifests create.
+            crate::create_namespace(&client, sharding::api::labels::SHARDER_NAMESPACE).await?;
+        }
+        let names: Vec<String> = if replicas > 1 {
+            (0..replicas).map(|i| format!("sharder-{i}")).collect()
+        } else {
+            vec!["sharder".to_owned()]
+        };
+        let sharders = names
+            .iter()
+            .map(|name| {
+                SharderProcess::start_replica(&control_plane, sharder, &options.sharder, name)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sharders = Sharders::new(sharders);
         if let Some(setup) = &setup
             && let Err(error) = crate::wait_ring_ready(&client, &setup.ring, options.patience).await
         {
-            sharder.check_alive()?;
+            sharders.check_alive()?;
             bail!(
                 "{error:#}; the sharder's log ends with:\n{}",
-                sharder.log_tail()
+                sharders.lock()[0].log_tail()
             );
         }
         Ok(Self {
             control_plane,
             client,
-            sharder,
+            sharders,
             operators: Operators::new(setup.map_or(WEBHOSTING_RING.to_owned(), |s| s.ring)),
             patience: options.patience,
+            restarts: Mutex::default(),
         })
     }
 
@@ -185,18 +228,17 @@ impl Stack {
 
     /// Waits until every replica is ready and the ring counts `shards` available shards,
     /// failing early when the sharder or a replica exits.
-    pub async fn wait_operators_ready(&mut self, shards: usize) -> anyhow::Result<()> {
-        let sharder = &mut self.sharder;
+    pub async fn wait_operators_ready(&self, shards: usize) -> anyhow::Result<()> {
         self.operators
             .wait_ready(&self.client, shards, self.patience, || {
-                sharder.check_alive()
+                self.sharders.check_alive()
             })
             .await
     }
 
     /// Fails with the log of the first process of the stack that has exited.
-    pub async fn check_alive(&mut self) -> anyhow::Result<()> {
-        self.sharder.check_alive()?;
+    pub async fn check_alive(&self) -> anyhow::Result<()> {
+        self.sharders.check_alive()?;
         self.operators
             .lock()
             .await
@@ -204,9 +246,62 @@ impl Stack {
             .try_for_each(crate::ControllerProcess::check_alive)
     }
 
-    /// Stops the shards (together), then the sharder, gracefully, and then the control plane.
-    pub async fn stop(mut self) {
+    /// Restarts every process of the stack (the sharder's replicas and the shards) that exits,
+    /// as `policy` says, until it is dropped; a process that the caller stops or takes out of
+    /// [`Self::operators`] is not restarted. While it runs, [`Operators::wait_ready`] counts
+    /// an exited shard as not ready rather than failing. Returns only with the error of a
+    /// crash loop or of a restart that failed (docs/experiments.md#the-supervisor).
+    pub async fn supervise(&self, policy: RestartPolicy) -> anyhow::Error {
+        let _supervised = self.operators.supervised();
+        let mut supervision = Supervision::default();
+        let mut ticks = tokio::time::interval(SUPERVISOR_POLL);
+        loop {
+            ticks.tick().await;
+            let now = Instant::now();
+            let mut restarted = Vec::new();
+            let sharders = self.sharders.lock().iter_mut().try_for_each(|replica| {
+                let name = replica.name().to_owned();
+                let count = supervision.poll(&policy, (&name, replica.child()), now)?;
+                restarted.extend(count.map(|count| (name, count)));
+                Ok(())
+            });
+            let operators = self
+                .operators
+                .lock()
+                .await
+                .iter_mut()
+                .try_for_each(|shard| {
+                    let name = shard.identity().to_owned();
+                    let count = supervision.poll(&policy, (&name, shard.child()), now)?;
+                    restarted.extend(count.map(|count| (name, count)));
+                    Ok(())
+                });
+            self.restarts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(restarted);
+            if let Err(error) = sharders.and(operators) {
+                return error;
+            }
+        }
+    }
+
+    /// How often [`Self::supervise`] restarted each process, by name (`sharder-1`,
+    /// `shard-2`); processes it never restarted are left out.
+    #[must_use]
+    pub fn restarts(&self) -> BTreeMap<String, usize> {
+        self.restarts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops the shards (together), then the sharder's replicas, gracefully, and then the
+    /// control plane.
+    pub async fn stop(self) {
         self.operators.stop_all().await;
-        self.sharder.stop().await;
+        for mut replica in self.sharders.into_inner() {
+            replica.stop().await;
+        }
     }
 }

@@ -183,3 +183,34 @@ async fn the_service_range_holds_more_than_a_slash_24() {
         failed.first()
     );
 }
+
+#[tokio::test]
+async fn a_stopped_api_server_starts_again_on_the_same_port_with_its_data() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let control_plane = Environment::new().start().await.unwrap();
+    let client = control_plane.client().await.unwrap();
+    let config_maps = kube::Api::<ConfigMap>::namespaced(client.clone(), "default");
+    let config_map: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "kept"}})).unwrap();
+    config_maps
+        .create(&kube::api::PostParams::default(), &config_map)
+        .await
+        .unwrap();
+    let before: Vec<_> = control_plane.pids();
+
+    assert!(control_plane.stop_api_server());
+    assert!(!control_plane.stop_api_server(), "it is stopped already");
+    assert!(client.apiserver_version().await.is_err());
+    let names: Vec<_> = control_plane.pids().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["etcd"]);
+
+    control_plane.start_api_server().await.unwrap();
+    // The same URL and certificates: the client made before the stop works again.
+    assert!(config_maps.get("kept").await.is_ok());
+    let after = control_plane.pids();
+    assert_eq!(after.len(), before.len());
+    assert_ne!(after, before, "a new kube-apiserver process");
+    let log = std::fs::read_to_string(control_plane.log_path("kube-apiserver")).unwrap();
+    assert!(log.len() > 1000, "the log of both starts is kept");
+}

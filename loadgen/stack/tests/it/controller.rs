@@ -51,7 +51,7 @@ async fn another_controller_runs_from_its_manifests_and_shard_commands() {
     };
     let options = StackOptions::default().controller(setup).patience(PATIENCE);
     // Dropped on a failed assertion, the stack kills its processes and removes its files.
-    let mut stack = Stack::start(&bin.join("sharder"), &options).await.unwrap();
+    let stack = Stack::start(&bin.join("sharder"), &options).await.unwrap();
     assert_eq!(stack.operators.ring(), "checksum-controller");
     let kubeconfig = stack.control_plane.kubeconfig_path();
     for identity in ["shard-0", "shard-1"] {
