@@ -98,6 +98,7 @@ pub async fn run(
     let router = webhook::server::router(
         Webhook::new(Arc::new(cache.clone()), webhook_metrics),
         limits,
+        readiness.clone(),
     );
     let files = (server.cert_file(), server.key_file());
     let webhook_stop = runtime.stopped();

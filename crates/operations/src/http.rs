@@ -53,7 +53,9 @@ impl Readiness {
         self.0.store(true, Ordering::Release);
     }
 
-    fn is_ready(&self) -> bool {
+    /// Whether the replica is ready.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }

@@ -19,6 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt as _;
+use operations::http::Readiness;
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
@@ -50,6 +51,7 @@ use super::metrics::RejectionLabels;
 #[derive(Clone, Debug)]
 pub struct Gate {
     limits: Limits,
+    ready: Readiness,
     requests: Arc<Semaphore>,
     body_bytes: Arc<Semaphore>,
     rejections: Family<RejectionLabels, Counter>,
@@ -58,6 +60,8 @@ pub struct Gate {
 /// Why a request was answered without reaching the handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
+    /// The sharder's caches are not filled yet: its answers would not know the rings.
+    NotReady,
     /// Every request slot is taken.
     TooManyRequests {
         /// [`Limits::max_concurrent_requests`].
@@ -96,11 +100,17 @@ pub struct BufferedBody {
 
 impl Gate {
     /// The state of `limits`, with every slot and byte free, counting rejections into
-    /// `rejections` (`controller_sharding_webhook_rejections_total`).
+    /// `rejections` (`controller_sharding_webhook_rejections_total`), and answering only once
+    /// `ready` (the caches are filled).
     #[must_use]
-    pub fn new(limits: Limits, rejections: Family<RejectionLabels, Counter>) -> Self {
+    pub fn new(
+        limits: Limits,
+        rejections: Family<RejectionLabels, Counter>,
+        ready: Readiness,
+    ) -> Self {
         Self {
             limits,
+            ready,
             requests: Arc::new(Semaphore::new(to_usize(limits.max_concurrent_requests))),
             body_bytes: Arc::new(Semaphore::new(to_usize(limits.max_in_flight_body_bytes))),
             rejections,
@@ -118,8 +128,12 @@ impl Gate {
         rejection.to_response()
     }
 
-    /// A request slot, held until dropped, or a rejection when all are taken; never waits.
+    /// A request slot, held until dropped, or a rejection when the caches are not filled yet
+    /// or all slots are taken; never waits.
     pub fn admit(&self) -> Result<OwnedSemaphorePermit, Rejection> {
+        if !self.ready.is_ready() {
+            return Err(Rejection::NotReady);
+        }
         Arc::clone(&self.requests)
             .try_acquire_owned()
             .map_err(|_| Rejection::TooManyRequests {
@@ -245,6 +259,7 @@ impl Rejection {
     #[must_use]
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::NotReady => "not_ready",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::BodyBudgetExhausted { .. } => "body_budget_exhausted",
             Self::BodyTooLarge { .. } => "body_too_large",
@@ -257,6 +272,7 @@ impl Rejection {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests { .. } | Self::BodyBudgetExhausted { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -270,6 +286,9 @@ impl Rejection {
     #[must_use]
     pub fn message(&self) -> String {
         match self {
+            Self::NotReady => {
+                "the sharder's caches are not filled yet, it cannot assign objects".to_owned()
+            }
             Self::TooManyRequests { limit } => {
                 format!("the webhook is handling its limit of {limit} requests, retry later")
             }
@@ -325,7 +344,23 @@ mod tests {
     use super::*;
 
     fn gate() -> Gate {
-        Gate::new(limits(), Family::default())
+        Gate::new(limits(), Family::default(), ready())
+    }
+
+    fn ready() -> Readiness {
+        let ready = Readiness::default();
+        ready.set_ready();
+        ready
+    }
+
+    #[test]
+    fn nothing_is_admitted_before_the_caches_are_filled() {
+        let not_ready = Gate::new(limits(), Family::default(), Readiness::default());
+        let rejection = not_ready.admit().unwrap_err();
+        assert_eq!(rejection, Rejection::NotReady);
+        // Not an admission answer: the API server applies the failure policy.
+        assert_eq!(rejection.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ready().is_ready() && gate().admit().is_ok());
     }
 
     fn limits() -> Limits {

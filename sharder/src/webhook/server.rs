@@ -21,6 +21,7 @@ use axum_server::{
     Handle,
     tls_rustls::{RustlsAcceptor, RustlsConfig},
 };
+use operations::http::Readiness;
 
 use super::{
     handler::{Webhook, admit},
@@ -67,10 +68,11 @@ pub enum Error {
     Serve(#[source] io::Error),
 }
 
-/// The webhook's router, without TLS: `POST` on [`ROUTE`], behind the limits of `limits`
-/// except the header read timeout, which [`serve`] applies.
-pub fn router(webhook: Webhook, limits: Limits) -> Router {
-    let gate = Gate::new(limits, webhook.metrics().rejections.clone());
+/// The webhook's router, without TLS: `POST` on [`ROUTE`], answered once `ready` (the caches
+/// are filled), behind the limits of `limits` except the header read timeout, which [`serve`]
+/// applies.
+pub fn router(webhook: Webhook, limits: Limits, ready: Readiness) -> Router {
+    let gate = Gate::new(limits, webhook.metrics().rejections.clone(), ready);
     Router::new()
         .route(ROUTE, post(admit))
         .route_layer(middleware::from_fn_with_state(gate, enforce))
@@ -237,6 +239,12 @@ mod tests {
     use testenv::certs::{CertificateAuthority, CertifiedKey};
 
     use super::*;
+
+    fn ready() -> Readiness {
+        let ready = Readiness::default();
+        ready.set_ready();
+        ready
+    }
     use crate::webhook::{
         handler::{RingState, Webhook},
         metrics::WebhookMetrics,
@@ -362,7 +370,7 @@ current-context: webhook
             let server = tokio::spawn(serve(
                 listener,
                 files,
-                router(webhook, limits),
+                router(webhook, limits, ready()),
                 limits.header_read_timeout,
                 async {
                     let _ = stopped.await;
@@ -625,7 +633,7 @@ current-context: webhook
         let result = serve(
             listener,
             (cert, key),
-            router(webhook, test_limits()),
+            router(webhook, test_limits(), ready()),
             Duration::from_secs(1),
             std::future::pending(),
         )
