@@ -32,7 +32,7 @@ fn read(dir: &Path, file: &str) -> String {
 
 #[test]
 fn the_checksum_controller_is_measured_at_one_and_two_shards_from_its_declaration() {
-    let (_results, dir) = support::run_locally(
+    let (_results, dir, _) = support::run_locally(
         &["sharder", "webhosting-operator", "checksum-controller"],
         &scenario(),
         "checksum",

@@ -2,13 +2,11 @@
 //! at 2 shards with two sharder replicas, every kind of fault injected, the processes that exit
 //! restarted by the supervisor, and every object reconciled in the end.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
-use loadgen::{
-    environment::Choice,
-    experiment::{self, Options},
-    scenario::Scenario,
-};
+use loadgen::scenario::Scenario;
+
+mod support;
 
 /// `experiments/faults.yaml` with 70 s of load at 2 shards, 5 s shard Leases and a resync
 /// every 15 s, and its faults closer together: the leader killed mid-move at 8 s, a shard paused 12 s (past its
@@ -46,25 +44,8 @@ fn scenario() -> Scenario {
             sharder leader's pause still awaits its reconciliation at the end (issue 16); \
             run with --ignored"]
 fn every_fault_is_injected_exited_processes_restart_and_every_object_is_reconciled() {
-    let dir = stack::build_for_tests(&["sharder", "webhosting-operator"])
-        .expect("the sharder and the operator build");
-    let binaries = stack::Binaries::in_dir(&dir).unwrap();
-    let results = tempfile::tempdir().unwrap();
-    let options = Options {
-        target: Choice::Local {
-            keep_directory: false,
-            binaries: Some(binaries),
-        },
-        results: results.path().to_owned(),
-        run_id: Some("faults".to_owned()),
-        window: Duration::from_secs(10),
-        metrics_address: None,
-        repeat: 1,
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (dir, run) = runtime
-        .block_on(experiment::run(&scenario(), &options))
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (_results, dir, run) =
+        support::run_locally(&["sharder", "webhosting-operator"], &scenario(), "faults");
     let count = &run.shard_counts[0];
 
     // Every fault, in order, each on its target.

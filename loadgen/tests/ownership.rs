@@ -26,7 +26,7 @@ fn scenario() -> Scenario {
 
 #[test]
 fn a_normal_run_is_audited_and_reconciles_no_object_on_two_shards_at_once() {
-    let (_results, dir) = support::run_locally(
+    let (_results, dir, _) = support::run_locally(
         &["sharder", "webhosting-operator"],
         &scenario(),
         "ownership",

@@ -5,17 +5,18 @@ use std::{path::PathBuf, time::Duration};
 use loadgen::{
     environment::Choice,
     experiment::{self, Options},
+    results::RunResults,
     scenario::Scenario,
 };
 
 /// Runs `scenario` once as run `run_id` on a local target with the binaries of `packages`
-/// built for the test, into a temporary directory; returns it (removed when dropped) and the
-/// run's directory.
+/// built for the test, into a temporary directory; returns it (removed when dropped), the
+/// run's directory and its results.
 pub fn run_locally(
     packages: &[&str],
     scenario: &Scenario,
     run_id: &str,
-) -> (tempfile::TempDir, PathBuf) {
+) -> (tempfile::TempDir, PathBuf, RunResults) {
     let dir = stack::build_for_tests(packages).expect("the binaries build");
     let binaries = stack::Binaries::in_dir(&dir).unwrap();
     let results = tempfile::tempdir().unwrap();
@@ -31,8 +32,8 @@ pub fn run_locally(
         repeat: 1,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (dir, _) = runtime
+    let (dir, run) = runtime
         .block_on(experiment::run(scenario, &options))
         .unwrap_or_else(|e| panic!("{e:#}"));
-    (results, dir)
+    (results, dir, run)
 }

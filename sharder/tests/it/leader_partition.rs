@@ -8,10 +8,8 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
-use kube::{Api, ResourceExt as _, api::ListParams};
+use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
-use sharding::api::labels;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{
@@ -22,17 +20,13 @@ use tokio::{
 };
 
 use crate::{
-    eventually, leader_election_control_plane, namespace_and_ring,
-    replica::{Replica, writes},
-    shard,
+    eventually, leader_election_control_plane,
+    replica::{Replica, leader, leads, ready_shards, ring_with_shards, writes},
 };
 
 /// The source address of every connection through the partition: the API server's audit log
 /// names it in `sourceIPs`, which tells the cut-off replica's requests from everyone else's.
 const CUT_OFF: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-
-/// Shards that leave around the cut, so that the leader has writes to send.
-const LEAVING: [&str; 4] = ["shard-1", "shard-2", "shard-3", "shard-4"];
 
 /// Audits every write with its metadata, nothing else.
 const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
@@ -154,17 +148,6 @@ fn landed_writes(audit_log: &Path, source: Ipv4Addr, since: Timestamp) -> Vec<St
         .collect()
 }
 
-/// How many of the shard Leases in `leases` the sharder labels ready.
-async fn ready_shards(leases: &Api<Lease>) -> Option<usize> {
-    let leases = leases.list(&ListParams::default()).await.ok()?.items;
-    Some(
-        leases
-            .iter()
-            .filter(|l| l.labels().get(labels::STATE).map(String::as_str) == Some("ready"))
-            .count(),
-    )
-}
-
 #[tokio::test]
 async fn a_leader_cut_off_from_the_api_server_steps_down_and_nothing_it_sent_lands_after_the_takeover()
  {
@@ -176,16 +159,6 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_and_nothing_it_sent_lan
         .api_server_arg(format!("--audit-policy-file={}", policy.display()))
         .api_server_arg(format!("--audit-log-path={}", audit_log.display()));
     let (control_plane, client) = leader_election_control_plane(environment).await;
-    let leader_leases = Api::<Lease>::namespaced(client.clone(), labels::SHARDER_NAMESPACE);
-    let leader = || async {
-        let spec = leader_leases
-            .get_opt(labels::SHARDER_LEASE)
-            .await
-            .ok()??
-            .spec?;
-        Some((spec.holder_identity?, spec.acquire_time?.0))
-    };
-
     let upstream = control_plane
         .api_server_url()
         .trim_start_matches("https://")
@@ -198,22 +171,9 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_and_nothing_it_sent_lan
         audit.path().join("first.kubeconfig"),
     );
     let mut first = Replica::start(&control_plane, "first", &proxied);
-    eventually("the first replica to lead", || async {
-        leader().await?.0.starts_with("first_").then_some(())
-    })
-    .await;
+    leads(&client, "first").await;
     let mut second = Replica::start(&control_plane, "second", &control_plane.kubeconfig_path());
-    let ring = namespace_and_ring(&client).await;
-    let _live = shard(&client, &ring, "shard-0", 4).await;
-    let mut leaving = Vec::new();
-    for name in LEAVING {
-        leaving.push(shard(&client, &ring, name, 4).await);
-    }
-    let shard_leases = Api::<Lease>::namespaced(client.clone(), &ring);
-    eventually("the leader to label the shards ready", || async {
-        (ready_shards(&shard_leases).await? == 1 + LEAVING.len()).then_some(())
-    })
-    .await;
+    let (_, _live, leaving, shard_leases) = ring_with_shards(&client).await;
     assert!(
         !landed_writes(&audit_log, CUT_OFF, Timestamp::UNIX_EPOCH).is_empty(),
         "the audit log tells the leader's writes through the partition"
@@ -230,7 +190,7 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_and_nothing_it_sent_lan
         lease.release().await.unwrap();
     }
     let (holder, taken_over) = eventually("the second replica to take over", || async {
-        let (holder, acquired) = leader().await?;
+        let (holder, acquired) = leader(&client).await?;
         holder.starts_with("second_").then_some((holder, acquired))
     })
     .await;
@@ -267,6 +227,6 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_and_nothing_it_sent_lan
         landed.is_empty(),
         "writes of the old leader landed after {holder} took over at {taken_over}: {landed:#?}"
     );
-    assert_eq!(leader().await.unwrap().0, holder);
+    assert_eq!(leader(&client).await.unwrap().0, holder);
     assert!(second.exited().is_none(), "the new leader keeps running");
 }

@@ -6,11 +6,16 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
+use kube::{Api, Client, ResourceExt as _, api::ListParams};
 use sharder::controller::WRITE_LOG_TARGET;
+use sharding::{api::labels, shard::ShardLeaseHandle};
 use testenv::ControlPlane;
 
-use crate::sharder_yaml;
+use crate::{eventually, namespace_and_ring, shard, sharder_yaml};
+
+/// Shards that leave around a disturbance of the leader: each gives it something to write.
+pub const LEAVING: [&str; 4] = ["shard-1", "shard-2", "shard-3", "shard-4"];
 
 /// The leader Lease: 4 s, given up 2 s after the last renewal's start, renewed every 500 ms.
 const LEADER_ELECTION: &str =
@@ -91,4 +96,54 @@ pub fn writes(log: &Path) -> Vec<(Timestamp, String)> {
             )
         })
         .collect()
+}
+
+/// The holder of the sharder's leader Lease and its acquireTime, if it has both.
+pub async fn leader(client: &Client) -> Option<(String, Timestamp)> {
+    let spec = Api::<Lease>::namespaced(client.clone(), labels::SHARDER_NAMESPACE)
+        .get_opt(labels::SHARDER_LEASE)
+        .await
+        .ok()??
+        .spec?;
+    Some((spec.holder_identity?, spec.acquire_time?.0))
+}
+
+/// Waits until the replica whose identity starts with `name` leads.
+pub async fn leads(client: &Client, name: &str) {
+    let prefix = format!("{name}_");
+    eventually(&format!("{name} to lead"), || async {
+        leader(client).await?.0.starts_with(&prefix).then_some(())
+    })
+    .await;
+}
+
+/// A ring with a live shard `shard-0` and the [`LEAVING`] shards, all labelled ready by the
+/// leader: the ring's name, the Leases of the live shard and of the leaving ones, and an API
+/// of the ring's Leases.
+pub async fn ring_with_shards(
+    client: &Client,
+) -> (String, ShardLeaseHandle, Vec<ShardLeaseHandle>, Api<Lease>) {
+    let ring = namespace_and_ring(client).await;
+    let live = shard(client, &ring, "shard-0", 4).await;
+    let mut leaving = Vec::new();
+    for name in LEAVING {
+        leaving.push(shard(client, &ring, name, 4).await);
+    }
+    let shard_leases = Api::<Lease>::namespaced(client.clone(), &ring);
+    eventually("the leader to label the shards ready", || async {
+        (ready_shards(&shard_leases).await? == 1 + LEAVING.len()).then_some(())
+    })
+    .await;
+    (ring, live, leaving, shard_leases)
+}
+
+/// How many of the shard Leases in `leases` the sharder labels ready.
+pub async fn ready_shards(leases: &Api<Lease>) -> Option<usize> {
+    let leases = leases.list(&ListParams::default()).await.ok()?.items;
+    Some(
+        leases
+            .iter()
+            .filter(|l| l.labels().get(labels::STATE).map(String::as_str) == Some("ready"))
+            .count(),
+    )
 }
