@@ -4,7 +4,10 @@
 //! after it has listed is started over by kube-runtime's watcher (relisting when its resource
 //! version is too old) and counted as a watch restart (docs/experiments.md#validity).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex},
+};
 
 use futures::{StreamExt as _, TryStreamExt as _, stream::BoxStream};
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
@@ -117,6 +120,7 @@ pub async fn observe(
     let shard_label = labels::shard(&ring.name);
     let (objects_synced, leases_synced) = (watch::channel(false), watch::channel(false));
     let mut listed = Listed::new(apis);
+    let mut relisting: Vec<Relisting> = apis.iter().map(|_| Relisting::default()).collect();
     let objects_done =
         futures::stream::select_all(streams)
             .map(Ok)
@@ -132,7 +136,7 @@ pub async fn observe(
                 };
                 let (i, related) = Listed::slot(source);
                 let completed = object_event(
-                    &mut tracker,
+                    (&mut tracker, &mut relisting[i]),
                     now,
                     (&workloads[i], related),
                     event,
@@ -232,15 +236,18 @@ fn object_watches(client: &Client, run_id: &str, apis: &[WorkloadApi]) -> Vec<Ev
 }
 
 /// Feeds an event of a watch of `workload`'s objects (or, with `related`, of its related
-/// objects) to the tracker; returns the latencies it completed, or `None` when the event ends
-/// the watch's listing.
+/// objects) to the tracker, following the listings of the objects' watch in `relisting`;
+/// returns the latencies it completed, or `None` when the event ends the watch's listing.
 fn object_event(
-    tracker: &mut Tracker,
+    (tracker, relisting): (&mut Tracker, &mut Relisting),
     now: Timestamp,
     (workload, related): (&Workload, bool),
     event: watcher::Event<DynamicObject>,
     shard_label: &str,
 ) -> Option<Vec<std::time::Duration>> {
+    if !related {
+        relisting.see(tracker, now, workload, &event);
+    }
     Some(match event {
         watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
             let object = json(&object);
@@ -259,6 +266,51 @@ fn object_event(
         watcher::Event::Delete(_) | watcher::Event::Init => Vec::new(),
         watcher::Event::InitDone => return None,
     })
+}
+
+/// A listing of a watch of a workload's objects: what the tracker knew when it began and what
+/// it showed. kube-runtime's watcher starts over with a new listing after an error, and an
+/// object deleted in between shows no event: only its absence from the listing tells.
+#[derive(Debug, Default)]
+struct Relisting {
+    known: BTreeSet<String>,
+    listed: BTreeSet<String>,
+}
+
+impl Relisting {
+    /// Follows `event` of the watch of `workload`'s objects; at the end of a listing, tells
+    /// the tracker which known objects it did not show.
+    fn see(
+        &mut self,
+        tracker: &mut Tracker,
+        now: Timestamp,
+        workload: &Workload,
+        event: &watcher::Event<DynamicObject>,
+    ) {
+        match event {
+            watcher::Event::Init => {
+                self.known = tracker.known(&object_key_prefix(workload));
+                self.listed.clear();
+            }
+            watcher::Event::InitApply(object) => {
+                self.listed.insert(object_key(workload, &json(object)));
+            }
+            watcher::Event::InitDone => {
+                tracker.relisted(now, &self.known, &self.listed);
+                self.known.clear();
+                self.listed.clear();
+            }
+            watcher::Event::Apply(_) | watcher::Event::Delete(_) => {}
+        }
+    }
+}
+
+/// The start of the key of every object of `workload`.
+fn object_key_prefix(workload: &Workload) -> String {
+    key(&workload.resource.kind, "", "")
+        .trim_end_matches('/')
+        .to_owned()
+        + "/"
 }
 
 /// A watch's error: before the watch has first listed, it ends the observer (the set-up is

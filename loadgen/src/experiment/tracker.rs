@@ -676,6 +676,26 @@ impl Tracker {
             .collect()
     }
 
+    /// The keys starting with `prefix` of the objects seen or awaited and not seen deleted.
+    #[must_use]
+    pub fn known(&self, prefix: &str) -> BTreeSet<String> {
+        self.objects
+            .keys()
+            .chain(self.pending.keys())
+            .filter(|key| key.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// A watch listed its objects again at `at` after it broke: of the objects it knew
+    /// (`known` when the listing began), those the listing did not show (`listed`) were
+    /// deleted while the watch was down, when no event could tell.
+    pub fn relisted(&mut self, at: Timestamp, known: &BTreeSet<String>, listed: &BTreeSet<String>) {
+        for key in known.difference(listed) {
+            self.object_deleted(at, key);
+        }
+    }
+
     /// Objects seen.
     #[must_use]
     pub fn objects(&self) -> usize {
@@ -934,6 +954,31 @@ mod tests {
             finished.observations.last().unwrap().state,
             ObjectState::Deleted
         );
+    }
+
+    #[test]
+    fn objects_a_listing_after_a_broken_watch_no_longer_shows_were_deleted() {
+        // p/a was seen and p/b awaited when the watch broke; both were deleted meanwhile, and
+        // the listing shows only p/c. p/d, created after the listing began, is left alone.
+        let mut tracker = tracker();
+        tracker.expect("p/a", generation(1), at(100));
+        tracker.object(at(101), view("p/a", Some("s0"), 1, Some(1)));
+        tracker.expect("p/a", generation(2), at(110));
+        tracker.expect("p/b", generation(1), at(110));
+        tracker.expect("p/c", generation(1), at(110));
+        tracker.object(at(111), view("p/c", Some("s0"), 1, Some(1)));
+        let known = tracker.known("p/");
+        assert_eq!(known, ["p/a", "p/b", "p/c"].map(String::from).into());
+        assert!(tracker.known("q/").is_empty());
+        tracker.expect("p/d", generation(1), at(120));
+        tracker.relisted(at(125), &known, &["p/c".to_owned()].into());
+        let finished = tracker.finish(at(1000));
+        let writes = &finished.accounting.writes;
+        assert_eq!(
+            (writes.reconciled, writes.abandoned, writes.pending),
+            (2, 2, 1)
+        );
+        assert_eq!(finished.pending, ["p/d"]);
     }
 
     #[test]
