@@ -40,9 +40,6 @@ fn scenario() -> Scenario {
 }
 
 #[test]
-#[ignore = "quarantined: in about one run of three, one Website created just after the \
-            sharder leader's pause still awaits its reconciliation at the end (issue 16); \
-            run with --ignored"]
 fn every_fault_is_injected_exited_processes_restart_and_every_object_is_reconciled() {
     let (_results, dir, run) =
         support::run_locally(&["sharder", "webhosting-operator"], &scenario(), "faults");
