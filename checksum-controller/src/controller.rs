@@ -15,7 +15,7 @@ use kube::{
         watcher::{self, watcher},
     },
 };
-use sharding::{
+use kube_sharding::{
     fence::Expired,
     shard::{Shard, reconciler},
 };

@@ -19,9 +19,9 @@ use operations::{
     runtime::{Runtime, acquire_shard_lease, shard_lease},
 };
 
+use kube_sharding::shard::{Shard, watcher_config};
 pub use operations::http::Listeners;
 use prometheus_client::registry::Registry;
-use sharding::shard::{Shard, watcher_config};
 
 use crate::{
     controller::{Context, Watches},

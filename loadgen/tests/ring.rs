@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use sharding::consistent_hash::Ring;
+use kube_sharding::consistent_hash::Ring;
 
 fn loadgen(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))

@@ -18,7 +18,7 @@ use kube::{
         watcher,
     },
 };
-use sharding::{
+use kube_sharding::{
     api::{ControllerRing, labels},
     consistent_hash::Ring,
 };
@@ -156,7 +156,7 @@ impl RingState for RingCache {
     /// so most admissions reuse the last one.
     fn hash_ring(&self, name: &str) -> Arc<Ring> {
         let leases = self.leases(name);
-        let shards = sharding::leases::Shards::from_leases(
+        let shards = kube_sharding::leases::Shards::from_leases(
             leases.iter().map(AsRef::as_ref),
             Timestamp::now(),
         );

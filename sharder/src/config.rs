@@ -29,8 +29,8 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{ServiceReference, WebhookClientConfig};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kube_sharding::api::labels::{SHARDER_LEASE, SHARDER_NAMESPACE};
 use serde::{Deserialize, Deserializer, de::Error as _};
-use sharding::api::labels::{SHARDER_LEASE, SHARDER_NAMESPACE};
 
 use crate::webhook::{configuration::default_namespace_selector, limits::Limits};
 

@@ -16,13 +16,13 @@ use anyhow::Context as _;
 use controller_runtime_metrics::{ControllerMetrics, RestClientMetrics};
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
 use kube::Client;
+use kube_sharding::{fence::Fence, shard::ShardLease};
 use operations::{
     http::{self, MetricsServing, Readiness},
     leader::{self, LeaderElection},
     runtime::{Runtime, StopSignal},
 };
 use prometheus_client::registry::Registry;
-use sharding::{fence::Fence, shard::ShardLease};
 
 use crate::{
     cache::RingCache,

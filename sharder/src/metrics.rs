@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::ResourceExt as _;
+use kube_sharding::{
+    api::{ControllerRing, labels},
+    leases::{self, ShardState},
+};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
     metrics::{MetricType, counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
-};
-use sharding::{
-    api::{ControllerRing, labels},
-    leases::{self, ShardState},
 };
 
 use crate::cache::RingCache;
@@ -207,8 +207,8 @@ impl<S: RingSource> Collector for RingCollector<S> {
 
 #[cfg(test)]
 mod tests {
+    use kube_sharding::api::{ControllerRingSpec, ControllerRingStatus};
     use prometheus_client::encoding::text::encode;
-    use sharding::api::{ControllerRingSpec, ControllerRingStatus};
 
     use super::*;
 
@@ -241,7 +241,7 @@ mod tests {
             conditions: vec![],
         });
         let now = Timestamp::now();
-        let lease = sharding::testing::lease("web-0")
+        let lease = kube_sharding::testing::lease("web-0")
             .namespace("ops")
             .uid("l1")
             .ring("web")

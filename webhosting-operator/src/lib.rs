@@ -32,12 +32,12 @@ use operations::{
     runtime::{Runtime, acquire_shard_lease, shard_lease},
 };
 
-pub use operations::http::Listeners;
-use prometheus_client::registry::Registry;
-use sharding::{
+use kube_sharding::{
     fence::Fence,
     shard::{Shard, watcher_config},
 };
+pub use operations::http::Listeners;
+use prometheus_client::registry::Registry;
 
 use crate::{
     audit::Audit,

@@ -3,12 +3,12 @@
 //! shards add up to every Website once.
 
 use kube::{ResourceExt as _, runtime::reflector::Store};
+use kube_sharding::api::labels;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
     metrics::{MetricType, family::Family, gauge::Gauge},
 };
-use sharding::api::labels;
 
 use crate::api::{Theme, Website, WebsitePhase};
 

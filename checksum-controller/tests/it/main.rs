@@ -17,7 +17,7 @@ use kube::{
     Api, Client,
     api::{Patch, PatchParams},
 };
-use sharding::api::ControllerRing;
+use kube_sharding::api::ControllerRing;
 use stack::{SharderProcess, SharderSettings};
 use testenv::ControlPlane;
 use tokio::{sync::oneshot, task::JoinHandle};

@@ -11,7 +11,7 @@ use kube::{
     Resource as _,
     api::{ListParams, ObjectMeta, PostParams, TypeMeta},
 };
-use sharding::consistent_hash::Ring;
+use kube_sharding::consistent_hash::Ring;
 
 use super::*;
 
@@ -181,13 +181,13 @@ fn hash_key(secret: &Secret) -> String {
         api_version: Secret::api_version(&()).into_owned(),
         kind: Secret::kind(&()).into_owned(),
     };
-    sharding::key::for_object(Some(&types), &secret.metadata).unwrap()
+    kube_sharding::key::for_object(Some(&types), &secret.metadata).unwrap()
 }
 
 fn shard_of(meta: &ObjectMeta) -> Option<String> {
     meta.labels
         .as_ref()?
-        .get(&sharding::api::labels::shard(RING))
+        .get(&kube_sharding::api::labels::shard(RING))
         .cloned()
 }
 

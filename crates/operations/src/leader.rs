@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use kube::Client;
-use sharding::shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle, lease};
+use kube_sharding::shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle, lease};
 
 use crate::runtime::Membership;
 

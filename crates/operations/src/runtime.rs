@@ -13,8 +13,8 @@ use anyhow::Context as _;
 use axum::Router;
 use futures::future::Either;
 use kube::Client;
+use kube_sharding::shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle};
 use prometheus_client::registry::Registry;
-use sharding::shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle};
 use tokio::{sync::watch, task::JoinSet};
 
 use crate::{

@@ -10,8 +10,8 @@ pub fn init() {
         .init();
 }
 
-/// Completes on Ctrl-C or SIGTERM (see [`sharding::shard::shutdown::signal`]).
+/// Completes on Ctrl-C or SIGTERM (see [`kube_sharding::shard::shutdown::signal`]).
 pub async fn shutdown_signal() {
-    let signal = sharding::shard::shutdown::signal().await;
+    let signal = kube_sharding::shard::shutdown::signal().await;
     tracing::info!(?signal, "shutting down");
 }

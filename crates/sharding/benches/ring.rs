@@ -7,8 +7,8 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::core::TypeMeta;
-use sharding::consistent_hash::{Ring, xxhash64};
-use sharding::key;
+use kube_sharding::consistent_hash::{Ring, xxhash64};
+use kube_sharding::key;
 
 const SHARD_COUNTS: [usize; 3] = [3, 10, 100];
 

@@ -2,7 +2,7 @@
 //! `configmap-controller` (see docs/implement-sharding.md).
 //!
 //! ```sh
-//! SHARD_NAME=$(hostname) NAMESPACE=default cargo run -p sharding --example sharded_controller
+//! SHARD_NAME=$(hostname) NAMESPACE=default cargo run -p kube-sharding --example sharded_controller
 //! ```
 
 use std::{sync::Arc, time::Duration};
@@ -15,7 +15,7 @@ use kube::{
     api::{Patch, PatchParams},
     runtime::{Controller, controller::Action},
 };
-use sharding::shard::{Shard, ShardLease, ShardLeaseConfig, reconciler, watcher_config};
+use kube_sharding::shard::{Shard, ShardLease, ShardLeaseConfig, reconciler, watcher_config};
 
 const RING: &str = "configmap-controller";
 

@@ -3,8 +3,8 @@
 //! ```
 //! use k8s_openapi::jiff::Timestamp;
 //! let now = Timestamp::now();
-//! let lease = sharding::testing::lease("shard-0").renewed_at(now).ring("web").build();
-//! assert_eq!(sharding::leases::state(&lease, now), sharding::leases::ShardState::Ready);
+//! let lease = kube_sharding::testing::lease("shard-0").renewed_at(now).ring("web").build();
+//! assert_eq!(kube_sharding::leases::state(&lease, now), kube_sharding::leases::ShardState::Ready);
 //! ```
 
 use k8s_openapi::{

@@ -1,7 +1,7 @@
 //! The subcommands of `loadgen`, each with its arguments and its `run`.
 //!
 //! - [`ring`]: `loadgen ring`, the assignment of objects to shards computed offline with
-//!   [`sharding::consistent_hash`], its skew, and the movement when a shard joins or leaves.
+//!   [`kube_sharding::consistent_hash`], its skew, and the movement when a shard joins or leaves.
 //! - [`sharder_bench`]: `loadgen sharder-bench`, the sharder measured on a local control plane:
 //!   webhook latency, memory against the number of sharded objects, and move time.
 //! - [`operator_cost`]: `loadgen operator-cost`, the webhosting-operator's CPU and memory, N

@@ -29,9 +29,9 @@ use kube::{
     Api, ResourceExt as _,
     api::{DeleteParams, ListParams, PostParams},
 };
+use kube_sharding::api::labels;
 use operations::duration::parse as parse_duration;
 use serde::Serialize;
-use sharding::api::labels;
 use stack::{Binaries, OperatorSettings, Stack, StackOptions, Usage};
 use tokio::time::Instant;
 use webhosting_operator::api::{Website, WebsitePhase};

@@ -1,5 +1,5 @@
 //! `loadgen ring`: what the sharder's hash ring does with a set of objects, computed offline
-//! with [`sharding::consistent_hash`] (docs/contract.md#hash-ring).
+//! with [`kube_sharding::consistent_hash`] (docs/contract.md#hash-ring).
 //!
 //! The statistics are pure functions; [`run`] reads the input and prints them.
 
@@ -10,8 +10,8 @@ use std::{
 };
 
 use clap::{ArgGroup, Args, ValueEnum};
+use kube_sharding::consistent_hash::Ring;
 use serde::Serialize;
-use sharding::consistent_hash::Ring;
 
 use crate::{measure::as_f64, report::TextTable, units::format_optional};
 

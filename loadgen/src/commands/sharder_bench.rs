@@ -34,12 +34,12 @@ use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use operations::duration::parse as parse_duration;
-use serde::Serialize;
-use sharding::{
+use kube_sharding::{
     api::{ControllerRing, ControllerRingSpec, RingResource, labels},
     shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle},
 };
+use operations::duration::parse as parse_duration;
+use serde::Serialize;
 use stack::{Binaries, SharderProcess, SharderSettings, Stack, StackOptions};
 use tokio::time::Instant;
 

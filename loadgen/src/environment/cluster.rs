@@ -36,8 +36,8 @@ use kube::{
     config::{AuthInfo, KubeConfigOptions, Kubeconfig},
     core::{Expression, Selector},
 };
+use kube_sharding::api::{ControllerRing, labels};
 use serde_json::json;
-use sharding::api::{ControllerRing, labels};
 use webhosting_operator::api::Website;
 
 use crate::{

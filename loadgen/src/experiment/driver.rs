@@ -128,7 +128,7 @@ impl Population {
 pub fn key(kind: &ApiKind, namespace: &str, name: &str) -> String {
     format!(
         "{}/{}/{namespace}/{name}",
-        sharding::key::group_of(&kind.api_version),
+        kube_sharding::key::group_of(&kind.api_version),
         kind.kind
     )
 }
@@ -829,7 +829,7 @@ mod tests {
         };
         assert_eq!(
             key(&kind, "project-01", "experiment-abc"),
-            sharding::key::for_object(Some(&types), &meta).unwrap()
+            kube_sharding::key::for_object(Some(&types), &meta).unwrap()
         );
         let secret = ApiKind {
             api_version: "v1".to_owned(),

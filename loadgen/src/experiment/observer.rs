@@ -16,8 +16,8 @@ use kube::{
     api::DynamicObject,
     runtime::{WatchStreamExt as _, watcher},
 };
+use kube_sharding::{api::labels, leases::ShardState};
 use serde_json::Value;
-use sharding::{api::labels, leases::ShardState};
 use tokio::sync::watch;
 
 use super::{
@@ -341,7 +341,7 @@ fn state(lease: &Lease) -> Option<ShardState> {
 /// (`docs/contract.md#lease-states`): by time alone a Lease held by its shard never leaves the
 /// available states, so this holds until the next write of the Lease.
 fn held(lease: &Lease, now: Timestamp) -> bool {
-    sharding::leases::state(lease, now).is_available()
+    kube_sharding::leases::state(lease, now).is_available()
 }
 
 /// An object of a watch as JSON, what the readiness rules read.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use kube::{Client, ResourceExt as _};
-use sharding::api::labels;
+use kube_sharding::api::labels;
 
 use super::tracker::Tracker;
 use crate::{
@@ -34,7 +34,7 @@ pub async fn check(
     for kind in kinds {
         let api = resources.api(&kind.gvk(), None).await?;
         for object in listing::all(&api, None).await? {
-            if let Some(owner) = sharding::key::for_controller(&object.metadata) {
+            if let Some(owner) = kube_sharding::key::for_controller(&object.metadata) {
                 owned.push((owner, object.labels().get(&shard_label).cloned()));
             }
         }

@@ -22,7 +22,7 @@ use std::{
 };
 
 use k8s_openapi::jiff::Timestamp;
-use sharding::{consistent_hash::Ring, leases::ShardState};
+use kube_sharding::{consistent_hash::Ring, leases::ShardState};
 
 use crate::{
     measure::{

@@ -12,8 +12,8 @@ use kube::{
     api::{ObjectMeta, Patch, PatchParams, PostParams},
     runtime::wait::{await_condition, conditions},
 };
+use kube_sharding::api::controller_ring;
 use serde::{Serialize, de::DeserializeOwned};
-use sharding::api::controller_ring;
 
 use crate::Manifest;
 
@@ -178,7 +178,7 @@ pub(crate) async fn create_namespace_if_missing(client: &Client, name: &str) -> 
 
 #[cfg(test)]
 mod tests {
-    use sharding::api::ControllerRing;
+    use kube_sharding::api::ControllerRing;
 
     use super::*;
 

@@ -14,8 +14,8 @@ use kube::{
     api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
     discovery::{self, Scope},
 };
+use kube_sharding::api::ControllerRing;
 use serde_json::Value;
-use sharding::api::ControllerRing;
 
 use crate::install::{FIELD_MANAGER, create_namespace_if_missing, wait_crd_established};
 

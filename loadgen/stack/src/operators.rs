@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use kube::{Api, Client};
-use sharding::api::ControllerRing;
+use kube_sharding::api::ControllerRing;
 use testenv::ControlPlane;
 use tokio::{
     sync::{Mutex, MutexGuard},

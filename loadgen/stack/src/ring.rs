@@ -9,7 +9,7 @@ use kube::{
     api::{ApiResource, DynamicObject, ObjectMeta, PostParams},
     discovery::{self, Scope},
 };
-use sharding::api::ControllerRing;
+use kube_sharding::api::ControllerRing;
 use tokio::time::Instant;
 
 use crate::{install::apply, wait::wait_for};
@@ -196,8 +196,8 @@ fn probe_namespace(ring: &str, selector: Option<&LabelSelector>) -> anyhow::Resu
 
 #[cfg(test)]
 mod tests {
+    use kube_sharding::api::{ControllerRingSpec, ControllerRingStatus};
     use serde_json::json;
-    use sharding::api::{ControllerRingSpec, ControllerRingStatus};
 
     use super::*;
 

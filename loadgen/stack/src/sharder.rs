@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context as _;
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::{Api, Client};
-use sharding::api::labels::{SHARDER_LEASE, SHARDER_NAMESPACE};
+use kube_sharding::api::labels::{SHARDER_LEASE, SHARDER_NAMESPACE};
 use testenv::ControlPlane;
 
 use crate::process::{ChildProcess, Launch, delegate_to_child_process, free_port};

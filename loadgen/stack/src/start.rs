@@ -181,7 +181,7 @@ impl Stack {
         }
         if options.sharder.leader_election.is_some() {
             // The leader Lease's namespace, which the cluster's manifests create.
-            crate::create_namespace(&client, sharding::api::labels::SHARDER_NAMESPACE).await?;
+            crate::create_namespace(&client, kube_sharding::api::labels::SHARDER_NAMESPACE).await?;
         }
         let names: Vec<String> = if replicas > 1 {
             (0..replicas).map(|i| format!("sharder-{i}")).collect()

@@ -1,7 +1,7 @@
 //! Prints the ControllerRing CustomResourceDefinition; `config/crds/` holds its output.
 
 fn main() {
-    print!("{}", sharding::api::controller_ring::crd_yaml());
+    print!("{}", kube_sharding::api::controller_ring::crd_yaml());
 }
 
 #[cfg(test)]
@@ -12,7 +12,7 @@ mod tests {
             .join("../config/crds/sharding.timebertt.dev_controllerrings.yaml");
         let checked_in = std::fs::read_to_string(&path).expect("the checked-in CRD");
         assert!(
-            checked_in == sharding::api::controller_ring::crd_yaml(),
+            checked_in == kube_sharding::api::controller_ring::crd_yaml(),
             "{} is stale: run `cargo run -p sharder --bin crdgen > {}`",
             path.display(),
             path.display()

@@ -23,12 +23,12 @@ use kube::{
         watcher::{self, watcher},
     },
 };
-use serde_json::json;
-use sharding::{
+use kube_sharding::{
     api::{ControllerRing, ControllerRingStatus, controller_ring::CONDITION_READY, labels},
     fence::{Expired, Fence},
     leases::Shards,
 };
+use serde_json::json;
 
 use super::{
     resync::controller::Failures,
@@ -343,7 +343,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use k8s_openapi::jiff::SignedDuration;
-    use sharding::api::ControllerRingSpec;
+    use kube_sharding::api::ControllerRingSpec;
 
     use super::*;
 
@@ -352,7 +352,7 @@ mod tests {
     }
 
     fn lease(name: &str, holder: &str) -> Lease {
-        sharding::testing::lease(name)
+        kube_sharding::testing::lease(name)
             .holder(holder)
             .renewed_at(now())
             .build()
@@ -373,7 +373,7 @@ mod tests {
 
     fn problems() -> Vec<Problem> {
         let mut ring = ring();
-        ring.spec.resources.push(sharding::api::RingResource {
+        ring.spec.resources.push(kube_sharding::api::RingResource {
             group: "*".into(),
             resource: "*".into(),
             controlled_resources: vec![],

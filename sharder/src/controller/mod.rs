@@ -19,11 +19,11 @@ use kube::{
         watcher,
     },
 };
-use serde::de::DeserializeOwned;
-use sharding::{
+use kube_sharding::{
     api::{ControllerRing, labels},
     fence::{Expired, Fence},
 };
+use serde::de::DeserializeOwned;
 
 /// The log target of [`fenced_write`]: each write the leader sends, at debug level.
 pub const WRITE_LOG_TARGET: &str = "sharder::write";

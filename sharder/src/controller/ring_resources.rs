@@ -14,7 +14,7 @@ use kube::{
     api::ApiResource,
     discovery::{self, Scope, verbs},
 };
-use sharding::api::{ControllerRing, GroupResource};
+use kube_sharding::api::{ControllerRing, GroupResource};
 
 /// The operations the resync needs: list to find objects, patch to drain and move them.
 const NEEDED_VERBS: [&str; 2] = [verbs::LIST, verbs::PATCH];
@@ -287,7 +287,7 @@ pub fn summary(problems: &[Problem]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sharding::api::{ControllerRingSpec, RingResource};
+    use kube_sharding::api::{ControllerRingSpec, RingResource};
 
     use super::*;
 

@@ -11,12 +11,12 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
     runtime::{controller::Action, watcher},
 };
-use serde_json::json;
-use sharding::{
+use kube_sharding::{
     api::labels,
     fence::{Expired, Fence},
     leases::{self, ShardState},
 };
+use serde_json::json;
 
 /// What to do with a shard Lease now.
 #[derive(Clone, Debug, PartialEq)]
@@ -194,7 +194,7 @@ mod tests {
 
     /// A Lease of shard-0 last renewed `ago` before [`now`], with label `state`.
     fn lease(holder: &str, ago: i64, state: Option<&str>) -> Lease {
-        let lease = sharding::testing::lease("shard-0")
+        let lease = kube_sharding::testing::lease("shard-0")
             .holder(holder)
             .renewed_at(now() - SignedDuration::from_secs(ago));
         match state {

@@ -3,7 +3,7 @@
 
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 use kube::core::admission::AdmissionRequest;
-use sharding::{
+use kube_sharding::{
     api::{ControllerRing, GroupResource, ResourceRole, labels},
     consistent_hash::Ring,
     key,
@@ -153,8 +153,8 @@ fn group_resource_string(resource: &GroupResource) -> String {
 
 #[cfg(test)]
 mod tests {
+    use kube_sharding::api::{ControllerRingSpec, RingResource};
     use serde_json::{Value, json};
-    use sharding::api::{ControllerRingSpec, RingResource};
 
     use super::*;
 

@@ -14,7 +14,7 @@ use k8s_openapi::{
     },
 };
 use kube::Resource as _;
-use sharding::api::{ControllerRing, GroupResource, labels};
+use kube_sharding::api::{ControllerRing, GroupResource, labels};
 
 /// How the API server reaches the sharder's webhook server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,8 +197,8 @@ fn rule(resource: &GroupResource) -> RuleWithOperations {
 
 #[cfg(test)]
 mod tests {
+    use kube_sharding::api::{ControllerRingSpec, RingResource};
     use serde_json::json;
-    use sharding::api::{ControllerRingSpec, RingResource};
 
     use super::*;
 

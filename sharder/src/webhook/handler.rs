@@ -20,8 +20,8 @@ use axum::{
 };
 use k8s_openapi::ByteString;
 use kube::core::admission::{META_API_VERSION_V1, META_KIND};
+use kube_sharding::{api::ControllerRing, consistent_hash::Ring};
 use serde::{Deserialize, Serialize};
-use sharding::{api::ControllerRing, consistent_hash::Ring};
 
 use super::{
     assign::{Decision, assign},
@@ -261,10 +261,10 @@ mod tests {
     use std::collections::HashMap;
 
     use base64::{Engine as _, prelude::BASE64_STANDARD};
+    use kube_sharding::api::{ControllerRingSpec, GroupResource, RingResource, labels};
     use prometheus_client::{encoding::text::encode, registry::Registry};
     use proptest::prelude::*;
     use serde_json::{Value, json};
-    use sharding::api::{ControllerRingSpec, GroupResource, RingResource, labels};
 
     use super::*;
 

@@ -234,8 +234,8 @@ mod tests {
     };
 
     use kube::config::{KubeConfigOptions, Kubeconfig};
+    use kube_sharding::{api::ControllerRing, consistent_hash::Ring};
     use serde_json::{Value, json};
-    use sharding::{api::ControllerRing, consistent_hash::Ring};
     use testenv::certs::{CertificateAuthority, CertifiedKey};
 
     use super::*;

@@ -1,7 +1,7 @@
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, api::PostParams};
+use kube_sharding::api::labels;
 use serde_json::json;
-use sharding::api::labels;
 
 use crate::{client, create_objects, eventually, expected_shard, namespace_and_ring, shard};
 
@@ -15,7 +15,7 @@ async fn objects_and_their_controlled_objects_land_on_the_shard_the_ring_picks()
         leases.push(shard(&client, &ring, name, 15).await);
     }
     eventually("three available shards in the ring's status", || async {
-        let status = Api::<sharding::api::ControllerRing>::all(client.clone())
+        let status = Api::<kube_sharding::api::ControllerRing>::all(client.clone())
             .get(&ring)
             .await
             .ok()?

@@ -10,8 +10,8 @@ use kube::{
     api::PostParams,
     runtime::{Controller, controller::Action},
 };
+use kube_sharding::{api::labels, shard as shard_lib};
 use serde_json::json;
-use sharding::{api::labels, shard as shard_lib};
 
 use crate::{
     client, create_objects, eventually, expected_shard, namespace_and_ring, shard, shard_of,

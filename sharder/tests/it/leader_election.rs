@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
+use kube_sharding::api::{ControllerRing, labels};
 use sharder::config::PositiveDuration;
-use sharding::api::{ControllerRing, labels};
 
 use crate::{eventually, leader_election_control_plane, namespace_and_ring, sharder_config};
 

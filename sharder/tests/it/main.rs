@@ -25,12 +25,12 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
     runtime::wait::{await_condition, conditions},
 };
-use serde_json::json;
-use sharder::config::SharderConfig;
-use sharding::{
+use kube_sharding::{
     api::{ControllerRing, ControllerRingSpec, GroupResource, RingResource, controller_ring},
     shard::{ShardLease, ShardLeaseConfig, ShardLeaseHandle},
 };
+use serde_json::json;
+use sharder::config::SharderConfig;
 use testenv::{ControlPlane, Environment, SharedControlPlane};
 
 static CONTROL_PLANE: SharedControlPlane = SharedControlPlane::new(Environment::new);
@@ -164,7 +164,7 @@ async fn leader_election_control_plane(environment: Environment) -> (ControlPlan
     let client = control_plane.client().await.unwrap();
     install_crd(&client).await;
     let namespace: Namespace = serde_json::from_value(
-        json!({ "metadata": { "name": sharding::api::labels::SHARDER_NAMESPACE } }),
+        json!({ "metadata": { "name": kube_sharding::api::labels::SHARDER_NAMESPACE } }),
     )
     .unwrap();
     Api::<Namespace>::all(client.clone())
@@ -309,7 +309,7 @@ async fn shard_of(client: &Client, ring: &str, name: &str) -> Option<String> {
     config_map
         .metadata
         .labels?
-        .get(&sharding::api::labels::shard(ring))
+        .get(&kube_sharding::api::labels::shard(ring))
         .cloned()
 }
 
@@ -339,7 +339,7 @@ async fn create_objects(client: &Client, ring: &str, count: usize) {
 
 /// The shard the ring of `shards` assigns ConfigMap `name` in namespace `ring` to.
 fn expected_shard(shards: &[&str], ring: &str, name: &str) -> String {
-    let hash_ring = sharding::consistent_hash::Ring::with_nodes(shards.iter().copied());
+    let hash_ring = kube_sharding::consistent_hash::Ring::with_nodes(shards.iter().copied());
     hash_ring
         .hash(&format!("/ConfigMap/{ring}/{name}"))
         .unwrap()

@@ -8,8 +8,8 @@ use std::{
 
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
 use kube::{Api, Client, ResourceExt as _, api::ListParams};
+use kube_sharding::{api::labels, shard::ShardLeaseHandle};
 use sharder::controller::WRITE_LOG_TARGET;
-use sharding::{api::labels, shard::ShardLeaseHandle};
 use testenv::ControlPlane;
 
 use crate::{eventually, namespace_and_ring, shard, sharder_yaml};

@@ -12,8 +12,8 @@ use kube::{
     Api, Client,
     api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams},
 };
+use kube_sharding::api::{RingResource, labels};
 use serde_json::json;
-use sharding::api::{RingResource, labels};
 
 use crate::{
     apply_crd, await_webhook, client, eventually, namespace_and_ring_of, ready_condition, shard,

@@ -27,7 +27,7 @@ pub fn crds_yaml() -> Vec<(&'static str, String)> {
 }
 
 fn crd_yaml<K: CustomResourceExt>() -> String {
-    sharding::api::crd::to_yaml(&K::crd())
+    kube_sharding::api::crd::to_yaml(&K::crd())
 }
 
 #[cfg(test)]

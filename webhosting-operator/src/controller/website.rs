@@ -20,11 +20,11 @@ use kube::{
         reflector::{ObjectRef, Store},
     },
 };
-use serde_json::json;
-use sharding::{
+use kube_sharding::{
     fence::{Expired, Fence},
     shard::{Shard, reconciler},
 };
+use serde_json::json;
 
 use super::apply::apply;
 use crate::{

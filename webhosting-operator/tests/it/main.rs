@@ -162,7 +162,7 @@ fn is_ready(website: &Website) -> bool {
 /// The shard label of the webhosting-operator ring.
 fn shard_of(labels: &BTreeMap<String, String>) -> Option<&str> {
     labels
-        .get(&sharding::api::labels::shard("webhosting-operator"))
+        .get(&kube_sharding::api::labels::shard("webhosting-operator"))
         .map(String::as_str)
 }
 
@@ -224,7 +224,7 @@ async fn children_meta(client: &Client, name: &str) -> Vec<kube::api::ObjectMeta
 /// spread over all of them and stay where they are; fails at once, with its log, when one of
 /// them exits.
 async fn available_shards(client: &Client, shards: &mut [OperatorProcess]) {
-    let rings = Api::<sharding::api::ControllerRing>::all(client.clone());
+    let rings = Api::<kube_sharding::api::ControllerRing>::all(client.clone());
     let count = i32::try_from(shards.len()).unwrap();
     testenv::eventually("the shards to be available", PATIENCE, || {
         for shard in shards.iter_mut() {

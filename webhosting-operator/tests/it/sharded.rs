@@ -7,8 +7,8 @@ use kube::{
     Api, Resource as _, ResourceExt as _,
     api::{Patch, PatchParams, TypeMeta},
 };
+use kube_sharding::consistent_hash::Ring;
 use serde_json::json;
-use sharding::consistent_hash::Ring;
 use webhosting_operator::{
     api::{Theme, Website},
     audit::overlaps,
@@ -161,5 +161,5 @@ fn hash_key(website: &Website) -> String {
         api_version: Website::api_version(&()).into_owned(),
         kind: Website::kind(&()).into_owned(),
     };
-    sharding::key::for_object(Some(&types), &website.metadata).unwrap()
+    kube_sharding::key::for_object(Some(&types), &website.metadata).unwrap()
 }

@@ -149,7 +149,7 @@ impl Shard {
     /// async fn reconcile(object: Arc<ConfigMap>) -> Result<Action, MyError> {
     ///     Ok(Action::await_change())
     /// }
-    /// # async fn demo(shard: sharding::shard::Shard, object: Arc<ConfigMap>) {
+    /// # async fn demo(shard: kube_sharding::shard::Shard, object: Arc<ConfigMap>) {
     /// let action = shard.reconcile(object, reconcile).await;
     /// # }
     /// ```

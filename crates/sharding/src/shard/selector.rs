@@ -25,7 +25,7 @@ pub fn label_selector(ring: &str, shard: &str) -> String {
 /// # use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 /// # use kube::{Api, Client, runtime::Controller};
 /// # fn demo(client: Client) {
-/// let config = sharding::shard::watcher_config("my-ring", "my-pod-0");
+/// let config = kube_sharding::shard::watcher_config("my-ring", "my-pod-0");
 /// let controller = Controller::new(Api::<ConfigMap>::all(client.clone()), config.clone())
 ///     .owns(Api::<Deployment>::all(client), config);
 /// # }

@@ -4,7 +4,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
     runtime::wait::{await_condition, conditions},
 };
-use sharding::api::{ControllerRing, ControllerRingSpec, RingResource, controller_ring};
+use kube_sharding::api::{ControllerRing, ControllerRingSpec, RingResource, controller_ring};
 
 use crate::{PATIENCE, client};
 
@@ -39,7 +39,7 @@ fn ring(name: &str) -> ControllerRing {
             resources: vec![RingResource {
                 group: "webhosting.timebertt.dev".into(),
                 resource: "websites".into(),
-                controlled_resources: vec![sharding::api::GroupResource::new(
+                controlled_resources: vec![kube_sharding::api::GroupResource::new(
                     "apps",
                     "deployments",
                 )],

@@ -11,8 +11,8 @@ use kube::{
     api::PostParams,
     runtime::{Controller, controller::Action},
 };
+use kube_sharding::{api::labels, fence::Fence, shard};
 use serde_json::json;
-use sharding::{api::labels, fence::Fence, shard};
 
 use crate::{client, eventually, namespace};
 

@@ -7,11 +7,11 @@ use kube::{
     Api, ResourceExt as _,
     api::{Patch, PatchParams, PostParams},
 };
-use serde_json::json;
-use sharding::{
+use kube_sharding::{
     api::labels,
     shard::{ShardLease, ShardLeaseConfig},
 };
+use serde_json::json;
 
 use crate::{PATIENCE, client, eventually, namespace};
 
@@ -161,7 +161,7 @@ async fn acquiring_in_a_missing_namespace_fails_at_once_naming_it() {
     .expect("acquire gives up instead of retrying")
     .unwrap_err();
     assert!(
-        matches!(error, sharding::shard::lease::Error::Denied { .. }),
+        matches!(error, kube_sharding::shard::lease::Error::Denied { .. }),
         "{error:?}"
     );
     let message = error.to_string();
@@ -192,7 +192,10 @@ async fn acquiring_from_an_unreachable_api_server_gives_up_after_the_patience() 
         .expect("acquire gives up")
         .unwrap_err();
     assert!(
-        matches!(error, sharding::shard::lease::Error::Unreachable { .. }),
+        matches!(
+            error,
+            kube_sharding::shard::lease::Error::Unreachable { .. }
+        ),
         "{error:?}"
     );
 }

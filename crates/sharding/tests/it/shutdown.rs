@@ -18,8 +18,8 @@ fn example() -> PathBuf {
         .join("examples/sharded_controller");
     assert!(
         path.exists(),
-        "{} is missing: `cargo test -p sharding` builds it, or run \
-         `cargo build -p sharding --example sharded_controller`",
+        "{} is missing: `cargo test -p kube-sharding` builds it, or run \
+         `cargo build -p kube-sharding --example sharded_controller`",
         path.display()
     );
     path

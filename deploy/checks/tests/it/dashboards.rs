@@ -16,9 +16,9 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
+use kube_sharding::consistent_hash::Ring;
 use promql_parser::parser::{self, Expr};
 use serde_json::Value;
-use sharding::consistent_hash::Ring;
 use stack::{OperatorProcess, OperatorSettings, SharderProcess, SharderSettings};
 use webhosting_operator::api::{LABEL_SKIP_WORKLOAD, Theme, ThemeSpec, Website, WebsiteSpec};
 

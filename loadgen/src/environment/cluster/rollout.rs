@@ -9,7 +9,7 @@ use k8s_openapi::api::{
     coordination::v1::Lease,
 };
 use kube::ResourceExt as _;
-use sharding::{api::labels, leases::ShardState};
+use kube_sharding::{api::labels, leases::ShardState};
 use tokio::time::Instant;
 
 use crate::scenario::format_duration;

@@ -4,7 +4,7 @@
 use std::{ffi::OsString, path::Path, time::Duration};
 
 use kube::Api;
-use sharding::api::ControllerRing;
+use kube_sharding::api::ControllerRing;
 use stack::{ControllerSetup, Manifest, ShardCommand, Stack, StackOptions};
 
 const PATIENCE: Duration = Duration::from_secs(120);

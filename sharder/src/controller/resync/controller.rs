@@ -15,7 +15,7 @@ use kube::{
     Api, Client,
     runtime::{controller::Action, reflector::ObjectRef, watcher},
 };
-use sharding::api::ControllerRing;
+use kube_sharding::api::ControllerRing;
 
 use super::{Error as ResyncError, Errors, Resync};
 

@@ -23,11 +23,11 @@ use kube::{
     api::{ApiResource, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams},
     core::{Selector, TypeMeta},
 };
-use serde_json::json;
-use sharding::{
+use kube_sharding::{
     api::{ControllerRing, GroupResource, labels},
     fence::{Expired, Fence},
 };
+use serde_json::json;
 
 use self::plan::{Action, Scope, Target, plan_object};
 use super::ring_resources;
@@ -154,7 +154,7 @@ impl Resync {
     /// status reports them, and retrying cannot help.
     pub async fn ring(&self, ring: &ControllerRing, leases: &[Lease]) -> Result<Summary, Errors> {
         let name = ring.ring_name().to_owned();
-        let (hash_ring, shards) = sharding::ring::from_leases(leases, Timestamp::now());
+        let (hash_ring, shards) = kube_sharding::ring::from_leases(leases, Timestamp::now());
         let failed = |error| Errors {
             ring: name.clone(),
             errors: vec![error],

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::TypeMeta;
-use sharding::{
+use kube_sharding::{
     api::{GroupResource, labels},
     consistent_hash::Ring,
     key,
@@ -137,12 +137,12 @@ pub fn plan_object(target: &Target<'_>, resource: &Resource, object: &ObjectMeta
 #[cfg(test)]
 mod tests {
     use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
-    use sharding::ring::from_leases;
+    use kube_sharding::ring::from_leases;
 
     use super::*;
 
     fn lease(name: &str, holder: &str) -> Lease {
-        sharding::testing::lease(name)
+        kube_sharding::testing::lease(name)
             .holder(holder)
             .renewed_at(Timestamp::now())
             .build()
