@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod config;
 pub mod controller;
+pub mod leader_election;
 pub mod metrics;
 pub mod webhook;
 
@@ -136,7 +137,9 @@ pub async fn run(
         readiness.set_ready();
         tracing::info!("caches synced, serving admissions");
         match lease {
-            Some(lease) => Ok(Some(leader::acquire(lease).await?)),
+            Some(lease) => Ok(Some(leader::acquire(lease).await.map_err(|error| {
+                leader_election::explain(error, &election.resource_namespace)
+            })?)),
             None => Ok(None),
         }
     };
