@@ -5,6 +5,7 @@
 //! run a sharder in-process on listeners bound to port 0.
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod leader_election;
