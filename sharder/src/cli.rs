@@ -96,15 +96,15 @@ fn webhook_certs(args: &WebhookCertsArgs) -> anyhow::Result<()> {
     } else {
         certs::service_hosts(&args.service, &args.namespace)
     };
-    let verb = match certs::ensure(&args.dir, &hosts)? {
-        Outcome::Kept => "kept the existing",
-        Outcome::Written => "wrote a new",
-    };
-    println!(
-        "{verb} webhook CA and serving certificate for {} in {}",
-        hosts.join(", "),
-        args.dir.display()
-    );
+    let dir = args.dir.display();
+    match certs::ensure(&args.dir, &hosts)? {
+        // The files may be for other hosts: delete them to write new ones.
+        Outcome::Kept => println!("kept the existing webhook CA and serving certificate in {dir}"),
+        Outcome::Written => println!(
+            "wrote a new webhook CA and serving certificate for {} in {dir}",
+            hosts.join(", ")
+        ),
+    }
     Ok(())
 }
 
