@@ -1,7 +1,8 @@
 //! The sharder's webhook serving certificate and the CA that signed it, written by `sharder
 //! webhook-certs`: `tls.crt`, `tls.key` and `ca.crt` in one directory, as the Secret of
 //! `deploy/sharder/default` wants them (for the in-cluster Service's names) and as
-//! `sharder/config/local.yaml` reads them (for 127.0.0.1 and localhost, docs/sharder.md#running-outside-a-cluster).
+//! `sharder/config/local.yaml` reads them (for 127.0.0.1 and localhost,
+//! docs/sharder.md#running-outside-a-cluster).
 //!
 //! The API server verifies the webhook with the CA: the sharder reads `ca.crt` as its
 //! `caBundleFile` and puts it into every ring's MutatingWebhookConfiguration

@@ -1,7 +1,8 @@
-//! The README's sequence for a sharder outside a cluster (docs/sharder.md#running-outside-a-cluster):
-//! `sharder webhook-certs --local DIR`, the namespace of the leader Lease, then the sharder
-//! binary with `sharder/config/local.yaml`, on a control plane of the test's own. Only the
-//! ports (free ones) and the certificate directory (the test's) differ from the file.
+//! The README's sequence for a sharder outside a cluster
+//! (docs/sharder.md#running-outside-a-cluster): `sharder webhook-certs --local DIR`, the
+//! namespace of the leader Lease, then the sharder binary with `sharder/config/local.yaml`, on
+//! a control plane of the test's own. Only the ports (free ones) and the certificate directory
+//! (the test's) differ from the file.
 
 use std::{
     net::{SocketAddr, TcpListener},
