@@ -91,7 +91,7 @@ kind-load:
 
 # The sharder's webhook CA and serving certificate (git-ignored), kept once written.
 webhook-certs:
-	cargo run --locked -q -p deploy --bin webhook-certs -- $(WEBHOOK_CERTS)
+	cargo run --locked -q -p sharder -- webhook-certs $(WEBHOOK_CERTS)
 
 # CRDs first (the ControllerRing needs its CRD established), then the sharder and the operator
 # with the images of IMAGE_REPO and IMAGE_TAG, through an overlay that only sets them.

@@ -83,7 +83,12 @@ pub enum ConfigError {
         reason: String,
     },
     /// The CA bundle file named by `webhook.config.caBundleFile` could not be read.
-    #[error("{}: {field}: cannot read {}", file.display(), path.display())]
+    #[error(
+        "{}: {field}: cannot read {} (for a sharder on this machine, `sharder webhook-certs \
+         --local DIR` writes DIR/ca.crt and the serving certificate)",
+        file.display(),
+        path.display()
+    )]
     ReadCaBundle {
         /// The config file.
         file: PathBuf,
@@ -1813,7 +1818,9 @@ gracefulShutDown: -1s
         assert_eq!(
             error.to_string(),
             format!(
-                "sharder.yaml: webhook.config.caBundleFile: cannot read {}",
+                "sharder.yaml: webhook.config.caBundleFile: cannot read {} (for a sharder on \
+                 this machine, `sharder webhook-certs --local DIR` writes DIR/ca.crt and the \
+                 serving certificate)",
                 missing.display()
             )
         );

@@ -5,8 +5,10 @@
 //! run a sharder in-process on listeners bound to port 0.
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod leader_election;
 pub mod metrics;
 pub mod webhook;
 
@@ -136,7 +138,9 @@ pub async fn run(
         readiness.set_ready();
         tracing::info!("caches synced, serving admissions");
         match lease {
-            Some(lease) => Ok(Some(leader::acquire(lease).await?)),
+            Some(lease) => Ok(Some(leader::acquire(lease).await.map_err(|error| {
+                leader_election::explain(error, &election.resource_namespace)
+            })?)),
             None => Ok(None),
         }
     };

@@ -8,6 +8,7 @@ mod leader_election;
 mod leader_fencing;
 mod leader_partition;
 mod lifecycle;
+mod local_run;
 mod metrics;
 mod replica;
 mod ring_validation;

@@ -9,8 +9,8 @@ use std::{
     time::Duration,
 };
 
-use deploy::webhook_certs;
 use serde_json::Value;
+use sharder::webhook::certs;
 
 /// The repository's root.
 pub fn repo() -> PathBuf {
@@ -96,8 +96,8 @@ pub fn run_kubectl(args: &[&str], stdin: &str) -> String {
 pub fn ensure_webhook_certs() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let hosts = webhook_certs::service_hosts("sharder", "sharding-system");
-        webhook_certs::ensure(&repo().join("deploy/sharder/default/certs"), &hosts)
+        let hosts = certs::service_hosts("sharder", "sharding-system");
+        certs::ensure(&repo().join("deploy/sharder/default/certs"), &hosts)
             .expect("cannot write the webhook certificates");
     });
 }

@@ -1,5 +1,8 @@
-//! The sharder's webhook serving certificate and the CA that signed it, as the Secret of
-//! `deploy/sharder/default` wants them: `tls.crt`, `tls.key` and `ca.crt` in one directory.
+//! The sharder's webhook serving certificate and the CA that signed it, written by `sharder
+//! webhook-certs`: `tls.crt`, `tls.key` and `ca.crt` in one directory, as the Secret of
+//! `deploy/sharder/default` wants them (for the in-cluster Service's names) and as
+//! `sharder/config/local.yaml` reads them (for 127.0.0.1 and localhost,
+//! docs/sharder.md#running-outside-a-cluster).
 //!
 //! The API server verifies the webhook with the CA: the sharder reads `ca.crt` as its
 //! `caBundleFile` and puts it into every ring's MutatingWebhookConfiguration
@@ -79,6 +82,10 @@ pub enum Outcome {
     Written,
 }
 
+/// The names by which the API server calls a sharder on this machine, at a
+/// `clientConfig.url` of `https://127.0.0.1:<port>/` or `https://localhost:<port>/`.
+pub const LOCAL_HOSTS: [&str; 2] = ["127.0.0.1", "localhost"];
+
 /// The DNS names by which the API server may call Service `name` in `namespace`.
 #[must_use]
 pub fn service_hosts(name: &str, namespace: &str) -> Vec<String> {
@@ -89,10 +96,11 @@ pub fn service_hosts(name: &str, namespace: &str) -> Vec<String> {
     ]
 }
 
-/// A new CA and a serving certificate for `hosts` (DNS names) that it signed.
+/// A new CA and a serving certificate for `hosts` that it signed: each host that parses as an
+/// IP address becomes an IP SAN, every other a DNS SAN.
 ///
-/// Both keep rcgen's default validity (1975 to 4096): a local cluster's certificate does not
-/// expire; deleting the files and deploying again rotates it.
+/// Both keep rcgen's default validity (1975 to 4096): a local cluster's or a local run's
+/// certificate does not expire; deleting the files and writing them again rotates it.
 pub fn generate(hosts: &[String]) -> Result<WebhookCerts> {
     let ca_key = key("the CA key")?;
     let mut ca = CertificateParams::default();
@@ -190,6 +198,62 @@ mod tests {
                 "sharder.sharding-system.svc.cluster.local"
             ]
         );
+    }
+
+    /// Whether a client that trusts `certs`' CA accepts its serving certificate for `host`.
+    fn verify(certs: &WebhookCerts, ca_pem: &str, host: &str) -> bool {
+        use std::sync::Arc;
+
+        use tokio_rustls::rustls::{
+            self,
+            client::{WebPkiServerVerifier, danger::ServerCertVerifier as _},
+            pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject as _},
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let cert = CertificateDer::from_pem_slice(certs.cert_pem.as_bytes()).unwrap();
+        verifier
+            .verify_server_cert(
+                &cert,
+                &[],
+                &ServerName::try_from(host).unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+            .is_ok()
+    }
+
+    #[test]
+    fn a_local_certificate_serves_127_0_0_1_and_localhost_only() {
+        let certs = generate(&LOCAL_HOSTS.map(str::to_owned)).unwrap();
+        assert!(verify(&certs, &certs.ca_pem, "127.0.0.1"));
+        assert!(verify(&certs, &certs.ca_pem, "localhost"));
+        assert!(!verify(&certs, &certs.ca_pem, "127.0.0.2"));
+        assert!(!verify(
+            &certs,
+            &certs.ca_pem,
+            "sharder.sharding-system.svc"
+        ));
+        let other = generate(&LOCAL_HOSTS.map(str::to_owned)).unwrap();
+        assert!(!verify(&certs, &other.ca_pem, "127.0.0.1"));
+    }
+
+    #[test]
+    fn a_service_certificate_serves_the_service_names() {
+        let hosts = service_hosts("sharder", "sharding-system");
+        let certs = generate(&hosts).unwrap();
+        for host in &hosts {
+            assert!(verify(&certs, &certs.ca_pem, host), "{host}");
+        }
+        assert!(!verify(&certs, &certs.ca_pem, "127.0.0.1"));
     }
 
     #[test]
