@@ -5,8 +5,8 @@
 //! sharder (controller-runtime's leader election), and creating namespaces needs a cluster-wide
 //! permission that the in-cluster sharder's RBAC does not grant.
 
+use kube_sharding::shard::lease;
 use operations::leader;
-use sharding::shard::lease;
 
 /// `error` with, when acquiring the leader Lease cannot succeed until something outside the
 /// process changes, a first line that says what to do (see [`hint`]).

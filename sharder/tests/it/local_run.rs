@@ -13,9 +13,9 @@ use std::{
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, api::PostParams};
+use kube_sharding::api::labels::SHARDER_NAMESPACE;
 use serde_json::json;
 use sharder::config::SharderConfig;
-use sharding::api::labels::SHARDER_NAMESPACE;
 use testenv::Environment;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_rustls::rustls::{
