@@ -165,12 +165,21 @@ async fn reconcile(ring: Arc<ControllerRing>, ctx: Arc<Context>) -> Result<Actio
     reason = "the signature Controller::run expects"
 )]
 fn error_policy(ring: Arc<ControllerRing>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.failures.set(ring.ring_name(), error.reported());
+    let reported = error.reported();
+    let expected = reported.is_none();
+    ctx.failures.set(ring.ring_name(), reported);
     let mut retries = ctx.retries.lock().expect("not poisoned");
     let count = retries.entry(ring.ring_name().to_owned()).or_default();
     *count += 1;
     let wait = backoff(*count, ctx.sync_period);
-    tracing::warn!(error = %operations::error_chain(error), retry_in = ?wait, "resync failed");
+    let error = operations::error_chain(error);
+    if expected {
+        // Objects that changed while a move patched them, or a leader stepping down: normal
+        // during moves and settled by the retry, so not a warning.
+        tracing::info!(ring = ring.ring_name(), retry_in = ?wait, %error, "resync incomplete, retrying");
+    } else {
+        tracing::warn!(ring = ring.ring_name(), retry_in = ?wait, %error, "resync failed");
+    }
     Action::requeue(wait)
 }
 
