@@ -1,5 +1,5 @@
 # The two entry points of the README, and the pieces they are made of.
-.PHONY: run test lint control-plane build image-context
+.PHONY: run test lint control-plane build image-context msrv doc package
 
 # The sizing question `make run` answers by default: how many shards keep both SLOs with
 # $(CHURN) changes per second over $(OBJECTS) Websites, searched at $(SHARDS) shards.
@@ -21,8 +21,9 @@ build:
 	cargo build --release --locked -p sharder -p webhosting-operator -p checksum-controller -p loadgen
 
 # Builds the pinned control plane (cached outside the repository), checks formatting and
-# lints, proves the images' build context, then runs every test. This is what CI runs.
-test: control-plane lint image-context
+# lints, proves the images' build context, checks the published libraries (MSRV, docs,
+# packages), then runs every test. This is what CI runs.
+test: control-plane lint image-context msrv doc package
 	cargo test --workspace --locked
 
 lint:
@@ -31,6 +32,27 @@ lint:
 
 control-plane:
 	./hack/build-control-plane.sh >/dev/null
+
+# The published libraries with all their code (docs/publishing.md). Built without their
+# dev-dependencies, they need a Kubernetes version for k8s-openapi from outside, which only
+# applications pick.
+LIBRARIES := -p kube-sharding -p controller-runtime-metrics --features kube-sharding/testing
+LIBRARY_ENV := K8S_OPENAPI_ENABLED_VERSION=1.36
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+
+# The libraries build with the MSRV toolchain (`.ci/run` installs it) and the committed lock
+# file; in their own target directory, which the main build would otherwise rebuild over.
+msrv:
+	$(LIBRARY_ENV) CARGO_TARGET_DIR=target/msrv cargo +$(MSRV) check --locked $(LIBRARIES)
+
+# The documentation docs.rs builds, with broken links as errors.
+doc:
+	$(LIBRARY_ENV) RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps $(LIBRARIES)
+
+# What `cargo publish` would upload, built from the packaged files alone. --allow-dirty: this
+# checks the packages, not that every change is committed.
+package:
+	$(LIBRARY_ENV) cargo publish --dry-run --locked --allow-dirty $(LIBRARIES)
 
 # The Dockerfile's own `cargo build` in a copy of exactly the files `docker build` sends
 # (.dockerignore applied by BuildKit's own walker, hack/image-context), so a file the context

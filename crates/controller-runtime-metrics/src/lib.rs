@@ -23,7 +23,7 @@
 //! # async fn reconcile(_: Arc<ConfigMap>, _: Arc<()>) -> Result<Action, kube::Error> { todo!() }
 //! # fn error_policy(_: Arc<ConfigMap>, _: &kube::Error, _: Arc<()>) -> Action { todo!() }
 //! # async fn wire(client: Client) {
-//! let mut registry = prometheus_client::registry::Registry::default();
+//! let mut registry = controller_runtime_metrics::Registry::default();
 //! let metrics = ControllerMetrics::register(&mut registry).controller("configmap", 1);
 //! let (reader, writer) = reflector::store();
 //! let configmaps = watcher(Api::<ConfigMap>::all(client.clone()), watcher::Config::default())
@@ -47,6 +47,16 @@
 //!     .await;
 //! # }
 //! ```
+//!
+//! # kube features and Kubernetes version
+//!
+//! The triggers are passed to `Controller::for_stream` and `watches_stream`, which kube offers
+//! only with its `unstable-runtime` feature: this crate enables it, for the application too
+//! (features add up), and kube does not promise that unstable API across its releases. The
+//! crate enables no TLS stack of kube and no Kubernetes version feature of k8s-openapi: the
+//! application picks both. [`Registry`] is prometheus-client's, re-exported with the whole
+//! crate ([`prometheus_client`]) so that the application encodes the series with the same
+//! version.
 
 #![deny(missing_docs)]
 
@@ -63,9 +73,13 @@ use kube::{
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
-    registry::Registry,
 };
 
+/// The prometheus-client this crate registers its series with, so that a process needs no
+/// direct dependency of the matching version to encode them.
+pub use prometheus_client;
+/// The registry that [`ControllerMetrics::register`] and [`RestClientMetrics::register`] take.
+pub use prometheus_client::registry::Registry;
 pub use rest_client::{RestClientLayer, RestClientMetrics, RestClientService};
 use workqueue::{Key, WorkQueue, WorkQueueFamilies};
 
