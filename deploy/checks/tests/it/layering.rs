@@ -58,7 +58,7 @@ fn workspace() -> Workspace {
     assert!(
         libraries
             .iter()
-            .any(|package| package["name"] == "sharding"),
+            .any(|package| package["name"] == "kube-sharding"),
         "no library found under {}",
         crates.display()
     );
