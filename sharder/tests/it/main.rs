@@ -10,6 +10,7 @@ mod leader_partition;
 mod lifecycle;
 mod local_run;
 mod metrics;
+mod newcomer;
 mod replica;
 mod ring_validation;
 mod webhook_down;
@@ -258,13 +259,24 @@ async fn namespace_and_ring_of(client: &Client, resources: Vec<RingResource>) ->
         .metadata
         .name
         .unwrap();
+    ring_over_namespace(client, &name, &name, resources).await;
+    name
+}
+
+/// Creates ring `ring` over `resources` that selects only namespace `namespace`.
+async fn ring_over_namespace(
+    client: &Client,
+    ring: &str,
+    namespace: &str,
+    resources: Vec<RingResource>,
+) {
     let ring = ControllerRing::new(
-        &name,
+        ring,
         ControllerRingSpec {
             resources,
             namespace_selector: Some(
                 serde_json::from_value(
-                    json!({ "matchLabels": { "kubernetes.io/metadata.name": name } }),
+                    json!({ "matchLabels": { "kubernetes.io/metadata.name": namespace } }),
                 )
                 .unwrap(),
             ),
@@ -274,7 +286,6 @@ async fn namespace_and_ring_of(client: &Client, resources: Vec<RingResource>) ->
         .create(&PostParams::default(), &ring)
         .await
         .unwrap();
-    name
 }
 
 /// The `Ready` condition of ring `ring`, once it has one.

@@ -2,9 +2,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{METRICS_PORT, client, create_objects, eventually, namespace_and_ring, shard};
 
-/// The shared sharder's `/metrics` page (plain HTTP/1.0 on loopback, no client needed).
+/// The shared sharder's `/metrics` page.
 async fn scrape() -> String {
-    let port = *METRICS_PORT.get().expect("the shared sharder runs");
+    page(*METRICS_PORT.get().expect("the shared sharder runs")).await
+}
+
+/// The `/metrics` page served on loopback port `port` (plain HTTP/1.0, no client needed).
+pub async fn page(port: u16) -> String {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
