@@ -207,23 +207,31 @@ async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) {
 /// A namespace for one test, and a ring of the same name that shards its ConfigMaps
 /// (main) and their controlled Secrets.
 async fn namespace_and_ring(client: &Client) -> String {
-    let name = namespace_and_ring_of(
-        client,
-        vec![RingResource {
-            group: String::new(),
-            resource: "configmaps".into(),
-            controlled_resources: vec![GroupResource::new("", "secrets")],
-        }],
-    )
-    .await;
+    let name = new_namespace(client).await;
+    config_map_ring(client, &name, &name).await;
+    name
+}
+
+/// Ring `ring` over the ConfigMaps (main) and their controlled Secrets of namespace
+/// `namespace`, once it is ready and the API server calls its webhook.
+async fn config_map_ring(client: &Client, ring: &str, namespace: &str) {
+    let resources = vec![RingResource {
+        group: String::new(),
+        resource: "configmaps".into(),
+        controlled_resources: vec![GroupResource::new("", "secrets")],
+    }];
+    ring_over_namespace(client, ring, namespace, resources).await;
     eventually("the ring's webhook to be ready", || async {
-        (ready_condition(client, &name).await?.status == "True").then_some(())
+        (ready_condition(client, ring).await?.status == "True").then_some(())
     })
     .await;
     let probe: ConfigMap =
         serde_json::from_value(json!({ "metadata": { "generateName": "probe-" } })).unwrap();
-    await_webhook(&Api::<ConfigMap>::namespaced(client.clone(), &name), &probe).await;
-    name
+    await_webhook(
+        &Api::<ConfigMap>::namespaced(client.clone(), namespace),
+        &probe,
+    )
+    .await;
 }
 
 /// Waits until the API server calls a ring's webhook on creates through `api`. It loads new
@@ -250,17 +258,34 @@ where
 /// A namespace for one test, and a ring of the same name over `resources` that selects only
 /// that namespace; the ring is created, not awaited.
 async fn namespace_and_ring_of(client: &Client, resources: Vec<RingResource>) -> String {
+    let name = new_namespace(client).await;
+    ring_over_namespace(client, &name, &name, resources).await;
+    name
+}
+
+/// A new namespace `it-<random>`.
+async fn new_namespace(client: &Client) -> String {
     let namespace: Namespace =
         serde_json::from_value(json!({ "metadata": { "generateName": "it-" } })).unwrap();
-    let name = Api::<Namespace>::all(client.clone())
+    Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &namespace)
         .await
         .unwrap()
         .metadata
         .name
-        .unwrap();
-    ring_over_namespace(client, &name, &name, resources).await;
-    name
+        .unwrap()
+}
+
+/// Starts `command` with its output in file `log`, killed when dropped.
+fn spawn_logged(command: &mut tokio::process::Command, log: &Path) -> tokio::process::Child {
+    let file = std::fs::File::create(log).unwrap();
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
 }
 
 /// Creates ring `ring` over `resources` that selects only namespace `namespace`.

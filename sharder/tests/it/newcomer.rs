@@ -7,24 +7,19 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::{
-    coordination::v1::Lease,
-    core::v1::{ConfigMap, Namespace},
-};
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::ConfigMap};
 use kube::{
-    Api, Client,
+    Api,
     api::{ListParams, PostParams},
 };
-use kube_sharding::api::{RingResource, labels};
+use kube_sharding::api::labels;
 use serde_json::json;
 
 use crate::{
-    CONTROL_PLANE, await_webhook, client, eventually, expected_shard, ready_condition,
-    ring_over_namespace,
+    CONTROL_PLANE, client, config_map_ring, eventually, expected_shard, new_namespace, spawn_logged,
 };
 
 /// The ring the example declares (`RING` in the example).
@@ -154,19 +149,15 @@ impl Shard {
             .unwrap()
             .port();
         let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = tokio::process::Command::new(binary)
-            .env("SHARD_NAME", name)
-            .env("NAMESPACE", namespace)
-            .env("METRICS_ADDRESS", format!("127.0.0.1:{metrics}"))
-            .env("KUBECONFIG", CONTROL_PLANE.get().kubeconfig_path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let child = spawn_logged(
+            tokio::process::Command::new(binary)
+                .env("SHARD_NAME", name)
+                .env("NAMESPACE", namespace)
+                .env("METRICS_ADDRESS", format!("127.0.0.1:{metrics}"))
+                .env("KUBECONFIG", CONTROL_PLANE.get().kubeconfig_path())
+                .env("NO_COLOR", "1"),
+            &log,
+        );
         Self {
             child,
             log,
@@ -179,20 +170,21 @@ impl Shard {
     }
 }
 
-/// Each ConfigMap's shard label and the shard its annotation says reconciled it.
+/// A ConfigMap's name, its shard label, and the shard its annotation says reconciled it; the
+/// label is `None` while a drain label marks it as moving.
 async fn assignments(api: &Api<ConfigMap>) -> Vec<(String, Option<String>, Option<String>)> {
     let list = api.list(&ListParams::default()).await.unwrap();
     list.items
         .into_iter()
         .map(|config_map| {
             let meta = config_map.metadata;
-            let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key).cloned());
-            let shard = label(&labels::shard(RING));
-            assert_eq!(label(&labels::drain(RING)), None, "left drained");
+            let object_labels = meta.labels.unwrap_or_default();
+            let shard = (!object_labels.contains_key(&labels::drain(RING)))
+                .then(|| object_labels.get(&labels::shard(RING)).cloned())
+                .flatten();
             let by = meta
                 .annotations
-                .as_ref()
-                .and_then(|a| a.get("example.com/reconciled-by").cloned());
+                .and_then(|mut a| a.remove("example.com/reconciled-by"));
             (meta.name.unwrap(), shard, by)
         })
         .collect()
@@ -218,7 +210,8 @@ async fn the_guides_controller_built_as_a_users_crate_runs_as_two_shards() {
         .await
         .unwrap();
     let client = client().await;
-    let namespace = ring_namespace(&client).await;
+    let namespace = new_namespace(&client).await;
+    config_map_ring(&client, RING, &namespace).await;
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
     let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
     let logs = tempfile::tempdir().unwrap();
@@ -312,41 +305,4 @@ async fn the_guides_controller_built_as_a_users_crate_runs_as_two_shards() {
     )
     .await;
     drop(a);
-}
-
-/// A namespace of the test's own, and the example's ring over its ConfigMaps and their Secrets,
-/// once the API server calls the ring's webhook.
-async fn ring_namespace(client: &Client) -> String {
-    let namespace: Namespace =
-        serde_json::from_value(json!({ "metadata": { "generateName": "it-newcomer-" } })).unwrap();
-    let namespace = Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap()
-        .metadata
-        .name
-        .unwrap();
-    ring_over_namespace(
-        client,
-        RING,
-        &namespace,
-        vec![RingResource {
-            group: String::new(),
-            resource: "configmaps".into(),
-            controlled_resources: vec![kube_sharding::api::GroupResource::new("", "secrets")],
-        }],
-    )
-    .await;
-    eventually("the ring's webhook to be ready", || async {
-        (ready_condition(client, RING).await?.status == "True").then_some(())
-    })
-    .await;
-    let probe: ConfigMap =
-        serde_json::from_value(json!({ "metadata": { "generateName": "probe-" } })).unwrap();
-    await_webhook(
-        &Api::<ConfigMap>::namespaced(client.clone(), &namespace),
-        &probe,
-    )
-    .await;
-    namespace
 }

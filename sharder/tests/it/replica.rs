@@ -2,7 +2,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{ExitStatus, Stdio},
+    process::ExitStatus,
     time::Duration,
 };
 
@@ -12,7 +12,7 @@ use kube_sharding::{api::labels, shard::ShardLeaseHandle};
 use sharder::controller::WRITE_LOG_TARGET;
 use testenv::ControlPlane;
 
-use crate::{eventually, namespace_and_ring, shard, sharder_yaml};
+use crate::{eventually, namespace_and_ring, shard, sharder_yaml, spawn_logged};
 
 /// Shards that leave around a disturbance of the leader: each gives it something to write.
 pub const LEAVING: [&str; 4] = ["shard-1", "shard-2", "shard-3", "shard-4"];
@@ -48,20 +48,16 @@ impl Replica {
         let config = dir.join("sharder.yaml");
         std::fs::write(&config, yaml).unwrap();
         let log = dir.join("sharder.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sharder"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--identity")
-            .arg(name)
-            .env("RUST_LOG", format!("info,{WRITE_LOG_TARGET}=debug"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let child = spawn_logged(
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_sharder"))
+                .arg("--config")
+                .arg(&config)
+                .arg("--identity")
+                .arg(name)
+                .env("RUST_LOG", format!("info,{WRITE_LOG_TARGET}=debug"))
+                .env("NO_COLOR", "1"),
+            &log,
+        );
         Self { child, log }
     }
 
