@@ -94,7 +94,10 @@ fn build_newcomer_crate() -> PathBuf {
     let repository = repository().canonicalize().unwrap();
     let dependencies = code_blocks(&guide(), "toml");
     assert_eq!(dependencies.len(), 1, "the guide's dependency block");
-    let dir = tempfile::tempdir().unwrap();
+    // Its own target directory, as the outer `cargo test` holds this workspace's, and a fixed
+    // place for the crate, so that a second run finds it built.
+    let target = repository.join("target/newcomer");
+    let dir = target.join("crate");
     let manifest = format!(
         "[package]\nname = \"newcomer\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
          [workspace]\n\n{}\n\
@@ -107,24 +110,28 @@ fn build_newcomer_crate() -> PathBuf {
             .join("crates/controller-runtime-metrics")
             .display(),
     );
-    std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    write_if_changed(&dir.join("Cargo.toml"), &manifest);
+    write_if_changed(&dir.join("src/main.rs"), &example());
     // The workspace's resolved versions, so that the build needs no newer crate than it has.
-    std::fs::copy(repository.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
-    std::fs::create_dir(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/main.rs"), example()).unwrap();
-    // Its own target directory: the outer `cargo test` holds this workspace's. Niced, so the
-    // tests running meanwhile keep their timing.
-    let target = repository.join("target/newcomer");
+    std::fs::copy(repository.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let started = Instant::now();
-    let output = std::process::Command::new("nice")
+    // Niced, so that the tests running meanwhile keep their timing.
+    let mut build = std::process::Command::new("nice");
+    build
         .args(["-n", "19", &cargo, "build", "--quiet"])
-        .current_dir(dir.path())
-        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&dir)
         .env_remove("RUSTFLAGS")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+        .env_remove("RUST_BACKTRACE");
+    // What the outer cargo set for this test (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, …): build
+    // scripts that rerun when these change would otherwise rebuild whenever the test is run
+    // differently.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CARGO_") && name != "CARGO_HOME" {
+            build.env_remove(name);
+        }
+    }
+    let output = build.env("CARGO_TARGET_DIR", &target).output().unwrap();
     assert!(
         output.status.success(),
         "the guide's crate does not build:\n{}",
@@ -132,6 +139,14 @@ fn build_newcomer_crate() -> PathBuf {
     );
     eprintln!("built the guide's crate in {:?}", started.elapsed());
     target.join("debug/newcomer")
+}
+
+/// Writes `text` to `path` unless it holds it already, so that cargo sees no change.
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
 }
 
 /// One copy of the example, killed when dropped; its output goes to `log`.
