@@ -108,5 +108,6 @@ pub mod key;
 pub mod leases;
 pub mod ring;
 pub mod shard;
+pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
