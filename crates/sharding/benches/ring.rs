@@ -1,6 +1,7 @@
 //! Benchmarks of the hot paths of the sharder's webhook: building the ring from shard names,
 //! looking a key up, and deriving a key from object metadata. A plain xxHash64 of a key is the
-//! baseline that a lookup cannot beat.
+//! baseline that a lookup cannot beat. The bounded-load strategy's placement is measured beside
+//! the ring's lookup, and its rebalance (the resync's work when a shard joins).
 
 use std::hint::black_box;
 
@@ -9,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::core::TypeMeta;
 use kube_sharding::consistent_hash::{Ring, xxhash64};
 use kube_sharding::key;
+use kube_sharding::strategy::Assignment;
 
 const SHARD_COUNTS: [usize; 3] = [3, 10, 100];
 
@@ -108,5 +110,52 @@ fn key_derivation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, build, lookup, key_derivation);
+/// Objects in the bounded-load table: what one ring of a large controller holds.
+const TABLE_OBJECTS: usize = 10_000;
+
+/// A bounded-load table of `TABLE_OBJECTS` Websites placed one by one on `shards`.
+fn table(shards: &[String]) -> Assignment {
+    let mut table = Assignment::new();
+    for i in 0..TABLE_OBJECTS {
+        let key = format!(
+            "webhosting.timebertt.dev/Website/project-{:02}/table-{i}",
+            i % 20
+        );
+        let shard = table.place(&key, shards).unwrap_or_default().to_owned();
+        table.set(key, shard);
+    }
+    table
+}
+
+fn bounded_load(c: &mut Criterion) {
+    let keys = keys();
+    let mut group = c.benchmark_group("bounded-load/place");
+    for n in SHARD_COUNTS {
+        let shards = shard_names(n);
+        let table = table(&shards);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &table, |b, table| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                table.place(black_box(&keys[i]), &shards).map(str::len)
+            });
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("bounded-load/rebalance-join");
+    group.sample_size(10);
+    for n in [3, 10] {
+        let mut shards = shard_names(n + 1);
+        let joining = shards.pop().unwrap_or_default();
+        let table = table(&shards);
+        shards.push(joining);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &table, |b, table| {
+            b.iter(|| table.rebalance(black_box(&shards)).len());
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, build, lookup, key_derivation, bounded_load);
 criterion_main!(benches);
