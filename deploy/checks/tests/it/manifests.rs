@@ -219,6 +219,8 @@ const SHARDER: &[Access] = &[
     may("create", "events.k8s.io", "events", Some("default")),
     may("list", "webhosting.timebertt.dev", "websites", PROJECT),
     may("patch", "webhosting.timebertt.dev", "websites", PROJECT),
+    // The bounded-load strategy's table of the ring's main objects (docs/strategies.md).
+    may("watch", "webhosting.timebertt.dev", "websites", PROJECT),
     may("patch", "apps", "deployments", PROJECT),
     may("list", "", "configmaps", PROJECT),
     may("patch", "", "services", PROJECT),
@@ -226,7 +228,7 @@ const SHARDER: &[Access] = &[
     may_not("get", "", "/metrics", None),
     may_not("create", "coordination.k8s.io", "leases", WEBHOSTING_SYSTEM),
     may_not("get", "", "secrets", SHARDING_SYSTEM),
-    may_not("watch", "webhosting.timebertt.dev", "websites", PROJECT),
+    may_not("watch", "apps", "deployments", PROJECT),
     may_not("delete", "webhosting.timebertt.dev", "websites", PROJECT),
     may_not("list", "", "pods", PROJECT),
     may_not("patch", "", "secrets", PROJECT),
