@@ -19,8 +19,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Assign objects to shards offline with the sharder's hash ring, and report the skew and
-    /// the movement when one shard joins or leaves.
+    /// Assign objects to shards offline with the sharder's hash ring or bounded-load, or both
+    /// side by side, and report the skew and the movement when shards join or leave.
     Ring(RingArgs),
     /// Measure the sharder on a local control plane: webhook latency, memory against the
     /// number of sharded objects, and the time to move a departed shard's objects.
@@ -44,10 +44,14 @@ mod tests {
     use std::time::Duration;
 
     use clap::CommandFactory;
+    use kube_sharding::strategy::Strategy;
 
     use super::*;
     use crate::{
-        commands::{ring::Format, sharder_bench::Phase},
+        commands::{
+            ring::{Change, Format, ShardCounts},
+            sharder_bench::Phase,
+        },
         report::ReportFormat,
     };
 
@@ -66,6 +70,50 @@ mod tests {
         assert_eq!(args.shards, ["a", "b", "c"]);
         assert_eq!(args.format, Format::Table);
         assert_eq!(args.add, "shard-new");
+    }
+
+    #[test]
+    fn events_may_start_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "ring",
+            "--shard-count",
+            "2..4",
+            "--objects",
+            "3",
+            "--events",
+            "-shard-1,+x",
+            "--compare",
+        ])
+        .expect("valid");
+        let Command::Ring(args) = cli.command else {
+            panic!("not ring");
+        };
+        assert_eq!(args.events, [Change::leave("shard-1"), Change::join("x")]);
+        assert_eq!(args.shard_count, Some(ShardCounts { from: 2, to: 4 }));
+        assert!(args.compare);
+        assert_eq!(args.strategy, Strategy::HashRing);
+    }
+
+    #[test]
+    fn events_conflict_with_add_and_compare_with_strategy() {
+        for extra in [
+            &["--events", "+x", "--add", "y"][..],
+            &["--events", "+x", "--remove", "shard-0"],
+            &["--compare", "--strategy", "bounded-load"],
+        ] {
+            let err = Cli::try_parse_from(
+                ["loadgen", "ring", "--shard-count", "2", "--objects", "1"]
+                    .iter()
+                    .chain(extra),
+            )
+            .expect_err("conflict");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{err}"
+            );
+        }
     }
 
     #[test]
