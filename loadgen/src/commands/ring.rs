@@ -1,7 +1,7 @@
 //! `loadgen ring`: what an assignment strategy ([`kube_sharding::strategy`]) does with a set of
 //! objects, computed offline: the sharder's hash ring ([`kube_sharding::consistent_hash`],
 //! docs/contract.md#hash-ring) or bounded-load, one strategy or all side by side
-//! (docs/experiments.md#the-ring-what-if).
+//! (docs/experiments.md#ring).
 //!
 //! The statistics are pure functions; [`run`] reads the input and prints them.
 
