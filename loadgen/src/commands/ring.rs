@@ -641,14 +641,7 @@ impl<'k> Placement<'k> {
         let previous = std::mem::replace(&mut self.shards, shards);
         let after = self.assignment();
         let before: Vec<&str> = before.iter().map(String::as_str).collect();
-        let mut movement = movement(change, &previous, &self.shards, &before, &after);
-        movement.skew_after = skew(
-            &counts(&self.shards, &after)
-                .iter()
-                .map(|c| c.objects)
-                .collect::<Vec<_>>(),
-        );
-        Ok(movement)
+        Ok(movement(change, &previous, &self.shards, &before, &after))
     }
 }
 
@@ -680,8 +673,7 @@ pub fn moved(before: &[&str], after: &[&str]) -> usize {
 }
 
 /// The movement of `change` from the assignment `before` on `shards_before` to `after` on
-/// `shards_after` (one shard per key, in the same order); its skew after is left for the
-/// caller, who knows the shard set's order.
+/// `shards_after` (one shard per key, in the same order).
 #[must_use]
 pub fn movement(
     change: &Change,
@@ -716,7 +708,12 @@ pub fn movement(
         ideal,
         unnecessary,
         shards_after: shards_after.len(),
-        skew_after: skew(&[]),
+        skew_after: skew(
+            &counts(shards_after, after)
+                .iter()
+                .map(|c| c.objects)
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -1133,6 +1130,10 @@ mod tests {
         assert_eq!(m.moved, 2);
         assert_eq!(m.unnecessary, 1, "b to c did not have to happen");
         assert!(close(m.ideal, 1.0));
+        assert_eq!(
+            (m.shards_after, m.skew_after.min, m.skew_after.max),
+            (4, 0, 2)
+        );
 
         let change = Change::leave("b");
         let m = movement(
