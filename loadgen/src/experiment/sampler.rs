@@ -19,6 +19,7 @@ use crate::{
         prometheus::{self, Bucket, Quantile, QuantileWindow},
         skew::Skew,
         snapshot::{ApiServer, ShardQueue, Snapshot},
+        webhook::{self, WebhookLatency},
     },
 };
 
@@ -56,6 +57,11 @@ pub struct Samples {
     /// The 409 Conflict answers of the sharder and each shard at the baseline and each tick
     /// (docs/experiments.md#ownership).
     pub conflicts: Vec<conflicts::Scrape>,
+    /// Each sharder replica's webhook request durations of the ring at the baseline, so that
+    /// the set-up's requests are left out (a replica started later counts from zero), and at
+    /// its last scrape (docs/experiments.md#webhook-latency).
+    webhook_first: BTreeMap<String, Vec<Bucket>>,
+    webhook_last: BTreeMap<String, Vec<Bucket>>,
 }
 
 impl Samples {
@@ -69,6 +75,7 @@ impl Samples {
             self.queue_first.insert(shard.clone(), buckets.clone());
             self.queue_last.insert(shard, buckets);
         }
+        self.webhook_first.clone_from(&self.webhook_last);
     }
 
     /// One tick.
@@ -104,6 +111,8 @@ impl Samples {
         );
         self.conflicts
             .push(conflicts::Scrape::of(&sharder, &operators));
+        self.webhook_last
+            .extend(webhook::scrape(&sharder, &target.controller().ring));
         let api_server = match api_server {
             Ok(text) => ApiServer::parse(&text),
             Err(error) => {
@@ -165,6 +174,13 @@ impl Samples {
             self.queue_first.entry(shard.clone()).or_default();
             self.queue_last.insert(shard, buckets);
         }
+    }
+
+    /// The sharder's webhook latency of the ring during the load; `None` without requests or
+    /// without the sharder's `/metrics` (a cluster's are not read).
+    #[must_use]
+    pub fn webhook(&self) -> Option<WebhookLatency> {
+        WebhookLatency::between(&self.webhook_first, &self.webhook_last)
     }
 
     /// The p99 of the queue latency during the load over every shard, in seconds.

@@ -19,6 +19,7 @@
 //! - [`snapshot`]: the API server's and the shards' `/metrics` at a tick, and between two.
 //! - [`findings`]: sentences on what bound a measurement, each citing its figures.
 //! - [`validity`]: whether a measurement can be trusted, with its reasons.
+//! - [`webhook`]: the sharder's webhook admission latency from its `/metrics`.
 //! - [`ownership`]: the ownership audit: objects on no live shard ([`unowned`]), objects
 //!   reconciled by two shards at once ([`audit`]), writes rejected by conflicts ([`conflicts`]).
 
@@ -44,6 +45,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod unowned;
 pub mod validity;
+pub mod webhook;
 
 /// `numerator / denominator`, or `None` when the denominator is not positive.
 #[must_use]

@@ -1,7 +1,7 @@
-//! Movement: the objects a membership change re-assigned, against the moves the hash ring
-//! required (docs/experiments.md#movement).
+//! Movement: the objects a membership change re-assigned, against the moves the ring's
+//! assignment strategy required (docs/experiments.md#movement).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -31,11 +31,18 @@ pub enum Change {
 
 /// The objects a membership change re-assigned, against the moves the ring required.
 ///
-/// An object *must move* when its shard before the change is not its owner on the ring of the
-/// shards available after it; when the assignment matched the ring before, these are exactly
-/// the objects whose ring owner differs between the shard sets before and after. A move is
-/// *unnecessary* when it does not end on the object's owner: it did not have to move at all,
-/// or it went to another shard than the ring's. A consistent hash ring makes none.
+/// Under hash-ring ([`Self::of`]), an object *must move* when its shard before the change is
+/// not its owner on the ring of the shards available after it; when the assignment matched the
+/// ring before, these are exactly the objects whose ring owner differs between the shard sets
+/// before and after. A move is *unnecessary* when it does not end on the object's owner: it did
+/// not have to move at all, or it went to another shard than the ring's. A consistent hash
+/// ring makes none.
+///
+/// Under another strategy ([`Self::among_available`]), whose owners depend on the loads rather
+/// than on the shard set alone, an object must move when its shard is not available after the
+/// change, and a move is unnecessary when it goes between two shards that are available both
+/// before and after the change; moves onto a joining shard are neither (compare them with
+/// [`Self::ideal`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Movement {
     /// Objects assigned both before and after the change.
@@ -72,18 +79,66 @@ impl Movement {
         change: &Change,
         shards_before: usize,
     ) -> Self {
+        Self::count(
+            (before, after),
+            |object, old, new| {
+                let owner = owner(object);
+                let must_move = owner.as_ref().is_some_and(|owner| owner != old);
+                (must_move, new != old && owner.as_deref() != Some(new))
+            },
+            change,
+            shards_before,
+        )
+    }
+
+    /// The movement between two assignments taken before and after `change` of a ring of
+    /// `shards_before` shards under a strategy other than hash-ring, of which `available` are
+    /// available after the change: an object must move off a shard not in `available`, and a
+    /// move between two shards available both before and after the change is unnecessary.
+    #[must_use]
+    pub fn among_available(
+        before: &BTreeMap<String, String>,
+        after: &BTreeMap<String, String>,
+        available: &BTreeSet<String>,
+        change: &Change,
+        shards_before: usize,
+    ) -> Self {
+        let stayed = |shard: &str| {
+            available.contains(shard)
+                && !matches!(change, Change::Join { shard: joined } if joined == shard)
+        };
+        Self::count(
+            (before, after),
+            |_, old, new| {
+                (
+                    !available.contains(old),
+                    new != old && stayed(old) && stayed(new),
+                )
+            },
+            change,
+            shards_before,
+        )
+    }
+
+    /// The movement whose rule says for each object (its name, its shard before and after)
+    /// whether it must move and whether its move, if any, was unnecessary.
+    fn count(
+        (before, after): (&BTreeMap<String, String>, &BTreeMap<String, String>),
+        rule: impl Fn(&str, &str, &str) -> (bool, bool),
+        change: &Change,
+        shards_before: usize,
+    ) -> Self {
         let (mut objects, mut moved, mut required, mut unnecessary, mut outstanding) =
             (0, 0, 0, 0, 0);
         for (object, old) in before {
             let Some(new) = after.get(object) else {
                 continue;
             };
-            let owner = owner(object);
-            let must_move = owner.as_ref().is_some_and(|owner| owner != old);
+            let (must_move, needless) = rule(object, old, new);
             objects += 1;
             if new != old {
                 moved += 1;
-                if owner.as_ref() != Some(new) {
+                if needless {
                     unnecessary += 1;
                 }
             } else if must_move {
@@ -283,6 +338,49 @@ mod tests {
         let movement = Movement::of(&empty, &empty, |_| None, &join("s0"), 0);
         assert_eq!(movement.ideal, Some(0.0));
         assert_eq!(movement.moved_vs_ideal, None);
+    }
+
+    fn shards(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|&name| name.to_owned()).collect()
+    }
+
+    #[test]
+    fn off_hash_ring_a_move_between_two_shards_that_stay_is_unnecessary() {
+        // s1 leaves: b and c must move off it; d moves from s2 to s0, both there before and
+        // after, which bounded-load must not do; e stays on s1, outstanding.
+        let before = assignment(&[
+            ("a", "s0"),
+            ("b", "s1"),
+            ("c", "s1"),
+            ("d", "s2"),
+            ("e", "s1"),
+        ]);
+        let after = assignment(&[
+            ("a", "s0"),
+            ("b", "s0"),
+            ("c", "s2"),
+            ("d", "s0"),
+            ("e", "s1"),
+        ]);
+        let available = shards(&["s0", "s2"]);
+        let movement = Movement::among_available(&before, &after, &available, &leave("s1"), 3);
+        assert_eq!(counts(&movement), (5, 3, 3, 1, 1));
+        assert_eq!(movement.ideal, None);
+    }
+
+    #[test]
+    fn off_hash_ring_moves_onto_a_joining_shard_are_neither_required_nor_unnecessary() {
+        let before = assignment(&[("a", "s0"), ("b", "s0"), ("c", "s1"), ("d", "s1")]);
+        let after = assignment(&[("a", "s2"), ("b", "s0"), ("c", "s1"), ("d", "s0")]);
+        let available = shards(&["s0", "s1", "s2"]);
+        let movement = Movement::among_available(&before, &after, &available, &join("s2"), 2);
+        // a onto the new shard is fine; d from s1 to s0 went between two shards that stay.
+        assert_eq!(counts(&movement), (4, 2, 0, 1, 0));
+        assert_eq!(movement.ideal, Some(4.0 / 3.0));
+        // The same moves judged by a hash ring that gives d to s0 count none unnecessary.
+        let owners = ring(&[("a", "s2"), ("b", "s0"), ("c", "s1"), ("d", "s0")]);
+        let ring_movement = Movement::of(&before, &after, owners, &join("s2"), 2);
+        assert_eq!(ring_movement.unnecessary, 0);
     }
 
     fn failover(shard: &str, kind: FailoverKind, killed: i64, dead: Option<i64>) -> FailoverEvents {
