@@ -224,6 +224,8 @@ fn read_summary(input: impl Read, path: &Path) -> anyhow::Result<Vec<ShardCount>
         )
     })?;
     let (repetition_at, valid_at) = (position("repetition"), position("valid"));
+    let strategy_at = position("strategy");
+    let mut strategies: Vec<String> = Vec::new();
     let columns: Vec<(&'static str, usize)> = METRICS
         .iter()
         .filter_map(|metric| Some((metric.column, position(metric.column)?)))
@@ -234,6 +236,19 @@ fn read_summary(input: impl Read, path: &Path) -> anyhow::Result<Vec<ShardCount>
         let record = record.with_context(|| format!("cannot read {file}"))?;
         let line = record.position().map_or(0, csv::Position::line);
         let field = |at: usize| record.get(at).unwrap_or_default();
+        if let Some(strategy) = strategy_at.map(field)
+            && !strategies.iter().any(|known| known == strategy)
+        {
+            strategies.push(strategy.to_owned());
+        }
+        if strategies.len() > 1 {
+            bail!(
+                "{file} holds runs under several assignment strategies ({}): compare reads runs \
+                 of one strategy; the run's report.md sets its strategies side by side \
+                 (docs/experiments.md#strategies-side-by-side)",
+                strategies.join(", ")
+            );
+        }
         let shards = field(shards_at);
         let shards: u32 = shards.parse().map_err(|_| {
             anyhow!("{file}, line {line}: `shards` is `{shards}`, not a number of shards")
@@ -958,6 +973,12 @@ mod tests {
         assert_eq!(
             error("shards,p99_ms\n"),
             "run/summary.csv has no rows: the run measured no shard count"
+        );
+        assert_eq!(
+            error("shards,strategy\n2,hash-ring\n2,bounded-load\n"),
+            "run/summary.csv holds runs under several assignment strategies (hash-ring, \
+             bounded-load): compare reads runs of one strategy; the run's report.md sets its \
+             strategies side by side (docs/experiments.md#strategies-side-by-side)"
         );
         assert!(error("shards,p99_ms\n1\n").starts_with("cannot read run/summary.csv: "));
     }

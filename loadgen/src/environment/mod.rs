@@ -13,7 +13,14 @@ use std::{
 };
 
 use anyhow::Context as _;
-use kube::Client;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+};
+use kube_sharding::{
+    api::ControllerRing,
+    strategy::{ANNOTATION, Strategy},
+};
 
 use crate::{
     measure::cost::{MachineCpu, UsageSample},
@@ -69,6 +76,26 @@ pub fn unsupported(choice: &Choice, faults: &[Fault]) -> Option<(String, String)
             ),
         ))
     })
+}
+
+/// Puts the ControllerRing `ring` under `strategy` (docs/experiments.md#assignment-strategies):
+/// the sharder's annotation set to its name, or removed for hash-ring, the default, so that a
+/// ring under hash-ring looks exactly as without the axis.
+///
+/// # Errors
+/// The ring cannot be patched: it does not exist, or the client may not patch it.
+pub async fn annotate_strategy(
+    client: &Client,
+    ring: &str,
+    strategy: Strategy,
+) -> anyhow::Result<()> {
+    let value = (strategy != Strategy::default()).then(|| strategy.name());
+    let patch = serde_json::json!({ "metadata": { "annotations": { ANNOTATION: value } } });
+    Api::<ControllerRing>::all(client.clone())
+        .patch(ring, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("cannot put ControllerRing {ring} under {strategy}"))?;
+    Ok(())
 }
 
 /// A target, connected.

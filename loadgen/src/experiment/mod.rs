@@ -22,6 +22,7 @@ use kube::{
     Client,
     api::{DeleteParams, ListParams},
 };
+use kube_sharding::strategy::Strategy;
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, time::Instant};
 
@@ -132,18 +133,12 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(Path
     tokio::pin!(interrupted);
     // Repetitions go round the sweep rather than repeating each shard count in a row, so that
     // a drift of the machine over the run spreads over every shard count.
-    let runs = (1..=options.repeat.max(1)).flat_map(|repetition| {
-        scenario
-            .shards
-            .iter()
-            .map(move |&shards| (shards, repetition))
-    });
-    for (shards, repetition) in runs {
+    for (strategy, shards, repetition) in scenario.runs(options.repeat) {
         // Boxed: the future of a whole shard count is large.
         let measured = Box::pin(shard_count(
             &mut target,
             scenario,
-            (shards, repetition),
+            (strategy, shards, repetition),
             &run_id,
             options.window,
             &metrics,
@@ -154,9 +149,14 @@ pub async fn run(scenario: &Scenario, options: &Options) -> anyhow::Result<(Path
         };
         // Whatever happened, a shard count leaves nothing running behind it.
         let finished = target.finish().await;
+        let under = if scenario.default_strategies() {
+            String::new()
+        } else {
+            format!(" under {strategy}")
+        };
         let (results, version) =
-            result.with_context(|| format!("the run with {shards} shard(s) failed"))?;
-        finished.with_context(|| format!("cleaning up after {shards} shard(s)"))?;
+            result.with_context(|| format!("the run with {shards} shard(s){under} failed"))?;
+        finished.with_context(|| format!("cleaning up after {shards} shard(s){under}"))?;
         kubernetes = version;
         shard_counts.push(results);
     }
@@ -196,25 +196,27 @@ fn since(at: Timestamp) -> Duration {
     crate::measure::elapsed(at, Timestamp::now())
 }
 
-/// One repetition of one shard count: set-up, load or search, settle, measurements; also the
-/// API server's version.
+/// One repetition of one shard count under one strategy: set-up, load or search, settle,
+/// measurements; also the API server's version.
 async fn shard_count(
     target: &mut Target,
     scenario: &Scenario,
-    (shards, repetition): (u32, u32),
+    (strategy, shards, repetition): (Strategy, u32, u32),
     run_id: &str,
     window: Duration,
     metrics: &metrics::Metrics,
 ) -> anyhow::Result<(ShardCountResults, String)> {
-    let progress = progress::Progress::new(shards, repetition, scenario);
+    let progress = progress::Progress::new(strategy, shards, repetition, scenario);
     let Prepared {
         client,
         version,
         world,
         apis,
-    } = set_up(target, scenario, shards, &progress).await?;
+    } = set_up(target, scenario, (strategy, shards), &progress).await?;
     let target = &*target;
-    let tracker = Arc::new(Mutex::new(tracker::Tracker::new(window)?));
+    let tracker = Arc::new(Mutex::new(
+        tracker::Tracker::new(window)?.with_strategy(strategy),
+    ));
     let driver = driver::Driver::new(
         client.clone(),
         run_id,
@@ -264,6 +266,7 @@ async fn shard_count(
     .await?;
     let snapshots = std::mem::take(&mut samples.snapshots);
     let mut results = ShardCountResults {
+        strategy,
         repetition,
         rolling_updates,
         faults,
@@ -413,6 +416,7 @@ fn measure(
         scenario.operator.lease_duration,
     );
     let skew_summary = SkewSummary::of(&samples.skew, &unsettled, SKEW_MIN_OBJECTS_PER_SHARD);
+    let webhook = samples.webhook();
     let summary = finished.reconciliation.summary();
     let queue_p99 = samples.queue_p99();
     let capacity = capacity(
@@ -449,6 +453,7 @@ fn measure(
         ));
     }
     ShardCountResults {
+        strategy: Strategy::default(),
         shards,
         repetition: 1,
         search: None,
@@ -475,6 +480,7 @@ fn measure(
         slots: samples.slots,
         machine_windows: cost::machine_windows(&samples.machine),
         verdicts,
+        webhook,
     }
 }
 
@@ -1041,11 +1047,12 @@ fn ring(scenario: &Scenario) -> observer::Ring {
     }
 }
 
-/// Prepares the target with `shards` shards and creates the namespaces and Themes.
+/// Prepares the target with `shards` shards, puts the ring under `strategy` and creates the
+/// namespaces and Themes.
 async fn set_up(
     target: &mut Target,
     scenario: &Scenario,
-    shards: u32,
+    (strategy, shards): (Strategy, u32),
     progress: &progress::Progress,
 ) -> anyhow::Result<Prepared> {
     progress.phase(&format!(
@@ -1056,6 +1063,9 @@ async fn set_up(
         .prepare(shards, &scenario.operator, scenario.sharder)
         .await?;
     let client = target.client()?;
+    // Before any object of the run exists, so that the webhook assigns each of them under
+    // the strategy; always, since a cluster keeps the annotation of the run before.
+    crate::environment::annotate_strategy(&client, &scenario.controller.ring, strategy).await?;
     let version = client
         .apiserver_version()
         .await

@@ -9,6 +9,7 @@ use std::{
 };
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kube_sharding::strategy::Strategy;
 use tokio::time::Instant;
 
 use super::{
@@ -52,8 +53,9 @@ fn operations(metrics: &Metrics) -> (u64, u64) {
 pub const NOTES: crate::report::Progress = crate::report::Progress::new("loadgen");
 
 impl Progress {
-    /// The progress of repetition `repetition` of the run with `shards` shards.
-    pub fn new(shards: u32, repetition: u32, scenario: &Scenario) -> Self {
+    /// The progress of repetition `repetition` of the run with `shards` shards under
+    /// `strategy`, which the prefix names only when the scenario sweeps strategies.
+    pub fn new(strategy: Strategy, shards: u32, repetition: u32, scenario: &Scenario) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let length = (scenario.duration + scenario.settle).as_secs();
         let bar = if terminal {
@@ -66,7 +68,14 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        let prefix = format!("{} {shards} shard(s) #{repetition}", scenario.name);
+        let prefix = if scenario.default_strategies() {
+            format!("{} {shards} shard(s) #{repetition}", scenario.name)
+        } else {
+            format!(
+                "{} {shards} shard(s) {strategy} #{repetition}",
+                scenario.name
+            )
+        };
         bar.set_prefix(prefix.clone());
         Self {
             bar,

@@ -22,7 +22,7 @@ use std::{
 };
 
 use k8s_openapi::jiff::Timestamp;
-use kube_sharding::{consistent_hash::Ring, leases::ShardState};
+use kube_sharding::{consistent_hash::Ring, leases::ShardState, strategy::Strategy};
 
 use crate::{
     measure::{
@@ -140,6 +140,8 @@ pub struct Tracker {
     ownership: Vec<(Timestamp, unowned::Event)>,
     /// Each shard's availability by its Lease as last fed to `ownership`.
     held: BTreeMap<String, bool>,
+    /// The ring's assignment strategy: what movement counts as unnecessary.
+    strategy: Strategy,
 }
 
 /// Why a scheduled operation left no write to await.
@@ -174,7 +176,15 @@ impl Tracker {
             watch_restarts: Vec::new(),
             ownership: Vec::new(),
             held: BTreeMap::new(),
+            strategy: Strategy::default(),
         })
+    }
+
+    /// The tracker of a ring under `strategy`, which decides what movement counts as
+    /// unnecessary ([`Movement`]); hash-ring when not set.
+    #[must_use]
+    pub fn with_strategy(self, strategy: Strategy) -> Self {
+        Self { strategy, ..self }
     }
 
     /// The schedule made `writes` creates and mutations and `deletes` deletes due.
@@ -767,15 +777,26 @@ impl Tracker {
 
     fn close_change(&mut self) {
         if let Some(open) = self.open_change.take() {
-            // The sharder's ring: its available shards (docs/contract.md#hash-ring).
-            let ring = Ring::with_nodes(&open.ring_after);
-            let movement = Movement::of(
-                &open.before,
-                &self.assignment(),
-                |object| ring.hash(object).map(str::to_owned),
-                &open.change,
-                open.shards_before,
-            );
+            let after = self.assignment();
+            let movement = if self.strategy == Strategy::HashRing {
+                // The sharder's ring: its available shards (docs/contract.md#hash-ring).
+                let ring = Ring::with_nodes(&open.ring_after);
+                Movement::of(
+                    &open.before,
+                    &after,
+                    |object| ring.hash(object).map(str::to_owned),
+                    &open.change,
+                    open.shards_before,
+                )
+            } else {
+                Movement::among_available(
+                    &open.before,
+                    &after,
+                    &open.ring_after,
+                    &open.change,
+                    open.shards_before,
+                )
+            };
             self.changes.push(MembershipChange {
                 at: open.at,
                 change: open.change,

@@ -7,11 +7,13 @@
 //! - [`writer`]: `run.json`, `summary.csv`, CSV time series, `.hgrm` percentile distributions;
 //! - [`summary`]: the row of `summary.csv`, its header and the figures compare reads from it;
 //! - [`plots`]: PNG and SVG plots of latency, objects per shard and scaling;
-//! - [`report`]: `report.md`, a table per shard count and the SLO verdicts.
+//! - [`report`]: `report.md`, a table per shard count and the SLO verdicts; with several
+//!   assignment strategies, `strategies` sets them side by side.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
+use kube_sharding::strategy::Strategy;
 use serde::Serialize;
 
 use crate::{
@@ -27,6 +29,7 @@ use crate::{
         prometheus::{Quantile, QuantileWindow},
         skew::{Skew, SkewSummary},
         slo::{Breach, Capacity, Metric, Verdict},
+        webhook::WebhookLatency,
     },
     measure::{findings::Finding, validity::Validity},
     scenario::Scenario,
@@ -35,6 +38,7 @@ use crate::{
 pub mod plots;
 pub mod repetitions;
 pub mod report;
+mod strategies;
 pub mod summary;
 pub mod writer;
 
@@ -80,6 +84,8 @@ pub struct Versions {
 /// The measurements of one shard count.
 #[derive(Debug, Clone)]
 pub struct ShardCountResults {
+    /// The ring's assignment strategy (docs/experiments.md#assignment-strategies).
+    pub strategy: Strategy,
     /// Operator shards.
     pub shards: u32,
     /// Which run of this shard count it was, from 1 (`--repeat`).
@@ -139,6 +145,10 @@ pub struct ShardCountResults {
     pub machine_windows: Vec<MachineWindow>,
     /// The SLO verdicts on the whole run of this shard count.
     pub verdicts: Vec<Verdict>,
+    /// The sharder's webhook admission latency of the ring during the load; `None` where the
+    /// sharder's `/metrics` are not read (a cluster) or it decided no request
+    /// (docs/experiments.md#webhook-latency).
+    pub webhook: Option<WebhookLatency>,
 }
 
 /// One membership change and the objects it moved by the next change (or the end).
@@ -252,6 +262,42 @@ pub struct MachineSummary {
 }
 
 impl RunResults {
+    /// The assignment strategies that ran, in the scenario's order.
+    #[must_use]
+    pub fn strategies(&self) -> Vec<Strategy> {
+        let mut strategies: Vec<Strategy> = Vec::new();
+        let ran = self.shard_counts.iter().map(|count| count.strategy);
+        for strategy in self.scenario.strategies.iter().copied().chain(ran) {
+            if !strategies.contains(&strategy)
+                && self.shard_counts.iter().any(|c| c.strategy == strategy)
+            {
+                strategies.push(strategy);
+            }
+        }
+        strategies
+    }
+
+    /// Whether more than one strategy ran: then the report sets them side by side
+    /// (docs/experiments.md#assignment-strategies).
+    #[must_use]
+    pub fn compares_strategies(&self) -> bool {
+        self.strategies().len() > 1
+    }
+
+    /// The run's measurements under `strategy` alone, as if the run had swept only it.
+    #[must_use]
+    pub fn under(&self, strategy: Strategy) -> Self {
+        Self {
+            shard_counts: self
+                .shard_counts
+                .iter()
+                .filter(|count| count.strategy == strategy)
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// The SLO the headline and the scaling plot report capacity on, so that no figure divides
     /// the capacities of two SLOs: the one breached at the most shard counts, the
     /// reconciliation latency on a tie (docs/experiments.md#capacity). `None` without a breach.
@@ -278,13 +324,18 @@ impl RunResults {
 }
 
 impl ShardCountResults {
-    /// The part of this measurement's file names: `<N>shards`, with `-r<K>` for
-    /// repetitions after the first.
+    /// The part of this measurement's file names: `<N>shards`, with `-<strategy>` under
+    /// another strategy than hash-ring (so that a run without the strategy axis names its
+    /// files as before) and `-r<K>` for repetitions after the first.
     #[must_use]
     pub fn stem(&self) -> String {
+        let mut stem = format!("{}shards", self.shards);
+        if self.strategy != Strategy::default() {
+            stem = format!("{stem}-{}", self.strategy);
+        }
         match self.repetition {
-            0 | 1 => format!("{}shards", self.shards),
-            repetition => format!("{}shards-r{repetition}", self.shards),
+            0 | 1 => stem,
+            repetition => format!("{stem}-r{repetition}"),
         }
     }
 
@@ -444,6 +495,7 @@ pub(crate) mod tests {
             cost::Cost,
             failover::Recovery,
             latency::{LatencyRecorder, LatencySummary},
+            movement::Movement,
             slo::{Breach, Load, Metric, Slo},
             validity::{Reason, Rule},
         },
@@ -580,6 +632,7 @@ pub(crate) mod tests {
         let verdicts =
             Slo::default().verdicts(Duration::from_secs_f64(summary.p99_ms / 1000.0), queue_p99);
         ShardCountResults {
+            strategy: Strategy::HashRing,
             shards,
             repetition: 1,
             search: None,
@@ -633,6 +686,19 @@ pub(crate) mod tests {
             slots: Some(slots),
             machine_windows: machine_windows(),
             verdicts,
+            webhook: Some(WebhookLatency {
+                p50: Quantile {
+                    value: 0.00015,
+                    lower: 0.0001,
+                    upper: 0.0002,
+                },
+                p99: Quantile {
+                    value: 0.0006,
+                    lower: 0.0004,
+                    upper: 0.0008,
+                },
+                requests: 130,
+            }),
         }
     }
 
@@ -688,6 +754,49 @@ pub(crate) mod tests {
             Duration::from_secs(1),
             Duration::from_secs(2),
         ));
+        results
+    }
+
+    /// The synthetic run under hash-ring and under bounded-load, whose 3 shards made one
+    /// unnecessary move on their join and whose sharder used twice the CPU.
+    pub(crate) fn compared() -> RunResults {
+        let mut results = synthetic();
+        results.scenario.strategies = vec![Strategy::HashRing, Strategy::BoundedLoad];
+        let mut bounded: Vec<ShardCountResults> = results
+            .shard_counts
+            .iter()
+            .cloned()
+            .map(|mut count| {
+                count.strategy = Strategy::BoundedLoad;
+                count
+                    .cost
+                    .get_mut("sharder")
+                    .expect("the sharder's cost")
+                    .cpu_seconds = 2.0;
+                count.usage.iter_mut().for_each(|sample| {
+                    if sample.component == "sharder" {
+                        sample.cpu_seconds *= 2.0;
+                    }
+                });
+                count
+            })
+            .collect();
+        let before = [("a", "shard-0"), ("b", "shard-1")]
+            .map(|(o, s)| (o.to_owned(), s.to_owned()))
+            .into();
+        let after = [("a", "shard-2"), ("b", "shard-0")]
+            .map(|(o, s)| (o.to_owned(), s.to_owned()))
+            .into();
+        let available = ["shard-0", "shard-1", "shard-2"].map(str::to_owned).into();
+        let change = Change::Join {
+            shard: "shard-2".to_owned(),
+        };
+        bounded[1].movements = vec![MembershipChange {
+            movement: Movement::among_available(&before, &after, &available, &change, 2),
+            change,
+            ..bounded[1].movements[0].clone()
+        }];
+        results.shard_counts.extend(bounded);
         results
     }
 
@@ -877,6 +986,43 @@ pub(crate) mod tests {
         assert_eq!(
             empty.operator_unit_cost().cpu_seconds_per_1000_websites,
             None
+        );
+    }
+
+    #[test]
+    fn a_stem_names_the_strategy_unless_hash_ring_and_the_repetition_after_the_first() {
+        let mut count = shard_count(2);
+        assert_eq!(count.stem(), "2shards");
+        count.repetition = 3;
+        assert_eq!(count.stem(), "2shards-r3");
+        count.strategy = Strategy::BoundedLoad;
+        assert_eq!(count.stem(), "2shards-bounded-load-r3");
+        count.repetition = 1;
+        assert_eq!(count.stem(), "2shards-bounded-load");
+    }
+
+    #[test]
+    fn a_run_splits_by_the_strategies_that_ran_in_the_scenarios_order() {
+        assert_eq!(synthetic().strategies(), [Strategy::HashRing]);
+        assert!(!synthetic().compares_strategies());
+        let results = compared();
+        assert_eq!(
+            results.strategies(),
+            [Strategy::HashRing, Strategy::BoundedLoad]
+        );
+        let bounded = results.under(Strategy::BoundedLoad);
+        assert_eq!(bounded.shard_counts.len(), 2);
+        assert!(!bounded.compares_strategies());
+        let groups = repetitions::by_shard_count(&results);
+        let keys: Vec<(u32, Strategy)> = groups.iter().map(|g| (g.shards, g.strategy)).collect();
+        assert_eq!(
+            keys,
+            [
+                (1, Strategy::HashRing),
+                (1, Strategy::BoundedLoad),
+                (3, Strategy::HashRing),
+                (3, Strategy::BoundedLoad)
+            ]
         );
     }
 

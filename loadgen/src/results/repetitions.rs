@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube_sharding::strategy::Strategy;
 
 use super::{ComponentClass, RunResults, ShardCountResults};
 use crate::{
@@ -15,29 +16,37 @@ use crate::{
     plan::{CapacityPoint, ShardCost},
 };
 
-/// Every repetition of one shard count, in the order they ran.
+/// Every repetition of one shard count under one assignment strategy, in the order they ran.
 #[derive(Debug, Clone)]
 pub struct Repetitions<'a> {
+    /// The assignment strategy.
+    pub strategy: Strategy,
     /// The shard count.
     pub shards: u32,
     /// Its repetitions.
     pub all: Vec<&'a ShardCountResults>,
 }
 
-/// The repetitions of each shard count of `results`, by shard count.
+/// The repetitions of each shard count of `results` under each strategy, by shard count and
+/// then strategy.
 #[must_use]
 pub fn by_shard_count(results: &RunResults) -> Vec<Repetitions<'_>> {
     let mut groups: Vec<Repetitions<'_>> = Vec::new();
     for count in &results.shard_counts {
-        match groups.iter_mut().find(|group| group.shards == count.shards) {
+        let key = (count.shards, count.strategy);
+        match groups
+            .iter_mut()
+            .find(|group| (group.shards, group.strategy) == key)
+        {
             Some(group) => group.all.push(count),
             None => groups.push(Repetitions {
+                strategy: count.strategy,
                 shards: count.shards,
                 all: vec![count],
             }),
         }
     }
-    groups.sort_by_key(|group| group.shards);
+    groups.sort_by_key(|group| (group.shards, group.strategy));
     groups
 }
 

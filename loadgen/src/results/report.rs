@@ -31,15 +31,35 @@ pub fn report_markdown(results: &RunResults) -> String {
     header(&mut out, results);
     summary_table(&mut out, results);
     censored_line(&mut out, results);
-    search_section(&mut out, results);
-    repetitions_section(&mut out, results);
+    if results.compares_strategies() {
+        strategies_section(&mut out, results);
+        // Each strategy's measurements as a run of it alone would report them.
+        for strategy in results.strategies() {
+            let _ = writeln!(out, "# Under {strategy}\n");
+            measurements(&mut out, &results.under(strategy));
+        }
+    } else {
+        measurements(&mut out, results);
+    }
+    out
+}
+
+/// "Strategies side by side" (docs/experiments.md#strategies-side-by-side).
+fn strategies_section(out: &mut String, results: &RunResults) {
+    out.push_str(&super::strategies::section(results));
+}
+
+/// The sections of the measurements: the search, the repetitions, each shard count, the
+/// scaling.
+fn measurements(out: &mut String, results: &RunResults) {
+    search_section(out, results);
+    repetitions_section(out, results);
     let ramped = results.scenario.measures_capacity();
     let repeated = repeated(results);
     for shard_count in &results.shard_counts {
-        shard_count_section(&mut out, shard_count, ramped, repeated);
+        shard_count_section(out, shard_count, ramped, repeated);
     }
-    scaling_section(&mut out, results);
-    out
+    scaling_section(out, results);
 }
 
 /// Appends a line; writing to a `String` cannot fail.
@@ -58,6 +78,14 @@ macro_rules! line {
 /// under chaos, otherwise the reconciliation p99 against its SLO.
 #[must_use]
 pub fn headline(results: &RunResults) -> String {
+    if results.compares_strategies() {
+        let parts: Vec<String> = results
+            .strategies()
+            .into_iter()
+            .map(|strategy| format!("Under {strategy}: {}", headline(&results.under(strategy))))
+            .collect();
+        return parts.join(" ");
+    }
     if results.scenario.search.is_some() {
         search_headline(results)
     } else if results.scenario.measures_capacity() {
@@ -294,13 +322,17 @@ fn repeated(results: &RunResults) -> bool {
         .any(|count| count.repetition > 1)
 }
 
-/// A measurement as the report names it: `2` or, when the run repeats, `2 #3`.
-fn measurement_name(count: &ShardCountResults, repeated: bool) -> String {
-    if repeated {
-        format!("{} #{}", count.shards, count.repetition)
-    } else {
-        count.shards.to_string()
+/// A measurement as the report names it: `2`, with its strategy when the run compares
+/// strategies (`2 bounded-load`) and its repetition when the run repeats (`2 #3`).
+fn measurement_name(count: &ShardCountResults, repeated: bool, strategies: bool) -> String {
+    let mut name = count.shards.to_string();
+    if strategies {
+        let _ = write!(name, " {}", count.strategy);
     }
+    if repeated {
+        let _ = write!(name, " #{}", count.repetition);
+    }
+    name
 }
 
 /// Changes per second.
@@ -556,7 +588,7 @@ fn brackets_table(out: &mut String, results: &RunResults) {
         line!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
-            measurement_name(count, repeated),
+            measurement_name(count, repeated, results.compares_strategies()),
             count.validity.cell(),
             bracket_text(search.bracket),
             search.steps.len(),
@@ -790,14 +822,24 @@ fn header(out: &mut String, results: &RunResults) {
         results.versions.loadgen,
         results.versions.kubernetes
     );
-    let shards: Vec<String> = by_shard_count(results)
+    let mut shards: Vec<String> = by_shard_count(results)
         .iter()
         .map(|group| match group.all.len() {
             1 => group.shards.to_string(),
             n => format!("{} ({n} repetitions)", group.shards),
         })
         .collect();
+    // Each strategy's group of a shard count reads the same.
+    shards.dedup();
     line!(out, "- Shard counts: {}", shards.join(", "));
+    if results.compares_strategies() {
+        let strategies: Vec<&str> = results.strategies().iter().map(|s| s.name()).collect();
+        line!(
+            out,
+            "- Assignment strategies: {} (docs/experiments.md#assignment-strategies)",
+            strategies.join(", ")
+        );
+    }
     line!(out);
 }
 
@@ -811,10 +853,11 @@ fn summary_table(out: &mut String, results: &RunResults) {
         out,
         "| {} | valid | reconcile p99 | queue p99 | {} | steady max skew | unnecessary moves | \
          voluntary failover | involuntary failover | operator CPU | operator peak | sharder CPU |",
-        if repeated {
-            "shards #repetition"
-        } else {
-            "shards"
+        match (repeated, results.compares_strategies()) {
+            (false, false) => "shards",
+            (true, false) => "shards #repetition",
+            (false, true) => "shards strategy",
+            (true, true) => "shards strategy #repetition",
         },
         if searched {
             "bracket (changes/s)"
@@ -827,6 +870,7 @@ fn summary_table(out: &mut String, results: &RunResults) {
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let or_dash = |value: Option<String>| value.unwrap_or_else(|| "–".to_owned());
+    let strategies = results.compares_strategies();
     for count in &results.shard_counts {
         let classes = count.class_costs();
         let class = |class| classes.get(&class).copied().unwrap_or_default();
@@ -839,7 +883,7 @@ fn summary_table(out: &mut String, results: &RunResults) {
         line!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.0} MiB | {:.1} s |",
-            measurement_name(count, repeated),
+            measurement_name(count, repeated, strategies),
             count.validity.cell(),
             {
                 let latency = count.reconciliation.summary();
@@ -884,16 +928,22 @@ fn summary_table(out: &mut String, results: &RunResults) {
 /// figure is a lower bound (docs/experiments.md#reconciliation-latency).
 fn censored_line(out: &mut String, results: &RunResults) {
     let repeated = repeated(results);
+    let strategies = results.compares_strategies();
     let counts: Vec<String> = results
         .shard_counts
         .iter()
         .map(|count| {
             let writes = &count.accounting.writes;
             format!(
-                "{} of {} with {} shard(s){} ({} pending at the end, {} abandoned by a delete)",
+                "{} of {} with {} shard(s){}{} ({} pending at the end, {} abandoned by a delete)",
                 writes.censored(),
                 count.reconciliation.summary().count,
                 count.shards,
+                if strategies {
+                    format!(" under {}", count.strategy)
+                } else {
+                    String::new()
+                },
                 if repeated {
                     format!(" #{}", count.repetition)
                 } else {

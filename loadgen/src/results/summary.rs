@@ -259,6 +259,14 @@ csv_row! {
         /// Queue windows whose p99 bucket holds the objective: with any and no queue breach,
         /// the queue SLO's capacity is undetermined.
         capacity_queue_undetermined_windows: usize,
+        /// The ring's assignment strategy (docs/experiments.md#assignment-strategies); last,
+        /// so that the columns before it are where they were without the strategy axis.
+        strategy: &'static str,
+        /// The sharder's webhook admission latency of the ring during the load, and the
+        /// requests it rests on (docs/experiments.md#webhook-latency).
+        webhook_p50_ms: Option<f64> => optional("webhook p50", Millis),
+        webhook_p99_ms: Option<f64> => optional("webhook p99", Millis),
+        webhook_requests: Option<u64>,
     }
 }
 
@@ -413,6 +421,10 @@ impl SummaryRow {
                 .map(|breach| breach.achieved_operations_per_second),
             capacity_at_queue: queue.map(|breach| breach.at),
             capacity_queue_undetermined_windows: results.capacity.queue_undetermined_windows,
+            strategy: results.strategy.name(),
+            webhook_p50_ms: results.webhook.map(|w| w.p50.value * 1000.0),
+            webhook_p99_ms: results.webhook.map(|w| w.p99.value * 1000.0),
+            webhook_requests: results.webhook.map(|w| w.requests),
         }
     }
 }

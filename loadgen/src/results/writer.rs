@@ -1,7 +1,8 @@
 //! Writes the results of a run into its directory: `run.json`, `summary.csv`, per shard count
 //! `latency-<N>shards.csv`, `queue-<N>shards.csv`, `objects-<N>shards.csv`,
 //! `machine-<N>shards.csv`, `latency-<N>shards.hgrm` and, for a capacity search,
-//! `search-<N>shards.csv`, the plots and `report.md`. Timestamps
+//! `search-<N>shards.csv`, the plots and `report.md`; under another strategy than hash-ring
+//! the stem names it, `<N>shards-<strategy>` ([`ShardCountResults::stem`]). Timestamps
 //! are RFC 3339 throughout, so the files of different runs and tools line up by time.
 
 use std::{
@@ -13,6 +14,7 @@ use std::{
 
 use anyhow::Context;
 use k8s_openapi::jiff::Timestamp;
+use kube_sharding::strategy::Strategy;
 use serde::Serialize;
 
 use super::{
@@ -38,6 +40,7 @@ use crate::{
         skew::{Skew, SkewSummary},
         slo::{Capacity, Metric, Verdict},
         validity::Validity,
+        webhook::WebhookLatency,
     },
     scenario::Scenario,
     units::format_quantile,
@@ -223,6 +226,8 @@ impl<'a> RunJson<'a> {
 /// The summary of one shard count in `run.json`; the time series are in the CSV files.
 #[derive(Debug, Serialize)]
 struct ShardCountJson<'a> {
+    /// The ring's assignment strategy.
+    strategy: Strategy,
     shards: u32,
     /// Which run of the shard count, from 1.
     repetition: u32,
@@ -271,11 +276,14 @@ struct ShardCountJson<'a> {
     machine: Option<MachineSummary>,
     capacity_machine_load: Option<MachineLoad>,
     verdicts: Vec<VerdictJson>,
+    /// The sharder's webhook admission latency of the ring during the load.
+    webhook: Option<WebhookLatency>,
 }
 
 impl<'a> ShardCountJson<'a> {
     fn of(results: &'a ShardCountResults) -> Self {
         Self {
+            strategy: results.strategy,
             shards: results.shards,
             repetition: results.repetition,
             validity: &results.validity,
@@ -310,6 +318,7 @@ impl<'a> ShardCountJson<'a> {
             machine: results.machine_summary(),
             capacity_machine_load: results.capacity_machine_load(),
             verdicts: results.verdicts.iter().map(VerdictJson::of).collect(),
+            webhook: results.webhook,
         }
     }
 }
@@ -627,7 +636,7 @@ impl MachineRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::{searched, synthetic};
+    use crate::results::tests::{compared, searched, synthetic};
 
     fn read_csv(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
         let mut reader = csv::Reader::from_path(path).unwrap();
@@ -784,6 +793,52 @@ mod tests {
             45.0
         );
         assert!(counts[1]["capacity"]["queue"].is_null());
+    }
+
+    #[test]
+    fn each_strategy_writes_its_own_files_and_hash_ring_keeps_the_names_without_the_axis() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write(dir.path(), &compared()).unwrap();
+        let names: Vec<String> = written
+            .iter()
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for name in [
+            "latency-3shards.csv",
+            "latency-3shards-bounded-load.csv",
+            "objects-1shards-bounded-load.csv",
+            "latency-1shards-bounded-load.hgrm",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "a file was written twice: {names:?}"
+        );
+        let (headers, rows) = read_csv(&dir.path().join("summary.csv"));
+        let column = headers.iter().position(|h| h == "strategy").unwrap();
+        let strategies: Vec<&str> = rows.iter().map(|row| &row[column]).collect();
+        assert_eq!(
+            strategies,
+            ["hash-ring", "hash-ring", "bounded-load", "bounded-load"]
+        );
+        let text = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["shard_counts"][2]["strategy"], "bounded-load");
+        assert_eq!(json["shard_counts"][2]["webhook"]["requests"], 130);
+        assert_eq!(
+            json["scenario"]["strategies"],
+            serde_json::json!(["hash-ring", "bounded-load"])
+        );
+        // Without the axis, run.json's scenario reads as before.
+        write(dir.path(), &synthetic()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(json["scenario"].get("strategies").is_none());
     }
 
     #[test]

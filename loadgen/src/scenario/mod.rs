@@ -16,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kube_sharding::strategy::Strategy;
 use serde::{Serialize, Serializer};
 
 use crate::{measure::slo::Slo, workload::Workload};
@@ -97,6 +98,9 @@ pub struct Scenario {
     pub settle: Duration,
     /// `shards`: the sweep, shard counts in strictly increasing order.
     pub shards: Vec<u32>,
+    /// `strategies`: the assignment strategies each shard count runs under, in the file's
+    /// order, each once; `[hash-ring]` when not set (docs/experiments.md#assignment-strategies).
+    pub strategies: Vec<Strategy>,
     /// `world`: the namespaces, Themes and Websites that exist before the load.
     pub world: World,
     /// `workloads`: what the load creates, changes and deletes (docs/workloads.md); when not
@@ -140,6 +144,8 @@ impl Serialize for Scenario {
             #[serde(skip_serializing_if = "Option::is_none")]
             settle: Option<String>,
             shards: &'a [u32],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            strategies: Option<&'a [Strategy]>,
             world: &'a World,
             #[serde(skip_serializing_if = "Option::is_none")]
             workloads: Option<&'a [Workload]>,
@@ -169,6 +175,8 @@ impl Serialize for Scenario {
             duration: load.then(|| format_duration(self.duration)),
             settle: load.then(|| format_duration(self.settle)),
             shards: &self.shards,
+            // Not written when not set, so that a run.json without the axis reads as before.
+            strategies: (!self.default_strategies()).then_some(self.strategies.as_slice()),
             world: &self.world,
             // The default workload is written as the `world.themes` it was made from.
             workloads: (self.world.themes == 0).then_some(self.workloads.as_slice()),
@@ -500,6 +508,30 @@ impl Scenario {
         })
     }
 
+    /// Whether the scenario runs only the default strategy, hash-ring: then nothing of the
+    /// strategy axis shows in its results (docs/experiments.md#assignment-strategies).
+    #[must_use]
+    pub fn default_strategies(&self) -> bool {
+        self.strategies == [Strategy::default()]
+    }
+
+    /// The runs of the sweep as (strategy, shard count, repetition): shard count by shard
+    /// count, each under every strategy in a row, so that the runs a report sets side by side
+    /// ran close in time; repeated `repeat` times round the whole sweep, so that a drift of the
+    /// machine spreads over every run.
+    #[must_use]
+    pub fn runs(&self, repeat: u32) -> Vec<(Strategy, u32, u32)> {
+        (1..=repeat.max(1))
+            .flat_map(|repetition| {
+                self.shards.iter().flat_map(move |&shards| {
+                    self.strategies
+                        .iter()
+                        .map(move |&strategy| (strategy, shards, repetition))
+                })
+            })
+            .collect()
+    }
+
     /// `elapsed` as a fraction of the duration, at most 1.
     fn fraction_of_duration(&self, elapsed: Duration) -> f64 {
         (elapsed.as_secs_f64() / self.duration.as_secs_f64()).min(1.0)
@@ -643,6 +675,7 @@ load:
                 duration: Duration::from_secs(900),
                 settle: Duration::from_secs(20),
                 shards: vec![1, 2, 3],
+                strategies: vec![Strategy::HashRing],
                 world: World {
                     namespaces: 20,
                     themes: 50,
@@ -1382,6 +1415,72 @@ search:
         for (from, to, expected) in replaced {
             let text = SEARCH.replace(from, to);
             assert_ne!(text, SEARCH, "{from}");
+            assert_eq!(message(&text), format!("experiments/test.yaml: {expected}"));
+        }
+    }
+
+    #[test]
+    fn strategies_default_to_hash_ring_alone_and_are_not_written_back_then() {
+        let scenario = parse(&minimal()).unwrap();
+        assert_eq!(scenario.strategies, [Strategy::HashRing]);
+        assert!(scenario.default_strategies());
+        let json = serde_json::to_value(&scenario).unwrap();
+        assert_eq!(json.get("strategies"), None);
+        let text = minimal().replace("shards: [1]", "shards: [1]\nstrategies: [hash-ring]");
+        assert_eq!(parse(&text).unwrap(), scenario);
+    }
+
+    #[test]
+    fn strategies_are_swept_per_shard_count_and_read_back_from_run_json() {
+        let text = minimal().replace(
+            "shards: [1]",
+            "shards: [2, 3]\nstrategies: [bounded-load, hash-ring]",
+        );
+        let scenario = parse(&text).unwrap();
+        assert_eq!(
+            scenario.strategies,
+            [Strategy::BoundedLoad, Strategy::HashRing]
+        );
+        assert!(!scenario.default_strategies());
+        assert_eq!(
+            scenario.runs(2),
+            [
+                (Strategy::BoundedLoad, 2, 1),
+                (Strategy::HashRing, 2, 1),
+                (Strategy::BoundedLoad, 3, 1),
+                (Strategy::HashRing, 3, 1),
+                (Strategy::BoundedLoad, 2, 2),
+                (Strategy::HashRing, 2, 2),
+                (Strategy::BoundedLoad, 3, 2),
+                (Strategy::HashRing, 3, 2),
+            ]
+        );
+        let json = serde_json::to_value(&scenario).unwrap();
+        assert_eq!(
+            json["strategies"],
+            serde_json::json!(["bounded-load", "hash-ring"])
+        );
+        assert_eq!(parse(&json.to_string()).unwrap(), scenario);
+        let search = format!("{SEARCH}strategies: [hash-ring, bounded-load]\n");
+        assert_eq!(parse(&search).unwrap().strategies.len(), 2);
+    }
+
+    #[test]
+    fn an_invalid_strategy_is_named_by_its_index() {
+        let cases = [
+            (
+                "strategies: [hash-ring, round-robin]",
+                "strategies[1]: unknown assignment strategy \"round-robin\": expected one of \
+                 hash-ring, bounded-load",
+            ),
+            ("strategies: []", "strategies: must not be empty"),
+            (
+                "strategies: [bounded-load, bounded-load]",
+                "strategies: must each appear once, got [\"bounded-load\", \"bounded-load\"]",
+            ),
+        ];
+        for (line, expected) in cases {
+            let text = minimal().replace("shards: [1]", &format!("shards: [1]\n{line}"));
             assert_eq!(message(&text), format!("experiments/test.yaml: {expected}"));
         }
     }

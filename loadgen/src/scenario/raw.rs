@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use kube_sharding::strategy::Strategy;
 use serde::Deserialize;
 
 use super::controller::{Controller, RawController};
@@ -27,6 +28,7 @@ pub(super) struct RawScenario {
     duration: Option<String>,
     settle: Option<String>,
     shards: Option<Vec<i64>>,
+    strategies: Option<Vec<String>>,
     world: Option<RawWorld>,
     workloads: Option<Vec<RawWorkload>>,
     load: Option<RawLoad>,
@@ -156,6 +158,7 @@ impl RawScenario {
             "shards",
             rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
         )?;
+        let strategies = check.strategies(self.strategies)?;
         let (world, workloads) = check.world(
             check.field("world", rules::required(self.world))?,
             self.workloads,
@@ -193,6 +196,7 @@ impl RawScenario {
             duration,
             settle,
             shards,
+            strategies,
             world,
             workloads,
             load: Some(load),
@@ -254,6 +258,7 @@ impl RawScenario {
             "shards",
             rules::required(self.shards).and_then(|shards| rules::shard_counts(&shards)),
         )?;
+        let strategies = check.strategies(self.strategies)?;
         let (world, workloads) = check.world(
             check.field("world", rules::required(self.world))?,
             self.workloads,
@@ -272,6 +277,7 @@ impl RawScenario {
             duration: search.hold,
             settle: Duration::ZERO,
             shards,
+            strategies,
             world,
             workloads,
             load: None,
@@ -319,6 +325,20 @@ impl Check<'_> {
             field,
             problem,
         })
+    }
+
+    /// `strategies`: the assignment strategies to sweep, hash-ring alone when not set
+    /// (docs/experiments.md#assignment-strategies).
+    fn strategies(&self, raw: Option<Vec<String>>) -> Result<Vec<Strategy>> {
+        let Some(raw) = raw else {
+            return Ok(vec![Strategy::default()]);
+        };
+        let parsed = raw
+            .iter()
+            .enumerate()
+            .map(|(i, name)| self.field(&format!("strategies[{i}]"), rules::strategy(name)))
+            .collect::<Result<Vec<_>>>()?;
+        self.field("strategies", rules::strategies(parsed))
     }
 
     /// `sharder`: one replica when not set.

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use kube_sharding::strategy::Strategy;
+
 use super::format_duration;
 
 /// A value, or what is wrong with it.
@@ -104,6 +106,35 @@ pub(super) fn shard_counts(values: &[i64]) -> Verdict<Vec<u32>> {
     } else {
         Err(format!("must be strictly increasing, got {values:?}"))
     }
+}
+
+/// One name of `strategies`: an assignment strategy the sharder knows
+/// (docs/experiments.md#assignment-strategies); the names are the library's.
+pub(super) fn strategy(text: &str) -> Verdict<Strategy> {
+    text.parse().map_err(|_| {
+        let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+        format!(
+            "unknown assignment strategy {text:?}: expected one of {}",
+            known.join(", ")
+        )
+    })
+}
+
+/// The strategy axis: at least one, each once, so that no (strategy, shard count) runs twice
+/// under one name.
+pub(super) fn strategies(strategies: Vec<Strategy>) -> Verdict<Vec<Strategy>> {
+    if strategies.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let names = || strategies.iter().map(|s| s.name()).collect::<Vec<_>>();
+    if strategies
+        .iter()
+        .enumerate()
+        .any(|(i, strategy)| strategies[..i].contains(strategy))
+    {
+        return Err(format!("must each appear once, got {:?}", names()));
+    }
+    Ok(strategies)
 }
 
 /// A rate in operations per second: finite and above 0. A rate the workers cannot keep is
