@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kube_sharding::strategy::Strategy;
 use loadgen::scenario::Scenario;
 
 fn experiments() -> PathBuf {
@@ -43,7 +44,8 @@ fn every_shipped_scenario_validates_and_is_named_after_its_file() {
             "plan",
             "rolling-update",
             "scale-out",
-            "smoke"
+            "smoke",
+            "strategies"
         ]
     );
     for (file, scenario) in &scenarios {
@@ -137,4 +139,31 @@ fn faults_injects_every_kind_at_three_shards_with_two_sharder_replicas() {
     assert!(faults.faults[2].kind.duration() >= faults.operator.lease_duration * 2);
     // About ten minutes on a 2-core machine, a minute of it set-up.
     assert!(faults.duration + faults.settle <= Duration::from_secs(5 * 60));
+}
+
+#[test]
+fn strategies_sets_both_strategies_on_a_capacity_ramp_with_one_membership_event_after_it() {
+    let (_, strategies) = shipped()
+        .into_iter()
+        .find(|(file, _)| file == "strategies")
+        .expect("strategies.yaml");
+    assert_eq!(
+        strategies.strategies,
+        [Strategy::HashRing, Strategy::BoundedLoad]
+    );
+    assert!(strategies.measures_capacity());
+    // One SIGTERM and replacement, at the end of the load: after the breach it should not
+    // decide.
+    let chaos = strategies.chaos.expect("a membership event");
+    assert_eq!(chaos.interval, strategies.duration);
+    assert_eq!(strategies.kills(), 1);
+    assert!(chaos.restart);
+    // About 90 s of set-up and teardown per run keeps the bake-off within 40 minutes.
+    let runs = strategies.runs(1).len();
+    assert_eq!(runs, 4);
+    let per_run = strategies.duration + strategies.settle + Duration::from_secs(90);
+    assert!(
+        per_run * u32::try_from(runs).unwrap() <= Duration::from_secs(40 * 60),
+        "{runs} runs of {per_run:?}"
+    );
 }
