@@ -214,9 +214,8 @@ async fn shard_count(
         apis,
     } = set_up(target, scenario, (strategy, shards), &progress).await?;
     let target = &*target;
-    let tracker = Arc::new(Mutex::new(
-        tracker::Tracker::new(window)?.with_strategy(strategy),
-    ));
+    let tracker = tracker::Tracker::new(window)?.with_strategy(strategy);
+    let tracker = Arc::new(Mutex::new(tracker));
     let driver = driver::Driver::new(
         client.clone(),
         run_id,
