@@ -262,7 +262,8 @@ pub struct MachineSummary {
 }
 
 impl RunResults {
-    /// The assignment strategies that ran, in the scenario's order.
+    /// The assignment strategies that ran, in the scenario's order; the scenario's first when
+    /// none ran, so that a run always has one.
     #[must_use]
     pub fn strategies(&self) -> Vec<Strategy> {
         let mut strategies: Vec<Strategy> = Vec::new();
@@ -273,6 +274,9 @@ impl RunResults {
             {
                 strategies.push(strategy);
             }
+        }
+        if strategies.is_empty() {
+            strategies.extend(self.scenario.strategies.first());
         }
         strategies
     }
@@ -295,6 +299,16 @@ impl RunResults {
                 .cloned()
                 .collect(),
             ..self.clone()
+        }
+    }
+
+    /// The name of a plot over the run's shard counts: `name`, with `-<strategy>` when the
+    /// run is of one strategy other than hash-ring, as [`ShardCountResults::stem`] names it.
+    #[must_use]
+    pub fn plot_name(&self, name: &str) -> String {
+        match self.strategies()[..] {
+            [strategy] if strategy != Strategy::default() => format!("{name}-{strategy}"),
+            _ => name.to_owned(),
         }
     }
 

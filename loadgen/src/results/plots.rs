@@ -31,7 +31,8 @@ const SIZE: (u32, u32) = (1024, 576);
 pub(crate) const FAMILY: &str = "sans-serif";
 
 /// Writes `latency-<N>shards`, `objects-<N>shards`, `queue-<N>shards`, `latency-all` and
-/// `scaling`, each as PNG and SVG.
+/// `scaling`, each as PNG and SVG; the last two per strategy, named like the stems
+/// ([`RunResults::plot_name`]).
 pub fn write_all(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf>> {
     register_embedded_font()?;
     let mut written = Vec::new();
@@ -53,8 +54,20 @@ pub fn write_all(dir: &Path, results: &RunResults) -> anyhow::Result<Vec<PathBuf
             &QueuePlot::of(results, shard_count),
         )?);
     }
-    written.extend(render(dir, "latency-all", &LatencyOverlay::of(results))?);
-    written.extend(render(dir, "scaling", &ScalingPlot::of(results))?);
+    // A shard count's points of two strategies would be one above the other, not a curve.
+    for strategy in results.strategies() {
+        let part = results.under(strategy);
+        written.extend(render(
+            dir,
+            &part.plot_name("latency-all"),
+            &LatencyOverlay::of(&part),
+        )?);
+        written.extend(render(
+            dir,
+            &part.plot_name("scaling"),
+            &ScalingPlot::of(&part),
+        )?);
+    }
     Ok(written)
 }
 

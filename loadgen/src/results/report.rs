@@ -961,11 +961,19 @@ fn censored_line(out: &mut String, results: &RunResults) {
         counts.join("; ")
     );
     line!(out);
-    line!(
-        out,
-        "![reconciliation latency p99 of every shard count](latency-all.png)"
-    );
-    line!(out);
+    for strategy in results.strategies() {
+        let (name, under) = if results.compares_strategies() {
+            let part = results.under(strategy);
+            (part.plot_name("latency-all"), format!(" under {strategy}"))
+        } else {
+            (results.plot_name("latency-all"), String::new())
+        };
+        line!(
+            out,
+            "![reconciliation latency p99 of every shard count{under}]({name}.png)"
+        );
+        line!(out);
+    }
 }
 
 /// Each SLO's capacity, naming the SLO; `None` without any breach.
@@ -1827,7 +1835,11 @@ fn scaling_section(out: &mut String, results: &RunResults) {
         line!(out, "No capacity scaling: the scenario's load has no ramp.");
         line!(out);
     }
-    line!(out, "![capacity and cost against shards](scaling.png)");
+    line!(
+        out,
+        "![capacity and cost against shards]({}.png)",
+        results.plot_name("scaling")
+    );
 }
 
 /// The capacity scaling on `metric`'s SLO alone, so no ratio divides the capacities of two SLOs.

@@ -321,6 +321,14 @@ mod tests {
                 < report.find("# Under bounded-load").unwrap()
         );
         assert!(report.contains("| 3 bounded-load |"));
+        for plot in [
+            "(latency-all.png)",
+            "(latency-all-bounded-load.png)",
+            "(scaling.png)",
+            "(scaling-bounded-load.png)",
+        ] {
+            assert_eq!(report.matches(plot).count(), 1, "{plot}");
+        }
         assert!(report.starts_with(
             "# Scenario `synthetic`: run `20231114-synthetic`\n\n**Under hash-ring: With 1/3"
         ));

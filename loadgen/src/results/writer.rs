@@ -808,6 +808,9 @@ mod tests {
             "latency-3shards-bounded-load.csv",
             "objects-1shards-bounded-load.csv",
             "latency-1shards-bounded-load.hgrm",
+            "scaling.png",
+            "scaling-bounded-load.svg",
+            "latency-all-bounded-load.png",
         ] {
             assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
         }
