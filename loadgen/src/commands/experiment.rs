@@ -135,8 +135,17 @@ pub fn run(args: &ExperimentArgs, out: &mut impl Write) -> anyhow::Result<()> {
 /// ownership violation (docs/experiments.md#ownership).
 fn check_failures(results: &RunResults) -> Vec<String> {
     let mut reasons = Vec::new();
+    let strategies = results.compares_strategies();
     for count in &results.shard_counts {
-        let which = format!("{} shard(s), repetition {}", count.shards, count.repetition);
+        let under = if strategies {
+            format!(" under {}", count.strategy)
+        } else {
+            String::new()
+        };
+        let which = format!(
+            "{} shard(s){under}, repetition {}",
+            count.shards, count.repetition
+        );
         for verdict in count.verdicts.iter().filter(|v| v.met == Some(false)) {
             reasons.push(format!(
                 "{which}: the {} p99 was {}{:.0} ms, over its SLO of {:.0} ms",
@@ -203,6 +212,28 @@ mod tests {
         ownership::Audited,
         unowned::UnownedSummary,
     };
+
+    #[test]
+    fn the_check_names_the_strategy_when_the_run_compares_strategies() {
+        let missed = |results: &RunResults| {
+            check_failures(results)
+                .into_iter()
+                .filter(|reason| reason.contains("p99 was"))
+                .map(|reason| reason[..reason.find(':').unwrap()].to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            missed(&crate::results::tests::synthetic()),
+            ["3 shard(s), repetition 1"]
+        );
+        assert_eq!(
+            missed(&crate::results::tests::compared()),
+            [
+                "3 shard(s) under hash-ring, repetition 1",
+                "3 shard(s) under bounded-load, repetition 1"
+            ]
+        );
+    }
 
     #[test]
     fn the_check_fails_on_an_object_reconciled_by_two_shards_at_once() {

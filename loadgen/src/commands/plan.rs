@@ -121,6 +121,15 @@ fn searching(mut scenario: Scenario, file: &Path, objects: u64) -> anyhow::Resul
             file.display()
         );
     }
+    if let [_, _, ..] = scenario.strategies[..] {
+        let names: Vec<&str> = scenario.strategies.iter().map(|s| s.name()).collect();
+        bail!(
+            "{}: strategies: plan sizes one assignment strategy, got {}: keep one, or run \
+             `loadgen experiment` to set them side by side",
+            file.display(),
+            names.join(", ")
+        );
+    }
     scenario.world.initial_websites =
         u32::try_from(objects).context("--objects must be at most 4294967295")?;
     Ok(scenario)
@@ -209,5 +218,44 @@ impl MeasuredWorld {
             objects: run.scenario.world.initial_websites,
             searched: run.scenario.search.is_some(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEARCH: &str = "name: plan\nshards: [1, 2]\n\
+                          world: {namespaces: 1, themes: 1, initialWebsites: 10}\n\
+                          search:\n  churn: {from: 2, to: 64}\n  hold: 20s\n";
+
+    fn scenario(text: &str) -> Scenario {
+        Scenario::from_yaml(text, Path::new("plan.yaml")).unwrap()
+    }
+
+    #[test]
+    fn plan_takes_a_search_of_one_strategy_and_sizes_its_world() {
+        let planned = searching(scenario(SEARCH), Path::new("plan.yaml"), 300).unwrap();
+        assert_eq!(planned.world.initial_websites, 300);
+        let bounded = format!("{SEARCH}strategies: [bounded-load]\n");
+        assert!(searching(scenario(&bounded), Path::new("plan.yaml"), 300).is_ok());
+    }
+
+    #[test]
+    fn plan_rejects_a_load_and_several_strategies_before_anything_runs() {
+        let both = format!("{SEARCH}strategies: [hash-ring, bounded-load]\n");
+        let error = searching(scenario(&both), Path::new("plan.yaml"), 300).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "plan.yaml: strategies: plan sizes one assignment strategy, got hash-ring, \
+             bounded-load: keep one, or run `loadgen experiment` to set them side by side"
+        );
+        let load = "name: load\nduration: 1m\nshards: [1]\nworld: {namespaces: 1, themes: 1}\n\
+                    load:\n  create: {rate: 1, workers: 1}\n";
+        let error = searching(scenario(load), Path::new("load.yaml"), 300).unwrap_err();
+        assert!(
+            error.to_string().contains("this one runs a load"),
+            "{error}"
+        );
     }
 }
