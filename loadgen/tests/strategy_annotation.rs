@@ -1,7 +1,10 @@
 //! The strategy axis puts the controller's ControllerRing under each strategy on a real API
 //! server (docs/experiments.md#assignment-strategies).
 
-use kube::Api;
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
 use kube_sharding::{
     api::ControllerRing,
     strategy::{ANNOTATION, Strategy},
@@ -40,12 +43,25 @@ async fn the_ring_is_annotated_with_the_strategy_and_hash_ring_removes_the_annot
         .await
         .unwrap();
     assert_eq!(annotation().await, (None, Strategy::HashRing));
-    // A ring without the annotation stays without it, and the spec is untouched.
+    // A ring already under the strategy is not written: its resourceVersion stays.
+    let version = rings.get(ring).await.unwrap().metadata.resource_version;
+    annotate_strategy(&client, ring, Strategy::HashRing)
+        .await
+        .unwrap();
+    let unchanged = rings.get(ring).await.unwrap();
+    assert_eq!(unchanged.metadata.resource_version, version);
+    assert_eq!(unchanged.spec, spec);
+    // An explicit hash-ring annotation is removed, so the ring looks as without the axis.
+    let explicit =
+        serde_json::json!({ "metadata": { "annotations": { ANNOTATION: "hash-ring" } } });
+    rings
+        .patch(ring, &PatchParams::default(), &Patch::Merge(&explicit))
+        .await
+        .unwrap();
     annotate_strategy(&client, ring, Strategy::HashRing)
         .await
         .unwrap();
     assert_eq!(annotation().await, (None, Strategy::HashRing));
-    assert_eq!(rings.get(ring).await.unwrap().spec, spec);
 
     let error = annotate_strategy(&client, "missing", Strategy::BoundedLoad)
         .await

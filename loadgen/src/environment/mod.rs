@@ -80,21 +80,34 @@ pub fn unsupported(choice: &Choice, faults: &[Fault]) -> Option<(String, String)
 
 /// Puts the ControllerRing `ring` under `strategy` (docs/experiments.md#assignment-strategies):
 /// the sharder's annotation set to its name, or removed for hash-ring, the default, so that a
-/// ring under hash-ring looks exactly as without the axis.
+/// ring under hash-ring looks exactly as without the axis. A ring already so is not patched, so
+/// that a run without the axis needs no right to patch rings.
 ///
 /// # Errors
-/// The ring cannot be patched: it does not exist, or the client may not patch it.
+/// The ring cannot be read or patched: it does not exist, or the client may not.
 pub async fn annotate_strategy(
     client: &Client,
     ring: &str,
     strategy: Strategy,
 ) -> anyhow::Result<()> {
+    let context = || format!("cannot put ControllerRing {ring} under {strategy}");
+    let rings = Api::<ControllerRing>::all(client.clone());
+    let current = rings.get(ring).await.with_context(context)?;
+    let annotated = current
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(ANNOTATION))
+        .map(String::as_str);
     let value = (strategy != Strategy::default()).then(|| strategy.name());
+    if annotated == value {
+        return Ok(());
+    }
     let patch = serde_json::json!({ "metadata": { "annotations": { ANNOTATION: value } } });
-    Api::<ControllerRing>::all(client.clone())
+    rings
         .patch(ring, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .with_context(|| format!("cannot put ControllerRing {ring} under {strategy}"))?;
+        .with_context(context)?;
     Ok(())
 }
 
