@@ -1,6 +1,7 @@
-//! The sharder's only caches: ControllerRings and shard Leases. Both are small (one object per ring
+//! The sharder's caches: ControllerRings and shard Leases. Both are small (one object per ring
 //! and per shard); the sharded objects themselves are never cached
-//! (docs/contract.md#sharder-behaviour).
+//! (docs/contract.md#sharder-behaviour), except in the load tables of bounded-load rings, which
+//! the ring watch starts and stops ([`LoadTables`], docs/sharder.md#assignment-strategies).
 
 use std::{
     collections::HashMap,
@@ -23,7 +24,10 @@ use kube_sharding::{
     consistent_hash::Ring,
 };
 
-use crate::webhook::handler::RingState;
+use crate::{
+    load_table::{LoadTable, LoadTables},
+    webhook::handler::RingState,
+};
 
 /// The last hash ring of a ring, with the available shards it was built from.
 #[derive(Debug)]
@@ -44,6 +48,7 @@ pub struct RingCache {
     rings: Store<ControllerRing>,
     leases: Store<Lease>,
     hash_rings: HashRings,
+    load_tables: LoadTables,
 }
 
 impl std::fmt::Debug for RingCache {
@@ -60,6 +65,9 @@ impl RingCache {
     pub fn start(client: &Client) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (rings, rings_writer) = reflector::store();
         let (leases, leases_writer) = reflector::store();
+        let load_tables = LoadTables::default();
+        // Every change of the rings may start or stop the load table of a bounded-load ring.
+        let (store, tables, table_client) = (rings.clone(), load_tables.clone(), client.clone());
         let ring_watch = reflector(
             rings_writer,
             watcher(
@@ -68,7 +76,12 @@ impl RingCache {
             ),
         )
         .default_backoff()
-        .for_each(|_| async {});
+        .for_each(move |event| {
+            if event.is_ok() {
+                tables.update(&table_client, &store.state());
+            }
+            async {}
+        });
         // Only Leases with the ring label are shard Leases, filtered by the API server
         // (docs/sharder.md#differences-from-the-go-sharder: the Go filter is a no-op).
         let lease_watch = reflector(
@@ -80,13 +93,17 @@ impl RingCache {
         )
         .default_backoff()
         .for_each(|_| async {});
+        let tables = load_tables.clone();
         let run = async move {
+            // The load tables' watches stop with the caches, also when this future is dropped.
+            let _stop = StopOnDrop(tables);
             futures::join!(ring_watch, lease_watch);
         };
         let cache = Self {
             rings,
             leases,
             hash_rings: Arc::default(),
+            load_tables,
         };
         (cache, run)
     }
@@ -131,6 +148,22 @@ impl RingCache {
         self.leases.state()
     }
 
+    /// The load tables of the bounded-load rings.
+    #[must_use]
+    pub fn load_tables(&self) -> &LoadTables {
+        &self.load_tables
+    }
+
+    /// The names of the available shards of ring `name` now.
+    fn available(&self, name: &str) -> Vec<String> {
+        let leases = self.leases(name);
+        let shards = kube_sharding::leases::Shards::from_leases(
+            leases.iter().map(AsRef::as_ref),
+            Timestamp::now(),
+        );
+        shards.available().map(|s| s.name.clone()).collect()
+    }
+
     /// How many hash rings have been built for each ring so far, by ring name (see
     /// [`RingState::hash_ring`]).
     ///
@@ -155,12 +188,7 @@ impl RingState for RingCache {
     /// The ring of the currently available shards. It is rebuilt only when that set changes,
     /// so most admissions reuse the last one.
     fn hash_ring(&self, name: &str) -> Arc<Ring> {
-        let leases = self.leases(name);
-        let shards = kube_sharding::leases::Shards::from_leases(
-            leases.iter().map(AsRef::as_ref),
-            Timestamp::now(),
-        );
-        let available: Vec<String> = shards.available().map(|s| s.name.clone()).collect();
+        let available = self.available(name);
         let mut hash_rings = self.hash_rings.lock().expect("not poisoned");
         let builds = match hash_rings.get(name) {
             Some(last) if last.members == available => return last.ring.clone(),
@@ -177,5 +205,22 @@ impl RingState for RingCache {
             },
         );
         ring
+    }
+
+    fn available_shards(&self, name: &str) -> Vec<String> {
+        self.available(name)
+    }
+
+    fn load_table(&self, name: &str) -> Option<Arc<LoadTable>> {
+        self.load_tables.get(name)
+    }
+}
+
+/// Stops the load tables' watches when dropped.
+struct StopOnDrop(LoadTables);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.clear();
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod leader_election;
+pub mod load_table;
 pub mod metrics;
 pub mod webhook;
 
@@ -30,6 +31,7 @@ use crate::{
     cache::RingCache,
     config::SharderConfig,
     controller::resync::Resync,
+    load_table::LoadTables,
     metrics::ResyncMetrics,
     webhook::{
         configuration::{ClientConfigSettings, WebhookConfigSettings},
@@ -148,7 +150,7 @@ pub async fn run(
         .run(leadership, |stop| {
             Box::pin(run_controllers(
                 &config,
-                &client,
+                (&client, cache.load_tables().clone()),
                 fence,
                 (resync_metrics, controller_metrics),
                 stop,
@@ -168,7 +170,7 @@ pub async fn client(config: &SharderConfig) -> anyhow::Result<(Client, RestClien
 /// Runs the controllers until `stop`; they write only while `fence` holds.
 async fn run_controllers(
     config: &SharderConfig,
-    client: &Client,
+    (client, load_tables): (&Client, LoadTables),
     fence: Fence,
     (resync_metrics, controller_metrics): (ResyncMetrics, ControllerMetrics),
     stop: StopSignal,
@@ -180,6 +182,7 @@ async fn run_controllers(
         config.webhook.config.namespace_selector.clone(),
         resync_metrics,
         fence.clone(),
+        load_tables,
     );
     let (resync_failures, failure_changes) = controller::resync::controller::Failures::new();
     futures::join!(

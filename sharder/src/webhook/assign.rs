@@ -1,5 +1,6 @@
 //! The webhook's decision for one admission request (docs/contract.md#webhook), pure: the ring, its
-//! hash ring and the request go in, a [`Decision`] comes out. The handler turns it into a response.
+//! placement state (the hash ring, or a bounded-load ring's table) and the request go in, a
+//! [`Decision`] comes out. The handler turns it into a response.
 
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 use kube::core::admission::AdmissionRequest;
@@ -7,6 +8,7 @@ use kube_sharding::{
     api::{ControllerRing, GroupResource, ResourceRole, labels},
     consistent_hash::Ring,
     key,
+    strategy::{self, Assignment, InvalidStrategy},
 };
 
 use super::review::ObjectHead;
@@ -40,17 +42,38 @@ pub enum Decision {
         shard: String,
         /// The JSON patch that adds the shard label.
         patch: Patch,
+        /// The hash key of a main object placed with a bounded-load ring's table, which the
+        /// table records with `shard` at once (docs/sharder.md#assignment-strategies).
+        record: Option<String>,
     },
 }
 
-/// Decides how to admit `request` to `ring`, whose available shards are on `hash_ring`.
+/// What the webhook places objects of a ring with, by the ring's assignment strategy
+/// (docs/sharder.md#assignment-strategies).
+#[derive(Clone, Copy, Debug)]
+pub enum Placement<'a> {
+    /// The consistent hash ring of the available shards (the default, docs/contract.md#hash-ring).
+    HashRing(&'a Ring),
+    /// Bounded load.
+    BoundedLoad {
+        /// The ring's load table, once its watches have listed every main resource; `None`
+        /// before, when objects are placed by preference alone.
+        table: Option<&'a Assignment>,
+        /// The names of the available shards.
+        available: &'a [String],
+    },
+    /// The ring's strategy annotation names no strategy: nothing can be assigned.
+    Invalid(&'a InvalidStrategy),
+}
+
+/// Decides how to admit `request` to `ring`, whose objects are placed with `placement`.
 ///
 /// For an UPDATE (a move, docs/contract.md#drain-and-move) the request's object is the new object,
 /// which no longer carries the shard label.
 #[must_use]
 pub fn assign(
     ring: &ControllerRing,
-    hash_ring: &Ring,
+    placement: &Placement<'_>,
     request: &AdmissionRequest<ObjectHead>,
 ) -> Decision {
     let Some(object) = &request.object else {
@@ -72,7 +95,8 @@ pub fn assign(
     }
 
     let resource = GroupResource::new(&request.resource.group, &request.resource.resource);
-    let hash_key = match ring.role_of(&resource) {
+    let role = ring.role_of(&resource);
+    let hash_key = match role {
         None => {
             return Decision::Deny {
                 // Worded as the Go original words it, without the ring's name.
@@ -106,9 +130,23 @@ pub fn assign(
         },
     };
 
+    let main = role == Some(ResourceRole::Main);
+    let (shard, record) = match placement {
+        // Denied only where a shard must be picked: assigned objects stay writable.
+        Placement::Invalid(invalid) => {
+            return Decision::Deny {
+                reason: invalid.to_string(),
+            };
+        }
+        Placement::HashRing(hash_ring) => (hash_ring.hash(&hash_key), false),
+        Placement::BoundedLoad { table, available } => {
+            let create = request.operation == kube::core::admission::Operation::Create;
+            bounded_load(*table, available, &hash_key, main, create)
+        }
+    };
     // docs/contract.md#hash-ring: an empty ring assigns nothing; the resync assigns the object once
     // a shard is available.
-    let Some(shard) = hash_ring.hash(&hash_key) else {
+    let Some(shard) = shard else {
         return Decision::Allow {
             reason: NO_AVAILABLE_SHARD,
         };
@@ -116,6 +154,36 @@ pub fn assign(
     Decision::Patch {
         shard: shard.to_owned(),
         patch: shard_label_patch(&label, shard, object_labels.is_none()),
+        record: record.then_some(hash_key),
+    }
+}
+
+/// The shard of the object with hash key `key` (its own for a `main` object, its controller's
+/// otherwise) under bounded load (docs/sharder.md#assignment-strategies), and whether the
+/// table records it.
+///
+/// A main object is placed by the table and recorded; a main object created again while the
+/// table still holds its key on an available shard keeps that shard and is not recorded, so
+/// that a create that fails because the object exists leaves the table as it was. A controlled
+/// object follows its controller's shard in the table, or is placed as its controller would
+/// be. Before the table is synced, objects go to their first preference.
+fn bounded_load<'a>(
+    table: Option<&'a Assignment>,
+    available: &'a [String],
+    key: &str,
+    main: bool,
+    create: bool,
+) -> (Option<&'a str>, bool) {
+    let Some(table) = table else {
+        return (strategy::preference(key, available).first().copied(), false);
+    };
+    let kept = table
+        .shard_of(key)
+        .and_then(|shard| available.iter().find(|s| *s == shard))
+        .map(String::as_str);
+    match kept {
+        Some(shard) if !main || create => (Some(shard), false),
+        _ => (table.place(key, available), main),
     }
 }
 
@@ -237,7 +305,7 @@ mod tests {
     fn a_main_object_without_labels_gets_a_labels_map_and_the_shard_label() {
         let decision = assign(
             &controller_ring("ring"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &create_thing(&json!({"name": "foo", "namespace": "default"})),
         );
         let shard = expected_shard("example.com/Thing/default/foo");
@@ -255,7 +323,7 @@ mod tests {
     fn a_main_object_with_labels_only_gets_the_shard_label_added() {
         let decision = assign(
             &controller_ring("ring"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &create_thing(&json!({"name": "foo", "namespace": "default", "labels": {"app": "x"}})),
         );
         assert_eq!(
@@ -274,9 +342,11 @@ mod tests {
             let mut object =
                 thing(&json!({"name": "foo", "namespace": "default", "labels": labels}));
             let request = request("CREATE", ("example.com", "things"), Some(&object));
-            let Decision::Patch { shard, patch } =
-                assign(&controller_ring("ring"), &shards(), &request)
-            else {
+            let Decision::Patch { shard, patch, .. } = assign(
+                &controller_ring("ring"),
+                &Placement::HashRing(&shards()),
+                &request,
+            ) else {
                 panic!("expected a patch for labels {labels}");
             };
             json_patch::patch(&mut object, &patch).unwrap();
@@ -291,7 +361,7 @@ mod tests {
     fn tildes_and_slashes_in_the_label_key_are_escaped_in_the_patch_path() {
         let decision = assign(
             &controller_ring("a~b/c"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &create_thing(&json!({"name": "foo", "namespace": "default", "labels": {}})),
         );
         assert_eq!(
@@ -312,7 +382,11 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                assign(&controller_ring("ring"), &Ring::default(), &request),
+                assign(
+                    &controller_ring("ring"),
+                    &Placement::HashRing(&Ring::default()),
+                    &request
+                ),
                 Decision::Allow {
                     reason: ALREADY_ASSIGNED
                 }
@@ -324,7 +398,7 @@ mod tests {
     fn an_empty_shard_label_counts_as_unassigned() {
         let decision = assign(
             &controller_ring("ring"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &create_thing(&json!({"name": "foo", "namespace": "default", "labels": {LABEL: ""}})),
         );
         assert_eq!(patch_json(&decision).as_array().unwrap().len(), 1);
@@ -334,7 +408,7 @@ mod tests {
     fn another_rings_shard_label_does_not_count() {
         let decision = assign(
             &controller_ring("ring"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &create_thing(&json!({
                 "name": "foo", "namespace": "default",
                 "labels": {"shard.alpha.sharding.timebertt.dev/other": "shard-0"},
@@ -356,7 +430,7 @@ mod tests {
             assert_eq!(
                 assign(
                     &controller_ring("ring"),
-                    &shards(),
+                    &Placement::HashRing(&shards()),
                     &request("CREATE", group_resource, Some(&object))
                 ),
                 Decision::Deny {
@@ -372,7 +446,7 @@ mod tests {
     fn a_main_object_with_only_generate_name_is_denied_with_the_contract_text() {
         let decision = assign(
             &controller_ring("ring"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &create_thing(&json!({"generateName": "foo-", "namespace": "default"})),
         );
         assert_eq!(
@@ -387,7 +461,7 @@ mod tests {
     fn a_main_object_without_a_name_is_denied() {
         let decision = assign(
             &controller_ring("ring"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &create_thing(&json!({"namespace": "default"})),
         );
         assert_eq!(
@@ -406,7 +480,11 @@ mod tests {
             Some(&json!({"metadata": {"name": "foo"}})),
         );
         assert_eq!(
-            assign(&controller_ring("ring"), &shards(), &request),
+            assign(
+                &controller_ring("ring"),
+                &Placement::HashRing(&shards()),
+                &request
+            ),
             Decision::Deny {
                 reason:
                     "error calculating hash key for object: apiVersion and kind must not be empty"
@@ -431,12 +509,12 @@ mod tests {
             });
             let decision = assign(
                 &controller_ring("ring"),
-                &shards(),
+                &Placement::HashRing(&shards()),
                 &request("CREATE", ("", "configmaps"), Some(&configmap)),
             );
             let owner_decision = assign(
                 &controller_ring("ring"),
-                &shards(),
+                &Placement::HashRing(&shards()),
                 &create_thing(&json!({"name": owner, "namespace": "project-1"})),
             );
             let Decision::Patch { shard, .. } = decision else {
@@ -462,7 +540,7 @@ mod tests {
         assert_eq!(
             assign(
                 &controller_ring("ring"),
-                &shards(),
+                &Placement::HashRing(&shards()),
                 &request("CREATE", ("", "configmaps"), Some(&configmap))
             ),
             Decision::Allow {
@@ -477,7 +555,7 @@ mod tests {
         let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"}});
         let decision = assign(
             &controller_ring("ring"),
-            &shards(),
+            &Placement::HashRing(&shards()),
             &request("CREATE", ("apps", "deployments"), Some(&deployment)),
         );
         let Decision::Patch { shard, .. } = decision else {
@@ -491,7 +569,7 @@ mod tests {
         assert_eq!(
             assign(
                 &controller_ring("ring"),
-                &Ring::default(),
+                &Placement::HashRing(&Ring::default()),
                 &create_thing(&json!({"name": "foo", "namespace": "default"})),
             ),
             Decision::Allow {
@@ -514,7 +592,11 @@ mod tests {
         review.old_object =
             serde_json::from_value(thing(&json!({"name": "foo", "labels": {LABEL: "shard-0"}})))
                 .unwrap();
-        let decision = assign(&controller_ring("ring"), &shards(), &review);
+        let decision = assign(
+            &controller_ring("ring"),
+            &Placement::HashRing(&shards()),
+            &review,
+        );
         assert!(matches!(decision, Decision::Patch { .. }), "{decision:?}");
     }
 
@@ -523,10 +605,199 @@ mod tests {
         assert_eq!(
             assign(
                 &controller_ring("ring"),
-                &shards(),
+                &Placement::HashRing(&shards()),
                 &request("DELETE", ("example.com", "things"), None)
             ),
             Decision::Allow { reason: NO_OBJECT }
         );
+    }
+
+    const AVAILABLE: [&str; 3] = ["shard-0", "shard-1", "shard-2"];
+
+    fn available() -> Vec<String> {
+        AVAILABLE.map(str::to_owned).to_vec()
+    }
+
+    fn bounded_load_ring(value: &str) -> ControllerRing {
+        let mut ring = controller_ring("ring");
+        ring.metadata.annotations =
+            Some([(strategy::ANNOTATION.to_owned(), value.to_owned())].into());
+        ring
+    }
+
+    /// A table whose only objects, `count` of them, are on `shard`.
+    fn table_with(shard: &str, count: usize) -> Assignment {
+        let mut table = Assignment::new();
+        for i in 0..count {
+            table.set(format!("example.com/Thing/other/{i}"), shard);
+        }
+        table
+    }
+
+    fn decide(table: Option<&Assignment>, request: &AdmissionRequest<ObjectHead>) -> Decision {
+        let available = available();
+        let placement = Placement::BoundedLoad {
+            table,
+            available: &available,
+        };
+        assign(&bounded_load_ring("bounded-load"), &placement, request)
+    }
+
+    fn shard_and_record(decision: Decision) -> (String, Option<String>) {
+        match decision {
+            Decision::Patch { shard, record, .. } => (shard, record),
+            other => panic!("expected a patch, got {other:?}"),
+        }
+    }
+
+    fn controlled_by(owner: &str) -> AdmissionRequest<ObjectHead> {
+        let configmap = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "generateName": "child-", "namespace": "default",
+                "ownerReferences": [
+                    {"apiVersion": "example.com/v1", "kind": "Thing", "name": owner, "uid": "2", "controller": true},
+                ],
+            },
+        });
+        request("CREATE", ("", "configmaps"), Some(&configmap))
+    }
+
+    #[test]
+    fn a_bounded_load_main_object_skips_a_full_first_preference_and_is_recorded() {
+        let key = "example.com/Thing/default/foo";
+        let preference = strategy::preference(key, &AVAILABLE);
+        // 11 objects on 3 shards allow 4 per shard: the first preference is full.
+        let table = table_with(preference[0], 10);
+        let decision = decide(
+            Some(&table),
+            &create_thing(&json!({"name": "foo", "namespace": "default"})),
+        );
+        assert_eq!(
+            shard_and_record(decision),
+            (preference[1].to_owned(), Some(key.to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_bounded_load_main_object_goes_to_its_first_preference_while_the_table_is_not_synced() {
+        let key = "example.com/Thing/default/foo";
+        let decision = decide(
+            None,
+            &create_thing(&json!({"name": "foo", "namespace": "default"})),
+        );
+        assert_eq!(
+            shard_and_record(decision),
+            (strategy::preference(key, &AVAILABLE)[0].to_owned(), None)
+        );
+    }
+
+    #[test]
+    fn a_bounded_load_main_object_created_again_keeps_its_shard_and_a_moved_one_is_placed_anew() {
+        let key = "example.com/Thing/default/foo";
+        let preference = strategy::preference(key, &AVAILABLE);
+        let mut table = table_with(preference[0], 10);
+        table.set(key, preference[2]);
+        let object = thing(&json!({"name": "foo", "namespace": "default"}));
+        let created = decide(
+            Some(&table),
+            &request("CREATE", ("example.com", "things"), Some(&object)),
+        );
+        assert_eq!(shard_and_record(created), (preference[2].to_owned(), None));
+        let moved = decide(
+            Some(&table),
+            &request("UPDATE", ("example.com", "things"), Some(&object)),
+        );
+        assert_eq!(
+            shard_and_record(moved),
+            (preference[1].to_owned(), Some(key.to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_bounded_load_controlled_object_goes_to_its_owners_shard_in_the_table() {
+        let owner_key = "example.com/Thing/default/owner";
+        let last = *strategy::preference(owner_key, &AVAILABLE).last().unwrap();
+        let mut table = Assignment::new();
+        table.set(owner_key, last);
+        assert_eq!(
+            shard_and_record(decide(Some(&table), &controlled_by("owner"))),
+            (last.to_owned(), None)
+        );
+    }
+
+    #[test]
+    fn a_bounded_load_controlled_object_whose_owner_is_unknown_is_placed_as_the_owner_would_be() {
+        let owner_key = "example.com/Thing/default/owner";
+        let preference = strategy::preference(owner_key, &AVAILABLE);
+        let mut table = table_with(preference[0], 10);
+        // On a shard that is gone, the owner counts as unknown.
+        table.set(owner_key, "shard-gone");
+        let expected = table.place(owner_key, &AVAILABLE).unwrap();
+        assert_eq!(expected, preference[1]);
+        assert_eq!(
+            shard_and_record(decide(Some(&table), &controlled_by("owner"))),
+            (expected.to_owned(), None)
+        );
+        assert_eq!(
+            shard_and_record(decide(None, &controlled_by("owner"))),
+            (preference[0].to_owned(), None),
+            "unsynced: the owner's first preference"
+        );
+    }
+
+    #[test]
+    fn a_bounded_load_ring_without_available_shards_assigns_nothing() {
+        let placement = Placement::BoundedLoad {
+            table: Some(&Assignment::new()),
+            available: &[],
+        };
+        assert_eq!(
+            assign(
+                &bounded_load_ring("bounded-load"),
+                &placement,
+                &create_thing(&json!({"name": "foo", "namespace": "default"})),
+            ),
+            Decision::Allow {
+                reason: NO_AVAILABLE_SHARD
+            }
+        );
+    }
+
+    #[test]
+    fn an_invalid_strategy_denies_assignments_naming_the_annotation_and_value() {
+        let ring = bounded_load_ring("least-loaded");
+        let invalid = strategy::Strategy::of(&ring).unwrap_err();
+        let placement = Placement::Invalid(&invalid);
+        let Decision::Deny { reason } = assign(
+            &ring,
+            &placement,
+            &create_thing(&json!({"name": "foo", "namespace": "default"})),
+        ) else {
+            panic!("expected a denial");
+        };
+        assert!(reason.contains(strategy::ANNOTATION), "{reason}");
+        assert!(reason.contains("least-loaded"), "{reason}");
+        assert_eq!(
+            assign(
+                &ring,
+                &placement,
+                &create_thing(&json!({"name": "foo", "labels": {LABEL: "shard-0"}})),
+            ),
+            Decision::Allow {
+                reason: ALREADY_ASSIGNED
+            },
+            "assigned objects stay writable"
+        );
+    }
+
+    #[test]
+    fn the_hash_ring_records_nothing() {
+        let decision = assign(
+            &controller_ring("ring"),
+            &Placement::HashRing(&shards()),
+            &create_thing(&json!({"name": "foo", "namespace": "default"})),
+        );
+        assert_eq!(shard_and_record(decision).1, None);
     }
 }

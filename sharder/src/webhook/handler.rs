@@ -19,20 +19,23 @@ use axum::{
     extract::{Path, State, rejection::BytesRejection, rejection::PathRejection},
 };
 use k8s_openapi::ByteString;
+use kube::core::admission::AdmissionRequest;
 use kube::core::admission::{META_API_VERSION_V1, META_KIND};
-use kube_sharding::{api::ControllerRing, consistent_hash::Ring};
+use kube_sharding::{api::ControllerRing, consistent_hash::Ring, strategy};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    assign::{Decision, assign},
+    assign::{Decision, Placement, assign},
     metrics::{ResourceLabels, RingLabels, WebhookMetrics},
-    review::{self, Unreadable},
+    review::{self, ObjectHead, Unreadable},
 };
+use crate::load_table::LoadTable;
 
 /// The message of an allowed request that assigns the object, as the Go original words it.
 pub const ASSIGNING: &str = "assigning object";
 
-/// Where the webhook finds the ControllerRings and the hash rings of their available shards.
+/// Where the webhook finds the ControllerRings, the hash rings of their available shards, and
+/// the load tables of bounded-load rings.
 ///
 /// The sharder implements it with its caches; tests use a map.
 pub trait RingState: Send + Sync + 'static {
@@ -42,6 +45,16 @@ pub trait RingState: Send + Sync + 'static {
     /// The hash ring of the available shards of the ring named `name` at the time of the
     /// call (empty when it has none).
     fn hash_ring(&self, name: &str) -> Arc<Ring>;
+
+    /// The names of the available shards of the ring named `name` at the time of the call.
+    fn available_shards(&self, name: &str) -> Vec<String> {
+        self.hash_ring(name).nodes().map(str::to_owned).collect()
+    }
+
+    /// The load table of the bounded-load ring named `name`, once its watches were started.
+    fn load_table(&self, _name: &str) -> Option<Arc<LoadTable>> {
+        None
+    }
 }
 
 /// The webhook: the ring state it decides with and the metrics it records. Cheap to clone.
@@ -102,7 +115,17 @@ impl Webhook {
         };
         // Timed only for existing rings, so that requests to made-up paths add no series.
         let started = Instant::now();
-        let decision = assign(&controller_ring, &self.state.hash_ring(ring), &request);
+        let decision = match strategy::Strategy::of(&controller_ring) {
+            Ok(strategy::Strategy::HashRing) => assign(
+                &controller_ring,
+                &Placement::HashRing(&self.state.hash_ring(ring)),
+                &request,
+            ),
+            Ok(strategy::Strategy::BoundedLoad) => {
+                self.bounded_load(ring, &controller_ring, &request)
+            }
+            Err(invalid) => assign(&controller_ring, &Placement::Invalid(&invalid), &request),
+        };
         tracing::debug!(?decision, "decided");
         if let Decision::Patch { .. } = decision
             && !request.dry_run
@@ -125,6 +148,45 @@ impl Webhook {
             })
             .observe(started.elapsed().as_secs_f64());
         review
+    }
+}
+
+impl Webhook {
+    /// Decides on `request` to the bounded-load ring `controller_ring` (named `ring`) under its
+    /// table's lock, and records the placement of a main object in the table, unless the
+    /// request is a dry run (docs/sharder.md#assignment-strategies).
+    fn bounded_load(
+        &self,
+        ring: &str,
+        controller_ring: &ControllerRing,
+        request: &AdmissionRequest<ObjectHead>,
+    ) -> Decision {
+        let available = self.state.available_shards(ring);
+        let Some(table) = self.state.load_table(ring) else {
+            // The ring watch has not started the table yet: place by preference.
+            let placement = Placement::BoundedLoad {
+                table: None,
+                available: &available,
+            };
+            return assign(controller_ring, &placement, request);
+        };
+        let mut table = table.lock();
+        let synced = table.is_synced();
+        let placement = Placement::BoundedLoad {
+            table: synced.then(|| table.assignment()),
+            available: &available,
+        };
+        let decision = assign(controller_ring, &placement, request);
+        if let Decision::Patch {
+            shard,
+            record: Some(key),
+            ..
+        } = &decision
+            && !request.dry_run
+        {
+            table.record(key, shard);
+        }
+        decision
     }
 }
 
@@ -282,6 +344,120 @@ mod tests {
                 .map(|(_, hash_ring)| Arc::clone(hash_ring))
                 .unwrap_or_default()
         }
+    }
+
+    /// Ring `balanced` (bounded-load, with a synced table), ring `starting` (bounded-load,
+    /// without a table yet) and ring `bad` (an invalid strategy), each with three shards.
+    struct BoundedLoadRings(Arc<LoadTable>);
+
+    impl RingState for BoundedLoadRings {
+        fn controller_ring(&self, name: &str) -> Option<Arc<ControllerRing>> {
+            let value = match name {
+                "balanced" | "starting" => "bounded-load",
+                "bad" => "least-loaded",
+                _ => return None,
+            };
+            let mut ring = ControllerRing::new(
+                name,
+                ControllerRingSpec {
+                    resources: vec![RingResource {
+                        group: "example.com".into(),
+                        resource: "things".into(),
+                        controlled_resources: vec![],
+                    }],
+                    namespace_selector: None,
+                },
+            );
+            ring.metadata.annotations =
+                Some([(strategy::ANNOTATION.to_owned(), value.to_owned())].into());
+            Some(Arc::new(ring))
+        }
+
+        fn hash_ring(&self, _: &str) -> Arc<Ring> {
+            Arc::new(Ring::with_nodes(["shard-0", "shard-1", "shard-2"]))
+        }
+
+        fn load_table(&self, name: &str) -> Option<Arc<LoadTable>> {
+            (name == "balanced").then(|| Arc::clone(&self.0))
+        }
+    }
+
+    fn bounded_load_webhook() -> (Webhook, Arc<LoadTable>) {
+        let table = Arc::new(LoadTable::default());
+        table.lock().expect_feeds(&[]);
+        let rings = BoundedLoadRings(Arc::clone(&table));
+        let metrics = WebhookMetrics::register(&mut Registry::default());
+        (Webhook::new(Arc::new(rings), metrics), table)
+    }
+
+    /// The shard `answer` labels `object` with on ring `ring`.
+    fn assigned_shard(answer: &Value, mut object: Value, ring: &str) -> String {
+        json_patch::patch(&mut object, &patch_of(&answer["response"])).unwrap();
+        object["metadata"]["labels"][labels::shard(ring)]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_bounded_load_placement_is_recorded_at_once_unless_it_is_a_dry_run() {
+        let (webhook, table) = bounded_load_webhook();
+        let object = thing(&json!({"name": "foo", "namespace": "default"}));
+        let _ = answer_json(&webhook, "balanced", &body("things", &object, true));
+        assert!(table.lock().assignment().is_empty(), "a dry run");
+        let answer = answer_json(&webhook, "balanced", &body("things", &object, false));
+        let shard = assigned_shard(&answer, object, "balanced");
+        assert_eq!(
+            table
+                .lock()
+                .assignment()
+                .shard_of("example.com/Thing/default/foo"),
+            Some(shard.as_str())
+        );
+    }
+
+    #[test]
+    fn consecutive_bounded_load_admissions_see_each_others_placements() {
+        let (webhook, table) = bounded_load_webhook();
+        for i in 0..60 {
+            let object = thing(&json!({"name": format!("thing-{i}"), "namespace": "default"}));
+            let _ = answer_json(&webhook, "balanced", &body("things", &object, false));
+        }
+        let table = table.lock();
+        let loads: Vec<usize> = ["shard-0", "shard-1", "shard-2"]
+            .map(|shard| table.assignment().load(shard))
+            .to_vec();
+        assert_eq!(loads.iter().sum::<usize>(), 60);
+        assert!(
+            loads.iter().all(|&load| load <= strategy::capacity(60, 3)),
+            "{loads:?}"
+        );
+    }
+
+    #[test]
+    fn a_bounded_load_ring_without_a_table_yet_places_by_preference() {
+        let (webhook, _) = bounded_load_webhook();
+        let object = thing(&json!({"name": "foo", "namespace": "default"}));
+        let answer = answer_json(&webhook, "starting", &body("things", &object, false));
+        assert_eq!(
+            assigned_shard(&answer, object, "starting"),
+            strategy::preference(
+                "example.com/Thing/default/foo",
+                &["shard-0", "shard-1", "shard-2"]
+            )[0]
+        );
+    }
+
+    #[test]
+    fn an_invalid_strategy_is_denied_with_400_naming_the_annotation_and_value() {
+        let (webhook, _) = bounded_load_webhook();
+        let object = thing(&json!({"name": "foo", "namespace": "default"}));
+        let response = &answer_json(&webhook, "bad", &body("things", &object, false))["response"];
+        assert_eq!(response["allowed"], false);
+        assert_eq!(response["status"]["code"], 400);
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(message.contains(strategy::ANNOTATION), "{message}");
+        assert!(message.contains("least-loaded"), "{message}");
     }
 
     /// A webhook knowing ring `ring` (main `example.com/things`, controlled `configmaps`)

@@ -4,8 +4,10 @@
 //! those that are not on the shard the ring wants, with at most `concurrentMoves` patches in
 //! flight.
 //!
-//! The sharder never watches or caches the sharded objects: a resync holds one page at a
-//! time, so its memory does not grow with their number.
+//! The resync itself never watches or caches the sharded objects: it holds one page at a
+//! time, so its memory does not grow with their number. A bounded-load ring is planned with
+//! its load table, which every replica keeps anyway (docs/sharder.md#assignment-strategies):
+//! the resync copies it once and rebalances the copy.
 
 pub mod controller;
 pub mod plan;
@@ -26,12 +28,16 @@ use kube::{
 use kube_sharding::{
     api::{ControllerRing, GroupResource, labels},
     fence::{Expired, Fence},
+    strategy::{InvalidStrategy, Strategy},
 };
 use serde_json::json;
 
-use self::plan::{Action, Scope, Target, plan_object};
+use self::plan::{Action, Rebalance, Scope, Target, plan_object, plan_object_bounded_load};
 use super::ring_resources;
-use crate::metrics::{ResourceLabels, ResyncMetrics};
+use crate::{
+    load_table::LoadTables,
+    metrics::{ResourceLabels, ResyncMetrics},
+};
 
 /// Objects listed per page.
 const PAGE_SIZE: u32 = 500;
@@ -39,6 +45,21 @@ const PAGE_SIZE: u32 = 500;
 /// One failure of a resync; a resync reports all of them.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The ring's assignment strategy annotation names no strategy: nothing is moved.
+    #[error(transparent)]
+    Strategy(#[from] InvalidStrategy),
+    /// The load table of a bounded-load ring has not listed every main resource yet: the
+    /// resync waits for it (docs/sharder.md#assignment-strategies).
+    #[error(
+        "the load table of bounded-load ControllerRing {ring} is not synced yet{}",
+        failure.as_ref().map(|failure| format!(": {failure}")).unwrap_or_default()
+    )]
+    NotSynced {
+        /// The ring.
+        ring: String,
+        /// Why, if its discovery or a watch failed since it last listed.
+        failure: Option<String>,
+    },
     /// The namespace selector cannot be turned into a label selector.
     #[error("invalid namespaceSelector of ControllerRing {ring}")]
     NamespaceSelector {
@@ -108,6 +129,7 @@ pub struct Resync {
     default_namespace_selector: LabelSelector,
     metrics: ResyncMetrics,
     fence: Fence,
+    load_tables: LoadTables,
 }
 
 impl std::fmt::Debug for Resync {
@@ -127,11 +149,14 @@ pub struct Summary {
     pub moved: usize,
     /// Objects drained.
     pub drained: usize,
+    /// The ring's assignment strategy.
+    pub strategy: Strategy,
 }
 
 impl Resync {
     /// A resync with at most `concurrent_moves` patches in flight, each sent only while
-    /// `fence` holds; rings without a namespaceSelector use `default_namespace_selector`.
+    /// `fence` holds; rings without a namespaceSelector use `default_namespace_selector`, and
+    /// bounded-load rings are planned with their table in `load_tables`.
     #[must_use]
     pub fn new(
         client: Client,
@@ -139,6 +164,7 @@ impl Resync {
         default_namespace_selector: LabelSelector,
         metrics: ResyncMetrics,
         fence: Fence,
+        load_tables: LoadTables,
     ) -> Self {
         Self {
             client,
@@ -146,7 +172,24 @@ impl Resync {
             default_namespace_selector,
             metrics,
             fence,
+            load_tables,
         }
+    }
+
+    /// The rebalance of bounded-load ring `ring` onto the available `shards`, or, while its
+    /// load table is not synced, why if known.
+    fn rebalance(
+        &self,
+        ring: &str,
+        shards: &kube_sharding::leases::Shards,
+    ) -> Result<Rebalance, Option<String>> {
+        let table = self.load_tables.get(ring).ok_or(None)?;
+        let table = table.lock();
+        if !table.is_synced() {
+            return Err(table.failure().map(str::to_owned));
+        }
+        let available: Vec<String> = shards.available().map(|shard| shard.name.clone()).collect();
+        Ok(Rebalance::new(table.assignment().clone(), &available))
     }
 
     /// Resyncs every main and controlled resource of `ring`, whose shard Leases are `leases`,
@@ -159,6 +202,26 @@ impl Resync {
             ring: name.clone(),
             errors: vec![error],
         };
+        let strategy = Strategy::of(ring).map_err(|invalid| failed(invalid.into()))?;
+        let rebalance = match strategy {
+            Strategy::HashRing => None,
+            Strategy::BoundedLoad => {
+                let rebalance = self.rebalance(&name, &shards).map_err(|failure| {
+                    failed(Error::NotSynced {
+                        ring: name.clone(),
+                        failure,
+                    })
+                })?;
+                Some(rebalance)
+            }
+        };
+        if let Some(rebalance) = &rebalance {
+            tracing::debug!(
+                ring = name,
+                moves = rebalance.moves(),
+                "rebalanced load table"
+            );
+        }
         let namespaces = self.namespaces(ring).await.map_err(failed)?;
         let served = ring_resources::discover(&self.client, ring)
             .await
@@ -175,7 +238,10 @@ impl Resync {
             shards: &shards,
             namespaces: &namespaces,
         };
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            strategy,
+            ..Summary::default()
+        };
         let mut errors = Vec::new();
         for resource in &ring.spec.resources {
             let controlled = resource.controlled_resources.iter().map(|gr| (gr, true));
@@ -201,7 +267,12 @@ impl Resync {
                     controlled,
                 };
                 let (done, failed) = self
-                    .resource(&target, group_resource, &found.api_resource, &resource)
+                    .resource(
+                        (&target, rebalance.as_ref()),
+                        group_resource,
+                        &found.api_resource,
+                        &resource,
+                    )
                     .await;
                 summary.objects += done.objects;
                 summary.moved += done.moved;
@@ -247,10 +318,11 @@ impl Resync {
             .collect())
     }
 
-    /// Resyncs the objects of `group_resource`, served as `resource`.
+    /// Resyncs the objects of `group_resource`, served as `resource`, towards `target` and, for a
+    /// bounded-load ring, its rebalance.
     async fn resource(
         &self,
-        target: &Target<'_>,
+        (target, rebalance): (&Target<'_>, Option<&Rebalance>),
         group_resource: &GroupResource,
         resource: &ApiResource,
         plan_resource: &plan::Resource,
@@ -271,7 +343,15 @@ impl Resync {
                 let (what, counters) = (&what, &counters);
                 let (summary, errors) = (&summary, &errors);
                 async move {
-                    let action = plan_object(target, plan_resource, &object.metadata);
+                    let action = match rebalance {
+                        None => plan_object(target, plan_resource, &object.metadata),
+                        Some(rebalance) => plan_object_bounded_load(
+                            target,
+                            rebalance,
+                            plan_resource,
+                            &object.metadata,
+                        ),
+                    };
                     let outcome = self
                         .apply((resource, what), target.ring, &object, action)
                         .await;
@@ -387,4 +467,56 @@ fn pages(
             Ok(Some((page.items, next)))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use kube_sharding::{api::ControllerRingSpec, strategy::ANNOTATION};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ring_with_an_invalid_strategy_fails_before_it_reads_or_moves_anything() {
+        // A server that does not exist: any request would fail with another error.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let resync = Resync::new(
+            Client::try_from(config).unwrap(),
+            1,
+            LabelSelector::default(),
+            ResyncMetrics::default(),
+            Fence::unfenced(),
+            LoadTables::default(),
+        );
+        let mut ring = ControllerRing::new("ring", ControllerRingSpec::default());
+        ring.metadata.annotations =
+            Some([(ANNOTATION.to_owned(), "least-loaded".to_owned())].into());
+        let errors = resync.ring(&ring, &[]).await.unwrap_err();
+        assert!(
+            matches!(errors.errors.as_slice(), [Error::Strategy(invalid)] if invalid.value == "least-loaded"),
+            "{errors:?}"
+        );
+        let message = operations::error_chain(&errors);
+        assert!(message.contains(ANNOTATION), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_bounded_load_ring_waits_for_its_table() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let resync = Resync::new(
+            Client::try_from(config).unwrap(),
+            1,
+            LabelSelector::default(),
+            ResyncMetrics::default(),
+            Fence::unfenced(),
+            LoadTables::default(),
+        );
+        let mut ring = ControllerRing::new("ring", ControllerRingSpec::default());
+        ring.metadata.annotations =
+            Some([(ANNOTATION.to_owned(), "bounded-load".to_owned())].into());
+        let errors = resync.ring(&ring, &[]).await.unwrap_err();
+        assert!(
+            matches!(errors.errors.as_slice(), [Error::NotSynced { .. }]),
+            "{errors:?}"
+        );
+    }
 }

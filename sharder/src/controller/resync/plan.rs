@@ -1,7 +1,8 @@
 //! What a resync does with one object (docs/contract.md#drain-and-move): nothing, drain it, or move
-//! it.
+//! it, towards the ring's hash ring or, for a bounded-load ring, towards its rebalanced load
+//! table (docs/sharder.md#assignment-strategies).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::TypeMeta;
@@ -10,6 +11,7 @@ use kube_sharding::{
     consistent_hash::Ring,
     key,
     leases::Shards,
+    strategy::Assignment,
 };
 
 /// The action a resync takes on one object.
@@ -44,6 +46,82 @@ pub fn plan(
         Some(current) if current == desired => Action::Nothing,
         Some(current) if !controlled && shards.is_available(current) => Action::Drain,
         _ => Action::Move,
+    }
+}
+
+/// Decides the action for an object of a bounded-load ring with hash `key` (`None`: the object
+/// is not assigned) that is on `current_shard` now, towards `rebalance`.
+///
+/// A main object is drained or moved when the rebalance moves it (drained only from an
+/// available shard), and moved when it is unassigned or on a shard that is not available. A
+/// controlled object is moved when it is not where the webhook would put it now: on its
+/// controller's shard in the table if that shard is available, else on the controller's
+/// target. While its controller drains, it stays with it and follows once the drain is
+/// acknowledged, at a later resync.
+#[must_use]
+pub fn plan_bounded_load(
+    key: Option<&str>,
+    current_shard: Option<&str>,
+    controlled: bool,
+    rebalance: &Rebalance,
+    shards: &Shards,
+) -> Action {
+    let Some(key) = key else {
+        return Action::Nothing;
+    };
+    if shards.available().next().is_none() {
+        return Action::Nothing;
+    }
+    let current = current_shard
+        .filter(|shard| !shard.is_empty())
+        .filter(|shard| shards.is_available(shard));
+    let Some(current) = current else {
+        // Unassigned, or on a shard that is gone: the webhook places it anew.
+        return Action::Move;
+    };
+    if controlled {
+        let desired = rebalance
+            .table
+            .shard_of(key)
+            .filter(|owner| shards.is_available(owner))
+            .or_else(|| rebalance.moves.get(key).map(String::as_str));
+        return match desired {
+            Some(desired) if desired != current => Action::Move,
+            _ => Action::Nothing,
+        };
+    }
+    match rebalance.moves.get(key) {
+        Some(target) if target != current => Action::Drain,
+        _ => Action::Nothing,
+    }
+}
+
+/// A bounded-load ring's table as a resync found it, and the moves that bring it within
+/// bounds on the available shards, computed once per resync.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rebalance {
+    /// The table: main-object hash key → shard.
+    table: Assignment,
+    /// The target shard of each main object that moves, by hash key.
+    moves: HashMap<String, String>,
+}
+
+impl Rebalance {
+    /// The moves of `table` onto the shards named `available`.
+    #[must_use]
+    pub fn new(table: Assignment, available: &[String]) -> Self {
+        let moves = table
+            .rebalance(available)
+            .into_iter()
+            .map(|moved| (moved.key, moved.to))
+            .collect();
+        Self { table, moves }
+    }
+
+    /// How many main objects move.
+    #[must_use]
+    pub fn moves(&self) -> usize {
+        self.moves.len()
     }
 }
 
@@ -113,8 +191,47 @@ pub struct Resource {
 /// covers, nothing for the others.
 #[must_use]
 pub fn plan_object(target: &Target<'_>, resource: &Resource, object: &ObjectMeta) -> Action {
-    if !resource.scope.covers(target.namespaces, object) {
+    let Some((key, current)) = covered(target, resource, object) else {
         return Action::Nothing;
+    };
+    plan(
+        key.as_deref(),
+        current,
+        resource.controlled,
+        target.hash_ring,
+        target.shards,
+    )
+}
+
+/// The action for `object` of `resource` of a bounded-load ring towards `target` and
+/// `rebalance`: [`plan_bounded_load`] for the objects the ring covers, nothing for the others.
+#[must_use]
+pub fn plan_object_bounded_load(
+    target: &Target<'_>,
+    rebalance: &Rebalance,
+    resource: &Resource,
+    object: &ObjectMeta,
+) -> Action {
+    let Some((key, current)) = covered(target, resource, object) else {
+        return Action::Nothing;
+    };
+    plan_bounded_load(
+        key.as_deref(),
+        current,
+        resource.controlled,
+        rebalance,
+        target.shards,
+    )
+}
+
+/// The hash key and current shard of `object` of `resource`, if the ring of `target` covers it.
+fn covered<'o>(
+    target: &Target<'_>,
+    resource: &Resource,
+    object: &'o ObjectMeta,
+) -> Option<(Option<String>, Option<&'o str>)> {
+    if !resource.scope.covers(target.namespaces, object) {
+        return None;
     }
     let key = if resource.controlled {
         key::for_controller(object)
@@ -125,13 +242,7 @@ pub fn plan_object(target: &Target<'_>, resource: &Resource, object: &ObjectMeta
         .labels
         .as_ref()
         .and_then(|labels| labels.get(&labels::shard(target.ring)));
-    plan(
-        key.as_deref(),
-        current.map(String::as_str),
-        resource.controlled,
-        target.hash_ring,
-        target.shards,
-    )
+    Some((key, current.map(String::as_str)))
 }
 
 #[cfg(test)]
@@ -328,5 +439,170 @@ mod tests {
         );
         let inside = object(Some("project-1"), "cm", Some("shard-dead"));
         assert_eq!(plan_object(&target, &config_maps, &inside), Action::Move);
+    }
+
+    /// shard-a and shard-b available, shard-dead released.
+    fn bounded_shards() -> Shards {
+        let leases = [
+            lease("shard-a", "shard-a"),
+            lease("shard-b", "shard-b"),
+            lease("shard-dead", ""),
+        ];
+        Shards::from_leases(&leases, Timestamp::now())
+    }
+
+    /// Ten main objects on shard-a and one on shard-dead: the one on shard-dead moves, and so
+    /// does shard-a's excess over its capacity.
+    fn rebalance() -> Rebalance {
+        let mut table = Assignment::new();
+        for i in 0..10 {
+            table.set(format!("/ConfigMap/ns/cm-{i}"), "shard-a");
+        }
+        table.set("/ConfigMap/ns/on-dead", "shard-dead");
+        Rebalance::new(table, &["shard-a".to_owned(), "shard-b".to_owned()])
+    }
+
+    /// A key of `rebalance` that moves from shard-a, and one that stays there.
+    fn moving_and_staying(rebalance: &Rebalance) -> (String, String) {
+        let (mut moving, mut staying) = (None, None);
+        for (key, shard) in rebalance.table.iter() {
+            if shard != "shard-a" {
+                continue;
+            }
+            match rebalance.moves.get(key) {
+                Some(_) => moving = Some(key.to_owned()),
+                None => staying = Some(key.to_owned()),
+            }
+        }
+        (moving.unwrap(), staying.unwrap())
+    }
+
+    #[test]
+    fn bounded_load_drains_the_main_objects_the_rebalance_moves_off_available_shards() {
+        let (rebalance, shards) = (rebalance(), bounded_shards());
+        let (moving, staying) = moving_and_staying(&rebalance);
+        assert_eq!(
+            rebalance.moves.get(&moving).map(String::as_str),
+            Some("shard-b")
+        );
+        let plan =
+            |key: &str, shard| plan_bounded_load(Some(key), shard, false, &rebalance, &shards);
+        assert_eq!(plan(&moving, Some("shard-a")), Action::Drain);
+        assert_eq!(plan(&staying, Some("shard-a")), Action::Nothing);
+        assert_eq!(
+            plan(&moving, Some("shard-b")),
+            Action::Nothing,
+            "already there"
+        );
+    }
+
+    #[test]
+    fn bounded_load_moves_main_objects_off_unavailable_shards_and_unassigned_ones() {
+        let (rebalance, shards) = (rebalance(), bounded_shards());
+        assert!(rebalance.moves.contains_key("/ConfigMap/ns/on-dead"));
+        let plan =
+            |key: &str, shard| plan_bounded_load(Some(key), shard, false, &rebalance, &shards);
+        assert_eq!(
+            plan("/ConfigMap/ns/on-dead", Some("shard-dead")),
+            Action::Move
+        );
+        assert_eq!(plan("/ConfigMap/ns/new", None), Action::Move);
+        assert_eq!(plan("/ConfigMap/ns/new", Some("")), Action::Move);
+        assert_eq!(plan("/ConfigMap/ns/new", Some("shard-gone")), Action::Move);
+        assert_eq!(
+            plan_bounded_load(None, Some("shard-dead"), false, &rebalance, &shards),
+            Action::Nothing,
+            "unkeyable"
+        );
+    }
+
+    #[test]
+    fn bounded_load_moves_controlled_objects_to_where_the_webhook_puts_them() {
+        let (rebalance, shards) = (rebalance(), bounded_shards());
+        let (moving, staying) = moving_and_staying(&rebalance);
+        let plan =
+            |owner: &str, shard| plan_bounded_load(Some(owner), shard, true, &rebalance, &shards);
+        assert_eq!(plan(&staying, Some("shard-a")), Action::Nothing);
+        assert_eq!(
+            plan(&staying, Some("shard-b")),
+            Action::Move,
+            "off its owner's shard"
+        );
+        assert_eq!(plan(&staying, Some("shard-dead")), Action::Move);
+        assert_eq!(plan(&staying, None), Action::Move);
+        // A draining owner is still on shard-a, where the webhook would put the object.
+        assert_eq!(
+            plan(&moving, Some("shard-a")),
+            Action::Nothing,
+            "stays with its draining owner"
+        );
+        // The owner on shard-dead is moved first in the same resync, to its target.
+        let on_dead = "/ConfigMap/ns/on-dead";
+        let target = rebalance.moves[on_dead].as_str();
+        let other = if target == "shard-a" {
+            "shard-b"
+        } else {
+            "shard-a"
+        };
+        assert_eq!(plan(on_dead, Some(other)), Action::Move);
+        assert_eq!(plan(on_dead, Some(target)), Action::Nothing);
+        // An owner the table does not know: the object stays where it is while that is available.
+        assert_eq!(
+            plan("/ConfigMap/ns/unknown", Some("shard-a")),
+            Action::Nothing
+        );
+        assert_eq!(
+            plan("/ConfigMap/ns/unknown", Some("shard-dead")),
+            Action::Move
+        );
+    }
+
+    #[test]
+    fn bounded_load_leaves_everything_while_no_shard_is_available() {
+        let rebalance = rebalance();
+        let none = Shards::from_leases(&[lease("shard-dead", "")], Timestamp::now());
+        for controlled in [false, true] {
+            assert_eq!(
+                plan_bounded_load(
+                    Some("/ConfigMap/ns/on-dead"),
+                    Some("shard-dead"),
+                    controlled,
+                    &rebalance,
+                    &none
+                ),
+                Action::Nothing
+            );
+        }
+    }
+
+    #[test]
+    fn bounded_load_plans_only_the_objects_the_ring_covers() {
+        let (rebalance, shards) = (rebalance(), bounded_shards());
+        let (ring, _) = from_leases(&[], Timestamp::now());
+        let selected = namespaces(&["ns"]);
+        let target = Target {
+            ring: "ring",
+            hash_ring: &ring,
+            shards: &shards,
+            namespaces: &selected,
+        };
+        let config_maps = Resource {
+            types: TypeMeta {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+            },
+            scope: Scope::Namespaced,
+            controlled: false,
+        };
+        let plan = |namespace| {
+            plan_object_bounded_load(
+                &target,
+                &rebalance,
+                &config_maps,
+                &object(Some(namespace), "on-dead", Some("shard-dead")),
+            )
+        };
+        assert_eq!(plan("ns"), Action::Move);
+        assert_eq!(plan("other"), Action::Nothing);
     }
 }
