@@ -13,6 +13,7 @@ mod metrics;
 mod newcomer;
 mod replica;
 mod ring_validation;
+mod strategy;
 mod webhook_down;
 
 use std::{path::Path, sync::OnceLock, time::Duration};
@@ -221,6 +222,12 @@ async fn config_map_ring(client: &Client, ring: &str, namespace: &str) {
         controlled_resources: vec![GroupResource::new("", "secrets")],
     }];
     ring_over_namespace(client, ring, namespace, resources).await;
+    await_config_map_ring(client, ring, namespace).await;
+}
+
+/// Waits until ring `ring` over the ConfigMaps of namespace `namespace` is ready and the API
+/// server calls its webhook.
+async fn await_config_map_ring(client: &Client, ring: &str, namespace: &str) {
     eventually("the ring's webhook to be ready", || async {
         (ready_condition(client, ring).await?.status == "True").then_some(())
     })
