@@ -444,4 +444,71 @@ mod tests {
             ]
         );
     }
+
+    fn ring(name: &str, strategy: Option<&str>, resource: &str) -> Arc<ControllerRing> {
+        let mut ring = ControllerRing::new(
+            name,
+            kube_sharding::api::ControllerRingSpec {
+                resources: vec![kube_sharding::api::RingResource {
+                    group: String::new(),
+                    resource: resource.into(),
+                    controlled_resources: vec![GroupResource::new("", "secrets")],
+                }],
+                namespace_selector: None,
+            },
+        );
+        ring.metadata.annotations = strategy.map(|strategy| {
+            [(
+                kube_sharding::strategy::ANNOTATION.to_owned(),
+                strategy.to_owned(),
+            )]
+            .into()
+        });
+        Arc::new(ring)
+    }
+
+    #[tokio::test]
+    async fn tables_start_and_stop_with_the_annotation_and_restart_when_main_resources_change() {
+        // No API server: the watches only retry their discovery until they are stopped.
+        let client =
+            Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let tables = LoadTables::default();
+        tables.update(
+            &client,
+            &[
+                ring("balanced", Some("bounded-load"), "configmaps"),
+                ring("hashed", None, "configmaps"),
+                ring("explicit", Some("hash-ring"), "configmaps"),
+                ring("bad", Some("least-loaded"), "configmaps"),
+            ],
+        );
+        let first = tables
+            .get("balanced")
+            .expect("a table for the bounded-load ring");
+        for name in ["hashed", "explicit", "bad"] {
+            assert!(tables.get(name).is_none(), "{name}");
+        }
+        assert!(!first.lock().is_synced());
+
+        // A status or label change keeps the table; new main resources replace it.
+        tables.update(
+            &client,
+            &[ring("balanced", Some("bounded-load"), "configmaps")],
+        );
+        assert!(Arc::ptr_eq(&first, &tables.get("balanced").unwrap()));
+        tables.update(
+            &client,
+            &[ring("balanced", Some("bounded-load"), "services")],
+        );
+        assert!(!Arc::ptr_eq(&first, &tables.get("balanced").unwrap()));
+
+        tables.update(&client, &[ring("balanced", None, "services")]);
+        assert!(tables.get("balanced").is_none(), "annotation removed");
+        tables.update(
+            &client,
+            &[ring("balanced", Some("bounded-load"), "services")],
+        );
+        tables.update(&client, &[]);
+        assert!(tables.get("balanced").is_none(), "ring deleted");
+    }
 }

@@ -19,8 +19,7 @@ use axum::{
     extract::{Path, State, rejection::BytesRejection, rejection::PathRejection},
 };
 use k8s_openapi::ByteString;
-use kube::core::admission::AdmissionRequest;
-use kube::core::admission::{META_API_VERSION_V1, META_KIND};
+use kube::core::admission::{AdmissionRequest, META_API_VERSION_V1, META_KIND};
 use kube_sharding::{api::ControllerRing, consistent_hash::Ring, strategy};
 use serde::{Deserialize, Serialize};
 
@@ -149,9 +148,7 @@ impl Webhook {
             .observe(started.elapsed().as_secs_f64());
         review
     }
-}
 
-impl Webhook {
     /// Decides on `request` to the bounded-load ring `controller_ring` (named `ring`) under its
     /// table's lock, and records the placement of a main object in the table, unless the
     /// request is a dry run (docs/sharder.md#assignment-strategies).
