@@ -9,9 +9,9 @@
 //! opted-in rings.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{StreamExt as _, stream};
@@ -31,6 +31,12 @@ use crate::controller::ring_resources;
 
 /// The wait before discovery of a ring's resources is tried again.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
+
+/// How long a placement the webhook recorded waits for the watch to confirm it before it is
+/// forgotten: the API server's call of the webhook times out after 5 s, and the watch reports a
+/// stored write within moments, so a placement still unconfirmed then belongs to a write that
+/// failed after admission (docs/sharder.md#assignment-strategies).
+pub const UNCONFIRMED_TTL: Duration = Duration::from_secs(30);
 
 /// The load table of one bounded-load ring.
 #[derive(Debug, Default)]
@@ -58,6 +64,11 @@ pub struct Table {
     relisting: HashMap<String, Vec<(String, String)>>,
     /// Why the table is not synced, if discovery or a watch failed since it last listed.
     failure: Option<String>,
+    /// When the webhook recorded each placement that no watch event has confirmed yet.
+    unconfirmed: HashMap<String, Instant>,
+    /// The same placements in the order they were recorded, for [`Table::expire`]; an entry
+    /// whose time differs from `unconfirmed`'s was confirmed or recorded again since.
+    recorded: VecDeque<(String, Instant)>,
 }
 
 impl Table {
@@ -86,9 +97,34 @@ impl Table {
         self.failure = Some(failure);
     }
 
-    /// Records the webhook's placement of main object `key` on `shard`; the watch confirms it.
-    pub fn record(&mut self, key: &str, shard: &str) {
+    /// Records the webhook's placement of main object `key` on `shard` at `now`; the watch
+    /// confirms it, or [`Table::expire`] forgets it.
+    pub fn record(&mut self, key: &str, shard: &str, now: Instant) {
         self.assignment.set(key, shard);
+        self.unconfirmed.insert(key.to_owned(), now);
+        self.recorded.push_back((key.to_owned(), now));
+    }
+
+    /// Forgets the placements recorded more than [`UNCONFIRMED_TTL`] before `now` that no watch
+    /// event has confirmed: their writes failed after admission (another admission plugin
+    /// rejected them, say), so their objects do not exist or are elsewhere.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some((_, at)) = self.recorded.front()
+            && now.saturating_duration_since(*at) > UNCONFIRMED_TTL
+        {
+            let Some((key, at)) = self.recorded.pop_front() else {
+                break;
+            };
+            if self.unconfirmed.get(&key) == Some(&at) {
+                self.unconfirmed.remove(&key);
+                self.assignment.remove(&key);
+            }
+        }
+    }
+
+    /// Marks the placement of `key`, if recorded, as confirmed by the watch.
+    fn confirm(&mut self, key: &str) {
+        self.unconfirmed.remove(key);
     }
 
     /// Expects the watches of `feeds` to list before the table is synced.
@@ -109,6 +145,7 @@ impl Table {
                 if let (Some(key), Some(shard)) = (feed.key(&object), feed.shard(&object))
                     && let Some(listed) = self.relisting.get_mut(&feed.prefix)
                 {
+                    self.unconfirmed.remove(&key);
                     listed.push((key, shard));
                 }
             }
@@ -131,6 +168,7 @@ impl Table {
             }
             watcher::Event::Apply(object) => {
                 if let Some(key) = feed.key(&object) {
+                    self.confirm(&key);
                     match feed.shard(&object) {
                         Some(shard) => self.assignment.set(key, shard),
                         None => {
@@ -141,6 +179,7 @@ impl Table {
             }
             watcher::Event::Delete(object) => {
                 if let Some(key) = feed.key(&object) {
+                    self.confirm(&key);
                     self.assignment.remove(&key);
                 }
             }
@@ -425,8 +464,9 @@ mod tests {
     #[test]
     fn a_relist_replaces_the_resources_part_of_the_table_only_when_done() {
         let mut table = Table::default();
-        table.record("/ConfigMap/ns/gone", "shard-0");
-        table.record("apps/Deployment/ns/web", "shard-1");
+        let now = Instant::now();
+        table.record("/ConfigMap/ns/gone", "shard-0", now);
+        table.record("apps/Deployment/ns/web", "shard-1", now);
         table.apply(&feed(), watcher::Event::Init);
         table.apply(
             &feed(),
@@ -443,6 +483,29 @@ mod tests {
                 ("apps/Deployment/ns/web".into(), "shard-1".into()),
             ]
         );
+    }
+
+    #[test]
+    fn placements_the_watch_never_confirms_are_forgotten_after_the_ttl() {
+        let mut table = Table::default();
+        let start = Instant::now();
+        table.record("/ConfigMap/ns/failed", "shard-0", start);
+        table.record("/ConfigMap/ns/a", "shard-1", start);
+        table.record("/ConfigMap/ns/again", "shard-1", start);
+        table.apply(&feed(), watcher::Event::Apply(object("a", Some("shard-1"))));
+        // Recorded again later (a move): the first record no longer counts.
+        table.record("/ConfigMap/ns/again", "shard-2", start + UNCONFIRMED_TTL);
+
+        table.expire(start + UNCONFIRMED_TTL);
+        assert_eq!(table.assignment().len(), 3, "not yet");
+        table.expire(start + UNCONFIRMED_TTL + Duration::from_secs(1));
+        assert_eq!(
+            entries(&table),
+            [entry("a", "shard-1"), entry("again", "shard-2")],
+            "the unconfirmed placement is forgotten"
+        );
+        table.expire(start + 2 * UNCONFIRMED_TTL + Duration::from_secs(1));
+        assert_eq!(entries(&table), [entry("a", "shard-1")]);
     }
 
     fn ring(name: &str, strategy: Option<&str>, resource: &str) -> Arc<ControllerRing> {

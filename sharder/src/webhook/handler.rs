@@ -168,6 +168,8 @@ impl Webhook {
             return assign(controller_ring, &placement, request);
         };
         let mut table = table.lock();
+        let now = Instant::now();
+        table.expire(now);
         let synced = table.is_synced();
         let placement = Placement::BoundedLoad {
             table: synced.then(|| table.assignment()),
@@ -181,7 +183,7 @@ impl Webhook {
         } = &decision
             && !request.dry_run
         {
-            table.record(key, shard);
+            table.record(key, shard, now);
         }
         decision
     }

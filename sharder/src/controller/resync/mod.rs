@@ -184,7 +184,8 @@ impl Resync {
         shards: &kube_sharding::leases::Shards,
     ) -> Result<Rebalance, Option<String>> {
         let table = self.load_tables.get(ring).ok_or(None)?;
-        let table = table.lock();
+        let mut table = table.lock();
+        table.expire(std::time::Instant::now());
         if !table.is_synced() {
             return Err(table.failure().map(str::to_owned));
         }
