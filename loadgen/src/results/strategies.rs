@@ -3,12 +3,14 @@
 
 use std::fmt::Write;
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::{
     ComponentClass, RunResults, SKEW_MIN_OBJECTS_PER_SHARD, ShardCountResults,
     repetitions::{Repetitions, by_shard_count},
 };
 use crate::{
-    measure::{as_f64, prometheus::Quantile, ratio, stats},
+    measure::{as_f64, prometheus::Quantile, ratio, skew::Skew, stats},
     report::TextTable,
     units::{format_latency, format_quantile, mib},
 };
@@ -43,6 +45,24 @@ const FIGURES: &[Figure] = &[
         number: |v| format!("{v:.3}"),
         n: Some(|count| format!("n={} samples", count.skew_summary.steady.samples)),
         missing: "no steady sample",
+    },
+    Figure {
+        name: "skew at the capacity breach (max/mean)",
+        value: |count| Some(at_breach(count)?.1.max_over_mean),
+        number: |v| format!("{v:.3}"),
+        n: Some(|count| {
+            at_breach(count).map_or_else(String::new, |(_, skew)| {
+                format!("{} objects on {} shards", skew.total, skew.shards)
+            })
+        }),
+        missing: "no breach",
+    },
+    Figure {
+        name: "worst skew before the first membership event",
+        value: |count| before_first_event(count).1,
+        number: |v| format!("{v:.3}"),
+        n: Some(|count| format!("n={} samples", before_first_event(count).0)),
+        missing: "no sample",
     },
     Figure {
         name: "membership events",
@@ -112,6 +132,29 @@ const FIGURES: &[Figure] = &[
         missing: "not measured",
     },
 ];
+
+/// The last skew sample at or before the first SLO breach: the spread that decided it.
+fn at_breach(count: &ShardCountResults) -> Option<&(Timestamp, Skew)> {
+    let breach = count.capacity.earliest()?.at;
+    count.skew.iter().rev().find(|(at, _)| *at <= breach)
+}
+
+/// The samples before the first membership change with at least
+/// [`SKEW_MIN_OBJECTS_PER_SHARD`] objects on every shard, and the largest max/mean among them:
+/// the spread the strategy keeps while only creations change the ring, apart from the moves
+/// that a change starts and a busy shard may take minutes to acknowledge.
+fn before_first_event(count: &ShardCountResults) -> (usize, Option<f64>) {
+    let first = count.movements.iter().map(|change| change.at).min();
+    let maxima: Vec<f64> = count
+        .skew
+        .iter()
+        .filter(|(at, skew)| {
+            first.is_none_or(|first| *at < first) && skew.min >= SKEW_MIN_OBJECTS_PER_SHARD
+        })
+        .map(|(_, skew)| skew.max_over_mean)
+        .collect();
+    (maxima.len(), maxima.into_iter().reduce(f64::max))
+}
 
 /// `count`'s `moves` per membership event; `None` without events.
 fn per_event(count: &ShardCountResults, moves: usize) -> Option<f64> {
@@ -231,7 +274,11 @@ pub(super) fn section(results: &RunResults) -> String {
          the settle time; shards whose Lease is not available are left out. Worst steady skew: \
          the largest max/mean over the samples with at least {SKEW_MIN_OBJECTS_PER_SHARD} \
          objects on every shard and no membership change within a lease duration; the others \
-         are left out. Moves per event: over every membership change (n events) of objects \
+         are left out, but the moves a change starts may take longer when a shard is behind. \
+         Skew at the capacity breach: the last sample at or before the first SLO breach. Worst \
+         skew before the first membership event: the largest max/mean over the samples with at \
+         least {SKEW_MIN_OBJECTS_PER_SHARD} objects on every shard before the first change, \
+         while only creations changed the ring. Moves per event: over every membership change (n events) of objects \
          assigned both before and after it, leaving out those created or deleted meanwhile. \
          Unnecessary: under hash-ring, a move that did not end on the object's owner on the \
          ring after the change; under another strategy, a move between two shards that were \
@@ -251,10 +298,40 @@ pub(super) fn section(results: &RunResults) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::results::{
-        report::report_markdown,
-        tests::{compared, synthetic},
+    use k8s_openapi::jiff::SignedDuration;
+
+    use super::{at_breach, before_first_event};
+    use crate::{
+        measure::skew::Skew,
+        results::{
+            report::report_markdown,
+            tests::{compared, synthetic},
+        },
     };
+
+    #[test]
+    fn the_skew_that_decided_the_breach_and_the_one_before_any_membership_change() {
+        let mut count = compared().shard_counts.pop().expect("a shard count");
+        let breach = count.capacity.earliest().expect("a breach").at;
+        let at = |offset: i64| breach + SignedDuration::from_secs(offset);
+        count.movements.truncate(1);
+        count.movements[0].at = at(5);
+        // Before the breach (one with a shard below 20 objects); at it; after the change, its
+        // moves still under way.
+        count.skew = vec![
+            (at(-20), Skew::of(&[10, 30, 20])),
+            (at(-10), Skew::of(&[40, 50, 30])),
+            (at(0), Skew::of(&[40, 40, 44])),
+            (at(10), Skew::of(&[100, 20, 30])),
+        ];
+        assert_eq!(at_breach(&count).map(|(t, _)| *t), Some(at(0)));
+        assert_eq!(before_first_event(&count), (2, Some(1.25)));
+        count.movements.clear();
+        assert_eq!(
+            before_first_event(&count),
+            (3, Some(Skew::of(&[100, 20, 30]).max_over_mean))
+        );
+    }
 
     #[test]
     fn a_run_of_one_strategy_has_no_side_by_side_section() {
