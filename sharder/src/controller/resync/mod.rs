@@ -476,22 +476,33 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_ring_with_an_invalid_strategy_fails_before_it_reads_or_moves_anything() {
-        // A server that does not exist: any request would fail with another error.
+    /// A resync against a server that does not exist: any request would fail with an error
+    /// of its own.
+    fn offline() -> Resync {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let resync = Resync::new(
+        Resync::new(
             Client::try_from(config).unwrap(),
             1,
             LabelSelector::default(),
             ResyncMetrics::default(),
             Fence::unfenced(),
             LoadTables::default(),
-        );
+        )
+    }
+
+    /// A ring whose strategy annotation is `value`.
+    fn annotated(value: &str) -> ControllerRing {
         let mut ring = ControllerRing::new("ring", ControllerRingSpec::default());
-        ring.metadata.annotations =
-            Some([(ANNOTATION.to_owned(), "least-loaded".to_owned())].into());
-        let errors = resync.ring(&ring, &[]).await.unwrap_err();
+        ring.metadata.annotations = Some([(ANNOTATION.to_owned(), value.to_owned())].into());
+        ring
+    }
+
+    #[tokio::test]
+    async fn a_ring_with_an_invalid_strategy_fails_before_it_reads_or_moves_anything() {
+        let errors = offline()
+            .ring(&annotated("least-loaded"), &[])
+            .await
+            .unwrap_err();
         assert!(
             matches!(errors.errors.as_slice(), [Error::Strategy(invalid)] if invalid.value == "least-loaded"),
             "{errors:?}"
@@ -502,19 +513,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_bounded_load_ring_waits_for_its_table() {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let resync = Resync::new(
-            Client::try_from(config).unwrap(),
-            1,
-            LabelSelector::default(),
-            ResyncMetrics::default(),
-            Fence::unfenced(),
-            LoadTables::default(),
-        );
-        let mut ring = ControllerRing::new("ring", ControllerRingSpec::default());
-        ring.metadata.annotations =
-            Some([(ANNOTATION.to_owned(), "bounded-load".to_owned())].into());
-        let errors = resync.ring(&ring, &[]).await.unwrap_err();
+        let errors = offline()
+            .ring(&annotated("bounded-load"), &[])
+            .await
+            .unwrap_err();
         assert!(
             matches!(errors.errors.as_slice(), [Error::NotSynced { .. }]),
             "{errors:?}"

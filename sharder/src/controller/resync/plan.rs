@@ -346,6 +346,18 @@ mod tests {
         }
     }
 
+    /// ConfigMaps as a main resource.
+    fn config_maps() -> Resource {
+        Resource {
+            types: TypeMeta {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+            },
+            scope: Scope::Namespaced,
+            controlled: false,
+        }
+    }
+
     fn theme() -> Resource {
         Resource {
             types: TypeMeta {
@@ -424,14 +436,7 @@ mod tests {
             shards: &shards,
             namespaces: &selected,
         };
-        let config_maps = Resource {
-            types: TypeMeta {
-                api_version: "v1".into(),
-                kind: "ConfigMap".into(),
-            },
-            scope: Scope::Namespaced,
-            controlled: false,
-        };
+        let config_maps = config_maps();
         let outside = object(Some("other"), "cm", Some("shard-dead"));
         assert_eq!(
             plan_object(&target, &config_maps, &outside),
@@ -586,14 +591,7 @@ mod tests {
             shards: &shards,
             namespaces: &selected,
         };
-        let config_maps = Resource {
-            types: TypeMeta {
-                api_version: "v1".into(),
-                kind: "ConfigMap".into(),
-            },
-            scope: Scope::Namespaced,
-            controlled: false,
-        };
+        let config_maps = config_maps();
         let plan = |namespace| {
             plan_object_bounded_load(
                 &target,
