@@ -294,6 +294,8 @@ const LOADGEN: &[Access] = &[
     )
     .named("websites.webhosting.timebertt.dev"),
     may("get", "sharding.timebertt.dev", "controllerrings", None).named("webhosting-operator"),
+    // A strategy axis annotates the ring (docs/experiments.md).
+    may("patch", "sharding.timebertt.dev", "controllerrings", None).named("webhosting-operator"),
     // The world of a run, applied server-side.
     may("create", "", "namespaces", None),
     may("patch", "", "namespaces", None),
